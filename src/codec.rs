@@ -1,0 +1,115 @@
+//! [`ShardDecoder`]: the shard format as a `tokio_util::codec::Decoder`, so any `AsyncRead`
+//! becomes a `Stream` of records with `FramedRead`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use futures_util::StreamExt;
+//! use tokio_util::codec::FramedRead;
+//! use editshard::codec::ShardDecoder;
+//! # let bytes = editshard::writer::ShardWriter::new(Vec::new()).unwrap().finish().unwrap().0;
+//! let mut records = FramedRead::new(&bytes[..], ShardDecoder::new());
+//! while let Some(record) = records.next().await {
+//!     let record = record.unwrap();
+//!     println!("{}", record.id);
+//! }
+//! # }
+//! ```
+
+use std::collections::VecDeque;
+
+use bytes::BytesMut;
+use tokio_util::codec::Decoder;
+
+use crate::error::{Error, Result};
+use crate::record::Record;
+use crate::stream::{ReadOptions, StreamState};
+
+/// How much buffer to reserve at once while a large frame arrives. Reserving the whole frame
+/// up front would let a corrupt length field allocate a gigabyte before any byte arrived.
+const RESERVE_STEP: usize = 8 << 20;
+
+pub struct ShardDecoder {
+    state: StreamState,
+    ready: VecDeque<Record>,
+    name: Option<String>,
+}
+
+impl ShardDecoder {
+    pub fn new() -> Self {
+        Self::with_options(ReadOptions::default())
+    }
+    pub fn with_options(options: ReadOptions) -> Self {
+        ShardDecoder {
+            state: StreamState::new(options),
+            ready: VecDeque::new(),
+            name: None,
+        }
+    }
+    /// Names the shard in error messages.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// True once the trailer has been read.
+    pub fn is_done(&self) -> bool {
+        self.state.is_done()
+    }
+
+    fn name_error(&self, e: Error) -> Error {
+        match &self.name {
+            Some(n) => e.in_shard(n.clone()),
+            None => e,
+        }
+    }
+}
+
+impl Default for ShardDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Decoder for ShardDecoder {
+    type Item = Record;
+    type Error = Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Record>> {
+        loop {
+            if let Some(r) = self.ready.pop_front() {
+                return Ok(Some(r));
+            }
+            let need = self.state.need();
+            if need == 0 {
+                if self.state.is_done() && !src.is_empty() {
+                    let e = Error::malformed(format!(
+                        "{} bytes follow the trailer",
+                        src.len()
+                    ))
+                    .at_offset(self.state.offset());
+                    src.clear();
+                    return Err(self.name_error(e));
+                }
+                return Ok(None);
+            }
+            if src.len() < need {
+                src.reserve((need - src.len()).min(RESERVE_STEP));
+                return Ok(None);
+            }
+            let chunk = src.split_to(need).freeze();
+            let records = self.state.feed(chunk).map_err(|e| self.name_error(e))?;
+            self.ready.extend(records);
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Record>> {
+        if let Some(r) = self.decode(src)? {
+            return Ok(Some(r));
+        }
+        if !self.state.is_done() {
+            let e = self.state.eof_error();
+            src.clear();
+            return Err(self.name_error(e));
+        }
+        Ok(None)
+    }
+}

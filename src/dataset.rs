@@ -1,0 +1,181 @@
+//! [`DatasetWriter`]: a directory of shards and its manifest.
+//!
+//! Shards roll over at a target size (default 512 MiB). Every shard is written under a
+//! temporary name, synced, then renamed, so a half-written shard never appears under its final
+//! name; `manifest.json` is written the same way, last.
+//!
+//! ```
+//! use editshard::dataset::DatasetWriter;
+//! # use editshard::record::{Image, Kind, Record, Turn};
+//! # let png = |w| { let mut v = Vec::new(); image::RgbImage::new(w, 1)
+//! #     .write_to(&mut std::io::Cursor::new(&mut v), image::ImageFormat::Png).unwrap(); v };
+//! # let img = Image::from_bytes(png(2).into()).unwrap();
+//! # let record = Record::new("a", Kind::Sft, img.clone(), vec![Turn::new(img)]);
+//! let dir = tempfile::tempdir().unwrap();
+//! let mut writer = DatasetWriter::create(dir.path()).unwrap();
+//! writer.append(&record).unwrap();
+//! let manifest = writer.finish().unwrap();
+//! assert_eq!(manifest.records, 1);
+//! assert!(dir.path().join("manifest.json").exists());
+//! ```
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::manifest::{MANIFEST_NAME, Manifest};
+use crate::record::Record;
+use crate::writer::{ShardSummary, ShardWriter, WriterOptions};
+
+pub const DEFAULT_SHARD_BYTES: u64 = 512 << 20;
+/// Suffix of a file being written; it is renamed when complete.
+pub const PARTIAL_SUFFIX: &str = ".partial";
+
+struct OpenShard {
+    writer: ShardWriter<BufWriter<File>>,
+    name: String,
+}
+
+pub struct DatasetWriter {
+    dir: PathBuf,
+    /// Prefix of shard file names, e.g. `shard-` or `part-0003-of-0010/shard-`.
+    prefix: String,
+    target_bytes: u64,
+    options: WriterOptions,
+    open: Option<OpenShard>,
+    manifest: Manifest,
+}
+
+impl DatasetWriter {
+    /// Creates `dir` if needed. Fails if it already holds a manifest: a finished dataset is
+    /// never overwritten.
+    pub fn create(dir: &Path) -> Result<Self> {
+        fs::create_dir_all(dir)
+            .map_err(|e| Error::from(e).in_shard(dir.display().to_string()))?;
+        if dir.join(MANIFEST_NAME).exists() {
+            return Err(Error::invalid(format!(
+                "{} already holds a dataset ({MANIFEST_NAME} exists); choose another directory",
+                dir.display()
+            )));
+        }
+        Ok(DatasetWriter {
+            dir: dir.to_path_buf(),
+            prefix: "shard-".to_string(),
+            target_bytes: DEFAULT_SHARD_BYTES,
+            options: WriterOptions::default(),
+            open: None,
+            manifest: Manifest::new(None),
+        })
+    }
+
+    pub fn target_shard_bytes(mut self, bytes: u64) -> Self {
+        self.target_bytes = bytes.max(1);
+        self
+    }
+    pub fn writer_options(mut self, options: WriterOptions) -> Self {
+        self.options = options;
+        self
+    }
+    pub fn licence(mut self, licence: Option<String>) -> Self {
+        self.manifest.licence = licence;
+        self
+    }
+    /// Shard names are `{prefix}{n:05}.esd`; the prefix may contain `/` to use a
+    /// subdirectory.
+    pub fn shard_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Appends a record, finishing the current shard first if it reached the target size and
+    /// the record would start a new group anyway.
+    pub fn append(&mut self, record: &Record) -> Result<()> {
+        if let Some(open) = &self.open {
+            if open.writer.bytes_written() >= self.target_bytes && !open.writer.joins_group(record)
+            {
+                self.finish_shard()?;
+            }
+        }
+        if self.open.is_none() {
+            self.start_shard()?;
+        }
+        let open = self.open.as_mut().expect("opened above");
+        open.writer
+            .append(record)
+            .map_err(|e| e.in_shard(open.name.clone()))
+    }
+
+    fn start_shard(&mut self) -> Result<()> {
+        let name = format!("{}{:05}.esd", self.prefix, self.manifest.shards.len());
+        let path = self.dir.join(&name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let partial = partial_path(&path);
+        let file = File::create(&partial).map_err(|e| Error::from(e).in_shard(name.clone()))?;
+        let writer = ShardWriter::with_options(BufWriter::with_capacity(1 << 20, file), self.options.clone())?;
+        self.open = Some(OpenShard { writer, name });
+        Ok(())
+    }
+
+    /// Finishes the open shard (if any): footer, sync, rename. Returns its summary.
+    pub fn finish_shard(&mut self) -> Result<Option<ShardSummary>> {
+        let Some(open) = self.open.take() else {
+            return Ok(None);
+        };
+        let name = open.name;
+        let context = |e: Error| e.in_shard(name.clone());
+        let (buf, summary) = open.writer.finish().map_err(context)?;
+        let file = buf
+            .into_inner()
+            .map_err(|e| context(Error::from(e.into_error())))?;
+        file.sync_all().map_err(|e| context(e.into()))?;
+        drop(file);
+        let path = self.dir.join(&name);
+        fs::rename(partial_path(&path), &path).map_err(|e| context(e.into()))?;
+        sync_dir(path.parent().unwrap_or(&self.dir));
+        self.manifest.push_shard(name, &summary);
+        Ok(Some(summary))
+    }
+
+    /// The manifest as it stands (finished shards only).
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Finishes the last shard and writes `manifest.json`.
+    pub fn finish(mut self) -> Result<Manifest> {
+        self.finish_shard()?;
+        write_atomically(&self.dir.join(MANIFEST_NAME), &self.manifest.to_json())?;
+        Ok(self.manifest)
+    }
+}
+
+pub fn partial_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(PARTIAL_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// Writes `bytes` to `path` via a temporary file, sync and rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let partial = partial_path(path);
+    let context = |e: std::io::Error| Error::from(e).in_shard(path.display().to_string());
+    let mut f = File::create(&partial).map_err(context)?;
+    f.write_all(bytes).map_err(context)?;
+    f.sync_all().map_err(context)?;
+    drop(f);
+    fs::rename(&partial, path).map_err(context)?;
+    if let Some(parent) = path.parent() {
+        sync_dir(parent);
+    }
+    Ok(())
+}
+
+/// Makes a rename durable. Best effort: some file systems do not support syncing a directory.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}

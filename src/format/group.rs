@@ -1,0 +1,160 @@
+//! The group table: the head of a group frame, listing its records and the images they share.
+//! The index repeats every group's table byte for byte, so the same parser serves both.
+//!
+//! ```text
+//! varint n_records | varint n_blobs
+//! n_records x { varint id_len | id | u8 kind | u8 meta_codec | varint meta_len | u32 meta_crc
+//!               | varint n_refs | n_refs x varint blob }
+//! n_blobs   x { varint len | u32 crc }
+//! ```
+//! The frame's data follows the table: every record's metadata block in record order, then
+//! every blob in blob order.
+
+use super::Limits;
+use super::wire::{Cursor, put_varint};
+use crate::error::{Error, Result};
+use crate::record::Kind;
+
+/// One record of a group, as the table describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordEntry {
+    pub id: String,
+    pub kind: Kind,
+    pub meta_codec: u8,
+    /// Stored (possibly compressed) length of the metadata block.
+    pub meta_len: u32,
+    /// CRC32 of the stored metadata block.
+    pub meta_crc: u32,
+    /// Blob index of each of the record's images, in canonical image order
+    /// (see [`crate::record::Record::images`]).
+    pub refs: Vec<u32>,
+}
+
+/// One distinct image of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobEntry {
+    pub len: u32,
+    pub crc: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupTable {
+    pub records: Vec<RecordEntry>,
+    pub blobs: Vec<BlobEntry>,
+}
+
+impl GroupTable {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.records.len() as u64);
+        put_varint(out, self.blobs.len() as u64);
+        for r in &self.records {
+            put_varint(out, r.id.len() as u64);
+            out.extend_from_slice(r.id.as_bytes());
+            out.push(r.kind.code());
+            out.push(r.meta_codec);
+            put_varint(out, u64::from(r.meta_len));
+            out.extend_from_slice(&r.meta_crc.to_le_bytes());
+            put_varint(out, r.refs.len() as u64);
+            for &b in &r.refs {
+                put_varint(out, u64::from(b));
+            }
+        }
+        for b in &self.blobs {
+            put_varint(out, u64::from(b.len));
+            out.extend_from_slice(&b.crc.to_le_bytes());
+        }
+    }
+
+    /// Parses a table and checks it is self-consistent: counts and lengths within `limits`,
+    /// every reference naming an existing blob, every blob referenced.
+    pub fn parse(c: &mut Cursor<'_>, limits: &Limits) -> Result<GroupTable> {
+        let n_records = c.varint_in("group record count", 1, limits.max_group_records.into())?;
+        let n_blobs = c.varint_in("group blob count", 0, limits.max_group_blobs.into())?;
+        let mut table = GroupTable::default();
+        for _ in 0..n_records {
+            let id_len = c.varint_in("record id length", 1, limits.max_id_len.into())?;
+            let id = c.utf8("record id", id_len as usize)?.to_string();
+            let at = c.offset();
+            let code = c.u8("record kind")?;
+            let kind = Kind::from_code(code).ok_or_else(|| {
+                Error::unsupported(format!("record kind {code} (known: 0 to 3)")).at_offset(at)
+            })?;
+            let at = c.offset();
+            let meta_codec = c.u8("metadata codec")?;
+            if meta_codec > super::CODEC_ZSTD {
+                return Err(
+                    Error::unsupported(format!("metadata codec {meta_codec}")).at_offset(at)
+                );
+            }
+            let meta_len = c.varint_in("metadata length", 0, limits.max_meta_len.into())? as u32;
+            let meta_crc = c.u32("metadata CRC")?;
+            let n_refs = c.varint_in("image count", 1, limits.max_record_images.into())?;
+            let mut refs = Vec::new();
+            for _ in 0..n_refs {
+                let at = c.offset();
+                let b = c.varint("image reference")?;
+                if b >= n_blobs {
+                    return Err(Error::malformed(format!(
+                        "image reference {b} but the group has {n_blobs} blobs"
+                    ))
+                    .at_offset(at));
+                }
+                refs.push(b as u32);
+            }
+            table.records.push(RecordEntry {
+                id,
+                kind,
+                meta_codec,
+                meta_len,
+                meta_crc,
+                refs,
+            });
+        }
+        for _ in 0..n_blobs {
+            let len = c.varint_in("blob length", 1, limits.max_frame_len.into())? as u32;
+            let crc = c.u32("blob CRC")?;
+            table.blobs.push(BlobEntry { len, crc });
+        }
+        let mut used = vec![false; table.blobs.len()];
+        for r in &table.records {
+            for &b in &r.refs {
+                used[b as usize] = true;
+            }
+        }
+        if let Some(unused) = used.iter().position(|u| !u) {
+            return Err(Error::malformed(format!(
+                "blob {unused} of the group is not referenced by any record"
+            ))
+            .at_offset(c.offset()));
+        }
+        Ok(table)
+    }
+
+    /// Total length of the data that follows the table.
+    pub fn data_len(&self) -> u64 {
+        let metas: u64 = self.records.iter().map(|r| u64::from(r.meta_len)).sum();
+        let blobs: u64 = self.blobs.iter().map(|b| u64::from(b.len)).sum();
+        metas + blobs
+    }
+
+    /// Offset of each record's metadata block, relative to the start of the data.
+    pub fn meta_offsets(&self) -> Vec<u64> {
+        prefix_sums(self.records.iter().map(|r| u64::from(r.meta_len)), 0)
+    }
+
+    /// Offset of each blob, relative to the start of the data.
+    pub fn blob_offsets(&self) -> Vec<u64> {
+        let metas: u64 = self.records.iter().map(|r| u64::from(r.meta_len)).sum();
+        prefix_sums(self.blobs.iter().map(|b| u64::from(b.len)), metas)
+    }
+}
+
+fn prefix_sums(lens: impl Iterator<Item = u64>, start: u64) -> Vec<u64> {
+    let mut at = start;
+    lens.map(|len| {
+        let here = at;
+        at += len;
+        here
+    })
+    .collect()
+}

@@ -1,0 +1,147 @@
+//! The editshard v1 byte format, as specified in `spec/FORMAT.md`.
+//!
+//! This module holds only pure encoding and parsing over byte slices; the readers and writers
+//! built on it live in [`crate::writer`], [`crate::reader`], [`crate::codec`] and
+//! [`crate::random`]. A shard is:
+//!
+//! ```text
+//! header (16 B) | frame* | index frame | trailer (32 B)
+//! frame = body_len u32 | body_crc u32 | body (type u8, flags u8, ...)
+//! ```
+//!
+//! ```
+//! use editshard::format::{ShardHeader, HEADER_LEN};
+//! let bytes = ShardHeader::CURRENT.encode();
+//! assert_eq!(bytes.len(), HEADER_LEN);
+//! assert_eq!(ShardHeader::parse(&bytes).unwrap(), ShardHeader::CURRENT);
+//! ```
+
+pub mod group;
+pub mod header;
+pub mod index;
+pub mod meta;
+pub mod wire;
+
+pub use group::{BlobEntry, GroupTable, RecordEntry};
+pub use header::{FrameHeader, ShardHeader, Trailer};
+pub use index::{IndexFrame, ShardIndex};
+
+/// The eight bytes every shard starts with.
+pub const SHARD_MAGIC: [u8; 8] = *b"\x89ESHARD\n";
+/// The four bytes every shard ends with.
+pub const TRAILER_MAGIC: [u8; 4] = *b"ESIX";
+pub const VERSION_MAJOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 0;
+
+pub const HEADER_LEN: usize = 16;
+pub const FRAME_HEADER_LEN: usize = 8;
+pub const TRAILER_LEN: usize = 32;
+
+/// Frame type of a group of records and the images they share.
+pub const FRAME_GROUP: u8 = 0x01;
+/// Frame type of the shard index (the footer); always the last frame.
+pub const FRAME_INDEX: u8 = 0x02;
+/// Frame types from this value up are optional: a reader that does not know one skips it.
+pub const FRAME_OPTIONAL_MIN: u8 = 0x80;
+
+/// Codec of a stored block: the bytes as they are.
+pub const CODEC_STORED: u8 = 0;
+/// Codec of a stored block: one zstd frame that declares its content size.
+pub const CODEC_ZSTD: u8 = 1;
+
+/// Resource bounds a reader enforces before it allocates or loops on a length it read.
+/// The defaults are the normative limits of spec/FORMAT.md; a writer never exceeds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest frame body.
+    pub max_frame_len: u32,
+    /// Largest decompressed record metadata block.
+    pub max_meta_len: u32,
+    /// Largest decompressed index payload.
+    pub max_index_len: u32,
+    /// Most records in one group.
+    pub max_group_records: u32,
+    /// Most distinct images in one group.
+    pub max_group_blobs: u32,
+    /// Most image references in one record.
+    pub max_record_images: u32,
+    /// Longest record id, in bytes.
+    pub max_id_len: u32,
+    /// Most frames in one shard.
+    pub max_frames: u32,
+}
+
+impl Limits {
+    pub const DEFAULT: Limits = Limits {
+        max_frame_len: 1 << 30,
+        max_meta_len: 16 << 20,
+        max_index_len: 256 << 20,
+        max_group_records: 65_535,
+        max_group_blobs: 65_535,
+        max_record_images: 4_096,
+        max_id_len: 4_096,
+        max_frames: 1 << 24,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
+
+/// Decompresses a block stored with `codec`, refusing to produce more than `max` bytes.
+/// A zstd block must declare its content size, and must decode to exactly that size.
+pub fn decode_block(codec: u8, stored: &[u8], max: u32, what: &str) -> crate::Result<Vec<u8>> {
+    use crate::error::Error;
+    match codec {
+        CODEC_STORED => {
+            if stored.len() > max as usize {
+                return Err(Error::limit(format!(
+                    "{what} is {} bytes; the limit is {max}",
+                    stored.len()
+                )));
+            }
+            Ok(stored.to_vec())
+        }
+        CODEC_ZSTD => {
+            let declared = match zstd::zstd_safe::get_frame_content_size(stored) {
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    return Err(Error::malformed(format!(
+                        "{what}: zstd frame does not declare its content size"
+                    )));
+                }
+                Err(_) => return Err(Error::malformed(format!("{what}: not a zstd frame"))),
+            };
+            if declared > u64::from(max) {
+                return Err(Error::limit(format!(
+                    "{what} declares {declared} bytes decompressed; the limit is {max}"
+                )));
+            }
+            let out = zstd::bulk::decompress(stored, declared as usize)
+                .map_err(|e| Error::malformed(format!("{what}: zstd: {e}")))?;
+            if out.len() as u64 != declared {
+                return Err(Error::malformed(format!(
+                    "{what}: zstd frame declared {declared} bytes but produced {}",
+                    out.len()
+                )));
+            }
+            Ok(out)
+        }
+        other => Err(Error::unsupported(format!("{what}: unknown codec {other}"))),
+    }
+}
+
+/// Compresses `raw` with zstd at `level` when that makes it smaller; returns the codec and
+/// the bytes to store.
+pub fn encode_block(raw: &[u8], level: i32) -> (u8, Vec<u8>) {
+    if level > 0 && raw.len() >= 64 {
+        if let Ok(packed) = zstd::bulk::compress(raw, level) {
+            if packed.len() < raw.len() {
+                return (CODEC_ZSTD, packed);
+            }
+        }
+    }
+    (CODEC_STORED, raw.to_vec())
+}

@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("editshard: command line under construction");
+    std::process::exit(2);
+}

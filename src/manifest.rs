@@ -1,0 +1,360 @@
+//! `manifest.json`: the one small file at a dataset's root that lists every shard.
+//!
+//! It is written last, so a dataset without one is visibly incomplete, and readers never list a
+//! directory or bucket. Each shard entry carries its footer location (so opening a shard is
+//! one ranged read) and a Bloom filter of its record ids (so finding a record by id touches
+//! one shard, not all of them).
+//!
+//! ```
+//! use editshard::manifest::IdFilter;
+//! let filter = IdFilter::build(["sft/1.png", "sft/2.png"]);
+//! assert!(filter.may_contain("sft/1.png"));
+//! ```
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::format::{VERSION_MAJOR, VERSION_MINOR};
+use crate::writer::{ShardStats, ShardSummary, merge_counts};
+
+pub const MANIFEST_NAME: &str = "manifest.json";
+/// Largest manifest a reader accepts.
+pub const MAX_MANIFEST_LEN: u64 = 256 << 20;
+/// The value of the `format` field.
+pub const FORMAT_NAME: &str = "editshard";
+
+/// Image counts before and after deduplication.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageTotals {
+    pub referenced: u64,
+    pub stored: u64,
+    pub bytes_referenced: u64,
+    pub bytes_stored: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardEntry {
+    /// Path relative to the manifest, `/`-separated; never absolute, never `..`.
+    pub path: String,
+    pub bytes: u64,
+    pub records: u64,
+    pub footer_offset: u64,
+    pub footer_length: u64,
+    /// SHA-256 of the whole shard file, lower-case hex.
+    pub sha256: String,
+    pub id_filter: IdFilter,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always `"editshard"`.
+    pub format: String,
+    /// `"MAJOR.MINOR"` of the shard format.
+    pub format_version: String,
+    pub records: u64,
+    pub bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence: Option<String>,
+    pub kinds: BTreeMap<String, u64>,
+    pub edit_types: BTreeMap<String, u64>,
+    pub categories: BTreeMap<String, u64>,
+    pub images: ImageTotals,
+    pub shards: Vec<ShardEntry>,
+    /// Fields written by newer versions, kept when a manifest is read and written again.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Manifest {
+    pub fn new(licence: Option<String>) -> Manifest {
+        Manifest {
+            format: FORMAT_NAME.to_string(),
+            format_version: format!("{VERSION_MAJOR}.{VERSION_MINOR}"),
+            records: 0,
+            bytes: 0,
+            licence,
+            kinds: BTreeMap::new(),
+            edit_types: BTreeMap::new(),
+            categories: BTreeMap::new(),
+            images: ImageTotals::default(),
+            shards: Vec::new(),
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// Adds a finished shard at `path` (relative to the manifest).
+    pub fn push_shard(&mut self, path: String, summary: &ShardSummary) {
+        self.records += summary.records;
+        self.bytes += summary.bytes;
+        self.add_stats(&summary.stats);
+        self.shards.push(ShardEntry {
+            path,
+            bytes: summary.bytes,
+            records: summary.records,
+            footer_offset: summary.footer_offset,
+            footer_length: summary.footer_len,
+            sha256: crate::record::hex(&summary.sha256),
+            id_filter: IdFilter::build(summary.ids.iter().map(String::as_str)),
+        });
+    }
+
+    fn add_stats(&mut self, stats: &ShardStats) {
+        merge_counts(&mut self.kinds, &stats.kinds);
+        merge_counts(&mut self.edit_types, &stats.edit_types);
+        merge_counts(&mut self.categories, &stats.categories);
+        self.images.referenced += stats.images_referenced;
+        self.images.stored += stats.images_stored;
+        self.images.bytes_referenced += stats.image_bytes_referenced;
+        self.images.bytes_stored += stats.image_bytes_stored;
+    }
+
+    /// Appends another manifest's shards and counts (used to merge the parts of a split
+    /// conversion). Shard paths are taken as they are.
+    pub fn absorb(&mut self, other: &Manifest) {
+        self.records += other.records;
+        self.bytes += other.bytes;
+        merge_counts(&mut self.kinds, &other.kinds);
+        merge_counts(&mut self.edit_types, &other.edit_types);
+        merge_counts(&mut self.categories, &other.categories);
+        self.images.referenced += other.images.referenced;
+        self.images.stored += other.images.stored;
+        self.images.bytes_referenced += other.images.bytes_referenced;
+        self.images.bytes_stored += other.images.bytes_stored;
+        self.shards.extend(other.shards.iter().cloned());
+    }
+
+    /// Serializes with stable key order and a trailing newline.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).expect("a manifest always serializes");
+        out.push(b'\n');
+        out
+    }
+
+    /// Parses and validates a manifest: the format name and major version, shard paths that
+    /// stay inside the dataset, and totals that add up.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest> {
+        if bytes.len() as u64 > MAX_MANIFEST_LEN {
+            return Err(Error::limit(format!(
+                "manifest of {} bytes; the limit is {MAX_MANIFEST_LEN}",
+                bytes.len()
+            )));
+        }
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+            Error::malformed(format!(
+                "{MANIFEST_NAME} is not a valid manifest: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.format != FORMAT_NAME {
+            return Err(Error::malformed(format!(
+                "manifest format is {:?}, expected {FORMAT_NAME:?}",
+                self.format
+            )));
+        }
+        let major = self
+            .format_version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse::<u16>().ok());
+        if major != Some(VERSION_MAJOR) {
+            return Err(Error::unsupported(format!(
+                "manifest format_version {:?}; this reader reads {VERSION_MAJOR}.x",
+                self.format_version
+            )));
+        }
+        let mut records = 0u64;
+        let mut seen = std::collections::HashSet::new();
+        for (i, s) in self.shards.iter().enumerate() {
+            check_relative_path(&s.path).map_err(|e| e.at_record(i as u64))?;
+            if !seen.insert(&s.path) {
+                return Err(Error::malformed(format!(
+                    "shard path {:?} is listed twice",
+                    s.path
+                )));
+            }
+            if s.footer_offset.checked_add(s.footer_length) != Some(s.bytes) {
+                return Err(Error::malformed(format!(
+                    "shard {:?}: footer {}+{} does not end at the shard's length {}",
+                    s.path, s.footer_offset, s.footer_length, s.bytes
+                )));
+            }
+            if crate::record::unhex32(&s.sha256).is_none() {
+                return Err(Error::malformed(format!(
+                    "shard {:?}: sha256 is not 64 hex digits",
+                    s.path
+                )));
+            }
+            s.id_filter.validate()?;
+            records = records.saturating_add(s.records);
+        }
+        if records != self.records {
+            return Err(Error::malformed(format!(
+                "the manifest says {} records but its shards add up to {records}",
+                self.records
+            )));
+        }
+        Ok(())
+    }
+
+    /// The shard holding global record `index`, and the record's index within it.
+    pub fn locate(&self, index: u64) -> Option<(usize, u64)> {
+        let mut first = 0u64;
+        for (s, shard) in self.shards.iter().enumerate() {
+            if index < first + shard.records {
+                return Some((s, index - first));
+            }
+            first += shard.records;
+        }
+        None
+    }
+
+    /// Shards that may hold a record with this id, in order. Usually one; a false positive
+    /// of a filter costs one footer read.
+    pub fn candidate_shards(&self, id: &str) -> Vec<usize> {
+        let probe = IdProbe::new(id);
+        (0..self.shards.len())
+            .filter(|&s| self.shards[s].id_filter.may_contain_probe(&probe))
+            .collect()
+    }
+}
+
+/// Refuses paths that could leave the dataset directory or bucket prefix.
+pub fn check_relative_path(path: &str) -> Result<()> {
+    let bad = path.is_empty()
+        || path.len() > 1024
+        || path.starts_with('/')
+        || path.contains('\\')
+        || path.contains('\0')
+        || path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..");
+    if bad {
+        return Err(Error::malformed(format!(
+            "path {path:?} is not a plain relative path inside the dataset"
+        )));
+    }
+    Ok(())
+}
+
+/// A Bloom filter of record ids (spec/FORMAT.md, "Id filter").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdFilter {
+    /// Number of bits, a multiple of 8.
+    pub bits: u64,
+    /// Number of probes per id.
+    pub hashes: u32,
+    /// The bit array, base64 (standard alphabet, padded); bit `i` is `data[i / 8] >> (i % 8)`.
+    pub data: String,
+}
+
+/// Bits per id: with 14 probes, a false-positive rate near 1 in 15,000 per shard.
+const BITS_PER_ID: u64 = 20;
+const HASHES: u32 = 14;
+/// Largest filter a reader accepts.
+const MAX_FILTER_BITS: u64 = 1 << 33;
+
+struct IdProbe {
+    h1: u64,
+    h2: u64,
+}
+
+impl IdProbe {
+    fn new(id: &str) -> IdProbe {
+        let digest = Sha256::digest(id.as_bytes());
+        let word = |i: usize| u64::from_le_bytes(digest[i..i + 8].try_into().expect("8 bytes"));
+        IdProbe {
+            h1: word(0),
+            h2: word(8) | 1,
+        }
+    }
+    fn bit(&self, i: u32, bits: u64) -> u64 {
+        self.h1.wrapping_add(u64::from(i).wrapping_mul(self.h2)) % bits
+    }
+}
+
+impl IdFilter {
+    pub fn build<'a>(ids: impl IntoIterator<Item = &'a str>) -> IdFilter {
+        let ids: Vec<&str> = ids.into_iter().collect();
+        let bits = (ids.len() as u64 * BITS_PER_ID).max(64).div_ceil(8) * 8;
+        let mut data = vec![0u8; (bits / 8) as usize];
+        for id in ids {
+            let probe = IdProbe::new(id);
+            for i in 0..HASHES {
+                let b = probe.bit(i, bits);
+                data[(b / 8) as usize] |= 1 << (b % 8);
+            }
+        }
+        IdFilter {
+            bits,
+            hashes: HASHES,
+            data: base64::engine::general_purpose::STANDARD.encode(data),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let ok = self.bits > 0
+            && self.bits % 8 == 0
+            && self.bits <= MAX_FILTER_BITS
+            && (1..=64).contains(&self.hashes)
+            && self.data.len() as u64 == (self.bits / 8).div_ceil(3) * 4;
+        if !ok {
+            return Err(Error::malformed(
+                "an id_filter has an invalid size, probe count or data length",
+            ));
+        }
+        Ok(())
+    }
+
+    /// False means the id is certainly not in the shard.
+    pub fn may_contain(&self, id: &str) -> bool {
+        self.may_contain_probe(&IdProbe::new(id))
+    }
+
+    fn may_contain_probe(&self, probe: &IdProbe) -> bool {
+        let Ok(data) = base64::engine::general_purpose::STANDARD.decode(&self.data) else {
+            return true;
+        };
+        if data.len() as u64 * 8 != self.bits {
+            return true;
+        }
+        (0..self.hashes).all(|i| {
+            let b = probe.bit(i, self.bits);
+            data[(b / 8) as usize] & (1 << (b % 8)) != 0
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_has_no_false_negatives_and_few_false_positives() {
+        let ids: Vec<String> = (0..500).map(|i| format!("sft/images/{i}.png")).collect();
+        let f = IdFilter::build(ids.iter().map(String::as_str));
+        f.validate().unwrap();
+        assert!(ids.iter().all(|id| f.may_contain(id)));
+        let false_positives = (0..20_000)
+            .filter(|i| f.may_contain(&format!("other/{i}")))
+            .count();
+        assert!(false_positives < 10, "{false_positives} false positives");
+    }
+
+    #[test]
+    fn relative_paths_only() {
+        for bad in ["", "/etc/passwd", "../x", "a/../../b", "a//b", "a\\b", "./a", "a\0b"] {
+            assert!(check_relative_path(bad).is_err(), "{bad:?}");
+        }
+        check_relative_path("part-1-of-2/shard-00000.esd").unwrap();
+    }
+}

@@ -1,0 +1,118 @@
+//! [`ShardReader`]: reads a shard front to back from any `Read` (a file, a pipe, an HTTP
+//! body), yielding records. No seeks: the footer is read last, and checked against the frames
+//! that came before it.
+//!
+//! ```
+//! use editshard::reader::ShardReader;
+//! # let bytes = editshard::writer::ShardWriter::new(Vec::new()).unwrap().finish().unwrap().0;
+//! for record in ShardReader::new(&bytes[..]) {
+//!     let record = record.unwrap();
+//!     println!("{} has {} turns", record.id, record.turns.len());
+//! }
+//! ```
+
+use std::collections::VecDeque;
+use std::io::Read;
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::record::Record;
+use crate::stream::{ReadOptions, StreamState};
+
+pub struct ShardReader<R: Read> {
+    input: R,
+    state: StreamState,
+    ready: VecDeque<Record>,
+    name: Option<String>,
+    finished: bool,
+}
+
+impl<R: Read> ShardReader<R> {
+    pub fn new(input: R) -> Self {
+        Self::with_options(input, ReadOptions::default())
+    }
+    pub fn with_options(input: R, options: ReadOptions) -> Self {
+        ShardReader {
+            input,
+            state: StreamState::new(options),
+            ready: VecDeque::new(),
+            name: None,
+            finished: false,
+        }
+    }
+    /// Names the shard in error messages.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    pub fn into_inner(self) -> R {
+        self.input
+    }
+
+    fn fail(&mut self, e: Error) -> Error {
+        self.finished = true;
+        match &self.name {
+            Some(n) => e.in_shard(n.clone()),
+            None => e,
+        }
+    }
+
+    /// Reads exactly `need` bytes. The buffer grows as bytes arrive (`read_to_end` on a
+    /// `Take`), so a corrupt length cannot allocate more than the input really holds.
+    fn read_chunk(&mut self, need: usize) -> Result<Option<Bytes>> {
+        let mut buf = Vec::with_capacity(need.min(8 << 20));
+        (&mut self.input).take(need as u64).read_to_end(&mut buf)?;
+        if buf.len() < need {
+            return Ok(None);
+        }
+        Ok(Some(Bytes::from(buf)))
+    }
+
+    fn next_record(&mut self) -> Result<Option<Record>> {
+        loop {
+            if let Some(r) = self.ready.pop_front() {
+                return Ok(Some(r));
+            }
+            let need = self.state.need();
+            if need == 0 {
+                // The trailer was read: the input must end here.
+                let mut probe = [0u8; 1];
+                let n = loop {
+                    match self.input.read(&mut probe) {
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        other => break other?,
+                    }
+                };
+                if n != 0 {
+                    return Err(Error::malformed("bytes follow the trailer")
+                        .at_offset(self.state.offset()));
+                }
+                return Ok(None);
+            }
+            let Some(chunk) = self.read_chunk(need)? else {
+                return Err(self.state.eof_error());
+            };
+            let records = self.state.feed(chunk)?;
+            self.ready.extend(records);
+        }
+    }
+}
+
+impl<R: Read> Iterator for ShardReader<R> {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        if self.finished {
+            return None;
+        }
+        match self.next_record() {
+            Ok(Some(r)) => Some(Ok(r)),
+            Ok(None) => {
+                self.finished = true;
+                None
+            }
+            Err(e) => Some(Err(self.fail(e))),
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The data model: one [`Record`] type for every kind of row.
+//!
+//! A record is a source image and a list of [`Turn`]s. A single-turn SFT row has one turn; a
+//! preference row has one turn whose output is the chosen edit and whose `rejected` list holds
+//! the failed edits; a multi-turn session has one turn per instruction. Everything in a source
+//! row that has no field of its own goes to [`Record::extras`], so nothing is ever dropped.
+//!
+//! ```
+//! use editshard::record::{Image, Kind, Record, Turn};
+//! # fn png() -> Vec<u8> {
+//! #     let mut out = Vec::new();
+//! #     image::codecs::png::PngEncoder::new(&mut out);
+//! #     let img = image::RgbImage::new(2, 1);
+//! #     img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+//! #     out
+//! # }
+//! let source = Image::from_bytes(png().into()).unwrap();
+//! assert_eq!((source.media_type.as_str(), source.width, source.height), ("image/png", 2, 1));
+//! let mut turn = Turn::new(source.clone());
+//! turn.instruction = Some("Make the sky purple".into());
+//! let record = Record::new("sft/images/positive-edit/1.png", Kind::Sft, source, vec![turn]);
+//! assert_eq!(record.images().count(), 2);
+//! ```
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Which subset of a release a record came from; decides how its turns are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Anything that is not one of the release's three subsets.
+    Generic = 0,
+    /// Single-turn supervised example: source, instruction, successful edit.
+    Sft = 1,
+    /// Single turn with a chosen edit (`output`) and one or more `rejected` edits.
+    Preference = 2,
+    /// A session of several instructions, one edited image per turn.
+    MultiTurn = 3,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Generic, Kind::Sft, Kind::Preference, Kind::MultiTurn];
+
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+    pub fn from_code(code: u8) -> Option<Kind> {
+        Kind::ALL.get(code as usize).copied()
+    }
+    /// The name used in manifests, JSON and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Generic => "generic",
+            Kind::Sft => "sft",
+            Kind::Preference => "preference",
+            Kind::MultiTurn => "multi-turn",
+        }
+    }
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A named score, e.g. `("instruction_compliance", 0.8)`. Order is kept as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    pub name: String,
+    pub value: f32,
+}
+
+/// One stored image and what is known about it.
+///
+/// `data` holds the bytes exactly as they were received: editshard never re-encodes. It is
+/// `None` when a reader was asked for metadata only; `len` and `sha256` are always present.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    /// IANA media type: `image/jpeg`, `image/png`, `image/webp`, or whatever the writer saw.
+    pub media_type: String,
+    pub width: u32,
+    pub height: u32,
+    /// Length of the image bytes.
+    pub len: u64,
+    /// SHA-256 of the image bytes.
+    #[serde(with = "hex32")]
+    pub sha256: [u8; 32],
+    /// The URL the bytes were fetched from, as written in the source row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The path relative to the release root, as written in the source row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Counter-clockwise rotation in degrees recorded by the source (Open Images `Rotation`).
+    /// The pixels are not rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<u16>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scores: Vec<Score>,
+    #[serde(skip)]
+    pub data: Option<Bytes>,
+}
+
+/// One instruction and its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    /// The full instruction (`text` in the release, or a multi-turn prompt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<String>,
+    /// The short instruction (`summarized_text`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_instruction: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// The edited image (for preference rows: the chosen one).
+    pub output: Image,
+    /// Failed edits of the same instruction.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<Image>,
+}
+
+/// Where a record came from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// Subset name as in the release (`sft`, `preference`, `multi-turn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
+    /// The file the row was read from, relative to the release root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// 1-based line number of the row in `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence: Option<String>,
+}
+
+/// One example: a source image, its turns, and everything else the row carried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Stable, unique within a dataset: the release's natural key, e.g.
+    /// `sft/images/positive-edit/1.png`.
+    pub id: String,
+    pub kind: Kind,
+    pub source: Image,
+    pub turns: Vec<Turn>,
+    #[serde(default)]
+    pub provenance: Provenance,
+    /// Fields of the source row that have no place above, kept verbatim.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extras: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Image {
+    /// Describes `data`: sniffs the media type from its magic bytes, reads the dimensions from
+    /// its header (no pixel decoding) and hashes it. Fails on anything that is not a JPEG, PNG
+    /// or WebP with a readable header.
+    pub fn from_bytes(data: Bytes) -> Result<Image> {
+        let info = crate::probe::probe(&data)?;
+        Ok(Image::with_info(data, info.media_type.to_string(), info.width, info.height))
+    }
+
+    /// Describes `data` with a caller-supplied media type and size (for formats `probe` does
+    /// not know). Only the hash and length are computed.
+    pub fn with_info(data: Bytes, media_type: String, width: u32, height: u32) -> Image {
+        Image {
+            media_type,
+            width,
+            height,
+            len: data.len() as u64,
+            sha256: Sha256::digest(&data).into(),
+            url: None,
+            path: None,
+            rotation: None,
+            scores: Vec::new(),
+            data: Some(data),
+        }
+    }
+
+    /// The SHA-256 as lower-case hex.
+    pub fn sha256_hex(&self) -> String {
+        hex(&self.sha256)
+    }
+
+    /// Checks that `data`, if present, has the recorded length and hash.
+    pub fn check_data(&self) -> Result<()> {
+        let Some(data) = &self.data else {
+            return Ok(());
+        };
+        if data.len() as u64 != self.len {
+            return Err(Error::malformed(format!(
+                "image is {} bytes but its metadata says {}",
+                data.len(),
+                self.len
+            )));
+        }
+        let actual: [u8; 32] = Sha256::digest(data).into();
+        if actual != self.sha256 {
+            return Err(Error::malformed(format!(
+                "image SHA-256 is {} but its metadata says {}",
+                hex(&actual),
+                self.sha256_hex()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Turn {
+    pub fn new(output: Image) -> Turn {
+        Turn {
+            instruction: None,
+            short_instruction: None,
+            edit_type: None,
+            category: None,
+            output,
+            rejected: Vec::new(),
+        }
+    }
+}
+
+impl Record {
+    pub fn new(id: impl Into<String>, kind: Kind, source: Image, turns: Vec<Turn>) -> Record {
+        Record {
+            id: id.into(),
+            kind,
+            source,
+            turns,
+            provenance: Provenance::default(),
+            extras: serde_json::Map::new(),
+        }
+    }
+
+    /// Every image in the record's canonical order: the source, then for each turn its output
+    /// followed by its rejected images. The format stores image references in this order.
+    pub fn images(&self) -> impl Iterator<Item = &Image> {
+        std::iter::once(&self.source).chain(
+            self.turns
+                .iter()
+                .flat_map(|t| std::iter::once(&t.output).chain(t.rejected.iter())),
+        )
+    }
+
+    /// Mutable counterpart of [`Record::images`], in the same order.
+    pub fn images_mut(&mut self) -> impl Iterator<Item = &mut Image> {
+        std::iter::once(&mut self.source).chain(
+            self.turns
+                .iter_mut()
+                .flat_map(|t| std::iter::once(&mut t.output).chain(t.rejected.iter_mut())),
+        )
+    }
+
+    /// Drops all image bytes, keeping the metadata (length, hash, size).
+    pub fn strip_data(&mut self) {
+        for image in self.images_mut() {
+            image.data = None;
+        }
+    }
+
+    /// The record as a JSON value: all metadata, no image bytes.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a record always serializes")
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+pub(crate) fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let digit = |c: u8| (c as char).to_digit(16);
+        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+    }
+    Some(out)
+}
+
+mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::hex(v))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        super::unhex32(&s).ok_or_else(|| D::Error::custom("expected 64 hex digits"))
+    }
+}
