@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs the external programs editshard's tests need, skipping whatever is
+# already present (safe to run repeatedly):
+#   - nginx       (Debian nginx-light)   static HTTP server with Range support
+#   - s3s-fs      (crates.io, pinned)    S3-compatible server that checks SigV4
+#   - cargo-fuzz  (crates.io)            for the fuzz smoke runs
+# Tools built with cargo go to $EDITSHARD_TOOLS (default ~/.cache/editshard-tools),
+# except cargo-fuzz, which goes to cargo's usual bin directory.
+set -euo pipefail
+
+TOOLS="${EDITSHARD_TOOLS:-${HOME}/.cache/editshard-tools}"
+S3S_FS_VERSION="0.14.1" # newer s3s-fs releases need a newer rustc than stable 1.95
+
+log() { printf '[install-test-deps] %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        log "need root to run: $*"
+        return 1
+    fi
+}
+
+have_nginx() {
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]
+}
+
+if have_nginx; then
+    log "nginx: present"
+else
+    log "nginx: installing nginx-light with apt-get"
+    start=$SECONDS
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light
+    log "nginx: installed in $((SECONDS - start)) s"
+fi
+
+if [ -x "$TOOLS/bin/s3s-fs" ]; then
+    log "s3s-fs: present at $TOOLS/bin/s3s-fs"
+else
+    log "s3s-fs: building s3s-fs@$S3S_FS_VERSION into $TOOLS (about 2.5 min on 2 cores)"
+    start=$SECONDS
+    mkdir -p "$TOOLS"
+    cargo install "s3s-fs@$S3S_FS_VERSION" --locked --features binary --root "$TOOLS"
+    log "s3s-fs: installed in $((SECONDS - start)) s"
+fi
+
+if cargo fuzz --version >/dev/null 2>&1; then
+    log "cargo-fuzz: present"
+else
+    log "cargo-fuzz: installing (about 1 min)"
+    start=$SECONDS
+    cargo install cargo-fuzz --locked
+    log "cargo-fuzz: installed in $((SECONDS - start)) s"
+fi

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The one command that runs editshard's whole test suite:
+#   bash scripts/test.sh
+# It installs missing test dependencies (nginx, s3s-fs, cargo-fuzz), makes them
+# findable by the tests, runs `cargo test` (unit, integration and doc tests),
+# then the fuzz smoke runs (if any fuzz targets exist).
+# Environment:
+#   EDITSHARD_TOOLS  where cargo-built tools live (default ~/.cache/editshard-tools)
+#   FUZZ_SECONDS     seconds per fuzz target in the smoke run (default 30; 0 skips)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export EDITSHARD_TOOLS="${EDITSHARD_TOOLS:-${HOME}/.cache/editshard-tools}"
+
+bash scripts/install-test-deps.sh
+
+# s3s-fs lives in $EDITSHARD_TOOLS/bin; nginx in /usr/sbin, which a non-root PATH may lack.
+export PATH="$EDITSHARD_TOOLS/bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PATH:/usr/sbin:/sbin"
+
+echo "== cargo test"
+cargo test
+
+# ---------------------------------------------------------------------------
+# FUZZ SMOKE HOOK
+# Each target listed by `cargo +nightly fuzz list` runs for FUZZ_SECONDS
+# (default 30). Skipped when fuzz/Cargo.toml is absent or lists no targets.
+# Keep (number of targets x FUZZ_SECONDS) + their build well inside CI's budget.
+# ---------------------------------------------------------------------------
+fuzz_smoke() {
+    local seconds="${FUZZ_SECONDS:-30}"
+    if [ ! -f fuzz/Cargo.toml ]; then
+        echo "== fuzz smoke: skipped (no fuzz/Cargo.toml)"
+        return 0
+    fi
+    if [ "$seconds" = "0" ]; then
+        echo "== fuzz smoke: skipped (FUZZ_SECONDS=0)"
+        return 0
+    fi
+    local targets
+    targets="$(cargo +nightly fuzz list)"
+    if [ -z "$targets" ]; then
+        echo "== fuzz smoke: skipped (no fuzz targets)"
+        return 0
+    fi
+    local t
+    for t in $targets; do
+        echo "== fuzz smoke: $t for ${seconds}s"
+        cargo +nightly fuzz run "$t" -- -max_total_time="$seconds"
+    done
+}
+
+fuzz_smoke

@@ -1,0 +1,6 @@
+//! Helpers shared by the integration tests. Each test binary uses a subset.
+#![allow(dead_code)]
+
+pub mod fault_server;
+pub mod release;
+pub mod servers;
