@@ -81,11 +81,8 @@ impl Decoder for ShardDecoder {
             let need = self.state.need();
             if need == 0 {
                 if self.state.is_done() && !src.is_empty() {
-                    let e = Error::malformed(format!(
-                        "{} bytes follow the trailer",
-                        src.len()
-                    ))
-                    .at_offset(self.state.offset());
+                    let e = Error::malformed(format!("{} bytes follow the trailer", src.len()))
+                        .at_offset(self.state.offset());
                     src.clear();
                     return Err(self.name_error(e));
                 }

@@ -51,8 +51,7 @@ impl DatasetWriter {
     /// Creates `dir` if needed. Fails if it already holds a manifest: a finished dataset is
     /// never overwritten.
     pub fn create(dir: &Path) -> Result<Self> {
-        fs::create_dir_all(dir)
-            .map_err(|e| Error::from(e).in_shard(dir.display().to_string()))?;
+        fs::create_dir_all(dir).map_err(|e| Error::from(e).in_shard(dir.display().to_string()))?;
         if dir.join(MANIFEST_NAME).exists() {
             return Err(Error::invalid(format!(
                 "{} already holds a dataset ({MANIFEST_NAME} exists); choose another directory",
@@ -114,7 +113,10 @@ impl DatasetWriter {
         }
         let partial = partial_path(&path);
         let file = File::create(&partial).map_err(|e| Error::from(e).in_shard(name.clone()))?;
-        let writer = ShardWriter::with_options(BufWriter::with_capacity(1 << 20, file), self.options.clone())?;
+        let writer = ShardWriter::with_options(
+            BufWriter::with_capacity(1 << 20, file),
+            self.options.clone(),
+        )?;
         self.open = Some(OpenShard { writer, name });
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! - [`reader::ShardReader`] (sync) and [`codec::ShardDecoder`] (async, tokio-util) read a
 //!   shard front to back; [`random::RandomAccessShard`] reads single records by index or id.
 
+pub mod cli;
 pub mod codec;
 pub mod dataset;
 pub mod error;

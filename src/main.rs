@@ -1,4 +1,3 @@
-fn main() {
-    eprintln!("editshard: command line under construction");
-    std::process::exit(2);
+fn main() -> std::process::ExitCode {
+    editshard::cli::main()
 }

@@ -124,7 +124,14 @@ mod tests {
     #[test]
     fn probes_png_and_jpeg() {
         let info = probe(&png(3, 2)).unwrap();
-        assert_eq!(info, ImageInfo { media_type: "image/png", width: 3, height: 2 });
+        assert_eq!(
+            info,
+            ImageInfo {
+                media_type: "image/png",
+                width: 3,
+                height: 2
+            }
+        );
         let mut jpeg = Vec::new();
         image::RgbImage::new(5, 4)
             .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)

@@ -59,7 +59,10 @@ impl ReadAt for Bytes {
             Some(end) if end <= self.len() => Ok(self.slice(start..end)),
             _ => Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
-                format!("range {offset}..+{len} is past the end ({} bytes)", self.len()),
+                format!(
+                    "range {offset}..+{len} is past the end ({} bytes)",
+                    self.len()
+                ),
             )),
         }
     }
@@ -107,10 +110,9 @@ impl<R: ReadAt> RandomAccessShard<R> {
         let guess = size.min(TAIL_GUESS);
         let tail = read(&source, size - guess, guess as usize, &name)?;
         if tail.len() < TRAILER_LEN {
-            return Err(Error::truncated(format!(
-                "{size} bytes is too short to be a shard"
-            ))
-            .in_shard(name));
+            return Err(
+                Error::truncated(format!("{size} bytes is too short to be a shard")).in_shard(name),
+            );
         }
         let trailer = crate::format::Trailer::parse(
             &tail[tail.len() - TRAILER_LEN..],
@@ -121,7 +123,12 @@ impl<R: ReadAt> RandomAccessShard<R> {
         let footer = if footer_offset >= size - guess {
             tail.slice((footer_offset - (size - guess)) as usize..)
         } else {
-            read(&source, footer_offset, (size - footer_offset) as usize, &name)?
+            read(
+                &source,
+                footer_offset,
+                (size - footer_offset) as usize,
+                &name,
+            )?
         };
         Self::from_footer(source, name, options, &footer, footer_offset)
     }
@@ -248,7 +255,8 @@ impl<R: ReadAt> RandomAccessShard<R> {
             }
             Ok(bytes.slice((range.start - start) as usize..(range.end - start) as usize))
         };
-        let stored = slice(r.meta_offset..r.meta_offset + u64::from(r.meta_len)).map_err(context)?;
+        let stored =
+            slice(r.meta_offset..r.meta_offset + u64::from(r.meta_len)).map_err(context)?;
         self.check_crc(&stored, r.meta_crc, r.meta_offset, i)?;
         let raw = decode_block(
             r.meta_codec,
@@ -273,7 +281,8 @@ impl<R: ReadAt> RandomAccessShard<R> {
         if with_data {
             for (image, &b) in record.images_mut().zip(blobs) {
                 let blob = self.index.blobs[b as usize];
-                let data = slice(blob.offset..blob.offset + u64::from(blob.len)).map_err(context)?;
+                let data =
+                    slice(blob.offset..blob.offset + u64::from(blob.len)).map_err(context)?;
                 self.check_crc(&data, blob.crc, blob.offset, i)?;
                 image.data = Some(data);
             }

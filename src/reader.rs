@@ -85,8 +85,9 @@ impl<R: Read> ShardReader<R> {
                     }
                 };
                 if n != 0 {
-                    return Err(Error::malformed("bytes follow the trailer")
-                        .at_offset(self.state.offset()));
+                    return Err(
+                        Error::malformed("bytes follow the trailer").at_offset(self.state.offset())
+                    );
                 }
                 return Ok(None);
             }

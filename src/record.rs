@@ -167,7 +167,12 @@ impl Image {
     /// or WebP with a readable header.
     pub fn from_bytes(data: Bytes) -> Result<Image> {
         let info = crate::probe::probe(&data)?;
-        Ok(Image::with_info(data, info.media_type.to_string(), info.width, info.height))
+        Ok(Image::with_info(
+            data,
+            info.media_type.to_string(),
+            info.width,
+            info.height,
+        ))
     }
 
     /// Describes `data` with a caller-supplied media type and size (for formats `probe` does

@@ -175,8 +175,7 @@ impl StreamState {
         self.phase = Phase::FrameHeader;
         match frame_type {
             FRAME_GROUP => {
-                let (table, records) =
-                    decode_group(&body, at, &self.options.limits, self.records)?;
+                let (table, records) = decode_group(&body, at, &self.options.limits, self.records)?;
                 self.note_frame(header, frame_type, Some(&table))?;
                 self.records += records.len() as u64;
                 Ok(records)
@@ -236,8 +235,10 @@ impl StreamState {
             t.encode(&mut self.expected_index);
         }
         if self.expected_index.len() > self.options.limits.max_index_len as usize {
-            return Err(Error::limit("the shard's index would exceed its size limit")
-                .at_offset(self.frame_offset));
+            return Err(
+                Error::limit("the shard's index would exceed its size limit")
+                    .at_offset(self.frame_offset),
+            );
         }
         Ok(())
     }

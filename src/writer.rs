@@ -84,7 +84,10 @@ pub struct ShardStats {
 impl ShardStats {
     fn count(&mut self, record: &Record) {
         self.records += 1;
-        *self.kinds.entry(record.kind.name().to_string()).or_default() += 1;
+        *self
+            .kinds
+            .entry(record.kind.name().to_string())
+            .or_default() += 1;
         for turn in &record.turns {
             if let Some(t) = &turn.edit_type {
                 *self.edit_types.entry(t.clone()).or_default() += 1;
@@ -216,7 +219,9 @@ impl<W: Write> ShardWriter<W> {
         let max_blob = u64::from(self.limits.max_frame_len) / 2;
         for (k, image) in record.images().enumerate() {
             let Some(data) = &image.data else {
-                return fail(format!("image {k} has no bytes (it was read as metadata only)"));
+                return fail(format!(
+                    "image {k} has no bytes (it was read as metadata only)"
+                ));
             };
             if data.is_empty() || data.len() as u64 > max_blob {
                 return fail(format!(

@@ -186,7 +186,11 @@ mod tests {
 
     #[test]
     fn trailer_round_trip_and_placement() {
-        let t = Trailer { index_offset: 100, index_len: 50, record_count: 3 };
+        let t = Trailer {
+            index_offset: 100,
+            index_len: 50,
+            record_count: 3,
+        };
         assert_eq!(Trailer::parse(&t.encode(), 150).unwrap(), t);
         assert!(Trailer::parse(&t.encode(), 151).is_err());
         assert!(Trailer::parse(&t.encode()[..31], 150).is_err());

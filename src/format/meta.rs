@@ -87,7 +87,9 @@ fn encode_image(out: &mut Vec<u8>, image: &Image) {
 /// Encodes a record's metadata (fields in ascending tag order, absent options omitted).
 pub fn encode(record: &Record) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
-    message(&mut out, tag::RECORD_SOURCE, |m| encode_image(m, &record.source));
+    message(&mut out, tag::RECORD_SOURCE, |m| {
+        encode_image(m, &record.source)
+    });
     for turn in &record.turns {
         message(&mut out, tag::RECORD_TURN, |m| {
             field_str(m, tag::TURN_INSTRUCTION, &turn.instruction);
@@ -138,7 +140,9 @@ impl<'a> Fields<'a> {
             return Ok(None);
         }
         let tag = self.c.varint_in("field tag", 1, u64::from(u32::MAX))?;
-        let len = self.c.varint_in("field length", 0, self.c.remaining() as u64)?;
+        let len = self
+            .c
+            .varint_in("field length", 0, self.c.remaining() as u64)?;
         let base = self.c.offset();
         let value = self.c.bytes("field value", len as usize)?;
         Ok(Some((tag, Cursor::new(value, base))))
@@ -272,9 +276,7 @@ fn decode_turn(v: Cursor<'_>) -> Result<Turn> {
             tag::TURN_EDIT_TYPE => {
                 set_once(&mut edit_type, string(f, "edit type")?, "edit type", at)?
             }
-            tag::TURN_CATEGORY => {
-                set_once(&mut category, string(f, "category")?, "category", at)?
-            }
+            tag::TURN_CATEGORY => set_once(&mut category, string(f, "category")?, "category", at)?,
             tag::TURN_OUTPUT => set_once(&mut output, decode_image(f)?, "turn output", at)?,
             tag::TURN_REJECTED => rejected.push(decode_image(f)?),
             _ => {}
@@ -333,8 +335,7 @@ pub fn decode(
             tag::RECORD_EXTRAS => {
                 let map: serde_json::Map<String, serde_json::Value> =
                     serde_json::from_slice(f.rest()).map_err(|e| {
-                        Error::malformed(format!("extras are not a JSON object: {e}"))
-                            .at_offset(at)
+                        Error::malformed(format!("extras are not a JSON object: {e}")).at_offset(at)
                     })?;
                 set_once(&mut extras, map, "extras", at)?
             }

@@ -134,10 +134,10 @@ impl<'a> Cursor<'a> {
         let at = self.offset();
         let v = self.varint(what)?;
         if v < min || v > max {
-            return Err(
-                Error::malformed(format!("{what} is {v}, outside the allowed {min}..={max}"))
-                    .at_offset(at),
-            );
+            return Err(Error::malformed(format!(
+                "{what} is {v}, outside the allowed {min}..={max}"
+            ))
+            .at_offset(at));
         }
         Ok(v)
     }
@@ -189,7 +189,17 @@ mod tests {
 
     #[test]
     fn varint_round_trip_and_lengths() {
-        for v in [0, 1, 127, 128, 300, 16_383, 16_384, u32::MAX as u64, u64::MAX] {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u32::MAX as u64,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             put_varint(&mut out, v);
             assert_eq!(out.len(), varint_len(v));

@@ -1,0 +1,63 @@
+//! The `editshard` command line: a thin layer over the library. Each subcommand's arguments
+//! and `run` live in the module named after its job.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod convert;
+pub mod inspect;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "editshard",
+    version,
+    about = "Verified, streamable shards for text-guided image-editing datasets"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Convert a raw release (JSONL + image URLs or local files) into shards.
+    Convert(convert::ConvertArgs),
+    /// Combine the partial datasets of a split conversion (`convert --part I/N`) into one.
+    Merge(convert::MergeArgs),
+    /// List a dataset's shards, records, bytes and per-kind counts.
+    Ls(inspect::LsArgs),
+    /// Print records as JSON lines (metadata only unless asked).
+    Cat(inspect::CatArgs),
+    /// Write one record's images and metadata to a directory.
+    Get(inspect::GetArgs),
+    /// Counts per kind, category and edit type; image size histograms.
+    Stats(inspect::StatsArgs),
+    /// Check every checksum, index entry and image header; exit non-zero on damage.
+    Verify(inspect::VerifyArgs),
+}
+
+/// Exit code for "the command ran, and found problems" (failed rows, damaged shards).
+pub const EXIT_PROBLEMS: u8 = 1;
+/// Exit code for "the command could not run" (bad arguments, unreadable input).
+pub const EXIT_ERROR: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Convert(args) => convert::run(args),
+        Command::Merge(args) => convert::run_merge(args),
+        Command::Ls(args) => inspect::run_ls(args),
+        Command::Cat(args) => inspect::run_cat(args),
+        Command::Get(args) => inspect::run_get(args),
+        Command::Stats(args) => inspect::run_stats(args),
+        Command::Verify(args) => inspect::run_verify(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("editshard: {e}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
