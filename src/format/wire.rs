@@ -170,7 +170,7 @@ impl<'a> Cursor<'a> {
 
 /// The `complete` number parsers report a short input as an error; the cursor wants to tell
 /// "truncated" apart from "invalid", so turn that case back into `Incomplete`.
-fn complete<'a, T>(r: IResult<&'a [u8], T>) -> IResult<&'a [u8], T> {
+fn complete<T>(r: IResult<&[u8], T>) -> IResult<&[u8], T> {
     match r {
         Err(nom::Err::Error(e)) if e.code == nom::error::ErrorKind::Eof => {
             Err(nom::Err::Incomplete(nom::Needed::Unknown))
