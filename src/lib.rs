@@ -14,6 +14,7 @@ pub mod dataset;
 pub mod error;
 pub mod format;
 pub mod manifest;
+pub mod net;
 pub mod probe;
 pub mod random;
 pub mod reader;
