@@ -19,6 +19,7 @@ pub mod probe;
 pub mod random;
 pub mod reader;
 pub mod record;
+pub mod storage;
 pub mod stream;
 pub mod writer;
 

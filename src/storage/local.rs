@@ -1,0 +1,153 @@
+//! The local-directory backend.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use super::ByteStream;
+use super::error::local as err;
+use crate::error::{Error, Result};
+
+/// Read size of a streamed local file: large enough that per-read overhead vanishes.
+const STREAM_CHUNK: usize = 1 << 20;
+
+fn name(path: &Path) -> String {
+    path.display().to_string()
+}
+
+pub(super) async fn get(path: &Path) -> Result<Bytes> {
+    tokio::fs::read(path)
+        .await
+        .map(Bytes::from)
+        .map_err(|e| err("read", &name(path), e))
+}
+
+pub(super) async fn get_range(path: &Path, range: Range<u64>) -> Result<Bytes> {
+    let len = usize::try_from(range.end - range.start)
+        .map_err(|_| Error::limit("byte range larger than memory").in_shard(name(path)))?;
+    let owned = path.to_path_buf();
+    let start = range.start;
+    // Positioned reads on a blocking thread: tokio's File would seek and read in two hops.
+    tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(&owned)?;
+        let size = file.metadata()?.len();
+        // Never allocate more than the file can provide.
+        let n = len.min(size.saturating_sub(start) as usize);
+        let mut buf = vec![0u8; n];
+        file.read_exact_at(&mut buf, start)?;
+        Ok(buf)
+    })
+    .await
+    .map_err(|e| Error::from(std::io::Error::other(e)).in_shard(name(path)))?
+    .map(Bytes::from)
+    .map_err(|e| err("read", &name(path), e).at_offset(start))
+}
+
+pub(super) async fn head(path: &Path) -> Result<Option<u64>> {
+    match tokio::fs::metadata(path).await {
+        Ok(m) if m.is_file() => Ok(Some(m.len())),
+        Ok(_) => Err(Error::invalid("not a regular file").in_shard(name(path))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(err("stat", &name(path), e)),
+    }
+}
+
+pub(super) async fn get_stream(path: &Path) -> Result<ByteStream> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| err("open", &name(path), e))?;
+    let shown = name(path);
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, STREAM_CHUNK)
+        .map(move |r| r.map_err(|e| err("read", &shown, e)));
+    Ok(stream.boxed())
+}
+
+/// A temporary name next to `path`, unique within this process and among processes.
+fn temp_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut s = path.as_os_str().to_os_string();
+    s.push(format!(
+        ".{}-{n}{}",
+        std::process::id(),
+        crate::dataset::PARTIAL_SUFFIX
+    ));
+    PathBuf::from(s)
+}
+
+async fn create_parent(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| err("create directory", &name(parent), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Syncs `tmp`, renames it to `path` and syncs the directory; removes `tmp` on failure.
+async fn commit(tmp: &Path, path: &Path) -> Result<()> {
+    let result = async {
+        let f = tokio::fs::OpenOptions::new().write(true).open(tmp).await?;
+        f.sync_all().await?;
+        drop(f);
+        tokio::fs::rename(tmp, path).await?;
+        if let Some(parent) = path.parent() {
+            if let Ok(d) = tokio::fs::File::open(parent).await {
+                // Best effort: not every file system can sync a directory.
+                let _ = d.sync_all().await;
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = tokio::fs::remove_file(tmp).await;
+        return Err(err("write", &name(path), e));
+    }
+    Ok(())
+}
+
+pub(super) async fn put(path: &Path, bytes: Bytes) -> Result<()> {
+    create_parent(path).await?;
+    let tmp = temp_path(path);
+    let written = async {
+        let mut f = tokio::fs::File::create(&tmp).await?;
+        f.write_all(&bytes).await?;
+        f.flush().await
+    }
+    .await;
+    if let Err(e) = written {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(err("write", &name(path), e));
+    }
+    commit(&tmp, path).await
+}
+
+pub(super) async fn put_file(path: &Path, file: &Path) -> Result<()> {
+    create_parent(path).await?;
+    let tmp = temp_path(path);
+    if let Err(e) = tokio::fs::copy(file, &tmp).await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(err(
+            &format!("copy from {}", file.display()),
+            &name(path),
+            e,
+        ));
+    }
+    commit(&tmp, path).await
+}
+
+pub(super) async fn delete(path: &Path) -> Result<()> {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(err("delete", &name(path), e)),
+    }
+}

@@ -1,0 +1,299 @@
+//! Where a dataset's bytes live: a local directory, an `http(s)://` prefix read with ranged
+//! GETs, or an `s3://bucket/prefix` on any S3-compatible store.
+//!
+//! A [`Location`] names a directory-like prefix; every operation takes a path relative to it
+//! (checked with [`crate::manifest::check_relative_path`], so nothing outside the prefix is
+//! ever touched), and nothing ever lists a directory or bucket.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> editshard::Result<()> {
+//! use editshard::storage::{Location, StorageOptions};
+//! let dir = tempfile::tempdir().unwrap();
+//! let loc = Location::parse(dir.path().to_str().unwrap(), &StorageOptions::default())?;
+//! loc.put("a/b.txt", bytes::Bytes::from_static(b"hello")).await?;
+//! assert_eq!(loc.get_range("a/b.txt", 1..3).await?.as_ref(), b"el");
+//! assert_eq!(loc.head("a/b.txt").await?, Some(5));
+//! assert_eq!(loc.head("missing").await?, None);
+//! # Ok(()) }
+//! ```
+//!
+//! S3: the endpoint comes from `StorageOptions::s3_endpoint`, else `AWS_ENDPOINT_URL_S3` or
+//! `AWS_ENDPOINT_URL` (path-style requests are used when an endpoint is given, and an
+//! `http://` endpoint is allowed); the region from `AWS_REGION` / `AWS_DEFAULT_REGION`
+//! (default `us-east-1`); credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+//! `AWS_SESSION_TOKEN`. Without credentials requests are unsigned (public buckets): no
+//! instance-metadata or other credential endpoint is ever contacted.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+
+use crate::error::{Error, Result};
+use crate::manifest::check_relative_path;
+
+mod error;
+mod local;
+mod remote;
+
+pub use error::is_not_found;
+
+/// A stream of an object's bytes, in order.
+pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// Network settings. Local locations ignore them.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    /// S3 endpoint URL (MinIO, R2, ...); overrides `AWS_ENDPOINT_URL(_S3)`.
+    pub s3_endpoint: Option<String>,
+    /// Longest wait for the next bytes of a response. Not a bound on a whole transfer, so
+    /// streaming a large shard over a slow link does not time out while it makes progress.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Retries of a failed request (5xx, 429, connection errors, timeouts), with exponential
+    /// back-off from 100 ms up to 5 s. Capped at [`MAX_RETRIES`].
+    pub retries: usize,
+}
+
+/// Upper bound on [`StorageOptions::retries`].
+pub const MAX_RETRIES: usize = 20;
+/// Default part size of multipart uploads (S3 allows 5 MiB to 5 GiB).
+pub const DEFAULT_PART_SIZE: usize = 16 << 20;
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            s3_endpoint: None,
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            retries: 5,
+        }
+    }
+}
+
+/// A directory-like prefix in some storage. Cheap to clone (clients are shared).
+#[derive(Clone)]
+pub struct Location {
+    backend: Backend,
+    part_size: usize,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Local(PathBuf),
+    Remote(remote::Remote),
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Location({})", self.display())
+    }
+}
+
+impl Location {
+    /// Parses `"path/to/dir"`, `"file:///abs"`, `"http(s)://host/prefix"` or
+    /// `"s3://bucket/prefix"`.
+    pub fn parse(url: &str, opts: &StorageOptions) -> Result<Location> {
+        Self::parse_with_env(url, opts, |name| std::env::var(name).ok())
+    }
+
+    /// [`parse`](Self::parse) with the `AWS_*` variables looked up through `env` instead
+    /// of the process environment (for programs that manage credentials themselves).
+    pub fn parse_with_env(
+        url: &str,
+        opts: &StorageOptions,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Location> {
+        let url = url.trim();
+        let bad = |why: &str| {
+            Error::invalid(format!(
+                "location {url:?}: {why} (expected a path, file:///abs, http(s)://host/prefix or \
+                 s3://bucket/prefix)"
+            ))
+        };
+        if url.is_empty() {
+            return Err(bad("empty"));
+        }
+        let backend = if let Some(rest) = url.strip_prefix("file://") {
+            if !rest.starts_with('/') {
+                return Err(bad("a file URL needs an absolute path (file:///...)"));
+            }
+            Backend::Local(PathBuf::from(rest))
+        } else if url.starts_with("http://") || url.starts_with("https://") {
+            Backend::Remote(remote::Remote::http(url, opts)?)
+        } else if let Some(rest) = url.strip_prefix("s3://") {
+            Backend::Remote(remote::Remote::s3(rest, opts, &env)?)
+        } else if url.contains("://") {
+            return Err(bad("unsupported scheme"));
+        } else {
+            Backend::Local(PathBuf::from(url))
+        };
+        Ok(Location {
+            backend,
+            part_size: DEFAULT_PART_SIZE,
+        })
+    }
+
+    /// A local directory.
+    pub fn local(dir: impl Into<PathBuf>) -> Location {
+        Location {
+            backend: Backend::Local(dir.into()),
+            part_size: DEFAULT_PART_SIZE,
+        }
+    }
+
+    /// Sets the part size of multipart uploads by [`put_file`](Self::put_file) (files larger
+    /// than one part are uploaded in parts). Clamped to at least 5 MiB, S3's minimum.
+    pub fn with_part_size(mut self, bytes: usize) -> Location {
+        self.part_size = bytes.max(5 << 20);
+        self
+    }
+
+    /// The location of `rel` under this one (a subdirectory or sub-prefix).
+    pub fn child(&self, rel: &str) -> Result<Location> {
+        check_relative_path(rel).map_err(|e| e.in_shard(self.display()))?;
+        let backend = match &self.backend {
+            Backend::Local(dir) => Backend::Local(dir.join(rel)),
+            Backend::Remote(r) => Backend::Remote(r.child(rel)),
+        };
+        Ok(Location {
+            backend,
+            part_size: self.part_size,
+        })
+    }
+
+    /// The location as a user would write it, for messages (credentials are never part of it).
+    pub fn display(&self) -> String {
+        match &self.backend {
+            Backend::Local(dir) => dir.display().to_string(),
+            Backend::Remote(r) => r.display(),
+        }
+    }
+
+    /// How `rel` under this location is named in messages.
+    pub fn display_of(&self, rel: &str) -> String {
+        match &self.backend {
+            Backend::Local(dir) => dir.join(rel).display().to_string(),
+            Backend::Remote(r) => r.display_of(rel),
+        }
+    }
+
+    /// The directory, when the location is local.
+    pub fn is_local(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Local(dir) => Some(dir),
+            Backend::Remote(_) => None,
+        }
+    }
+
+    fn checked(&self, rel: &str) -> Result<()> {
+        check_relative_path(rel).map_err(|e| e.in_shard(self.display_of(rel)))
+    }
+
+    /// The whole object.
+    pub async fn get(&self, rel: &str) -> Result<Bytes> {
+        self.checked(rel)?;
+        match &self.backend {
+            Backend::Local(dir) => local::get(&dir.join(rel)).await,
+            Backend::Remote(r) => r.get(rel).await,
+        }
+    }
+
+    /// The whole object, refusing one larger than `max` bytes without reading past `max`.
+    pub async fn get_max(&self, rel: &str, max: u64) -> Result<Bytes> {
+        use futures_util::TryStreamExt;
+        let mut stream = self.get_stream(rel).await?;
+        let mut out = bytes::BytesMut::new();
+        while let Some(chunk) = stream.try_next().await? {
+            if (out.len() + chunk.len()) as u64 > max {
+                return Err(Error::limit(format!(
+                    "object is larger than {max} bytes, the most accepted here"
+                ))
+                .in_shard(self.display_of(rel)));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    }
+
+    /// Exactly the bytes of `range`; an error (truncated) if the object is shorter.
+    pub async fn get_range(&self, rel: &str, range: Range<u64>) -> Result<Bytes> {
+        self.checked(rel)?;
+        if range.start > range.end {
+            return Err(Error::invalid(format!(
+                "byte range {}..{} is reversed",
+                range.start, range.end
+            ))
+            .in_shard(self.display_of(rel)));
+        }
+        if range.is_empty() {
+            return Ok(Bytes::new());
+        }
+        let want = range.end - range.start;
+        let start = range.start;
+        let bytes = match &self.backend {
+            Backend::Local(dir) => local::get_range(&dir.join(rel), range).await?,
+            Backend::Remote(r) => r.get_range(rel, range).await?,
+        };
+        if bytes.len() as u64 != want {
+            return Err(Error::truncated(format!(
+                "asked for {want} bytes, got {}: the object is shorter than expected",
+                bytes.len()
+            ))
+            .in_shard(self.display_of(rel))
+            .at_offset(start));
+        }
+        Ok(bytes)
+    }
+
+    /// The object's size, or `None` if it does not exist.
+    pub async fn head(&self, rel: &str) -> Result<Option<u64>> {
+        self.checked(rel)?;
+        match &self.backend {
+            Backend::Local(dir) => local::head(&dir.join(rel)).await,
+            Backend::Remote(r) => r.head(rel).await,
+        }
+    }
+
+    /// The object's bytes as a stream (one request; retried transparently where the
+    /// backend can resume).
+    pub async fn get_stream(&self, rel: &str) -> Result<ByteStream> {
+        self.checked(rel)?;
+        match &self.backend {
+            Backend::Local(dir) => local::get_stream(&dir.join(rel)).await,
+            Backend::Remote(r) => r.get_stream(rel).await,
+        }
+    }
+
+    /// Writes the object atomically: it is never visible partially written (local: a
+    /// temporary file, synced, then renamed; remote: one PUT).
+    pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<()> {
+        self.checked(rel)?;
+        match &self.backend {
+            Backend::Local(dir) => local::put(&dir.join(rel), bytes).await,
+            Backend::Remote(r) => r.put(rel, bytes).await,
+        }
+    }
+
+    /// Uploads a local file, streaming it: one PUT up to the part size, a multipart upload
+    /// (completed only when every part arrived, aborted on failure) above. Atomic like
+    /// [`put`](Self::put).
+    pub async fn put_file(&self, rel: &str, file: &Path) -> Result<()> {
+        self.checked(rel)?;
+        match &self.backend {
+            Backend::Local(dir) => local::put_file(&dir.join(rel), file).await,
+            Backend::Remote(r) => r.put_file(rel, file, self.part_size).await,
+        }
+    }
+
+    /// Deletes the object; deleting an object that does not exist is not an error.
+    pub async fn delete(&self, rel: &str) -> Result<()> {
+        self.checked(rel)?;
+        match &self.backend {
+            Backend::Local(dir) => local::delete(&dir.join(rel)).await,
+            Backend::Remote(r) => r.delete(rel).await,
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The `object_store` backends: S3-compatible stores and plain HTTP(S) servers.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::http::HttpBuilder;
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    WriteMultipart,
+};
+use tokio::io::AsyncReadExt;
+
+use super::error::{local as local_err, remote as err};
+use super::{ByteStream, MAX_RETRIES, StorageOptions};
+use crate::error::{Error, Result};
+use crate::manifest::check_relative_path;
+
+/// Parts of a multipart upload in flight at once.
+const UPLOAD_CONCURRENCY: usize = 4;
+/// Read size when streaming a local file into an upload.
+const UPLOAD_READ: usize = 1 << 20;
+
+#[derive(Clone)]
+pub(super) struct Remote {
+    store: Arc<dyn ObjectStore>,
+    /// Key segments every relative path is put under.
+    prefix: Vec<String>,
+    /// The location as written by the user, without a trailing slash or credentials.
+    base: String,
+    /// Whether the store supports multipart uploads (S3 does, plain HTTP does not).
+    multipart: bool,
+}
+
+fn client_options(opts: &StorageOptions, allow_http: bool) -> ClientOptions {
+    // No bound on a whole request: a large shard may stream for minutes. The read timeout
+    // bounds how long a stalled connection can hold a reader.
+    ClientOptions::new()
+        .with_allow_http(allow_http)
+        .with_timeout_disabled()
+        .with_read_timeout(opts.timeout)
+        .with_connect_timeout(opts.connect_timeout)
+}
+
+fn retry_config(opts: &StorageOptions) -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            base: 2.0,
+        },
+        max_retries: opts.retries.min(MAX_RETRIES),
+        retry_timeout: Duration::from_secs(120),
+    }
+}
+
+/// Removes `user:password@` from a URL's authority, for display.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+impl Remote {
+    pub(super) fn http(url: &str, opts: &StorageOptions) -> Result<Remote> {
+        crate::net::ensure_tls_provider();
+        let base = url.trim_end_matches('/').to_string();
+        let shown = redact(&base);
+        let store = HttpBuilder::new()
+            .with_url(base.as_str())
+            .with_client_options(client_options(opts, base.starts_with("http://")))
+            .with_retry(retry_config(opts))
+            .build()
+            .map_err(|e| {
+                Error::invalid(format!("cannot use {shown:?} as an HTTP location: {e}"))
+            })?;
+        Ok(Remote {
+            store: Arc::new(store),
+            prefix: Vec::new(),
+            base: shown,
+            multipart: false,
+        })
+    }
+
+    /// `rest` is what follows `s3://`: `bucket[/prefix]`.
+    pub(super) fn s3(
+        rest: &str,
+        opts: &StorageOptions,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Remote> {
+        crate::net::ensure_tls_provider();
+        let env = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid_bucket = !bucket.is_empty()
+            && bucket.len() <= 63
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+        if !valid_bucket {
+            return Err(Error::invalid(format!(
+                "s3://{rest}: {bucket:?} is not a bucket name"
+            )));
+        }
+        let prefix = prefix.trim_matches('/');
+        if !prefix.is_empty() {
+            check_relative_path(prefix).map_err(|e| e.in_shard(format!("s3://{rest}")))?;
+        }
+        let endpoint = opts
+            .s3_endpoint
+            .clone()
+            .filter(|e| !e.trim().is_empty())
+            .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+            .or_else(|| env("AWS_ENDPOINT_URL"));
+        let region = env("AWS_REGION")
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let allow_http = endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"));
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region(region)
+            .with_client_options(client_options(opts, allow_http))
+            .with_retry(retry_config(opts));
+        if let Some(endpoint) = &endpoint {
+            builder = builder
+                .with_endpoint(endpoint.trim_end_matches('/'))
+                .with_virtual_hosted_style_request(false);
+        }
+        match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+            (Some(key), Some(secret)) => {
+                builder = builder
+                    .with_access_key_id(key)
+                    .with_secret_access_key(secret);
+                if let Some(token) = env("AWS_SESSION_TOKEN") {
+                    builder = builder.with_token(token);
+                }
+            }
+            // Anonymous: also keeps object_store from asking an instance-metadata endpoint
+            // the user never named.
+            _ => builder = builder.with_skip_signature(true),
+        }
+        let shown = if prefix.is_empty() {
+            format!("s3://{bucket}")
+        } else {
+            format!("s3://{bucket}/{prefix}")
+        };
+        let store = builder.build().map_err(|e| {
+            Error::invalid(format!(
+                "cannot use {shown}: {e} (check --s3-endpoint / AWS_ENDPOINT_URL and AWS_REGION)"
+            ))
+        })?;
+        Ok(Remote {
+            store: Arc::new(store),
+            prefix: prefix
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            base: shown,
+            multipart: true,
+        })
+    }
+
+    pub(super) fn child(&self, rel: &str) -> Remote {
+        let mut child = self.clone();
+        child.prefix.extend(rel.split('/').map(str::to_string));
+        child.base = format!("{}/{rel}", self.base);
+        child
+    }
+
+    pub(super) fn display(&self) -> String {
+        self.base.clone()
+    }
+
+    pub(super) fn display_of(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.base)
+    }
+
+    fn path(&self, rel: &str) -> ObjectPath {
+        ObjectPath::from_iter(self.prefix.iter().map(String::as_str).chain(rel.split('/')))
+    }
+
+    pub(super) async fn get(&self, rel: &str) -> Result<Bytes> {
+        let shown = self.display_of(rel);
+        let result = self
+            .store
+            .get(&self.path(rel))
+            .await
+            .map_err(|e| err("GET", &shown, e))?;
+        result.bytes().await.map_err(|e| err("GET", &shown, e))
+    }
+
+    pub(super) async fn get_range(&self, rel: &str, range: Range<u64>) -> Result<Bytes> {
+        let start = range.start;
+        let end = range.end;
+        self.store
+            .get_range(&self.path(rel), range)
+            .await
+            .map_err(|e| {
+                err(
+                    &format!("GET bytes {start}..{end}"),
+                    &self.display_of(rel),
+                    e,
+                )
+            })
+    }
+
+    pub(super) async fn head(&self, rel: &str) -> Result<Option<u64>> {
+        match self.store.head(&self.path(rel)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(err("HEAD", &self.display_of(rel), e)),
+        }
+    }
+
+    pub(super) async fn get_stream(&self, rel: &str) -> Result<ByteStream> {
+        let shown = self.display_of(rel);
+        let result = self
+            .store
+            .get(&self.path(rel))
+            .await
+            .map_err(|e| err("GET", &shown, e))?;
+        Ok(result
+            .into_stream()
+            .map(move |r| r.map_err(|e| err("GET", &shown, e)))
+            .boxed())
+    }
+
+    pub(super) async fn put(&self, rel: &str, bytes: Bytes) -> Result<()> {
+        self.store
+            .put(&self.path(rel), PutPayload::from_bytes(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| err("PUT", &self.display_of(rel), e))
+    }
+
+    pub(super) async fn put_file(&self, rel: &str, file: &Path, part_size: usize) -> Result<()> {
+        let local = file.display().to_string();
+        let size = tokio::fs::metadata(file)
+            .await
+            .map_err(|e| local_err("stat", &local, e))?
+            .len();
+        if size <= part_size as u64 || !self.multipart {
+            let data = tokio::fs::read(file)
+                .await
+                .map_err(|e| local_err("read", &local, e))?;
+            return self.put(rel, data.into()).await;
+        }
+        let shown = self.display_of(rel);
+        let upload = self
+            .store
+            .put_multipart(&self.path(rel))
+            .await
+            .map_err(|e| err("start multipart upload", &shown, e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
+        let streamed = async {
+            let mut f = tokio::fs::File::open(file)
+                .await
+                .map_err(|e| local_err("open", &local, e))?;
+            let mut buf = vec![0u8; UPLOAD_READ];
+            loop {
+                let n = f
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| local_err("read", &local, e))?;
+                if n == 0 {
+                    return Ok::<_, Error>(());
+                }
+                writer
+                    .wait_for_capacity(UPLOAD_CONCURRENCY)
+                    .await
+                    .map_err(|e| err("upload part", &shown, e))?;
+                writer.write(&buf[..n]);
+            }
+        }
+        .await;
+        match streamed {
+            Ok(()) => writer
+                .finish()
+                .await
+                .map(|_| ())
+                .map_err(|e| err("complete multipart upload", &shown, e)),
+            Err(e) => {
+                // Nothing becomes visible; abort so the parts do not linger (and bill).
+                let _ = writer.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    pub(super) async fn delete(&self, rel: &str) -> Result<()> {
+        match self.store.delete(&self.path(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(err("DELETE", &self.display_of(rel), e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_credentials() {
+        assert_eq!(redact("https://u:p@host/x"), "https://host/x");
+        assert_eq!(redact("https://host/x@y"), "https://host/x@y");
+    }
+}
