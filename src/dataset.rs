@@ -87,6 +87,14 @@ impl DatasetWriter {
         self
     }
 
+    /// Continues a dataset whose finished shards are listed in `manifest` (their files are not
+    /// touched): the next shard gets the next number and the final manifest lists them all.
+    /// Used by `convert` to resume after an interruption.
+    pub fn resume_after(mut self, manifest: Manifest) -> Self {
+        self.manifest = manifest;
+        self
+    }
+
     /// Appends a record, finishing the current shard first if it reached the target size and
     /// the record would start a new group anyway.
     pub fn append(&mut self, record: &Record) -> Result<()> {

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod codec;
+pub mod convert;
 pub mod dataset;
 pub mod error;
 pub mod format;
@@ -18,6 +19,7 @@ pub mod net;
 pub mod probe;
 pub mod random;
 pub mod reader;
+pub mod read;
 pub mod record;
 pub mod storage;
 pub mod stream;

@@ -1,21 +1,296 @@
 //! `editshard convert` and `editshard merge`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 
+use crate::convert::fetch::FetchOptions;
+use crate::convert::rows::Subset;
+use crate::convert::{CollisionPolicy, ConvertOptions, Validate, merge};
 use crate::error::{Error, Result};
 
 #[derive(Args, Debug)]
-pub struct ConvertArgs {}
-
-#[derive(Args, Debug)]
-pub struct MergeArgs {}
-
-pub fn run(_args: ConvertArgs) -> Result<ExitCode> {
-    Err(Error::invalid("convert is not implemented yet"))
+pub struct ConvertArgs {
+    /// The release: a directory or an http(s) URL laid out like the release
+    /// (jsonl/sft.jsonl, jsonl/preference.jsonl, jsonl/multi-turn.jsonl, images relative to
+    /// it). Default: the public CDN.
+    #[arg(value_name = "RELEASE")]
+    pub release: Option<String>,
+    /// Where the dataset goes: a local directory or s3://bucket/prefix.
+    #[arg(long, value_name = "DEST")]
+    pub out: String,
+    /// Subsets to convert, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "sft,preference,multi-turn"
+    )]
+    pub subsets: Vec<String>,
+    /// Only the first N non-blank lines of each subset.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Rewrite image URLs starting with PREFIX to REPLACEMENT (a URL or a local directory).
+    /// Repeatable; the longest matching prefix wins.
+    #[arg(long = "map-url", value_name = "PREFIX=REPLACEMENT")]
+    pub map_url: Vec<String>,
+    /// Open Images' train-images-boxable-with-rotation.csv: source URL -> ImageID, Rotation.
+    #[arg(long, value_name = "FILE")]
+    pub openimages_csv: Option<PathBuf>,
+    /// Extracted Open Images tars: DIR/train_*/<ImageID>.jpg (or DIR/<ImageID>.jpg).
+    #[arg(long, value_name = "DIR", requires = "openimages_csv")]
+    pub openimages_dir: Option<PathBuf>,
+    /// Judge scores keyed by record id (JSONL: {"id": ..., "scores": {...}}).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub scores: Option<PathBuf>,
+    /// What to do with rows sharing an output image (the release's are corrupted).
+    #[arg(long, value_enum, default_value = "drop-all")]
+    pub on_collision: CollisionPolicy,
+    /// How to check images: header (type and size) or decode (full decode).
+    #[arg(long, value_enum, default_value = "header")]
+    pub validate: Validate,
+    /// Concurrent downloads.
+    #[arg(long, default_value_t = 16)]
+    pub jobs: usize,
+    /// Concurrent downloads per host.
+    #[arg(long, default_value_t = 4)]
+    pub per_host: usize,
+    /// Request rate limit for a host (`*` for every host). Repeatable.
+    #[arg(long = "rate", value_name = "HOST=REQ/S")]
+    pub rate: Vec<String>,
+    /// Target shard size (e.g. 512MiB, 2GB, 1000000).
+    #[arg(long, default_value = "512MiB")]
+    pub shard_size: String,
+    /// Convert only part I (0-based) of N, split by source image, into DEST/part-IIII-of-NNNN/.
+    #[arg(long, value_name = "I/N")]
+    pub part: Option<String>,
+    /// Convert only the rows listed in DEST's failures.jsonl, adding them to the dataset.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Exit 0 even when some rows failed (they are still listed in failures.jsonl).
+    #[arg(long)]
+    pub allow_failures: bool,
+    /// S3 endpoint URL (else AWS_ENDPOINT_URL); credentials from the AWS_* variables.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Work directory (resume state, download cache, staging). Default: DEST/.editshard-work
+    /// for a local DEST, a directory under the system temp dir for S3.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Seconds to wait for a connection.
+    #[arg(long, default_value_t = 15.0, value_name = "SECS")]
+    pub connect_timeout: f64,
+    /// Seconds without a byte from the server before a download is retried.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub idle_timeout: f64,
+    /// Retries per image after the first attempt.
+    #[arg(long, default_value_t = 6)]
+    pub retries: u32,
+    /// First retry delay in seconds (doubles each retry, with jitter).
+    #[arg(long, default_value_t = 0.5, value_name = "SECS")]
+    pub backoff: f64,
+    /// Longest retry delay in seconds (without Retry-After).
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub max_backoff: f64,
+    /// Longest Retry-After honoured, in seconds.
+    #[arg(long, default_value_t = 600.0, value_name = "SECS")]
+    pub max_retry_after: f64,
+    /// Largest image accepted (e.g. 256MiB).
+    #[arg(long, default_value = "256MiB")]
+    pub max_image_size: String,
+    /// Seconds between progress lines when stderr is not a terminal.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub log_interval: f64,
 }
 
-pub fn run_merge(_args: MergeArgs) -> Result<ExitCode> {
-    Err(Error::invalid("merge is not implemented yet"))
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The DEST all parts were converted into (local directory or s3://bucket/prefix).
+    #[arg(value_name = "DEST")]
+    pub dest: String,
+    /// How many parts the conversion was split into (the N of --part I/N).
+    #[arg(long, value_name = "N")]
+    pub parts: u32,
+    /// S3 endpoint URL (else AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+}
+
+/// `512MiB`, `2GB`, `64k`, `1000`: bytes.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => {
+            return Err(Error::invalid(format!(
+                "size {s:?}: unknown unit (use e.g. 512MiB, 2GB)"
+            )));
+        }
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| Error::invalid(format!("size {s:?} is not a number with a unit")))?;
+    let bytes = n * mult as f64;
+    if !(1.0..=1e15).contains(&bytes) {
+        return Err(Error::invalid(format!("size {s:?} is out of range")));
+    }
+    Ok(bytes as u64)
+}
+
+fn parse_part(s: &str) -> Result<(u32, u32)> {
+    let bad = || {
+        Error::invalid(format!(
+            "--part {s:?}: expected I/N with 0 <= I < N, e.g. 0/8"
+        ))
+    };
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || i >= n || n > 9999 {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+fn parse_rate(s: &str) -> Result<(String, f64)> {
+    let bad = || {
+        Error::invalid(format!(
+            "--rate {s:?}: expected HOST=REQ/S, e.g. farm8.staticflickr.com=5"
+        ))
+    };
+    let (host, rate) = s.split_once('=').ok_or_else(bad)?;
+    let rate: f64 = rate
+        .trim()
+        .trim_end_matches("/s")
+        .parse()
+        .map_err(|_| bad())?;
+    if host.is_empty() || !(rate > 0.0 && rate.is_finite()) {
+        return Err(bad());
+    }
+    Ok((host.to_string(), rate))
+}
+
+fn secs(v: f64, name: &str) -> Result<Duration> {
+    Duration::try_from_secs_f64(v).map_err(|_| {
+        Error::invalid(format!(
+            "--{name} {v}: expected a non-negative number of seconds"
+        ))
+    })
+}
+
+pub fn options(args: &ConvertArgs) -> Result<ConvertOptions> {
+    let mut subsets = Vec::new();
+    for s in &args.subsets {
+        let subset = Subset::from_name(s.trim()).ok_or_else(|| {
+            Error::invalid(format!(
+                "--subsets: unknown subset {s:?} (sft, preference, multi-turn)"
+            ))
+        })?;
+        if !subsets.contains(&subset) {
+            subsets.push(subset);
+        }
+    }
+    subsets.sort();
+    if args.jobs == 0 || args.per_host == 0 {
+        return Err(Error::invalid("--jobs and --per-host must be at least 1"));
+    }
+    Ok(ConvertOptions {
+        release: args.release.clone(),
+        out: args.out.clone(),
+        subsets,
+        limit: args.limit,
+        map_url: args.map_url.clone(),
+        openimages_csv: args.openimages_csv.clone(),
+        openimages_dir: args.openimages_dir.clone(),
+        scores: args.scores.clone(),
+        collisions: args.on_collision,
+        validate: args.validate,
+        fetch: FetchOptions {
+            jobs: args.jobs,
+            per_host: args.per_host,
+            rates: args
+                .rate
+                .iter()
+                .map(|r| parse_rate(r))
+                .collect::<Result<_>>()?,
+            connect_timeout: secs(args.connect_timeout, "connect-timeout")?,
+            idle_timeout: secs(args.idle_timeout, "idle-timeout")?,
+            retries: args.retries,
+            backoff: secs(args.backoff, "backoff")?,
+            max_backoff: secs(args.max_backoff, "max-backoff")?,
+            max_retry_after: secs(args.max_retry_after, "max-retry-after")?,
+            max_image_bytes: parse_size(&args.max_image_size)?,
+        },
+        shard_size: parse_size(&args.shard_size)?,
+        part: args.part.as_deref().map(parse_part).transpose()?,
+        retry_failed: args.retry_failed,
+        s3_endpoint: args.s3_endpoint.clone(),
+        work_dir: args.work_dir.clone(),
+        log_interval: secs(args.log_interval, "log-interval")?,
+    })
+}
+
+pub fn run(args: ConvertArgs) -> Result<ExitCode> {
+    let opts = options(&args)?;
+    let outcome = crate::convert::convert(&opts)?;
+    let s = &outcome.summary;
+    print!("{}", s.table());
+    if s.failed() > 0 {
+        eprintln!(
+            "editshard convert: {} rows failed; see {}/failures.jsonl, fix what you can and re-run \
+             with --retry-failed{}",
+            s.failed(),
+            s.dest,
+            if args.allow_failures {
+                ""
+            } else {
+                " (or pass --allow-failures to exit 0)"
+            }
+        );
+        if !args.allow_failures {
+            return Ok(ExitCode::from(super::EXIT_PROBLEMS));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_merge(args: MergeArgs) -> Result<ExitCode> {
+    let report = merge::merge(&args.dest, args.parts, args.s3_endpoint.clone())?;
+    println!(
+        "merged {} parts into {}: {} records in {} shards, {} failed rows",
+        args.parts, args.dest, report.records, report.shards, report.failures
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parts_rates() {
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2GB").unwrap(), 2_000_000_000);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("0").is_err());
+        assert_eq!(parse_part("3/8").unwrap(), (3, 8));
+        assert!(parse_part("8/8").is_err());
+        assert!(parse_part("1/0").is_err());
+        assert_eq!(parse_rate("h=2.5").unwrap(), ("h".into(), 2.5));
+        assert!(parse_rate("h=0").is_err());
+    }
 }

@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Convert a raw release (JSONL + image URLs or local files) into shards.
-    Convert(convert::ConvertArgs),
+    Convert(Box<convert::ConvertArgs>),
     /// Combine the partial datasets of a split conversion (`convert --part I/N`) into one.
     Merge(convert::MergeArgs),
     /// List a dataset's shards, records, bytes and per-kind counts.
@@ -45,7 +45,7 @@ pub const EXIT_ERROR: u8 = 2;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Convert(args) => convert::run(args),
+        Command::Convert(args) => convert::run(*args),
         Command::Merge(args) => convert::run_merge(args),
         Command::Ls(args) => inspect::run_ls(args),
         Command::Cat(args) => inspect::run_cat(args),

@@ -1,0 +1,97 @@
+//! `failures.jsonl`: one line per release row that did not become a record.
+//!
+//! Each line is `{"subset", "line", "id", "url", "reason", "detail"}`: `line` is the 1-based
+//! line in the subset's JSONL file, `id` the record id the row would have had (null when the
+//! line could not be read), `url` the image that failed (or the row's source), `reason` a
+//! short code counted in the summary (`malformed-json`, `bad-row`, `unsafe-path`,
+//! `collision`, `http-404`, `network`, `missing-file`, `too-large`, `invalid-image`,
+//! `invalid-record`, `line-too-long`) and `detail` a sentence for humans. Lines are sorted by
+//! subset then line, so the file is the same whatever order downloads finished in.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::rows::Subset;
+
+pub const FAILURES_NAME: &str = "failures.jsonl";
+/// Largest failures file `--retry-failed` reads.
+pub const MAX_FAILURES_BYTES: usize = 1 << 30;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub subset: String,
+    pub line: u64,
+    pub id: Option<String>,
+    pub url: Option<String>,
+    pub reason: String,
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn new(
+        subset: Subset,
+        line: u64,
+        reason: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Failure {
+            subset: subset.name().to_string(),
+            line,
+            id: None,
+            url: None,
+            reason: reason.into(),
+            detail: detail.into(),
+        }
+    }
+    pub fn id(mut self, id: Option<String>) -> Self {
+        self.id = id;
+        self
+    }
+    pub fn url(mut self, url: Option<String>) -> Self {
+        self.url = url;
+        self
+    }
+    pub fn sort_key(&self) -> (u8, u64) {
+        let s = Subset::from_name(&self.subset).map_or(u8::MAX, Subset::index);
+        (s, self.line)
+    }
+}
+
+/// Serializes failures sorted by subset and line, one JSON object per line.
+pub fn to_jsonl(failures: &mut [Failure]) -> Vec<u8> {
+    failures.sort_by_key(Failure::sort_key);
+    let mut out = Vec::new();
+    for f in failures.iter() {
+        serde_json::to_writer(&mut out, f).expect("a failure always serializes");
+        out.push(b'\n');
+    }
+    out
+}
+
+/// The `(subset, line)` pairs of a failures file, for `--retry-failed`.
+pub fn parse_rows(bytes: &[u8]) -> crate::Result<HashSet<(Subset, u64)>> {
+    if bytes.len() > MAX_FAILURES_BYTES {
+        return Err(crate::Error::limit(format!(
+            "{FAILURES_NAME} is {} bytes; at most {MAX_FAILURES_BYTES} are read",
+            bytes.len()
+        )));
+    }
+    let mut out = HashSet::new();
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if super::rows::is_blank(line) {
+            continue;
+        }
+        let f: Failure = serde_json::from_slice(line)
+            .map_err(|e| crate::Error::malformed(format!("{FAILURES_NAME} line {}: {e}", i + 1)))?;
+        let subset = Subset::from_name(&f.subset).ok_or_else(|| {
+            crate::Error::malformed(format!(
+                "{FAILURES_NAME} line {}: unknown subset {:?}",
+                i + 1,
+                f.subset
+            ))
+        })?;
+        out.insert((subset, f.line));
+    }
+    Ok(out)
+}

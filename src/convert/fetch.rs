@@ -1,0 +1,462 @@
+//! Getting image bytes: from local files, from the download cache, or over HTTP.
+//!
+//! The HTTP side is built for Flickr's and CDNs' habits: a global limit (`--jobs`) and a
+//! per-host limit (`--per-host`) on concurrent requests, an optional per-host request rate
+//! (`--rate HOST=REQ/S`), timeouts on connect and on an idle body, and bounded retries with
+//! exponential back-off and full jitter. A 429 or 503 waits for `Retry-After` when the server
+//! sends one. A body shorter than its `Content-Length` (or cut by a reset) is retried, never
+//! stored. Permits are released while waiting, so one throttled host does not hold the others
+//! back.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Semaphore;
+
+use super::cache::{Cache, kill_point};
+use super::resolve::Location;
+
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    pub jobs: usize,
+    pub per_host: usize,
+    /// `(host, requests per second)`; host `*` applies to every host without its own rule.
+    pub rates: Vec<(String, f64)>,
+    pub connect_timeout: Duration,
+    /// Longest wait for the next body bytes (or the response head).
+    pub idle_timeout: Duration,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// Longest `Retry-After` honoured; longer ones are clamped to it.
+    pub max_retry_after: Duration,
+    pub max_image_bytes: u64,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            jobs: 16,
+            per_host: 4,
+            rates: Vec::new(),
+            connect_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
+            retries: 6,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(600),
+            max_image_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Why an image could not be had. `reason()` is the short form counted in the summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    /// A final HTTP status (after retries for retryable ones).
+    Status(u16),
+    /// Connection, timeout or truncation errors that outlived the retries.
+    Network(String),
+    Missing(String),
+    TooLarge(u64),
+}
+
+impl FetchError {
+    pub fn reason(&self) -> String {
+        match self {
+            FetchError::Status(s) => format!("http-{s}"),
+            FetchError::Network(_) => "network".into(),
+            FetchError::Missing(_) => "missing-file".into(),
+            FetchError::TooLarge(_) => "too-large".into(),
+        }
+    }
+    pub fn detail(&self, max: u64) -> String {
+        match self {
+            FetchError::Status(s) => format!("HTTP status {s}"),
+            FetchError::Network(m) => m.clone(),
+            FetchError::Missing(m) => m.clone(),
+            FetchError::TooLarge(n) => format!("{n} bytes; images over {max} bytes are refused"),
+        }
+    }
+}
+
+/// Counters for the summary (this run only).
+#[derive(Debug, Default)]
+pub struct FetchStats {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub bytes_downloaded: AtomicU64,
+    pub bytes_local: AtomicU64,
+    pub cache_hits: AtomicU64,
+}
+
+struct Host {
+    permits: Semaphore,
+    /// Earliest start of the next request, when rate limited.
+    next_slot: Mutex<Instant>,
+    interval: Option<Duration>,
+}
+
+pub struct Fetcher {
+    client: reqwest::Client,
+    opts: FetchOptions,
+    global: Semaphore,
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
+    cache: Cache,
+    pub stats: FetchStats,
+    jitter: AtomicU64,
+}
+
+enum Attempt {
+    Done(Bytes),
+    Retry {
+        why: String,
+        after: Option<Duration>,
+    },
+    Fail(FetchError),
+}
+
+impl Fetcher {
+    pub fn new(opts: FetchOptions, cache: Cache) -> crate::Result<Fetcher> {
+        crate::net::ensure_tls_provider();
+        let client = reqwest::Client::builder()
+            .connect_timeout(opts.connect_timeout)
+            .read_timeout(opts.idle_timeout)
+            .user_agent(concat!("editshard/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(opts.per_host.max(1))
+            .build()
+            .map_err(|e| crate::Error::invalid(format!("cannot build the HTTP client: {e}")))?;
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        Ok(Fetcher {
+            client,
+            global: Semaphore::new(opts.jobs.max(1)),
+            opts,
+            hosts: Mutex::new(HashMap::new()),
+            cache,
+            stats: FetchStats::default(),
+            jitter: AtomicU64::new(seed | 1),
+        })
+    }
+
+    pub fn max_image_bytes(&self) -> u64 {
+        self.opts.max_image_bytes
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The bytes at `loc`. HTTP results are cached; local files are read in place.
+    pub async fn get(&self, loc: &Location) -> Result<Bytes, FetchError> {
+        match loc {
+            Location::Local(p) => {
+                let data = read_local(p, self.opts.max_image_bytes).await?;
+                self.stats
+                    .bytes_local
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                Ok(data)
+            }
+            Location::Http(url) => {
+                if let Some(data) = self.cache.get(url, self.opts.max_image_bytes) {
+                    self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(data);
+                }
+                let data = self.http(url).await?;
+                self.cache
+                    .put(url, &data)
+                    .map_err(|e| FetchError::Network(format!("cannot write the cache: {e}")))?;
+                kill_point("fetched");
+                Ok(data)
+            }
+        }
+    }
+
+    /// GET with limits and retries; no cache.
+    pub async fn http(&self, url: &str) -> Result<Bytes, FetchError> {
+        self.http_max(url, self.opts.max_image_bytes).await
+    }
+
+    /// [`Self::http`] with another size limit (for the release's JSONL files).
+    pub async fn http_max(&self, url: &str, max: u64) -> Result<Bytes, FetchError> {
+        let host = self.host(url);
+        let mut attempt = 0u32;
+        loop {
+            let result = {
+                let _g = self.global.acquire().await.expect("never closed");
+                let _h = host.permits.acquire().await.expect("never closed");
+                self.wait_for_slot(&host).await;
+                self.stats.requests.fetch_add(1, Ordering::Relaxed);
+                self.attempt(url, max).await
+            };
+            match result {
+                Attempt::Done(data) => {
+                    self.stats
+                        .bytes_downloaded
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    return Ok(data);
+                }
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry { why, after } => {
+                    if attempt >= self.opts.retries {
+                        return Err(match why.strip_prefix("status ") {
+                            Some(code) => code
+                                .parse()
+                                .map(FetchError::Status)
+                                .unwrap_or(FetchError::Network(why)),
+                            None => FetchError::Network(format!(
+                                "{why} (gave up after {} attempts)",
+                                attempt + 1
+                            )),
+                        });
+                    }
+                    let wait = match after {
+                        Some(a) => a.min(self.opts.max_retry_after),
+                        None => self.backoff(attempt),
+                    };
+                    attempt += 1;
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, url: &str, max: u64) -> Attempt {
+        let mut resp = match self.client.get(url).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                if e.is_builder() {
+                    return Attempt::Fail(FetchError::Network(format!("bad URL: {e}")));
+                }
+                return Attempt::Retry {
+                    why: error_chain(&e),
+                    after: None,
+                };
+            }
+        };
+        let status = resp.status().as_u16();
+        if status != 200 {
+            let retryable = matches!(status, 408 | 429 | 500 | 502 | 503 | 504);
+            if !retryable {
+                return Attempt::Fail(FetchError::Status(status));
+            }
+            let after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            return Attempt::Retry {
+                why: format!("status {status}"),
+                after,
+            };
+        }
+        let declared = resp.content_length();
+        if let Some(n) = declared.filter(|&n| n > max) {
+            return Attempt::Fail(FetchError::TooLarge(n));
+        }
+        let mut buf = BytesMut::with_capacity(declared.unwrap_or(1 << 16).min(max) as usize);
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (buf.len() + chunk.len()) as u64 > max {
+                        return Attempt::Fail(FetchError::TooLarge(
+                            (buf.len() + chunk.len()) as u64,
+                        ));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Attempt::Retry {
+                        why: format!("body cut after {} bytes: {}", buf.len(), error_chain(&e)),
+                        after: None,
+                    };
+                }
+            }
+        }
+        if let Some(n) = declared.filter(|&n| n != buf.len() as u64) {
+            return Attempt::Retry {
+                why: format!("body is {} bytes but Content-Length said {n}", buf.len()),
+                after: None,
+            };
+        }
+        Attempt::Done(buf.freeze())
+    }
+
+    fn host(&self, url: &str) -> Arc<Host> {
+        let name = host_of(url).to_string();
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        hosts
+            .entry(name.clone())
+            .or_insert_with(|| {
+                let rate = self
+                    .opts
+                    .rates
+                    .iter()
+                    .find(|(h, _)| *h == name)
+                    .or_else(|| self.opts.rates.iter().find(|(h, _)| h == "*"))
+                    .map(|(_, r)| *r);
+                Arc::new(Host {
+                    permits: Semaphore::new(self.opts.per_host.max(1)),
+                    next_slot: Mutex::new(Instant::now()),
+                    interval: rate
+                        .filter(|r| *r > 0.0)
+                        .map(|r| Duration::from_secs_f64(1.0 / r)),
+                })
+            })
+            .clone()
+    }
+
+    async fn wait_for_slot(&self, host: &Host) {
+        let Some(interval) = host.interval else {
+            return;
+        };
+        let start = {
+            let mut next = host.next_slot.lock().unwrap_or_else(|e| e.into_inner());
+            let start = (*next).max(Instant::now());
+            *next = start + interval;
+            start
+        };
+        tokio::time::sleep_until(start.into()).await;
+    }
+
+    /// Full jitter: uniform in [d/2, d] where d = backoff * 2^attempt, capped.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let d = self
+            .opts
+            .backoff
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(self.opts.max_backoff);
+        // xorshift: jitter only spreads retries out, it needs no quality.
+        let mut x = self.jitter.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.jitter.store(x, Ordering::Relaxed);
+        let frac = (x % 1000) as f64 / 1000.0;
+        d.mul_f64(0.5 + frac / 2.0)
+    }
+}
+
+/// `host[:port]` of an http(s) URL, for per-host limits.
+pub fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#']).next().unwrap_or("")
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+async fn read_local(path: &Path, max: u64) -> Result<Bytes, FetchError> {
+    let missing = |e: std::io::Error| FetchError::Missing(format!("{}: {e}", path.display()));
+    let meta = tokio::fs::metadata(path).await.map_err(missing)?;
+    if !meta.is_file() {
+        return Err(FetchError::Missing(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    if meta.len() > max {
+        return Err(FetchError::TooLarge(meta.len()));
+    }
+    let data = tokio::fs::read(path).await.map_err(missing)?;
+    if data.len() as u64 > max {
+        return Err(FetchError::TooLarge(data.len() as u64));
+    }
+    Ok(Bytes::from(data))
+}
+
+/// `Retry-After`: delay-seconds or an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub fn parse_retry_after(v: &str, now: SystemTime) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let parts: Vec<&str> = v.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| m == month)? as i64 + 1;
+    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let hms: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s] = hms.as_slice() else {
+        return None;
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let at = days * 86_400 + h * 3600 + m * 60 + s;
+    let now = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs() as i64;
+    Some(Duration::from_secs((at - now).max(0) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_770);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(
+            host_of("https://farm8.staticflickr.com/1/2.jpg"),
+            "farm8.staticflickr.com"
+        );
+        assert_eq!(host_of("http://127.0.0.1:8080/x?y"), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let f = Fetcher::new(
+            FetchOptions {
+                backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(1),
+                ..FetchOptions::default()
+            },
+            Cache::new(std::env::temp_dir()),
+        )
+        .unwrap();
+        let b0 = f.backoff(0);
+        assert!(b0 >= Duration::from_millis(50) && b0 <= Duration::from_millis(100));
+        let b3 = f.backoff(3);
+        assert!(b3 >= Duration::from_millis(400) && b3 <= Duration::from_millis(800));
+        assert!(f.backoff(30) <= Duration::from_secs(1));
+    }
+}

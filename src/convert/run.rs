@@ -1,0 +1,488 @@
+//! The conversion driver: plan, fetch in parallel, write in plan order, publish, resume.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use super::batch::{Context, LICENCE, RowOutcome, Validate};
+use super::cache::{Cache, kill_point};
+use super::failures::{self, FAILURES_NAME, Failure};
+use super::fetch::{FetchOptions, Fetcher};
+use super::openimages::OpenImages;
+use super::plan::{self, CollisionPolicy, PlanOptions};
+use super::progress::{Progress, Summary};
+use super::resolve::{CDN_BASE, Release, Resolver};
+use super::rows::Subset;
+use super::scores::Scores;
+use super::state::{State, Work};
+use super::{edit_types, part_dir};
+use crate::dataset::DatasetWriter;
+use crate::error::{Error, ErrorKind, Result};
+use crate::manifest::{MANIFEST_NAME, MAX_MANIFEST_LEN, Manifest};
+use crate::storage::{self, Location, StorageOptions};
+
+/// Largest JSONL file downloaded when the release is a URL.
+const MAX_JSONL_BYTES: u64 = 4 << 30;
+
+#[derive(Debug, Clone)]
+pub struct ConvertOptions {
+    /// Directory or URL; default the public CDN.
+    pub release: Option<String>,
+    pub out: String,
+    pub subsets: Vec<Subset>,
+    pub limit: Option<u64>,
+    pub map_url: Vec<String>,
+    pub openimages_csv: Option<PathBuf>,
+    pub openimages_dir: Option<PathBuf>,
+    pub scores: Option<PathBuf>,
+    pub collisions: CollisionPolicy,
+    pub validate: Validate,
+    pub fetch: FetchOptions,
+    pub shard_size: u64,
+    pub part: Option<(u32, u32)>,
+    pub retry_failed: bool,
+    pub s3_endpoint: Option<String>,
+    pub work_dir: Option<PathBuf>,
+    pub log_interval: Duration,
+}
+
+pub struct Outcome {
+    pub summary: Summary,
+}
+
+/// Converts a release; see the module docs of [`crate::convert`].
+pub fn convert(opts: &ConvertOptions) -> Result<Outcome> {
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(
+            std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .min(8),
+        )
+        .enable_all()
+        .build()?;
+    let storage_opts = StorageOptions {
+        s3_endpoint: opts.s3_endpoint.clone(),
+        ..StorageOptions::default()
+    };
+    let dest = Location::parse(&opts.out, &storage_opts)?;
+    let root = match opts.part {
+        Some((i, n)) => dest.child(&part_dir(i, n))?,
+        None => dest.clone(),
+    };
+    let existing = rt.block_on(read_manifest(&root))?;
+    if existing.is_some() && !opts.retry_failed {
+        return Err(Error::invalid(format!(
+            "{} already holds a finished dataset ({MANIFEST_NAME} exists): choose another --out, \
+             or pass --retry-failed to convert only the rows listed in its {FAILURES_NAME}",
+            root.display()
+        )));
+    }
+    if existing.is_none() && opts.retry_failed {
+        return Err(Error::invalid(format!(
+            "--retry-failed: {} holds no finished dataset to complete (no {MANIFEST_NAME})",
+            root.display()
+        )));
+    }
+
+    let work_dir = match (&opts.work_dir, root.is_local()) {
+        (Some(w), _) => w.clone(),
+        (None, Some(dir)) => dir.join(".editshard-work"),
+        (None, None) => {
+            let h = crate::record::hex(&Sha256::digest(root.display().as_bytes()));
+            std::env::temp_dir().join(format!("editshard-work-{}", &h[..16]))
+        }
+    };
+    let mut work = Work::open(&work_dir)?;
+    let fetcher = Fetcher::new(opts.fetch.clone(), Cache::new(work.path("cache")))?;
+
+    // The release and its JSONL files (downloaded once into the work directory if remote).
+    let release_str = opts.release.clone().unwrap_or_else(|| CDN_BASE.to_string());
+    let release = Release::parse(&release_str);
+    let resolver = Resolver::new(release.clone(), &opts.map_url).map_err(Error::invalid)?;
+    let mut inputs = Vec::new();
+    for &subset in &opts.subsets {
+        let path = match &release {
+            Release::Dir(d) => d.join(subset.file()),
+            Release::Url(_) => rt.block_on(download_jsonl(&fetcher, &resolver, &work, subset))?,
+        };
+        if !path.is_file() {
+            return Err(Error::invalid(format!(
+                "{} not found: RELEASE must be laid out like the release (jsonl/sft.jsonl, \
+                 jsonl/preference.jsonl, jsonl/multi-turn.jsonl); use --subsets to convert fewer",
+                path.display()
+            )));
+        }
+        inputs.push((subset, path));
+    }
+
+    let only = if opts.retry_failed {
+        let bytes =
+            rt.block_on(root.get_max(FAILURES_NAME, failures::MAX_FAILURES_BYTES as u64))?;
+        Some(failures::parse_rows(&bytes)?)
+    } else {
+        None
+    };
+    let plan = plan::build(
+        &PlanOptions {
+            inputs: inputs.clone(),
+            limit: opts.limit,
+            collisions: opts.collisions,
+            part: opts.part,
+            only: only.clone(),
+            want_sources: opts.openimages_csv.is_some(),
+        },
+        &resolver,
+    )?;
+    let openimages = match &opts.openimages_csv {
+        Some(csv) => Some(OpenImages::load(
+            csv,
+            opts.openimages_dir.as_deref(),
+            &plan.source_urls,
+        )?),
+        None => None,
+    };
+    let scores = opts.scores.as_deref().map(Scores::load).transpose()?;
+    let (common, fingerprint) =
+        fingerprints(opts, &release_str, &plan.input_sha256, only.as_ref())?;
+
+    let state = work.load_state()?;
+    if let Some(s) = &state
+        && s.fingerprint != fingerprint
+    {
+        return Err(Error::invalid(format!(
+            "the work directory {} belongs to a different conversion (the options or the input \
+             changed since it was interrupted): re-run the original command to finish it, or \
+             delete the directory to start over",
+            work.dir().display()
+        )));
+    }
+    let next_row = state.as_ref().map_or(0, |s| s.next_row);
+    let base = state.map_or_else(|| Manifest::new(Some(LICENCE.to_string())), |s| s.manifest);
+    let prefix = match &existing {
+        Some(m) => format!("retry-{}/shard-", retry_number(m)),
+        None => "shard-".to_string(),
+    };
+    let mut writer = DatasetWriter::create(&work.path("staging"))?
+        .target_shard_bytes(opts.shard_size)
+        .licence(Some(LICENCE.to_string()))
+        .shard_prefix(prefix)
+        .resume_after(base);
+    let mut run_failures = work.reopen_failures(next_row)?;
+
+    let ctx = Arc::new(Context {
+        fetcher,
+        resolver,
+        openimages,
+        scores,
+        validate: opts.validate,
+        inputs: inputs.into_iter().collect(),
+    });
+    let total_rows = plan.rows.len() as u64;
+    let mut progress = Progress::new(total_rows, next_row.min(total_rows), opts.log_interval);
+    let batches: Vec<Vec<(u64, plan::PlanRow)>> = plan
+        .batches
+        .iter()
+        .filter(|b| b.end as u64 > next_row)
+        .map(|b| {
+            (b.start.max(next_row as usize)..b.end)
+                .map(|i| (i as u64, plan.rows[i]))
+                .collect()
+        })
+        .collect();
+    let window = (opts.fetch.jobs * 2).max(4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<RowOutcome>>(2);
+    let producer_ctx = ctx.clone();
+    let producer = rt.spawn(async move {
+        let mut stream = futures_util::stream::iter(batches)
+            .map(|b| producer_ctx.clone().batch(b))
+            .buffered(window);
+        while let Some(done) = stream.next().await {
+            if tx.send(done).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut publisher = Publisher {
+        root: &root,
+        staging: work.path("staging"),
+        rt: &rt,
+    };
+    let mut pending: VecDeque<(u64, u32, Vec<String>)> = VecDeque::new();
+    while let Some(batch) = rx.blocking_recv() {
+        for outcome in batch {
+            pending.push_back((outcome.index, outcome.group, outcome.http_urls));
+            let shards_before = writer.manifest().shards.len();
+            let failure = match outcome.result {
+                Ok(record) => {
+                    let bytes: u64 = record.images().map(|i| i.len).sum();
+                    match writer.append(&record) {
+                        Ok(()) => {
+                            progress.row(bytes, false);
+                            kill_point("appended");
+                            None
+                        }
+                        Err(e) if matches!(e.kind(), ErrorKind::Invalid(_)) => Some(
+                            Failure::new(
+                                Subset::from_name(
+                                    record.provenance.subset.as_deref().unwrap_or(""),
+                                )
+                                .unwrap_or(Subset::Sft),
+                                record.provenance.line.unwrap_or(0),
+                                "invalid-record",
+                                e.to_string(),
+                            )
+                            .id(Some(record.id.clone())),
+                        ),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(f) => Some(f),
+            };
+            if let Some(f) = failure {
+                progress.row(0, true);
+                work.record_failure(outcome.index, &f)?;
+                run_failures.push(f);
+            }
+            if writer.manifest().shards.len() > shards_before {
+                // The record just appended opened a new shard: everything before it is final.
+                publisher.publish_new(writer.manifest(), shards_before)?;
+                kill_point("published");
+                work.save_state(&State {
+                    fingerprint: fingerprint.clone(),
+                    next_row: outcome.index,
+                    manifest: writer.manifest().clone(),
+                })?;
+                kill_point("saved");
+                evict(ctx.fetcher.cache(), &mut pending, outcome.index);
+            }
+        }
+    }
+    rt.block_on(producer)
+        .map_err(|e| Error::invalid(format!("the download task failed: {e}")))?;
+    let shards_before = writer.manifest().shards.len();
+    writer.finish_shard()?;
+    publisher.publish_new(writer.manifest(), shards_before)?;
+    progress.finish();
+    let new_part = writer.manifest().clone();
+    work.save_state(&State {
+        fingerprint: fingerprint.clone(),
+        next_row: total_rows,
+        manifest: new_part.clone(),
+    })?;
+
+    let mut all_failures: Vec<Failure> = plan.failures.clone();
+    all_failures.extend(run_failures);
+    let failures_bytes = failures::to_jsonl(&mut all_failures);
+    rt.block_on(root.put(FAILURES_NAME, Bytes::from(failures_bytes)))?;
+    kill_point("finishing");
+    let mut manifest = match existing {
+        Some(mut m) => {
+            m.absorb(&new_part);
+            m
+        }
+        None => new_part,
+    };
+    let mut info = serde_json::Map::new();
+    info.insert("fingerprint".into(), common.into());
+    if let Some((i, n)) = opts.part {
+        info.insert("part".into(), i.into());
+        info.insert("parts".into(), n.into());
+    }
+    manifest.extra.insert("convert".into(), info.into());
+    rt.block_on(root.put(MANIFEST_NAME, Bytes::from(manifest.to_json())))?;
+
+    let stats = &ctx.fetcher.stats;
+    let mut by_reason = BTreeMap::new();
+    for f in &all_failures {
+        *by_reason.entry(f.reason.clone()).or_insert(0u64) += 1;
+    }
+    let summary = Summary {
+        dest: root.display(),
+        rows_read: plan.rows_read.clone(),
+        rows_in_part: total_rows + plan.failures.len() as u64,
+        records: manifest.records,
+        shards: manifest.shards.len() as u64,
+        shard_bytes: manifest.bytes,
+        failures: by_reason,
+        unknown_edit_types: manifest
+            .edit_types
+            .iter()
+            .filter(|(t, _)| edit_types::category(t).is_none())
+            .map(|(t, n)| (t.clone(), *n))
+            .collect(),
+        images_referenced: manifest.images.referenced,
+        images_stored: manifest.images.stored,
+        image_bytes_referenced: manifest.images.bytes_referenced,
+        image_bytes_stored: manifest.images.bytes_stored,
+        requests: stats.requests.load(Ordering::Relaxed),
+        retries: stats.retries.load(Ordering::Relaxed),
+        bytes_downloaded: stats.bytes_downloaded.load(Ordering::Relaxed),
+        bytes_local: stats.bytes_local.load(Ordering::Relaxed),
+        cache_hits: stats.cache_hits.load(Ordering::Relaxed),
+        resumed_at_row: next_row,
+        wall_secs: started.elapsed().as_secs_f64(),
+    };
+    drop(ctx);
+    work.remove()?;
+    Ok(Outcome { summary })
+}
+
+/// Moves finished shards from the staging directory to the destination.
+struct Publisher<'a> {
+    root: &'a Location,
+    staging: PathBuf,
+    rt: &'a tokio::runtime::Runtime,
+}
+
+impl Publisher<'_> {
+    fn publish_new(&mut self, manifest: &Manifest, from: usize) -> Result<()> {
+        for shard in &manifest.shards[from..] {
+            let local = self.staging.join(&shard.path);
+            match self.root.is_local() {
+                Some(dir) => {
+                    let target = dir.join(&shard.path);
+                    if let Some(parent) = target.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    // Same file system (the work directory is inside DEST): a rename.
+                    if std::fs::rename(&local, &target).is_err() {
+                        self.rt.block_on(self.root.put_file(&shard.path, &local))?;
+                        std::fs::remove_file(&local)?;
+                    }
+                }
+                None => {
+                    self.rt.block_on(self.root.put_file(&shard.path, &local))?;
+                    std::fs::remove_file(&local)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Drops cache entries of rows now in a published shard, except those of the source still
+/// being written (its next batch reads the shared source from the cache).
+fn evict(cache: &Cache, pending: &mut VecDeque<(u64, u32, Vec<String>)>, next_row: u64) {
+    let current_group = pending.iter().find(|p| p.0 == next_row).map(|p| p.1);
+    let mut keep = VecDeque::new();
+    let mut live: HashSet<String> = HashSet::new();
+    for p in pending
+        .iter()
+        .filter(|p| p.0 >= next_row || Some(p.1) == current_group)
+    {
+        live.extend(p.2.iter().cloned());
+    }
+    for p in pending.drain(..) {
+        if p.0 >= next_row || Some(p.1) == current_group {
+            keep.push_back(p);
+        } else {
+            for url in &p.2 {
+                if !live.contains(url) {
+                    cache.remove(url);
+                }
+            }
+        }
+    }
+    *pending = keep;
+}
+
+async fn read_manifest(root: &Location) -> Result<Option<Manifest>> {
+    match root.get_max(MANIFEST_NAME, MAX_MANIFEST_LEN).await {
+        Ok(bytes) => Manifest::parse(&bytes).map(Some),
+        Err(e) if storage::is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The next free `retry-N` directory name number.
+fn retry_number(m: &Manifest) -> usize {
+    (1..)
+        .find(|n| {
+            let p = format!("retry-{n}/");
+            !m.shards.iter().any(|s| s.path.starts_with(&p))
+        })
+        .expect("some number is free")
+}
+
+async fn download_jsonl(
+    fetcher: &Fetcher,
+    resolver: &Resolver,
+    work: &Work,
+    subset: Subset,
+) -> Result<PathBuf> {
+    let path = work.path("release").join(subset.file());
+    if path.is_file() {
+        return Ok(path);
+    }
+    let loc = resolver
+        .release_ref(subset.file())
+        .map_err(Error::invalid)?;
+    let data = match &loc {
+        super::resolve::Location::Local(p) => Bytes::from(std::fs::read(p)?),
+        super::resolve::Location::Http(url) => {
+            fetcher.http_max(url, MAX_JSONL_BYTES).await.map_err(|e| {
+                Error::invalid(format!(
+                    "cannot download {url}: {} ({})",
+                    e.reason(),
+                    e.detail(MAX_JSONL_BYTES)
+                ))
+            })?
+        }
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    crate::dataset::write_atomically(&path, &data)?;
+    Ok(path)
+}
+
+/// `(common, run)`: `common` covers what every part of one conversion shares (checked by
+/// `merge`); `run` adds the part and the retried rows (checked on resume). Options that do not
+/// change the output (jobs, limits on the network, timeouts) are left out on purpose.
+fn fingerprints(
+    opts: &ConvertOptions,
+    release: &str,
+    input: &[u8; 32],
+    only: Option<&HashSet<(Subset, u64)>>,
+) -> Result<(String, String)> {
+    let mut h = Sha256::new();
+    let file_digest = |p: &Path| -> Result<String> {
+        let data =
+            std::fs::read(p).map_err(|e| Error::from(e).in_shard(p.display().to_string()))?;
+        Ok(crate::record::hex(&Sha256::digest(&data)))
+    };
+    let csv_len = match &opts.openimages_csv {
+        Some(p) => std::fs::metadata(p)?.len(),
+        None => 0,
+    };
+    let scores = opts.scores.as_deref().map(file_digest).transpose()?;
+    let text = format!(
+        "editshard-convert-v1\n{release}\n{:?}\n{:?}\n{:?}\n{:?}\n{}\n{:?}\n{:?}\n{csv_len}\n{:?}\n{}\n",
+        opts.subsets,
+        opts.limit,
+        opts.collisions,
+        opts.validate,
+        opts.shard_size,
+        opts.map_url,
+        opts.openimages_dir,
+        scores,
+        crate::record::hex(input),
+    );
+    h.update(text.as_bytes());
+    let common = crate::record::hex(&h.clone().finalize());
+    h.update(format!("{:?}\n", opts.part).as_bytes());
+    if let Some(only) = only {
+        let mut rows: Vec<(u8, u64)> = only.iter().map(|(s, l)| (s.index(), *l)).collect();
+        rows.sort();
+        h.update(format!("{rows:?}").as_bytes());
+    }
+    Ok((common, crate::record::hex(&h.finalize())))
+}
