@@ -1,0 +1,342 @@
+//! Sequential streaming of whole shards, with background prefetch.
+//!
+//! One background task downloads the chosen shards in order, each as a stream of chunks.
+//! Every chunk holds permits of a semaphore sized to the memory budget until the decoder has
+//! consumed it, so at most about `prefetch_bytes` are buffered ahead of the reader (plus the
+//! frame being decoded). The reader decodes each shard with tokio-util's `FramedRead` over
+//! [`ShardDecoder`]. Downloading in order is what makes the budget deadlock-free: the chunk
+//! the reader waits for is always the oldest one.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use futures_util::stream::{BoxStream, Stream, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::codec::FramedRead;
+use tokio_util::io::StreamReader;
+
+use super::dataset::Dataset;
+use super::fetch::{SkipFn, log_skip};
+use super::order::Partition;
+use super::select::{Filter, Images};
+use crate::codec::ShardDecoder;
+use crate::error::{Error, Result};
+use crate::record::Record;
+
+/// Options of [`Dataset::stream`].
+#[derive(Clone)]
+pub struct StreamOptions {
+    /// Shards to read, in this order; `None` reads all in manifest order.
+    pub shards: Option<Vec<usize>>,
+    /// Bytes downloaded ahead of the reader at most (default 256 MiB).
+    pub prefetch_bytes: u64,
+    /// Log and skip damaged records instead of ending the stream with an error. After damage
+    /// the rest of that shard is read record by record through its index, so only the
+    /// damaged records are lost.
+    pub skip_corrupt: bool,
+    /// Where skipped records are reported; standard error by default.
+    pub on_skip: Option<SkipFn>,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            shards: None,
+            prefetch_bytes: 256 << 20,
+            skip_corrupt: false,
+            on_skip: None,
+        }
+    }
+}
+
+impl StreamOptions {
+    /// The shards a consumer reads when whole shards are dealt round-robin to the
+    /// consumers of `partition` (for a shard-granular split; see [`Dataset::reader`] for a
+    /// record-granular, resumable one).
+    pub fn partition_shards(n_shards: usize, partition: &Partition) -> Vec<usize> {
+        let consumers = partition.world_size.max(1) as usize * partition.workers.max(1) as usize;
+        let me =
+            partition.rank as usize * partition.workers.max(1) as usize + partition.worker as usize;
+        (0..n_shards).filter(|s| s % consumers == me).collect()
+    }
+}
+
+/// Permits are counted in KiB so that a u32 covers any budget.
+const PERMIT_UNIT: u64 = 1024;
+
+/// A downloaded chunk and its share of the memory budget, released when consumed.
+struct Budgeted {
+    bytes: Bytes,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Buf for Budgeted {
+    fn remaining(&self) -> usize {
+        self.bytes.remaining()
+    }
+    fn chunk(&self) -> &[u8] {
+        self.bytes.chunk()
+    }
+    fn advance(&mut self, cnt: usize) {
+        self.bytes.advance(cnt)
+    }
+}
+
+type ChunkRx = mpsc::UnboundedReceiver<Result<Budgeted>>;
+type Frames =
+    FramedRead<StreamReader<BoxStream<'static, std::io::Result<Budgeted>>, Budgeted>, ShardDecoder>;
+
+/// Aborts the background task when the stream is dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A stream of records (see [`Dataset::stream`]).
+pub struct RecordStream {
+    inner: BoxStream<'static, Result<Record>>,
+    _task: Option<AbortOnDrop>,
+}
+
+impl RecordStream {
+    pub(crate) fn new(
+        inner: BoxStream<'static, Result<Record>>,
+        task: Option<tokio::task::AbortHandle>,
+    ) -> Self {
+        RecordStream {
+            inner,
+            _task: task.map(AbortOnDrop),
+        }
+    }
+    pub(crate) fn failed(e: Error) -> Self {
+        RecordStream::new(
+            futures_util::stream::once(async move { Err(e) }).boxed(),
+            None,
+        )
+    }
+}
+
+impl Stream for RecordStream {
+    type Item = Result<Record>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.poll_next_unpin(cx)
+    }
+}
+
+/// Downloads `shards` in order into per-shard chunk channels.
+async fn produce(
+    ds: Dataset,
+    shards: Vec<usize>,
+    budget: Arc<Semaphore>,
+    max_permits: u32,
+    announce: mpsc::Sender<(usize, ChunkRx)>,
+) {
+    for s in shards {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if announce.send((s, rx)).await.is_err() {
+            return; // the reader is gone
+        }
+        let path = ds.manifest().shards[s].path.clone();
+        let mut stream = match ds.location().get_stream(&path).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                continue;
+            }
+        };
+        while let Some(item) = stream.next().await {
+            let item = match item {
+                Ok(bytes) => {
+                    let want = bytes
+                        .len()
+                        .div_ceil(PERMIT_UNIT as usize)
+                        .min(max_permits as usize) as u32;
+                    let Ok(permit) = budget.clone().acquire_many_owned(want).await else {
+                        return;
+                    };
+                    Ok(Budgeted {
+                        bytes,
+                        _permit: Some(permit),
+                    })
+                }
+                Err(e) => Err(e),
+            };
+            let failed = item.is_err();
+            if tx.send(item).is_err() || failed {
+                break; // the reader dropped this shard (skipped after damage) or it failed
+            }
+        }
+    }
+}
+
+struct Current {
+    shard: usize,
+    frames: Frames,
+    yielded: usize,
+    /// The storage error behind an I/O error the decoder reports, kept whole.
+    storage_error: Arc<Mutex<Option<Error>>>,
+}
+
+struct State {
+    ds: Dataset,
+    announced: mpsc::Receiver<(usize, ChunkRx)>,
+    current: Option<Current>,
+    /// After damage: (shard, next record) still to read through the index.
+    fallback: Option<(usize, usize)>,
+    ready: VecDeque<Record>,
+    skip: Option<SkipFn>,
+    done: bool,
+}
+
+/// Records read through the index per request batch after damage.
+const FALLBACK_BATCH: usize = 64;
+
+impl State {
+    fn open(&self, shard: usize, rx: ChunkRx) -> Current {
+        let slot: Arc<Mutex<Option<Error>>> = Arc::default();
+        let keep = slot.clone();
+        let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
+        .map(move |item| {
+            item.map_err(|e| {
+                let text = e.to_string();
+                *keep.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                std::io::Error::other(text)
+            })
+        })
+        .boxed();
+        let name = self
+            .ds
+            .location()
+            .display_of(&self.ds.manifest().shards[shard].path);
+        let decoder = ShardDecoder::with_options(self.ds.options().read.clone()).named(name);
+        Current {
+            shard,
+            frames: FramedRead::with_capacity(StreamReader::new(chunks), decoder, 1 << 20),
+            yielded: 0,
+            storage_error: slot,
+        }
+    }
+
+    async fn next(&mut self) -> Option<Result<Record>> {
+        loop {
+            if let Some(r) = self.ready.pop_front() {
+                return Some(Ok(r));
+            }
+            if self.done {
+                return None;
+            }
+            if let Some((s, next)) = self.fallback {
+                let n = self.ds.manifest().shards[s].records as usize;
+                let end = (next + FALLBACK_BATCH).min(n);
+                self.fallback = (end < n).then_some((s, end));
+                let got = self
+                    .ds
+                    .select_in_shard(
+                        s,
+                        next..end,
+                        Images::All,
+                        &Filter::default(),
+                        self.skip.as_ref(),
+                    )
+                    .await;
+                match got {
+                    Ok(records) => self.ready.extend(records.into_iter().flatten()),
+                    Err(e) if e.is_corruption() && self.skip.is_some() => {
+                        // The index itself is damaged: the rest of the shard is lost.
+                        if let Some(log) = &self.skip {
+                            log(&e);
+                        }
+                        self.fallback = None;
+                    }
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+                continue;
+            }
+            let Some(current) = self.current.as_mut() else {
+                match self.announced.recv().await {
+                    Some((s, rx)) => self.current = Some(self.open(s, rx)),
+                    None => return None,
+                }
+                continue;
+            };
+            match current.frames.next().await {
+                Some(Ok(r)) => {
+                    current.yielded += 1;
+                    return Some(Ok(r));
+                }
+                None => self.current = None,
+                Some(Err(e)) => {
+                    let stored = current
+                        .storage_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take();
+                    let e = stored.unwrap_or(e);
+                    let (shard, yielded) = (current.shard, current.yielded);
+                    self.current = None;
+                    match &self.skip {
+                        Some(log) if e.is_corruption() => {
+                            log(&e);
+                            self.fallback = Some((shard, yielded));
+                        }
+                        _ => {
+                            self.done = true;
+                            return Some(Err(e));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Dataset {
+    /// Streams the records of whole shards front to back, verifying every frame, with the
+    /// next shards downloading in the background. Needs a tokio runtime.
+    pub fn stream(&self, options: StreamOptions) -> RecordStream {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return RecordStream::failed(Error::invalid(
+                "Dataset::stream needs a tokio runtime; use read::blocking outside one",
+            ));
+        };
+        let n = self.manifest().shards.len();
+        let shards = options.shards.clone().unwrap_or_else(|| (0..n).collect());
+        if let Some(&bad) = shards.iter().find(|&&s| s >= n) {
+            return RecordStream::failed(Error::invalid(format!(
+                "shard #{bad} does not exist: the dataset has {n}"
+            )));
+        }
+        let permits =
+            (options.prefetch_bytes / PERMIT_UNIT).clamp(1, u64::from(u32::MAX >> 4)) as u32;
+        let budget = Arc::new(Semaphore::new(permits as usize));
+        let (announce, announced) = mpsc::channel(2);
+        let task = handle.spawn(produce(self.clone(), shards, budget, permits, announce));
+        let skip = options
+            .skip_corrupt
+            .then(|| options.on_skip.clone().unwrap_or_else(log_skip));
+        let state = State {
+            ds: self.clone(),
+            announced,
+            current: None,
+            fallback: None,
+            ready: VecDeque::new(),
+            skip,
+            done: false,
+        };
+        let stream = futures_util::stream::unfold(state, |mut state| async move {
+            state.next().await.map(|item| (item, state))
+        })
+        .boxed();
+        RecordStream::new(stream, Some(task.abort_handle()))
+    }
+}
