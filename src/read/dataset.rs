@@ -19,9 +19,10 @@ use crate::stream::ReadOptions;
 pub struct DatasetOptions {
     /// CRC checks (on by default) and resource limits.
     pub read: ReadOptions,
-    /// Ranges this close are fetched in one request. 0 (the default) merges only ranges that
-    /// touch or overlap, so no byte that was not asked for is transferred; on high-latency
-    /// storage a gap of a few hundred KiB trades bytes for fewer requests.
+    /// Ranges this close are fetched in one request. The default, 4 KiB, bridges the frame
+    /// header and group table between consecutive groups (so adjacent records cost one
+    /// request) but never an image; on high-latency storage a gap of a few hundred KiB
+    /// trades bytes for fewer requests.
     pub coalesce_gap: u64,
     /// Largest merged request.
     pub max_request: u64,
@@ -37,7 +38,7 @@ impl Default for DatasetOptions {
     fn default() -> Self {
         DatasetOptions {
             read: ReadOptions::default(),
-            coalesce_gap: 0,
+            coalesce_gap: 4 << 10,
             max_request: 64 << 20,
             span_slack: 1 << 20,
             concurrency: 8,
