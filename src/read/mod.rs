@@ -17,6 +17,7 @@ pub mod order;
 mod plan;
 mod select;
 mod sequential;
+pub mod verify;
 
 pub use dataset::{Dataset, DatasetOptions, LoadedShard};
 pub use fetch::{SkipFn, coalesce, log_skip};

@@ -1,0 +1,237 @@
+//! Checking a whole dataset: every shard against the manifest (length, SHA-256, footer,
+//! record count), every frame and record CRC (by streaming each shard once), the index
+//! against the frames, every image's length, hash and header, optionally a full decode.
+//! Every problem found is reported with its location; checking goes on after one.
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio_util::codec::Decoder;
+
+use super::dataset::Dataset;
+use super::select::{Filter, Images};
+use crate::codec::ShardDecoder;
+use crate::error::{Error, Result};
+use crate::record::{Record, hex};
+
+/// What [`verify`] checks beyond the format.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions {
+    /// Decode every image fully instead of reading its header only.
+    pub decode: bool,
+}
+
+/// The outcome of [`verify`].
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub shards: usize,
+    pub records: u64,
+    pub images: u64,
+    pub bytes: u64,
+    /// Every problem, located (shard, record, id, offset as far as known).
+    pub problems: Vec<Error>,
+}
+
+impl VerifyReport {
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Verifies every shard of `ds`, calling `on_problem` as each problem is found. Fails only
+/// when the dataset cannot be read at all; damage goes into the report.
+pub async fn verify(
+    ds: &Dataset,
+    options: VerifyOptions,
+    mut on_problem: impl FnMut(&Error),
+) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    for s in 0..ds.manifest().shards.len() {
+        let mut problems = Vec::new();
+        verify_shard(ds, s, options, &mut report, &mut problems).await?;
+        for p in problems {
+            on_problem(&p);
+            report.problems.push(p);
+        }
+        report.shards += 1;
+    }
+    Ok(report)
+}
+
+fn check_images(record: &Record, index: u64, name: &str, decode: bool, out: &mut Vec<Error>) {
+    for (k, image) in record.images().enumerate() {
+        let context = |e: Error| {
+            e.in_shard(name.to_string())
+                .at_record(index)
+                .with_id(record.id.clone())
+        };
+        if let Err(e) = image.check_data() {
+            out.push(context(Error::malformed(format!("image {k}: {e}"))));
+            continue;
+        }
+        let Some(data) = &image.data else { continue };
+        let probed = if decode {
+            crate::probe::decode(data)
+        } else {
+            crate::probe::probe(data)
+        };
+        match probed {
+            Ok(info) => {
+                if (info.media_type, info.width, info.height)
+                    != (image.media_type.as_str(), image.width, image.height)
+                {
+                    out.push(context(Error::malformed(format!(
+                        "image {k} is a {}x{} {} but its metadata says {}x{} {}",
+                        info.width,
+                        info.height,
+                        info.media_type,
+                        image.width,
+                        image.height,
+                        image.media_type
+                    ))));
+                }
+            }
+            Err(e) => out.push(context(Error::malformed(format!("image {k}: {e}")))),
+        }
+    }
+}
+
+async fn verify_shard(
+    ds: &Dataset,
+    s: usize,
+    options: VerifyOptions,
+    report: &mut VerifyReport,
+    problems: &mut Vec<Error>,
+) -> Result<()> {
+    let entry = ds.manifest().shards[s].clone();
+    let name = ds.location().display_of(&entry.path);
+    let located = |e: Error| e.in_shard(name.clone());
+
+    // The footer where the manifest says it is, and what the index lists.
+    let index = match ds.shard(s).await {
+        Ok(shard) => Some(shard),
+        Err(e) => {
+            problems.push(located(e));
+            None
+        }
+    };
+
+    let mut stream = match ds.location().get_stream(&entry.path).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            problems.push(located(e));
+            return Ok(());
+        }
+    };
+    let mut hasher = Sha256::new();
+    let mut length = 0u64;
+    let mut decoder = Some(ShardDecoder::with_options(ds.options().read.clone()).named(&name));
+    let mut buf = BytesMut::new();
+    let yielded = std::cell::Cell::new(0u64);
+    // Records after the first damage are checked one by one through the index.
+    let mut damaged_from: Option<u64> = None;
+    let check = |record: Record, problems: &mut Vec<Error>, report: &mut VerifyReport| {
+        if let Some(index) = &index {
+            match index.index().records.get(yielded.get() as usize) {
+                Some(loc) if loc.id == record.id => {}
+                other => problems.push(located(
+                    Error::malformed(format!(
+                        "the stream has record {:?} where the index lists {:?}",
+                        record.id,
+                        other.map(|l| l.id.as_str())
+                    ))
+                    .at_record(yielded.get()),
+                )),
+            }
+        }
+        report.records += 1;
+        report.images += record.images().count() as u64;
+        check_images(&record, yielded.get(), &name, options.decode, problems);
+        yielded.set(yielded.get() + 1);
+    };
+    let mut feed = |buf: &mut BytesMut,
+                    decoder: &mut Option<ShardDecoder>,
+                    eof: bool,
+                    problems: &mut Vec<Error>,
+                    report: &mut VerifyReport| {
+        while let Some(d) = decoder.as_mut() {
+            let next = if eof {
+                d.decode_eof(buf)
+            } else {
+                d.decode(buf)
+            };
+            match next {
+                Ok(Some(record)) => check(record, problems, report),
+                Ok(None) => break,
+                Err(e) => {
+                    problems.push(e);
+                    *decoder = None;
+                    buf.clear();
+                    damaged_from = Some(yielded.get());
+                }
+            }
+        }
+    };
+    loop {
+        match stream.next().await {
+            Some(Ok(chunk)) => {
+                length += chunk.len() as u64;
+                hasher.update(&chunk);
+                if decoder.is_some() {
+                    buf.extend_from_slice(&chunk);
+                    feed(&mut buf, &mut decoder, false, problems, report);
+                }
+            }
+            Some(Err(e)) => {
+                problems.push(located(e));
+                return Ok(());
+            }
+            None => {
+                feed(&mut buf, &mut decoder, true, problems, report);
+                break;
+            }
+        }
+    }
+    report.bytes += length;
+    if length != entry.bytes {
+        problems.push(located(Error::malformed(format!(
+            "the shard is {length} bytes but the manifest says {}",
+            entry.bytes
+        ))));
+    }
+    let digest = hex(&hasher.finalize());
+    if digest != entry.sha256 {
+        problems.push(located(Error::malformed(format!(
+            "the shard's SHA-256 is {digest} but the manifest says {}",
+            entry.sha256
+        ))));
+    }
+
+    // After damage: every remaining record through the index, each problem reported.
+    if let (Some(from), Some(shard)) = (damaged_from, index) {
+        let n = shard.index().len() as u64;
+        for local in from..n {
+            let got = ds
+                .select_in_shard(
+                    s,
+                    std::iter::once(local as usize),
+                    Images::All,
+                    &Filter::default(),
+                    None,
+                )
+                .await;
+            match got {
+                Ok(mut records) => {
+                    if let Some(Some(record)) = records.pop() {
+                        report.records += 1;
+                        report.images += record.images().count() as u64;
+                        check_images(&record, local, &name, options.decode, problems);
+                    }
+                }
+                Err(e) if e.is_corruption() => problems.push(e),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
