@@ -119,7 +119,21 @@ pub fn decode_block(codec: u8, stored: &[u8], max: u32, what: &str) -> crate::Re
                     "{what} declares {declared} bytes decompressed; the limit is {max}"
                 )));
             }
-            let out = zstd::bulk::decompress(stored, declared as usize)
+            // Creating a zstd context costs more than decompressing a record's metadata:
+            // keep one per thread.
+            thread_local! {
+                static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+                    const { std::cell::RefCell::new(None) };
+            }
+            let out = DECOMPRESSOR
+                .with(|cell| {
+                    let mut slot = cell.borrow_mut();
+                    if slot.is_none() {
+                        *slot = Some(zstd::bulk::Decompressor::new()?);
+                    }
+                    let d = slot.as_mut().expect("set above");
+                    d.decompress(stored, declared as usize)
+                })
                 .map_err(|e| Error::malformed(format!("{what}: zstd: {e}")))?;
             if out.len() as u64 != declared {
                 return Err(Error::malformed(format!(
@@ -136,8 +150,20 @@ pub fn decode_block(codec: u8, stored: &[u8], max: u32, what: &str) -> crate::Re
 /// Compresses `raw` with zstd at `level` when that makes it smaller; returns the codec and
 /// the bytes to store.
 pub fn encode_block(raw: &[u8], level: i32) -> (u8, Vec<u8>) {
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
     if level > 0 && raw.len() >= 64 {
-        if let Ok(packed) = zstd::bulk::compress(raw, level) {
+        let packed = COMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.as_ref().map(|(l, _)| *l) != Some(level) {
+                *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+            }
+            let (_, c) = slot.as_mut().expect("set above");
+            c.compress(raw).ok()
+        });
+        if let Some(packed) = packed {
             if packed.len() < raw.len() {
                 return (CODEC_ZSTD, packed);
             }
