@@ -26,6 +26,7 @@ use crate::dataset::DatasetWriter;
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::{MANIFEST_NAME, MAX_MANIFEST_LEN, Manifest};
 use crate::storage::{self, Location, StorageOptions};
+use crate::writer::WriterOptions;
 
 /// Largest JSONL file downloaded when the release is a URL.
 const MAX_JSONL_BYTES: u64 = 4 << 30;
@@ -172,6 +173,12 @@ pub fn convert(opts: &ConvertOptions) -> Result<Outcome> {
     let mut writer = DatasetWriter::create(&work.path("staging"))?
         .target_shard_bytes(opts.shard_size)
         .licence(Some(LICENCE.to_string()))
+        // Every image was hashed by `Image::from_bytes` a moment ago; hashing it again in the
+        // writer would be a third SHA-256 pass over every byte (the shard hash is the second).
+        .writer_options(WriterOptions {
+            verify_hashes: false,
+            ..WriterOptions::default()
+        })
         .shard_prefix(prefix)
         .resume_after(base);
     let mut run_failures = work.reopen_failures(next_row)?;
