@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod convert;
 pub mod inspect;
+pub mod mirror;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -35,6 +36,8 @@ pub enum Command {
     Stats(inspect::StatsArgs),
     /// Check every checksum, index entry and image header; exit non-zero on damage.
     Verify(inspect::VerifyArgs),
+    /// Copy a dataset to another place (directory, S3), verified and resumable.
+    Mirror(mirror::MirrorArgs),
 }
 
 /// Exit code for "the command ran, and found problems" (failed rows, damaged shards).
@@ -52,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Get(args) => inspect::run_get(args),
         Command::Stats(args) => inspect::run_stats(args),
         Command::Verify(args) => inspect::run_verify(args),
+        Command::Mirror(args) => mirror::run(args),
     };
     match result {
         Ok(code) => code,

@@ -144,6 +144,34 @@ pub(super) async fn put_file(path: &Path, file: &Path) -> Result<()> {
     commit(&tmp, path).await
 }
 
+pub(super) async fn put_stream(path: &Path, mut stream: ByteStream) -> Result<u64> {
+    create_parent(path).await?;
+    let tmp = temp_path(path);
+    let written = async {
+        let mut f = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| err("write", &name(path), e))?;
+        let mut n = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            f.write_all(&chunk)
+                .await
+                .map_err(|e| err("write", &name(path), e))?;
+            n += chunk.len() as u64;
+        }
+        f.flush().await.map_err(|e| err("write", &name(path), e))?;
+        Ok::<_, Error>(n)
+    }
+    .await;
+    match written {
+        Ok(n) => commit(&tmp, path).await.map(|()| n),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            Err(e)
+        }
+    }
+}
+
 pub(super) async fn delete(path: &Path) -> Result<()> {
     match tokio::fs::remove_file(path).await {
         Ok(()) => Ok(()),

@@ -288,6 +288,20 @@ impl Location {
         }
     }
 
+    /// Writes the object from a stream of chunks, atomically: it becomes visible under `rel`
+    /// only if the stream ends without an error (local: a temporary file, synced, then
+    /// renamed; S3: one PUT up to the part size, else a multipart upload that is completed
+    /// at the end and aborted on error). Memory stays bounded by a few parts, never the whole
+    /// object, so a caller can check the bytes as they pass and fail the stream to refuse
+    /// them. Returns the number of bytes written. Plain HTTP(S) locations are read-only.
+    pub async fn put_stream(&self, rel: &str, stream: ByteStream) -> Result<u64> {
+        self.checked(rel)?;
+        match &self.backend {
+            Backend::Local(dir) => local::put_stream(&dir.join(rel), stream).await,
+            Backend::Remote(r) => r.put_stream(rel, stream, self.part_size).await,
+        }
+    }
+
     /// Deletes the object; deleting an object that does not exist is not an error.
     pub async fn delete(&self, rel: &str) -> Result<()> {
         self.checked(rel)?;

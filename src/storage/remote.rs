@@ -299,6 +299,70 @@ impl Remote {
         }
     }
 
+    pub(super) async fn put_stream(
+        &self,
+        rel: &str,
+        mut stream: ByteStream,
+        part_size: usize,
+    ) -> Result<u64> {
+        let shown = self.display_of(rel);
+        if !self.multipart {
+            return Err(Error::invalid(
+                "cannot write here: an http(s) location is read-only (write to a local \
+                 directory or s3://bucket/prefix)",
+            )
+            .in_shard(shown));
+        }
+        // Up to one part is buffered: a small object goes up in one PUT, like put_file.
+        let mut first = bytes::BytesMut::new();
+        let mut ended = true;
+        while let Some(chunk) = stream.next().await {
+            first.extend_from_slice(&chunk?);
+            if first.len() >= part_size {
+                ended = false;
+                break;
+            }
+        }
+        if ended {
+            let n = first.len() as u64;
+            return self.put(rel, first.freeze()).await.map(|()| n);
+        }
+        let upload = self
+            .store
+            .put_multipart(&self.path(rel))
+            .await
+            .map_err(|e| err("start multipart upload", &shown, e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
+        let mut n = first.len() as u64;
+        writer.write(&first);
+        drop(first);
+        let streamed = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                writer
+                    .wait_for_capacity(UPLOAD_CONCURRENCY)
+                    .await
+                    .map_err(|e| err("upload part", &shown, e))?;
+                writer.write(&chunk);
+                n += chunk.len() as u64;
+            }
+            Ok::<_, Error>(())
+        }
+        .await;
+        match streamed {
+            Ok(()) => writer
+                .finish()
+                .await
+                .map(|_| n)
+                .map_err(|e| err("complete multipart upload", &shown, e)),
+            Err(e) => {
+                // Nothing becomes visible; abort so the parts do not linger (and bill).
+                let _ = writer.abort().await;
+                Err(e)
+            }
+        }
+    }
+
     pub(super) async fn delete(&self, rel: &str) -> Result<()> {
         match self.store.delete(&self.path(rel)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),

@@ -1,0 +1,163 @@
+//! `editshard mirror SRC DST`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::EXIT_PROBLEMS;
+use crate::convert::progress::human_bytes;
+use crate::error::{Error, Result};
+use crate::mirror::{MirrorOptions, MirrorReport, Outcome, Progress, Subset, mirror};
+use crate::storage::{Location, StorageOptions};
+
+#[derive(Args, Debug)]
+pub struct MirrorArgs {
+    /// The dataset to copy: a directory, file:///abs, http(s)://host/prefix or
+    /// s3://bucket/prefix.
+    pub src: String,
+    /// Where the copy goes: a directory or s3://bucket/prefix.
+    pub dst: String,
+    /// Shards copied at once.
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
+    /// Compare DST with SRC (every shard's length and SHA-256, and the manifest); copy
+    /// nothing. Exits 1 if anything is missing or differs.
+    #[arg(long)]
+    pub verify_only: bool,
+    /// Replace shards at DST that differ from SRC (they are reported and kept otherwise).
+    #[arg(long)]
+    pub force: bool,
+    /// Read each copied shard back from DST and hash it again.
+    #[arg(long)]
+    pub verify_after_copy: bool,
+    /// Copy only part of the dataset, as a new dataset with its own manifest. Repeatable:
+    /// kind=sft,preference | edit-type=TYPE | category=CATEGORY | shards=A..B (0-based,
+    /// end excluded). Values of one field are alternatives; fields combine with AND.
+    #[arg(long, value_name = "FIELD=VALUE")]
+    pub subset: Vec<String>,
+    /// Part size of multipart uploads to S3, in MiB (at least 5).
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    pub part_size: usize,
+    /// Where --subset stages rewritten shards (default: the system temp directory).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// S3 endpoint (MinIO, R2, ...) for SRC and DST; default from AWS_ENDPOINT_URL(_S3).
+    #[arg(long)]
+    pub s3_endpoint: Option<String>,
+    /// Seconds to wait for the next bytes of a response.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+    /// Retries of a failed request (bounded, with back-off).
+    #[arg(long, default_value_t = 5)]
+    pub retries: usize,
+}
+
+pub fn run(args: MirrorArgs) -> Result<ExitCode> {
+    if args.dst.starts_with("http://") || args.dst.starts_with("https://") {
+        return Err(Error::invalid(format!(
+            "DST {:?}: http(s) locations are read-only; mirror to a directory or \
+             s3://bucket/prefix",
+            args.dst
+        )));
+    }
+    let storage = StorageOptions {
+        s3_endpoint: args.s3_endpoint.clone(),
+        timeout: Duration::from_secs(args.timeout.max(1)),
+        retries: args.retries,
+        ..StorageOptions::default()
+    };
+    let src = Location::parse(&args.src, &storage)?;
+    let dst = Location::parse(&args.dst, &storage)?.with_part_size(args.part_size.max(5) << 20);
+    let subset = if args.subset.is_empty() {
+        None
+    } else {
+        Some(Subset::parse(&args.subset)?)
+    };
+    let opts = MirrorOptions {
+        jobs: args.jobs.max(1),
+        verify_only: args.verify_only,
+        force: args.force,
+        verify_after_copy: args.verify_after_copy,
+        subset,
+        work_dir: args.work_dir,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Error::from)?;
+    let report = rt.block_on(async {
+        // The bar's total needs the manifest; the mirror reads it again (it is small).
+        let (manifest, _) = crate::mirror::read_manifest(&src).await?;
+        let progress = Arc::new(Progress::new(manifest.bytes));
+        let report = mirror(&src, &dst, &opts, progress.clone()).await;
+        progress.finish();
+        report
+    })?;
+    println!("{}", summary(&report, &opts));
+    Ok(if report.problems() > 0 {
+        ExitCode::from(EXIT_PROBLEMS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn summary(r: &MirrorReport, opts: &MirrorOptions) -> String {
+    let n = |f: fn(&Outcome) -> bool| r.count(f);
+    let mut out = format!(
+        "editshard mirror {} -> {}\n  shards: {} copied, {} replaced, {} skipped (already \
+         verified), {} missing, {} differ, {} failed{}\n",
+        r.src,
+        r.dst,
+        n(|o| *o == Outcome::Copied),
+        n(|o| *o == Outcome::Replaced),
+        n(|o| *o == Outcome::Skipped),
+        n(|o| *o == Outcome::Missing),
+        n(|o| matches!(o, Outcome::Differs(_))),
+        n(|o| matches!(o, Outcome::Failed(_))),
+        if opts.subset.is_some() {
+            format!(", {} empty after filtering", n(|o| *o == Outcome::Empty))
+        } else {
+            String::new()
+        },
+    );
+    let rate = r.bytes_moved as f64 / 1e6 / r.secs.max(1e-3);
+    out.push_str(&format!(
+        "  {} moved in {:.1} s ({rate:.1} MB/s), {} records\n",
+        human_bytes(r.bytes_moved),
+        r.secs,
+        r.records
+    ));
+    for s in &r.shards {
+        match &s.outcome {
+            Outcome::Missing => out.push_str(&format!("  missing at DST: {}\n", s.path)),
+            Outcome::Differs(what) => out.push_str(&format!(
+                "  differs at DST: {}: {what} (not overwritten; --force replaces it)\n",
+                s.path
+            )),
+            Outcome::Failed(e) => out.push_str(&format!("  failed: {}: {e}\n", s.path)),
+            _ => {}
+        }
+    }
+    if let Some(p) = &r.manifest_problem {
+        out.push_str(&format!("  manifest: {p}\n"));
+    }
+    if opts.verify_only {
+        out.push_str(if r.problems() == 0 {
+            "  DST matches SRC\n"
+        } else {
+            "  DST does not match SRC\n"
+        });
+    } else if r.manifest_written {
+        out.push_str("  manifest.json written: DST is complete\n");
+    } else {
+        out.push_str(
+            "  manifest.json NOT written: DST is incomplete; fix the problems above and run \
+             the same command again (finished shards are kept and skipped)\n",
+        );
+    }
+    out
+}

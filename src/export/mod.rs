@@ -1,0 +1,1 @@
+//! `editshard export` (in progress).

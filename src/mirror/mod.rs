@@ -1,0 +1,420 @@
+//! `editshard mirror SRC DST`: copy a dataset between any two locations, verified and
+//! resumable.
+//!
+//! - Shards first, several at a time, streamed (never a whole shard in memory; multipart
+//!   uploads to S3); `manifest.json` last, so DST is a dataset only once every shard is there.
+//! - Every copied shard is checked against the source manifest (length and SHA-256) while it
+//!   streams, and published under its name only if it matches ([`shard::checked`]).
+//! - A shard already at DST with the right length and SHA-256 is skipped: an interrupted
+//!   mirror resumes, a repeated one only reads DST. One that differs is reported and left
+//!   alone unless `force` is set: it may be the better copy.
+//! - `verify_only` compares DST with SRC's manifest without writing anything.
+//! - `subset` writes a smaller dataset with its own manifest ([`subset`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+
+use crate::error::{Error, Result};
+use crate::manifest::{MANIFEST_NAME, MAX_MANIFEST_LEN, Manifest, ShardEntry};
+use crate::read::{Dataset, DatasetOptions};
+use crate::storage::Location;
+
+pub mod progress;
+pub mod shard;
+pub mod subset;
+
+pub use progress::Progress;
+pub use shard::{AtDest, Expected};
+pub use subset::Subset;
+
+#[derive(Debug, Clone)]
+pub struct MirrorOptions {
+    /// Shards handled at once.
+    pub jobs: usize,
+    /// Compare DST with SRC's manifest; write nothing.
+    pub verify_only: bool,
+    /// Replace DST shards that differ from SRC.
+    pub force: bool,
+    /// Read every copied shard back from DST and hash it again (the copy is already checked
+    /// as it streams; this also catches a store that corrupts what it was sent).
+    pub verify_after_copy: bool,
+    /// Write only these records, as a new dataset.
+    pub subset: Option<Subset>,
+    /// Where `subset` stages rewritten shards (default: the system temp directory).
+    pub work_dir: Option<PathBuf>,
+}
+
+impl Default for MirrorOptions {
+    fn default() -> Self {
+        MirrorOptions {
+            jobs: 4,
+            verify_only: false,
+            force: false,
+            verify_after_copy: false,
+            subset: None,
+            work_dir: None,
+        }
+    }
+}
+
+/// What happened to one shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Copied,
+    /// DST had a different object, replaced because of `force`.
+    Replaced,
+    /// Already at DST and verified.
+    Skipped,
+    /// `verify_only`: not at DST.
+    Missing,
+    /// DST holds something else under this name; left alone. The text says what differs.
+    Differs(String),
+    /// `subset`: no record of this shard passes the filter.
+    Empty,
+    Failed(String),
+}
+
+impl Outcome {
+    pub fn is_problem(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Missing | Outcome::Differs(_) | Outcome::Failed(_)
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ShardReport {
+    pub path: String,
+    pub bytes: u64,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MirrorReport {
+    pub src: String,
+    pub dst: String,
+    pub shards: Vec<ShardReport>,
+    /// `verify_only`: what is wrong with DST's manifest, if anything.
+    pub manifest_problem: Option<String>,
+    pub manifest_written: bool,
+    /// Records in what DST now holds (the subset's count for a subset).
+    pub records: u64,
+    /// Bytes that passed through (copied, or read at DST to verify).
+    pub bytes_moved: u64,
+    pub secs: f64,
+}
+
+impl MirrorReport {
+    pub fn problems(&self) -> usize {
+        self.shards
+            .iter()
+            .filter(|s| s.outcome.is_problem())
+            .count()
+            + usize::from(self.manifest_problem.is_some())
+    }
+    pub fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.shards.iter().filter(|s| f(&s.outcome)).count()
+    }
+}
+
+/// Reads and validates SRC's manifest; returns it with its exact bytes.
+pub async fn read_manifest(loc: &Location) -> Result<(Manifest, bytes::Bytes)> {
+    let shown = loc.display_of(MANIFEST_NAME);
+    let bytes = loc
+        .get_max(MANIFEST_NAME, MAX_MANIFEST_LEN)
+        .await
+        .map_err(|e| e.in_shard(shown.clone()))?;
+    let manifest = Manifest::parse(&bytes).map_err(|e| e.in_shard(shown))?;
+    Ok((manifest, bytes))
+}
+
+/// Mirrors `src` to `dst`. Problems with single shards are in the report; an `Err` means the
+/// mirror could not start (unreadable source manifest, bad options).
+pub async fn mirror(
+    src: &Location,
+    dst: &Location,
+    opts: &MirrorOptions,
+    progress: Arc<Progress>,
+) -> Result<MirrorReport> {
+    if opts.verify_only && opts.subset.is_some() {
+        return Err(Error::invalid(
+            "--verify-only compares DST with SRC's manifest, which a subset does not have: \
+             check a subset with `editshard verify DST`",
+        ));
+    }
+    let (manifest, manifest_bytes) = read_manifest(src).await?;
+    let mut report = MirrorReport {
+        src: src.display(),
+        dst: dst.display(),
+        ..MirrorReport::default()
+    };
+    if let Some(subset) = &opts.subset {
+        run_subset(src, dst, opts, subset, manifest, &progress, &mut report).await?;
+    } else {
+        run_full(
+            dst,
+            src,
+            opts,
+            &manifest,
+            &manifest_bytes,
+            &progress,
+            &mut report,
+        )
+        .await?;
+    }
+    report.bytes_moved = progress.total();
+    report.secs = progress.elapsed_secs();
+    Ok(report)
+}
+
+async fn run_full(
+    dst: &Location,
+    src: &Location,
+    opts: &MirrorOptions,
+    manifest: &Manifest,
+    manifest_bytes: &bytes::Bytes,
+    progress: &Arc<Progress>,
+    report: &mut MirrorReport,
+) -> Result<()> {
+    let mut results: Vec<(usize, ShardReport)> =
+        futures_util::stream::iter(manifest.shards.iter().enumerate())
+            .map(|(i, entry)| async move {
+                let outcome = one_shard(src, dst, entry, opts, progress).await;
+                log_outcome(progress, dst, &entry.path, entry.bytes, &outcome);
+                let r = ShardReport {
+                    path: entry.path.clone(),
+                    bytes: entry.bytes,
+                    outcome,
+                };
+                (i, r)
+            })
+            .buffer_unordered(opts.jobs.max(1))
+            .collect()
+            .await;
+    results.sort_by_key(|(i, _)| *i);
+    report.shards = results.into_iter().map(|(_, r)| r).collect();
+    report.records = manifest.records;
+    if opts.verify_only {
+        report.manifest_problem = check_dst_manifest(dst, manifest).await;
+    } else if report.problems() == 0 {
+        // Last, and the source's exact bytes: fields this version does not know survive.
+        dst.put(MANIFEST_NAME, manifest_bytes.clone()).await?;
+        report.manifest_written = true;
+    }
+    Ok(())
+}
+
+/// The fate of one shard of a full mirror.
+async fn one_shard(
+    src: &Location,
+    dst: &Location,
+    entry: &ShardEntry,
+    opts: &MirrorOptions,
+    progress: &Arc<Progress>,
+) -> Outcome {
+    let want = Expected::from(entry);
+    let rel = entry.path.as_str();
+    let at = match shard::inspect(dst, rel, &want, progress).await {
+        Ok(at) => at,
+        Err(e) => return Outcome::Failed(format!("cannot check DST: {e}")),
+    };
+    let replacing = match &at {
+        AtDest::Intact => return Outcome::Skipped,
+        AtDest::Missing if opts.verify_only => return Outcome::Missing,
+        AtDest::Missing => false,
+        AtDest::Differs { .. } if opts.verify_only || !opts.force => {
+            return Outcome::Differs(at.describe(&want));
+        }
+        AtDest::Differs { .. } => true,
+    };
+    if let Err(e) = shard::copy(src, dst, rel, &want, progress).await {
+        return Outcome::Failed(e.to_string());
+    }
+    if let Some(problem) = check_copy(dst, rel, &want, opts, progress).await {
+        return Outcome::Failed(problem);
+    }
+    if replacing {
+        Outcome::Replaced
+    } else {
+        Outcome::Copied
+    }
+}
+
+/// After a copy: the length by HEAD, or everything again with `verify_after_copy`.
+async fn check_copy(
+    dst: &Location,
+    rel: &str,
+    want: &Expected,
+    opts: &MirrorOptions,
+    progress: &Progress,
+) -> Option<String> {
+    let at = if opts.verify_after_copy {
+        shard::inspect(dst, rel, want, progress).await
+    } else {
+        match dst.head(rel).await {
+            Ok(Some(n)) if n == want.bytes => Ok(AtDest::Intact),
+            Ok(Some(n)) => Ok(AtDest::Differs {
+                bytes: n,
+                sha256: None,
+            }),
+            Ok(None) => Ok(AtDest::Missing),
+            Err(e) => Err(e),
+        }
+    };
+    match at {
+        Ok(AtDest::Intact) => None,
+        Ok(other) => Some(format!(
+            "after copying, DST reads back as {}: the destination store altered the object",
+            other.describe(want)
+        )),
+        Err(e) => Some(format!("cannot check the copy at DST: {e}")),
+    }
+}
+
+/// `verify_only`: DST's manifest must list the same shards as SRC's.
+async fn check_dst_manifest(dst: &Location, src: &Manifest) -> Option<String> {
+    let theirs = match read_manifest(dst).await {
+        Ok((m, _)) => m,
+        Err(e) if crate::storage::is_not_found(&e) => {
+            return Some(format!(
+                "{} is missing: the mirror is unfinished; run the mirror again to complete it",
+                dst.display_of(MANIFEST_NAME)
+            ));
+        }
+        Err(e) => return Some(e.to_string()),
+    };
+    let key = |m: &Manifest| -> Vec<(String, u64, String)> {
+        m.shards
+            .iter()
+            .map(|s| (s.path.clone(), s.bytes, s.sha256.to_ascii_lowercase()))
+            .collect()
+    };
+    (key(&theirs) != key(src) || theirs.records != src.records).then(|| {
+        format!(
+            "{} lists other shards than the source's manifest: DST holds another version of \
+             the dataset; run the mirror to update it",
+            dst.display_of(MANIFEST_NAME)
+        )
+    })
+}
+
+fn log_outcome(progress: &Progress, dst: &Location, path: &str, bytes: u64, outcome: &Outcome) {
+    let size = crate::convert::progress::human_bytes(bytes);
+    let line = match outcome {
+        Outcome::Copied => format!("copied {path} ({size}), verified"),
+        Outcome::Replaced => format!("replaced {path} ({size}) at DST (--force), verified"),
+        Outcome::Skipped => format!("skipped {path}: already at DST and verified"),
+        Outcome::Missing => format!("MISSING {path}: not at DST"),
+        Outcome::Empty => format!("dropped {path}: no record passes the subset"),
+        Outcome::Differs(what) => format!(
+            "DIFFERS {}: {what}; not overwritten. Check which copy is right (`editshard \
+             verify`), then re-run with --force to replace it",
+            dst.display_of(path)
+        ),
+        Outcome::Failed(e) => format!("FAILED {path}: {e}"),
+    };
+    progress.event(&line);
+}
+
+async fn run_subset(
+    src: &Location,
+    dst: &Location,
+    opts: &MirrorOptions,
+    subset: &Subset,
+    manifest: Manifest,
+    progress: &Arc<Progress>,
+    report: &mut MirrorReport,
+) -> Result<()> {
+    let range = subset.select(manifest.shards.len())?;
+    let staging = opts.work_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("editshard-mirror-{}", std::process::id()))
+    });
+    std::fs::create_dir_all(&staging)
+        .map_err(|e| Error::from(e).in_shard(staging.display().to_string()))?;
+    let licence = manifest.licence.clone();
+    let ds = Dataset::from_manifest(src.clone(), manifest, DatasetOptions::default());
+    let ds = &ds;
+    let staging_ref = &staging;
+    let mut results: Vec<_> = futures_util::stream::iter(range)
+        .map(|s| async move {
+            let entry = &ds.manifest().shards[s];
+            let (outcome, summary) =
+                subset_shard(ds, dst, s, subset, opts, staging_ref, progress).await;
+            log_outcome(progress, dst, &entry.path, entry.bytes, &outcome);
+            (s, outcome, summary)
+        })
+        .buffer_unordered(opts.jobs.max(1))
+        .collect()
+        .await;
+    results.sort_by_key(|(s, _, _)| *s);
+    let _ = std::fs::remove_dir(&staging);
+    let mut out = Manifest::new(licence);
+    for (s, outcome, summary) in results {
+        let path = ds.manifest().shards[s].path.clone();
+        if let Some(summary) = &summary {
+            out.push_shard(path.clone(), summary);
+        }
+        report.shards.push(ShardReport {
+            path,
+            bytes: summary.as_ref().map_or(0, |x| x.bytes),
+            outcome,
+        });
+    }
+    out.extra.insert(
+        "subset".into(),
+        serde_json::json!({ "of": src.display(), "filter": subset.describe() }),
+    );
+    report.records = out.records;
+    if report.problems() == 0 {
+        dst.put(MANIFEST_NAME, out.to_json().into()).await?;
+        report.manifest_written = true;
+    }
+    Ok(())
+}
+
+/// Rewrites shard `s` into staging and publishes it unless DST already has those bytes.
+async fn subset_shard(
+    ds: &Dataset,
+    dst: &Location,
+    s: usize,
+    subset: &Subset,
+    opts: &MirrorOptions,
+    staging: &std::path::Path,
+    progress: &Arc<Progress>,
+) -> (Outcome, Option<crate::writer::ShardSummary>) {
+    let entry = &ds.manifest().shards[s];
+    let file = subset::staging_path(staging, s);
+    let result = async {
+        let Some(summary) = subset::rewrite(ds, s, &subset.filter, &file).await? else {
+            return Ok((Outcome::Empty, None));
+        };
+        progress.bytes(entry.bytes);
+        let want = Expected {
+            bytes: summary.bytes,
+            sha256: crate::record::hex(&summary.sha256),
+        };
+        let at = shard::inspect(dst, &entry.path, &want, progress).await?;
+        let outcome = match at {
+            AtDest::Intact => Outcome::Skipped,
+            AtDest::Differs { .. } if !opts.force => Outcome::Differs(at.describe(&want)),
+            _ => {
+                dst.put_file(&entry.path, &file).await?;
+                match check_copy(dst, &entry.path, &want, opts, progress).await {
+                    Some(problem) => Outcome::Failed(problem),
+                    None if matches!(at, AtDest::Differs { .. }) => Outcome::Replaced,
+                    None => Outcome::Copied,
+                }
+            }
+        };
+        Ok::<_, Error>((outcome, Some(summary)))
+    }
+    .await;
+    let _ = std::fs::remove_file(&file);
+    match result {
+        Ok(r) => r,
+        Err(e) => (Outcome::Failed(e.to_string()), None),
+    }
+}

@@ -1,0 +1,256 @@
+//! One shard: is it already at DST and intact, and copying it so that a damaged copy is never
+//! published.
+//!
+//! The copy streams SRC through [`checked`] into [`Location::put_stream`]: the wrapper counts
+//! and hashes every chunk on its way through and, if the bytes differ from the manifest entry,
+//! ends the stream with an error instead of a clean end. `put_stream` publishes only on a
+//! clean end (local: rename of a temporary file; S3: completion of the multipart upload), so
+//! the check happens before anything is visible under the shard's name, without reading the
+//! shard twice and without holding it in memory.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use super::progress::Progress;
+use crate::error::{Error, Result};
+use crate::manifest::ShardEntry;
+use crate::storage::{ByteStream, Location};
+
+/// What a shard should be: its manifest entry's length and SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl From<&ShardEntry> for Expected {
+    fn from(e: &ShardEntry) -> Expected {
+        Expected {
+            bytes: e.bytes,
+            sha256: e.sha256.to_ascii_lowercase(),
+        }
+    }
+}
+
+/// What is at DST under a shard's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AtDest {
+    Missing,
+    /// Present with the expected length and SHA-256.
+    Intact,
+    /// Present but different: its length, and its SHA-256 when the length matched.
+    Differs {
+        bytes: u64,
+        sha256: Option<String>,
+    },
+}
+
+impl AtDest {
+    /// A sentence for reports.
+    pub fn describe(&self, want: &Expected) -> String {
+        match self {
+            AtDest::Missing => "missing".into(),
+            AtDest::Intact => "present and verified".into(),
+            AtDest::Differs {
+                bytes,
+                sha256: None,
+            } => {
+                format!("{bytes} bytes where the manifest says {}", want.bytes)
+            }
+            AtDest::Differs {
+                sha256: Some(sha), ..
+            } => format!("SHA-256 {sha} where the manifest says {}", want.sha256),
+        }
+    }
+}
+
+/// Length and SHA-256 of an object, read as a stream (progress counts the bytes).
+pub async fn hash_object(loc: &Location, rel: &str, progress: &Progress) -> Result<(u64, String)> {
+    let mut stream = loc.get_stream(rel).await?;
+    let mut hasher = Sha256::new();
+    let mut n = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        hasher.update(&chunk);
+        n += chunk.len() as u64;
+        progress.bytes(chunk.len() as u64);
+    }
+    Ok((n, crate::record::hex(&hasher.finalize())))
+}
+
+/// Checks what DST holds under `rel` against `want`. The SHA-256 is only computed when the
+/// length already matches (a HEAD settles the rest).
+pub async fn inspect(
+    dst: &Location,
+    rel: &str,
+    want: &Expected,
+    progress: &Progress,
+) -> Result<AtDest> {
+    match dst.head(rel).await? {
+        None => Ok(AtDest::Missing),
+        Some(bytes) if bytes != want.bytes => Ok(AtDest::Differs {
+            bytes,
+            sha256: None,
+        }),
+        Some(_) => {
+            let (bytes, sha) = hash_object(dst, rel, progress).await?;
+            if bytes == want.bytes && sha == want.sha256 {
+                Ok(AtDest::Intact)
+            } else {
+                Ok(AtDest::Differs {
+                    bytes,
+                    sha256: Some(sha),
+                })
+            }
+        }
+    }
+}
+
+struct Check {
+    inner: ByteStream,
+    hasher: Sha256,
+    seen: u64,
+    want: Expected,
+    /// Names the source in errors.
+    what: String,
+    progress: Arc<Progress>,
+    done: bool,
+}
+
+/// `stream` as it is, except that it fails rather than ends when its bytes are not `want`.
+pub fn checked(
+    stream: ByteStream,
+    want: Expected,
+    what: String,
+    progress: Arc<Progress>,
+) -> ByteStream {
+    let state = Check {
+        inner: stream,
+        hasher: Sha256::new(),
+        seen: 0,
+        want,
+        what,
+        progress,
+        done: false,
+    };
+    futures_util::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        let damaged = |what: &str, detail: String| {
+            Error::malformed(format!(
+                "{detail}: the source does not match its manifest, so nothing was written; \
+                 repair or re-create the source dataset (`editshard verify` shows the damage)"
+            ))
+            .in_shard(what.to_string())
+        };
+        match st.inner.next().await {
+            Some(Ok(chunk)) => {
+                st.seen += chunk.len() as u64;
+                if st.seen > st.want.bytes {
+                    st.done = true;
+                    let e = damaged(
+                        &st.what,
+                        format!("longer than the {} bytes in the manifest", st.want.bytes),
+                    );
+                    return Some((Err(e), st));
+                }
+                st.hasher.update(&chunk);
+                st.progress.bytes(chunk.len() as u64);
+                Some((Ok(chunk), st))
+            }
+            Some(Err(e)) => {
+                st.done = true;
+                Some((Err(e), st))
+            }
+            None => {
+                st.done = true;
+                if st.seen != st.want.bytes {
+                    let e = damaged(
+                        &st.what,
+                        format!(
+                            "{} bytes where the manifest says {}",
+                            st.seen, st.want.bytes
+                        ),
+                    );
+                    return Some((Err(e), st));
+                }
+                let sha = crate::record::hex(&std::mem::take(&mut st.hasher).finalize());
+                if sha != st.want.sha256 {
+                    let e = damaged(
+                        &st.what,
+                        format!("SHA-256 {sha} where the manifest says {}", st.want.sha256),
+                    );
+                    return Some((Err(e), st));
+                }
+                None
+            }
+        }
+    })
+    .boxed()
+}
+
+/// Streams `rel` from `src` to `dst`, publishing it only if its bytes are `want`.
+pub async fn copy(
+    src: &Location,
+    dst: &Location,
+    rel: &str,
+    want: &Expected,
+    progress: &Arc<Progress>,
+) -> Result<()> {
+    let stream = src.get_stream(rel).await?;
+    let stream = checked(stream, want.clone(), src.display_of(rel), progress.clone());
+    dst.put_stream(rel, stream).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn stream_of(parts: &[&'static [u8]]) -> ByteStream {
+        let items: Vec<Result<Bytes>> = parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        futures_util::stream::iter(items).boxed()
+    }
+
+    fn expect(data: &[u8]) -> Expected {
+        Expected {
+            bytes: data.len() as u64,
+            sha256: crate::record::hex(&Sha256::digest(data)),
+        }
+    }
+
+    async fn drain(s: ByteStream) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut s = s;
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn passes_matching_bytes_and_fails_others() {
+        let p = Arc::new(Progress::quiet());
+        let good = checked(
+            stream_of(&[b"ab", b"cd"]),
+            expect(b"abcd"),
+            "x".into(),
+            p.clone(),
+        );
+        assert_eq!(drain(good).await.unwrap(), b"abcd");
+        let cases: [(Vec<&'static [u8]>, &str); 3] = [
+            (vec![b"ab", b"cx"], "SHA-256"),
+            (vec![b"ab", b"c"], "3 bytes"),
+            (vec![b"ab", b"cde"], "longer"),
+        ];
+        for (parts, want) in cases {
+            let s = checked(stream_of(&parts), expect(b"abcd"), "x".into(), p.clone());
+            let e = drain(s).await.unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains('x'), "{e}");
+        }
+    }
+}
