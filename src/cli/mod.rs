@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod convert;
+pub mod export;
 pub mod inspect;
 pub mod mirror;
 
@@ -38,6 +39,8 @@ pub enum Command {
     Verify(inspect::VerifyArgs),
     /// Copy a dataset to another place (directory, S3), verified and resumable.
     Mirror(mirror::MirrorArgs),
+    /// Write a dataset back out as the raw release layout or as WebDataset tars.
+    Export(export::ExportArgs),
 }
 
 /// Exit code for "the command ran, and found problems" (failed rows, damaged shards).
@@ -56,6 +59,7 @@ pub fn main() -> ExitCode {
         Command::Stats(args) => inspect::run_stats(args),
         Command::Verify(args) => inspect::run_verify(args),
         Command::Mirror(args) => mirror::run(args),
+        Command::Export(args) => export::run(args),
     };
     match result {
         Ok(code) => code,

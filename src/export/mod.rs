@@ -1,1 +1,182 @@
-//! `editshard export` (in progress).
+//! `editshard export`: a dataset back out as files other tools read.
+//!
+//! - [`Format::Release`]: the raw Pico-Banana release layout ([`release`]): the three JSONL
+//!   files with every converted row as it was (rebuilt by
+//!   [`crate::convert::rows::rebuild_row`], the inverse of convert's mapping), edited images
+//!   at their relative paths, source images under `sources/` with each row's
+//!   `local_input_image` naming its file.
+//! - [`Format::WebDataset`]: tar shards in the WebDataset convention ([`webdataset`]).
+//!
+//! Every file is written under a temporary name and renamed when complete, and every path
+//! goes through [`OutDir`], which refuses anything that would land outside the output
+//! directory, whatever the record ids and image paths contain.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::manifest::check_relative_path;
+use crate::read::StreamOptions;
+use crate::read::blocking::BlockingDataset;
+use crate::record::Image;
+
+pub mod release;
+pub mod webdataset;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Release,
+    WebDataset,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions {
+    pub format: Format,
+    /// Write into a non-empty directory, replacing files of the same names.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExportReport {
+    pub records: u64,
+    /// Release: rows written per JSONL file. WebDataset: samples per tar file.
+    pub written: Vec<(String, u64)>,
+    pub files: u64,
+    pub bytes: u64,
+    /// Records that could not be exported, with the reason (each names the record).
+    pub problems: Vec<String>,
+    pub secs: f64,
+}
+
+/// Exports `ds` to the local directory `to`.
+pub fn export(ds: &BlockingDataset, to: &Path, opts: &ExportOptions) -> Result<ExportReport> {
+    let start = std::time::Instant::now();
+    let mut out = OutDir::create(to, opts.force)?;
+    let records = ds.stream(StreamOptions::default());
+    let mut report = match opts.format {
+        Format::Release => release::export(records, &mut out)?,
+        Format::WebDataset => webdataset::export(records, ds.dataset().manifest(), &mut out)?,
+    };
+    report.files = out.files;
+    report.bytes = out.bytes;
+    report.secs = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The output directory. Every path is relative and checked; every directory created is
+/// checked to resolve inside the root, so neither a hostile id or path (`..`, absolute,
+/// backslashes) nor a symbolic link met on the way can send a write elsewhere.
+pub struct OutDir {
+    root: PathBuf,
+    checked: HashSet<PathBuf>,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl OutDir {
+    pub fn create(root: &Path, force: bool) -> Result<OutDir> {
+        let shown = root.display().to_string();
+        fs::create_dir_all(root).map_err(|e| Error::from(e).in_shard(shown.clone()))?;
+        let root = root
+            .canonicalize()
+            .map_err(|e| Error::from(e).in_shard(shown.clone()))?;
+        let non_empty = fs::read_dir(&root)
+            .map_err(|e| Error::from(e).in_shard(shown.clone()))?
+            .next()
+            .is_some();
+        if non_empty && !force {
+            return Err(Error::invalid(format!(
+                "{shown} is not empty: export into an empty or new directory, or pass --force \
+                 to write into it (files of the same names are replaced)"
+            )));
+        }
+        Ok(OutDir {
+            root,
+            checked: HashSet::new(),
+            files: 0,
+            bytes: 0,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The absolute path of `rel`, its parent directory created and checked.
+    pub fn prepare(&mut self, rel: &str) -> Result<PathBuf> {
+        check_relative_path(rel).map_err(|e| e.in_shard(self.root.display().to_string()))?;
+        let path = self.root.join(rel);
+        let parent = path.parent().unwrap_or(&self.root).to_path_buf();
+        if !self.checked.contains(&parent) {
+            let shown = parent.display().to_string();
+            fs::create_dir_all(&parent).map_err(|e| Error::from(e).in_shard(shown.clone()))?;
+            let real = parent
+                .canonicalize()
+                .map_err(|e| Error::from(e).in_shard(shown.clone()))?;
+            if !real.starts_with(&self.root) {
+                return Err(Error::invalid(format!(
+                    "{shown} resolves to {} (a symbolic link?), outside the output directory: \
+                     refused",
+                    real.display()
+                )));
+            }
+            self.checked.insert(parent);
+        }
+        Ok(path)
+    }
+
+    /// Writes `rel` atomically.
+    pub fn write(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.prepare(rel)?;
+        let partial = crate::dataset::partial_path(&path);
+        let shown = path.display().to_string();
+        let result = (|| {
+            let mut f = File::create(&partial)?;
+            f.write_all(bytes)?;
+            f.flush()?;
+            drop(f);
+            fs::rename(&partial, &path)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&partial);
+            return Err(Error::from(e).in_shard(shown));
+        }
+        self.files += 1;
+        self.bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Renames a finished `partial` (from [`Self::prepare`] + [`partial_path`]) to `path`.
+    ///
+    /// [`partial_path`]: crate::dataset::partial_path
+    pub fn commit(&mut self, partial: &Path, path: &Path) -> Result<()> {
+        let len = fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
+        fs::rename(partial, path)
+            .map_err(|e| Error::from(e).in_shard(path.display().to_string()))?;
+        self.files += 1;
+        self.bytes += len;
+        Ok(())
+    }
+}
+
+/// The usual file extension of an image's media type.
+pub fn extension(image: &Image) -> &'static str {
+    match image.media_type.as_str() {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/webp" => "webp",
+        "image/gif" => "gif",
+        _ => "bin",
+    }
+}
+
+/// The bytes of an image read with its record (the export stream reads every image).
+pub fn image_bytes<'a>(image: &'a Image, id: &str) -> std::result::Result<&'a [u8], String> {
+    image
+        .data
+        .as_deref()
+        .ok_or_else(|| format!("{id}: an image's bytes were not read"))
+}
