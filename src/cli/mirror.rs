@@ -89,14 +89,10 @@ pub fn run(args: MirrorArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .map_err(Error::from)?;
-    let report = rt.block_on(async {
-        // The bar's total needs the manifest; the mirror reads it again (it is small).
-        let (manifest, _) = crate::mirror::read_manifest(&src).await?;
-        let progress = Arc::new(Progress::new(manifest.bytes));
-        let report = mirror(&src, &dst, &opts, progress.clone()).await;
-        progress.finish();
-        report
-    })?;
+    let progress = Arc::new(Progress::new(0));
+    let report = rt.block_on(mirror(&src, &dst, &opts, progress.clone()));
+    progress.finish();
+    let report = report?;
     println!("{}", summary(&report, &opts));
     Ok(if report.problems() > 0 {
         ExitCode::from(EXIT_PROBLEMS)

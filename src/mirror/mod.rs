@@ -146,6 +146,7 @@ pub async fn mirror(
         ));
     }
     let (manifest, manifest_bytes) = read_manifest(src).await?;
+    progress.set_total(manifest.bytes);
     let mut report = MirrorReport {
         src: src.display(),
         dst: dst.display(),

@@ -15,7 +15,7 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// `total` bytes will pass (copied or read to verify).
+    /// About `total` bytes will pass (copied or read to verify); see [`Self::set_total`].
     pub fn new(total: u64) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
@@ -42,6 +42,13 @@ impl Progress {
             quiet: true,
             bytes: AtomicU64::new(0),
             start: Instant::now(),
+        }
+    }
+
+    /// Sets the bytes expected in all (known once the manifest is read).
+    pub fn set_total(&self, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
         }
     }
 

@@ -8,6 +8,7 @@
 //! the check happens before anything is visible under the shard's name, without reading the
 //! shard twice and without holding it in memory.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -192,6 +193,44 @@ pub fn checked(
     .boxed()
 }
 
+/// Removes temporary files a killed run left next to `rel` in a local DST
+/// (`NAME.<pid>-<n>.partial`, as [`Location::put_stream`] names them) whose process is gone,
+/// so an interrupted mirror that is resumed leaves nothing behind. Best effort: S3 has no
+/// such files (an unfinished multipart upload is invisible; a bucket lifecycle rule
+/// clears it).
+pub fn remove_stale_partials(dst: &Location, rel: &str) {
+    let Some(dir) = dst.is_local() else {
+        return;
+    };
+    let path = dir.join(rel);
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(middle) = file
+            .strip_prefix(&prefix)
+            .and_then(|m| m.strip_suffix(crate::dataset::PARTIAL_SUFFIX))
+        else {
+            continue;
+        };
+        let Some((pid, n)) = middle.split_once('-') else {
+            continue;
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let gone = pid != std::process::id().to_string()
+            && !Path::new("/proc").join(pid).exists()
+            && Path::new("/proc/self").exists();
+        if digits(pid) && digits(n) && gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Streams `rel` from `src` to `dst`, publishing it only if its bytes are `want`.
 pub async fn copy(
     src: &Location,
@@ -200,6 +239,7 @@ pub async fn copy(
     want: &Expected,
     progress: &Arc<Progress>,
 ) -> Result<()> {
+    remove_stale_partials(dst, rel);
     let stream = src.get_stream(rel).await?;
     let stream = checked(stream, want.clone(), src.display_of(rel), progress.clone());
     dst.put_stream(rel, stream).await?;
