@@ -300,6 +300,7 @@ mod tests {
         // The size cap splits a run.
         let r = coalesce(vec![0..10, 10..20, 20..30], 0, 20);
         assert_eq!(r, vec![0..20, 20..30]);
-        assert!(coalesce(vec![5..5], 0, 10).is_empty());
+        let empty: Vec<std::ops::Range<u64>> = vec![5..5, 7..7];
+        assert!(coalesce(empty, 0, 10).is_empty());
     }
 }

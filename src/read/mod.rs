@@ -9,6 +9,36 @@
 //! - [`Dataset::reader`]: an epoch in shuffled order ([`order`]), this consumer's share of it,
 //!   with filters and projection applied before image bytes are fetched.
 //! - [`blocking`]: the same as plain iterators, for code without an async runtime.
+//!
+//! ```
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)] async fn main() -> editshard::Result<()> {
+//! # use editshard::record::{Image, Kind, Record, Turn};
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let mut w = editshard::dataset::DatasetWriter::create(dir.path())?;
+//! # for i in 0..10u8 {
+//! #     let img = Image::with_info(vec![i, 1, 2].into(), "image/png".into(), 1, 1);
+//! #     w.append(&Record::new(format!("r/{i}"), Kind::Sft, img.clone(), vec![Turn::new(img)]))?;
+//! # }
+//! # w.finish()?;
+//! use editshard::read::{Dataset, Partition, ReadPlan, ResumeState, Shuffle};
+//! use editshard::storage::{Location, StorageOptions};
+//! let location = Location::parse(dir.path().to_str().unwrap(), &StorageOptions::default())?;
+//! let ds = Dataset::open(location).await?;
+//! let state = ResumeState::new(42, 0);
+//! let plan = ReadPlan::new(state)
+//!     .shuffle(Shuffle::Full)
+//!     .partition(Partition::rank(0, 2))
+//!     .batch(2);
+//! let mut batches = ds.reader(plan);
+//! let mut seen = 0;
+//! while let Some(batch) = batches.next_batch().await {
+//!     seen += batch?.len();
+//! }
+//! assert_eq!(seen, 6); // rank 0 of 2 takes batches 0, 2 and 4 of five
+//! // After 1 step of batch 2 on each of 2 ranks, positions 0..4 are done:
+//! assert_eq!(state.after_steps(1, 2, 2).position, 4);
+//! # Ok(()) }
+//! ```
 
 pub mod blocking;
 mod dataset;
