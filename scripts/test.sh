@@ -46,7 +46,13 @@ fuzz_smoke() {
     local t
     for t in $targets; do
         echo "== fuzz smoke: $t for ${seconds}s"
-        cargo +nightly fuzz run "$t" -- -max_total_time="$seconds"
+        # Committed seeds (fuzz/seeds/T, from the golden vectors and the sample release) are
+        # read alongside the scratch corpus; new inputs go to fuzz/corpus/T (git-ignored).
+        mkdir -p "fuzz/corpus/$t"
+        local seeds=()
+        [ -d "fuzz/seeds/$t" ] && seeds=("fuzz/seeds/$t")
+        cargo +nightly fuzz run "$t" "fuzz/corpus/$t" "${seeds[@]}" -- \
+            -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10
     done
 }
 
