@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test binary uses a different subset of the fixtures
 //! Deterministic records for format tests: every kind, shared images, scores, extras.
 
 use bytes::Bytes;
