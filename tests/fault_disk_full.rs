@@ -173,7 +173,11 @@ fn convert_and_mirror_survive_a_full_disk() {
         "convert after a full disk differs\n{all}"
     );
     // A mirror copies the dataset (shards and manifest), not convert's failures.jsonl.
-    let dataset: Vec<_> = want.iter().filter(|(n, _)| n != "failures.jsonl").cloned().collect();
+    let dataset: Vec<_> = want
+        .iter()
+        .filter(|(n, _)| n != "failures.jsonl")
+        .cloned()
+        .collect();
     assert_eq!(
         files(&keep.join("final-mirror")),
         dataset,
