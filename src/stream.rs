@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::format::group::GroupTable;
-use crate::format::index::IndexFrame;
+use crate::format::index::{IndexEntry, IndexFrame};
 use crate::format::wire::{Cursor, crc32, put_varint};
 use crate::format::{
     FRAME_GROUP, FRAME_HEADER_LEN, FRAME_INDEX, FRAME_OPTIONAL_MIN, FrameHeader, HEADER_LEN,
@@ -176,7 +176,7 @@ impl StreamState {
         match frame_type {
             FRAME_GROUP => {
                 let (table, records) = decode_group(&body, at, &self.options.limits, self.records)?;
-                self.note_frame(header, frame_type, Some(&table))?;
+                self.note_frame(header, frame_type, Some(table))?;
                 self.records += records.len() as u64;
                 Ok(records)
             }
@@ -185,15 +185,7 @@ impl StreamState {
                 let mut payload = Vec::with_capacity(self.expected_index.len() + 10);
                 put_varint(&mut payload, self.frames);
                 payload.extend_from_slice(&self.expected_index);
-                let mut actual = Vec::new();
-                put_varint(&mut actual, index.frames.len() as u64);
-                for f in &index.frames {
-                    put_varint(&mut actual, f.frame_len);
-                    actual.push(f.frame_type);
-                    if let Some(t) = &f.table {
-                        t.encode(&mut actual);
-                    }
-                }
+                let actual = index.encode_payload();
                 if actual != payload {
                     return Err(Error::malformed(
                         "the index does not describe the frames that precede it",
@@ -219,7 +211,7 @@ impl StreamState {
         &mut self,
         header: FrameHeader,
         frame_type: u8,
-        table: Option<&GroupTable>,
+        table: Option<GroupTable>,
     ) -> Result<()> {
         self.frames += 1;
         if self.frames > u64::from(self.options.limits.max_frames) {
@@ -229,11 +221,12 @@ impl StreamState {
             ))
             .at_offset(self.frame_offset));
         }
-        put_varint(&mut self.expected_index, header.frame_len());
-        self.expected_index.push(frame_type);
-        if let Some(t) = table {
-            t.encode(&mut self.expected_index);
+        IndexEntry {
+            frame_len: header.frame_len(),
+            frame_type,
+            table,
         }
+        .encode(&mut self.expected_index);
         if self.expected_index.len() > self.options.limits.max_index_len as usize {
             return Err(
                 Error::limit("the shard's index would exceed its size limit")

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
@@ -12,7 +11,7 @@ use crate::error::Result;
 use crate::export::{ExportOptions, Format, export};
 use crate::read::DatasetOptions;
 use crate::read::blocking::BlockingDataset;
-use crate::storage::{Location, StorageOptions};
+use crate::storage::Location;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum FormatArg {
@@ -34,24 +33,12 @@ pub struct ExportArgs {
     /// Write into a non-empty directory, replacing files of the same names.
     #[arg(long)]
     pub force: bool,
-    /// S3 endpoint (MinIO, R2, ...); default from AWS_ENDPOINT_URL(_S3).
-    #[arg(long)]
-    pub s3_endpoint: Option<String>,
-    /// Seconds to wait for the next bytes of a response.
-    #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
-    /// Retries of a failed request (bounded, with back-off).
-    #[arg(long, default_value_t = 5)]
-    pub retries: usize,
+    #[command(flatten)]
+    pub remote: super::RemoteArgs,
 }
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
-    let storage = StorageOptions {
-        s3_endpoint: args.s3_endpoint.clone(),
-        timeout: Duration::from_secs(args.timeout.max(1)),
-        retries: args.retries,
-        ..StorageOptions::default()
-    };
+    let storage = args.remote.storage_options();
     let location = Location::parse(&args.dataset, &storage)?;
     let ds = BlockingDataset::open_with(location, DatasetOptions::default())?;
     let opts = ExportOptions {

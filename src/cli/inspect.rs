@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use base64::Engine;
 use clap::Args;
@@ -15,32 +14,20 @@ use crate::error::{Error, Result};
 use crate::read::verify::{VerifyOptions, verify};
 use crate::read::{Dataset, Filter, Images, ReadPlan};
 use crate::record::{Kind, Record};
-use crate::storage::{Location, StorageOptions};
+use crate::storage::Location;
 
 /// Where the dataset is, and how to reach it.
 #[derive(Args, Debug)]
 pub struct Source {
     /// The dataset: a directory, file:///abs, http(s)://host/prefix or s3://bucket/prefix.
     pub dataset: String,
-    /// S3 endpoint (MinIO, R2, ...); default from AWS_ENDPOINT_URL(_S3).
-    #[arg(long)]
-    pub s3_endpoint: Option<String>,
-    /// Seconds to wait for the next bytes of a response.
-    #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
-    /// Retries of a failed request (bounded, with back-off).
-    #[arg(long, default_value_t = 5)]
-    pub retries: usize,
+    #[command(flatten)]
+    pub remote: super::RemoteArgs,
 }
 
 impl Source {
     async fn open(&self) -> Result<Dataset> {
-        let opts = StorageOptions {
-            s3_endpoint: self.s3_endpoint.clone(),
-            timeout: Duration::from_secs(self.timeout.max(1)),
-            retries: self.retries,
-            ..StorageOptions::default()
-        };
+        let opts = self.remote.storage_options();
         Dataset::open(Location::parse(&self.dataset, &opts)?).await
     }
 }

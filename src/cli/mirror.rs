@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Args;
 
@@ -11,7 +10,7 @@ use super::EXIT_PROBLEMS;
 use crate::convert::progress::human_bytes;
 use crate::error::{Error, Result};
 use crate::mirror::{MirrorOptions, MirrorReport, Outcome, Progress, Subset, mirror};
-use crate::storage::{Location, StorageOptions};
+use crate::storage::Location;
 
 #[derive(Args, Debug)]
 pub struct MirrorArgs {
@@ -44,15 +43,8 @@ pub struct MirrorArgs {
     /// Where --subset stages rewritten shards (default: the system temp directory).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
-    /// S3 endpoint (MinIO, R2, ...) for SRC and DST; default from AWS_ENDPOINT_URL(_S3).
-    #[arg(long)]
-    pub s3_endpoint: Option<String>,
-    /// Seconds to wait for the next bytes of a response.
-    #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
-    /// Retries of a failed request (bounded, with back-off).
-    #[arg(long, default_value_t = 5)]
-    pub retries: usize,
+    #[command(flatten)]
+    pub remote: super::RemoteArgs,
 }
 
 pub fn run(args: MirrorArgs) -> Result<ExitCode> {
@@ -63,12 +55,7 @@ pub fn run(args: MirrorArgs) -> Result<ExitCode> {
             args.dst
         )));
     }
-    let storage = StorageOptions {
-        s3_endpoint: args.s3_endpoint.clone(),
-        timeout: Duration::from_secs(args.timeout.max(1)),
-        retries: args.retries,
-        ..StorageOptions::default()
-    };
+    let storage = args.remote.storage_options();
     let src = Location::parse(&args.src, &storage)?;
     let dst = Location::parse(&args.dst, &storage)?.with_part_size(args.part_size.max(5) << 20);
     let subset = if args.subset.is_empty() {

@@ -43,6 +43,31 @@ pub enum Command {
     Export(export::ExportArgs),
 }
 
+/// How to reach remote locations: shared by every command that reads or writes one.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RemoteArgs {
+    /// S3 endpoint (MinIO, R2, ...); default from AWS_ENDPOINT_URL(_S3).
+    #[arg(long)]
+    pub s3_endpoint: Option<String>,
+    /// Seconds to wait for the next bytes of a response.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+    /// Retries of a failed request (bounded, with back-off).
+    #[arg(long, default_value_t = 5)]
+    pub retries: usize,
+}
+
+impl RemoteArgs {
+    pub fn storage_options(&self) -> crate::storage::StorageOptions {
+        crate::storage::StorageOptions {
+            s3_endpoint: self.s3_endpoint.clone(),
+            timeout: std::time::Duration::from_secs(self.timeout.max(1)),
+            retries: self.retries,
+            ..crate::storage::StorageOptions::default()
+        }
+    }
+}
+
 /// Exit code for "the command ran, and found problems" (failed rows, damaged shards).
 pub const EXIT_PROBLEMS: u8 = 1;
 /// Exit code for "the command could not run" (bad arguments, unreadable input).

@@ -29,6 +29,17 @@ pub struct IndexEntry {
     pub table: Option<GroupTable>,
 }
 
+impl IndexEntry {
+    /// Appends the entry as the index payload holds it.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.frame_len);
+        out.push(self.frame_type);
+        if let Some(table) = &self.table {
+            table.encode(out);
+        }
+    }
+}
+
 /// The decoded payload of the index frame.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexFrame {
@@ -36,18 +47,19 @@ pub struct IndexFrame {
 }
 
 impl IndexFrame {
-    /// Encodes the whole index frame body (type, flags, codec, payload).
-    pub fn encode_body(&self, level: i32) -> Vec<u8> {
+    /// Encodes the payload: the frame count, then each frame's entry.
+    pub fn encode_payload(&self) -> Vec<u8> {
         let mut payload = Vec::new();
         put_varint(&mut payload, self.frames.len() as u64);
         for f in &self.frames {
-            put_varint(&mut payload, f.frame_len);
-            payload.push(f.frame_type);
-            if let Some(table) = &f.table {
-                table.encode(&mut payload);
-            }
+            f.encode(&mut payload);
         }
-        let (codec, stored) = encode_block(&payload, level);
+        payload
+    }
+
+    /// Encodes the whole index frame body (type, flags, codec, payload).
+    pub fn encode_body(&self, level: i32) -> Vec<u8> {
+        let (codec, stored) = encode_block(&self.encode_payload(), level);
         let mut body = Vec::with_capacity(stored.len() + 3);
         body.extend_from_slice(&[FRAME_INDEX, 0, codec]);
         body.extend_from_slice(&stored);
