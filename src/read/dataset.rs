@@ -97,14 +97,29 @@ pub(crate) struct Inner {
 
 impl Inner {
     /// The shard with its footer loaded: one ranged read the first time, none after.
-    pub async fn shard(&self, s: usize) -> Result<Arc<LoadedShard>> {
+    pub async fn shard(self: &Arc<Self>, s: usize) -> Result<Arc<LoadedShard>> {
         let cell = self.shards.get(s).ok_or_else(|| {
             Error::invalid(format!(
                 "shard #{s} does not exist: the dataset has {}",
                 self.shards.len()
             ))
         })?;
-        cell.get_or_try_init(|| self.load_shard(s)).await.cloned()
+        if let Some(loaded) = cell.get() {
+            return Ok(loaded.clone());
+        }
+        // The footer is loaded by a task of its own, never inline: whoever starts the load
+        // may stop being polled (a prefetching reader whose consumer is busy elsewhere waits
+        // in a full channel), and every other caller waiting on this cell would wait with it.
+        // A spawned task always runs to completion and fills the cell for all of them.
+        let inner = Arc::clone(self);
+        tokio::spawn(async move {
+            inner.shards[s]
+                .get_or_try_init(|| inner.load_shard(s))
+                .await
+                .cloned()
+        })
+        .await
+        .map_err(|e| Error::invalid(format!("loading the footer of shard #{s} failed: {e}")))?
     }
 
     async fn load_shard(&self, s: usize) -> Result<Arc<LoadedShard>> {

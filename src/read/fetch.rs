@@ -123,7 +123,7 @@ fn not_fetched(shard: &LoadedShard, local: usize) -> Error {
 /// filter. The result is aligned with `wants`; `None` means filtered out, or damaged and
 /// skipped (when `skip` is given).
 pub(crate) async fn fetch_records(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     wants: &[(usize, usize)],
     images: Images,
     filter: &Filter,
