@@ -139,8 +139,18 @@ impl Error {
     }
 
     fn advice(&self) -> &'static str {
-        match self.kind {
-            ErrorKind::Io(_) => "check the path, permissions and free space, then retry",
+        match &self.kind {
+            ErrorKind::Io(e) => match e.kind() {
+                std::io::ErrorKind::NotFound => "check the path or URL",
+                std::io::ErrorKind::PermissionDenied => "check permissions or credentials",
+                std::io::ErrorKind::StorageFull => {
+                    "free some space, then run the same command again: finished work is kept"
+                }
+                std::io::ErrorKind::TimedOut => {
+                    "check the network or the server, or allow a longer timeout, then retry"
+                }
+                _ => "run the same command again; if it keeps failing, check the location",
+            },
             ErrorKind::Checksum { .. } | ErrorKind::Malformed(_) | ErrorKind::Truncated(_) => {
                 "the shard is damaged or incomplete: fetch it again (e.g. `editshard mirror`) \
                  and check it with `editshard verify`"
