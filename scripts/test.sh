@@ -51,8 +51,17 @@ fuzz_smoke() {
         mkdir -p "fuzz/corpus/$t"
         local seeds=()
         [ -d "fuzz/seeds/$t" ] && seeds=("fuzz/seeds/$t")
-        cargo +nightly fuzz run "$t" "fuzz/corpus/$t" "${seeds[@]}" -- \
-            -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10
+        # libFuzzer is chatty: keep its output in a log, print the summary, and the tail of
+        # the log if the target failed (a crash input is then in fuzz/artifacts/$t/).
+        local log="fuzz/smoke-$t.log"
+        if ! cargo +nightly fuzz run "$t" "fuzz/corpus/$t" "${seeds[@]}" -- \
+            -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+            > "$log" 2>&1; then
+            tail -n 80 "$log"
+            echo "== fuzz smoke: $t FAILED (full output: $log)"
+            return 1
+        fi
+        grep -E '^Done [0-9]+ runs' "$log" || true
     done
 }
 
