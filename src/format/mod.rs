@@ -90,6 +90,13 @@ impl Default for Limits {
     }
 }
 
+/// Declared sizes above this are decompressed by streaming rather than into a buffer of the
+/// declared size.
+const STREAM_ABOVE: u64 = 1 << 20;
+/// Largest zstd window accepted (32 MiB), so that a frame cannot make the decoder allocate
+/// more than that for its history.
+const MAX_WINDOW_LOG: u32 = 25;
+
 /// Decompresses a block stored with `codec`, refusing to produce more than `max` bytes.
 /// A zstd block must declare its content size, and must decode to exactly that size.
 pub fn decode_block(codec: u8, stored: &[u8], max: u32, what: &str) -> crate::Result<Vec<u8>> {
@@ -119,14 +126,14 @@ pub fn decode_block(codec: u8, stored: &[u8], max: u32, what: &str) -> crate::Re
                     "{what} declares {declared} bytes decompressed; the limit is {max}"
                 )));
             }
-            // Creating a zstd context costs more than decompressing a record's metadata:
-            // keep one per thread.
-            thread_local! {
-                static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-                    const { std::cell::RefCell::new(None) };
-            }
-            let out = DECOMPRESSOR
-                .with(|cell| {
+            let out = if declared <= STREAM_ABOVE {
+                // Creating a zstd context costs more than decompressing a record's metadata:
+                // keep one per thread, and decompress in one call into an exact buffer.
+                thread_local! {
+                    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+                        const { std::cell::RefCell::new(None) };
+                }
+                DECOMPRESSOR.with(|cell| {
                     let mut slot = cell.borrow_mut();
                     if slot.is_none() {
                         *slot = Some(zstd::bulk::Decompressor::new()?);
@@ -134,7 +141,20 @@ pub fn decode_block(codec: u8, stored: &[u8], max: u32, what: &str) -> crate::Re
                     let d = slot.as_mut().expect("set above");
                     d.decompress(stored, declared as usize)
                 })
-                .map_err(|e| Error::malformed(format!("{what}: zstd: {e}")))?;
+            } else {
+                // A large declared size is only a claim: stream, so that memory grows with
+                // what the frame really produces (a damaged or hostile frame that declares
+                // 256 MiB but holds a few bytes allocates a few bytes).
+                use std::io::Read;
+                let mut out = Vec::with_capacity(STREAM_ABOVE as usize);
+                zstd::stream::read::Decoder::with_buffer(stored)
+                    .and_then(|mut d| {
+                        d.window_log_max(MAX_WINDOW_LOG)?;
+                        d.single_frame().take(declared + 1).read_to_end(&mut out)
+                    })
+                    .map(|_| out)
+            }
+            .map_err(|e| Error::malformed(format!("{what}: zstd: {e}")))?;
             if out.len() as u64 != declared {
                 return Err(Error::malformed(format!(
                     "{what}: zstd frame declared {declared} bytes but produced {}",
@@ -170,4 +190,43 @@ pub fn encode_block(raw: &[u8], level: i32) -> (u8, Vec<u8>) {
         }
     }
     (CODEC_STORED, raw.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_round_trip_through_both_decompression_paths() {
+        for len in [100usize, 3 << 20] {
+            let raw: Vec<u8> = (0..len).map(|i| (i % 7) as u8).collect();
+            let (codec, stored) = encode_block(&raw, 3);
+            assert_eq!(codec, CODEC_ZSTD);
+            assert_eq!(decode_block(codec, &stored, 16 << 20, "t").unwrap(), raw);
+            assert!(
+                decode_block(codec, &stored, len as u32 - 1, "t").is_err(),
+                "over the limit"
+            );
+            assert!(decode_block(codec, &stored[..stored.len() - 1], 16 << 20, "t").is_err());
+        }
+    }
+
+    #[test]
+    fn a_false_large_declared_size_is_an_error() {
+        // A hand-made frame (RFC 8878): 8-byte content size declaring 200 MiB, a 1 KiB window,
+        // and one raw block of 10 bytes. Decoding must fail on the mismatch, having allocated
+        // for what the frame produced, not for what it declared.
+        let mut frame = vec![0x28, 0xB5, 0x2F, 0xFD, 0xC0, 0x00];
+        frame.extend_from_slice(&(200u64 << 20).to_le_bytes());
+        frame.extend_from_slice(&[(10 << 3) | 1, 0, 0]);
+        frame.extend_from_slice(&[7u8; 10]);
+        let err = decode_block(CODEC_ZSTD, &frame, 256 << 20, "index").unwrap_err();
+        assert!(err.is_corruption(), "{err}");
+        // The same frame declaring its true size decodes.
+        frame[6..14].copy_from_slice(&10u64.to_le_bytes());
+        assert_eq!(
+            decode_block(CODEC_ZSTD, &frame, 256 << 20, "index").unwrap(),
+            [7u8; 10]
+        );
+    }
 }
