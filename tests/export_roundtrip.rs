@@ -6,10 +6,12 @@
 
 mod common;
 
+use common::cli::{editshard, s, text};
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::release::{ReleaseSpec, Subset, generate_release, normalize_release_path};
 use editshard::dataset::DatasetWriter;
@@ -18,26 +20,6 @@ use editshard::reader::ShardReader;
 use editshard::record::{Image, Kind, Record, Turn};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-
-fn editshard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_editshard"))
-        .args(args)
-        .output()
-        .expect("run editshard")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn records(dir: &Path) -> Vec<Record> {
     let m = Manifest::parse(&fs::read(dir.join("manifest.json")).unwrap()).unwrap();

@@ -2,33 +2,20 @@
 //! never published or overwritten silently, `--verify-only` and `--force`, and `--subset`
 //! producing a dataset that `editshard verify` accepts.
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/records.rs"]
 mod records;
 
+use cli::{editshard, s, text};
+
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use editshard::dataset::DatasetWriter;
 use editshard::manifest::Manifest;
 use editshard::reader::ShardReader;
 use editshard::record::{Kind, Record};
-
-fn editshard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_editshard"))
-        .args(args)
-        .output()
-        .expect("run editshard")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// Replaces every image's bytes with a real PNG (`editshard verify` checks image headers),
 /// the same PNG for the same original bytes so that shared images stay shared.
@@ -88,10 +75,6 @@ fn flip_byte(path: &Path, at: usize) {
     let mut b = fs::read(path).unwrap();
     b[at] ^= 0x40;
     fs::write(path, b).unwrap();
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

@@ -12,13 +12,14 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cli::{s, text, tree};
 use common::fault_server::{Behavior, fault_server};
 use common::servers::{Nginx, S3Server};
 use editshard::dataset::DatasetWriter;
 use editshard::manifest::Manifest;
 
 fn cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_editshard"));
+    let mut c = common::cli::editshard_cmd();
     c.args(args);
     for v in [
         "AWS_ENDPOINT_URL",
@@ -43,15 +44,6 @@ fn run_s3(server: &S3Server, args: &[&str]) -> Output {
         .expect("run editshard")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// A dataset of several small shards; with `big`, one more shard over 5 MiB (two 3 MiB
 /// images) so that an upload with 5 MiB parts is a multipart upload.
 fn build(dir: &Path, big: bool) -> Manifest {
@@ -71,28 +63,6 @@ fn build(dir: &Path, big: bool) -> Manifest {
         w.append(r).unwrap();
     }
     w.finish().unwrap()
-}
-
-/// Every file under `dir` (relative path -> bytes), temporary files included.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

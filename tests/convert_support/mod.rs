@@ -2,18 +2,16 @@
 //! what it wrote.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+pub use crate::common::cli::editshard_cmd as editshard;
+pub use crate::common::cli::{text, tree};
 
 use editshard::manifest::Manifest;
 use editshard::reader::ShardReader;
 use editshard::record::Record;
-
-pub fn editshard() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_editshard"))
-}
 
 /// Runs `editshard convert ARGS` with short network timeouts suited to loopback tests.
 pub fn convert(args: &[String]) -> Output {
@@ -35,15 +33,6 @@ pub fn convert(args: &[String]) -> Output {
 
 pub fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
-}
-
-pub fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 pub fn manifest(dir: &Path) -> Manifest {
@@ -70,24 +59,6 @@ pub fn failures(dir: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-/// Every file under `dir` (relative path -> bytes).
-pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 /// Asserts two trees are byte-identical, naming the first difference.

@@ -1,0 +1,51 @@
+//! Running the real `editshard` binary from integration tests, and reading what it left.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The binary under test, with no arguments yet.
+pub fn editshard_cmd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_editshard"))
+}
+
+/// Runs the binary with `args` and waits for it.
+pub fn editshard(args: &[&str]) -> Output {
+    editshard_cmd().args(args).output().expect("run editshard")
+}
+
+/// Exit status and both output streams, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Every file under `dir` (relative path -> bytes), temporary files included.
+pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// A path as the `&str` a command line wants.
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("test paths are UTF-8")
+}
