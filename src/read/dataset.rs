@@ -40,7 +40,9 @@ impl Default for DatasetOptions {
             read: ReadOptions::default(),
             coalesce_gap: 4 << 10,
             max_request: 64 << 20,
-            span_slack: 1 << 20,
+            // A record is one ranged read (the format's promise) unless the other records'
+            // images between its pieces exceed this: rare, groups average a few MB.
+            span_slack: 16 << 20,
             concurrency: 8,
         }
     }
