@@ -55,6 +55,8 @@ pub(crate) struct StreamState {
     /// the index frame must match it byte for byte.
     expected_index: Vec<u8>,
     index_offset: u64,
+    /// The CRC of the body being fed, when the reader computed it already.
+    body_crc: Option<u32>,
 }
 
 impl StreamState {
@@ -68,6 +70,7 @@ impl StreamState {
             frames: 0,
             expected_index: Vec::new(),
             index_offset: 0,
+            body_crc: None,
         }
     }
 
@@ -106,9 +109,27 @@ impl StreamState {
             .at_record(self.records)
     }
 
+    /// True when frame CRCs are checked (the default).
+    pub fn verifies(&self) -> bool {
+        self.options.verify
+    }
+
+    /// True when the next [`feed`](Self::feed) is a frame body, whose CRC a reader may compute
+    /// as the bytes arrive and pass to [`feed_with_crc`](Self::feed_with_crc).
+    pub fn expects_body(&self) -> bool {
+        matches!(self.phase, Phase::Body(_))
+    }
+
     /// Consumes exactly [`need`](Self::need) bytes and returns the records they complete.
     pub fn feed(&mut self, bytes: Bytes) -> Result<Vec<Record>> {
+        self.feed_with_crc(bytes, None)
+    }
+
+    /// Like [`feed`](Self::feed), with the CRC32 of a frame body already computed by the
+    /// caller (piece by piece while the bytes were still in cache), so it is not computed again.
+    pub fn feed_with_crc(&mut self, bytes: Bytes, body_crc: Option<u32>) -> Result<Vec<Record>> {
         debug_assert_eq!(bytes.len(), self.need());
+        self.body_crc = body_crc;
         let result = self.step(bytes);
         if result.is_err() {
             self.phase = Phase::Failed;
@@ -164,7 +185,7 @@ impl StreamState {
     fn frame(&mut self, header: FrameHeader, body: Bytes, at: u64) -> Result<Vec<Record>> {
         let frame_at = self.frame_offset;
         if self.options.verify {
-            let actual = crc32(&body);
+            let actual = self.body_crc.take().unwrap_or_else(|| crc32(&body));
             if actual != header.body_crc {
                 return Err(Error::checksum(header.body_crc, actual)
                     .at_offset(frame_at)
