@@ -19,7 +19,9 @@ bash scripts/install-test-deps.sh
 export PATH="$EDITSHARD_TOOLS/bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PATH:/usr/sbin:/sbin"
 
 echo "== cargo test"
-cargo test
+test_log="$(mktemp)"
+trap 'rm -f "$test_log"' EXIT
+cargo test 2>&1 | tee "$test_log"
 
 # ---------------------------------------------------------------------------
 # FUZZ SMOKE HOOK
@@ -66,3 +68,7 @@ fuzz_smoke() {
 }
 
 fuzz_smoke
+
+# One plain closing line for whoever reads the end of the log: the totals of `cargo test`
+# (a failure would have stopped the script above).
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$test_log"
