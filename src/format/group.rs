@@ -11,7 +11,7 @@
 //! every blob in blob order.
 
 use super::Limits;
-use super::wire::{Cursor, put_varint};
+use super::wire::{Cursor, put_varint, varint_len};
 use crate::error::{Error, Result};
 use crate::record::Kind;
 
@@ -130,6 +130,35 @@ impl GroupTable {
         Ok(table)
     }
 
+    /// Length of [`encode`](Self::encode)'s output, without encoding.
+    pub fn encoded_len(&self) -> usize {
+        let records: usize = self
+            .records
+            .iter()
+            .map(|r| {
+                varint_len(r.id.len() as u64)
+                    + r.id.len()
+                    + 2
+                    + varint_len(u64::from(r.meta_len))
+                    + 4
+                    + varint_len(r.refs.len() as u64)
+                    + r.refs
+                        .iter()
+                        .map(|&b| varint_len(u64::from(b)))
+                        .sum::<usize>()
+            })
+            .sum();
+        let blobs: usize = self
+            .blobs
+            .iter()
+            .map(|b| varint_len(u64::from(b.len)) + 4)
+            .sum();
+        varint_len(self.records.len() as u64)
+            + varint_len(self.blobs.len() as u64)
+            + records
+            + blobs
+    }
+
     /// Total length of the data that follows the table.
     pub fn data_len(&self) -> u64 {
         let metas: u64 = self.records.iter().map(|r| u64::from(r.meta_len)).sum();
@@ -157,4 +186,32 @@ fn prefix_sums(lens: impl Iterator<Item = u64>, start: u64) -> Vec<u64> {
         here
     })
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_len_matches_encode() {
+        let table = GroupTable {
+            records: vec![RecordEntry {
+                id: "x".repeat(200),
+                kind: Kind::Preference,
+                meta_codec: 1,
+                meta_len: 70_000,
+                meta_crc: 7,
+                refs: vec![0, 1, 200],
+            }],
+            blobs: (0..201)
+                .map(|i| BlobEntry {
+                    len: 1 << (i % 31),
+                    crc: i,
+                })
+                .collect(),
+        };
+        let mut out = Vec::new();
+        table.encode(&mut out);
+        assert_eq!(table.encoded_len(), out.len());
+    }
 }

@@ -216,9 +216,7 @@ impl ShardIndex {
                 frame_type: entry.frame_type,
             });
             if let Some(table) = entry.table {
-                let mut table_bytes = Vec::new();
-                table.encode(&mut table_bytes);
-                let data_start = offset + FRAME_HEADER_LEN as u64 + 2 + table_bytes.len() as u64;
+                let data_start = offset + FRAME_HEADER_LEN as u64 + 2 + table.encoded_len() as u64;
                 if data_start + table.data_len() != offset + entry.frame_len {
                     return Err(Error::malformed(format!(
                         "index entry for frame {frame_no} (byte {offset}) does not add up: \
