@@ -191,13 +191,17 @@ impl Remote {
         ObjectPath::from_iter(self.prefix.iter().map(String::as_str).chain(rel.split('/')))
     }
 
-    pub(super) async fn get(&self, rel: &str) -> Result<Bytes> {
-        let shown = self.display_of(rel);
-        let result = self
-            .store
+    /// Starts a GET of the whole object; `shown` names it in errors.
+    async fn open(&self, rel: &str, shown: &str) -> Result<object_store::GetResult> {
+        self.store
             .get(&self.path(rel))
             .await
-            .map_err(|e| err("GET", &shown, e))?;
+            .map_err(|e| err("GET", shown, e))
+    }
+
+    pub(super) async fn get(&self, rel: &str) -> Result<Bytes> {
+        let shown = self.display_of(rel);
+        let result = self.open(rel, &shown).await?;
         result.bytes().await.map_err(|e| err("GET", &shown, e))
     }
 
@@ -226,11 +230,7 @@ impl Remote {
 
     pub(super) async fn get_stream(&self, rel: &str) -> Result<ByteStream> {
         let shown = self.display_of(rel);
-        let result = self
-            .store
-            .get(&self.path(rel))
-            .await
-            .map_err(|e| err("GET", &shown, e))?;
+        let result = self.open(rel, &shown).await?;
         Ok(result
             .into_stream()
             .map(move |r| r.map_err(|e| err("GET", &shown, e)))
