@@ -6,14 +6,11 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::{Bytes, BytesMut};
-use editshard::codec::ShardDecoder;
-use editshard::convert::rows::{LineReader, Subset, parse_row};
-use editshard::format::{Limits, ShardIndex};
-use editshard::manifest::Manifest;
-use editshard::random::RandomAccessShard;
-use editshard::reader::ShardReader;
-use editshard::record::{Image, Kind, Provenance, Record, Score, Turn};
-use editshard::writer::{ShardWriter, WriterOptions};
+use editshard_format::format::{Limits, ShardIndex};
+use editshard_format::manifest::Manifest;
+use editshard_format::record::{Image, Kind, Provenance, Record, Score, Turn};
+use editshard_format::shard::{RandomAccessShard, ShardDecoder, ShardReader, ShardWriter, WriterOptions};
+use editshard_pico::rows::{LineReader, Subset, parse_row};
 use tokio_util::codec::Decoder;
 
 /// A target's body: takes any bytes, returns normally unless it found a bug.

@@ -1,26 +1,17 @@
-//! What an image is, from its bytes: media type and dimensions from the header, and an
-//! optional full decode. Used by writers to describe images and by `convert` and `verify`
-//! to reject anything that is not really an image (an HTML error page served as a PNG).
+//! Whole-image decoding, for `verify --decode` and `convert --validate decode`: an image is
+//! accepted only if every pixel decodes and the size matches its header. Reading the header
+//! alone is the format core's [`image_info::probe`](crate::image_info::probe), re-exported
+//! here.
 
 use std::io::Cursor;
 
 use image::{ImageFormat, ImageReader, Limits};
 
 use crate::error::{Error, Result};
+pub use crate::image_info::{ImageInfo, MAX_DIMENSION, probe};
 
-/// Largest width or height accepted, in pixels. Anything claiming more is rejected before
-/// any pixel is decoded.
-pub const MAX_DIMENSION: u32 = 32_768;
 /// Largest allocation a full decode may make.
 pub const MAX_DECODE_BYTES: u64 = 1 << 30;
-
-/// Media type and size read from an image header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ImageInfo {
-    pub media_type: &'static str,
-    pub width: u32,
-    pub height: u32,
-}
 
 fn limits() -> Limits {
     let mut limits = Limits::default();
@@ -30,43 +21,18 @@ fn limits() -> Limits {
     limits
 }
 
-fn reader(data: &[u8]) -> Result<(ImageReader<Cursor<&[u8]>>, &'static str)> {
-    let format = image::guess_format(data)
-        .map_err(|_| Error::invalid(format!("not an image: {}", describe_start(data))))?;
-    let media_type = match format {
-        ImageFormat::Jpeg => "image/jpeg",
-        ImageFormat::Png => "image/png",
-        ImageFormat::WebP => "image/webp",
-        other => {
-            return Err(Error::invalid(format!(
-                "unsupported image format {other:?} (JPEG, PNG and WebP are accepted)"
-            )));
-        }
-    };
-    let mut reader = ImageReader::with_format(Cursor::new(data), format);
-    reader.limits(limits());
-    Ok((reader, media_type))
-}
-
-/// Reads the media type and dimensions from the header without decoding pixels.
-pub fn probe(data: &[u8]) -> Result<ImageInfo> {
-    let (reader, media_type) = reader(data)?;
-    let (width, height) = reader
-        .into_dimensions()
-        .map_err(|e| Error::invalid(format!("unreadable {media_type} header: {e}")))?;
-    check_dimensions(width, height)?;
-    Ok(ImageInfo {
-        media_type,
-        width,
-        height,
-    })
-}
-
 /// Decodes the whole image (bounded by [`MAX_DECODE_BYTES`]) and checks that its size
 /// matches the header.
 pub fn decode(data: &[u8]) -> Result<ImageInfo> {
     let info = probe(data)?;
-    let (reader, media_type) = reader(data)?;
+    let format = match info.media_type {
+        "image/jpeg" => ImageFormat::Jpeg,
+        "image/png" => ImageFormat::Png,
+        _ => ImageFormat::WebP,
+    };
+    let media_type = info.media_type;
+    let mut reader = ImageReader::with_format(Cursor::new(data), format);
+    reader.limits(limits());
     let img = reader
         .decode()
         .map_err(|e| Error::invalid(format!("{media_type} does not decode: {e}")))?;
@@ -82,48 +48,20 @@ pub fn decode(data: &[u8]) -> Result<ImageInfo> {
     Ok(info)
 }
 
-fn check_dimensions(width: u32, height: u32) -> Result<()> {
-    if width == 0 || height == 0 || width > MAX_DIMENSION || height > MAX_DIMENSION {
-        return Err(Error::invalid(format!(
-            "image claims {width}x{height} pixels (accepted: 1 to {MAX_DIMENSION} per side)"
-        )));
-    }
-    Ok(())
-}
-
-/// A short, printable description of what the bytes start with, for error messages.
-fn describe_start(data: &[u8]) -> String {
-    if data.is_empty() {
-        return "empty body".to_string();
-    }
-    let head = &data[..data.len().min(24)];
-    let text = String::from_utf8_lossy(head);
-    if text.chars().all(|c| !c.is_control() || c.is_whitespace()) {
-        format!("{} bytes starting {:?}", data.len(), text.trim())
-    } else {
-        format!(
-            "{} bytes starting 0x{}",
-            data.len(),
-            crate::record::hex(&head[..head.len().min(8)])
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn png(w: u32, h: u32) -> Vec<u8> {
+    fn encode(img: image::RgbImage, format: ImageFormat) -> Vec<u8> {
         let mut out = Vec::new();
-        image::RgbImage::new(w, h)
-            .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
-            .unwrap();
+        img.write_to(&mut Cursor::new(&mut out), format).unwrap();
         out
     }
 
     #[test]
-    fn probes_png_and_jpeg() {
-        let info = probe(&png(3, 2)).unwrap();
+    fn probes_and_decodes_png_and_jpeg() {
+        let png = encode(image::RgbImage::new(3, 2), ImageFormat::Png);
+        let info = probe(&png).unwrap();
         assert_eq!(
             info,
             ImageInfo {
@@ -132,31 +70,40 @@ mod tests {
                 height: 2
             }
         );
-        let mut jpeg = Vec::new();
-        image::RgbImage::new(5, 4)
-            .write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
-            .unwrap();
-        assert_eq!(decode(&jpeg).unwrap().media_type, "image/jpeg");
+        assert_eq!(decode(&png).unwrap(), info);
+        let jpeg = encode(image::RgbImage::new(5, 4), ImageFormat::Jpeg);
+        let info = decode(&jpeg).unwrap();
+        assert_eq!(
+            (info.media_type, info.width, info.height),
+            ("image/jpeg", 5, 4)
+        );
+        let webp = encode(image::RgbImage::new(7, 9), ImageFormat::WebP);
+        let info = decode(&webp).unwrap();
+        assert_eq!(
+            (info.media_type, info.width, info.height),
+            ("image/webp", 7, 9)
+        );
     }
 
     #[test]
     fn rejects_html_served_as_png() {
-        let err = probe(b"<!DOCTYPE html><html>rate limited</html>").unwrap_err();
+        let err = decode(b"<!DOCTYPE html><html>rate limited</html>").unwrap_err();
         assert!(err.to_string().contains("not an image"), "{err}");
         assert!(err.to_string().contains("<!DOCTYPE html>"), "{err}");
     }
 
     #[test]
     fn rejects_truncated_png_on_decode() {
-        let data = png(64, 64);
+        let data = encode(image::RgbImage::new(64, 64), ImageFormat::Png);
+        assert!(probe(&data[..data.len() - 20]).is_ok());
         assert!(decode(&data[..data.len() - 20]).is_err());
     }
 
     #[test]
     fn rejects_absurd_dimensions_before_decoding() {
-        let mut data = png(1, 1);
-        // IHDR width lives at bytes 16..20; patching it breaks the chunk CRC, which the png
-        // crate checks too, so either error is fine: what matters is no 4-billion-pixel alloc.
+        let mut data = encode(image::RgbImage::new(1, 1), ImageFormat::Png);
+        // IHDR width lives at bytes 16..20; patching it breaks the chunk CRC too, so either
+        // error is fine: what matters is no 4-billion-pixel allocation.
         data[16..20].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(decode(&data).is_err());
     }

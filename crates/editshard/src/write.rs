@@ -5,7 +5,7 @@
 //! name; `manifest.json` is written the same way, last.
 //!
 //! ```
-//! use editshard::dataset::DatasetWriter;
+//! use editshard::write::DatasetWriter;
 //! # use editshard::record::{Image, Kind, Record, Turn};
 //! # let png = |w| { let mut v = Vec::new(); image::RgbImage::new(w, 1)
 //! #     .write_to(&mut std::io::Cursor::new(&mut v), image::ImageFormat::Png).unwrap(); v };
@@ -20,17 +20,16 @@
 //! ```
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
+use crate::atomic::{partial_path, sync_dir, write_atomically};
 use crate::error::{Error, Result};
 use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::record::Record;
-use crate::writer::{ShardSummary, ShardWriter, WriterOptions};
+use crate::shard::{ShardSummary, ShardWriter, WriterOptions};
 
 pub const DEFAULT_SHARD_BYTES: u64 = 512 << 20;
-/// Suffix of a file being written; it is renamed when complete.
-pub const PARTIAL_SUFFIX: &str = ".partial";
 
 struct OpenShard {
     writer: ShardWriter<BufWriter<File>>,
@@ -159,33 +158,5 @@ impl DatasetWriter {
         self.finish_shard()?;
         write_atomically(&self.dir.join(MANIFEST_NAME), &self.manifest.to_json())?;
         Ok(self.manifest)
-    }
-}
-
-pub fn partial_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_os_string();
-    s.push(PARTIAL_SUFFIX);
-    PathBuf::from(s)
-}
-
-/// Writes `bytes` to `path` via a temporary file, sync and rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let partial = partial_path(path);
-    let context = |e: std::io::Error| Error::from(e).in_shard(path.display().to_string());
-    let mut f = File::create(&partial).map_err(context)?;
-    f.write_all(bytes).map_err(context)?;
-    f.sync_all().map_err(context)?;
-    drop(f);
-    fs::rename(&partial, path).map_err(context)?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent);
-    }
-    Ok(())
-}
-
-/// Makes a rename durable. Best effort: some file systems do not support syncing a directory.
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
     }
 }

@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::format::{VERSION_MAJOR, VERSION_MINOR};
-use crate::writer::{ShardStats, ShardSummary, merge_counts};
+use crate::path::check_relative_path;
+use crate::shard::writer::{ShardStats, ShardSummary, merge_counts};
 
 pub const MANIFEST_NAME: &str = "manifest.json";
 /// Largest manifest a reader accepts.
@@ -97,7 +98,7 @@ impl Manifest {
             records: summary.records,
             footer_offset: summary.footer_offset,
             footer_length: summary.footer_len,
-            sha256: crate::record::hex(&summary.sha256),
+            sha256: crate::hex::hex(&summary.sha256),
             id_filter: IdFilter::build(summary.ids.iter().map(String::as_str)),
         });
     }
@@ -188,7 +189,7 @@ impl Manifest {
                     s.path, s.footer_offset, s.footer_length, s.bytes
                 )));
             }
-            if crate::record::unhex32(&s.sha256).is_none() {
+            if crate::hex::unhex32(&s.sha256).is_none() {
                 return Err(Error::malformed(format!(
                     "shard {:?}: sha256 is not 64 hex digits",
                     s.path
@@ -226,24 +227,6 @@ impl Manifest {
             .filter(|&s| self.shards[s].id_filter.may_contain_probe(&probe))
             .collect()
     }
-}
-
-/// Refuses paths that could leave the dataset directory or bucket prefix.
-pub fn check_relative_path(path: &str) -> Result<()> {
-    let bad = path.is_empty()
-        || path.len() > 1024
-        || path.starts_with('/')
-        || path.contains('\\')
-        || path.contains('\0')
-        || path
-            .split('/')
-            .any(|c| c.is_empty() || c == "." || c == "..");
-    if bad {
-        return Err(Error::malformed(format!(
-            "path {path:?} is not a plain relative path inside the dataset"
-        )));
-    }
-    Ok(())
 }
 
 /// A Bloom filter of record ids (spec/FORMAT.md, "Id filter").

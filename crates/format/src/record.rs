@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::hex::hex;
 
 /// Which subset of a release a record came from; decides how its turns are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -166,7 +167,7 @@ impl Image {
     /// its header (no pixel decoding) and hashes it. Fails on anything that is not a JPEG, PNG
     /// or WebP with a readable header.
     pub fn from_bytes(data: Bytes) -> Result<Image> {
-        let info = crate::probe::probe(&data)?;
+        let info = crate::image_info::probe(&data)?;
         Ok(Image::with_info(
             data,
             info.media_type.to_string(),
@@ -278,37 +279,14 @@ impl Record {
     }
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
-pub(crate) fn unhex32(s: &str) -> Option<[u8; 32]> {
-    let bytes = s.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks(2).enumerate() {
-        let digit = |c: u8| (c as char).to_digit(16);
-        out[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-    }
-    Some(out)
-}
-
 mod hex32 {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
     pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::hex(v))
+        s.serialize_str(&crate::hex::hex(v))
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         let s = String::deserialize(d)?;
-        super::unhex32(&s).ok_or_else(|| D::Error::custom("expected 64 hex digits"))
+        crate::hex::unhex32(&s).ok_or_else(|| D::Error::custom("expected 64 hex digits"))
     }
 }

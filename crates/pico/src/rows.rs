@@ -9,7 +9,7 @@ use std::io::{BufRead, Read};
 
 use serde_json::{Map, Value};
 
-use crate::record::{Kind, Record};
+use editshard_format::record::{Kind, Record};
 
 /// Longest JSONL line accepted. Real rows are under 4 KiB; a multi-megabyte line is damage.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
@@ -317,7 +317,8 @@ fn check_key(key: &str) -> Result<(), RowError> {
     Ok(())
 }
 
-pub(crate) fn truncate(s: &str, max: usize) -> &str {
+/// At most `max` bytes of `s`, cut at a character boundary (for messages).
+pub fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,

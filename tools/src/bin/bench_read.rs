@@ -24,12 +24,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use editshard::codec::ShardDecoder;
 use editshard::manifest::Manifest;
-use editshard::random::RandomAccessShard;
 use editshard::read::{Dataset, Images, ReadPlan, StreamOptions, coalesce};
-use editshard::reader::ShardReader;
 use editshard::record::Record;
+use editshard::shard::RandomAccessShard;
+use editshard::shard::ShardDecoder;
+use editshard::shard::ShardReader;
 use editshard::storage::{Location, StorageOptions};
 use futures_util::StreamExt;
 use tokio_util::codec::FramedRead;

@@ -2,7 +2,7 @@
 //! exact schema at any size, optionally with realistic image sizes.
 //!
 //! ```text
-//! cargo run --release --example gen_bench_release -- DIR [--sft N] [--preference N]
+//! cargo run --release -p editshard-tools --bin gen_bench_release -- DIR [--sft N] [--preference N]
 //!     [--multi-turn N] [--px N] [--noise | --realistic] [--seed N]
 //! ```
 //!
@@ -21,8 +21,7 @@
 //! `--openimages-dir`, and count `images/`, `openimages/train_0/` and `jsonl/` as the release.
 //! Files are encoded on all cores.
 
-#[path = "../tests/common/release.rs"]
-mod release;
+use editshard_tools::release;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -2,14 +2,13 @@
 //! each Pico-Banana-400K subset, seed 1, no faults, tiny synthetic images.
 //!
 //! ```text
-//! cargo run --example gen_sample_release -- examples/sample-release
+//! cargo run -p editshard-tools --bin gen_sample_release -- examples/sample-release
 //! ```
 //!
 //! The generated subdirectories are removed first (README.md is kept), so the
 //! output is exactly what the generator writes.
 
-#[path = "../tests/common/release.rs"]
-mod release;
+use editshard_tools::release;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -7,9 +7,9 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::convert::fetch::FetchOptions;
-use crate::convert::rows::Subset;
 use crate::convert::{CollisionPolicy, ConvertOptions, Validate, merge};
 use crate::error::{Error, Result};
+use editshard_pico::rows::Subset;
 
 #[derive(Args, Debug)]
 pub struct ConvertArgs {

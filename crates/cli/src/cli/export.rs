@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 
 use super::EXIT_PROBLEMS;
-use crate::convert::progress::human_bytes;
 use crate::error::Result;
 use crate::export::{ExportOptions, Format, export};
 use crate::read::DatasetOptions;
 use crate::read::blocking::BlockingDataset;
 use crate::storage::Location;
+use crate::units::human_bytes;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum FormatArg {

@@ -248,7 +248,7 @@ fn image_names(record: &Record) -> Vec<String> {
 
 fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
     let path = dir.join(name);
-    crate::dataset::write_atomically(&path, bytes)?;
+    crate::atomic::write_atomically(&path, bytes)?;
     Ok(path)
 }
 

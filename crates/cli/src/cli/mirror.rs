@@ -7,10 +7,11 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::EXIT_PROBLEMS;
-use crate::convert::progress::human_bytes;
 use crate::error::{Error, Result};
-use crate::mirror::{MirrorOptions, MirrorReport, Outcome, Progress, Subset, mirror};
+use crate::mirror::{MirrorOptions, MirrorReport, Outcome, Subset, mirror};
+use crate::progress::MirrorBar;
 use crate::storage::Location;
+use crate::units::human_bytes;
 
 #[derive(Args, Debug)]
 pub struct MirrorArgs {
@@ -76,9 +77,9 @@ pub fn run(args: MirrorArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .map_err(Error::from)?;
-    let progress = Arc::new(Progress::new(0));
-    let report = rt.block_on(mirror(&src, &dst, &opts, progress.clone()));
-    progress.finish();
+    let bar = Arc::new(MirrorBar::new());
+    let report = rt.block_on(mirror(&src, &dst, &opts, bar.clone()));
+    bar.finish();
     let report = report?;
     println!("{}", summary(&report, &opts));
     Ok(if report.problems() > 0 {

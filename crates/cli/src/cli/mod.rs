@@ -74,6 +74,7 @@ pub const EXIT_PROBLEMS: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 
 pub fn main() -> ExitCode {
+    crate::progress::init_log();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Convert(args) => convert::run(*args),

@@ -15,15 +15,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::join_all;
 
-use super::edit_types;
 use super::failures::Failure;
 use super::fetch::{FetchError, Fetcher};
 use super::openimages::OpenImages;
 use super::plan::{PlanRow, read_line_at};
 use super::resolve::{Location, Resolver};
-use super::rows::{self, ParsedRow, Subset};
 use super::scores::Scores;
 use crate::record::{Image, Provenance, Record, Turn};
+use editshard_pico::edit_types;
+use editshard_pico::rows::{self, ParsedRow, Subset};
 
 /// The licence string stored with every record and in the manifest.
 pub const LICENCE: &str = "CC BY-NC-ND 4.0 (edits); CC BY 2.0 (source images)";

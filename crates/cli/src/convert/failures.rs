@@ -12,7 +12,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::rows::Subset;
+use editshard_pico::rows::Subset;
 
 pub const FAILURES_NAME: &str = "failures.jsonl";
 /// Largest failures file `--retry-failed` reads.
@@ -79,7 +79,7 @@ pub fn parse_rows(bytes: &[u8]) -> crate::Result<HashSet<(Subset, u64)>> {
     }
     let mut out = HashSet::new();
     for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        if super::rows::is_blank(line) {
+        if editshard_pico::rows::is_blank(line) {
             continue;
         }
         let f: Failure = serde_json::from_slice(line)

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Semaphore;
 
-use super::cache::{Cache, kill_point};
+use super::cache::Cache;
+use super::kill::kill_point;
 use super::resolve::Location;
 
 #[derive(Debug, Clone)]
@@ -123,7 +124,7 @@ enum Attempt {
 
 impl Fetcher {
     pub fn new(opts: FetchOptions, cache: Cache) -> crate::Result<Fetcher> {
-        crate::net::ensure_tls_provider();
+        editshard::net::ensure_tls_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout)
             .read_timeout(opts.idle_timeout)

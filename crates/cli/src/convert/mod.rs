@@ -45,22 +45,21 @@
 
 pub mod batch;
 pub mod cache;
-pub mod edit_types;
 pub mod failures;
 pub mod fetch;
+mod kill;
 pub mod merge;
 pub mod openimages;
 pub mod plan;
 pub mod progress;
 pub mod resolve;
-pub mod rows;
 pub mod run;
 pub mod scores;
 pub mod state;
 
-pub use batch::{LICENCE, Validate};
+pub use batch::Validate;
 pub use plan::CollisionPolicy;
-pub use run::{ConvertOptions, Outcome, convert};
+pub use run::{ConvertOptions, convert};
 
 /// The directory of part `i` of `n` under DEST.
 pub fn part_dir(i: u32, n: u32) -> String {

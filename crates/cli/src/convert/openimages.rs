@@ -131,13 +131,6 @@ impl OpenImages {
             .map(|d| d.join(&name))
             .find(|p| p.is_file())
     }
-
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
 }
 
 /// `0.0`, `90`, `180.0`, `270` -> degrees; anything else (including empty) -> `None`.

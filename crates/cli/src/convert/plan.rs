@@ -29,8 +29,8 @@ use sha2::{Digest, Sha256};
 
 use super::failures::Failure;
 use super::resolve::Resolver;
-use super::rows::{self, LineReader, ParsedRow, Subset};
 use crate::error::{Error, Result};
+use editshard_pico::rows::{self, LineReader, ParsedRow, Subset};
 
 /// Most rows fetched together. Rows of one source beyond this go into the next batch (the
 /// shared source is then read from the cache).
@@ -98,6 +98,7 @@ fn hash128(s: &str) -> u128 {
 }
 
 /// The part (0-based, of `n`) a source URL belongs to.
+#[cfg(test)]
 pub fn part_of(source_url: &str, n: u32) -> u32 {
     let d = Sha256::digest(source_url.as_bytes());
     (u64::from_be_bytes(d[..8].try_into().expect("8 bytes")) % u64::from(n.max(1))) as u32

@@ -108,7 +108,7 @@ impl Summary {
     }
 
     pub fn table(&self) -> String {
-        let mb = human_bytes;
+        let mb = crate::units::human_bytes;
         let mut rows: Vec<(String, String)> = Vec::new();
         let read: u64 = self.rows_read.values().sum();
         let per: Vec<String> = self
@@ -180,17 +180,5 @@ impl Summary {
             out.push_str(&format!("  {k:<width$}  {v}\n"));
         }
         out
-    }
-}
-
-/// `1.2 kB`, `3.4 MB`, `5.6 GB`.
-pub fn human_bytes(b: u64) -> String {
-    let b = b as f64;
-    if b < 1e6 {
-        format!("{:.1} kB", b / 1e3)
-    } else if b < 1e9 {
-        format!("{:.1} MB", b / 1e6)
-    } else {
-        format!("{:.2} GB", b / 1e9)
     }
 }

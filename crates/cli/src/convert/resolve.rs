@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::manifest::check_relative_path;
+use crate::path::check_relative_path;
 
 /// The public CDN base every relative path of the real release resolves against.
 pub const CDN_BASE: &str = "https://ml-site.cdn-apple.com/datasets/pico-banana-300k/nb/";
@@ -101,10 +101,6 @@ impl Resolver {
         })
     }
 
-    pub fn release(&self) -> &Release {
-        &self.release
-    }
-
     /// An edited image reference (`output_image`, a turn url, a rejected image).
     pub fn release_ref(&self, written: &str) -> Result<Location, String> {
         if let Some(rel) = release_relative(written) {
@@ -137,7 +133,7 @@ impl Resolver {
             if url.len() > 4096 || url.chars().any(|c| c.is_control() || c == ' ') {
                 return Err(format!(
                     "{:?} is not a usable URL",
-                    super::rows::truncate(url, 100)
+                    editshard_pico::rows::truncate(url, 100)
                 ));
             }
             return Ok(Location::Http(url.to_string()));
@@ -145,7 +141,7 @@ impl Resolver {
         Err(format!(
             "{:?} is neither a path relative to the release nor an http(s) URL, and no --map-url \
              rule matches it",
-            super::rows::truncate(url, 100)
+            editshard_pico::rows::truncate(url, 100)
         ))
     }
 
@@ -197,7 +193,7 @@ fn check_path(rel: &str, written: &str) -> Result<(), String> {
         format!(
             "{:?} does not resolve to a plain relative path (absolute, `..`, empty component, \
              backslash or NUL): refused",
-            super::rows::truncate(written, 100)
+            editshard_pico::rows::truncate(written, 100)
         )
     })
 }

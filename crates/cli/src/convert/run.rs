@@ -11,22 +11,24 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 use super::batch::{Context, LICENCE, RowOutcome, Validate};
-use super::cache::{Cache, kill_point};
+use super::cache::Cache;
 use super::failures::{self, FAILURES_NAME, Failure};
 use super::fetch::{FetchOptions, Fetcher};
+use super::kill::kill_point;
 use super::openimages::OpenImages;
+use super::part_dir;
 use super::plan::{self, CollisionPolicy, PlanOptions};
 use super::progress::{Progress, Summary};
 use super::resolve::{CDN_BASE, Release, Resolver};
-use super::rows::Subset;
 use super::scores::Scores;
 use super::state::{State, Work};
-use super::{edit_types, part_dir};
-use crate::dataset::DatasetWriter;
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::{MANIFEST_NAME, MAX_MANIFEST_LEN, Manifest};
+use crate::shard::WriterOptions;
 use crate::storage::{self, Location, StorageOptions};
-use crate::writer::WriterOptions;
+use crate::write::DatasetWriter;
+use editshard_pico::edit_types;
+use editshard_pico::rows::Subset;
 
 /// Largest JSONL file downloaded when the release is a URL.
 const MAX_JSONL_BYTES: u64 = 4 << 30;
@@ -96,7 +98,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<Outcome> {
         (Some(w), _) => w.clone(),
         (None, Some(dir)) => dir.join(".editshard-work"),
         (None, None) => {
-            let h = crate::record::hex(&Sha256::digest(root.display().as_bytes()));
+            let h = crate::hex::hex(&Sha256::digest(root.display().as_bytes()));
             std::env::temp_dir().join(format!("editshard-work-{}", &h[..16]))
         }
     };
@@ -447,7 +449,7 @@ async fn download_jsonl(
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    crate::dataset::write_atomically(&path, &data)?;
+    crate::atomic::write_atomically(&path, &data)?;
     Ok(path)
 }
 
@@ -464,7 +466,7 @@ fn fingerprints(
     let file_digest = |p: &Path| -> Result<String> {
         let data =
             std::fs::read(p).map_err(|e| Error::from(e).in_shard(p.display().to_string()))?;
-        Ok(crate::record::hex(&Sha256::digest(&data)))
+        Ok(crate::hex::hex(&Sha256::digest(&data)))
     };
     let csv_len = match &opts.openimages_csv {
         Some(p) => std::fs::metadata(p)?.len(),
@@ -481,15 +483,15 @@ fn fingerprints(
         opts.map_url,
         opts.openimages_dir,
         scores,
-        crate::record::hex(input),
+        crate::hex::hex(input),
     );
     h.update(text.as_bytes());
-    let common = crate::record::hex(&h.clone().finalize());
+    let common = crate::hex::hex(&h.clone().finalize());
     h.update(format!("{:?}\n", opts.part).as_bytes());
     if let Some(only) = only {
         let mut rows: Vec<(u8, u64)> = only.iter().map(|(s, l)| (s.index(), *l)).collect();
         rows.sort();
         h.update(format!("{rows:?}").as_bytes());
     }
-    Ok((common, crate::record::hex(&h.finalize())))
+    Ok((common, crate::hex::hex(&h.finalize())))
 }

@@ -13,9 +13,9 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::rows::{self, LineReader};
 use crate::error::{Error, Result};
 use crate::record::{Record, Score};
+use editshard_pico::rows::{self, LineReader};
 
 /// Scores for one image of a record: the image's path (`None`: last turn's output).
 type ImageScores = (Option<String>, Vec<Score>);
@@ -73,13 +73,6 @@ impl Scores {
             out.by_id.entry(id).or_default().push((image, scores));
         }
         Ok(out)
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
     }
 
     /// Attaches the scores of `record.id`. Unknown image paths are an error for the row.

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::failures::Failure;
-use crate::dataset::write_atomically;
+use crate::atomic::write_atomically;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 

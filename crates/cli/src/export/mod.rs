@@ -2,7 +2,7 @@
 //!
 //! - [`Format::Release`]: the raw Pico-Banana release layout ([`release`]): the three JSONL
 //!   files with every converted row as it was (rebuilt by
-//!   [`crate::convert::rows::rebuild_row`], the inverse of convert's mapping), edited images
+//!   [`editshard_pico::rows::rebuild_row`], the inverse of convert's mapping), edited images
 //!   at their relative paths, source images under `sources/` with each row's
 //!   `local_input_image` naming its file.
 //! - [`Format::WebDataset`]: tar shards in the WebDataset convention ([`webdataset`]).
@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::manifest::check_relative_path;
+use crate::path::check_relative_path;
 use crate::read::StreamOptions;
 use crate::read::blocking::BlockingDataset;
 use crate::record::Image;
@@ -101,10 +101,6 @@ impl OutDir {
         })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// The absolute path of `rel`, its parent directory created and checked.
     pub fn prepare(&mut self, rel: &str) -> Result<PathBuf> {
         check_relative_path(rel).map_err(|e| e.in_shard(self.root.display().to_string()))?;
@@ -131,7 +127,7 @@ impl OutDir {
     /// Writes `rel` atomically.
     pub fn write(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
         let path = self.prepare(rel)?;
-        let partial = crate::dataset::partial_path(&path);
+        let partial = crate::atomic::partial_path(&path);
         let shown = path.display().to_string();
         let result = (|| {
             let mut f = File::create(&partial)?;
@@ -151,7 +147,7 @@ impl OutDir {
 
     /// Renames a finished `partial` (from [`Self::prepare`] + [`partial_path`]) to `path`.
     ///
-    /// [`partial_path`]: crate::dataset::partial_path
+    /// [`partial_path`]: crate::atomic::partial_path
     pub fn commit(&mut self, partial: &Path, path: &Path) -> Result<()> {
         let len = fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
         fs::rename(partial, path)

@@ -29,10 +29,10 @@ use serde_json::{Map, Value};
 
 use super::{ExportReport, OutDir, extension, image_bytes};
 use crate::convert::resolve::release_relative;
-use crate::convert::rows::{Subset, rebuild_row};
 use crate::error::{Error, Result};
-use crate::manifest::check_relative_path;
+use crate::path::check_relative_path;
 use crate::record::{Image, Kind, Record};
+use editshard_pico::rows::{Subset, rebuild_row};
 
 /// Top-level names of the layout itself: no image may be written under them.
 const RESERVED: [&str; 2] = ["jsonl", "sources"];
@@ -248,7 +248,7 @@ impl Spill {
             .map_err(|e| Error::from(e.into_error()).in_shard(shown(&self.path)))?;
         self.index.sort_unstable();
         let path = out.prepare(self.subset.file())?;
-        let partial = crate::dataset::partial_path(&path);
+        let partial = crate::atomic::partial_path(&path);
         let mut dest = BufWriter::new(File::create(&partial).map_err(err(&partial))?);
         let mut buf = Vec::new();
         for &(_, _, offset, len) in &self.index {

@@ -21,11 +21,12 @@ use crate::manifest::{MANIFEST_NAME, MAX_MANIFEST_LEN, Manifest, ShardEntry};
 use crate::read::{Dataset, DatasetOptions};
 use crate::storage::Location;
 
-pub mod progress;
+mod progress;
 pub mod shard;
 pub mod subset;
 
-pub use progress::Progress;
+use progress::Progress;
+pub use progress::{MirrorObserver, Quiet, ShardEvent};
 pub use shard::{AtDest, Expected};
 pub use subset::Subset;
 
@@ -137,8 +138,9 @@ pub async fn mirror(
     src: &Location,
     dst: &Location,
     opts: &MirrorOptions,
-    progress: Arc<Progress>,
+    observer: Arc<dyn MirrorObserver>,
 ) -> Result<MirrorReport> {
+    let progress = Arc::new(Progress::new(observer));
     if opts.verify_only && opts.subset.is_some() {
         return Err(Error::invalid(
             "--verify-only compares DST with SRC's manifest, which a subset does not have: \
@@ -303,21 +305,7 @@ async fn check_dst_manifest(dst: &Location, src: &Manifest) -> Option<String> {
 }
 
 fn log_outcome(progress: &Progress, dst: &Location, path: &str, bytes: u64, outcome: &Outcome) {
-    let size = crate::convert::progress::human_bytes(bytes);
-    let line = match outcome {
-        Outcome::Copied => format!("copied {path} ({size}), verified"),
-        Outcome::Replaced => format!("replaced {path} ({size}) at DST (--force), verified"),
-        Outcome::Skipped => format!("skipped {path}: already at DST and verified"),
-        Outcome::Missing => format!("MISSING {path}: not at DST"),
-        Outcome::Empty => format!("dropped {path}: no record passes the subset"),
-        Outcome::Differs(what) => format!(
-            "DIFFERS {}: {what}; not overwritten. Check which copy is right (`editshard \
-             verify`), then re-run with --force to replace it",
-            dst.display_of(path)
-        ),
-        Outcome::Failed(e) => format!("FAILED {path}: {e}"),
-    };
-    progress.event(&line);
+    progress.shard(dst.display_of(path), path, bytes, outcome);
 }
 
 async fn run_subset(
@@ -385,7 +373,7 @@ async fn subset_shard(
     opts: &MirrorOptions,
     staging: &std::path::Path,
     progress: &Arc<Progress>,
-) -> (Outcome, Option<crate::writer::ShardSummary>) {
+) -> (Outcome, Option<crate::shard::ShardSummary>) {
     let entry = &ds.manifest().shards[s];
     let file = subset::staging_path(staging, s);
     let result = async {
@@ -395,7 +383,7 @@ async fn subset_shard(
         progress.bytes(entry.bytes);
         let want = Expected {
             bytes: summary.bytes,
-            sha256: crate::record::hex(&summary.sha256),
+            sha256: crate::hex::hex(&summary.sha256),
         };
         let at = shard::inspect(dst, &entry.path, &want, progress).await?;
         let outcome = match at {

@@ -1,89 +1,87 @@
-//! Progress of a mirror: a byte bar (bytes, rate, ETA) when stderr is a terminal; otherwise
-//! one plain line per shard, so logs of batch jobs stay readable and greppable.
+//! How a mirror reports progress: it counts bytes and calls a [`MirrorObserver`] the caller
+//! provides. The library draws and prints nothing; the `editshard` command turns these
+//! calls into a progress bar or log lines.
 
-use std::io::IsTerminal;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use super::Outcome;
 
-pub struct Progress {
-    bar: Option<ProgressBar>,
-    quiet: bool,
+/// Receives a mirror's progress. Every method has an empty default; the methods are called
+/// from the mirror's tasks, possibly at the same time.
+pub trait MirrorObserver: Send + Sync {
+    /// About `bytes` will pass (copied or read to verify), known once the manifest is read.
+    fn total(&self, _bytes: u64) {}
+    /// `n` more bytes passed.
+    fn bytes(&self, _n: u64) {}
+    /// A shard is done, with what happened to it.
+    fn shard(&self, _event: &ShardEvent<'_>) {}
+}
+
+/// An observer that ignores everything (library use, tests).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Quiet;
+
+impl MirrorObserver for Quiet {}
+
+/// One shard's result, as told to a [`MirrorObserver`].
+#[derive(Debug)]
+pub struct ShardEvent<'a> {
+    /// The shard's path inside the dataset.
+    pub path: &'a str,
+    /// The shard's location at DST, as shown to users.
+    pub dst: String,
+    /// The shard's length in the source manifest.
+    pub bytes: u64,
+    pub outcome: &'a Outcome,
+    /// Bytes passed so far and seconds since the mirror started (for a running rate).
+    pub moved: u64,
+    pub secs: f64,
+}
+
+/// The mirror's own byte count, forwarding to the observer.
+pub(crate) struct Progress {
+    observer: Arc<dyn MirrorObserver>,
     bytes: AtomicU64,
     start: Instant,
 }
 
 impl Progress {
-    /// About `total` bytes will pass (copied or read to verify); see [`Self::set_total`].
-    pub fn new(total: u64) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:30} {bytes}/{total_bytes}  {bytes_per_sec}  ETA {eta}  {msg}",
-                )
-                .expect("valid template"),
-            );
-            bar
-        });
+    pub(crate) fn new(observer: Arc<dyn MirrorObserver>) -> Progress {
         Progress {
-            bar,
-            quiet: false,
+            observer,
             bytes: AtomicU64::new(0),
             start: Instant::now(),
         }
     }
 
-    /// Prints nothing (library use, tests).
-    pub fn quiet() -> Progress {
-        Progress {
-            bar: None,
-            quiet: true,
-            bytes: AtomicU64::new(0),
-            start: Instant::now(),
-        }
+    pub(crate) fn set_total(&self, total: u64) {
+        self.observer.total(total);
     }
 
-    /// Sets the bytes expected in all (known once the manifest is read).
-    pub fn set_total(&self, total: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_length(total);
-        }
-    }
-
-    pub fn bytes(&self, n: u64) {
+    pub(crate) fn bytes(&self, n: u64) {
         self.bytes.fetch_add(n, Ordering::Relaxed);
-        if let Some(bar) = &self.bar {
-            bar.inc(n);
-        }
+        self.observer.bytes(n);
     }
 
     /// Bytes that passed so far.
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    pub fn elapsed_secs(&self) -> f64 {
+    pub(crate) fn elapsed_secs(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
     }
 
-    /// One line about a shard ("copied", "skipped", ...), with the running rate.
-    pub fn event(&self, line: &str) {
-        if self.quiet {
-            return;
-        }
-        let mbs = self.total() as f64 / 1e6 / self.elapsed_secs().max(1e-3);
-        let line = format!("editshard mirror: {line} [{mbs:.1} MB/s]");
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
-        }
-    }
-
-    pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+    pub(crate) fn shard(&self, dst: String, path: &str, bytes: u64, outcome: &Outcome) {
+        self.observer.shard(&ShardEvent {
+            path,
+            dst,
+            bytes,
+            outcome,
+            moved: self.total(),
+            secs: self.elapsed_secs(),
+        });
     }
 }

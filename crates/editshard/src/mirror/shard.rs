@@ -68,7 +68,11 @@ impl AtDest {
 }
 
 /// Length and SHA-256 of an object, read as a stream (progress counts the bytes).
-pub async fn hash_object(loc: &Location, rel: &str, progress: &Progress) -> Result<(u64, String)> {
+pub(crate) async fn hash_object(
+    loc: &Location,
+    rel: &str,
+    progress: &Progress,
+) -> Result<(u64, String)> {
     let mut stream = loc.get_stream(rel).await?;
     let mut hasher = Sha256::new();
     let mut n = 0u64;
@@ -78,12 +82,12 @@ pub async fn hash_object(loc: &Location, rel: &str, progress: &Progress) -> Resu
         n += chunk.len() as u64;
         progress.bytes(chunk.len() as u64);
     }
-    Ok((n, crate::record::hex(&hasher.finalize())))
+    Ok((n, crate::hex::hex(&hasher.finalize())))
 }
 
 /// Checks what DST holds under `rel` against `want`. The SHA-256 is only computed when the
 /// length already matches (a HEAD settles the rest).
-pub async fn inspect(
+pub(crate) async fn inspect(
     dst: &Location,
     rel: &str,
     want: &Expected,
@@ -121,7 +125,7 @@ struct Check {
 }
 
 /// `stream` as it is, except that it fails rather than ends when its bytes are not `want`.
-pub fn checked(
+pub(crate) fn checked(
     stream: ByteStream,
     want: Expected,
     what: String,
@@ -178,7 +182,7 @@ pub fn checked(
                     );
                     return Some((Err(e), st));
                 }
-                let sha = crate::record::hex(&std::mem::take(&mut st.hasher).finalize());
+                let sha = crate::hex::hex(&std::mem::take(&mut st.hasher).finalize());
                 if sha != st.want.sha256 {
                     let e = damaged(
                         &st.what,
@@ -214,7 +218,7 @@ pub fn remove_stale_partials(dst: &Location, rel: &str) {
         let file = entry.file_name().to_string_lossy().into_owned();
         let Some(middle) = file
             .strip_prefix(&prefix)
-            .and_then(|m| m.strip_suffix(crate::dataset::PARTIAL_SUFFIX))
+            .and_then(|m| m.strip_suffix(crate::atomic::PARTIAL_SUFFIX))
         else {
             continue;
         };
@@ -232,7 +236,7 @@ pub fn remove_stale_partials(dst: &Location, rel: &str) {
 }
 
 /// Streams `rel` from `src` to `dst`, publishing it only if its bytes are `want`.
-pub async fn copy(
+pub(crate) async fn copy(
     src: &Location,
     dst: &Location,
     rel: &str,
@@ -259,7 +263,7 @@ mod tests {
     fn expect(data: &[u8]) -> Expected {
         Expected {
             bytes: data.len() as u64,
-            sha256: crate::record::hex(&Sha256::digest(data)),
+            sha256: crate::hex::hex(&Sha256::digest(data)),
         }
     }
 
@@ -274,7 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn passes_matching_bytes_and_fails_others() {
-        let p = Arc::new(Progress::quiet());
+        let p = Arc::new(Progress::new(Arc::new(super::super::Quiet)));
         let good = checked(
             stream_of(&[b"ab", b"cd"]),
             expect(b"abcd"),

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use crate::error::{Error, Result};
 use crate::read::{Dataset, Filter, StreamOptions};
 use crate::record::Kind;
-use crate::writer::{ShardSummary, ShardWriter};
+use crate::shard::{ShardSummary, ShardWriter};
 
 /// Which records a subset keeps. Within one field any value matches; fields combine with AND.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -114,10 +114,7 @@ impl Subset {
 
 /// A unique staging file for shard `s`.
 pub fn staging_path(dir: &Path, s: usize) -> PathBuf {
-    dir.join(format!(
-        "shard-{s:06}.esd{}",
-        crate::dataset::PARTIAL_SUFFIX
-    ))
+    dir.join(format!("shard-{s:06}.esd{}", crate::atomic::PARTIAL_SUFFIX))
 }
 
 /// Writes the records of shard `s` that `filter` accepts to `out`. `None` (and no file) when

@@ -9,10 +9,10 @@ use super::select::{Filter, Images};
 use crate::error::{Error, Result};
 use crate::format::index::ShardIndex;
 use crate::manifest::{MANIFEST_NAME, MAX_MANIFEST_LEN, Manifest};
-use crate::random::{RandomAccessShard, ReadAt};
 use crate::record::Record;
+use crate::shard::ReadOptions;
+use crate::shard::{RandomAccessShard, ReadAt};
 use crate::storage::Location;
-use crate::stream::ReadOptions;
 
 /// How a [`Dataset`] reads.
 #[derive(Debug, Clone)]

@@ -24,9 +24,11 @@ use crate::record::Record;
 /// Called with each damaged record that is skipped instead of failing the read.
 pub type SkipFn = Arc<dyn Fn(&Error) + Send + Sync>;
 
-/// A skip handler that reports on standard error.
+/// The default skip handler: a warning through the `log` facade (target `editshard`), which
+/// the `editshard` command prints on standard error and a library user routes wherever their
+/// logs go. The library itself never prints.
 pub fn log_skip() -> SkipFn {
-    Arc::new(|e: &Error| eprintln!("editshard: skipping damaged record: {e}"))
+    Arc::new(|e: &Error| log::warn!(target: "editshard", "skipping damaged record: {e}"))
 }
 
 /// Merges sorted-by-start ranges that overlap or lie within `gap` bytes, up to `max` bytes per
@@ -258,7 +260,7 @@ pub(crate) async fn fetch_records(
             };
             if inner.options.read.verify {
                 let expected = shard.index().blobs[b as usize].crc;
-                let actual = crc32fast::hash(&data);
+                let actual = crate::format::wire::crc32(&data);
                 if actual != expected {
                     result = Err(Error::checksum(expected, actual)
                         .in_shard(shard.name().to_string())

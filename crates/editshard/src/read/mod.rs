@@ -4,7 +4,7 @@
 //! - [`Dataset`]: opens `manifest.json` (nothing is listed), caches shard footers, reads
 //!   records with one ranged request each, batches with coalesced requests.
 //! - [`Dataset::stream`]: whole shards front to back (tokio-util `FramedRead` over
-//!   [`ShardDecoder`](crate::codec::ShardDecoder)), the next shards prefetched in the
+//!   [`ShardDecoder`](crate::shard::ShardDecoder)), the next shards prefetched in the
 //!   background within a memory budget.
 //! - [`Dataset::reader`]: an epoch in shuffled order ([`order`]), this consumer's share of it,
 //!   with filters and projection applied before image bytes are fetched.

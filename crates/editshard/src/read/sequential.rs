@@ -22,9 +22,9 @@ use super::dataset::Dataset;
 use super::fetch::{SkipFn, log_skip};
 use super::order::Partition;
 use super::select::{Filter, Images};
-use crate::codec::ShardDecoder;
 use crate::error::{Error, Result};
 use crate::record::Record;
+use crate::shard::ShardDecoder;
 
 /// Options of [`Dataset::stream`].
 #[derive(Clone)]

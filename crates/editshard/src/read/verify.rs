@@ -10,9 +10,10 @@ use tokio_util::codec::Decoder;
 
 use super::dataset::Dataset;
 use super::select::{Filter, Images};
-use crate::codec::ShardDecoder;
 use crate::error::{Error, Result};
-use crate::record::{Record, hex};
+use crate::hex::hex;
+use crate::record::Record;
+use crate::shard::ShardDecoder;
 
 /// What [`verify`] checks beyond the format.
 #[derive(Debug, Clone, Copy, Default)]

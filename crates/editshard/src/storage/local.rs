@@ -75,7 +75,7 @@ fn temp_path(path: &Path) -> PathBuf {
     s.push(format!(
         ".{}-{n}{}",
         std::process::id(),
-        crate::dataset::PARTIAL_SUFFIX
+        crate::atomic::PARTIAL_SUFFIX
     ));
     PathBuf::from(s)
 }

@@ -2,7 +2,7 @@
 //! GETs, or an `s3://bucket/prefix` on any S3-compatible store.
 //!
 //! A [`Location`] names a directory-like prefix; every operation takes a path relative to it
-//! (checked with [`crate::manifest::check_relative_path`], so nothing outside the prefix is
+//! (checked with [`crate::path::check_relative_path`], so nothing outside the prefix is
 //! ever touched), and nothing ever lists a directory or bucket.
 //!
 //! ```
@@ -32,7 +32,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
 use crate::error::{Error, Result};
-use crate::manifest::check_relative_path;
+use crate::path::check_relative_path;
 
 mod error;
 mod local;

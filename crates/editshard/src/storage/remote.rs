@@ -19,7 +19,7 @@ use tokio::io::AsyncReadExt;
 use super::error::{local as local_err, remote as err};
 use super::{ByteStream, MAX_RETRIES, StorageOptions};
 use crate::error::{Error, Result};
-use crate::manifest::check_relative_path;
+use crate::path::check_relative_path;
 
 /// Parts of a multipart upload in flight at once.
 const UPLOAD_CONCURRENCY: usize = 4;

@@ -1,8 +1,8 @@
 //! The editshard v1 byte format, as specified in `spec/FORMAT.md`.
 //!
 //! This module holds only pure encoding and parsing over byte slices; the readers and writers
-//! built on it live in [`crate::writer`], [`crate::reader`], [`crate::codec`] and
-//! [`crate::random`]. A shard is:
+//! built on it live in [`crate::shard`]: the writer, the sync reader, the async decoder and
+//! the random-access reader. A shard is:
 //!
 //! ```text
 //! header (16 B) | frame* | index frame | trailer (32 B)

@@ -22,7 +22,7 @@ use tokio_util::codec::Decoder;
 
 use crate::error::{Error, Result};
 use crate::record::Record;
-use crate::stream::{ReadOptions, StreamState};
+use crate::shard::stream::{ReadOptions, StreamState};
 
 /// How much buffer to reserve at once while a large frame arrives. Reserving the whole frame
 /// up front would let a corrupt length field allocate a gigabyte before any byte arrived.

@@ -27,7 +27,7 @@ use crate::format::index::ShardIndex;
 use crate::format::wire::crc32;
 use crate::format::{CODEC_STORED, TRAILER_LEN, decode_block, meta};
 use crate::record::Record;
-use crate::stream::ReadOptions;
+use crate::shard::stream::ReadOptions;
 
 /// Anything that can read a byte range: a file, a buffer, an HTTP or S3 object.
 pub trait ReadAt {

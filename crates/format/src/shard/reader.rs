@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::record::Record;
-use crate::stream::{ReadOptions, StreamState};
+use crate::shard::stream::{ReadOptions, StreamState};
 
 pub struct ShardReader<R: Read> {
     input: R,

@@ -1,5 +1,5 @@
-//! The one state machine that reads a shard front to back. The sync [`crate::reader`] and the
-//! async [`crate::codec`] both drive it: they ask [`StreamState::need`] how many bytes the next
+//! The one state machine that reads a shard front to back. The sync [`ShardReader`](super::ShardReader) and the
+//! async [`ShardDecoder`](super::ShardDecoder) both drive it: they ask [`StreamState::need`] how many bytes the next
 //! step takes, gather exactly that many, and [`StreamState::feed`] them in.
 
 use bytes::Bytes;
