@@ -35,9 +35,9 @@ pub fn decode(data: &[u8]) -> Result<ImageInfo> {
     reader.limits(limits());
     let img = reader
         .decode()
-        .map_err(|e| Error::invalid(format!("{media_type} does not decode: {e}")))?;
+        .map_err(|e| Error::rejected(format!("{media_type} does not decode: {e}")))?;
     if (img.width(), img.height()) != (info.width, info.height) {
-        return Err(Error::invalid(format!(
+        return Err(Error::rejected(format!(
             "{media_type} header says {}x{} but decodes to {}x{}",
             info.width,
             info.height,

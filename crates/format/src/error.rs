@@ -1,9 +1,21 @@
-//! One error type for the whole crate.
+//! One error type for every editshard crate.
 //!
 //! Every error says *what* went wrong and, as far as the code that raised it knows, *where*:
 //! the file or shard, the record index and id, and the byte offset. Context is added on the way
 //! up with [`Error::in_shard`], [`Error::at_record`] and friends, so the parser deep down only
 //! has to know the offset it was looking at.
+//!
+//! What to *do* about it is separate: [`Error::hint`] gives advice for a person, which the
+//! `editshard` command prints on a line of its own. `{}` shows what and where only; the
+//! alternate form `{:#}` adds the hint in parentheses.
+//!
+//! ```
+//! use editshard_format::Error;
+//! let e = Error::checksum(1, 2).in_shard("shard-00000.esd").at_offset(16);
+//! assert_eq!(e.to_string(), "shard-00000.esd, byte 16: CRC32 mismatch: stored 0x00000001, computed 0x00000002");
+//! assert!(e.is_corruption());
+//! assert!(format!("{e:#}").contains("editshard verify"));
+//! ```
 
 use std::fmt;
 use std::io;
@@ -27,8 +39,31 @@ pub enum ErrorKind {
     /// A configured resource bound was hit (a frame, a text field or a decompressed block
     /// larger than the limit).
     Limit(String),
-    /// The caller asked for something invalid (a record without image bytes, an unknown id).
+    /// The caller asked for something invalid: bad arguments or options, an index out of
+    /// range, a call in the wrong state.
     Invalid(String),
+    /// Input that is not what it must be, refused before it is stored: bytes that are not an
+    /// image, a record the format cannot hold (an id too long, image bytes that do not match
+    /// their hash). A converter reports such a row and goes on.
+    Rejected(String),
+    /// A request to a remote store (HTTP or S3) failed, after its retries.
+    Remote(RemoteError),
+    /// An internal invariant does not hold: a bug in editshard, to be reported.
+    Bug(String),
+}
+
+/// A failed request to a remote store, with the HTTP status when the server sent one and the
+/// client library's error as its source.
+#[derive(Debug)]
+pub struct RemoteError {
+    /// The operation: `GET`, `PUT`, `HEAD`, ...
+    pub op: String,
+    /// The HTTP status of the last response, if there was one.
+    pub status: Option<u16>,
+    /// What kind of failure this was, as the closest I/O error kind (`NotFound`,
+    /// `PermissionDenied`, `TimedOut`, `Other`).
+    pub class: io::ErrorKind,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// An error with its location.
@@ -68,6 +103,15 @@ impl Error {
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::new(ErrorKind::Invalid(msg.into()))
     }
+    pub fn rejected(msg: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Rejected(msg.into()))
+    }
+    pub fn bug(msg: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Bug(msg.into()))
+    }
+    pub fn remote(error: RemoteError) -> Self {
+        Error::new(ErrorKind::Remote(error))
+    }
     pub fn checksum(expected: u32, actual: u32) -> Self {
         Error::new(ErrorKind::Checksum { expected, actual })
     }
@@ -98,6 +142,23 @@ impl Error {
                 | ErrorKind::Truncated(_)
                 | ErrorKind::Limit(_)
         )
+    }
+
+    /// True when the file or object does not exist (a local `NotFound`, or HTTP 404).
+    pub fn is_not_found(&self) -> bool {
+        match &self.kind {
+            ErrorKind::Io(e) => e.kind() == io::ErrorKind::NotFound,
+            ErrorKind::Remote(r) => r.class == io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+
+    /// The HTTP status behind a remote failure, if the server sent one.
+    pub fn http_status(&self) -> Option<u16> {
+        match &self.kind {
+            ErrorKind::Remote(r) => r.status,
+            _ => None,
+        }
     }
 
     /// Names the shard (file name, URL or object key), unless a more precise one is set.
@@ -138,18 +199,48 @@ impl Error {
         self
     }
 
-    fn advice(&self) -> &'static str {
+    /// Advice for a person: what to do about this error. The `editshard` command prints it
+    /// under the error; a library caller may show it or not.
+    pub fn hint(&self) -> &'static str {
         match &self.kind {
             ErrorKind::Io(e) => match e.kind() {
-                std::io::ErrorKind::NotFound => "check the path or URL",
-                std::io::ErrorKind::PermissionDenied => "check permissions or credentials",
-                std::io::ErrorKind::StorageFull => {
+                io::ErrorKind::NotFound => {
+                    "check the path or URL (a dataset has manifest.json at its root)"
+                }
+                io::ErrorKind::PermissionDenied => "check permissions or credentials",
+                io::ErrorKind::StorageFull => {
                     "free some space, then run the same command again: finished work is kept"
                 }
-                std::io::ErrorKind::TimedOut => {
+                io::ErrorKind::TimedOut => {
                     "check the network or the server, or allow a longer timeout, then retry"
                 }
                 _ => "run the same command again; if it keeps failing, check the location",
+            },
+            ErrorKind::Remote(r) => match r.status {
+                Some(404) => {
+                    "no such object: check the URL or prefix (a dataset has manifest.json at \
+                     its root)"
+                }
+                Some(401 | 403) => {
+                    "access denied: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or \
+                     AWS_SESSION_TOKEN) and the bucket's permissions"
+                }
+                Some(416) => {
+                    "the object is shorter than expected: it changed or is truncated; fetch it \
+                     again"
+                }
+                Some(429 | 500..=599) => {
+                    "the server is overloaded or failing and retries were exhausted: try again \
+                     later or allow more retries"
+                }
+                Some(400..=499) => {
+                    "the server refused the request: check the URL, region and endpoint"
+                }
+                _ if r.class == io::ErrorKind::TimedOut => {
+                    "the server stopped sending: check the network or the server, or allow a \
+                     longer timeout, then retry"
+                }
+                _ => "check the network and the endpoint (AWS_ENDPOINT_URL), then retry",
             },
             ErrorKind::Checksum { .. } | ErrorKind::Malformed(_) | ErrorKind::Truncated(_) => {
                 "the shard is damaged or incomplete: fetch it again (e.g. `editshard mirror`) \
@@ -161,6 +252,10 @@ impl Error {
                  (see spec/FORMAT.md, Limits)"
             }
             ErrorKind::Invalid(_) => "fix the call or its arguments",
+            ErrorKind::Rejected(_) => "the input cannot be stored as it is: fix or drop it",
+            ErrorKind::Bug(_) => {
+                "this is a bug in editshard: please report it with the command that caused it"
+            }
         }
     }
 }
@@ -203,8 +298,20 @@ impl fmt::Display for Error {
             ErrorKind::Unsupported(m) => write!(f, "unsupported: {m}")?,
             ErrorKind::Limit(m) => write!(f, "limit exceeded: {m}")?,
             ErrorKind::Invalid(m) => write!(f, "invalid: {m}")?,
+            ErrorKind::Rejected(m) => write!(f, "rejected: {m}")?,
+            ErrorKind::Remote(r) => {
+                write!(f, "{} failed", r.op)?;
+                if let Some(status) = r.status {
+                    write!(f, ": HTTP {status}")?;
+                }
+                write!(f, ": {}", r.source)?;
+            }
+            ErrorKind::Bug(m) => write!(f, "internal error: {m}")?,
         }
-        write!(f, " ({})", self.advice())
+        if f.alternate() {
+            write!(f, " ({})", self.hint())?;
+        }
+        Ok(())
     }
 }
 
@@ -212,6 +319,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
             ErrorKind::Io(e) => Some(e),
+            ErrorKind::Remote(r) => Some(r.source.as_ref()),
             _ => None,
         }
     }

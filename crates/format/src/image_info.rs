@@ -44,17 +44,17 @@ pub fn probe(data: &[u8]) -> Result<ImageInfo> {
     } else if data.len() >= 12 && &data[..4] == b"RIFF" && &data[8..12] == b"WEBP" {
         ("image/webp", webp(data))
     } else if let Some(name) = other_format(data) {
-        return Err(Error::invalid(format!(
+        return Err(Error::rejected(format!(
             "unsupported image format {name} (JPEG, PNG and WebP are accepted)"
         )));
     } else {
-        return Err(Error::invalid(format!(
+        return Err(Error::rejected(format!(
             "not an image: {}",
             describe_start(data)
         )));
     };
     let (width, height) =
-        dims.ok_or_else(|| Error::invalid(format!("unreadable {media_type} header")))?;
+        dims.ok_or_else(|| Error::rejected(format!("unreadable {media_type} header")))?;
     check_dimensions(width, height)?;
     Ok(ImageInfo {
         media_type,
@@ -66,7 +66,7 @@ pub fn probe(data: &[u8]) -> Result<ImageInfo> {
 /// Rejects sizes of zero or above [`MAX_DIMENSION`] on either side.
 pub fn check_dimensions(width: u32, height: u32) -> Result<()> {
     if width == 0 || height == 0 || width > MAX_DIMENSION || height > MAX_DIMENSION {
-        return Err(Error::invalid(format!(
+        return Err(Error::rejected(format!(
             "image claims {width}x{height} pixels (accepted: 1 to {MAX_DIMENSION} per side)"
         )));
     }

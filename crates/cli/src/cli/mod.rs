@@ -90,7 +90,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("editshard: {e}");
+            eprintln!("editshard: {e}\n  hint: {}", e.hint());
             ExitCode::from(EXIT_ERROR)
         }
     }

@@ -129,7 +129,11 @@ impl Context {
             let d = data.clone();
             let decoded = tokio::task::spawn_blocking(move || crate::probe::decode(&d).map(|_| ()))
                 .await
-                .unwrap_or_else(|e| Err(crate::Error::invalid(format!("decoder panicked: {e}"))));
+                .unwrap_or_else(|e| {
+                    Err(crate::Error::bug(format!(
+                        "the image decoder panicked: {e}"
+                    )))
+                });
             if let Err(e) = decoded {
                 return Err(invalid(e, url));
             }

@@ -238,7 +238,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<Outcome> {
                             kill_point("appended");
                             None
                         }
-                        Err(e) if matches!(e.kind(), ErrorKind::Invalid(_)) => Some(
+                        Err(e) if matches!(e.kind(), ErrorKind::Rejected(_)) => Some(
                             Failure::new(
                                 Subset::from_name(
                                     record.provenance.subset.as_deref().unwrap_or(""),
@@ -275,7 +275,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<Outcome> {
         }
     }
     rt.block_on(producer)
-        .map_err(|e| Error::invalid(format!("the download task failed: {e}")))?;
+        .map_err(|e| Error::bug(format!("the download task failed: {e}")))?;
     let shards_before = writer.manifest().shards.len();
     writer.finish_shard()?;
     publisher.publish_new(writer.manifest(), shards_before)?;

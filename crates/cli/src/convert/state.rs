@@ -123,7 +123,7 @@ impl Work {
         let f = self
             .failures
             .as_mut()
-            .ok_or_else(|| Error::invalid("failures file not open"))?;
+            .ok_or_else(|| Error::bug("failures file not open"))?;
         let mut line = serde_json::to_vec(&PartialFailure {
             row,
             failure: failure.clone(),

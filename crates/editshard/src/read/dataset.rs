@@ -285,7 +285,7 @@ impl Dataset {
         let mut out = fetch_records(&self.inner, &[at], images, &Filter::default(), None).await?;
         out.pop()
             .flatten()
-            .ok_or_else(|| Error::invalid("record was not read (internal error)"))
+            .ok_or_else(|| Error::bug("record was not read"))
     }
 
     /// The record with this id, or `None`. The manifest's id filters pick the shard, so this
@@ -321,7 +321,7 @@ impl Dataset {
             .collect::<Result<Vec<_>>>()?;
         let out = fetch_records(&self.inner, &wants, images, &Filter::default(), None).await?;
         out.into_iter()
-            .map(|r| r.ok_or_else(|| Error::invalid("record was not read (internal error)")))
+            .map(|r| r.ok_or_else(|| Error::bug("record was not read")))
             .collect()
     }
 

@@ -117,8 +117,7 @@ fn damaged(e: Error, skip: Option<&SkipFn>) -> Result<Option<Record>> {
 }
 
 fn not_fetched(shard: &LoadedShard, local: usize) -> Error {
-    Error::invalid(format!("record #{local} was not fetched (internal error)"))
-        .in_shard(shard.name().to_string())
+    Error::bug(format!("record #{local} was not fetched")).in_shard(shard.name().to_string())
 }
 
 /// Reads the records `wants` (shard, record within shard) with the given projection and

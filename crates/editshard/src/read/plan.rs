@@ -225,7 +225,7 @@ impl Dataset {
                 let wants = positions
                     .map(|p| {
                         ds.locate(order.record_at(p))
-                            .ok_or_else(|| Error::invalid("position out of range (internal error)"))
+                            .ok_or_else(|| Error::bug("position out of range"))
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let mut planned = 0u64;

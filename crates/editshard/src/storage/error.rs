@@ -1,15 +1,19 @@
 //! Turning `object_store` and file-system failures into [`crate::Error`]s that name the
-//! object, carry the HTTP status when there was one, and say what to do about it.
+//! object, keep the original error as their source, and carry the HTTP status when there was
+//! one ([`RemoteError`]). What to do about them is [`Error::hint`]'s job.
 
 use std::io;
 
 use crate::error::Error;
+#[cfg(feature = "remote")]
+use crate::error::RemoteError;
 
 /// The HTTP status behind an `object_store` error, if the server sent one.
 ///
-/// `object_store` keeps its retry error type private, so the status is recovered from the
-/// variant where it has one and otherwise from the message, which always spells it out as
-/// "status code: NNN" or similar.
+/// `object_store` keeps its retry error type (the one that holds the status) private, so the
+/// status is recovered from the variant where it has one and otherwise from the message,
+/// which always spells it out as "status code: NNN" or similar.
+#[cfg(feature = "remote")]
 pub(crate) fn http_status(e: &object_store::Error) -> Option<u16> {
     match e {
         object_store::Error::NotFound { .. } => return Some(404),
@@ -29,6 +33,7 @@ pub(crate) fn http_status(e: &object_store::Error) -> Option<u16> {
 }
 
 /// Finds a three-digit HTTP status after "status code:" / "status:" in an error message.
+#[cfg(feature = "remote")]
 fn status_in(text: &str) -> Option<u16> {
     for marker in ["status code: ", "status: ", "HTTP status "] {
         if let Some(at) = text.find(marker) {
@@ -46,55 +51,50 @@ fn status_in(text: &str) -> Option<u16> {
     None
 }
 
-fn advice(status: Option<u16>) -> &'static str {
-    match status {
-        Some(404) => {
-            "no such object: check the URL or prefix (a dataset has manifest.json at its root)"
-        }
-        Some(401) | Some(403) => {
-            "access denied: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or \
-             AWS_SESSION_TOKEN) and the bucket's permissions"
-        }
-        Some(416) => {
-            "the object is shorter than expected: it changed or is truncated; fetch it again"
-        }
-        Some(429) | Some(500..=599) => {
-            "the server is overloaded or failing; retries were exhausted: try again later or \
-             raise --retries"
-        }
-        Some(400..=499) => "the server refused the request: check the URL, region and endpoint",
-        _ => "check the network, the endpoint (--s3-endpoint / AWS_ENDPOINT_URL) and retry",
-    }
-}
-
-/// Wraps an `object_store` failure of `op` ("GET", "PUT", ...) on `what` (a URL).
-pub(crate) fn remote(op: &str, what: &str, e: object_store::Error) -> Error {
+/// Wraps an `object_store` failure of `op` ("GET", "PUT", ...) on `what` (a URL), keeping it
+/// as the source, with the HTTP status and the kind of failure.
+#[cfg(feature = "remote")]
+pub(crate) fn remote(op: impl Into<String>, what: &str, e: object_store::Error) -> Error {
     let status = http_status(&e);
-    let kind = match (&e, status) {
+    let class = match (&e, status) {
         (object_store::Error::NotFound { .. }, _) | (_, Some(404)) => io::ErrorKind::NotFound,
         (_, Some(401 | 403)) => io::ErrorKind::PermissionDenied,
-        _ if e.to_string().contains("timed out") => io::ErrorKind::TimedOut,
+        _ if is_timeout(&e) => io::ErrorKind::TimedOut,
         _ => io::ErrorKind::Other,
     };
-    let status_text = status.map(|s| format!("HTTP {s}: ")).unwrap_or_default();
-    let msg = format!("{op} failed: {status_text}{} [{e}]", advice(status));
-    Error::from(io::Error::new(kind, msg)).in_shard(what.to_string())
+    Error::remote(RemoteError {
+        op: op.into(),
+        status,
+        class,
+        source: Box::new(e),
+    })
+    .in_shard(what.to_string())
+}
+
+/// True when the failure was a timeout: the transport said so somewhere in the chain.
+#[cfg(feature = "remote")]
+fn is_timeout(e: &object_store::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<object_store::client::HttpError>() {
+            if h.kind() == object_store::client::HttpErrorKind::Timeout {
+                return true;
+            }
+        }
+        source = s.source();
+    }
+    e.to_string().contains("timed out")
 }
 
 /// Wraps a local file-system failure of `op` on `what` (a path).
 pub(crate) fn local(op: &str, what: &str, e: io::Error) -> Error {
-    let hint = match e.kind() {
-        io::ErrorKind::NotFound => ": no such file (a dataset has manifest.json at its root)",
-        io::ErrorKind::PermissionDenied => ": permission denied",
-        _ => "",
-    };
-    let msg = format!("{op} failed{hint}: {e}");
+    let msg = format!("{op} failed: {e}");
     Error::from(io::Error::new(e.kind(), msg)).in_shard(what.to_string())
 }
 
-/// True when `e` says the object does not exist.
+/// True when `e` says the object does not exist (same as [`Error::is_not_found`]).
 pub fn is_not_found(e: &Error) -> bool {
-    matches!(e.kind(), crate::error::ErrorKind::Io(io) if io.kind() == io::ErrorKind::NotFound)
+    e.is_not_found()
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ use crate::path::check_relative_path;
 
 mod error;
 mod local;
+#[cfg(feature = "remote")]
 mod remote;
 
 pub use error::is_not_found;
@@ -83,6 +84,7 @@ pub struct Location {
 #[derive(Clone)]
 enum Backend {
     Local(PathBuf),
+    #[cfg(feature = "remote")]
     Remote(remote::Remote),
 }
 
@@ -106,6 +108,8 @@ impl Location {
         opts: &StorageOptions,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Location> {
+        // Without the remote backends, the storage options and environment go unused.
+        let _ = (&opts, &env);
         let url = url.trim();
         let bad = |why: &str| {
             Error::invalid(format!(
@@ -122,9 +126,24 @@ impl Location {
             }
             Backend::Local(PathBuf::from(rest))
         } else if url.starts_with("http://") || url.starts_with("https://") {
-            Backend::Remote(remote::Remote::http(url, opts)?)
+            #[cfg(feature = "http")]
+            {
+                Backend::Remote(remote::Remote::http(url, opts)?)
+            }
+            #[cfg(not(feature = "http"))]
+            return Err(bad(
+                "this build has no HTTP support (the `http` feature is off)",
+            ));
         } else if let Some(rest) = url.strip_prefix("s3://") {
-            Backend::Remote(remote::Remote::s3(rest, opts, &env)?)
+            #[cfg(feature = "s3")]
+            {
+                Backend::Remote(remote::Remote::s3(rest, opts, &env)?)
+            }
+            #[cfg(not(feature = "s3"))]
+            return Err(bad(&format!(
+                "cannot reach bucket path {rest:?}: this build has no S3 support (the `s3` \
+                 feature is off)"
+            )));
         } else if url.contains("://") {
             return Err(bad("unsupported scheme"));
         } else {
@@ -156,6 +175,7 @@ impl Location {
         check_relative_path(rel).map_err(|e| e.in_shard(self.display()))?;
         let backend = match &self.backend {
             Backend::Local(dir) => Backend::Local(dir.join(rel)),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => Backend::Remote(r.child(rel)),
         };
         Ok(Location {
@@ -168,6 +188,7 @@ impl Location {
     pub fn display(&self) -> String {
         match &self.backend {
             Backend::Local(dir) => dir.display().to_string(),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.display(),
         }
     }
@@ -176,6 +197,7 @@ impl Location {
     pub fn display_of(&self, rel: &str) -> String {
         match &self.backend {
             Backend::Local(dir) => dir.join(rel).display().to_string(),
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.display_of(rel),
         }
     }
@@ -184,6 +206,7 @@ impl Location {
     pub fn is_local(&self) -> Option<&Path> {
         match &self.backend {
             Backend::Local(dir) => Some(dir),
+            #[cfg(feature = "remote")]
             Backend::Remote(_) => None,
         }
     }
@@ -197,6 +220,7 @@ impl Location {
         self.checked(rel)?;
         match &self.backend {
             Backend::Local(dir) => local::get(&dir.join(rel)).await,
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.get(rel).await,
         }
     }
@@ -235,6 +259,7 @@ impl Location {
         let start = range.start;
         let bytes = match &self.backend {
             Backend::Local(dir) => local::get_range(&dir.join(rel), range).await?,
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.get_range(rel, range).await?,
         };
         if bytes.len() as u64 != want {
@@ -253,6 +278,7 @@ impl Location {
         self.checked(rel)?;
         match &self.backend {
             Backend::Local(dir) => local::head(&dir.join(rel)).await,
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.head(rel).await,
         }
     }
@@ -263,6 +289,7 @@ impl Location {
         self.checked(rel)?;
         match &self.backend {
             Backend::Local(dir) => local::get_stream(&dir.join(rel)).await,
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.get_stream(rel).await,
         }
     }
@@ -273,6 +300,7 @@ impl Location {
         self.checked(rel)?;
         match &self.backend {
             Backend::Local(dir) => local::put(&dir.join(rel), bytes).await,
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.put(rel, bytes).await,
         }
     }
@@ -284,6 +312,7 @@ impl Location {
         self.checked(rel)?;
         match &self.backend {
             Backend::Local(dir) => local::put_file(&dir.join(rel), file).await,
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.put_file(rel, file, self.part_size).await,
         }
     }
@@ -298,6 +327,7 @@ impl Location {
         self.checked(rel)?;
         match &self.backend {
             Backend::Local(dir) => local::put_stream(&dir.join(rel), stream).await,
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.put_stream(rel, stream, self.part_size).await,
         }
     }
@@ -307,6 +337,7 @@ impl Location {
         self.checked(rel)?;
         match &self.backend {
             Backend::Local(dir) => local::delete(&dir.join(rel)).await,
+            #[cfg(feature = "remote")]
             Backend::Remote(r) => r.delete(rel).await,
         }
     }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+#[cfg(feature = "s3")]
 use object_store::aws::AmazonS3Builder;
+#[cfg(feature = "http")]
 use object_store::http::HttpBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::{
@@ -19,6 +21,7 @@ use tokio::io::AsyncReadExt;
 use super::error::{local as local_err, remote as err};
 use super::{ByteStream, MAX_RETRIES, StorageOptions};
 use crate::error::{Error, Result};
+#[cfg(feature = "s3")]
 use crate::path::check_relative_path;
 
 /// Parts of a multipart upload in flight at once.
@@ -60,6 +63,7 @@ fn retry_config(opts: &StorageOptions) -> RetryConfig {
 }
 
 /// Removes `user:password@` from a URL's authority, for display.
+#[cfg(feature = "http")]
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
@@ -72,6 +76,7 @@ fn redact(url: &str) -> String {
 }
 
 impl Remote {
+    #[cfg(feature = "http")]
     pub(super) fn http(url: &str, opts: &StorageOptions) -> Result<Remote> {
         crate::net::ensure_tls_provider();
         let base = url.trim_end_matches('/').to_string();
@@ -93,6 +98,7 @@ impl Remote {
     }
 
     /// `rest` is what follows `s3://`: `bucket[/prefix]`.
+    #[cfg(feature = "s3")]
     pub(super) fn s3(
         rest: &str,
         opts: &StorageOptions,
@@ -213,7 +219,7 @@ impl Remote {
             .await
             .map_err(|e| {
                 err(
-                    &format!("GET bytes {start}..{end}"),
+                    format!("GET bytes {start}..{end}"),
                     &self.display_of(rel),
                     e,
                 )

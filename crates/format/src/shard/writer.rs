@@ -198,7 +198,7 @@ impl<W: Write> ShardWriter<W> {
 
     /// Checks a record against the format's rules and limits without writing anything.
     pub fn check(&self, record: &Record) -> Result<()> {
-        let fail = |msg: String| Err(Error::invalid(msg).with_id(record.id.clone()));
+        let fail = |msg: String| Err(Error::rejected(msg).with_id(record.id.clone()));
         if record.id.is_empty() || record.id.len() > self.limits.max_id_len as usize {
             return fail(format!(
                 "record id must be 1 to {} bytes, is {}",
@@ -232,7 +232,7 @@ impl<W: Write> ShardWriter<W> {
             if self.options.verify_hashes {
                 image
                     .check_data()
-                    .map_err(|e| Error::invalid(format!("image {k}: {e}")))?;
+                    .map_err(|e| Error::rejected(format!("image {k}: {e}")))?;
             } else if data.len() as u64 != image.len {
                 return fail(format!("image {k}: length does not match its bytes"));
             }
@@ -245,7 +245,7 @@ impl<W: Write> ShardWriter<W> {
         self.check(record)?;
         let raw = meta::encode(record);
         if raw.len() > self.limits.max_meta_len as usize {
-            return Err(Error::invalid(format!(
+            return Err(Error::rejected(format!(
                 "metadata is {} bytes; the limit is {}",
                 raw.len(),
                 self.limits.max_meta_len
@@ -322,7 +322,7 @@ impl<W: Write> ShardWriter<W> {
         }
         let body_len = head.len() as u64 + group.table.data_len();
         if body_len > u64::from(self.limits.max_frame_len) {
-            return Err(Error::invalid(format!(
+            return Err(Error::rejected(format!(
                 "a group of {} records needs a {body_len}-byte frame; the limit is {}",
                 group.table.records.len(),
                 self.limits.max_frame_len

@@ -1,0 +1,34 @@
+//! The `editshard` command's integration tests, one binary: every test that runs the binary
+//! (convert from local and HTTP/S3 releases, export, mirror, read/verify, disk full) and the
+//! release generator's checks.
+//!
+//! Support comes from `editshard_tools`; its helpers that run the binary take its path,
+//! [`BIN`]. The convert kill tests need the `test-hooks` feature:
+//! `cargo test -p editshard-cli --features test-hooks --test cli`.
+
+use std::path::PathBuf;
+
+#[path = "cli/convert_http.rs"]
+mod convert_http;
+#[path = "cli/convert_local.rs"]
+mod convert_local;
+#[path = "cli/export_roundtrip.rs"]
+mod export_roundtrip;
+#[path = "cli/fault_disk_full.rs"]
+mod fault_disk_full;
+#[path = "cli/mirror_local.rs"]
+mod mirror_local;
+#[path = "cli/mirror_remote.rs"]
+mod mirror_remote;
+#[path = "cli/read_cli.rs"]
+mod read_cli;
+#[path = "cli/release_generator.rs"]
+mod release_generator;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_editshard");
+
+/// The workspace root (`examples/sample-release` lives there).
+pub fn workspace() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}

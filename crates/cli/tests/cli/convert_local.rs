@@ -1,0 +1,555 @@
+//! `editshard convert` on releases resolved from local files: the record mapping, the data
+//! problems of the release (malformed and blank lines, collisions, rejected path forms,
+//! non-ASCII edit types, out-of-order multi-turn files), path safety, scores, and
+//! `--part` + `merge`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::path::Path;
+
+use editshard::record::{Kind, Record};
+use editshard_pico::rows::rebuild_row;
+use editshard_tools::convert_support::*;
+use editshard_tools::release::{
+    EDIT_TYPES, Expect, FailReason, GeneratedRelease, ReleaseSpec, Subset, generate_release,
+    normalize_release_path,
+};
+
+/// The category of `EDIT_TYPES[i]`, written out independently of the converter's table.
+fn category_of(i: usize) -> &'static str {
+    match i {
+        0..=1 => "Pixel & Photometric",
+        2..=7 => "Object-Level Semantic",
+        8..=11 => "Scene Composition & Multi-Subject",
+        12..=14 => "Stylistic",
+        15..=18 => "Text & Symbol",
+        19..=32 => "Human-Centric",
+        33 => "Scale & Perspective",
+        _ => "Spatial / Layout",
+    }
+}
+
+fn local_args(rel: &GeneratedRelease, out: &Path) -> Vec<String> {
+    let mut args = vec![
+        rel.root.display().to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    for m in rel.map_url_args() {
+        args.push("--map-url".into());
+        args.push(m);
+    }
+    args
+}
+
+fn by_id(records: Vec<Record>) -> HashMap<String, Record> {
+    records.into_iter().map(|r| (r.id.clone(), r)).collect()
+}
+
+fn id_of(subset: Subset, key: &str) -> String {
+    format!("{}/{key}", subset.name())
+}
+
+#[test]
+fn every_field_is_mapped_and_rows_rebuild_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rel = generate_release(&tmp.path().join("rel"), &ReleaseSpec::default()).unwrap();
+    let out = tmp.path().join("out");
+    let mut args = local_args(&rel, &out);
+    args.extend([
+        "--openimages-csv".into(),
+        rel.openimages_csv().display().to_string(),
+        "--openimages-dir".into(),
+        rel.root.join("openimages").display().to_string(),
+    ]);
+    let o = convert(crate::BIN, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("records written     36"),
+        "{}",
+        text(&o)
+    );
+    let m = manifest(&out);
+    assert_eq!(m.records, 36);
+    assert!(
+        m.images.stored < m.images.referenced,
+        "shared images were not deduplicated"
+    );
+    let recs = by_id(records(&out));
+    assert_eq!(recs.len(), rel.rows.len());
+    for row in &rel.rows {
+        let id = id_of(row.subset, &row.key);
+        let rec = recs.get(&id).unwrap_or_else(|| panic!("no record {id}"));
+        let src = &rel.sources[row.source];
+        assert_eq!(rec.source.sha256_hex(), src.sha256, "{id} source bytes");
+        assert_eq!(rec.source.url.as_deref(), Some(row.source_url.as_str()));
+        let rotation = match src.rotation.as_str() {
+            "" => None,
+            r => Some(r.parse::<f64>().unwrap() as u16),
+        };
+        assert_eq!(rec.source.rotation, rotation, "{id} rotation");
+        assert_eq!(
+            (rec.source.width, rec.source.height),
+            (src.width, src.height)
+        );
+        assert_eq!(rec.provenance.line, Some(row.line as u64));
+        assert_eq!(rec.provenance.file.as_deref(), Some(row.subset.jsonl_rel()));
+        assert_eq!(rec.provenance.subset.as_deref(), Some(row.subset.name()));
+        assert!(
+            rec.provenance
+                .licence
+                .as_deref()
+                .unwrap()
+                .contains("CC BY-NC-ND 4.0")
+        );
+        match row.subset {
+            Subset::Sft | Subset::Preference => {
+                let kind = if row.subset == Subset::Sft {
+                    Kind::Sft
+                } else {
+                    Kind::Preference
+                };
+                assert_eq!(rec.kind, kind);
+                assert_eq!(rec.turns.len(), 1);
+                let t = &rec.turns[0];
+                assert_eq!(t.instruction, row.text);
+                assert_eq!(t.short_instruction, row.summarized_text);
+                assert_eq!(t.edit_type, row.edit_type, "edit type kept verbatim");
+                assert_eq!(
+                    t.category.as_deref(),
+                    Some(category_of(row.edit_type_index.unwrap()))
+                );
+                let output = row.output_image.as_deref().unwrap();
+                assert_eq!(t.output.path.as_deref(), Some(output));
+                let f = &rel.files[output];
+                assert_eq!(
+                    (t.output.sha256_hex(), t.output.width, t.output.height),
+                    (f.sha256.clone(), f.width, f.height)
+                );
+                let written: Vec<_> = t.rejected.iter().map(|r| r.path.clone().unwrap()).collect();
+                assert_eq!(written, row.rejected_images, "rejected paths as written");
+                for (r, w) in t.rejected.iter().zip(&row.rejected_images) {
+                    let file = normalize_release_path(w).unwrap();
+                    assert_eq!(r.sha256_hex(), rel.files[&file].sha256, "{w}");
+                }
+            }
+            Subset::MultiTurn => {
+                assert_eq!(rec.kind, Kind::MultiTurn);
+                let outs: Vec<_> = rec
+                    .turns
+                    .iter()
+                    .map(|t| t.output.path.clone().unwrap())
+                    .collect();
+                assert_eq!(outs, row.turn_images, "{id}: every turn, final_image last");
+                let prompts: Vec<_> = rec
+                    .turns
+                    .iter()
+                    .map(|t| t.instruction.clone().unwrap())
+                    .collect();
+                assert_eq!(prompts, row.turn_prompts);
+                for t in &rec.turns {
+                    let p = t.output.path.as_deref().unwrap();
+                    assert_eq!(t.output.sha256_hex(), rel.files[p].sha256);
+                    assert_eq!(
+                        (t.edit_type.as_deref(), t.category.as_deref()),
+                        (None, None)
+                    );
+                }
+            }
+        }
+        // The source row comes back exactly: same keys, same order, same values.
+        let rebuilt = rebuild_row(rec).expect("rebuildable");
+        let original: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&row.json).unwrap();
+        assert_eq!(
+            rebuilt.keys().collect::<Vec<_>>(),
+            original.keys().collect::<Vec<_>>(),
+            "{id} key order"
+        );
+        assert_eq!(rebuilt, original, "{id} values");
+    }
+    // Rows with out-of-order `files` and non-ASCII edit types exist in this release.
+    assert!(
+        rel.rows
+            .iter()
+            .any(|r| r.file_ids.first().map(String::as_str) == Some("original_input_image"))
+    );
+    assert!(
+        rel.rows
+            .iter()
+            .any(|r| r.edit_type.as_deref().is_some_and(|t| t.contains('↔')) && r.ascii_escaped)
+    );
+    assert!(
+        rel.rows
+            .iter()
+            .any(|r| r.edit_type.as_deref().is_some_and(|t| t.contains('–')))
+    );
+    assert!(m.edit_types.keys().any(|k| k.contains('↔')));
+    assert!(
+        !fs::read(out.join("failures.jsonl"))
+            .unwrap()
+            .iter()
+            .any(|_| true),
+        "no failures expected"
+    );
+    assert!(
+        !out.join(".editshard-work").exists(),
+        "work directory left behind"
+    );
+}
+
+#[test]
+fn release_faults_are_reported_and_collision_policy_applies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = ReleaseSpec {
+        sft: 14,
+        preference: 8,
+        multi_turn: 8,
+        seed: 5,
+        image_px: 16,
+        faults: true,
+    };
+    let rel = generate_release(&tmp.path().join("rel"), &spec).unwrap();
+    let out = tmp.path().join("out");
+    let o = convert(crate::BIN, &local_args(&rel, &out));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "failures must give exit code 1: {}",
+        text(&o)
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("malformed-json") && stdout.contains("collision"),
+        "{stdout}"
+    );
+
+    let got: BTreeSet<(String, u64, String)> = failures(&out)
+        .iter()
+        .map(|f| {
+            (
+                f["subset"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+                f["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: BTreeSet<(String, u64, String)> = rel
+        .expectations()
+        .into_iter()
+        .filter_map(|(s, line, e)| match e {
+            Expect::Convert => None,
+            Expect::Fail(FailReason::MalformedJson) => {
+                Some((s.name().to_string(), line as u64, "malformed-json".into()))
+            }
+            Expect::Fail(FailReason::DuplicateOutputImage) => {
+                Some((s.name().to_string(), line as u64, "collision".into()))
+            }
+        })
+        .collect();
+    assert_eq!(got, want);
+    let blank: BTreeSet<_> = rel
+        .blank_lines
+        .iter()
+        .map(|b| (b.subset.name().to_string(), b.line as u64))
+        .collect();
+    assert!(
+        got.iter()
+            .all(|(s, l, _)| !blank.contains(&(s.clone(), *l))),
+        "blank lines are not failures"
+    );
+    for f in failures(&out) {
+        if f["reason"] == "collision" {
+            assert!(
+                f["id"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("sft/images/positive-edit/")
+            );
+            assert!(f["url"].as_str().unwrap().starts_with("https://"));
+        }
+    }
+    let recs = by_id(records(&out));
+    let expected: Vec<_> = Subset::ALL
+        .iter()
+        .flat_map(|&s| rel.expected_to_convert(s))
+        .collect();
+    assert_eq!(recs.len(), expected.len());
+    for r in &expected {
+        let rec = &recs[&id_of(r.subset, &r.key)];
+        assert_eq!(
+            rec.provenance.line,
+            Some(r.line as u64),
+            "line numbers count blank lines"
+        );
+    }
+
+    // keep-first: the earlier row of the colliding pair is converted.
+    let out2 = tmp.path().join("out2");
+    let mut args = local_args(&rel, &out2);
+    args.extend(strings(&[
+        "--on-collision",
+        "keep-first",
+        "--allow-failures",
+    ]));
+    let o = convert(crate::BIN, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let dup: Vec<_> = rel
+        .rows
+        .iter()
+        .filter(|r| r.expect == Expect::Fail(FailReason::DuplicateOutputImage))
+        .collect();
+    assert_eq!(dup.len(), 2);
+    let first = dup.iter().min_by_key(|r| r.line).unwrap();
+    let recs = by_id(records(&out2));
+    let kept = &recs[&id_of(Subset::Sft, &first.key)];
+    assert_eq!(kept.provenance.line, Some(first.line as u64));
+    assert_eq!(kept.turns[0].instruction, first.text);
+    let collisions: Vec<_> = failures(&out2)
+        .into_iter()
+        .filter(|f| f["reason"] == "collision")
+        .collect();
+    assert_eq!(collisions.len(), 1);
+    assert_eq!(
+        collisions[0]["line"].as_u64(),
+        Some(dup.iter().map(|r| r.line).max().unwrap() as u64)
+    );
+}
+
+#[test]
+fn hostile_paths_never_leave_their_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rel = generate_release(
+        &tmp.path().join("rel"),
+        &ReleaseSpec {
+            sft: 2,
+            preference: 0,
+            multi_turn: 0,
+            seed: 3,
+            image_px: 16,
+            faults: false,
+        },
+    )
+    .unwrap();
+    let good = rel.rows[0].json.clone();
+    let src = rel.rows[0].source_url.clone();
+    let row = |url: &str, out: &str| {
+        serde_json::json!({"open_image_input_url": url, "text": "t", "output_image": out, "edit_type": "Zoom in", "summarized_text": "s"}).to_string()
+    };
+    let huge = format!("{{\"text\": \"{}\"}}", "x".repeat(1_100_000));
+    let lines = [
+        good,
+        row(&src, "../../outside.png"),
+        row(&src, "/etc/passwd"),
+        row(&src, "images/a\u{0}b.png"),
+        row(&src, "images\\..\\x.png"),
+        row(
+            "https://farm1.staticflickr.com/../../../etc/passwd",
+            "images/positive-edit/zz.png",
+        ),
+        row("file:///etc/passwd", "images/positive-edit/zy.png"),
+        huge,
+    ];
+    fs::write(rel.jsonl(Subset::Sft), lines.join("\n") + "\n").unwrap();
+    let out = tmp.path().join("out");
+    let before: BTreeSet<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let mut args = local_args(&rel, &out);
+    args.extend(strings(&[
+        "--map-url",
+        &format!("https://={}/flickr/", rel.root.display()),
+        "--subsets",
+        "sft",
+    ]));
+    let o = convert(crate::BIN, &args);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let f: BTreeMap<u64, String> = failures(&out)
+        .iter()
+        .map(|f| {
+            (
+                f["line"].as_u64().unwrap(),
+                f["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // A NUL in the natural key is refused before any path is formed.
+    let expect: BTreeMap<u64, String> = [2, 3, 5, 6, 7]
+        .map(|l| (l, "unsafe-path".to_string()))
+        .into_iter()
+        .chain([(4, "bad-row".into()), (8, "line-too-long".into())])
+        .collect();
+    assert_eq!(f, expect);
+    assert_eq!(manifest(&out).records, 1);
+    let after: BTreeSet<_> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        after.difference(&before).count(),
+        1,
+        "only DEST was created"
+    );
+    let names: BTreeSet<String> = tree(&out).into_keys().collect();
+    assert_eq!(
+        names,
+        ["failures.jsonl", "manifest.json", "shard-00000.esd"]
+            .map(String::from)
+            .into()
+    );
+}
+
+#[test]
+fn scores_attach_to_the_named_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rel = generate_release(
+        &tmp.path().join("rel"),
+        &ReleaseSpec {
+            sft: 3,
+            preference: 2,
+            multi_turn: 1,
+            seed: 9,
+            image_px: 16,
+            faults: false,
+        },
+    )
+    .unwrap();
+    let pref = rel
+        .rows
+        .iter()
+        .find(|r| r.subset == Subset::Preference)
+        .unwrap();
+    let mt = rel
+        .rows
+        .iter()
+        .find(|r| r.subset == Subset::MultiTurn)
+        .unwrap();
+    let scores = [
+        serde_json::json!({"id": id_of(Subset::Preference, &pref.key), "scores": {"instruction_compliance": 0.75, "realism": 0.5}}),
+        serde_json::json!({"id": id_of(Subset::Preference, &pref.key), "image": pref.rejected_images[0], "overall": 0.25}),
+        serde_json::json!({"id": id_of(Subset::MultiTurn, &mt.key), "overall": 1.0}),
+    ];
+    let file = tmp.path().join("scores.jsonl");
+    fs::write(
+        &file,
+        scores
+            .iter()
+            .map(|s| s.to_string() + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let mut args = local_args(&rel, &out);
+    args.extend(["--scores".into(), file.display().to_string()]);
+    let o = convert(crate::BIN, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let recs = by_id(records(&out));
+    let p = &recs[&id_of(Subset::Preference, &pref.key)].turns[0];
+    let names: Vec<_> = p
+        .output
+        .scores
+        .iter()
+        .map(|s| (s.name.as_str(), s.value))
+        .collect();
+    assert_eq!(names, [("instruction_compliance", 0.75), ("realism", 0.5)]);
+    assert_eq!(p.rejected[0].scores[0].value, 0.25);
+    let m = &recs[&id_of(Subset::MultiTurn, &mt.key)];
+    assert_eq!(m.turns.last().unwrap().output.scores[0].name, "overall");
+    assert!(m.turns[0].output.scores.is_empty());
+    assert!(
+        recs[&id_of(Subset::Sft, &rel.rows[0].key)].turns[0]
+            .output
+            .scores
+            .is_empty()
+    );
+}
+
+#[test]
+fn parts_merge_into_the_same_records_and_failures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = ReleaseSpec {
+        sft: 30,
+        preference: 12,
+        multi_turn: 12,
+        seed: 11,
+        image_px: 16,
+        faults: true,
+    };
+    let rel = generate_release(&tmp.path().join("rel"), &spec).unwrap();
+    let whole = tmp.path().join("whole");
+    let mut args = local_args(&rel, &whole);
+    args.push("--allow-failures".into());
+    assert!(convert(crate::BIN, &args).status.success());
+
+    let split = tmp.path().join("split");
+    let n = 3;
+    for i in 0..n {
+        let mut args = local_args(&rel, &split);
+        args.extend(strings(&[
+            "--allow-failures",
+            "--part",
+            &format!("{i}/{n}"),
+        ]));
+        if i == 1 {
+            // Before every part is finished, merge refuses and says which part is missing.
+            let o = editshard(crate::BIN)
+                .args(["merge", split.to_str().unwrap(), "--parts", "3"])
+                .output()
+                .unwrap();
+            assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+            assert!(
+                text(&o).contains("part 1 of 3 is not finished"),
+                "{}",
+                text(&o)
+            );
+        }
+        let o = convert(crate::BIN, &args);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    // No source in two parts.
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    for i in 0..n {
+        for r in records(&split.join(format!("part-{i:04}-of-{n:04}"))) {
+            let url = r.source.url.clone().unwrap();
+            assert_eq!(
+                *owner.entry(url.clone()).or_insert(i),
+                i,
+                "{url} in two parts"
+            );
+        }
+    }
+    assert!(
+        owner.values().collect::<BTreeSet<_>>().len() > 1,
+        "the split put everything in one part"
+    );
+    let o = editshard(crate::BIN)
+        .args(["merge", split.to_str().unwrap(), "--parts", "3"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+
+    let canon = |dir: &Path| {
+        let mut v: Vec<String> = records(dir)
+            .iter()
+            .map(|r| {
+                let imgs: Vec<String> = r.images().map(|i| i.sha256_hex()).collect();
+                format!("{} {}", r.to_json(), imgs.join(","))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(canon(&split), canon(&whole));
+    assert_eq!(
+        fs::read(split.join("failures.jsonl")).unwrap(),
+        fs::read(whole.join("failures.jsonl")).unwrap()
+    );
+    let (a, b) = (manifest(&split), manifest(&whole));
+    assert_eq!(
+        (a.records, &a.kinds, &a.edit_types, &a.categories),
+        (b.records, &b.kinds, &b.edit_types, &b.categories)
+    );
+    assert!(a.shards.iter().all(|s| s.path.starts_with("part-")));
+    assert_eq!(EDIT_TYPES.len(), 35);
+}

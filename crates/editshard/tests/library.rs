@@ -1,0 +1,27 @@
+//! The library's integration tests, one binary: storage (local, HTTP, S3), reading datasets
+//! (local, HTTP, S3; order, resume, concurrency), reads under injected HTTP faults, and the
+//! smoke tests of the test servers themselves.
+//!
+//! Support (fixtures, nginx and s3s-fs harnesses, the fault server) comes from
+//! `editshard_tools`. Tests against real servers need nginx and s3s-fs
+//! (`scripts/install-test-deps.sh`). Run one group with e.g.
+//! `cargo test -p editshard --test library read_s3::`.
+
+#[path = "library/fault_read_http.rs"]
+mod fault_read_http;
+#[path = "library/read_concurrency.rs"]
+mod read_concurrency;
+#[path = "library/read_http.rs"]
+mod read_http;
+#[path = "library/read_local.rs"]
+mod read_local;
+#[path = "library/read_order.rs"]
+mod read_order;
+#[path = "library/read_s3.rs"]
+mod read_s3;
+#[path = "library/servers_smoke.rs"]
+mod servers_smoke;
+#[path = "library/storage_local.rs"]
+mod storage_local;
+#[path = "library/storage_remote.rs"]
+mod storage_remote;

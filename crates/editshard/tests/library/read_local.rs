@@ -1,0 +1,289 @@
+//! Reading local datasets: streaming, random access, projection, filters, damage.
+
+use std::sync::{Arc, Mutex};
+
+use editshard::ErrorKind;
+use editshard::read::blocking::BlockingDataset;
+use editshard::read::{Dataset, DatasetOptions, Filter, Images, ReadPlan, SkipFn, StreamOptions};
+use editshard::record::Kind;
+use editshard::storage::{Location, StorageOptions};
+use editshard_tools::fixtures::{mixed, same, write};
+use futures_util::StreamExt;
+
+fn dataset_dir(n: u32) -> (tempfile::TempDir, Vec<editshard::Record>) {
+    let dir = tempfile::tempdir().unwrap();
+    let records = mixed(n, None);
+    let m = write(dir.path(), &records, 2 << 10, 4);
+    assert!(
+        m.shards.len() >= 2,
+        "want several shards, got {}",
+        m.shards.len()
+    );
+    (dir, records)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_every_record_in_order() {
+    let (dir, records) = dataset_dir(40);
+    let ds = Dataset::open(Location::local(dir.path())).await.unwrap();
+    assert_eq!(ds.len(), 40);
+    let got: Vec<_> = ds
+        .stream(StreamOptions {
+            prefetch_bytes: 4096, // smaller than a shard: the budget must not deadlock
+            ..StreamOptions::default()
+        })
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(got.len(), records.len());
+    for (a, b) in got.iter().zip(&records) {
+        assert!(same(a, b), "{} differs", b.id);
+    }
+    // A chosen subset of shards, in the order given.
+    let n = ds.manifest().shards.len();
+    let first_of_last: usize = ds.manifest().shards[..n - 1]
+        .iter()
+        .map(|s| s.records as usize)
+        .sum();
+    let got: Vec<_> = ds
+        .stream(StreamOptions {
+            shards: Some(vec![n - 1]),
+            ..StreamOptions::default()
+        })
+        .map(|r| r.unwrap().id)
+        .collect()
+        .await;
+    let want: Vec<_> = records[first_of_last..]
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn blocking_iterators_match() {
+    let (dir, records) = dataset_dir(20);
+    let ds =
+        BlockingDataset::open(dir.path().to_str().unwrap(), &StorageOptions::default()).unwrap();
+    let got: Vec<_> = ds
+        .stream(StreamOptions::default())
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(got.iter().zip(&records).all(|(a, b)| same(a, b)));
+    assert_eq!(got.len(), 20);
+    let mut reader = ds.reader(ReadPlan::default().batch(7));
+    let mut batches = Vec::new();
+    while let Some(b) = reader.next_batch() {
+        batches.push(b.unwrap().len());
+    }
+    assert_eq!(batches, vec![7, 7, 6]);
+    assert_eq!(reader.batches_read(), 3);
+    let r = ds.get_by_id(&records[13].id).unwrap().unwrap();
+    assert!(same(&r, &records[13]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_access_by_index_and_id() {
+    let (dir, records) = dataset_dir(30);
+    let ds = Dataset::open(Location::local(dir.path())).await.unwrap();
+    for i in [0u64, 7, 29, 15] {
+        assert!(same(&ds.get(i).await.unwrap(), &records[i as usize]));
+    }
+    let r = ds.get_by_id(&records[22].id).await.unwrap().unwrap();
+    assert!(same(&r, &records[22]));
+    assert_eq!(ds.find(&records[22].id).await.unwrap(), Some(22));
+    assert!(ds.get_by_id("no/such/id").await.unwrap().is_none());
+    let e = ds.get(30).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Invalid(_)), "{e}");
+    assert!(e.to_string().contains("30"), "{e}");
+
+    let picks = [3u64, 4, 5, 28, 0, 4];
+    let many = ds.get_many(&picks, Images::All).await.unwrap();
+    for (r, &i) in many.iter().zip(&picks) {
+        assert!(same(r, &records[i as usize]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projection_fetches_only_chosen_images() {
+    let (dir, records) = dataset_dir(12);
+    let ds = Dataset::open(Location::local(dir.path())).await.unwrap();
+    let meta = ds.get_with(1, Images::None).await.unwrap();
+    assert!(meta.images().all(|i| i.data.is_none()));
+    let mut stripped = records[1].clone();
+    stripped.strip_data();
+    assert_eq!(meta, stripped);
+
+    let only = Images::Only {
+        source: false,
+        outputs: false,
+        rejected: true,
+    };
+    let r = ds.get_with(1, only).await.unwrap(); // a preference record with 2 rejected
+    assert_eq!(r.kind, Kind::Preference);
+    assert!(r.source.data.is_none() && r.turns[0].output.data.is_none());
+    for (got, want) in r.turns[0]
+        .rejected
+        .iter()
+        .zip(&records[1].turns[0].rejected)
+    {
+        assert_eq!(got.data, want.data);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_by_kind_edit_type_and_score() {
+    let (dir, records) = dataset_dir(24);
+    let ds = Dataset::open(Location::local(dir.path())).await.unwrap();
+    let ids = |filter: Filter| {
+        let ds = ds.clone();
+        async move {
+            let plan = ReadPlan::default().filter(filter).images(Images::None);
+            ds.reader(plan)
+                .map(|r| r.unwrap().id)
+                .collect::<Vec<_>>()
+                .await
+        }
+    };
+    let want = |f: &dyn Fn(&editshard::Record) -> bool| -> Vec<String> {
+        records
+            .iter()
+            .filter(|r| f(r))
+            .map(|r| r.id.clone())
+            .collect()
+    };
+    assert_eq!(
+        ids(Filter {
+            kinds: vec![Kind::MultiTurn, Kind::Generic],
+            ..Filter::default()
+        })
+        .await,
+        want(&|r| matches!(r.kind, Kind::MultiTurn | Kind::Generic))
+    );
+    assert_eq!(
+        ids(Filter {
+            edit_types: vec!["Remove an existing object".into()],
+            ..Filter::default()
+        })
+        .await,
+        want(&|r| r.kind == Kind::Sft)
+    );
+    // Preference outputs score 0.9 on instruction_compliance; nothing else has scores.
+    assert_eq!(
+        ids(Filter {
+            min_score: Some(("instruction_compliance".into(), 0.85)),
+            ..Filter::default()
+        })
+        .await,
+        want(&|r| r.kind == Kind::Preference)
+    );
+    assert!(
+        ids(Filter {
+            min_score: Some(("instruction_compliance".into(), 0.95)),
+            ..Filter::default()
+        })
+        .await
+        .is_empty()
+    );
+}
+
+/// Flips one byte of record `victim`'s first image in its shard file; returns the shard path.
+async fn damage(dir: &std::path::Path, ds: &Dataset, victim: u64) -> String {
+    let (s, local) = ds.locate(victim).unwrap();
+    let shard = ds.shard(s).await.unwrap();
+    let blob = shard.index().blobs[shard.index().record_blobs(local)[0] as usize];
+    let path = dir.join(shard.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[blob.offset as usize + 3] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap();
+    shard.path().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_is_located_and_can_be_skipped() {
+    let (dir, records) = dataset_dir(20);
+    let ds = Dataset::open(Location::local(dir.path())).await.unwrap();
+    let victim = 9u64;
+    let shard_path = damage(dir.path(), &ds, victim).await;
+    let (_, local) = ds.locate(victim).unwrap();
+
+    // Random access: the error names shard, record, id and offset.
+    let fresh = Dataset::open(Location::local(dir.path())).await.unwrap();
+    let e = fresh.get(victim).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Checksum { .. }), "{e}");
+    assert!(e.shard().unwrap().ends_with(&shard_path), "{e}");
+    assert_eq!(e.record(), Some(local as u64));
+    assert_eq!(e.id(), Some(records[victim as usize].id.as_str()));
+    assert!(e.offset().is_some());
+    // Its metadata is intact.
+    assert!(fresh.get_with(victim, Images::None).await.is_ok());
+
+    // Streaming fails at the damaged frame...
+    let results: Vec<_> = fresh.stream(StreamOptions::default()).collect().await;
+    let e = results.last().unwrap().as_ref().unwrap_err();
+    assert!(e.is_corruption(), "{e}");
+    assert!(e.shard().unwrap().ends_with(&shard_path), "{e}");
+    assert!(results.len() <= victim as usize + 1);
+
+    // ... and with skip_corrupt loses exactly the damaged record.
+    let skipped: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = skipped.clone();
+    let on_skip: SkipFn = Arc::new(move |e| log.lock().unwrap().push(e.to_string()));
+    let got: Vec<_> = fresh
+        .stream(StreamOptions {
+            skip_corrupt: true,
+            on_skip: Some(on_skip.clone()),
+            ..StreamOptions::default()
+        })
+        .map(|r| r.unwrap().id)
+        .collect()
+        .await;
+    let want: Vec<_> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i as u64 != victim)
+        .map(|(_, r)| r.id.clone())
+        .collect();
+    assert_eq!(got, want);
+    let log = skipped.lock().unwrap().clone();
+    // The frame failure, then the record itself when re-read through the index.
+    assert!(
+        log.iter().any(|l| l.contains(&records[victim as usize].id)),
+        "{log:?}"
+    );
+
+    // The indexed reader skips it too.
+    let plan = ReadPlan {
+        skip_corrupt: true,
+        on_skip: Some(on_skip),
+        ..ReadPlan::default()
+    };
+    let got: Vec<_> = fresh.reader(plan).map(|r| r.unwrap().id).collect().await;
+    assert_eq!(got, want);
+
+    // With verification off, the damaged bytes are returned as they are.
+    let options = DatasetOptions {
+        read: editshard::shard::ReadOptions {
+            verify: false,
+            ..Default::default()
+        },
+        ..DatasetOptions::default()
+    };
+    let unchecked = Dataset::open_with(Location::local(dir.path()), options)
+        .await
+        .unwrap();
+    let r = unchecked.get(victim).await.unwrap();
+    assert_ne!(r.source.data, records[victim as usize].source.data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_manifest_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Dataset::open(Location::local(dir.path()))
+        .await
+        .err()
+        .unwrap();
+    let text = e.to_string();
+    assert!(text.contains("manifest.json"), "{text}");
+    assert!(editshard::storage::is_not_found(&e), "{text}");
+}

@@ -1,0 +1,21 @@
+//! The format core's integration tests, one binary: golden vectors, damage, overhead,
+//! properties, round trips, the independent spec walker and the fuzz regressions.
+//!
+//! Fixtures come from `editshard_tools` (`records`); data lives next to this file in
+//! `vectors/` and `fuzz-regressions/`. Run one group with e.g.
+//! `cargo test -p editshard-format --test format damage::`.
+
+#[path = "format/damage.rs"]
+mod damage;
+#[path = "format/fuzz_regressions.rs"]
+mod fuzz_regressions;
+#[path = "format/overhead.rs"]
+mod overhead;
+#[path = "format/proptests.rs"]
+mod proptests;
+#[path = "format/roundtrip.rs"]
+mod roundtrip;
+#[path = "format/spec_walker.rs"]
+mod spec_walker;
+#[path = "format/vectors.rs"]
+mod vectors;
