@@ -15,9 +15,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 W="${1:-/tmp/editshard-bench}"
 SFT="${SFT:-120}" PREFERENCE="${PREFERENCE:-50}" MULTI_TURN="${MULTI_TURN:-50}" PX="${PX:-640}"
 
-cargo build --release --quiet --bin editshard --example gen_bench_release
+cargo build --release --quiet -p editshard-tools --bin gen_bench_release -p editshard-cli
 BIN=target/release/editshard
-GEN=target/release/examples/gen_bench_release
+GEN=target/release/gen_bench_release
 
 rm -rf "$W"
 mkdir -p "$W"

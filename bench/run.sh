@@ -79,10 +79,10 @@ timed() {
 }
 
 log "building (release)"
-cargo build --release --quiet --bin editshard --example gen_bench_release --example bench_read
+cargo build --release --quiet -p editshard-tools --bin gen_bench_release --bin bench_read -p editshard-cli
 BIN=$REPO/target/release/editshard
-GEN=$REPO/target/release/examples/gen_bench_release
-BR=$REPO/target/release/examples/bench_read
+GEN=$REPO/target/release/gen_bench_release
+BR=$REPO/target/release/bench_read
 
 SFT=$(calc "%d" "$ROWS * 257730 / 386203 + 0.5")
 PREF=$(calc "%d" "$ROWS * 56473 / 386203 + 0.5")

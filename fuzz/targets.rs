@@ -1,6 +1,6 @@
 //! The body of every fuzz target, shared by the cargo-fuzz binaries in `fuzz_targets/` and by
-//! `tests/fuzz_regressions.rs`, which replays every input kept under `tests/fuzz-regressions/`
-//! on the stable toolchain. A target returns normally on any input; a panic is a bug.
+//! `crates/format/tests/format/fuzz_regressions.rs`, which replays every input kept under
+//! `crates/format/tests/fuzz-regressions/` on the stable toolchain. A target returns normally on any input; a panic is a bug.
 
 #![allow(dead_code)]
 
@@ -9,7 +9,9 @@ use bytes::{Bytes, BytesMut};
 use editshard_format::format::{Limits, ShardIndex};
 use editshard_format::manifest::Manifest;
 use editshard_format::record::{Image, Kind, Provenance, Record, Score, Turn};
-use editshard_format::shard::{RandomAccessShard, ShardDecoder, ShardReader, ShardWriter, WriterOptions};
+use editshard_format::shard::{
+    RandomAccessShard, ShardDecoder, ShardReader, ShardWriter, WriterOptions,
+};
 use editshard_pico::rows::{LineReader, Subset, parse_row};
 use tokio_util::codec::Decoder;
 

@@ -2,7 +2,8 @@
 # The one command that runs editshard's whole test suite:
 #   bash scripts/test.sh
 # It installs missing test dependencies (nginx, s3s-fs, cargo-fuzz), makes them
-# findable by the tests, runs `cargo test` (unit, integration and doc tests),
+# findable by the tests, runs `cargo test` over the whole workspace with the CLI's
+# test-hooks feature (unit, integration and doc tests),
 # then the fuzz smoke runs (if any fuzz targets exist).
 # Environment:
 #   EDITSHARD_TOOLS  where cargo-built tools live (default ~/.cache/editshard-tools)
@@ -21,7 +22,7 @@ export PATH="$EDITSHARD_TOOLS/bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PATH:/usr/sbi
 echo "== cargo test"
 test_log="$(mktemp)"
 trap 'rm -f "$test_log"' EXIT
-cargo test 2>&1 | tee "$test_log"
+cargo test --workspace --features editshard-cli/test-hooks 2>&1 | tee "$test_log"
 
 # ---------------------------------------------------------------------------
 # FUZZ SMOKE HOOK

@@ -3,7 +3,8 @@
 
 An independent reader written from spec/FORMAT.md alone, with the Python standard library only
 (so zstd-compressed blocks are checked by CRC and length but not decompressed). It exists to
-show the spec is implementable, and `tests/spec_walker.rs` runs it over the golden vectors.
+show the spec is implementable, and `crates/format/tests/format/spec_walker.rs` runs it over the golden
+vectors (`crates/format/tests/vectors/`).
 
 Usage: walk_shard.py [--quiet] FILE...    exit 0 if every file is a valid shard, 1 otherwise.
 """

@@ -1,20 +1,24 @@
 //! Running the real `editshard` binary from integration tests, and reading what it left.
-
-#![allow(dead_code)] // each test binary uses a different subset
+//!
+//! The binary's path is a parameter: only the CLI's own test binary knows it
+//! (`env!("CARGO_BIN_EXE_editshard")`).
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// The binary under test, with no arguments yet.
-pub fn editshard_cmd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_editshard"))
+/// The binary under test (`bin`), with no arguments yet.
+pub fn editshard_cmd(bin: &str) -> Command {
+    Command::new(bin)
 }
 
-/// Runs the binary with `args` and waits for it.
-pub fn editshard(args: &[&str]) -> Output {
-    editshard_cmd().args(args).output().expect("run editshard")
+/// Runs the binary `bin` with `args` and waits for it.
+pub fn editshard(bin: &str, args: &[&str]) -> Output {
+    editshard_cmd(bin)
+        .args(args)
+        .output()
+        .expect("run editshard")
 }
 
 /// Exit status and both output streams, for assertion messages.

@@ -1,21 +1,21 @@
 //! Helpers shared by the `convert_*` integration tests: running the real binary and reading
 //! what it wrote.
-#![allow(dead_code)]
 
 use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-pub use crate::common::cli::editshard_cmd as editshard;
-pub use crate::common::cli::{text, tree};
+pub use crate::cli::editshard_cmd as editshard;
+pub use crate::cli::{text, tree};
 
 use editshard::manifest::Manifest;
-use editshard::reader::ShardReader;
 use editshard::record::Record;
+use editshard::shard::ShardReader;
 
-/// Runs `editshard convert ARGS` with short network timeouts suited to loopback tests.
-pub fn convert(args: &[String]) -> Output {
-    let mut cmd = editshard();
+/// Runs `editshard convert ARGS` (the binary at `bin`) with short network timeouts suited to
+/// loopback tests.
+pub fn convert(bin: &str, args: &[String]) -> Output {
+    let mut cmd = editshard(bin);
     cmd.arg("convert")
         .args(args)
         .args(["--connect-timeout", "2", "--idle-timeout", "2"])

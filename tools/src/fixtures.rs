@@ -1,16 +1,14 @@
 //! Datasets for the reading tests, written with `DatasetWriter` from the deterministic
-//! records of `tests/common/records.rs`.
-#![allow(dead_code)]
+//! records of [`crate::records`].
 
-#[path = "../common/records.rs"]
-pub mod records;
+use crate::records;
 
 use std::path::Path;
 
-use editshard::dataset::DatasetWriter;
 use editshard::manifest::Manifest;
 use editshard::record::Record;
-use editshard::writer::WriterOptions;
+use editshard::shard::WriterOptions;
+use editshard::write::DatasetWriter;
 
 /// `n` records cycling through the four kinds; every id is distinct. With `image_len`, every
 /// image is replaced by one of that many bytes (same media type and size).

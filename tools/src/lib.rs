@@ -2,6 +2,20 @@
 //!
 //! - [`release`]: writes a mini Pico-Banana release in the real schema, deterministically by
 //!   seed; the test suite's fixtures, the bundled sample and the benchmark releases come from it.
+//! - [`records`]: deterministic records of every kind, for the format tests.
+//! - [`fixtures`]: datasets for the reading tests, written with `DatasetWriter`.
+//! - [`servers`]: real servers on loopback (nginx, s3s-fs), killed on drop.
+//! - [`fault_server`]: a std-only HTTP/1.1 server that misbehaves on demand.
+//! - [`cli`]: running the `editshard` binary (its path is a parameter) and reading what it left.
+//! - [`convert_support`]: running `editshard convert` and reading the dataset it wrote.
 //! - `src/bin/`: `gen_sample_release`, `gen_bench_release` and `bench_read` (`bench/run.sh`).
+//!
+//! Each integration-test binary (`crates/*/tests/*.rs`) has this crate as a dev-dependency.
 
+pub mod cli;
+pub mod convert_support;
+pub mod fault_server;
+pub mod fixtures;
+pub mod records;
 pub mod release;
+pub mod servers;

@@ -1,7 +1,5 @@
 //! Deterministic records for format tests: every kind, shared images, scores, extras.
 
-#![allow(dead_code)] // each test binary uses a different subset of the fixtures
-
 use bytes::Bytes;
 use editshard::record::{Image, Kind, Provenance, Record, Score, Turn};
 

@@ -23,9 +23,8 @@
 //! Local resolution: the CDN base [`CDN_BASE`] maps to `root/`; every Flickr host
 //! `https://<host>/` maps to `root/flickr/<host>/` (see [`GeneratedRelease::url_maps`]).
 //!
-//! Only std plus `image`, `serde_json` and `sha2` are used, so any test binary can
-//! include this file with `#[path = "common/release.rs"] mod release;` or via
-//! `tests/common/mod.rs`.
+//! Only std plus `image`, `serde_json` and `sha2` are used. The test binaries use it as
+//! `editshard_tools::release`; `gen_sample_release` and `gen_bench_release` run it.
 
 #![allow(dead_code)]
 
