@@ -6,7 +6,7 @@
 //! one shard, not all of them).
 //!
 //! ```
-//! use editshard::manifest::IdFilter;
+//! use editshard_format::manifest::IdFilter;
 //! let filter = IdFilter::build(["sft/1.png", "sft/2.png"]);
 //! assert!(filter.may_contain("sft/1.png"));
 //! ```

@@ -6,15 +6,17 @@
 //! row that has no field of its own goes to [`Record::extras`], so nothing is ever dropped.
 //!
 //! ```
-//! use editshard::record::{Image, Kind, Record, Turn};
-//! # fn png() -> Vec<u8> {
-//! #     let mut out = Vec::new();
-//! #     image::codecs::png::PngEncoder::new(&mut out);
-//! #     let img = image::RgbImage::new(2, 1);
-//! #     img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
-//! #     out
+//! use editshard_format::record::{Image, Kind, Record, Turn};
+//! # fn png(w: u32, h: u32) -> Vec<u8> { // a PNG header: all that `from_bytes` reads
+//! #     let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+//! #     v.extend_from_slice(&w.to_be_bytes());
+//! #     v.extend_from_slice(&h.to_be_bytes());
+//! #     v.extend_from_slice(&[8, 2, 0, 0, 0]);
+//! #     let crc = crc32fast::hash(&v[12..29]);
+//! #     v.extend_from_slice(&crc.to_be_bytes());
+//! #     v
 //! # }
-//! let source = Image::from_bytes(png().into()).unwrap();
+//! let source = Image::from_bytes(png(2, 1).into()).unwrap();
 //! assert_eq!((source.media_type.as_str(), source.width, source.height), ("image/png", 2, 1));
 //! let mut turn = Turn::new(source.clone());
 //! turn.instruction = Some("Make the sky purple".into());

@@ -6,7 +6,7 @@
 //! # use editshard::record::{Image, Kind, Record, Turn};
 //! # let dir = tempfile::tempdir().unwrap();
 //! # let img = Image::with_info(vec![1u8, 2, 3].into(), "image/png".into(), 1, 1);
-//! # let mut w = editshard::dataset::DatasetWriter::create(dir.path())?;
+//! # let mut w = editshard::write::DatasetWriter::create(dir.path())?;
 //! # w.append(&Record::new("a/1", Kind::Sft, img.clone(), vec![Turn::new(img)]))?;
 //! # w.finish()?;
 //! use editshard::read::blocking::BlockingDataset;

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::dataset::{Inner, LoadedShard};
 use super::select::{Filter, Images, roles};
+use super::shards::{Inner, LoadedShard};
 use crate::error::{Error, Result};
 use crate::record::Record;
 
@@ -195,7 +195,7 @@ pub(crate) async fn fetch_records(
         let Some((bytes, start)) = fetched.get(&s).and_then(|f| f.covering(&range)) else {
             return Err(not_fetched(shard, local));
         };
-        match shard.reader().decode(local, bytes, start, false) {
+        match shard.view().decode(local, bytes, start, false) {
             Ok(r) if filter.accepts(&r) => {
                 out[i] = Some(r);
                 kept.push(i);

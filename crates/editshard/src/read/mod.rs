@@ -14,7 +14,7 @@
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)] async fn main() -> editshard::Result<()> {
 //! # use editshard::record::{Image, Kind, Record, Turn};
 //! # let dir = tempfile::tempdir().unwrap();
-//! # let mut w = editshard::dataset::DatasetWriter::create(dir.path())?;
+//! # let mut w = editshard::write::DatasetWriter::create(dir.path())?;
 //! # for i in 0..10u8 {
 //! #     let img = Image::with_info(vec![i, 1, 2].into(), "image/png".into(), 1, 1);
 //! #     w.append(&Record::new(format!("r/{i}"), Kind::Sft, img.clone(), vec![Turn::new(img)]))?;
@@ -47,11 +47,13 @@ pub mod order;
 mod plan;
 mod select;
 mod sequential;
+mod shards;
 pub mod verify;
 
-pub use dataset::{Dataset, DatasetOptions, LoadedShard};
+pub use dataset::Dataset;
 pub use fetch::{SkipFn, coalesce, log_skip};
 pub use order::{EpochOrder, Partition, ResumeState, Shuffle};
 pub use plan::{PlanStream, ReadPlan};
 pub use select::{Filter, Images, Role, roles};
 pub use sequential::{RecordStream, StreamOptions};
+pub use shards::{DatasetOptions, LoadedShard};

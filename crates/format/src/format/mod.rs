@@ -10,7 +10,7 @@
 //! ```
 //!
 //! ```
-//! use editshard::format::{ShardHeader, HEADER_LEN};
+//! use editshard_format::format::{ShardHeader, HEADER_LEN};
 //! let bytes = ShardHeader::CURRENT.encode();
 //! assert_eq!(bytes.len(), HEADER_LEN);
 //! assert_eq!(ShardHeader::parse(&bytes).unwrap(), ShardHeader::CURRENT);

@@ -5,8 +5,8 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use futures_util::StreamExt;
 //! use tokio_util::codec::FramedRead;
-//! use editshard::codec::ShardDecoder;
-//! # let bytes = editshard::writer::ShardWriter::new(Vec::new()).unwrap().finish().unwrap().0;
+//! use editshard_format::shard::ShardDecoder;
+//! # let bytes = editshard_format::shard::ShardWriter::new(Vec::new()).unwrap().finish().unwrap().0;
 //! let mut records = FramedRead::new(&bytes[..], ShardDecoder::new());
 //! while let Some(record) = records.next().await {
 //!     let record = record.unwrap();

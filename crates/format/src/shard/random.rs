@@ -1,13 +1,13 @@
 //! [`RandomAccessShard`]: one record, its metadata, or one image, each with one ranged read
-//! once the footer is loaded.
+//! once the footer is loaded, from anything that implements [`ReadAt`]. The decoding itself
+//! is [`ShardView`]'s, which does no I/O: async readers fetch the ranges it names and hand
+//! the bytes back to it.
 //!
 //! ```
-//! use editshard::random::RandomAccessShard;
-//! # use editshard::record::{Image, Kind, Record, Turn};
-//! # let png = |w| { let mut v = Vec::new(); image::RgbImage::new(w, 1)
-//! #     .write_to(&mut std::io::Cursor::new(&mut v), image::ImageFormat::Png).unwrap(); v };
-//! # let mut w = editshard::writer::ShardWriter::new(Vec::new()).unwrap();
-//! # let img = Image::from_bytes(png(2).into()).unwrap();
+//! use editshard_format::shard::RandomAccessShard;
+//! # use editshard_format::record::{Image, Kind, Record, Turn};
+//! # let mut w = editshard_format::shard::ShardWriter::new(Vec::new()).unwrap();
+//! # let img = Image::with_info(vec![1u8, 2, 3].into(), "image/png".into(), 2, 1);
 //! # w.append(&Record::new("a", Kind::Sft, img.clone(), vec![Turn::new(img)])).unwrap();
 //! # let bytes = w.finish().unwrap().0;
 //! let shard = RandomAccessShard::open(bytes, "example.esd").unwrap();
@@ -22,10 +22,10 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
+use super::view::ShardView;
 use crate::error::{Error, Result};
+use crate::format::TRAILER_LEN;
 use crate::format::index::ShardIndex;
-use crate::format::wire::crc32;
-use crate::format::{CODEC_STORED, TRAILER_LEN, decode_block, meta};
 use crate::record::Record;
 use crate::shard::stream::ReadOptions;
 
@@ -68,12 +68,33 @@ impl ReadAt for Bytes {
     }
 }
 
-impl ReadAt for Vec<u8> {
+/// Borrowed bytes: each read copies the range it returns, and only that (use [`Bytes`] for
+/// reads without a copy).
+impl ReadAt for [u8] {
     fn size(&self) -> std::io::Result<u64> {
         Ok(self.len() as u64)
     }
     fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Bytes> {
-        Bytes::copy_from_slice(self).read_at(offset, len)
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        match start.checked_add(len) {
+            Some(end) if end <= self.len() => Ok(Bytes::copy_from_slice(&self[start..end])),
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "range {offset}..+{len} is past the end ({} bytes)",
+                    self.len()
+                ),
+            )),
+        }
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn size(&self) -> std::io::Result<u64> {
+        self.as_slice().size()
+    }
+    fn read_at(&self, offset: u64, len: usize) -> std::io::Result<Bytes> {
+        self.as_slice().read_at(offset, len)
     }
 }
 
@@ -90,11 +111,10 @@ impl<T: ReadAt + ?Sized> ReadAt for &T {
 /// small (most are) then costs one read instead of two.
 const TAIL_GUESS: u64 = 64 << 10;
 
+/// A shard read by index through a [`ReadAt`] source: a [`ShardView`] plus the source.
 pub struct RandomAccessShard<R> {
     source: R,
-    index: ShardIndex,
-    name: String,
-    options: ReadOptions,
+    view: ShardView,
 }
 
 impl<R: ReadAt> RandomAccessShard<R> {
@@ -161,149 +181,71 @@ impl<R: ReadAt> RandomAccessShard<R> {
         footer: &[u8],
         footer_offset: u64,
     ) -> Result<Self> {
-        let index = ShardIndex::parse_footer(footer, footer_offset, &options.limits)
-            .map_err(|e| e.in_shard(&name))?;
-        Ok(RandomAccessShard {
-            source,
-            index,
-            name,
-            options,
-        })
+        let view = ShardView::from_footer(name, options, footer, footer_offset)?;
+        Ok(RandomAccessShard { source, view })
     }
 
+    /// The decoding half, without the source.
+    pub fn view(&self) -> &ShardView {
+        &self.view
+    }
     pub fn index(&self) -> &ShardIndex {
-        &self.index
+        self.view.index()
     }
     pub fn name(&self) -> &str {
-        &self.name
+        self.view.name()
     }
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.view.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
-
-    fn check_index(&self, i: usize) -> Result<()> {
-        if i >= self.len() {
-            return Err(Error::invalid(format!(
-                "record #{i} does not exist: the shard has {}",
-                self.len()
-            ))
-            .in_shard(&self.name));
-        }
-        Ok(())
+        self.view.is_empty()
     }
 
     /// The whole record, images included: one read.
     pub fn get(&self, i: usize) -> Result<Record> {
-        self.check_index(i)?;
-        let span = self.index.record_span(i);
-        let bytes = read(
-            &self.source,
-            span.start,
-            (span.end - span.start) as usize,
-            &self.name,
-        )?;
-        self.decode(i, &bytes, span.start, true)
+        let span = self.view.record_range(i)?;
+        let bytes = self.read(span.clone())?;
+        self.view.decode(i, &bytes, span.start, true)
     }
 
     /// The record without image bytes (sizes, hashes and all text are there): one read of the
     /// metadata block only.
     pub fn metadata(&self, i: usize) -> Result<Record> {
-        self.check_index(i)?;
-        let r = &self.index.records[i];
-        let bytes = read(&self.source, r.meta_offset, r.meta_len as usize, &self.name)?;
-        self.decode(i, &bytes, r.meta_offset, false)
+        let range = self.view.metadata_range(i)?;
+        let bytes = self.read(range.clone())?;
+        self.view.decode(i, &bytes, range.start, false)
     }
 
     /// Image `k` of record `i` in canonical order (0 is the source): one read.
     pub fn image(&self, i: usize, k: usize) -> Result<Bytes> {
-        self.check_index(i)?;
-        let blobs = self.index.record_blobs(i);
-        let Some(&b) = blobs.get(k) else {
-            return Err(Error::invalid(format!(
-                "record #{i} has {} images, not {}",
-                blobs.len(),
-                k + 1
-            ))
-            .in_shard(&self.name));
-        };
-        let blob = self.index.blobs[b as usize];
-        let bytes = read(&self.source, blob.offset, blob.len as usize, &self.name)?;
-        self.check_crc(&bytes, blob.crc, blob.offset, i)?;
+        let range = self.view.image_range(i, k)?;
+        let bytes = self.read(range.clone())?;
+        self.view.check_image(i, k, &bytes)?;
         Ok(bytes)
     }
 
     /// The record with this id, if the shard has it.
     pub fn get_by_id(&self, id: &str) -> Result<Option<Record>> {
-        self.index.position(id).map(|i| self.get(i)).transpose()
+        self.view
+            .index()
+            .position(id)
+            .map(|i| self.get(i))
+            .transpose()
     }
 
-    /// Decodes record `i` from `bytes`, which hold the file's bytes from `start` and must
-    /// cover the metadata block (and, when `with_data`, every image of the record). A batch
-    /// reader fetches one span for several records and calls this for each.
+    /// Decodes record `i` from bytes fetched elsewhere: see [`ShardView::decode`].
     pub fn decode(&self, i: usize, bytes: &Bytes, start: u64, with_data: bool) -> Result<Record> {
-        let r = &self.index.records[i];
-        let context = |e: Error| e.in_shard(&self.name).at_record(i as u64).with_id(&r.id);
-        let slice = |range: Range<u64>| -> Result<Bytes> {
-            if range.start < start || range.end - start > bytes.len() as u64 {
-                return Err(Error::invalid(format!(
-                    "bytes {}..{} were not fetched",
-                    range.start, range.end
-                )));
-            }
-            Ok(bytes.slice((range.start - start) as usize..(range.end - start) as usize))
-        };
-        let stored =
-            slice(r.meta_offset..r.meta_offset + u64::from(r.meta_len)).map_err(context)?;
-        self.check_crc(&stored, r.meta_crc, r.meta_offset, i)?;
-        let raw = decode_block(
-            r.meta_codec,
-            &stored,
-            self.options.limits.max_meta_len,
-            "record metadata",
-        )
-        .map_err(|e| context(e.at_offset(r.meta_offset)))?;
-        let blobs = self.index.record_blobs(i);
-        let lens: Vec<u64> = blobs
-            .iter()
-            .map(|&b| u64::from(self.index.blobs[b as usize].len))
-            .collect();
-        let compressed = r.meta_codec != CODEC_STORED;
-        let mut record = meta::decode(&raw, r.meta_offset, &r.id, r.kind, &lens).map_err(|e| {
-            context(if compressed {
-                e.set_offset(r.meta_offset)
-            } else {
-                e
-            })
-        })?;
-        if with_data {
-            for (image, &b) in record.images_mut().zip(blobs) {
-                let blob = self.index.blobs[b as usize];
-                let data =
-                    slice(blob.offset..blob.offset + u64::from(blob.len)).map_err(context)?;
-                self.check_crc(&data, blob.crc, blob.offset, i)?;
-                image.data = Some(data);
-            }
-        }
-        Ok(record)
+        self.view.decode(i, bytes, start, with_data)
     }
 
-    fn check_crc(&self, bytes: &[u8], expected: u32, offset: u64, i: usize) -> Result<()> {
-        if !self.options.verify {
-            return Ok(());
-        }
-        let actual = crc32(bytes);
-        if actual != expected {
-            let r = &self.index.records[i];
-            return Err(Error::checksum(expected, actual)
-                .in_shard(&self.name)
-                .at_record(i as u64)
-                .with_id(&r.id)
-                .at_offset(offset));
-        }
-        Ok(())
+    fn read(&self, range: Range<u64>) -> Result<Bytes> {
+        read(
+            &self.source,
+            range.start,
+            (range.end - range.start) as usize,
+            self.view.name(),
+        )
     }
 }
 

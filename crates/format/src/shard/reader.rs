@@ -3,8 +3,8 @@
 //! that came before it.
 //!
 //! ```
-//! use editshard::reader::ShardReader;
-//! # let bytes = editshard::writer::ShardWriter::new(Vec::new()).unwrap().finish().unwrap().0;
+//! use editshard_format::shard::ShardReader;
+//! # let bytes = editshard_format::shard::ShardWriter::new(Vec::new()).unwrap().finish().unwrap().0;
 //! for record in ShardReader::new(&bytes[..]) {
 //!     let record = record.unwrap();
 //!     println!("{} has {} turns", record.id, record.turns.len());

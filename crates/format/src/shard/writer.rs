@@ -1,13 +1,20 @@
 //! [`ShardWriter`]: appends records to one shard.
 //!
 //! ```
-//! use editshard::record::{Image, Kind, Record, Turn};
-//! use editshard::writer::ShardWriter;
-//! use editshard::reader::ShardReader;
-//! # let png = |w| { let mut v = Vec::new(); image::RgbImage::new(w, 1)
-//! #     .write_to(&mut std::io::Cursor::new(&mut v), image::ImageFormat::Png).unwrap(); v };
-//! let source = Image::from_bytes(png(2).into()).unwrap();
-//! let edit = Image::from_bytes(png(3).into()).unwrap();
+//! use editshard_format::record::{Image, Kind, Record, Turn};
+//! use editshard_format::shard::ShardWriter;
+//! use editshard_format::shard::ShardReader;
+//! # fn png(w: u32, h: u32) -> Vec<u8> { // a PNG header: all that `from_bytes` reads
+//! #     let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+//! #     v.extend_from_slice(&w.to_be_bytes());
+//! #     v.extend_from_slice(&h.to_be_bytes());
+//! #     v.extend_from_slice(&[8, 2, 0, 0, 0]);
+//! #     let crc = crc32fast::hash(&v[12..29]);
+//! #     v.extend_from_slice(&crc.to_be_bytes());
+//! #     v
+//! # }
+//! let source = Image::from_bytes(png(2, 1).into()).unwrap();
+//! let edit = Image::from_bytes(png(3, 1).into()).unwrap();
 //! let record = Record::new("sft/1.png", Kind::Sft, source, vec![Turn::new(edit)]);
 //!
 //! let mut writer = ShardWriter::new(Vec::new()).unwrap();

@@ -1,0 +1,180 @@
+//! The shards of an open dataset, their footers loaded on first use and cached: what
+//! [`Dataset`](super::Dataset) and the batch fetcher share. Loading a footer is one ranged
+//! read; after it, a record's ranges are known without I/O ([`ShardView`]).
+
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+use crate::error::{Error, Result};
+use crate::format::index::ShardIndex;
+use crate::manifest::Manifest;
+use crate::shard::{ReadOptions, ShardView};
+use crate::storage::Location;
+
+/// How a [`Dataset`] reads.
+#[derive(Debug, Clone)]
+pub struct DatasetOptions {
+    /// CRC checks (on by default) and resource limits.
+    pub read: ReadOptions,
+    /// Ranges this close are fetched in one request. The default, 4 KiB, bridges the frame
+    /// header and group table between consecutive groups (so adjacent records cost one
+    /// request) but never an image; on high-latency storage a gap of a few hundred KiB
+    /// trades bytes for fewer requests.
+    pub coalesce_gap: u64,
+    /// Largest merged request.
+    pub max_request: u64,
+    /// A record is fetched as its whole span (metadata to last image: one request) when that
+    /// span holds at most this many bytes that belong to other records; otherwise its
+    /// metadata and images are fetched as separate ranges.
+    pub span_slack: u64,
+    /// Requests in flight at once for one batch.
+    pub concurrency: usize,
+}
+
+impl Default for DatasetOptions {
+    fn default() -> Self {
+        DatasetOptions {
+            read: ReadOptions::default(),
+            coalesce_gap: 4 << 10,
+            max_request: 64 << 20,
+            // A record is one ranged read (the format's promise) unless the other records'
+            // images between its pieces exceed this: rare, groups average a few MB.
+            span_slack: 16 << 20,
+            concurrency: 8,
+        }
+    }
+}
+
+/// One shard whose footer is loaded.
+pub struct LoadedShard {
+    view: ShardView,
+    path: String,
+}
+
+impl LoadedShard {
+    pub fn index(&self) -> &ShardIndex {
+        self.view.index()
+    }
+    /// Path relative to the dataset root.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+    /// The shard's full name (URL or path) as used in messages.
+    pub fn name(&self) -> &str {
+        self.view.name()
+    }
+    /// Ranges and decoding for this shard's records (no I/O).
+    pub fn view(&self) -> &ShardView {
+        &self.view
+    }
+}
+
+pub(crate) struct Inner {
+    pub location: Location,
+    pub manifest: Manifest,
+    pub options: DatasetOptions,
+    shards: Vec<OnceCell<Arc<LoadedShard>>>,
+    /// Global index of each shard's first record.
+    firsts: Vec<u64>,
+}
+
+impl Inner {
+    pub fn new(location: Location, manifest: Manifest, options: DatasetOptions) -> Inner {
+        let mut firsts = Vec::with_capacity(manifest.shards.len());
+        let mut at = 0u64;
+        for s in &manifest.shards {
+            firsts.push(at);
+            at += s.records;
+        }
+        Inner {
+            shards: (0..manifest.shards.len())
+                .map(|_| OnceCell::new())
+                .collect(),
+            location,
+            manifest,
+            options,
+            firsts,
+        }
+    }
+
+    /// The global index of shard `s`'s first record.
+    pub fn first_of(&self, s: usize) -> u64 {
+        self.firsts[s]
+    }
+
+    /// The shard with its footer loaded: one ranged read the first time, none after.
+    pub async fn shard(self: &Arc<Self>, s: usize) -> Result<Arc<LoadedShard>> {
+        let cell = self.shards.get(s).ok_or_else(|| {
+            Error::invalid(format!(
+                "shard #{s} does not exist: the dataset has {}",
+                self.shards.len()
+            ))
+        })?;
+        if let Some(loaded) = cell.get() {
+            return Ok(loaded.clone());
+        }
+        // The footer is loaded by a task of its own, never inline: whoever starts the load
+        // may stop being polled (a prefetching reader whose consumer is busy elsewhere waits
+        // in a full channel), and every other caller waiting on this cell would wait with it.
+        // A spawned task always runs to completion and fills the cell for all of them.
+        let inner = Arc::clone(self);
+        tokio::spawn(async move {
+            inner.shards[s]
+                .get_or_try_init(|| inner.load_shard(s))
+                .await
+                .cloned()
+        })
+        .await
+        .map_err(|e| Error::bug(format!("loading the footer of shard #{s} failed: {e}")))?
+    }
+
+    async fn load_shard(&self, s: usize) -> Result<Arc<LoadedShard>> {
+        let entry = &self.manifest.shards[s];
+        let name = self.location.display_of(&entry.path);
+        let limits = &self.options.read.limits;
+        if entry.footer_length > u64::from(limits.max_index_len) + 64 {
+            return Err(Error::limit(format!(
+                "the manifest gives a footer of {} bytes; the limit is {}",
+                entry.footer_length, limits.max_index_len
+            ))
+            .in_shard(name));
+        }
+        let footer = self
+            .location
+            .get_range(
+                &entry.path,
+                entry.footer_offset..entry.footer_offset + entry.footer_length,
+            )
+            .await?;
+        let view = ShardView::from_footer(
+            name.clone(),
+            self.options.read.clone(),
+            &footer,
+            entry.footer_offset,
+        )?;
+        if view.len() as u64 != entry.records {
+            return Err(Error::malformed(format!(
+                "the shard's index lists {} records but the manifest says {}",
+                view.len(),
+                entry.records
+            ))
+            .in_shard(name));
+        }
+        Ok(Arc::new(LoadedShard {
+            view,
+            path: entry.path.clone(),
+        }))
+    }
+
+    pub fn locate(&self, global: u64) -> Option<(usize, usize)> {
+        if global >= self.manifest.records {
+            return None;
+        }
+        let s = self
+            .firsts
+            .partition_point(|&f| f <= global)
+            .checked_sub(1)?;
+        Some((s, (global - self.firsts[s]) as usize))
+    }
+}
