@@ -245,7 +245,7 @@ pub fn options(args: &ConvertArgs) -> Result<ConvertOptions> {
 
 pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     let opts = options(&args)?;
-    let outcome = crate::convert::convert(&opts)?;
+    let outcome = super::runtime()?.block_on(crate::convert::convert(&opts))?;
     let s = &outcome.summary;
     print!("{}", s.table());
     if s.failed() > 0 {
@@ -268,7 +268,11 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
 }
 
 pub fn run_merge(args: MergeArgs) -> Result<ExitCode> {
-    let report = merge::merge(&args.dest, args.parts, args.s3_endpoint.clone())?;
+    let report = super::runtime()?.block_on(merge::merge(
+        &args.dest,
+        args.parts,
+        args.s3_endpoint.clone(),
+    ))?;
     println!(
         "merged {} parts into {}: {} records in {} shards, {} failed rows",
         args.parts, args.dest, report.records, report.shards, report.failures

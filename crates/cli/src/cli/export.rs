@@ -8,8 +8,8 @@ use clap::{Args, ValueEnum};
 use super::EXIT_PROBLEMS;
 use crate::error::Result;
 use crate::export::{ExportOptions, Format, export};
+use crate::read::Dataset;
 use crate::read::DatasetOptions;
-use crate::read::blocking::BlockingDataset;
 use crate::storage::Location;
 use crate::units::human_bytes;
 
@@ -40,7 +40,8 @@ pub struct ExportArgs {
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
     let storage = args.remote.storage_options();
     let location = Location::parse(&args.dataset, &storage)?;
-    let ds = BlockingDataset::open_with(location, DatasetOptions::default())?;
+    let rt = super::runtime()?;
+    let ds = rt.block_on(Dataset::open_with(location, DatasetOptions::default()))?;
     let opts = ExportOptions {
         format: match args.format {
             FormatArg::Release => Format::Release,
@@ -48,7 +49,7 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
         },
         force: args.force,
     };
-    let report = export(&ds, &args.to, &opts)?;
+    let report = rt.block_on(export(&ds, &args.to, &opts))?;
     let mut out = format!(
         "editshard export {} -> {}\n  {} records read, {} files written ({}) in {:.1} s\n",
         args.dataset,

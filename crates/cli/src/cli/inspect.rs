@@ -32,14 +32,6 @@ impl Source {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(Error::from)
-}
-
 /// Writes to stdout; a closed pipe (`| head`) ends the command quietly.
 fn out(line: &str) -> Result<bool> {
     let mut stdout = std::io::stdout().lock();
@@ -57,7 +49,7 @@ pub struct LsArgs {
 }
 
 pub fn run_ls(args: LsArgs) -> Result<ExitCode> {
-    let ds = runtime()?.block_on(args.source.open())?;
+    let ds = super::runtime()?.block_on(args.source.open())?;
     let m = ds.manifest();
     out(&format!(
         "{:<48} {:>10} {:>14}",
@@ -173,7 +165,7 @@ fn record_json(record: &Record, fields: &[String]) -> serde_json::Value {
 }
 
 pub fn run_cat(args: CatArgs) -> Result<ExitCode> {
-    runtime()?.block_on(async {
+    super::runtime()?.block_on(async {
         let ds = args.source.open().await?;
         let limit = args.limit.unwrap_or(u64::MAX);
         if limit == 0 {
@@ -253,7 +245,7 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
 }
 
 pub fn run_get(args: GetArgs) -> Result<ExitCode> {
-    runtime()?.block_on(async {
+    super::runtime()?.block_on(async {
         let ds = args.source.open().await?;
         let index = args
             .record
@@ -320,7 +312,7 @@ fn byte_bucket(len: u64) -> String {
 }
 
 pub fn run_stats(args: StatsArgs) -> Result<ExitCode> {
-    runtime()?.block_on(async {
+    super::runtime()?.block_on(async {
         let ds = args.source.open().await?;
         let plan = ReadPlan::default()
             .filter(args.selection.filter())
@@ -379,7 +371,7 @@ pub struct VerifyArgs {
 }
 
 pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
-    runtime()?.block_on(async {
+    super::runtime()?.block_on(async {
         let ds = args.source.open().await?;
         let report = verify(
             &ds,

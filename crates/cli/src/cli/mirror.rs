@@ -72,11 +72,7 @@ pub fn run(args: MirrorArgs) -> Result<ExitCode> {
         subset,
         work_dir: args.work_dir,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(Error::from)?;
+    let rt = super::runtime()?;
     let bar = Arc::new(MirrorBar::new());
     let report = rt.block_on(mirror(&src, &dst, &opts, bar.clone()));
     bar.finish();

@@ -43,6 +43,18 @@ pub enum Command {
     Export(export::ExportArgs),
 }
 
+/// The one runtime every command runs its (async) operation on: multi-threaded, one worker
+/// per core up to 8, with I/O and timers.
+pub fn runtime() -> crate::Result<tokio::runtime::Runtime> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("editshard")
+        .enable_all()
+        .build()
+        .map_err(crate::Error::from)
+}
+
 /// How to reach remote locations: shared by every command that reads or writes one.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RemoteArgs {

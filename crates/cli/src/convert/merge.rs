@@ -31,115 +31,110 @@ pub struct MergeReport {
     pub failures: usize,
 }
 
-pub fn merge(dest: &str, parts: u32, s3_endpoint: Option<String>) -> Result<MergeReport> {
+pub async fn merge(dest: &str, parts: u32, s3_endpoint: Option<String>) -> Result<MergeReport> {
     if parts == 0 {
         return Err(Error::invalid("--parts must be at least 1"));
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let opts = StorageOptions {
         s3_endpoint,
         ..StorageOptions::default()
     };
     let root = Location::parse(dest, &opts)?;
-    rt.block_on(async {
-        match root.get_max(MANIFEST_NAME, MAX_MANIFEST_LEN).await {
-            Ok(bytes) => {
-                let m = Manifest::parse(&bytes)?;
-                let merged = m
-                    .extra
-                    .get("convert")
-                    .and_then(|c| c.get("merged_parts"))
-                    .is_some();
-                if !merged {
-                    return Err(Error::invalid(format!(
-                        "{} already holds a dataset that is not a merge of parts; refusing to \
-                         replace its {MANIFEST_NAME}",
-                        root.display()
-                    )));
-                }
-            }
-            Err(e) if storage::is_not_found(&e) => {}
-            Err(e) => return Err(e),
-        }
-        let mut merged: Option<Manifest> = None;
-        let mut fingerprint: Option<String> = None;
-        let mut failures: Vec<Failure> = Vec::new();
-        for i in 0..parts {
-            let dir = part_dir(i, parts);
-            let part = root.child(&dir)?;
-            let bytes = match part.get_max(MANIFEST_NAME, MAX_MANIFEST_LEN).await {
-                Ok(b) => b,
-                Err(e) if storage::is_not_found(&e) => {
-                    return Err(Error::invalid(format!(
-                        "part {i} of {parts} is not finished ({} is missing): run the same \
-                         `editshard convert ... --part {i}/{parts}` again (it resumes)",
-                        part.display_of(MANIFEST_NAME)
-                    )));
-                }
-                Err(e) => return Err(e),
-            };
+    match root.get_max(MANIFEST_NAME, MAX_MANIFEST_LEN).await {
+        Ok(bytes) => {
             let m = Manifest::parse(&bytes)?;
-            let info = m.extra.get("convert");
-            let fp = info
-                .and_then(|c| c.get("fingerprint"))
-                .and_then(|v| v.as_str());
-            let (p, n) = (
-                info.and_then(|c| c.get("part")).and_then(|v| v.as_u64()),
-                info.and_then(|c| c.get("parts")).and_then(|v| v.as_u64()),
-            );
-            if (p, n) != (Some(u64::from(i)), Some(u64::from(parts))) || fp.is_none() {
+            let merged = m
+                .extra
+                .get("convert")
+                .and_then(|c| c.get("merged_parts"))
+                .is_some();
+            if !merged {
                 return Err(Error::invalid(format!(
-                    "{} was not written by `convert --part {i}/{parts}`",
+                    "{} already holds a dataset that is not a merge of parts; refusing to \
+                     replace its {MANIFEST_NAME}",
+                    root.display()
+                )));
+            }
+        }
+        Err(e) if storage::is_not_found(&e) => {}
+        Err(e) => return Err(e),
+    }
+    let mut merged: Option<Manifest> = None;
+    let mut fingerprint: Option<String> = None;
+    let mut failures: Vec<Failure> = Vec::new();
+    for i in 0..parts {
+        let dir = part_dir(i, parts);
+        let part = root.child(&dir)?;
+        let bytes = match part.get_max(MANIFEST_NAME, MAX_MANIFEST_LEN).await {
+            Ok(b) => b,
+            Err(e) if storage::is_not_found(&e) => {
+                return Err(Error::invalid(format!(
+                    "part {i} of {parts} is not finished ({} is missing): run the same \
+                     `editshard convert ... --part {i}/{parts}` again (it resumes)",
                     part.display_of(MANIFEST_NAME)
                 )));
             }
-            match &fingerprint {
-                None => fingerprint = fp.map(str::to_string),
-                Some(f) if Some(f.as_str()) != fp => {
-                    return Err(Error::invalid(format!(
-                        "part {i} comes from a different conversion than part 0 (other input or \
-                         options): convert every part with the same command"
-                    )));
-                }
-                Some(_) => {}
-            }
-            let mut m = m;
-            for s in &mut m.shards {
-                s.path = format!("{dir}/{}", s.path);
-            }
-            match &mut merged {
-                None => {
-                    let mut first = Manifest::new(m.licence.clone());
-                    first.absorb(&m);
-                    merged = Some(first);
-                }
-                Some(all) => all.absorb(&m),
-            }
-            let f = part
-                .get_max(FAILURES_NAME, MAX_FAILURES_BYTES as u64)
-                .await?;
-            for line in f.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                failures.push(serde_json::from_slice(line).map_err(|e| {
-                    Error::malformed(format!("{}: {e}", part.display_of(FAILURES_NAME)))
-                })?);
-            }
+            Err(e) => return Err(e),
+        };
+        let m = Manifest::parse(&bytes)?;
+        let info = m.extra.get("convert");
+        let fp = info
+            .and_then(|c| c.get("fingerprint"))
+            .and_then(|v| v.as_str());
+        let (p, n) = (
+            info.and_then(|c| c.get("part")).and_then(|v| v.as_u64()),
+            info.and_then(|c| c.get("parts")).and_then(|v| v.as_u64()),
+        );
+        if (p, n) != (Some(u64::from(i)), Some(u64::from(parts))) || fp.is_none() {
+            return Err(Error::invalid(format!(
+                "{} was not written by `convert --part {i}/{parts}`",
+                part.display_of(MANIFEST_NAME)
+            )));
         }
-        let mut merged = merged.expect("at least one part");
-        let mut info = serde_json::Map::new();
-        info.insert("fingerprint".into(), fingerprint.unwrap_or_default().into());
-        info.insert("merged_parts".into(), parts.into());
-        merged.extra.insert("convert".into(), info.into());
-        merged.validate()?;
-        root.put(FAILURES_NAME, Bytes::from(to_jsonl(&mut failures)))
+        match &fingerprint {
+            None => fingerprint = fp.map(str::to_string),
+            Some(f) if Some(f.as_str()) != fp => {
+                return Err(Error::invalid(format!(
+                    "part {i} comes from a different conversion than part 0 (other input or \
+                     options): convert every part with the same command"
+                )));
+            }
+            Some(_) => {}
+        }
+        let mut m = m;
+        for s in &mut m.shards {
+            s.path = format!("{dir}/{}", s.path);
+        }
+        match &mut merged {
+            None => {
+                let mut first = Manifest::new(m.licence.clone());
+                first.absorb(&m);
+                merged = Some(first);
+            }
+            Some(all) => all.absorb(&m),
+        }
+        let f = part
+            .get_max(FAILURES_NAME, MAX_FAILURES_BYTES as u64)
             .await?;
-        root.put(MANIFEST_NAME, Bytes::from(merged.to_json()))
-            .await?;
-        Ok(MergeReport {
-            records: merged.records,
-            shards: merged.shards.len(),
-            failures: failures.len(),
-        })
+        for line in f.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            failures.push(serde_json::from_slice(line).map_err(|e| {
+                Error::malformed(format!("{}: {e}", part.display_of(FAILURES_NAME)))
+            })?);
+        }
+    }
+    let mut merged = merged.expect("at least one part");
+    let mut info = serde_json::Map::new();
+    info.insert("fingerprint".into(), fingerprint.unwrap_or_default().into());
+    info.insert("merged_parts".into(), parts.into());
+    merged.extra.insert("convert".into(), info.into());
+    merged.validate()?;
+    root.put(FAILURES_NAME, Bytes::from(to_jsonl(&mut failures)))
+        .await?;
+    root.put(MANIFEST_NAME, Bytes::from(merged.to_json()))
+        .await?;
+    Ok(MergeReport {
+        records: merged.records,
+        shards: merged.shards.len(),
+        failures: failures.len(),
     })
 }

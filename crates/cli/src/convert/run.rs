@@ -24,6 +24,7 @@ use super::scores::Scores;
 use super::state::{State, Work};
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::{MANIFEST_NAME, MAX_MANIFEST_LEN, Manifest};
+use crate::record::Record;
 use crate::shard::WriterOptions;
 use crate::storage::{self, Location, StorageOptions};
 use crate::write::DatasetWriter;
@@ -60,49 +61,82 @@ pub struct Outcome {
 }
 
 /// Converts a release; see the module docs of [`crate::convert`].
-pub fn convert(opts: &ConvertOptions) -> Result<Outcome> {
+///
+/// Runs on the caller's multi-threaded tokio runtime in four stages: [`Target::open`] (where
+/// the dataset goes and what is there), [`prepare`] (work directory, plan, resume state),
+/// [`write_shards`] (downloads in parallel, records written in plan order and published shard
+/// by shard) and [`finish`] (failures, manifest, summary). The blocking parts (planning over
+/// the JSONL files, writing shards) run on the runtime's blocking threads.
+pub async fn convert(opts: &ConvertOptions) -> Result<Outcome> {
     let started = Instant::now();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(
-            std::thread::available_parallelism()
-                .map_or(2, |n| n.get())
-                .min(8),
-        )
-        .enable_all()
-        .build()?;
-    let storage_opts = StorageOptions {
-        s3_endpoint: opts.s3_endpoint.clone(),
-        ..StorageOptions::default()
-    };
-    let dest = Location::parse(&opts.out, &storage_opts)?;
-    let root = match opts.part {
-        Some((i, n)) => dest.child(&part_dir(i, n))?,
-        None => dest.clone(),
-    };
-    let existing = rt.block_on(read_manifest(&root))?;
-    if existing.is_some() && !opts.retry_failed {
-        return Err(Error::invalid(format!(
-            "{} already holds a finished dataset ({MANIFEST_NAME} exists): choose another --out, \
-             or pass --retry-failed to convert only the rows listed in its {FAILURES_NAME}",
-            root.display()
-        )));
-    }
-    if existing.is_none() && opts.retry_failed {
-        return Err(Error::invalid(format!(
-            "--retry-failed: {} holds no finished dataset to complete (no {MANIFEST_NAME})",
-            root.display()
-        )));
-    }
+    let target = Target::open(opts).await?;
+    let job = prepare(opts, &target).await?;
+    let written = write_shards(opts, &target, job).await?;
+    finish(opts, &target, written, started).await
+}
 
-    let work_dir = match (&opts.work_dir, root.is_local()) {
+/// Where the dataset goes (DEST, or its part directory) and the dataset already there, if any.
+struct Target {
+    root: Location,
+    existing: Option<Manifest>,
+}
+
+impl Target {
+    async fn open(opts: &ConvertOptions) -> Result<Target> {
+        let storage_opts = StorageOptions {
+            s3_endpoint: opts.s3_endpoint.clone(),
+            ..StorageOptions::default()
+        };
+        let dest = Location::parse(&opts.out, &storage_opts)?;
+        let root = match opts.part {
+            Some((i, n)) => dest.child(&part_dir(i, n))?,
+            None => dest.clone(),
+        };
+        let existing = read_manifest(&root).await?;
+        if existing.is_some() && !opts.retry_failed {
+            return Err(Error::invalid(format!(
+                "{} already holds a finished dataset ({MANIFEST_NAME} exists): choose another \
+                 --out, or pass --retry-failed to convert only the rows listed in its \
+                 {FAILURES_NAME}",
+                root.display()
+            )));
+        }
+        if existing.is_none() && opts.retry_failed {
+            return Err(Error::invalid(format!(
+                "--retry-failed: {} holds no finished dataset to complete (no {MANIFEST_NAME})",
+                root.display()
+            )));
+        }
+        Ok(Target { root, existing })
+    }
+}
+
+/// Everything decided before the first download.
+struct Job {
+    work: Work,
+    ctx: Arc<Context>,
+    plan: plan::Plan,
+    /// Fingerprint of what every part shares (checked by `merge`) and of this run (checked
+    /// on resume).
+    common: String,
+    fingerprint: String,
+    /// The first plan row not yet in a published shard, and the manifest of those shards.
+    next_row: u64,
+    base: Manifest,
+}
+
+/// Opens the work directory, fetches the release's JSONL files if it is remote, plans the
+/// rows and checks the resume state against the options.
+async fn prepare(opts: &ConvertOptions, target: &Target) -> Result<Job> {
+    let work_dir = match (&opts.work_dir, target.root.is_local()) {
         (Some(w), _) => w.clone(),
         (None, Some(dir)) => dir.join(".editshard-work"),
         (None, None) => {
-            let h = crate::hex::hex(&Sha256::digest(root.display().as_bytes()));
+            let h = crate::hex::hex(&Sha256::digest(target.root.display().as_bytes()));
             std::env::temp_dir().join(format!("editshard-work-{}", &h[..16]))
         }
     };
-    let mut work = Work::open(&work_dir)?;
+    let work = Work::open(&work_dir)?;
     let fetcher = Fetcher::new(opts.fetch.clone(), Cache::new(work.path("cache")))?;
 
     // The release and its JSONL files (downloaded once into the work directory if remote).
@@ -113,7 +147,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<Outcome> {
     for &subset in &opts.subsets {
         let path = match &release {
             Release::Dir(d) => d.join(subset.file()),
-            Release::Url(_) => rt.block_on(download_jsonl(&fetcher, &resolver, &work, subset))?,
+            Release::Url(_) => download_jsonl(&fetcher, &resolver, &work, subset).await?,
         };
         if !path.is_file() {
             return Err(Error::invalid(format!(
@@ -124,36 +158,49 @@ pub fn convert(opts: &ConvertOptions) -> Result<Outcome> {
         }
         inputs.push((subset, path));
     }
-
     let only = if opts.retry_failed {
-        let bytes =
-            rt.block_on(root.get_max(FAILURES_NAME, failures::MAX_FAILURES_BYTES as u64))?;
+        let bytes = target
+            .root
+            .get_max(FAILURES_NAME, failures::MAX_FAILURES_BYTES as u64)
+            .await?;
         Some(failures::parse_rows(&bytes)?)
     } else {
         None
     };
-    let plan = plan::build(
-        &PlanOptions {
-            inputs: inputs.clone(),
-            limit: opts.limit,
-            collisions: opts.collisions,
-            part: opts.part,
-            only: only.clone(),
-            want_sources: opts.openimages_csv.is_some(),
-        },
-        &resolver,
-    )?;
-    let openimages = match &opts.openimages_csv {
-        Some(csv) => Some(OpenImages::load(
-            csv,
-            opts.openimages_dir.as_deref(),
-            &plan.source_urls,
-        )?),
-        None => None,
+
+    // Planning reads every JSONL line (and the Open Images CSV): blocking work.
+    let planned = {
+        let opts = opts.clone();
+        let inputs = inputs.clone();
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            let plan = plan::build(
+                &PlanOptions {
+                    inputs,
+                    limit: opts.limit,
+                    collisions: opts.collisions,
+                    part: opts.part,
+                    only: only.clone(),
+                    want_sources: opts.openimages_csv.is_some(),
+                },
+                &resolver,
+            )?;
+            let openimages = match &opts.openimages_csv {
+                Some(csv) => Some(OpenImages::load(
+                    csv,
+                    opts.openimages_dir.as_deref(),
+                    &plan.source_urls,
+                )?),
+                None => None,
+            };
+            let scores = opts.scores.as_deref().map(Scores::load).transpose()?;
+            let fingerprints =
+                fingerprints(&opts, &release_str, &plan.input_sha256, only.as_ref())?;
+            Ok((plan, openimages, scores, fingerprints, resolver))
+        })
+        .await
+        .map_err(|e| Error::bug(format!("the planning task failed: {e}")))??
     };
-    let scores = opts.scores.as_deref().map(Scores::load).transpose()?;
-    let (common, fingerprint) =
-        fingerprints(opts, &release_str, &plan.input_sha256, only.as_ref())?;
+    let (plan, openimages, scores, (common, fingerprint), resolver) = planned;
 
     let state = work.load_state()?;
     if let Some(s) = &state
@@ -168,7 +215,53 @@ pub fn convert(opts: &ConvertOptions) -> Result<Outcome> {
     }
     let next_row = state.as_ref().map_or(0, |s| s.next_row);
     let base = state.map_or_else(|| Manifest::new(Some(LICENCE.to_string())), |s| s.manifest);
-    let prefix = match &existing {
+    let ctx = Arc::new(Context {
+        fetcher,
+        resolver,
+        openimages,
+        scores,
+        validate: opts.validate,
+        inputs: inputs.into_iter().collect(),
+    });
+    Ok(Job {
+        work,
+        ctx,
+        plan,
+        common,
+        fingerprint,
+        next_row,
+        base,
+    })
+}
+
+/// What the writing stage leaves for [`finish`].
+struct Written {
+    work: Work,
+    ctx: Arc<Context>,
+    plan: plan::Plan,
+    common: String,
+    /// Where this run started in the plan (0 unless it resumed).
+    resumed_at_row: u64,
+    /// The manifest of every shard this conversion wrote (resumed runs included).
+    new_part: Manifest,
+    /// Rows that failed while fetching or writing.
+    run_failures: Vec<Failure>,
+}
+
+/// Downloads the rows' images concurrently (a task on the runtime) while a blocking thread
+/// writes the records strictly in plan order, publishes each finished shard and saves the
+/// resume state after it.
+async fn write_shards(opts: &ConvertOptions, target: &Target, job: Job) -> Result<Written> {
+    let Job {
+        mut work,
+        ctx,
+        plan,
+        common,
+        fingerprint,
+        next_row,
+        base,
+    } = job;
+    let prefix = match &target.existing {
         Some(m) => format!("retry-{}/shard-", retry_number(m)),
         None => "shard-".to_string(),
     };
@@ -185,14 +278,6 @@ pub fn convert(opts: &ConvertOptions) -> Result<Outcome> {
         .resume_after(base);
     let mut run_failures = work.reopen_failures(next_row)?;
 
-    let ctx = Arc::new(Context {
-        fetcher,
-        resolver,
-        openimages,
-        scores,
-        validate: opts.validate,
-        inputs: inputs.into_iter().collect(),
-    });
     let total_rows = plan.rows.len() as u64;
     let mut progress = Progress::new(total_rows, next_row.min(total_rows), opts.log_interval);
     let batches: Vec<Vec<(u64, plan::PlanRow)>> = plan
@@ -208,7 +293,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<Outcome> {
     let window = (opts.fetch.jobs * 2).max(4);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<RowOutcome>>(2);
     let producer_ctx = ctx.clone();
-    let producer = rt.spawn(async move {
+    let producer = tokio::spawn(async move {
         let mut stream = futures_util::stream::iter(batches)
             .map(|b| producer_ctx.clone().batch(b))
             .buffered(window);
@@ -220,79 +305,122 @@ pub fn convert(opts: &ConvertOptions) -> Result<Outcome> {
     });
 
     let mut publisher = Publisher {
-        root: &root,
+        root: target.root.clone(),
         staging: work.path("staging"),
-        rt: &rt,
+        rt: tokio::runtime::Handle::current(),
     };
-    let mut pending: VecDeque<(u64, u32, Vec<String>)> = VecDeque::new();
-    while let Some(batch) = rx.blocking_recv() {
-        for outcome in batch {
-            pending.push_back((outcome.index, outcome.group, outcome.http_urls));
-            let shards_before = writer.manifest().shards.len();
-            let failure = match outcome.result {
-                Ok(record) => {
-                    let bytes: u64 = record.images().map(|i| i.len).sum();
-                    match writer.append(&record) {
-                        Ok(()) => {
-                            progress.row(bytes, false);
-                            kill_point("appended");
-                            None
+    let consumer_ctx = ctx.clone();
+    let consumer =
+        tokio::task::spawn_blocking(move || -> Result<(Work, Manifest, Vec<Failure>)> {
+            let mut pending: VecDeque<(u64, u32, Vec<String>)> = VecDeque::new();
+            while let Some(batch) = rx.blocking_recv() {
+                for outcome in batch {
+                    pending.push_back((outcome.index, outcome.group, outcome.http_urls));
+                    let shards_before = writer.manifest().shards.len();
+                    let failure = match outcome.result {
+                        Ok(record) => {
+                            let bytes: u64 = record.images().map(|i| i.len).sum();
+                            match writer.append(&record) {
+                                Ok(()) => {
+                                    progress.row(bytes, false);
+                                    kill_point("appended");
+                                    None
+                                }
+                                Err(e) if matches!(e.kind(), ErrorKind::Rejected(_)) => {
+                                    Some(rejected(&record, &e))
+                                }
+                                Err(e) => return Err(e),
+                            }
                         }
-                        Err(e) if matches!(e.kind(), ErrorKind::Rejected(_)) => Some(
-                            Failure::new(
-                                Subset::from_name(
-                                    record.provenance.subset.as_deref().unwrap_or(""),
-                                )
-                                .unwrap_or(Subset::Sft),
-                                record.provenance.line.unwrap_or(0),
-                                "invalid-record",
-                                e.to_string(),
-                            )
-                            .id(Some(record.id.clone())),
-                        ),
-                        Err(e) => return Err(e),
+                        Err(f) => Some(f),
+                    };
+                    if let Some(f) = failure {
+                        progress.row(0, true);
+                        work.record_failure(outcome.index, &f)?;
+                        run_failures.push(f);
+                    }
+                    if writer.manifest().shards.len() > shards_before {
+                        // The record just appended opened a new shard: everything before it is
+                        // final.
+                        publisher.publish_new(writer.manifest(), shards_before)?;
+                        kill_point("published");
+                        work.save_state(&State {
+                            fingerprint: fingerprint.clone(),
+                            next_row: outcome.index,
+                            manifest: writer.manifest().clone(),
+                        })?;
+                        kill_point("saved");
+                        evict(consumer_ctx.fetcher.cache(), &mut pending, outcome.index);
                     }
                 }
-                Err(f) => Some(f),
-            };
-            if let Some(f) = failure {
-                progress.row(0, true);
-                work.record_failure(outcome.index, &f)?;
-                run_failures.push(f);
             }
-            if writer.manifest().shards.len() > shards_before {
-                // The record just appended opened a new shard: everything before it is final.
-                publisher.publish_new(writer.manifest(), shards_before)?;
-                kill_point("published");
-                work.save_state(&State {
-                    fingerprint: fingerprint.clone(),
-                    next_row: outcome.index,
-                    manifest: writer.manifest().clone(),
-                })?;
-                kill_point("saved");
-                evict(ctx.fetcher.cache(), &mut pending, outcome.index);
-            }
-        }
-    }
-    rt.block_on(producer)
+            let shards_before = writer.manifest().shards.len();
+            writer.finish_shard()?;
+            publisher.publish_new(writer.manifest(), shards_before)?;
+            progress.finish();
+            let new_part = writer.manifest().clone();
+            work.save_state(&State {
+                fingerprint,
+                next_row: total_rows,
+                manifest: new_part.clone(),
+            })?;
+            Ok((work, new_part, run_failures))
+        });
+    let written = consumer
+        .await
+        .map_err(|e| Error::bug(format!("the writing task failed: {e}")))?;
+    // If writing failed, the channel is closed and the producer stops at its next batch.
+    producer
+        .await
         .map_err(|e| Error::bug(format!("the download task failed: {e}")))?;
-    let shards_before = writer.manifest().shards.len();
-    writer.finish_shard()?;
-    publisher.publish_new(writer.manifest(), shards_before)?;
-    progress.finish();
-    let new_part = writer.manifest().clone();
-    work.save_state(&State {
-        fingerprint: fingerprint.clone(),
-        next_row: total_rows,
-        manifest: new_part.clone(),
-    })?;
+    let (work, new_part, run_failures) = written?;
+    Ok(Written {
+        work,
+        ctx,
+        plan,
+        common,
+        resumed_at_row: next_row,
+        new_part,
+        run_failures,
+    })
+}
 
+/// The failure for a record the writer refused (an id too long, metadata over the limit).
+fn rejected(record: &Record, e: &Error) -> Failure {
+    Failure::new(
+        Subset::from_name(record.provenance.subset.as_deref().unwrap_or("")).unwrap_or(Subset::Sft),
+        record.provenance.line.unwrap_or(0),
+        "invalid-record",
+        e.to_string(),
+    )
+    .id(Some(record.id.clone()))
+}
+
+/// Writes `failures.jsonl` and the manifest (last: DEST is a dataset only from then on),
+/// removes the work directory and sums up.
+async fn finish(
+    opts: &ConvertOptions,
+    target: &Target,
+    written: Written,
+    started: Instant,
+) -> Result<Outcome> {
+    let Written {
+        work,
+        ctx,
+        plan,
+        common,
+        resumed_at_row,
+        new_part,
+        run_failures,
+    } = written;
+    let root = &target.root;
+    let total_rows = plan.rows.len() as u64;
     let mut all_failures: Vec<Failure> = plan.failures.clone();
     all_failures.extend(run_failures);
     let failures_bytes = failures::to_jsonl(&mut all_failures);
-    rt.block_on(root.put(FAILURES_NAME, Bytes::from(failures_bytes)))?;
+    root.put(FAILURES_NAME, Bytes::from(failures_bytes)).await?;
     kill_point("finishing");
-    let mut manifest = match existing {
+    let mut manifest = match target.existing.clone() {
         Some(mut m) => {
             m.absorb(&new_part);
             m
@@ -306,7 +434,8 @@ pub fn convert(opts: &ConvertOptions) -> Result<Outcome> {
         info.insert("parts".into(), n.into());
     }
     manifest.extra.insert("convert".into(), info.into());
-    rt.block_on(root.put(MANIFEST_NAME, Bytes::from(manifest.to_json())))?;
+    root.put(MANIFEST_NAME, Bytes::from(manifest.to_json()))
+        .await?;
 
     let stats = &ctx.fetcher.stats;
     let mut by_reason = BTreeMap::new();
@@ -336,7 +465,7 @@ pub fn convert(opts: &ConvertOptions) -> Result<Outcome> {
         bytes_downloaded: stats.bytes_downloaded.load(Ordering::Relaxed),
         bytes_local: stats.bytes_local.load(Ordering::Relaxed),
         cache_hits: stats.cache_hits.load(Ordering::Relaxed),
-        resumed_at_row: next_row,
+        resumed_at_row,
         wall_secs: started.elapsed().as_secs_f64(),
     };
     drop(ctx);
@@ -345,13 +474,14 @@ pub fn convert(opts: &ConvertOptions) -> Result<Outcome> {
 }
 
 /// Moves finished shards from the staging directory to the destination.
-struct Publisher<'a> {
-    root: &'a Location,
+struct Publisher {
+    root: Location,
     staging: PathBuf,
-    rt: &'a tokio::runtime::Runtime,
+    /// The runtime the conversion runs on; the publisher runs on one of its blocking threads.
+    rt: tokio::runtime::Handle,
 }
 
-impl Publisher<'_> {
+impl Publisher {
     fn publish_new(&mut self, manifest: &Manifest, from: usize) -> Result<()> {
         for shard in &manifest.shards[from..] {
             let local = self.staging.join(&shard.path);

@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::path::check_relative_path;
-use crate::read::StreamOptions;
-use crate::read::blocking::BlockingDataset;
-use crate::record::Image;
+use futures_util::StreamExt;
+
+use crate::read::{Dataset, RecordStream, StreamOptions};
+use crate::record::{Image, Record};
 
 pub mod release;
 pub mod webdataset;
@@ -51,19 +52,43 @@ pub struct ExportReport {
     pub secs: f64,
 }
 
-/// Exports `ds` to the local directory `to`.
-pub fn export(ds: &BlockingDataset, to: &Path, opts: &ExportOptions) -> Result<ExportReport> {
+/// Exports `ds` to the local directory `to`. The records stream in on the runtime; the files
+/// are written on one of its blocking threads.
+pub async fn export(ds: &Dataset, to: &Path, opts: &ExportOptions) -> Result<ExportReport> {
     let start = std::time::Instant::now();
-    let mut out = OutDir::create(to, opts.force)?;
-    let records = ds.stream(StreamOptions::default());
-    let mut report = match opts.format {
-        Format::Release => release::export(records, &mut out)?,
-        Format::WebDataset => webdataset::export(records, ds.dataset().manifest(), &mut out)?,
+    let records = BlockingRecords {
+        rt: tokio::runtime::Handle::current(),
+        stream: ds.stream(StreamOptions::default()),
     };
-    report.files = out.files;
-    report.bytes = out.bytes;
+    let manifest = ds.manifest().clone();
+    let (to, opts) = (to.to_path_buf(), opts.clone());
+    let mut report = tokio::task::spawn_blocking(move || -> Result<ExportReport> {
+        let mut out = OutDir::create(&to, opts.force)?;
+        let mut report = match opts.format {
+            Format::Release => release::export(records, &mut out)?,
+            Format::WebDataset => webdataset::export(records, &manifest, &mut out)?,
+        };
+        report.files = out.files;
+        report.bytes = out.bytes;
+        Ok(report)
+    })
+    .await
+    .map_err(|e| Error::bug(format!("the export task failed: {e}")))??;
     report.secs = start.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The record stream as an iterator, for the writers on a blocking thread.
+struct BlockingRecords {
+    rt: tokio::runtime::Handle,
+    stream: RecordStream,
+}
+
+impl Iterator for BlockingRecords {
+    type Item = Result<Record>;
+    fn next(&mut self) -> Option<Result<Record>> {
+        self.rt.block_on(self.stream.next())
+    }
 }
 
 /// The output directory. Every path is relative and checked; every directory created is
