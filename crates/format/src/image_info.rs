@@ -185,6 +185,18 @@ fn other_format(data: &[u8]) -> Option<&'static str> {
     None
 }
 
+/// The file extension for a media type (`jpg`, `png`, `webp`, `gif`; `bin` for anything
+/// else), used wherever images are written out as files.
+pub fn extension(media_type: &str) -> &'static str {
+    match media_type {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/webp" => "webp",
+        "image/gif" => "gif",
+        _ => "bin",
+    }
+}
+
 /// A short, printable description of what the bytes start with, for error messages.
 pub fn describe_start(data: &[u8]) -> String {
     if data.is_empty() {

@@ -7,4 +7,5 @@
 //! `release_row` drives it with hostile lines.
 
 pub mod edit_types;
+pub mod layout;
 pub mod rows;

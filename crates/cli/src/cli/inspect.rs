@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 
 use super::EXIT_PROBLEMS;
 use crate::error::{Error, Result};
+use crate::image_info::extension;
 use crate::read::verify::{VerifyOptions, verify};
 use crate::read::{Dataset, Filter, Images, ReadPlan};
 use crate::record::{Kind, Record};
@@ -204,15 +205,6 @@ pub struct GetArgs {
     /// Directory to write record.json and the images to (created if needed).
     #[arg(long)]
     pub out: PathBuf,
-}
-
-fn extension(media_type: &str) -> &'static str {
-    match media_type {
-        "image/jpeg" => "jpg",
-        "image/png" => "png",
-        "image/webp" => "webp",
-        _ => "bin",
-    }
 }
 
 /// File names of a record's images in canonical order. They are built from positions and

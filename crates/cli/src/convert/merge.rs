@@ -22,8 +22,9 @@ use bytes::Bytes;
 use super::failures::{FAILURES_NAME, Failure, MAX_FAILURES_BYTES, to_jsonl};
 use super::part_dir;
 use crate::error::{Error, Result};
-use crate::manifest::{MANIFEST_NAME, MAX_MANIFEST_LEN, Manifest};
-use crate::storage::{self, Location, StorageOptions};
+use crate::manifest::{MANIFEST_NAME, Manifest};
+use crate::read::find_manifest;
+use crate::storage::{Location, StorageOptions};
 
 pub struct MergeReport {
     pub records: u64,
@@ -40,24 +41,19 @@ pub async fn merge(dest: &str, parts: u32, s3_endpoint: Option<String>) -> Resul
         ..StorageOptions::default()
     };
     let root = Location::parse(dest, &opts)?;
-    match root.get_max(MANIFEST_NAME, MAX_MANIFEST_LEN).await {
-        Ok(bytes) => {
-            let m = Manifest::parse(&bytes)?;
-            let merged = m
-                .extra
-                .get("convert")
-                .and_then(|c| c.get("merged_parts"))
-                .is_some();
-            if !merged {
-                return Err(Error::invalid(format!(
-                    "{} already holds a dataset that is not a merge of parts; refusing to \
+    if let Some(m) = find_manifest(&root).await? {
+        let merged = m
+            .extra
+            .get("convert")
+            .and_then(|c| c.get("merged_parts"))
+            .is_some();
+        if !merged {
+            return Err(Error::invalid(format!(
+                "{} already holds a dataset that is not a merge of parts; refusing to \
                      replace its {MANIFEST_NAME}",
-                    root.display()
-                )));
-            }
+                root.display()
+            )));
         }
-        Err(e) if storage::is_not_found(&e) => {}
-        Err(e) => return Err(e),
     }
     let mut merged: Option<Manifest> = None;
     let mut fingerprint: Option<String> = None;
@@ -65,18 +61,13 @@ pub async fn merge(dest: &str, parts: u32, s3_endpoint: Option<String>) -> Resul
     for i in 0..parts {
         let dir = part_dir(i, parts);
         let part = root.child(&dir)?;
-        let bytes = match part.get_max(MANIFEST_NAME, MAX_MANIFEST_LEN).await {
-            Ok(b) => b,
-            Err(e) if storage::is_not_found(&e) => {
-                return Err(Error::invalid(format!(
-                    "part {i} of {parts} is not finished ({} is missing): run the same \
-                     `editshard convert ... --part {i}/{parts}` again (it resumes)",
-                    part.display_of(MANIFEST_NAME)
-                )));
-            }
-            Err(e) => return Err(e),
+        let Some(m) = find_manifest(&part).await? else {
+            return Err(Error::invalid(format!(
+                "part {i} of {parts} is not finished ({} is missing): run the same \
+                 `editshard convert ... --part {i}/{parts}` again (it resumes)",
+                part.display_of(MANIFEST_NAME)
+            )));
         };
-        let m = Manifest::parse(&bytes)?;
         let info = m.extra.get("convert");
         let fp = info
             .and_then(|c| c.get("fingerprint"))

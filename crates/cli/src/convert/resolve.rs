@@ -12,11 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::path::check_relative_path;
-
-/// The public CDN base every relative path of the real release resolves against.
-pub const CDN_BASE: &str = "https://ml-site.cdn-apple.com/datasets/pico-banana-300k/nb/";
-/// Prefixes seen (or suspected) on `rejected_images` elements.
-const RELEASE_PREFIXES: [&str; 2] = ["nano-banana-300k/", "pico-banana-300k/nb/"];
+use editshard_pico::layout::release_relative;
 
 /// A resolved place to read an image from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -167,27 +163,6 @@ impl Resolver {
     }
 }
 
-/// A release-relative path for references that are one: plain relative paths, the same with a
-/// `nano-banana-300k/` or `pico-banana-300k/nb/` prefix, and absolute URLs on the CDN.
-/// `None` for other absolute URLs.
-pub fn release_relative(written: &str) -> Option<String> {
-    for scheme in ["https://", "http://"] {
-        let cdn = CDN_BASE.replacen("https://", scheme, 1);
-        if let Some(rest) = written.strip_prefix(cdn.as_str()) {
-            return Some(rest.to_string());
-        }
-    }
-    if written.contains("://") {
-        return None;
-    }
-    for prefix in RELEASE_PREFIXES {
-        if let Some(rest) = written.strip_prefix(prefix) {
-            return Some(rest.to_string());
-        }
-    }
-    Some(written.to_string())
-}
-
 fn check_path(rel: &str, written: &str) -> Result<(), String> {
     check_relative_path(rel).map_err(|_| {
         format!(
@@ -201,6 +176,7 @@ fn check_path(rel: &str, written: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use editshard_pico::layout::CDN_BASE;
 
     fn dir_resolver() -> Resolver {
         Resolver::new(

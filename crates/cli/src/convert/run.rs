@@ -19,16 +19,18 @@ use super::openimages::OpenImages;
 use super::part_dir;
 use super::plan::{self, CollisionPolicy, PlanOptions};
 use super::progress::{Progress, Summary};
-use super::resolve::{CDN_BASE, Release, Resolver};
+use super::resolve::{Release, Resolver};
 use super::scores::Scores;
 use super::state::{State, Work};
 use crate::error::{Error, ErrorKind, Result};
-use crate::manifest::{MANIFEST_NAME, MAX_MANIFEST_LEN, Manifest};
+use crate::manifest::{MANIFEST_NAME, Manifest};
+use crate::read::find_manifest;
 use crate::record::Record;
 use crate::shard::WriterOptions;
-use crate::storage::{self, Location, StorageOptions};
+use crate::storage::{Location, StorageOptions};
 use crate::write::DatasetWriter;
 use editshard_pico::edit_types;
+use editshard_pico::layout::CDN_BASE;
 use editshard_pico::rows::Subset;
 
 /// Largest JSONL file downloaded when the release is a URL.
@@ -92,7 +94,7 @@ impl Target {
             Some((i, n)) => dest.child(&part_dir(i, n))?,
             None => dest.clone(),
         };
-        let existing = read_manifest(&root).await?;
+        let existing = find_manifest(&root).await?;
         if existing.is_some() && !opts.retry_failed {
             return Err(Error::invalid(format!(
                 "{} already holds a finished dataset ({MANIFEST_NAME} exists): choose another \
@@ -531,14 +533,6 @@ fn evict(cache: &Cache, pending: &mut VecDeque<(u64, u32, Vec<String>)>, next_ro
         }
     }
     *pending = keep;
-}
-
-async fn read_manifest(root: &Location) -> Result<Option<Manifest>> {
-    match root.get_max(MANIFEST_NAME, MAX_MANIFEST_LEN).await {
-        Ok(bytes) => Manifest::parse(&bytes).map(Some),
-        Err(e) if storage::is_not_found(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 /// The next free `retry-N` directory name number.

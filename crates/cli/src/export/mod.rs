@@ -185,13 +185,7 @@ impl OutDir {
 
 /// The usual file extension of an image's media type.
 pub fn extension(image: &Image) -> &'static str {
-    match image.media_type.as_str() {
-        "image/jpeg" => "jpg",
-        "image/png" => "png",
-        "image/webp" => "webp",
-        "image/gif" => "gif",
-        _ => "bin",
-    }
+    crate::image_info::extension(&image.media_type)
 }
 
 /// The bytes of an image read with its record (the export stream reads every image).

@@ -28,10 +28,10 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use super::{ExportReport, OutDir, extension, image_bytes};
-use crate::convert::resolve::release_relative;
 use crate::error::{Error, Result};
 use crate::path::check_relative_path;
 use crate::record::{Image, Kind, Record};
+use editshard_pico::layout::release_relative;
 use editshard_pico::rows::{Subset, rebuild_row};
 
 /// Top-level names of the layout itself: no image may be written under them.

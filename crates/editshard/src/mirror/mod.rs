@@ -17,8 +17,8 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
-use crate::manifest::{MANIFEST_NAME, MAX_MANIFEST_LEN, Manifest, ShardEntry};
-use crate::read::{Dataset, DatasetOptions};
+use crate::manifest::{MANIFEST_NAME, Manifest, ShardEntry};
+use crate::read::{Dataset, DatasetOptions, load_manifest};
 use crate::storage::Location;
 
 mod progress;
@@ -121,17 +121,6 @@ impl MirrorReport {
     }
 }
 
-/// Reads and validates SRC's manifest; returns it with its exact bytes.
-pub async fn read_manifest(loc: &Location) -> Result<(Manifest, bytes::Bytes)> {
-    let shown = loc.display_of(MANIFEST_NAME);
-    let bytes = loc
-        .get_max(MANIFEST_NAME, MAX_MANIFEST_LEN)
-        .await
-        .map_err(|e| e.in_shard(shown.clone()))?;
-    let manifest = Manifest::parse(&bytes).map_err(|e| e.in_shard(shown))?;
-    Ok((manifest, bytes))
-}
-
 /// Mirrors `src` to `dst`. Problems with single shards are in the report; an `Err` means the
 /// mirror could not start (unreadable source manifest, bad options).
 pub async fn mirror(
@@ -147,7 +136,7 @@ pub async fn mirror(
              check a subset with `editshard verify DST`",
         ));
     }
-    let (manifest, manifest_bytes) = read_manifest(src).await?;
+    let (manifest, manifest_bytes) = load_manifest(src).await?;
     progress.set_total(manifest.bytes);
     let mut report = MirrorReport {
         src: src.display(),
@@ -279,7 +268,7 @@ async fn check_copy(
 
 /// `verify_only`: DST's manifest must list the same shards as SRC's.
 async fn check_dst_manifest(dst: &Location, src: &Manifest) -> Option<String> {
-    let theirs = match read_manifest(dst).await {
+    let theirs = match load_manifest(dst).await {
         Ok((m, _)) => m,
         Err(e) if crate::storage::is_not_found(&e) => {
             return Some(format!(

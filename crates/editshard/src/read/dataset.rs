@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use super::fetch::{SkipFn, fetch_records};
+use super::manifest::load_manifest;
 use super::select::{Filter, Images};
 use super::shards::{DatasetOptions, Inner, LoadedShard};
 use crate::error::{Error, Result};
-use crate::manifest::{MANIFEST_NAME, MAX_MANIFEST_LEN, Manifest};
+use crate::manifest::Manifest;
 use crate::record::Record;
 use crate::storage::Location;
 
@@ -41,12 +42,7 @@ impl Dataset {
     }
 
     pub async fn open_with(location: Location, options: DatasetOptions) -> Result<Dataset> {
-        let bytes = location
-            .get_max(MANIFEST_NAME, MAX_MANIFEST_LEN)
-            .await
-            .map_err(|e| e.in_shard(location.display_of(MANIFEST_NAME)))?;
-        let manifest =
-            Manifest::parse(&bytes).map_err(|e| e.in_shard(location.display_of(MANIFEST_NAME)))?;
+        let (manifest, _) = load_manifest(&location).await?;
         Ok(Self::from_manifest(location, manifest, options))
     }
 

@@ -43,6 +43,7 @@
 pub mod blocking;
 mod dataset;
 mod fetch;
+mod manifest;
 pub mod order;
 mod plan;
 mod select;
@@ -52,6 +53,7 @@ pub mod verify;
 
 pub use dataset::Dataset;
 pub use fetch::{SkipFn, coalesce, log_skip};
+pub use manifest::{find_manifest, load_manifest};
 pub use order::{EpochOrder, Partition, ResumeState, Shuffle};
 pub use plan::{PlanStream, ReadPlan};
 pub use select::{Filter, Images, Role, roles};
