@@ -47,7 +47,7 @@ pub enum ErrorKind {
     /// their hash). A converter reports such a row and goes on.
     Rejected(String),
     /// A request to a remote store (HTTP or S3) failed, after its retries.
-    Remote(RemoteError),
+    Remote(Box<RemoteError>),
     /// An internal invariant does not hold: a bug in editshard, to be reported.
     Bug(String),
 }
@@ -110,7 +110,7 @@ impl Error {
         Error::new(ErrorKind::Bug(msg.into()))
     }
     pub fn remote(error: RemoteError) -> Self {
-        Error::new(ErrorKind::Remote(error))
+        Error::new(ErrorKind::Remote(Box::new(error)))
     }
     pub fn checksum(expected: u32, actual: u32) -> Self {
         Error::new(ErrorKind::Checksum { expected, actual })
