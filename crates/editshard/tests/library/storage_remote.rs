@@ -101,9 +101,11 @@ async fn s3_wrong_secret_is_access_denied_with_advice() {
     server.create_bucket("priv");
     let loc = s3_location(&server, "s3://priv", "WRONG");
     let e = loc.put("x", Bytes::from_static(b"x")).await.unwrap_err();
-    let text = e.to_string();
+    let text = format!("{e:#}");
     assert!(text.contains("s3://priv/x"), "{text}");
     assert!(text.contains("AWS_SECRET_ACCESS_KEY"), "{text}");
+    // The status is typed, not only text.
+    assert_eq!(e.http_status(), Some(403), "{e}");
     assert!(!server.object_path("priv", "x").exists());
 }
 

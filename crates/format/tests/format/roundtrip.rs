@@ -136,7 +136,8 @@ fn the_writer_refuses_bad_records() {
     r.id = "other".into();
     r.source.data = Some(Bytes::from_static(b"tampered"));
     let err = w.append(&r).unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::Invalid(_)), "{err}");
+    // Input the format cannot hold is refused as such (a converter reports the row and goes on).
+    assert!(matches!(err.kind(), ErrorKind::Rejected(_)), "{err}");
     r.source.data = None;
     assert!(w.append(&r).is_err());
     r.id = String::new();
@@ -163,11 +164,14 @@ fn errors_name_the_shard_record_and_offset() {
     assert_eq!(err.record(), Some(2), "first record of the damaged group");
     let frame = shard.index().frames[shard.index().records[2].frame as usize];
     assert_eq!(err.offset(), Some(frame.offset));
-    let text = err.to_string();
+    // What and where in Display; what to do in the hint (`{:#}` shows both).
+    let text = format!("{err:#}");
     assert!(
         text.contains("shard-00000.esd") && text.contains("record #2") && text.contains("verify"),
         "{text}"
     );
+    assert!(err.hint().contains("editshard verify"), "{}", err.hint());
+    assert!(!err.to_string().contains("verify"), "{err}");
 
     let shard = RandomAccessShard::open(Bytes::from(bytes), "t.esd").unwrap();
     let err = shard.get(2).unwrap_err();
