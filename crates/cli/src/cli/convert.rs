@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::convert::fetch::FetchOptions;
+use crate::convert::run::{Complete, Outcome};
 use crate::convert::{CollisionPolicy, ConvertOptions, Validate, merge};
 use crate::error::{Error, Result};
 use editshard_pico::rows::Subset;
@@ -246,7 +247,10 @@ pub fn options(args: &ConvertArgs) -> Result<ConvertOptions> {
 pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     let opts = options(&args)?;
     let outcome = super::runtime()?.block_on(crate::convert::convert(&opts))?;
-    let s = &outcome.summary;
+    let s = match outcome {
+        Outcome::Converted(s) => s,
+        Outcome::AlreadyComplete(c) => return Ok(already_complete(&c, args.allow_failures)),
+    };
     print!("{}", s.table());
     if s.failed() > 0 {
         eprintln!(
@@ -265,6 +269,31 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The same command re-run on its finished dataset: nothing to do. The exit code is the one
+/// the finished run gave: 0, or 1 if rows failed and `--allow-failures` is not given.
+fn already_complete(c: &Complete, allow_failures: bool) -> ExitCode {
+    println!(
+        "{} already holds this conversion, complete: {} records in {} shards, {} failed rows; \
+         nothing to do",
+        c.dest, c.records, c.shards, c.failed
+    );
+    if let Some(dir) = &c.removed_work_dir {
+        println!(
+            "removed the work directory left behind by an interrupted run: {}",
+            dir.display()
+        );
+    }
+    if c.failed > 0 && !allow_failures {
+        eprintln!(
+            "editshard convert: {} rows failed; see {}/failures.jsonl (pass --allow-failures to \
+             exit 0, or --retry-failed to convert them again)",
+            c.failed, c.dest
+        );
+        return ExitCode::from(super::EXIT_PROBLEMS);
+    }
+    ExitCode::SUCCESS
 }
 
 pub fn run_merge(args: MergeArgs) -> Result<ExitCode> {

@@ -6,7 +6,8 @@
 //! `kill -9`, no clean-up of any kind) the n-th time `event` happens. Events: `fetched` (an
 //! image entered the cache), `appended` (a record was written), `published` (a shard is in
 //! DEST but the resume state does not know yet), `saved` (the resume state was updated),
-//! `finishing` (everything but the manifest is written).
+//! `finishing` (everything but the manifest is written), `manifest` (the manifest is
+//! written, the work directory not yet removed).
 
 /// Does nothing: built without the `test-hooks` feature.
 #[cfg(not(feature = "test-hooks"))]

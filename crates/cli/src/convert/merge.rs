@@ -57,6 +57,7 @@ pub async fn merge(dest: &str, parts: u32, s3_endpoint: Option<String>) -> Resul
     }
     let mut merged: Option<Manifest> = None;
     let mut fingerprint: Option<String> = None;
+    let mut inputs: Option<serde_json::Value> = None;
     let mut failures: Vec<Failure> = Vec::new();
     for i in 0..parts {
         let dir = part_dir(i, parts);
@@ -83,7 +84,10 @@ pub async fn merge(dest: &str, parts: u32, s3_endpoint: Option<String>) -> Resul
             )));
         }
         match &fingerprint {
-            None => fingerprint = fp.map(str::to_string),
+            None => {
+                fingerprint = fp.map(str::to_string);
+                inputs = info.and_then(|c| c.get("inputs")).cloned();
+            }
             Some(f) if Some(f.as_str()) != fp => {
                 return Err(Error::invalid(format!(
                     "part {i} comes from a different conversion than part 0 (other input or \
@@ -116,6 +120,9 @@ pub async fn merge(dest: &str, parts: u32, s3_endpoint: Option<String>) -> Resul
     let mut merged = merged.expect("at least one part");
     let mut info = serde_json::Map::new();
     info.insert("fingerprint".into(), fingerprint.unwrap_or_default().into());
+    if let Some(inputs) = inputs {
+        info.insert("inputs".into(), inputs);
+    }
     info.insert("merged_parts".into(), parts.into());
     merged.extra.insert("convert".into(), info.into());
     merged.validate()?;

@@ -58,8 +58,22 @@ pub struct ConvertOptions {
     pub log_interval: Duration,
 }
 
-pub struct Outcome {
-    pub summary: Summary,
+pub enum Outcome {
+    /// The conversion ran (from the start, or resuming) and finished.
+    Converted(Summary),
+    /// DEST already held this very conversion, finished: nothing was written.
+    AlreadyComplete(Complete),
+}
+
+/// A finished dataset found at DEST with the fingerprint the options give.
+pub struct Complete {
+    pub dest: String,
+    pub records: u64,
+    pub shards: u64,
+    /// Lines of its `failures.jsonl`.
+    pub failed: u64,
+    /// A work directory left behind (a run killed after writing the manifest), now removed.
+    pub removed_work_dir: Option<PathBuf>,
 }
 
 /// Converts a release; see the module docs of [`crate::convert`].
@@ -72,7 +86,10 @@ pub struct Outcome {
 pub async fn convert(opts: &ConvertOptions) -> Result<Outcome> {
     let started = Instant::now();
     let target = Target::open(opts).await?;
-    let job = prepare(opts, &target).await?;
+    let job = match prepare(opts, &target).await? {
+        Prepared::Job(job) => *job,
+        Prepared::Complete(c) => return Ok(Outcome::AlreadyComplete(c)),
+    };
     let written = write_shards(opts, &target, job).await?;
     finish(opts, &target, written, started).await
 }
@@ -94,15 +111,9 @@ impl Target {
             Some((i, n)) => dest.child(&part_dir(i, n))?,
             None => dest.clone(),
         };
+        // A finished dataset without --retry-failed is checked against the options once they
+        // are planned ([`prepare`]): the same conversion is complete, another one is refused.
         let existing = find_manifest(&root).await?;
-        if existing.is_some() && !opts.retry_failed {
-            return Err(Error::invalid(format!(
-                "{} already holds a finished dataset ({MANIFEST_NAME} exists): choose another \
-                 --out, or pass --retry-failed to convert only the rows listed in its \
-                 {FAILURES_NAME}",
-                root.display()
-            )));
-        }
         if existing.is_none() && opts.retry_failed {
             return Err(Error::invalid(format!(
                 "--retry-failed: {} holds no finished dataset to complete (no {MANIFEST_NAME})",
@@ -125,11 +136,22 @@ struct Job {
     /// The first plan row not yet in a published shard, and the manifest of those shards.
     next_row: u64,
     base: Manifest,
+    /// The named inputs of `common`, recorded in the manifest (see [`fingerprint_inputs`]).
+    inputs: Vec<(&'static str, String)>,
+}
+
+/// What [`prepare`] found: work to do, or DEST already holding this conversion, finished.
+enum Prepared {
+    Job(Box<Job>),
+    Complete(Complete),
 }
 
 /// Opens the work directory, fetches the release's JSONL files if it is remote, plans the
-/// rows and checks the resume state against the options.
-async fn prepare(opts: &ConvertOptions, target: &Target) -> Result<Job> {
+/// rows and checks the resume state against the options. A finished dataset at DEST (without
+/// `--retry-failed`) is compared with the options instead: the same fingerprint is
+/// [`Prepared::Complete`] (a work directory left behind is removed), another is refused with
+/// what differs.
+async fn prepare(opts: &ConvertOptions, target: &Target) -> Result<Prepared> {
     let work_dir = match (&opts.work_dir, target.root.is_local()) {
         (Some(w), _) => w.clone(),
         (None, Some(dir)) => dir.join(".editshard-work"),
@@ -138,6 +160,7 @@ async fn prepare(opts: &ConvertOptions, target: &Target) -> Result<Job> {
             std::env::temp_dir().join(format!("editshard-work-{}", &h[..16]))
         }
     };
+    let work_dir_existed = work_dir.exists();
     let work = Work::open(&work_dir)?;
     let fetcher = Fetcher::new(opts.fetch.clone(), Cache::new(work.path("cache")))?;
 
@@ -195,16 +218,32 @@ async fn prepare(opts: &ConvertOptions, target: &Target) -> Result<Job> {
                 None => None,
             };
             let scores = opts.scores.as_deref().map(Scores::load).transpose()?;
-            let fingerprints =
-                fingerprints(&opts, &release_str, &plan.input_sha256, only.as_ref())?;
-            Ok((plan, openimages, scores, fingerprints, resolver))
+            let inputs = fingerprint_inputs(&opts, &release_str, &plan.input_sha256)?;
+            let fingerprints = fingerprints(&inputs, opts.part, only.as_ref());
+            Ok((plan, openimages, scores, fingerprints, inputs, resolver))
         })
         .await
         .map_err(|e| Error::bug(format!("the planning task failed: {e}")))??
     };
-    let (plan, openimages, scores, (common, fingerprint), resolver) = planned;
+    let (plan, openimages, scores, (common, fingerprint), fp_inputs, resolver) = planned;
 
     let state = work.load_state()?;
+    if let Some(existing) = &target.existing
+        && !opts.retry_failed
+    {
+        let ours = state.as_ref().is_none_or(|s| s.fingerprint == fingerprint);
+        return already_finished(
+            target,
+            existing,
+            &common,
+            &fp_inputs,
+            work,
+            ours,
+            work_dir_existed,
+        )
+        .await
+        .map(Prepared::Complete);
+    }
     if let Some(s) = &state
         && s.fingerprint != fingerprint
     {
@@ -225,7 +264,7 @@ async fn prepare(opts: &ConvertOptions, target: &Target) -> Result<Job> {
         validate: opts.validate,
         inputs: inputs.into_iter().collect(),
     });
-    Ok(Job {
+    Ok(Prepared::Job(Box::new(Job {
         work,
         ctx,
         plan,
@@ -233,7 +272,103 @@ async fn prepare(opts: &ConvertOptions, target: &Target) -> Result<Job> {
         fingerprint,
         next_row,
         base,
+        inputs: fp_inputs,
+    })))
+}
+
+/// DEST holds a finished dataset and no `--retry-failed` was given: if it is this conversion
+/// (same `convert.fingerprint`), it is complete; the work directory goes (it was created just
+/// now, or left behind by a run killed between writing the manifest and removing it) unless it
+/// belongs to another conversion. Otherwise the run is refused, naming what differs.
+async fn already_finished(
+    target: &Target,
+    existing: &Manifest,
+    common: &str,
+    inputs: &[(&'static str, String)],
+    work: Work,
+    work_is_ours: bool,
+    work_dir_existed: bool,
+) -> Result<Complete> {
+    let info = existing.extra.get("convert");
+    let stored = info
+        .and_then(|c| c.get("fingerprint"))
+        .and_then(|f| f.as_str());
+    if stored != Some(common) {
+        if !work_dir_existed {
+            // Created a moment ago by this run: leave DEST as it was.
+            work.remove()?;
+        }
+        let differs = match info
+            .and_then(|c| c.get("inputs"))
+            .and_then(|i| i.as_object())
+        {
+            None if stored.is_none() => {
+                "its manifest records no conversion fingerprint (not written by `convert`)"
+                    .to_string()
+            }
+            None => "its inputs or options differ from these (it predates the record of which)"
+                .to_string(),
+            Some(old) => {
+                let names: Vec<String> = inputs
+                    .iter()
+                    .filter(|(name, value)| {
+                        old.get(*name).and_then(|v| v.as_str()) != Some(&input_digest(value))
+                    })
+                    .map(|(name, value)| format!("{name} (now {})", shorten(value)))
+                    .collect();
+                if names.is_empty() {
+                    "its fingerprint differs from these options'".to_string()
+                } else {
+                    format!("these differ: {}", names.join(", "))
+                }
+            }
+        };
+        return Err(Error::invalid(format!(
+            "{} already holds a finished dataset from a different conversion: {differs}. \
+             Choose another --out, re-run the command that made it, or pass --retry-failed \
+             to convert only the rows listed in its {FAILURES_NAME}",
+            target.root.display()
+        )));
+    }
+    let removed_work_dir = if work_is_ours {
+        let dir = work.dir().to_path_buf();
+        work.remove()?;
+        work_dir_existed.then_some(dir)
+    } else {
+        log::warn!(
+            "{} belongs to another conversion: left as it is",
+            work.dir().display()
+        );
+        None
+    };
+    let failures = target
+        .root
+        .get_max(FAILURES_NAME, failures::MAX_FAILURES_BYTES as u64)
+        .await
+        .map(|b| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count() as u64)
+        .unwrap_or(0);
+    Ok(Complete {
+        dest: target.root.display(),
+        records: existing.records,
+        shards: existing.shards.len() as u64,
+        failed: failures,
+        removed_work_dir,
     })
+}
+
+/// At most 120 characters of an input's value, for messages.
+fn shorten(value: &str) -> String {
+    if value.chars().count() <= 120 {
+        value.to_string()
+    } else {
+        format!("{}...", value.chars().take(117).collect::<String>())
+    }
+}
+
+/// What the manifest keeps of each input: a digest, so that it names what changed without
+/// publishing local paths.
+fn input_digest(value: &str) -> String {
+    crate::hex::hex(&Sha256::digest(value.as_bytes()))[..16].to_string()
 }
 
 /// What the writing stage leaves for [`finish`].
@@ -242,6 +377,7 @@ struct Written {
     ctx: Arc<Context>,
     plan: plan::Plan,
     common: String,
+    inputs: Vec<(&'static str, String)>,
     /// Where this run started in the plan (0 unless it resumed).
     resumed_at_row: u64,
     /// The manifest of every shard this conversion wrote (resumed runs included).
@@ -262,6 +398,7 @@ async fn write_shards(opts: &ConvertOptions, target: &Target, job: Job) -> Resul
         fingerprint,
         next_row,
         base,
+        inputs,
     } = job;
     let prefix = match &target.existing {
         Some(m) => format!("retry-{}/shard-", retry_number(m)),
@@ -381,6 +518,7 @@ async fn write_shards(opts: &ConvertOptions, target: &Target, job: Job) -> Resul
         ctx,
         plan,
         common,
+        inputs,
         resumed_at_row: next_row,
         new_part,
         run_failures,
@@ -411,6 +549,7 @@ async fn finish(
         ctx,
         plan,
         common,
+        inputs,
         resumed_at_row,
         new_part,
         run_failures,
@@ -431,6 +570,11 @@ async fn finish(
     };
     let mut info = serde_json::Map::new();
     info.insert("fingerprint".into(), common.into());
+    let digests: serde_json::Map<String, serde_json::Value> = inputs
+        .iter()
+        .map(|(name, value)| (name.to_string(), input_digest(value).into()))
+        .collect();
+    info.insert("inputs".into(), digests.into());
     if let Some((i, n)) = opts.part {
         info.insert("part".into(), i.into());
         info.insert("parts".into(), n.into());
@@ -471,8 +615,9 @@ async fn finish(
         wall_secs: started.elapsed().as_secs_f64(),
     };
     drop(ctx);
+    kill_point("manifest");
     work.remove()?;
-    Ok(Outcome { summary })
+    Ok(Outcome::Converted(summary))
 }
 
 /// Moves finished shards from the staging directory to the destination.
@@ -577,16 +722,14 @@ async fn download_jsonl(
     Ok(path)
 }
 
-/// `(common, run)`: `common` covers what every part of one conversion shares (checked by
-/// `merge`); `run` adds the part and the retried rows (checked on resume). Options that do not
-/// change the output (jobs, limits on the network, timeouts) are left out on purpose.
-fn fingerprints(
+/// The named inputs of a conversion's fingerprint, in its order: what every part of one
+/// conversion shares. Options that do not change the output (jobs, limits on the network,
+/// timeouts) are left out on purpose. The names are what a refusal says differs.
+fn fingerprint_inputs(
     opts: &ConvertOptions,
     release: &str,
     input: &[u8; 32],
-    only: Option<&HashSet<(Subset, u64)>>,
-) -> Result<(String, String)> {
-    let mut h = Sha256::new();
+) -> Result<Vec<(&'static str, String)>> {
     let file_digest = |p: &Path| -> Result<String> {
         let data =
             std::fs::read(p).map_err(|e| Error::from(e).in_shard(p.display().to_string()))?;
@@ -597,25 +740,42 @@ fn fingerprints(
         None => 0,
     };
     let scores = opts.scores.as_deref().map(file_digest).transpose()?;
-    let text = format!(
-        "editshard-convert-v1\n{release}\n{:?}\n{:?}\n{:?}\n{:?}\n{}\n{:?}\n{:?}\n{csv_len}\n{:?}\n{}\n",
-        opts.subsets,
-        opts.limit,
-        opts.collisions,
-        opts.validate,
-        opts.shard_size,
-        opts.map_url,
-        opts.openimages_dir,
-        scores,
-        crate::hex::hex(input),
-    );
+    Ok(vec![
+        ("release", release.to_string()),
+        ("--subsets", format!("{:?}", opts.subsets)),
+        ("--limit", format!("{:?}", opts.limit)),
+        ("--on-collision", format!("{:?}", opts.collisions)),
+        ("--validate", format!("{:?}", opts.validate)),
+        ("--shard-size", opts.shard_size.to_string()),
+        ("--map-url", format!("{:?}", opts.map_url)),
+        ("--openimages-dir", format!("{:?}", opts.openimages_dir)),
+        ("--openimages-csv (length)", csv_len.to_string()),
+        ("--scores (SHA-256)", format!("{scores:?}")),
+        ("the JSONL rows (SHA-256)", crate::hex::hex(input)),
+    ])
+}
+
+/// `(common, run)`: `common` covers what every part of one conversion shares (checked by
+/// `merge`, and against a finished dataset), the [`fingerprint_inputs`]; `run` adds the part
+/// and the retried rows (checked on resume).
+fn fingerprints(
+    inputs: &[(&'static str, String)],
+    part: Option<(u32, u32)>,
+    only: Option<&HashSet<(Subset, u64)>>,
+) -> (String, String) {
+    let mut h = Sha256::new();
+    let mut text = String::from("editshard-convert-v1\n");
+    for (_, value) in inputs {
+        text.push_str(value);
+        text.push('\n');
+    }
     h.update(text.as_bytes());
     let common = crate::hex::hex(&h.clone().finalize());
-    h.update(format!("{:?}\n", opts.part).as_bytes());
+    h.update(format!("{part:?}\n").as_bytes());
     if let Some(only) = only {
         let mut rows: Vec<(u8, u64)> = only.iter().map(|(s, l)| (s.index(), *l)).collect();
         rows.sort();
         h.update(format!("{rows:?}").as_bytes());
     }
-    Ok((common, crate::hex::hex(&h.finalize())))
+    (common, crate::hex::hex(&h.finalize()))
 }

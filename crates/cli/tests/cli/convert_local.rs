@@ -553,3 +553,94 @@ fn parts_merge_into_the_same_records_and_failures() {
     assert!(a.shards.iter().all(|s| s.path.starts_with("part-")));
     assert_eq!(EDIT_TYPES.len(), 35);
 }
+
+#[test]
+fn rerunning_a_finished_conversion_reports_it_complete_and_refuses_other_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rel = generate_release(&tmp.path().join("rel"), &ReleaseSpec::default()).unwrap();
+    let out = tmp.path().join("out");
+    let args = local_args(&rel, &out);
+    let o = convert(crate::BIN, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let before = tree(&out);
+
+    // The same command again: complete, exit 0, nothing touched.
+    let o = convert(crate::BIN, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("already holds this conversion, complete"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(tree(&out), before, "a complete re-run must not write");
+
+    // Other options or inputs: refused (exit 2), naming what differs, nothing touched.
+    let mut other = args.clone();
+    other.extend(strings(&["--limit", "3"]));
+    let o = convert(crate::BIN, &other);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("different conversion") && err.contains("--limit"),
+        "{}",
+        text(&o)
+    );
+    assert!(!err.contains("--validate"), "only what differs: {err}");
+    assert_eq!(tree(&out), before, "a refused run must not write");
+
+    // Another input (a row less) with the same options: refused, naming the input.
+    let sft = rel.root.join("jsonl/sft.jsonl");
+    let jsonl = fs::read_to_string(&sft).unwrap();
+    let first_line_end = jsonl.find('\n').unwrap() + 1;
+    fs::write(&sft, &jsonl[first_line_end..]).unwrap();
+    let o = convert(crate::BIN, &args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("the JSONL rows") && !err.contains("--limit"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(tree(&out), before);
+}
+
+/// A cluster job killed after the manifest was written but before its work directory was
+/// removed is requeued with the same command: it reports the dataset complete, exits 0 (ending
+/// the requeue loop) and removes the work directory.
+#[cfg(unix)]
+#[test]
+fn a_run_killed_after_its_manifest_completes_on_requeue() {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let rel = generate_release(&tmp.path().join("rel"), &ReleaseSpec::default()).unwrap();
+    let reference = tmp.path().join("reference");
+    assert!(
+        convert(crate::BIN, &local_args(&rel, &reference))
+            .status
+            .success()
+    );
+
+    let out = tmp.path().join("out");
+    let args = local_args(&rel, &out);
+    let o = editshard(crate::BIN)
+        .arg("convert")
+        .args(&args)
+        .args(["--log-interval", "0"])
+        .env("EDITSHARD_TEST_KILL_AT", "manifest:1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.signal(), Some(9), "expected SIGKILL: {}", text(&o));
+    assert!(out.join("manifest.json").exists());
+    assert!(out.join(".editshard-work").exists());
+
+    let o = convert(crate::BIN, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("complete") && stdout.contains("removed the work directory"),
+        "{}",
+        text(&o)
+    );
+    assert!(!out.join(".editshard-work").exists(), "work directory left");
+    assert_same_tree(&reference, &out);
+}
