@@ -96,6 +96,19 @@ pub fn category(edit_type: &str) -> Option<&'static str> {
         .map(|(c, _)| *c)
 }
 
+/// The table's spelling of an edit type ("change  weather conditions (sunny/rainy/snowy)" ->
+/// "Change weather conditions (sunny/rainy/snowy)"), or `None` if it is not one of the 35.
+/// Records keep the release's spelling (export rebuilds rows exactly); counts and filters use
+/// this one.
+pub fn canonical(edit_type: &str) -> Option<&'static str> {
+    let wanted = normalize(edit_type);
+    CATEGORIES
+        .iter()
+        .flat_map(|(_, types)| types.iter())
+        .find(|t| normalize(t) == wanted)
+        .copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +136,20 @@ mod tests {
         // A hyphen instead of the en dash is a different (unknown) type: never guess.
         assert_eq!(category("Funko-Pop-style toy figure of the person"), None);
         assert_eq!(category(""), None);
+    }
+
+    #[test]
+    fn canonical_spelling() {
+        assert_eq!(
+            canonical(" change  WEATHER conditions (sunny/rainy/snowy)"),
+            Some("Change weather conditions (sunny/rainy/snowy)")
+        );
+        assert_eq!(canonical("Zoom in"), Some("Zoom in"));
+        assert_eq!(canonical("Zoom out"), None);
+        for (_, types) in CATEGORIES {
+            for t in types {
+                assert_eq!(canonical(&t.to_lowercase()), Some(*t));
+            }
+        }
     }
 }

@@ -56,6 +56,6 @@ pub use fetch::{SkipFn, coalesce, log_skip};
 pub use manifest::{find_manifest, load_manifest};
 pub use order::{EpochOrder, Partition, ResumeState, Shuffle};
 pub use plan::{PlanStream, ReadPlan};
-pub use select::{Filter, Images, Role, roles};
+pub use select::{Filter, Images, Role, normalize_label, roles};
 pub use sequential::{RecordStream, StreamOptions};
 pub use shards::{DatasetOptions, LoadedShard};

@@ -55,15 +55,31 @@ pub fn roles(record: &Record) -> Vec<Role> {
     out
 }
 
+/// A label (edit type, category) as filters compare it: lower case, every run of whitespace
+/// one space, no leading or trailing whitespace. Releases spell the same type differently
+/// ("Change weather ..." and "change  weather ..."); the record keeps its spelling.
+pub fn normalize_label(label: &str) -> String {
+    let mut out = String::with_capacity(label.len());
+    for word in label.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    out
+}
+
 /// Which records to keep. Empty lists accept everything. The kind is checked from the
 /// shard index, before anything of the record is fetched; the rest from its metadata, before
 /// any image bytes are fetched.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
     pub kinds: Vec<Kind>,
-    /// Keep a record if one of its turns has one of these edit types.
+    /// Keep a record if one of its turns has one of these edit types. Compared as
+    /// [`normalize_label`]s: case and runs of whitespace do not matter.
     pub edit_types: Vec<String>,
-    /// Keep a record if one of its turns has one of these categories.
+    /// Keep a record if one of its turns has one of these categories (compared like
+    /// `edit_types`).
     pub categories: Vec<String>,
     /// Keep a record if the chosen output of one of its turns has a score of this name at or
     /// above this value (records without such a score are dropped).
@@ -89,11 +105,16 @@ impl Filter {
             return false;
         }
         let any_turn = |values: &[String], get: fn(&crate::record::Turn) -> Option<&String>| {
-            values.is_empty()
-                || record
-                    .turns
-                    .iter()
-                    .any(|t| get(t).is_some_and(|v| values.iter().any(|w| w == v)))
+            if values.is_empty() {
+                return true;
+            }
+            let wanted: Vec<String> = values.iter().map(|v| normalize_label(v)).collect();
+            record.turns.iter().any(|t| {
+                get(t).is_some_and(|v| {
+                    let v = normalize_label(v);
+                    wanted.contains(&v)
+                })
+            })
         };
         if !any_turn(&self.edit_types, |t| t.edit_type.as_ref()) {
             return false;
@@ -113,5 +134,40 @@ impl Filter {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Image, Turn};
+
+    fn record(edit_type: &str, category: &str) -> Record {
+        let img = || Image::with_info(bytes::Bytes::from_static(b"x"), "image/png".into(), 1, 1);
+        let source = img();
+        let mut turn = Turn::new(img());
+        turn.edit_type = Some(edit_type.to_string());
+        turn.category = Some(category.to_string());
+        Record::new("sft/x", Kind::Sft, source, vec![turn])
+    }
+
+    #[test]
+    fn edit_types_and_categories_match_ignoring_case_and_spacing() {
+        let r = record(
+            "change  weather conditions (sunny/rainy/snowy) ",
+            "Scene Composition & Multi-Subject",
+        );
+        let f = Filter {
+            edit_types: vec!["Change weather conditions (sunny/rainy/snowy)".into()],
+            categories: vec!["scene composition &   multi-subject".into()],
+            ..Filter::default()
+        };
+        assert!(f.accepts(&r));
+        let other = Filter {
+            edit_types: vec!["Change weather condition (sunny/rainy/snowy)".into()],
+            ..Filter::default()
+        };
+        assert!(!other.accepts(&r), "spelling still matters");
+        assert_eq!(normalize_label("  A\tB  c "), "a b c");
     }
 }
