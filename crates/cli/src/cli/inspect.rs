@@ -12,10 +12,12 @@ use futures_util::StreamExt;
 use super::EXIT_PROBLEMS;
 use crate::error::{Error, Result};
 use crate::image_info::extension;
+use crate::manifest::Manifest;
 use crate::read::verify::{VerifyOptions, verify};
-use crate::read::{Dataset, Filter, Images, ReadPlan};
+use crate::read::{Dataset, Filter, Images, ReadPlan, normalize_label};
 use crate::record::{Kind, Record};
 use crate::storage::Location;
+use editshard_pico::edit_types;
 
 /// Where the dataset is, and how to reach it.
 #[derive(Args, Debug)]
@@ -47,11 +49,35 @@ fn out(line: &str) -> Result<bool> {
 pub struct LsArgs {
     #[command(flatten)]
     pub source: Source,
+    /// Print one JSON object (shards, totals, kinds) instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run_ls(args: LsArgs) -> Result<ExitCode> {
     let ds = super::runtime()?.block_on(args.source.open())?;
     let m = ds.manifest();
+    if args.json {
+        let shards: Vec<serde_json::Value> = m
+            .shards
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "path": s.path, "records": s.records, "bytes": s.bytes, "sha256": s.sha256,
+                })
+            })
+            .collect();
+        out(&serde_json::json!({
+            "dataset": ds.location().display(),
+            "format_version": m.format_version,
+            "shards": shards,
+            "records": m.records,
+            "bytes": m.bytes,
+            "kinds": m.kinds,
+        })
+        .to_string())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     out(&format!(
         "{:<48} {:>10} {:>14}",
         "shard", "records", "bytes"
@@ -76,10 +102,10 @@ pub struct Selection {
     /// Only records of these kinds (generic, sft, preference, multi-turn); repeatable.
     #[arg(long = "kind", value_parser = parse_kind)]
     pub kinds: Vec<Kind>,
-    /// Only records with a turn of this edit type; repeatable.
+    /// Only records with a turn of this edit type (case and spacing ignored); repeatable.
     #[arg(long = "edit-type")]
     pub edit_types: Vec<String>,
-    /// Only records with a turn of this category; repeatable.
+    /// Only records with a turn of this category (case and spacing ignored); repeatable.
     #[arg(long = "category")]
     pub categories: Vec<String>,
     /// Only records whose chosen output scores at least this: NAME=VALUE.
@@ -95,6 +121,120 @@ impl Selection {
             categories: self.categories.clone(),
             min_score: self.min_score.clone(),
         }
+    }
+}
+
+/// Edit distance (Levenshtein, over characters) between two strings.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Up to three of `known` closest to `wanted` (compared as [`normalize_label`]s), closest
+/// first.
+fn closest<'a>(wanted: &str, known: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let w = normalize_label(wanted);
+    // A value typed in part ("change weather") is close to the whole one: compare with the
+    // known value's start of the same length too, and count a contained value as equal.
+    let score = |k: &str| {
+        let k = normalize_label(k);
+        if k.contains(&w) {
+            return 0;
+        }
+        let start: String = k.chars().take(w.chars().count()).collect();
+        distance(&w, &k).min(distance(&w, &start))
+    };
+    let mut scored: Vec<(usize, &str)> = known.map(|k| (score(k), k)).collect();
+    scored.sort();
+    scored.dedup_by(|a, b| normalize_label(a.1) == normalize_label(b.1));
+    scored.into_iter().take(3).map(|(_, k)| k).collect()
+}
+
+/// Says on stderr that the selection matched no record, and why as far as the manifest
+/// tells: each value the dataset does not have, with the closest ones it does. The command
+/// then exits [`EXIT_PROBLEMS`].
+fn nothing_matched(command: &str, selection: &Selection, m: &Manifest) -> ExitCode {
+    let mut lines = vec![format!(
+        "editshard {command}: no record matched the selection"
+    )];
+    let quoted = |v: Vec<&str>| {
+        v.iter()
+            .map(|k| format!("{k:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for kind in &selection.kinds {
+        if !m.kinds.contains_key(kind.name()) {
+            let has: Vec<&str> = m.kinds.keys().map(String::as_str).collect();
+            lines.push(format!(
+                "  --kind {}: the dataset has no such records (it has {})",
+                kind.name(),
+                has.join(", ")
+            ));
+        }
+    }
+    for (flag, values, known) in [
+        ("--edit-type", &selection.edit_types, &m.edit_types),
+        ("--category", &selection.categories, &m.categories),
+    ] {
+        for v in values {
+            let n = normalize_label(v);
+            if known.keys().any(|k| normalize_label(k) == n) {
+                continue;
+            }
+            let near = closest(v, known.keys().map(|k| display_label(flag, k)));
+            let pico = pico_label(flag, v).is_some();
+            lines.push(if near.is_empty() {
+                format!("  {flag} {v:?}: the dataset records none")
+            } else if pico {
+                format!(
+                    "  {flag} {v:?}: a Pico-Banana value, but no record of this dataset has it; \
+                     it has e.g. {}",
+                    quoted(near)
+                )
+            } else {
+                format!(
+                    "  {flag} {v:?}: not in this dataset; closest: {}",
+                    quoted(near)
+                )
+            });
+        }
+    }
+    if lines.len() == 1 {
+        lines.push(
+            "  each value exists in the dataset, but no record has all of them (or the score)"
+                .to_string(),
+        );
+    }
+    eprintln!("{}", lines.join("\n"));
+    ExitCode::from(EXIT_PROBLEMS)
+}
+
+/// How `stats` and suggestions spell a label: an edit type or category of the Pico-Banana
+/// table in the table's spelling, anything else as given.
+fn display_label<'a>(flag: &str, label: &'a str) -> &'a str {
+    pico_label(flag, label).unwrap_or(label)
+}
+
+/// The Pico-Banana table's spelling of a category (`flag` "--category") or edit type.
+fn pico_label(flag: &str, label: &str) -> Option<&'static str> {
+    if flag == "--category" {
+        edit_types::CATEGORIES
+            .iter()
+            .map(|(c, _)| *c)
+            .find(|c| edit_types::normalize(c) == edit_types::normalize(label))
+    } else {
+        edit_types::canonical(label)
     }
 }
 
@@ -192,6 +332,9 @@ pub fn run_cat(args: CatArgs) -> Result<ExitCode> {
                 break;
             }
         }
+        if printed == 0 && !args.selection.filter().is_empty() {
+            return Ok(nothing_matched("cat", &args.selection, ds.manifest()));
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -275,6 +418,9 @@ pub struct StatsArgs {
     pub source: Source,
     #[command(flatten)]
     pub selection: Selection,
+    /// Print one JSON object ({"records", "turns", "tables": {table: {value: count}}}).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Histogram buckets: "<256", "<512", ... by the longer side in pixels.
@@ -303,6 +449,59 @@ fn byte_bucket(len: u64) -> String {
     }
 }
 
+/// The row of turns with no edit type (or category) in `stats`: with it, each per-turn
+/// table adds up to the number of turns.
+const NONE_ROW: &str = "(none)";
+
+/// `stats` tables: name -> value -> count. Labels that differ only in case or spacing are one
+/// row, spelt as the Pico-Banana table spells them (or as first seen).
+#[derive(Default)]
+struct Tables {
+    counts: BTreeMap<&'static str, BTreeMap<String, u64>>,
+    /// normalized label -> the spelling shown.
+    spelling: std::collections::HashMap<(&'static str, String), String>,
+}
+
+impl Tables {
+    fn bump(&mut self, table: &'static str, key: String) {
+        *self
+            .counts
+            .entry(table)
+            .or_default()
+            .entry(key)
+            .or_default() += 1;
+    }
+
+    fn bump_label(&mut self, table: &'static str, flag: &str, label: Option<&String>) {
+        let Some(label) = label else {
+            return self.bump(table, NONE_ROW.to_string());
+        };
+        let shown = self
+            .spelling
+            .entry((table, normalize_label(label)))
+            .or_insert_with(|| display_label(flag, label).to_string())
+            .clone();
+        self.bump(table, shown);
+    }
+}
+
+const KIND: &str = "kind";
+const CATEGORY: &str = "category";
+const EDIT_TYPE: &str = "edit type";
+
+/// A table's heading: says what is counted, so that the totals can be checked.
+fn heading(table: &str, turns: u64) -> String {
+    match table {
+        KIND => "kind (per record):".to_string(),
+        CATEGORY | EDIT_TYPE => format!(
+            "{table} (per turn, {turns} turns; {NONE_ROW}: turns without one, e.g. multi-turn \
+             sessions):"
+        ),
+        "image bytes" => "image bytes (per image):".to_string(),
+        _ => format!("{table}:"),
+    }
+}
+
 pub fn run_stats(args: StatsArgs) -> Result<ExitCode> {
     super::runtime()?.block_on(async {
         let ds = args.source.open().await?;
@@ -311,40 +510,46 @@ pub fn run_stats(args: StatsArgs) -> Result<ExitCode> {
             .images(Images::None)
             .batch(512);
         let mut records = ds.reader(plan);
-        let mut counts: BTreeMap<&str, BTreeMap<String, u64>> = BTreeMap::new();
-        let mut n = 0u64;
-        let mut bump = |table: &'static str, key: String| {
-            *counts.entry(table).or_default().entry(key).or_default() += 1;
-        };
+        let mut tables = Tables::default();
+        let (mut n, mut turns) = (0u64, 0u64);
         while let Some(record) = records.next().await {
             let r = record?;
             n += 1;
-            bump("kind", r.kind.name().to_string());
+            tables.bump(KIND, r.kind.name().to_string());
             for t in &r.turns {
-                if let Some(c) = &t.category {
-                    bump("category", c.clone());
-                }
-                if let Some(e) = &t.edit_type {
-                    bump("edit type", e.clone());
-                }
+                turns += 1;
+                tables.bump_label(CATEGORY, "--category", t.category.as_ref());
+                tables.bump_label(EDIT_TYPE, "--edit-type", t.edit_type.as_ref());
             }
-            bump(
+            tables.bump(
                 "source size (longer side, px)",
                 size_bucket(r.source.width, r.source.height),
             );
             for img in r.images().skip(1) {
-                bump(
+                tables.bump(
                     "edited size (longer side, px)",
                     size_bucket(img.width, img.height),
                 );
             }
             for img in r.images() {
-                bump("image bytes", byte_bucket(img.len));
+                tables.bump("image bytes", byte_bucket(img.len));
             }
         }
-        out(&format!("records: {n}"))?;
-        for (table, rows) in &counts {
-            out(&format!("\n{table}:"))?;
+        if n == 0 && !args.selection.filter().is_empty() {
+            return Ok(nothing_matched("stats", &args.selection, ds.manifest()));
+        }
+        if args.json {
+            out(&serde_json::json!({
+                "records": n,
+                "turns": turns,
+                "tables": tables.counts,
+            })
+            .to_string())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        out(&format!("records: {n}, turns: {turns}"))?;
+        for (table, rows) in &tables.counts {
+            out(&format!("\n{}", heading(table, turns)))?;
             for (k, v) in rows {
                 out(&format!("  {v:>10}  {k}"))?;
             }
@@ -360,6 +565,10 @@ pub struct VerifyArgs {
     /// Decode every image fully, not just its header.
     #[arg(long)]
     pub decode: bool,
+    /// Print one JSON object (counts, "ok", and each problem with its hint) at the end
+    /// instead of the lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
@@ -371,10 +580,34 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
                 decode: args.decode,
             },
             |problem| {
-                let _ = out(&format!("DAMAGED {problem}"));
+                if !args.json {
+                    let _ = out(&format!("DAMAGED {problem}"));
+                }
             },
         )
         .await?;
+        let code = if report.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_PROBLEMS)
+        };
+        if args.json {
+            let problems: Vec<serde_json::Value> = report
+                .problems
+                .iter()
+                .map(|p| serde_json::json!({"problem": p.to_string(), "hint": p.hint()}))
+                .collect();
+            out(&serde_json::json!({
+                "shards": report.shards,
+                "records": report.records,
+                "images": report.images,
+                "bytes": report.bytes,
+                "ok": report.is_ok(),
+                "problems": problems,
+            })
+            .to_string())?;
+            return Ok(code);
+        }
         out(&format!(
             "checked {} shards, {} records, {} images, {} bytes: {}",
             report.shards,
@@ -387,11 +620,7 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
                 format!("{} problems", report.problems.len())
             }
         ))?;
-        Ok(if report.is_ok() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(EXIT_PROBLEMS)
-        })
+        Ok(code)
     })
 }
 
@@ -409,5 +638,22 @@ mod tests {
         assert!(parse_score("overall").is_err());
         assert!(parse_score("=1").is_err());
         assert!(parse_kind("multi-turn").is_ok() && parse_kind("x").is_err());
+    }
+
+    #[test]
+    fn closest_values() {
+        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(distance("", "abc"), 3);
+        let known = [
+            "Zoom in",
+            "Change weather conditions (sunny/rainy/snowy)",
+            "zoom  IN",
+        ];
+        assert_eq!(
+            closest("change wether", known.iter().copied())[0],
+            "Change weather conditions (sunny/rainy/snowy)"
+        );
+        // Spellings of one value are suggested once.
+        assert_eq!(closest("zom in", known.iter().copied()).len(), 2);
     }
 }

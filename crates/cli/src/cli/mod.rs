@@ -10,11 +10,32 @@ pub mod export;
 pub mod inspect;
 pub mod mirror;
 
+/// `editshard --version`: the command's version and the format version it writes (and the
+/// major version it reads).
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{} (format {}.{})",
+        env!("CARGO_PKG_VERSION"),
+        crate::format::VERSION_MAJOR,
+        crate::format::VERSION_MINOR
+    )
+});
+
+/// Listed under every `--help` and in the README.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (also: `convert` re-run on its own finished dataset, which is complete)
+  1  the command ran and found problems: failed rows (`convert`, unless --allow-failures),
+     damage (`verify`, `mirror`), or a filter of `cat`/`stats` that matched no record
+  2  the command could not run: bad arguments, unreadable input, a DEST holding another
+     conversion";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "editshard",
-    version,
-    about = "Verified, streamable shards for text-guided image-editing datasets"
+    version = VERSION.as_str(),
+    about = "Verified, streamable shards for text-guided image-editing datasets",
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -24,22 +45,31 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Convert a raw release (JSONL + image URLs or local files) into shards.
+    #[command(after_help = EXIT_CODES)]
     Convert(Box<convert::ConvertArgs>),
     /// Combine the partial datasets of a split conversion (`convert --part I/N`) into one.
+    #[command(after_help = EXIT_CODES)]
     Merge(convert::MergeArgs),
     /// List a dataset's shards, records, bytes and per-kind counts.
+    #[command(after_help = EXIT_CODES)]
     Ls(inspect::LsArgs),
     /// Print records as JSON lines (metadata only unless asked).
+    #[command(after_help = EXIT_CODES)]
     Cat(inspect::CatArgs),
     /// Write one record's images and metadata to a directory.
+    #[command(after_help = EXIT_CODES)]
     Get(inspect::GetArgs),
     /// Counts per kind, category and edit type; image size histograms.
+    #[command(after_help = EXIT_CODES)]
     Stats(inspect::StatsArgs),
     /// Check every checksum, index entry and image header; exit non-zero on damage.
+    #[command(after_help = EXIT_CODES)]
     Verify(inspect::VerifyArgs),
     /// Copy a dataset to another place (directory, S3), verified and resumable.
+    #[command(after_help = EXIT_CODES)]
     Mirror(mirror::MirrorArgs),
     /// Write a dataset back out as the raw release layout or as WebDataset tars.
+    #[command(after_help = EXIT_CODES)]
     Export(export::ExportArgs),
 }
 
@@ -80,7 +110,8 @@ impl RemoteArgs {
     }
 }
 
-/// Exit code for "the command ran, and found problems" (failed rows, damaged shards).
+/// Exit code for "the command ran, and found problems" (failed rows, damaged shards, a
+/// selection that matched nothing).
 pub const EXIT_PROBLEMS: u8 = 1;
 /// Exit code for "the command could not run" (bad arguments, unreadable input).
 pub const EXIT_ERROR: u8 = 2;

@@ -220,3 +220,231 @@ fn verify_passes_clean_and_locates_damage() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("shard-00000.esd"), "{}", stdout(&o));
 }
+
+/// Records whose edit types differ only in case and spacing, one unknown type in two
+/// spellings, and a multi-turn session whose turns have no edit type or category.
+fn spelled_records() -> Vec<Record> {
+    let img = |i: u32| Image::from_bytes(png(4 + i, 4, i as u8)).unwrap();
+    let types = [
+        (
+            "Change weather conditions (sunny/rainy/snowy)",
+            "Scene Composition & Multi-Subject",
+        ),
+        (
+            "change  weather conditions (sunny/rainy/snowy) ",
+            "scene composition & multi-subject",
+        ),
+        (
+            "CHANGE WEATHER CONDITIONS (SUNNY/RAINY/SNOWY)",
+            "Scene Composition & Multi-Subject",
+        ),
+        ("Our own type", "Ours"),
+        ("our own  TYPE", "ours"),
+    ];
+    let mut out: Vec<Record> = types
+        .iter()
+        .enumerate()
+        .map(|(i, (t, c))| {
+            let mut turn = Turn::new(img(i as u32 + 10));
+            turn.edit_type = Some(t.to_string());
+            turn.category = Some(c.to_string());
+            Record::new(format!("sft/{i}.png"), Kind::Sft, img(i as u32), vec![turn])
+        })
+        .collect();
+    let turns = vec![Turn::new(img(20)), Turn::new(img(21))];
+    out.push(Record::new(
+        "multi-turn/s.png",
+        Kind::MultiTurn,
+        img(9),
+        turns,
+    ));
+    out
+}
+
+fn spelled_dataset() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dir.path().join("ds");
+    editshard_tools::fixtures::write(&ds, &spelled_records(), 1 << 20, 4);
+    let s = ds.to_str().unwrap().to_string();
+    (dir, s)
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_str(stdout(o).trim()).unwrap_or_else(|e| panic!("{e}: {o:?}"))
+}
+
+#[test]
+fn edit_types_differing_in_case_or_spacing_are_one_type_counted_per_turn() {
+    let (_dir, ds) = spelled_dataset();
+    let o = run(&["stats", &ds, "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    let v = json(&o);
+    assert_eq!(v["records"], 6);
+    assert_eq!(v["turns"], 7);
+    let edit = &v["tables"]["edit type"];
+    // The Pico-Banana table's spelling for a known type; the first spelling for another.
+    assert_eq!(
+        edit["Change weather conditions (sunny/rainy/snowy)"], 3,
+        "{edit}"
+    );
+    assert_eq!(edit["Our own type"], 2, "{edit}");
+    assert_eq!(edit["(none)"], 2, "{edit}");
+    assert_eq!(edit.as_object().unwrap().len(), 3, "{edit}");
+    let category = &v["tables"]["category"];
+    assert_eq!(
+        category["Scene Composition & Multi-Subject"], 3,
+        "{category}"
+    );
+    assert_eq!(category["Ours"], 2, "{category}");
+    // Every per-turn table adds up to the number of turns.
+    for table in ["edit type", "category"] {
+        let sum: u64 = v["tables"][table]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        assert_eq!(sum, 7, "{table}");
+    }
+
+    // The text says what is counted, with the (none) row.
+    let o = run(&["stats", &ds]);
+    let text = stdout(&o);
+    assert!(text.contains("records: 6, turns: 7"), "{text}");
+    assert!(
+        text.contains("edit type (per turn, 7 turns; (none): turns without one"),
+        "{text}"
+    );
+    assert!(text.contains("         2  (none)"), "{text}");
+    assert!(
+        text.contains("         3  Change weather conditions (sunny/rainy/snowy)"),
+        "{text}"
+    );
+
+    // Filters match every spelling; records keep theirs.
+    for wanted in [
+        "change weather conditions (sunny/rainy/snowy)",
+        "  Change   Weather conditions (sunny/rainy/snowy)",
+    ] {
+        let o = run(&["cat", &ds, "--edit-type", wanted, "--fields", "turns"]);
+        assert!(o.status.success(), "{o:?}");
+        let got: std::collections::BTreeSet<String> = stdout(&o)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["turns"][0]["edit_type"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let want: std::collections::BTreeSet<String> = spelled_records()[..3]
+            .iter()
+            .map(|r| r.turns[0].edit_type.clone().unwrap())
+            .collect();
+        assert_eq!(got, want);
+    }
+    let o = run(&["cat", &ds, "--category", "OURS"]);
+    assert_eq!(stdout(&o).lines().count(), 2, "{o:?}");
+}
+
+#[test]
+fn a_selection_matching_nothing_says_so_and_suggests_known_values() {
+    let (_dir, ds) = spelled_dataset();
+    let o = run(&["cat", &ds, "--edit-type", "Change wether conditions"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stdout(&o).is_empty());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no record matched"), "{err}");
+    assert!(
+        err.contains("closest: \"Change weather conditions (sunny/rainy/snowy)\""),
+        "{err}"
+    );
+
+    let o = run(&["stats", &ds, "--category", "Our", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--category \"Our\"") && err.contains("\"Ours\""),
+        "{err}"
+    );
+
+    // Known values that no record has together.
+    let o = run(&["cat", &ds, "--kind", "multi-turn", "--category", "ours"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no record has all of them"),
+        "{o:?}"
+    );
+    // A kind the dataset does not have.
+    let o = run(&["cat", &ds, "--kind", "preference"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--kind preference: the dataset has no"),
+        "{o:?}"
+    );
+    // No filter, or a filter that matches: exit 0.
+    assert!(run(&["cat", &ds, "--kind", "sft"]).status.success());
+}
+
+#[test]
+fn json_output_version_and_exit_codes() {
+    let (dir, ds) = dataset();
+    let o = run(&["ls", &ds, "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    let v = json(&o);
+    assert_eq!(v["records"], 12);
+    assert_eq!(v["kinds"]["sft"], 8);
+    let shards = v["shards"].as_array().unwrap();
+    assert!(!shards.is_empty());
+    let sum: u64 = shards.iter().map(|s| s["records"].as_u64().unwrap()).sum();
+    assert_eq!(sum, 12);
+    assert!(shards[0]["sha256"].as_str().unwrap().len() == 64);
+
+    let o = run(&["stats", &ds, "--json", "--kind", "sft"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(json(&o)["records"], 8);
+
+    let o = run(&["verify", &ds, "--json"]);
+    assert!(o.status.success(), "{o:?}");
+    let v = json(&o);
+    assert_eq!(
+        (v["ok"].clone(), v["records"].clone()),
+        (true.into(), 12.into())
+    );
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+    let shard = dir.path().join("ds/shard-00000.esd");
+    let len = std::fs::metadata(&shard).unwrap().len();
+    flip(&shard, len / 2);
+    let o = run(&["verify", &ds, "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let v = json(&o);
+    assert_eq!(v["ok"], false);
+    let problems = v["problems"].as_array().unwrap();
+    assert!(!problems.is_empty());
+    assert!(
+        problems
+            .iter()
+            .all(|p| p["problem"].is_string() && p["hint"].is_string())
+    );
+
+    let o = run(&["--version"]);
+    assert!(o.status.success());
+    let want = format!(
+        "editshard {} (format {}.{})",
+        env!("CARGO_PKG_VERSION"),
+        editshard::format::VERSION_MAJOR,
+        editshard::format::VERSION_MINOR
+    );
+    assert_eq!(stdout(&o).trim(), want);
+
+    for args in [
+        &["--help"][..],
+        &["verify", "--help"],
+        &["convert", "--help"],
+    ] {
+        let o = run(args);
+        let text = stdout(&o);
+        assert!(
+            text.contains("Exit codes:") && text.contains("  2  the command could not run"),
+            "{args:?}: {text}"
+        );
+    }
+}
