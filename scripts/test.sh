@@ -46,6 +46,9 @@ fuzz_smoke() {
         echo "== fuzz smoke: skipped (no fuzz targets)"
         return 0
     fi
+    # Built here, in the open: `fuzz run` below logs to a file, and its first build is long.
+    echo "== building fuzz targets (cargo +nightly fuzz build): about 5-7 minutes on 2 cores the first time"
+    cargo +nightly fuzz build
     local t
     for t in $targets; do
         echo "== fuzz smoke: $t for ${seconds}s"
