@@ -1,6 +1,6 @@
 //! The `editshard` command's integration tests, one binary: every test that runs the binary
-//! (convert from local and HTTP/S3 releases, export, mirror, read/verify, disk full) and the
-//! release generator's checks.
+//! (convert from local and HTTP/S3 releases, export, mirror, read/verify, disk full, the README
+//! followed as written) and the release generator's checks.
 //!
 //! Support comes from `editshard_tools`; its helpers that run the binary take its path,
 //! [`BIN`]. The convert kill tests need the `test-hooks` feature:
@@ -22,6 +22,8 @@ mod mirror_local;
 mod mirror_remote;
 #[path = "cli/read_cli.rs"]
 mod read_cli;
+#[path = "cli/readme.rs"]
+mod readme;
 #[path = "cli/release_generator.rs"]
 mod release_generator;
 
