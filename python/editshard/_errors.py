@@ -1,0 +1,82 @@
+"""Exceptions raised by editshard.
+
+Every error carries where it happened, as far as the reader knows: ``shard`` (file, URL or
+object key), ``record`` (index of the record), ``id`` (record id), ``offset`` (byte offset in
+the shard), and ``kind`` (``"io"``, ``"malformed"``, ``"checksum"``, ``"truncated"``,
+``"unsupported"``, ``"limit"``, ``"invalid"``, or ``"not-found"`` for a missing record id).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class Error(Exception):
+    """Base class of every editshard error."""
+
+    shard: Optional[str]
+    record: Optional[int]
+    id: Optional[str]
+    offset: Optional[int]
+    kind: str
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        shard: Optional[str] = None,
+        record: Optional[int] = None,
+        id: Optional[str] = None,
+        offset: Optional[int] = None,
+        kind: str = "invalid",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.shard = shard
+        self.record = record
+        self.id = id
+        self.offset = offset
+        self.kind = kind
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class CorruptionError(Error):
+    """The stored bytes are damaged: a CRC mismatch, a malformed or truncated structure."""
+
+
+class NotFoundError(Error, KeyError):
+    """Something asked for does not exist: a record id (also a ``KeyError``) or an object."""
+
+
+class StorageError(Error):
+    """The storage failed: I/O error, HTTP or S3 failure after retries, timeout."""
+
+
+class ObjectNotFoundError(StorageError, NotFoundError):
+    """The file or object does not exist (e.g. no ``manifest.json`` at the location)."""
+
+
+class PermissionDeniedError(StorageError):
+    """Access was refused: wrong or missing credentials, or file permissions."""
+
+
+class UnsupportedError(Error):
+    """The data uses a newer format version or feature than this reader knows."""
+
+
+class InvalidError(Error, ValueError):
+    """A call or its arguments were invalid."""
+
+
+__all__ = [
+    "Error",
+    "CorruptionError",
+    "NotFoundError",
+    "StorageError",
+    "ObjectNotFoundError",
+    "PermissionDeniedError",
+    "UnsupportedError",
+    "InvalidError",
+]

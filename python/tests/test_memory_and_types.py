@@ -1,0 +1,61 @@
+"""RSS stays bounded while reading the dataset many times over; the public surface
+type-checks with mypy."""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import editshard
+from editshard.torch import IterableEditDataset
+
+HERE = Path(__file__).resolve().parent
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def test_rss_bounded_over_many_epochs(sample: Path) -> None:
+    ds = IterableEditDataset(sample, batch_size=4, seed=1)
+    total_bytes = 0
+
+    def epoch(e: int) -> None:
+        nonlocal total_bytes
+        ds.set_epoch(e)
+        for rec in ds:
+            for img in rec.images():
+                total_bytes += img.len
+                assert img.data is not None and len(img.data) == img.len
+
+    for e in range(5):  # warm up: runtime, allocator pools
+        epoch(e)
+    gc.collect()
+    start = rss_mib()
+    for e in range(5, 105):
+        epoch(e)
+    gc.collect()
+    end = rss_mib()
+    size = sum(p.stat().st_size for p in sample.rglob("*") if p.is_file()) / 2**20
+    print(
+        f"\nRSS {start:.1f} MiB -> {end:.1f} MiB after reading {total_bytes / 2**20:.0f} MiB of "
+        f"images ({105} epochs of a {size:.2f} MiB dataset)"
+    )
+    assert end - start < 25
+
+
+def test_mypy_on_public_surface() -> None:
+    mypy = shutil.which("mypy") or str(Path(sys.executable).parent / "mypy")
+    result = subprocess.run(
+        [mypy, "--strict", "--no-incremental", str(HERE / "typed_usage.py")],
+        capture_output=True,
+        text=True,
+        cwd=HERE,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
