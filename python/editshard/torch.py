@@ -16,6 +16,8 @@ runtime, thread or connection crosses a fork), so ``num_workers``, ``fork``/``sp
 from __future__ import annotations
 
 import math
+import multiprocessing
+import multiprocessing.context
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional, Union
@@ -157,7 +159,9 @@ class IterableEditDataset(tud.IterableDataset[Any]):
         self.prefetch_batches = prefetch_batches
         self.prefetch_bytes = prefetch_bytes
         self.options = options
-        self.epoch = 0
+        # Shared with worker processes (persistent ones too), so set_epoch() in the main
+        # process reaches workers started earlier.
+        self._epoch = multiprocessing.RawValue("q", 0)
         # Where the current epoch's reading starts (a resumed position) and how many of
         # this consumer's batches were already produced from there.
         self._origin = 0
@@ -179,7 +183,20 @@ class IterableEditDataset(tud.IterableDataset[Any]):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_ds"] = None
+        if multiprocessing.context.get_spawning_popen() is None:
+            # Not starting a worker: shared memory cannot travel, the number can.
+            state["_epoch"] = self.epoch
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if isinstance(state["_epoch"], int):
+            self._epoch = multiprocessing.RawValue("q", state["_epoch"])
+
+    @property
+    def epoch(self) -> int:
+        """The current epoch (see :meth:`set_epoch`)."""
+        return int(self._epoch.value)
 
     # -- sizes ---------------------------------------------------------------------------
 
@@ -204,7 +221,10 @@ class IterableEditDataset(tud.IterableDataset[Any]):
     def set_epoch(self, epoch: int) -> None:
         """Selects the epoch (its order). A loaded resume state applies to its own epoch
         only."""
-        self.epoch = int(epoch)
+        self._epoch.value = int(epoch)
+        self._drop_stale_resume()
+
+    def _drop_stale_resume(self) -> None:
         if self._resume_epoch is not None and self._resume_epoch != self.epoch:
             self._origin, self._done, self._resume_epoch, self._topology = 0, 0, None, None
 
@@ -283,6 +303,7 @@ class IterableEditDataset(tud.IterableDataset[Any]):
         native = ds.native
         worker, workers = self._consumer()
         world, rank, b = self.world_size, self.rank, self.batch_size
+        self._drop_stale_resume()
         origin, done = self._origin, self._done
         if self._topology is not None and self._topology != (rank, world, worker, workers):
             raise ValueError(
