@@ -130,10 +130,14 @@ http {{
         args = [binary, "-c", str(conf), "-p", str(prefix)]
         if os.geteuid() == 0:
             args += ["-g", "user root;"]
-        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE)
+        # No pipes: nginx's worker processes would inherit them.
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         if not wait_port(self.port):
-            self.proc.kill()
-            pytest.fail(f"nginx did not start: {self.proc.stderr.read() if self.proc.stderr else ''!r}")
+            self.stop()
+            error_log = prefix / "error.log"
+            pytest.fail(f"nginx did not start: {error_log.read_text() if error_log.exists() else ''}")
 
     @property
     def url(self) -> str:
@@ -146,8 +150,13 @@ http {{
         return [line for line in self.access_log.read_text().splitlines() if line.strip()]
 
     def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+        # SIGTERM: the master stops its workers too (SIGKILL would orphan them).
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 @pytest.fixture()
