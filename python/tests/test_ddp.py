@@ -55,7 +55,11 @@ def test_two_ranks_gloo(sample: Path, tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "result.json"
-    mp.spawn(_rank_main, args=(port, str(sample), str(out)), nprocs=WORLD, join=True)
+    # fork: a spawned rank would spend seconds importing torch again. The editshard handles
+    # of this process are not used by the ranks (they open their own).
+    mp.start_processes(
+        _rank_main, args=(port, str(sample), str(out)), nprocs=WORLD, join=True, start_method="fork"
+    )
     results = json.loads(out.read_text())
     assert [r["rank"] for r in results] == [0, 1] and all(r["world"] == WORLD for r in results)
     steps = math.ceil(36 / (WORLD * BATCH))

@@ -42,7 +42,7 @@ def expected_padded(order: list[str], start: int, steps: int, world: int, b: int
     return [order[p % len(order)] for p in positions]
 
 
-@pytest.mark.parametrize("workers,ctx", [(0, None), (2, "fork"), (4, "spawn")])
+@pytest.mark.parametrize("workers,ctx", [(0, None), (4, "fork"), (2, "spawn")])
 def test_map_style_dataloader(sample: Path, workers: int, ctx: Optional[str]) -> None:
     ds = EditDataset(sample, transform=id_and_pixels)
     loader = DataLoader(
@@ -63,7 +63,7 @@ def test_map_style_distributed_sampler(sample: Path) -> None:
 
 @pytest.mark.parametrize(
     "workers,ctx,persistent",
-    [(0, None, False), (2, "fork", False), (4, "fork", True), (2, "spawn", False), (4, "spawn", False)],
+    [(0, None, False), (2, "fork", False), (4, "fork", True), (2, "spawn", True)],
 )
 def test_iterable_coverage_with_workers(
     sample: Path, workers: int, ctx: Optional[str], persistent: bool
