@@ -6,7 +6,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, Optional, Union, overload
+from typing import Any, overload
 
 from . import _native
 from ._errors import NotFoundError
@@ -15,7 +15,7 @@ Record = _native.Record
 
 #: Which images' bytes to fetch: "all", "none" (metadata only), or a collection of roles
 #: among "source", "outputs", "rejected".
-ImagesSpec = Union[str, Sequence[str], None]
+ImagesSpec = str | Sequence[str] | None
 
 _ROLES = ("source", "outputs", "rejected")
 _STORAGE_KEYS = (
@@ -46,7 +46,7 @@ def images_spec(spec: ImagesSpec) -> tuple[bool, bool, bool]:
     return ("source" in roles, "outputs" in roles, "rejected" in roles)
 
 
-def _as_list(value: Union[str, Sequence[str], None]) -> list[str]:
+def _as_list(value: str | Sequence[str] | None) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -60,10 +60,10 @@ class Filter:
 
     def __init__(
         self,
-        kind: Union[str, Sequence[str], None] = None,
-        edit_type: Union[str, Sequence[str], None] = None,
-        category: Union[str, Sequence[str], None] = None,
-        min_score: Optional[tuple[str, float]] = None,
+        kind: str | Sequence[str] | None = None,
+        edit_type: str | Sequence[str] | None = None,
+        category: str | Sequence[str] | None = None,
+        min_score: tuple[str, float] | None = None,
     ) -> None:
         self.kinds = _as_list(kind)
         self.edit_types = _as_list(edit_type)
@@ -103,8 +103,8 @@ class Dataset:
         *,
         images: ImagesSpec = "all",
         skip_corrupt: bool = False,
-        _native_ds: Optional[_native.NativeDataset] = None,
-        _indices: Optional[list[int]] = None,
+        _native_ds: _native.NativeDataset | None = None,
+        _indices: list[int] | None = None,
         **storage: Any,
     ) -> None:
         unknown = set(storage) - set(_STORAGE_KEYS)
@@ -121,7 +121,7 @@ class Dataset:
         self._nat: _native.NativeDataset = _native_ds
         self._pid = os.getpid()
         self._indices = _indices
-        self._manifest: Optional[dict[str, Any]] = None
+        self._manifest: dict[str, Any] | None = None
 
     # -- process handling --------------------------------------------------------------
 
@@ -211,7 +211,7 @@ class Dataset:
     def __getitem__(self, index: int) -> Record: ...
     @overload
     def __getitem__(self, index: slice) -> list[Record]: ...
-    def __getitem__(self, index: Union[int, slice]) -> Union[Record, list[Record]]:
+    def __getitem__(self, index: int | slice) -> Record | list[Record]:
         if isinstance(index, slice):
             return self.get_many(range(len(self))[index])
         return self.native.get(self._global(int(index)), self._images)
@@ -234,7 +234,7 @@ class Dataset:
             )
         return record
 
-    def find(self, id: str) -> Optional[int]:
+    def find(self, id: str) -> int | None:
         """The index of the record with this id (in this view), or None."""
         index = self.native.find(id)
         if index is None or self._indices is None:
@@ -271,10 +271,10 @@ class Dataset:
 
     def filter(
         self,
-        kind: Union[str, Sequence[str], None] = None,
-        edit_type: Union[str, Sequence[str], None] = None,
-        category: Union[str, Sequence[str], None] = None,
-        min_score: Optional[tuple[str, float]] = None,
+        kind: str | Sequence[str] | None = None,
+        edit_type: str | Sequence[str] | None = None,
+        category: str | Sequence[str] | None = None,
+        min_score: tuple[str, float] | None = None,
     ) -> Dataset:
         """A view of the records that pass the filter, for random access. Finding them reads
         the metadata of every record once (no image bytes; kinds from the shard index only)."""
@@ -305,7 +305,7 @@ class Dataset:
     def iter(
         self,
         *,
-        shuffle: Union[bool, str] = False,
+        shuffle: bool | str = False,
         seed: int = 0,
         epoch: int = 0,
         window: int = 64,
@@ -313,10 +313,10 @@ class Dataset:
         rank: int = 0,
         world_size: int = 1,
         batch: int = 64,
-        kind: Union[str, Sequence[str], None] = None,
-        edit_type: Union[str, Sequence[str], None] = None,
-        category: Union[str, Sequence[str], None] = None,
-        min_score: Optional[tuple[str, float]] = None,
+        kind: str | Sequence[str] | None = None,
+        edit_type: str | Sequence[str] | None = None,
+        category: str | Sequence[str] | None = None,
+        min_score: tuple[str, float] | None = None,
         images: ImagesSpec = None,
         prefetch_batches: int = 4,
         prefetch_bytes: int = 256 << 20,
@@ -353,7 +353,7 @@ class Dataset:
             reader.close()
 
 
-def shuffle_name(shuffle: Union[bool, str, None]) -> str:
+def shuffle_name(shuffle: bool | str | None) -> str:
     if shuffle is True:
         return "full"
     if shuffle is False or shuffle is None:
@@ -364,17 +364,17 @@ def shuffle_name(shuffle: Union[bool, str, None]) -> str:
 
 
 def open(
-    location: Union[str, os.PathLike[str]],
+    location: str | os.PathLike[str],
     *,
     images: ImagesSpec = "all",
     skip_corrupt: bool = False,
-    s3_endpoint: Optional[str] = None,
-    timeout: Optional[float] = None,
-    connect_timeout: Optional[float] = None,
-    retries: Optional[int] = None,
+    s3_endpoint: str | None = None,
+    timeout: float | None = None,
+    connect_timeout: float | None = None,
+    retries: int | None = None,
     verify_crc: bool = True,
-    coalesce_gap: Optional[int] = None,
-    concurrency: Optional[int] = None,
+    coalesce_gap: int | None = None,
+    concurrency: int | None = None,
 ) -> Dataset:
     """Opens the dataset at ``location``: a local path, ``file:///abs``, ``https://host/prefix``
     or ``s3://bucket/prefix``. Reads ``manifest.json`` only.

@@ -8,26 +8,24 @@ the shard), and ``kind`` (``"io"``, ``"malformed"``, ``"checksum"``, ``"truncate
 
 from __future__ import annotations
 
-from typing import Optional
-
 
 class Error(Exception):
     """Base class of every editshard error."""
 
-    shard: Optional[str]
-    record: Optional[int]
-    id: Optional[str]
-    offset: Optional[int]
+    shard: str | None
+    record: int | None
+    id: str | None
+    offset: int | None
     kind: str
 
     def __init__(
         self,
         message: str,
         *,
-        shard: Optional[str] = None,
-        record: Optional[int] = None,
-        id: Optional[str] = None,
-        offset: Optional[int] = None,
+        shard: str | None = None,
+        record: int | None = None,
+        id: str | None = None,
+        offset: int | None = None,
         kind: str = "invalid",
     ) -> None:
         super().__init__(message)
@@ -71,12 +69,12 @@ class InvalidError(Error, ValueError):
 
 
 __all__ = [
-    "Error",
     "CorruptionError",
+    "Error",
+    "InvalidError",
     "NotFoundError",
-    "StorageError",
     "ObjectNotFoundError",
     "PermissionDeniedError",
+    "StorageError",
     "UnsupportedError",
-    "InvalidError",
 ]

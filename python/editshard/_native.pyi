@@ -1,13 +1,13 @@
 """Type stubs of the Rust extension module `editshard._native`."""
 
-from typing import Any, Optional, final
+from typing import Any, TypeAlias, final
 
 import numpy as np
 import numpy.typing as npt
 
 __version__: str
 
-_ImagesFlags = tuple[bool, bool, bool]
+_ImagesFlags: TypeAlias = tuple[bool, bool, bool]
 
 @final
 class ImageData:
@@ -23,7 +23,7 @@ class Image:
     """One stored image: metadata always, bytes when fetched."""
 
     @property
-    def data(self) -> Optional[ImageData]:
+    def data(self) -> ImageData | None:
         """The encoded bytes (buffer protocol, no copy), None when not fetched."""
     @property
     def has_data(self) -> bool: ...
@@ -41,16 +41,16 @@ class Image:
     def sha256(self) -> str:
         """SHA-256 of the encoded bytes, lower-case hex."""
     @property
-    def url(self) -> Optional[str]: ...
+    def url(self) -> str | None: ...
     @property
-    def path(self) -> Optional[str]: ...
+    def path(self) -> str | None: ...
     @property
-    def rotation(self) -> Optional[int]:
+    def rotation(self) -> int | None:
         """Counter-clockwise rotation (degrees) recorded by the source; pixels not rotated."""
     @property
     def scores(self) -> dict[str, float]: ...
     def to_numpy(
-        self, mode: Optional[str] = None, exif_transpose: bool = False
+        self, mode: str | None = None, exif_transpose: bool = False
     ) -> npt.NDArray[np.uint8]:
         """Decoded pixels, uint8, shape (H, W, C); GIL released while decoding."""
     def to_pil(self) -> Any:
@@ -60,13 +60,13 @@ class Image:
 @final
 class Turn:
     @property
-    def instruction(self) -> Optional[str]: ...
+    def instruction(self) -> str | None: ...
     @property
-    def short_instruction(self) -> Optional[str]: ...
+    def short_instruction(self) -> str | None: ...
     @property
-    def edit_type(self) -> Optional[str]: ...
+    def edit_type(self) -> str | None: ...
     @property
-    def category(self) -> Optional[str]: ...
+    def category(self) -> str | None: ...
     @property
     def output(self) -> Image:
         """The edited image (preference records: the chosen one)."""
@@ -97,7 +97,7 @@ class Record:
 
 @final
 class Reader:
-    def next_batch(self) -> Optional[list[Record]]: ...
+    def next_batch(self) -> list[Record] | None: ...
     def close(self) -> None: ...
 
 @final
@@ -105,13 +105,13 @@ class NativeDataset:
     @staticmethod
     def open(
         url: str,
-        s3_endpoint: Optional[str] = None,
-        timeout: Optional[float] = None,
-        connect_timeout: Optional[float] = None,
-        retries: Optional[int] = None,
+        s3_endpoint: str | None = None,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        retries: int | None = None,
         verify_crc: bool = True,
-        coalesce_gap: Optional[int] = None,
-        concurrency: Optional[int] = None,
+        coalesce_gap: int | None = None,
+        concurrency: int | None = None,
     ) -> NativeDataset: ...
     def reopen(self) -> NativeDataset: ...
     @property
@@ -125,8 +125,8 @@ class NativeDataset:
     def shard_records(self) -> list[int]: ...
     def get(self, index: int, images: _ImagesFlags = ...) -> Record: ...
     def get_many(self, indices: list[int], images: _ImagesFlags = ...) -> list[Record]: ...
-    def find(self, id: str) -> Optional[int]: ...
-    def get_by_id(self, id: str, images: _ImagesFlags = ...) -> Optional[Record]: ...
+    def find(self, id: str) -> int | None: ...
+    def get_by_id(self, id: str, images: _ImagesFlags = ...) -> Record | None: ...
     def select(
         self,
         indices: list[int],
@@ -134,9 +134,9 @@ class NativeDataset:
         kinds: list[str] = ...,
         edit_types: list[str] = ...,
         categories: list[str] = ...,
-        min_score: Optional[tuple[str, float]] = None,
+        min_score: tuple[str, float] | None = None,
         skip_corrupt: bool = False,
-    ) -> list[Optional[Record]]: ...
+    ) -> list[Record | None]: ...
     def order(
         self,
         positions: list[int],
@@ -162,12 +162,12 @@ class NativeDataset:
         kinds: list[str] = ...,
         edit_types: list[str] = ...,
         categories: list[str] = ...,
-        min_score: Optional[tuple[str, float]] = None,
+        min_score: tuple[str, float] | None = None,
         skip_corrupt: bool = False,
         prefetch_batches: int = 4,
         prefetch_bytes: int = ...,
     ) -> Reader: ...
 
 def decode_image(
-    data: bytes, mode: Optional[str] = None, exif_transpose: bool = False
+    data: bytes, mode: str | None = None, exif_transpose: bool = False
 ) -> npt.NDArray[np.uint8]: ...

@@ -19,15 +19,15 @@ import math
 import multiprocessing
 import multiprocessing.context
 import os
-from collections.abc import Iterator, Sequence
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch.utils.data as tud
 
 from ._dataset import Dataset, Filter, ImagesSpec, images_spec, shuffle_name
 from ._dataset import open as _open
 
-Transform = Optional[Callable[[Any], Any]]
+Transform = Callable[[Any], Any] | None
 
 _STATE_MARK = "editshard"
 
@@ -51,12 +51,12 @@ class EditDataset(tud.Dataset[Any]):
     """
 
     def __init__(
-        self, location: Union[str, os.PathLike[str]], transform: Transform = None, **options: Any
+        self, location: str | os.PathLike[str], transform: Transform = None, **options: Any
     ) -> None:
         self.location = os.fspath(location)
         self.transform = transform
         self.options = options
-        self._ds: Optional[Dataset] = _open(self.location, **options)
+        self._ds: Dataset | None = _open(self.location, **options)
 
     @property
     def dataset(self) -> Dataset:
@@ -115,20 +115,20 @@ class IterableEditDataset(tud.IterableDataset[Any]):
 
     def __init__(
         self,
-        location: Union[str, os.PathLike[str]],
+        location: str | os.PathLike[str],
         *,
         batch_size: int = 1,
-        shuffle: Union[bool, str] = True,
+        shuffle: bool | str = True,
         seed: int = 0,
         window: int = 64,
-        rank: Optional[int] = None,
-        world_size: Optional[int] = None,
+        rank: int | None = None,
+        world_size: int | None = None,
         transform: Transform = None,
-        equal_steps: Optional[str] = "pad",
-        kind: Union[str, Sequence[str], None] = None,
-        edit_type: Union[str, Sequence[str], None] = None,
-        category: Union[str, Sequence[str], None] = None,
-        min_score: Optional[tuple[str, float]] = None,
+        equal_steps: str | None = "pad",
+        kind: str | Sequence[str] | None = None,
+        edit_type: str | Sequence[str] | None = None,
+        category: str | Sequence[str] | None = None,
+        min_score: tuple[str, float] | None = None,
         images: ImagesSpec = "all",
         prefetch_batches: int = 4,
         prefetch_bytes: int = 256 << 20,
@@ -166,10 +166,10 @@ class IterableEditDataset(tud.IterableDataset[Any]):
         # this consumer's batches were already produced from there.
         self._origin = 0
         self._done = 0
-        self._resume_epoch: Optional[int] = None
-        self._topology: Optional[tuple[int, int, int, int]] = None
+        self._resume_epoch: int | None = None
+        self._topology: tuple[int, int, int, int] | None = None
         self._produced = 0
-        self._ds: Optional[Dataset] = None
+        self._ds: Dataset | None = None
 
     # -- opening -------------------------------------------------------------------------
 
@@ -200,7 +200,7 @@ class IterableEditDataset(tud.IterableDataset[Any]):
 
     # -- sizes ---------------------------------------------------------------------------
 
-    def steps_per_epoch(self, position: Optional[int] = None) -> int:
+    def steps_per_epoch(self, position: int | None = None) -> int:
         """Batches every rank yields in an epoch read from ``position`` (default: the
         resume position if one is loaded, else 0)."""
         n = self.dataset.total_records
@@ -256,7 +256,10 @@ class IterableEditDataset(tud.IterableDataset[Any]):
         a ``StatefulDataLoader.state_dict()``, this dataset's ``state_dict()`` (from a
         single-worker loader), or ``{"epoch": e, "position": p}``."""
         if _STATE_MARK not in state and "position" in state:
-            return {"epoch": int(state.get("epoch", self.epoch)), "position": int(state["position"])}
+            return {
+                "epoch": int(state.get("epoch", self.epoch)),
+                "position": int(state["position"]),
+            }
         if _STATE_MARK in state:
             if state["workers"] != 1:
                 raise ValueError(
@@ -313,7 +316,7 @@ class IterableEditDataset(tud.IterableDataset[Any]):
             )
         n = ds.total_records
         steps = self.steps_per_epoch(origin) if self.equal_steps else None
-        mine: Optional[int] = None
+        mine: int | None = None
         if steps is not None:
             mine = (steps - worker + workers - 1) // workers if steps > worker else 0
         self._produced = 0

@@ -74,7 +74,9 @@ pub fn to_numpy<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let pixels = py
         .detach(|| decode(bytes, mode, exif_transpose))
-        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("cannot decode image: {e}")))?;
+        .map_err(|e| {
+            pyo3::exceptions::PyValueError::new_err(format!("cannot decode image: {e}"))
+        })?;
     let buffer = PyByteArray::new(py, &pixels.data);
     drop(pixels.data);
     let np = py.import("numpy")?;

@@ -223,7 +223,8 @@ impl NativeDataset {
     /// manifest already read (no I/O). Used after a fork.
     fn reopen(&self) -> PyResult<NativeDataset> {
         let rt = Arc::new(Runtime::new()?);
-        let location = Location::parse(&self.settings.url, &self.settings.storage).map_err(to_py)?;
+        let location =
+            Location::parse(&self.settings.url, &self.settings.storage).map_err(to_py)?;
         let manifest: Manifest = self.ds.manifest().clone();
         let ds = Dataset::from_manifest(location, manifest, self.settings.options.clone());
         Ok(NativeDataset {
@@ -261,7 +262,12 @@ impl NativeDataset {
 
     /// Record counts of each shard, in manifest order.
     fn shard_records(&self) -> Vec<u64> {
-        self.ds.manifest().shards.iter().map(|s| s.records).collect()
+        self.ds
+            .manifest()
+            .shards
+            .iter()
+            .map(|s| s.records)
+            .collect()
     }
 
     #[pyo3(signature = (index, images=(true, true, true)))]
@@ -448,12 +454,7 @@ impl Reader {
 
     /// Stops the background prefetching.
     fn close(&self, py: Python<'_>) {
-        let stream = py.detach(|| {
-            self.stream
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-        });
+        let stream = py.detach(|| self.stream.lock().unwrap_or_else(|p| p.into_inner()).take());
         if let (Some(stream), Ok(rt)) = (stream, self.rt.get()) {
             // Dropping aborts the background task; do it inside the runtime's context.
             let _guard = rt.enter();

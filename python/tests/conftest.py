@@ -35,9 +35,7 @@ def editshard_bin() -> Path:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(editshard_bin()), *args], check=True, capture_output=True, text=True
-    )
+    return subprocess.run([str(editshard_bin()), *args], check=True, capture_output=True, text=True)
 
 
 @pytest.fixture(scope="session")
@@ -137,7 +135,9 @@ http {{
         if not wait_port(self.port):
             self.stop()
             error_log = prefix / "error.log"
-            pytest.fail(f"nginx did not start: {error_log.read_text() if error_log.exists() else ''}")
+            pytest.fail(
+                f"nginx did not start: {error_log.read_text() if error_log.exists() else ''}"
+            )
 
     @property
     def url(self) -> str:

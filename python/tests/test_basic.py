@@ -125,8 +125,15 @@ def _encode(mode: str, fmt: str, size: tuple[int, int] = (23, 17)) -> bytes:
 
 @pytest.mark.parametrize(
     "mode,fmt,channels",
-    [("RGB", "PNG", 3), ("RGBA", "PNG", 4), ("L", "PNG", 1), ("RGB", "JPEG", 3),
-     ("L", "JPEG", 1), ("CMYK", "JPEG", 3), ("RGBA", "WEBP", 4)],
+    [
+        ("RGB", "PNG", 3),
+        ("RGBA", "PNG", 4),
+        ("L", "PNG", 1),
+        ("RGB", "JPEG", 3),
+        ("L", "JPEG", 1),
+        ("CMYK", "JPEG", 3),
+        ("RGBA", "WEBP", 4),
+    ],
 )
 def test_decode_modes(mode: str, fmt: str, channels: int) -> None:
     data = _encode(mode, fmt)
@@ -233,9 +240,7 @@ def _damage_a_record(path: Path) -> tuple[int, str, set[str]]:
     """Flips bytes in the middle of the first shard's first record's source image; returns
     the record, its id, and the ids of every record sharing that (deduplicated) image."""
     ds = editshard.open(path, images="none")
-    shard = sorted(
-        path.glob("shard-*.esd")
-    )
+    shard = sorted(path.glob("shard-*.esd"))
     first = shard[0]
     rec = ds[0]
     blob = bytearray(first.read_bytes())
@@ -263,9 +268,7 @@ def test_corrupt_record_is_located(sample_copy: Path) -> None:
     assert ds[-1].id  # other records still read
 
 
-def test_skip_corrupt_logs_and_skips(
-    sample_copy: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_skip_corrupt_logs_and_skips(sample_copy: Path, caplog: pytest.LogCaptureFixture) -> None:
     _, rid, sharing = _damage_a_record(sample_copy)
     with pytest.raises(editshard.CorruptionError):
         list(editshard.open(sample_copy))

@@ -32,7 +32,9 @@ def _rank_main(rank: int, port: int, location: str, out: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=WORLD, timeout=timedelta(seconds=60))
     try:
         # rank and world size come from torch.distributed
-        ds = IterableEditDataset(location, batch_size=BATCH, seed=11, transform=record_id, images="none")
+        ds = IterableEditDataset(
+            location, batch_size=BATCH, seed=11, transform=record_id, images="none"
+        )
         loader = DataLoader(ds, batch_size=BATCH, num_workers=2, collate_fn=list)
         steps, ids = 0, []
         for batch in loader:
@@ -43,7 +45,9 @@ def _rank_main(rank: int, port: int, location: str, out: str) -> None:
             steps += 1
             ids += batch
         everyone: list[object] = [None] * WORLD
-        dist.all_gather_object(everyone, {"rank": ds.rank, "world": ds.world_size, "steps": steps, "ids": ids})
+        dist.all_gather_object(
+            everyone, {"rank": ds.rank, "world": ds.world_size, "steps": steps, "ids": ids}
+        )
         if rank == 0:
             Path(out).write_text(json.dumps(everyone))
     finally:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import editshard
 from editshard.torch import IterableEditDataset
 
 HERE = Path(__file__).resolve().parent
@@ -58,5 +57,6 @@ def test_mypy_on_public_surface() -> None:
         capture_output=True,
         text=True,
         cwd=HERE,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import S3, Nginx
 
 import editshard
 from editshard.torch import IterableEditDataset
-
-from conftest import S3, Nginx
 
 
 def test_http_requests_per_record(nginx: Nginx, sample: Path) -> None:
@@ -35,7 +34,9 @@ def test_http_requests_per_record(nginx: Nginx, sample: Path) -> None:
 
 
 def test_http_iterable_and_missing(nginx: Nginx) -> None:
-    ds = IterableEditDataset(f"{nginx.url}/ds", batch_size=4, images="none", transform=lambda r: r.id)
+    ds = IterableEditDataset(
+        f"{nginx.url}/ds", batch_size=4, images="none", transform=lambda r: r.id
+    )
     assert len(set(iter(ds))) == 36
     with pytest.raises(editshard.ObjectNotFoundError):
         editshard.open(f"{nginx.url}/nothing-here")

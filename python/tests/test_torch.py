@@ -6,7 +6,7 @@ from __future__ import annotations
 import collections
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pytest
@@ -43,7 +43,7 @@ def expected_padded(order: list[str], start: int, steps: int, world: int, b: int
 
 
 @pytest.mark.parametrize("workers,ctx", [(0, None), (4, "fork"), (2, "spawn")])
-def test_map_style_dataloader(sample: Path, workers: int, ctx: Optional[str]) -> None:
+def test_map_style_dataloader(sample: Path, workers: int, ctx: str | None) -> None:
     ds = EditDataset(sample, transform=id_and_pixels)
     loader = DataLoader(
         ds, batch_size=5, shuffle=True, num_workers=workers, multiprocessing_context=ctx
@@ -57,7 +57,9 @@ def test_map_style_distributed_sampler(sample: Path) -> None:
     seen = []
     for rank in range(3):
         sampler = DistributedSampler(ds, num_replicas=3, rank=rank, shuffle=True, seed=1)
-        seen += [i for b in DataLoader(ds, batch_size=4, sampler=sampler, collate_fn=list) for i in b]
+        seen += [
+            i for b in DataLoader(ds, batch_size=4, sampler=sampler, collate_fn=list) for i in b
+        ]
     assert len(seen) == N and len(set(seen)) == N
 
 
@@ -66,7 +68,7 @@ def test_map_style_distributed_sampler(sample: Path) -> None:
     [(0, None, False), (2, "fork", False), (4, "fork", True), (2, "spawn", True)],
 )
 def test_iterable_coverage_with_workers(
-    sample: Path, workers: int, ctx: Optional[str], persistent: bool
+    sample: Path, workers: int, ctx: str | None, persistent: bool
 ) -> None:
     b = 4
     ds = IterableEditDataset(sample, batch_size=b, seed=7, transform=record_id, images="none")
@@ -88,15 +90,25 @@ def test_iterable_coverage_with_workers(
         assert ids == expected_padded(epoch_order(sample, 7, epoch), 0, steps, 1, b)
 
 
-@pytest.mark.parametrize("world,b,mode", [(2, 5, "pad"), (3, 4, "pad"), (2, 5, "drop"), (4, 3, None)])
-def test_ranks_equal_steps_disjoint(sample: Path, world: int, b: int, mode: Optional[str]) -> None:
+@pytest.mark.parametrize(
+    "world,b,mode", [(2, 5, "pad"), (3, 4, "pad"), (2, 5, "drop"), (4, 3, None)]
+)
+def test_ranks_equal_steps_disjoint(sample: Path, world: int, b: int, mode: str | None) -> None:
     per_rank = []
     for rank in range(world):
         ds = IterableEditDataset(
-            sample, batch_size=b, seed=1, rank=rank, world_size=world, transform=record_id,
-            images="none", equal_steps=mode,
+            sample,
+            batch_size=b,
+            seed=1,
+            rank=rank,
+            world_size=world,
+            transform=record_id,
+            images="none",
+            equal_steps=mode,
         )
-        per_rank.append([list(x) for x in DataLoader(ds, batch_size=b, num_workers=2, collate_fn=list)])
+        per_rank.append(
+            [list(x) for x in DataLoader(ds, batch_size=b, num_workers=2, collate_fn=list)]
+        )
     counts = [len(x) for x in per_rank]
     ids = [i for rank in per_rank for batch in rank for i in batch]
     if mode == "pad":
@@ -121,15 +133,26 @@ def test_filter_keeps_steps_aligned(sample: Path) -> None:
 
 
 def _consume(
-    sample: Path, *, world: int, workers: int, b: int, steps: Optional[int],
-    state: Optional[dict[str, Any]] = None, via_loader: bool = False,
+    sample: Path,
+    *,
+    world: int,
+    workers: int,
+    b: int,
+    steps: int | None,
+    state: dict[str, Any] | None = None,
+    via_loader: bool = False,
 ) -> tuple[list[list[str]], list[dict[str, Any]]]:
     """Runs every rank for `steps` steps (None: to the end); returns ids per rank and each
     rank's loader state."""
     ids, states = [], []
     for rank in range(world):
         ds = IterableEditDataset(
-            sample, batch_size=b, seed=5, rank=rank, world_size=world, transform=record_id,
+            sample,
+            batch_size=b,
+            seed=5,
+            rank=rank,
+            world_size=world,
+            transform=record_id,
             images="none",
         )
         if state is not None and not via_loader:
@@ -175,14 +198,18 @@ def test_resume_with_other_topology(
     expected = expected_padded(order, consumed, steps2, w2, b)
     assert collections.Counter(remaining) == collections.Counter(expected)
     # Every record of the epoch exactly once, apart from the padding past the end.
-    real = collections.Counter(done + remaining) - collections.Counter(order[: len(done) + len(remaining) - N])
+    real = collections.Counter(done + remaining) - collections.Counter(
+        order[: len(done) + len(remaining) - N]
+    )
     assert real == collections.Counter(order)
 
 
 def test_resume_same_topology_through_loader(sample: Path) -> None:
     b, k = 3, 3
     first, states = _consume(sample, world=1, workers=2, b=b, steps=k)
-    rest, _ = _consume(sample, world=1, workers=2, b=b, steps=None, state=states[0], via_loader=True)
+    rest, _ = _consume(
+        sample, world=1, workers=2, b=b, steps=None, state=states[0], via_loader=True
+    )
     order = epoch_order(sample, 5, 0)
     assert first[0] + rest[0] == expected_padded(order, 0, math.ceil(N / b), 1, b)
 

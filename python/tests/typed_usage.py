@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import numpy.typing as npt
 from torch.utils.data import DataLoader
@@ -16,10 +14,10 @@ def first_pixels(location: str) -> npt.NDArray[np.uint8]:
     ds: editshard.Dataset = editshard.open(location, images=["source"], timeout=10.0)
     rec: editshard.Record = ds[0]
     turn: editshard.Turn = rec.turns[0]
-    instruction: Optional[str] = turn.instruction
+    instruction: str | None = turn.instruction
     assert instruction is None or isinstance(instruction, str)
     img: editshard.Image = rec.source
-    data: Optional[editshard.ImageData] = img.data
+    data: editshard.ImageData | None = img.data
     if data is not None:
         raw: bytes = bytes(data)
         view = memoryview(data)
@@ -34,8 +32,8 @@ def first_pixels(location: str) -> npt.NDArray[np.uint8]:
     try:
         ds.get("missing")
     except editshard.NotFoundError as e:
-        shard: Optional[str] = e.shard
-        offset: Optional[int] = e.offset
+        shard: str | None = e.shard
+        offset: int | None = e.offset
         assert shard is None or offset is None or offset >= 0
     return img.to_numpy(mode="RGB")
 
