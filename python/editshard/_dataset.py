@@ -121,6 +121,7 @@ class Dataset:
         self._nat: _native.NativeDataset = _native_ds
         self._pid = os.getpid()
         self._indices = _indices
+        self._index_set_cache = set(_indices) if _indices is not None else None
         self._manifest: dict[str, Any] | None = None
 
     # -- process handling --------------------------------------------------------------
@@ -248,7 +249,7 @@ class Dataset:
         return isinstance(id, str) and self.find(id) is not None
 
     def _index_set(self) -> set[int]:
-        return set(self._indices or ())
+        return self._index_set_cache or set()
 
     def get_many(self, indices: Sequence[int], images: ImagesSpec = None) -> list[Record]:
         """Several records, in the order asked; neighbouring byte ranges are fetched with one

@@ -220,6 +220,23 @@ def test_threads(ds: editshard.Dataset) -> None:
         assert results[t] == [ds[(t * 7 + i) % 36].id for i in range(36)]
 
 
+def test_fork_child_reopens(ds: editshard.Dataset) -> None:
+    import os
+    import signal
+
+    expected = ds[5].id  # the parent's runtime and connections are live
+    pid = os.fork()
+    if pid == 0:  # child: no runtime threads here; the dataset must reopen itself
+        signal.alarm(20)
+        try:
+            os._exit(0 if ds[5].id == expected and len(list(ds)) == 36 else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert ds[5].id == expected  # the parent is unaffected
+
+
 # -- bad input ---------------------------------------------------------------------------
 
 

@@ -27,6 +27,10 @@ def test_http_requests_per_record(nginx: Nginx, sample: Path) -> None:
         ds[i]
     assert len(nginx.requests()) == after_first + (shard0 - 1)
     assert all('" 206 ' in line or '" 200 ' in line for line in nginx.requests())
+    # A batch of neighbouring records of that shard: coalesced into one request.
+    n = len(nginx.requests())
+    assert [r.id for r in ds.get_many(range(shard0))] == [local[i].id for i in range(shard0)]
+    assert len(nginx.requests()) == n + 1
     # by id: footer cached -> one request
     n = len(nginx.requests())
     assert ds.get(local[1].id).id == local[1].id
@@ -49,6 +53,20 @@ def test_s3_read(s3: S3, sample: Path) -> None:
     assert [r.id for r in ds] == [r.id for r in local]
     assert ds[-1].turns[0].output.sha256 == local[-1].turns[0].output.sha256
     assert bytes(ds[5].source.data) == bytes(local[5].source.data)  # type: ignore[arg-type]
+
+
+def record_id(record: editshard.Record) -> str:
+    return record.id
+
+
+def test_s3_iterable_with_workers(s3: S3, sample: Path) -> None:
+    from torch.utils.data import DataLoader
+
+    ds = IterableEditDataset(
+        "s3://bucket/ds", s3_endpoint=s3.endpoint, batch_size=4, seed=3, transform=record_id
+    )
+    ids = [i for b in DataLoader(ds, batch_size=4, num_workers=2, collate_fn=list) for i in b]
+    assert len(ids) == 36 and set(ids) == {r.id for r in editshard.open(sample, images="none")}
 
 
 def test_s3_wrong_credentials(s3: S3, monkeypatch: pytest.MonkeyPatch) -> None:
