@@ -37,6 +37,9 @@ impl Runtime {
     fn new() -> PyResult<Runtime> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            // Local reads run on blocking threads; few of them keep few malloc arenas (each
+            // thread that allocates image buffers may hold on to freed memory in its own).
+            .max_blocking_threads(4)
             .thread_name("editshard-py")
             .enable_all()
             .build()

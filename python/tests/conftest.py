@@ -69,6 +69,44 @@ def sample(tmp_path_factory: pytest.TempPathFactory, cli: Path) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def big_sample(tmp_path_factory: pytest.TempPathFactory, cli: Path) -> Path:
+    """The sample release with every image replaced by a larger noise image of the same
+    format (about 0.5 MB each): a dataset of ~50 MB for the memory test."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    release = tmp_path_factory.mktemp("big-release") / "release"
+    shutil.copytree(SAMPLE, release)
+    rng = np.random.default_rng(0)
+    for path in sorted(release.rglob("*")):
+        if path.suffix in (".png", ".jpg"):
+            pixels = rng.integers(0, 256, (420, 420, 3), dtype=np.uint8)
+            fmt = "PNG" if path.suffix == ".png" else "JPEG"
+            PILImage.fromarray(pixels).save(path, fmt, **({"quality": 98} if fmt == "JPEG" else {}))
+    out = tmp_path_factory.mktemp("big") / "ds"
+    subprocess.run(
+        [
+            str(cli),
+            "convert",
+            str(release),
+            "--out",
+            str(out),
+            "--openimages-csv",
+            str(release / "openimages" / "train-images-boxable-with-rotation.csv"),
+            "--openimages-dir",
+            str(release / "openimages"),
+            "--shard-size",
+            "8000000",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    shutil.rmtree(out / ".editshard-work", ignore_errors=True)
+    return out
+
+
 @pytest.fixture()
 def sample_copy(sample: Path, tmp_path: Path) -> Path:
     """A private copy of the sample dataset, to damage."""

@@ -230,7 +230,7 @@ def test_fork_child_reopens(ds: editshard.Dataset) -> None:
         signal.alarm(20)
         try:
             os._exit(0 if ds[5].id == expected and len(list(ds)) == 36 else 1)
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - a forked child must never return into pytest
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
@@ -294,3 +294,34 @@ def test_skip_corrupt_logs_and_skips(sample_copy: Path, caplog: pytest.LogCaptur
         ids = [r.id for r in ds]
     assert rid in sharing and len(ids) == 36 - len(sharing) and not sharing & set(ids)
     assert any("skipping damaged record" in m for m in caplog.messages)
+
+
+def test_gil_released_while_decoding_and_reading(ds: editshard.Dataset) -> None:
+    """Another Python thread keeps running while Rust decodes or reads (it could not if the
+    GIL were held for the whole call)."""
+    rng = np.random.default_rng(0)
+    big = io.BytesIO()
+    PILImage.fromarray(rng.integers(0, 256, (1500, 1500, 3), dtype=np.uint8)).save(big, "PNG")
+    data = big.getvalue()
+    counter = [0]
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            counter[0] += 1
+
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        time_ok = []
+        for work in (
+            lambda: editshard.decode_image(data),
+            lambda: [ds.get_many(list(range(36))) for _ in range(20)],
+        ):
+            before = counter[0]
+            work()
+            time_ok.append(counter[0] - before)
+    finally:
+        stop.set()
+        t.join()
+    assert all(n > 1000 for n in time_ok), time_ok

@@ -251,3 +251,41 @@ def test_transform_to_tensors_default_collate(sample: Path) -> None:
     batch = next(iter(DataLoader(ds, batch_size=4, num_workers=2)))
     assert batch["mean"].shape == (4,) and len(batch["id"]) == 4
     assert np.isfinite(batch["mean"].numpy()).all()
+
+
+def test_readme_loop_resume_then_next_epoch(sample: Path) -> None:
+    """The README's loop: persistent workers, checkpoint mid-epoch, restart with another
+    worker count, finish the epoch, then a whole next epoch."""
+    b = 4
+
+    def make() -> IterableEditDataset:
+        return IterableEditDataset(
+            sample, batch_size=b, shuffle=True, seed=42, images="none", transform=record_id
+        )
+
+    ds = make()
+    loader = StatefulDataLoader(
+        ds, batch_size=b, num_workers=2, persistent_workers=True, collate_fn=list
+    )
+    ds.set_epoch(0)
+    seen: list[str] = []
+    for step, batch in enumerate(loader):
+        seen += batch
+        if step == 2:
+            ckpt = loader.state_dict()
+            break
+    del loader
+    ds = make()
+    ds.load_state_dict(ckpt)
+    assert ds.epoch == 0
+    loader = StatefulDataLoader(
+        ds, batch_size=b, num_workers=3, persistent_workers=True, collate_fn=list
+    )
+    epochs: dict[int, list[str]] = {}
+    for epoch in range(ds.epoch, 2):
+        ds.set_epoch(epoch)
+        epochs[epoch] = [i for batch in loader for i in batch]
+    order0, order1 = epoch_order(sample, 42, 0), epoch_order(sample, 42, 1)
+    assert seen == order0[:12]
+    assert epochs[0] == order0[12:]  # 36 = 9 steps of 4: no padding
+    assert epochs[1] == order1
