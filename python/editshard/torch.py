@@ -105,6 +105,8 @@ class IterableEditDataset(tud.IterableDataset[Any]):
     ``StatefulDataLoader.state_dict()`` (of any rank) to this dataset's
     ``load_state_dict`` before building the new loader: the epoch continues at position
     ``steps * world_size * batch_size`` and every remaining record is read exactly once.
+    Exact resume needs equal steps (``"pad"`` or ``"drop"``), the same ``batch_size`` in the
+    dataset and the loader, and the loader's default ``in_order=True``.
 
     ``rank``/``world_size`` default to ``torch.distributed``'s when it is initialised at
     construction time (else 0 and 1). Call ``set_epoch(n)`` at the start of every epoch.

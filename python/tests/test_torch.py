@@ -289,3 +289,20 @@ def test_readme_loop_resume_then_next_epoch(sample: Path) -> None:
     assert seen == order0[:12]
     assert epochs[0] == order0[12:]  # 36 = 9 steps of 4: no padding
     assert epochs[1] == order1
+
+
+def test_skip_corrupt_with_workers_keeps_steps(sample_copy: Path) -> None:
+    from test_basic import _damage_a_record
+
+    _, _, damaged = _damage_a_record(sample_copy)
+    b = 4
+    ds = IterableEditDataset(
+        sample_copy, batch_size=b, seed=3, transform=record_id, images="all", skip_corrupt=True
+    )
+    batches = list(DataLoader(ds, batch_size=b, num_workers=2, collate_fn=list))
+    assert len(batches) == N // b and all(len(x) == b for x in batches)
+    ids = {i for x in batches for i in x}
+    assert not ids & damaged and len(ids) == N - len(damaged)
+    strict = IterableEditDataset(sample_copy, batch_size=b, seed=3, transform=record_id)
+    with pytest.raises(editshard.CorruptionError):
+        list(DataLoader(strict, batch_size=b, num_workers=0, collate_fn=list))
