@@ -119,7 +119,7 @@ class IterableEditDataset(tud.IterableDataset[Any]):
         self,
         location: str | os.PathLike[str],
         *,
-        batch_size: int = 1,
+        batch_size: int,
         shuffle: bool | str = True,
         seed: int = 0,
         window: int = 64,
