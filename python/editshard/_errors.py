@@ -8,6 +8,8 @@ the shard), and ``kind`` (``"io"``, ``"malformed"``, ``"checksum"``, ``"truncate
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class Error(Exception):
     """Base class of every editshard error."""
@@ -38,6 +40,24 @@ class Error(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keeps the location attributes when the error is pickled (e.g. across processes).
+        location = {
+            "shard": self.shard,
+            "record": self.record,
+            "id": self.id,
+            "offset": self.offset,
+            "kind": self.kind,
+        }
+        return (_rebuild, (type(self), self.message, location))
+
+
+def _rebuild(cls: type[Error], message: str, location: dict[str, Any]) -> Error:
+    err = cls(message)
+    for name, value in location.items():
+        setattr(err, name, value)
+    return err
 
 
 class CorruptionError(Error):

@@ -282,6 +282,9 @@ def test_corrupt_record_is_located(sample_copy: Path) -> None:
     e = err.value
     assert e.shard and e.offset is not None
     assert e.record == index or e.id == rid
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is type(e) and (back.shard, back.offset, back.id) == (e.shard, e.offset, e.id)
+    assert str(back) == str(e)
     assert ds[-1].id  # other records still read
 
 
