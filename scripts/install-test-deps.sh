@@ -56,3 +56,32 @@ else
     cargo install cargo-fuzz --locked
     log "cargo-fuzz: installed in $((SECONDS - start)) s"
 fi
+
+# Python package (python/): a virtual environment at $TOOLS/pyenv with PyTorch (the CPU-only
+# wheel when its index is reachable, else PyPI's, which brings CUDA libraries), torchdata,
+# NumPy, Pillow, pytest, mypy and Hugging Face datasets (for its example); then the package itself, built from ./python by pip
+# (maturin; cargo's incremental build keeps re-installs quick).
+PYENV="$TOOLS/pyenv"
+if [ ! -x "$PYENV/bin/python" ]; then
+    log "python: creating $PYENV"
+    "${PYTHON:-python3}" -m venv "$PYENV"
+    "$PYENV/bin/pip" install -q --upgrade pip
+fi
+if "$PYENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+    log "python: torch present"
+else
+    start=$SECONDS
+    if "$PYENV/bin/python" -c "import urllib.request; urllib.request.urlopen('https://download.pytorch.org/whl/cpu/', timeout=10)" >/dev/null 2>&1; then
+        log "python: installing torch (CPU-only wheel)"
+        "$PYENV/bin/pip" install -q torch --index-url https://download.pytorch.org/whl/cpu
+    else
+        log "python: the PyTorch CPU index is unreachable; installing torch from PyPI (~3 GB)"
+        "$PYENV/bin/pip" install -q torch
+    fi
+    log "python: torch installed in $((SECONDS - start)) s"
+fi
+"$PYENV/bin/pip" install -q numpy pillow pytest mypy torchdata datasets
+log "python: building and installing ./python"
+start=$SECONDS
+"$PYENV/bin/pip" install -q ./python
+log "python: editshard package installed in $((SECONDS - start)) s"

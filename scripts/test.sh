@@ -3,8 +3,8 @@
 #   bash scripts/test.sh
 # It installs missing test dependencies (nginx, s3s-fs, cargo-fuzz), makes them
 # findable by the tests, runs `cargo test` over the whole workspace with the CLI's
-# test-hooks feature (unit, integration and doc tests),
-# then the fuzz smoke runs (if any fuzz targets exist).
+# test-hooks feature (unit, integration and doc tests), the Python package's pytest suite
+# (python/tests), then the fuzz smoke runs (if any fuzz targets exist).
 # Environment:
 #   EDITSHARD_TOOLS  where cargo-built tools live (default ~/.cache/editshard-tools)
 #   FUZZ_SECONDS     seconds per fuzz target in the smoke run (default 30; 0 skips)
@@ -23,6 +23,20 @@ echo "== cargo test"
 test_log="$(mktemp)"
 trap 'rm -f "$test_log"' EXIT
 cargo test --workspace --features editshard-cli/test-hooks 2>&1 | tee "$test_log"
+
+# The Python package's tests (python/tests), in the venv install-test-deps.sh prepared (it
+# also installed the package from ./python). They convert the sample release with the CLI
+# binary `cargo test` just built.
+echo "== pytest (python/tests)"
+py_log="$(mktemp)"
+trap 'rm -f "$test_log" "$py_log"' EXIT
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in /*) ;; *) target_dir="$(pwd)/$target_dir" ;; esac
+export EDITSHARD_BIN="$target_dir/debug/editshard"
+"$EDITSHARD_TOOLS/pyenv/bin/python" -m pytest -q -p no:cacheprovider python/tests 2>&1 | tee "$py_log"
+# Counted in the closing line with cargo's (same shape as cargo's summary lines).
+py_passed="$(grep -Eo '[0-9]+ passed' "$py_log" | tail -n 1 | grep -Eo '[0-9]+' || echo 0)"
+echo "test result: ok. ${py_passed} passed; 0 failed; (pytest)" >> "$test_log"
 
 # ---------------------------------------------------------------------------
 # FUZZ SMOKE HOOK

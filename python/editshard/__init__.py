@@ -1,0 +1,51 @@
+"""editshard: read sharded, verified text-guided image-editing datasets.
+
+>>> import editshard
+>>> ds = editshard.open("s3://bucket/pico")          # reads manifest.json only
+>>> rec = ds[0]                                      # one ranged read
+>>> rec.turns[0].instruction, rec.source.to_numpy().shape
+
+PyTorch datasets are in :mod:`editshard.torch`.
+"""
+
+from __future__ import annotations
+
+from . import _native
+from ._dataset import Dataset, Filter, ImagesSpec, open
+from ._errors import (
+    CorruptionError,
+    Error,
+    InvalidError,
+    NotFoundError,
+    ObjectNotFoundError,
+    PermissionDeniedError,
+    StorageError,
+    UnsupportedError,
+)
+
+Record = _native.Record
+Turn = _native.Turn
+Image = _native.Image
+ImageData = _native.ImageData
+decode_image = _native.decode_image
+__version__: str = _native.__version__
+
+__all__ = [
+    "CorruptionError",
+    "Dataset",
+    "Error",
+    "Filter",
+    "Image",
+    "ImageData",
+    "ImagesSpec",
+    "InvalidError",
+    "NotFoundError",
+    "ObjectNotFoundError",
+    "PermissionDeniedError",
+    "Record",
+    "StorageError",
+    "Turn",
+    "UnsupportedError",
+    "decode_image",
+    "open",
+]

@@ -1,0 +1,173 @@
+"""Type stubs of the Rust extension module `editshard._native`."""
+
+from typing import Any, TypeAlias, final
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+_ImagesFlags: TypeAlias = tuple[bool, bool, bool]
+
+@final
+class ImageData:
+    """Image bytes owned by Rust; supports the buffer protocol (read-only, no copy)."""
+
+    def __len__(self) -> int: ...
+    def __bytes__(self) -> bytes: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+    def __eq__(self, other: object) -> bool: ...
+
+@final
+class Image:
+    """One stored image: metadata always, bytes when fetched."""
+
+    @property
+    def data(self) -> ImageData | None:
+        """The encoded bytes (buffer protocol, no copy), None when not fetched."""
+    @property
+    def has_data(self) -> bool: ...
+    @property
+    def media_type(self) -> str:
+        """IANA media type: image/jpeg, image/png, image/webp."""
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def len(self) -> int:
+        """Length of the encoded bytes (known even when not fetched)."""
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the encoded bytes, lower-case hex."""
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def path(self) -> str | None: ...
+    @property
+    def rotation(self) -> int | None:
+        """Counter-clockwise rotation (degrees) recorded by the source; pixels not rotated."""
+    @property
+    def scores(self) -> dict[str, float]: ...
+    def to_numpy(
+        self, mode: str | None = None, exif_transpose: bool = False
+    ) -> npt.NDArray[np.uint8]:
+        """Decoded pixels, uint8, shape (H, W, C); GIL released while decoding."""
+    def to_pil(self) -> Any:
+        """A PIL.Image.Image (requires Pillow)."""
+    def to_dict(self) -> dict[str, Any]: ...
+
+@final
+class Turn:
+    @property
+    def instruction(self) -> str | None: ...
+    @property
+    def short_instruction(self) -> str | None: ...
+    @property
+    def edit_type(self) -> str | None: ...
+    @property
+    def category(self) -> str | None: ...
+    @property
+    def output(self) -> Image:
+        """The edited image (preference records: the chosen one)."""
+    @property
+    def rejected(self) -> list[Image]:
+        """Failed edits of the same instruction."""
+    def to_dict(self) -> dict[str, Any]: ...
+
+@final
+class Record:
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str:
+        """'sft', 'preference', 'multi-turn' or 'generic'."""
+    @property
+    def source(self) -> Image: ...
+    @property
+    def turns(self) -> list[Turn]: ...
+    @property
+    def scores(self) -> dict[str, float]: ...
+    @property
+    def provenance(self) -> dict[str, Any]: ...
+    @property
+    def extras(self) -> dict[str, Any]: ...
+    def images(self) -> list[Image]: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+@final
+class Reader:
+    def next_batch(self) -> list[Record] | None: ...
+    def close(self) -> None: ...
+
+@final
+class NativeDataset:
+    @staticmethod
+    def open(
+        url: str,
+        s3_endpoint: str | None = None,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        retries: int | None = None,
+        verify_crc: bool = True,
+        coalesce_gap: int | None = None,
+        concurrency: int | None = None,
+    ) -> NativeDataset: ...
+    def reopen(self) -> NativeDataset: ...
+    @property
+    def pid(self) -> int: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def display(self) -> str: ...
+    def __len__(self) -> int: ...
+    def manifest_json(self) -> str: ...
+    def shard_records(self) -> list[int]: ...
+    def get(self, index: int, images: _ImagesFlags = ...) -> Record: ...
+    def get_many(self, indices: list[int], images: _ImagesFlags = ...) -> list[Record]: ...
+    def find(self, id: str) -> int | None: ...
+    def get_by_id(self, id: str, images: _ImagesFlags = ...) -> Record | None: ...
+    def select(
+        self,
+        indices: list[int],
+        images: _ImagesFlags = ...,
+        kinds: list[str] = ...,
+        edit_types: list[str] = ...,
+        categories: list[str] = ...,
+        min_score: tuple[str, float] | None = None,
+        skip_corrupt: bool = False,
+    ) -> list[Record | None]: ...
+    def order(
+        self,
+        positions: list[int],
+        shuffle: str = "none",
+        window: int = 64,
+        seed: int = 0,
+        epoch: int = 0,
+    ) -> list[int]: ...
+    def reader(
+        self,
+        *,
+        seed: int = 0,
+        epoch: int = 0,
+        position: int = 0,
+        shuffle: str = "none",
+        window: int = 64,
+        rank: int = 0,
+        world_size: int = 1,
+        worker: int = 0,
+        workers: int = 1,
+        batch: int = 64,
+        images: _ImagesFlags = ...,
+        kinds: list[str] = ...,
+        edit_types: list[str] = ...,
+        categories: list[str] = ...,
+        min_score: tuple[str, float] | None = None,
+        skip_corrupt: bool = False,
+        prefetch_batches: int = 4,
+        prefetch_bytes: int = ...,
+    ) -> Reader: ...
+
+def decode_image(
+    data: bytes, mode: str | None = None, exif_transpose: bool = False
+) -> npt.NDArray[np.uint8]: ...

@@ -1,0 +1,263 @@
+"""Shared fixtures: the sample release converted with the editshard CLI, and real servers
+(nginx for HTTP, s3s-fs for S3) on 127.0.0.1, as the Rust tests start them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "examples" / "sample-release"
+TOOLS = Path(os.environ.get("EDITSHARD_TOOLS", Path.home() / ".cache" / "editshard-tools"))
+INSTALL_HINT = "run scripts/install-test-deps.sh (or scripts/test.sh) first"
+
+
+def editshard_bin() -> Path:
+    """The CLI: $EDITSHARD_BIN, else built with cargo (release)."""
+    env = os.environ.get("EDITSHARD_BIN")
+    if env:
+        return Path(env)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "--bin", "editshard"],
+        cwd=REPO,
+        check=True,
+        env={**os.environ, "CARGO_TARGET_DIR": str(target)},
+    )
+    return target / "release" / "editshard"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(editshard_bin()), *args], check=True, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def cli() -> Path:
+    return editshard_bin()
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory: pytest.TempPathFactory, cli: Path) -> Path:
+    """The 36-record sample release as an editshard dataset of several shards."""
+    out = tmp_path_factory.mktemp("sample") / "ds"
+    subprocess.run(
+        [
+            str(cli),
+            "convert",
+            str(SAMPLE),
+            "--out",
+            str(out),
+            "--openimages-csv",
+            str(SAMPLE / "openimages" / "train-images-boxable-with-rotation.csv"),
+            "--openimages-dir",
+            str(SAMPLE / "openimages"),
+            "--shard-size",
+            "12000",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    shutil.rmtree(out / ".editshard-work", ignore_errors=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def big_sample(tmp_path_factory: pytest.TempPathFactory, cli: Path) -> Path:
+    """The sample release with every image replaced by a larger noise image of the same
+    format (about 0.5 MB each): a dataset of ~50 MB for the memory test."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    release = tmp_path_factory.mktemp("big-release") / "release"
+    shutil.copytree(SAMPLE, release)
+    rng = np.random.default_rng(0)
+    for path in sorted(release.rglob("*")):
+        if path.suffix in (".png", ".jpg"):
+            pixels = rng.integers(0, 256, (420, 420, 3), dtype=np.uint8)
+            fmt = "PNG" if path.suffix == ".png" else "JPEG"
+            PILImage.fromarray(pixels).save(path, fmt, **({"quality": 98} if fmt == "JPEG" else {}))
+    out = tmp_path_factory.mktemp("big") / "ds"
+    subprocess.run(
+        [
+            str(cli),
+            "convert",
+            str(release),
+            "--out",
+            str(out),
+            "--openimages-csv",
+            str(release / "openimages" / "train-images-boxable-with-rotation.csv"),
+            "--openimages-dir",
+            str(release / "openimages"),
+            "--shard-size",
+            "8000000",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    shutil.rmtree(out / ".editshard-work", ignore_errors=True)
+    return out
+
+
+@pytest.fixture()
+def sample_copy(sample: Path, tmp_path: Path) -> Path:
+    """A private copy of the sample dataset, to damage."""
+    dst = tmp_path / "ds"
+    shutil.copytree(sample, dst)
+    return dst
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+class Nginx:
+    def __init__(self, root: Path, prefix: Path) -> None:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not Path(binary).exists():
+            pytest.fail(f"nginx not found: {INSTALL_HINT}")
+        self.root = root
+        self.access_log = prefix / "access.log"
+        self.port = free_port()
+        conf = prefix / "nginx.conf"
+        temp = prefix / "tmp"
+        temp.mkdir()
+        conf.write_text(
+            f"""daemon off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{}}
+http {{
+    access_log {self.access_log};
+    client_body_temp_path {temp};
+    proxy_temp_path {temp};
+    fastcgi_temp_path {temp};
+    uwsgi_temp_path {temp};
+    scgi_temp_path {temp};
+    server {{
+        listen 127.0.0.1:{self.port};
+        root {root};
+    }}
+}}
+"""
+        )
+        args = [binary, "-c", str(conf), "-p", str(prefix)]
+        if os.geteuid() == 0:
+            args += ["-g", "user root;"]
+        # No pipes: nginx's worker processes would inherit them.
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        if not wait_port(self.port):
+            self.stop()
+            error_log = prefix / "error.log"
+            pytest.fail(
+                f"nginx did not start: {error_log.read_text() if error_log.exists() else ''}"
+            )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def requests(self) -> list[str]:
+        time.sleep(0.05)  # nginx writes the log line after the response
+        if not self.access_log.exists():
+            return []
+        return [line for line in self.access_log.read_text().splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        # SIGTERM: the master stops its workers too (SIGKILL would orphan them).
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture()
+def nginx(sample: Path, tmp_path: Path) -> Iterator[Nginx]:
+    root = tmp_path / "www"
+    shutil.copytree(sample, root / "ds")
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    server = Nginx(root, prefix)
+    yield server
+    server.stop()
+
+
+class S3:
+    access_key = "AKTEST"
+    secret_key = "SKTEST"
+
+    def __init__(self, data: Path) -> None:
+        binary = TOOLS / "bin" / "s3s-fs"
+        if not binary.exists():
+            pytest.fail(f"s3s-fs not found at {binary}: {INSTALL_HINT}")
+        self.data = data
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [
+                str(binary),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--access-key",
+                self.access_key,
+                "--secret-key",
+                self.secret_key,
+                str(data),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if not wait_port(self.port):
+            self.proc.kill()
+            pytest.fail("s3s-fs did not start")
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture()
+def s3(sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
+    """s3s-fs serving bucket `bucket` with the sample dataset at prefix `ds` (s3s-fs stores
+    objects as files: a directory under its root is a bucket). Credentials in AWS_* vars."""
+    data = tmp_path / "s3"
+    shutil.copytree(sample, data / "bucket" / "ds")
+    server = S3(data)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret_key)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    yield server
+    server.stop()

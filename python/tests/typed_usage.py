@@ -1,0 +1,52 @@
+"""Checked by mypy --strict in test_memory_and_types.py: typical use of the public API."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from torch.utils.data import DataLoader
+
+import editshard
+from editshard.torch import EditDataset, IterableEditDataset
+
+
+def first_pixels(location: str) -> npt.NDArray[np.uint8]:
+    ds: editshard.Dataset = editshard.open(location, images=["source"], timeout=10.0)
+    rec: editshard.Record = ds[0]
+    turn: editshard.Turn = rec.turns[0]
+    instruction: str | None = turn.instruction
+    assert instruction is None or isinstance(instruction, str)
+    img: editshard.Image = rec.source
+    data: editshard.ImageData | None = img.data
+    if data is not None:
+        raw: bytes = bytes(data)
+        view = memoryview(data)
+        assert len(raw) == view.nbytes
+    sha: str = img.sha256
+    width: int = img.width
+    assert sha and width
+    many: list[editshard.Record] = ds.get_many([0, 1])
+    by_id: editshard.Record = ds.get(many[1].id)
+    counts: dict[str, int] = ds.kinds
+    assert by_id and counts
+    try:
+        ds.get("missing")
+    except editshard.NotFoundError as e:
+        shard: str | None = e.shard
+        offset: int | None = e.offset
+        assert shard is None or offset is None or offset >= 0
+    return img.to_numpy(mode="RGB")
+
+
+def loaders(location: str) -> None:
+    def to_id(r: editshard.Record) -> str:
+        return r.id
+
+    m = EditDataset(location, transform=to_id)
+    it = IterableEditDataset(location, batch_size=8, shuffle="block", seed=1, transform=to_id)
+    it.set_epoch(1)
+    state = it.state_dict()
+    it.load_state_dict(state)
+    for batch in DataLoader(it, batch_size=8, collate_fn=list):
+        assert batch
+    assert len(m) >= 0
