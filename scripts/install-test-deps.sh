@@ -59,8 +59,9 @@ fi
 
 # Python package (python/): a virtual environment at $TOOLS/pyenv with PyTorch (the CPU-only
 # wheel when its index is reachable, else PyPI's, which brings CUDA libraries), torchdata,
-# NumPy, Pillow, pytest, mypy and Hugging Face datasets (for its example); then the package itself, built from ./python by pip
-# (maturin; cargo's incremental build keeps re-installs quick).
+# NumPy, Pillow, pytest, mypy, ruff and Hugging Face datasets (for its example); then the
+# package itself, built from ./python by pip (maturin; cargo's incremental build keeps
+# re-installs quick).
 PYENV="$TOOLS/pyenv"
 if [ ! -x "$PYENV/bin/python" ]; then
     log "python: creating $PYENV"
@@ -80,7 +81,7 @@ else
     fi
     log "python: torch installed in $((SECONDS - start)) s"
 fi
-"$PYENV/bin/pip" install -q numpy pillow pytest mypy torchdata datasets
+"$PYENV/bin/pip" install -q numpy pillow pytest mypy ruff torchdata datasets
 log "python: building and installing ./python"
 start=$SECONDS
 "$PYENV/bin/pip" install -q ./python

@@ -27,6 +27,9 @@ cargo test --workspace --features editshard-cli/test-hooks 2>&1 | tee "$test_log
 # The Python package's tests (python/tests), in the venv install-test-deps.sh prepared (it
 # also installed the package from ./python). They convert the sample release with the CLI
 # binary `cargo test` just built.
+echo "== ruff (python/): formatting and lints"
+"$EDITSHARD_TOOLS/pyenv/bin/ruff" format --check python/editshard python/tests python/examples
+"$EDITSHARD_TOOLS/pyenv/bin/ruff" check python/editshard python/tests python/examples
 echo "== pytest (python/tests)"
 py_log="$(mktemp)"
 trap 'rm -f "$test_log" "$py_log"' EXIT
