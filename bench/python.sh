@@ -3,16 +3,30 @@
 #
 #   bash bench/python.sh [--rows 200] [--reps 5] [--keep --workdir DIR] ...
 #
-# Builds the release binaries it needs (generator, converter), checks that the peers' libraries
-# are importable (install them with the pip line below), then runs the benchmark; all arguments
-# go to python_bench.py (see its --help). The table is printed and written to
-# /tmp/editshard-python-bench.md (--out).
+# Builds the release binaries it needs (generator, converter), makes sure its own venv holds
+# torch, Pillow, NumPy, the editshard package and the peers' libraries, then runs the
+# benchmark; all arguments go to python_bench.py (see its --help). The table is printed and
+# written to /tmp/editshard-python-bench.md (--out).
+#
+# The peers live in a venv of their own (BENCH_VENV, default
+# ~/.cache/editshard-tools/bench-pyenv), never in the test suite's: mosaicml-streaming pins
+# NumPy below 2.2 and drags in a `transformers` that does not import next to `datasets`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-PY="${PYTHON:-$HOME/.cache/editshard-tools/pyenv/bin/python}"
+VENV="${BENCH_VENV:-$HOME/.cache/editshard-tools/bench-pyenv}"
+PY="$VENV/bin/python"
 cargo build --release --quiet -p editshard-cli -p editshard-tools
+if [[ ! -x "$PY" ]]; then
+    echo "== creating the benchmark venv $VENV (torch and the peers: a few GB, once)" >&2
+    "${PYTHON:-python3}" -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q torch numpy pillow \
+        webdataset pyarrow pylance tfrecord mosaicml-streaming litdata
+fi
+# The package as it is in this checkout (quick when cargo's build is warm).
+"$VENV/bin/pip" install -q ./python
 if ! "$PY" -c 'import editshard, torch, PIL, numpy' 2> /dev/null; then
-    echo "$PY lacks editshard/torch/Pillow/numpy: run scripts/install-test-deps.sh" >&2
+    echo "$PY lacks editshard/torch/Pillow/numpy: delete $VENV and run again" >&2
     exit 2
 fi
 missing=$("$PY" - << 'PYEOF'
@@ -23,6 +37,6 @@ PYEOF
 )
 if [[ -n "$missing" ]]; then
     echo "peers not installed ($missing); their rows will say so. To install them:" >&2
-    echo "  $(dirname "$PY")/pip install webdataset pyarrow pylance tfrecord mosaicml-streaming litdata" >&2
+    echo "  $VENV/bin/pip install webdataset pyarrow pylance tfrecord mosaicml-streaming litdata" >&2
 fi
 exec "$PY" bench/python_bench.py "$@"
