@@ -43,6 +43,7 @@ pub mod error;
 pub mod format;
 pub mod hex;
 pub mod image_info;
+pub mod label;
 pub mod manifest;
 pub mod path;
 pub mod record;

@@ -75,24 +75,16 @@ pub const CATEGORIES: [(&str, &[&str]); 8] = [
     ),
 ];
 
-/// Lower case with every run of whitespace collapsed to one space and the ends trimmed.
-pub fn normalize(edit_type: &str) -> String {
-    let mut out = String::with_capacity(edit_type.len());
-    for word in edit_type.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.extend(word.chars().flat_map(char::to_lowercase));
-    }
-    out
-}
+/// Lower case with every run of whitespace collapsed to one space and the ends trimmed (the
+/// format core's label comparison, shared with the readers' filters).
+pub use editshard_format::label::normalize_label as normalize;
+use editshard_format::label::same_label;
 
 /// The category of an edit type, or `None` if the type is not one of the 35.
 pub fn category(edit_type: &str) -> Option<&'static str> {
-    let wanted = normalize(edit_type);
     CATEGORIES
         .iter()
-        .find(|(_, types)| types.iter().any(|t| normalize(t) == wanted))
+        .find(|(_, types)| types.iter().any(|t| same_label(t, edit_type)))
         .map(|(c, _)| *c)
 }
 
@@ -101,12 +93,19 @@ pub fn category(edit_type: &str) -> Option<&'static str> {
 /// Records keep the release's spelling (export rebuilds rows exactly); counts and filters use
 /// this one.
 pub fn canonical(edit_type: &str) -> Option<&'static str> {
-    let wanted = normalize(edit_type);
     CATEGORIES
         .iter()
         .flat_map(|(_, types)| types.iter())
-        .find(|t| normalize(t) == wanted)
+        .find(|t| same_label(t, edit_type))
         .copied()
+}
+
+/// The table's spelling of a category, or `None` if it is not one of the 8.
+pub fn canonical_category(category: &str) -> Option<&'static str> {
+    CATEGORIES
+        .iter()
+        .map(|(c, _)| *c)
+        .find(|c| same_label(c, category))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::image_info::extension;
 use crate::manifest::Manifest;
 use crate::read::verify::{VerifyOptions, verify};
-use crate::read::{Dataset, Filter, Images, ReadPlan, normalize_label};
+use crate::read::{Dataset, Filter, Images, ReadPlan, normalize_label, same_label};
 use crate::record::{Kind, Record};
 use crate::storage::Location;
 use editshard_pico::edit_types;
@@ -156,7 +156,7 @@ fn closest<'a>(wanted: &str, known: impl Iterator<Item = &'a str>) -> Vec<&'a st
     };
     let mut scored: Vec<(usize, &str)> = known.map(|k| (score(k), k)).collect();
     scored.sort();
-    scored.dedup_by(|a, b| normalize_label(a.1) == normalize_label(b.1));
+    scored.dedup_by(|a, b| same_label(a.1, b.1));
     scored.into_iter().take(3).map(|(_, k)| k).collect()
 }
 
@@ -188,8 +188,7 @@ fn nothing_matched(command: &str, selection: &Selection, m: &Manifest) -> ExitCo
         ("--category", &selection.categories, &m.categories),
     ] {
         for v in values {
-            let n = normalize_label(v);
-            if known.keys().any(|k| normalize_label(k) == n) {
+            if known.keys().any(|k| same_label(k, v)) {
                 continue;
             }
             let near = closest(v, known.keys().map(|k| display_label(flag, k)));
@@ -229,10 +228,7 @@ fn display_label<'a>(flag: &str, label: &'a str) -> &'a str {
 /// The Pico-Banana table's spelling of a category (`flag` "--category") or edit type.
 fn pico_label(flag: &str, label: &str) -> Option<&'static str> {
     if flag == "--category" {
-        edit_types::CATEGORIES
-            .iter()
-            .map(|(c, _)| *c)
-            .find(|c| edit_types::normalize(c) == edit_types::normalize(label))
+        edit_types::canonical_category(label)
     } else {
         edit_types::canonical(label)
     }

@@ -51,11 +51,12 @@ mod sequential;
 mod shards;
 pub mod verify;
 
+pub use crate::label::{normalize_label, same_label};
 pub use dataset::Dataset;
 pub use fetch::{SkipFn, coalesce, log_skip};
 pub use manifest::{find_manifest, load_manifest};
 pub use order::{EpochOrder, Partition, ResumeState, Shuffle};
 pub use plan::{PlanStream, ReadPlan};
-pub use select::{Filter, Images, Role, normalize_label, roles};
+pub use select::{Filter, Images, Role, roles};
 pub use sequential::{RecordStream, StreamOptions};
 pub use shards::{DatasetOptions, LoadedShard};

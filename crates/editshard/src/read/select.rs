@@ -1,5 +1,6 @@
 //! What to read of each record ([`Projection`]) and which records ([`Filter`]).
 
+use crate::label::same_label;
 use crate::record::{Kind, Record};
 
 /// Which images' bytes to fetch. Metadata (texts, types, scores, image sizes and hashes) is
@@ -55,28 +56,14 @@ pub fn roles(record: &Record) -> Vec<Role> {
     out
 }
 
-/// A label (edit type, category) as filters compare it: lower case, every run of whitespace
-/// one space, no leading or trailing whitespace. Releases spell the same type differently
-/// ("Change weather ..." and "change  weather ..."); the record keeps its spelling.
-pub fn normalize_label(label: &str) -> String {
-    let mut out = String::with_capacity(label.len());
-    for word in label.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.extend(word.chars().flat_map(char::to_lowercase));
-    }
-    out
-}
-
 /// Which records to keep. Empty lists accept everything. The kind is checked from the
 /// shard index, before anything of the record is fetched; the rest from its metadata, before
 /// any image bytes are fetched.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
     pub kinds: Vec<Kind>,
-    /// Keep a record if one of its turns has one of these edit types. Compared as
-    /// [`normalize_label`]s: case and runs of whitespace do not matter.
+    /// Keep a record if one of its turns has one of these edit types. Compared as labels
+    /// ([`same_label`]): case and runs of whitespace do not matter.
     pub edit_types: Vec<String>,
     /// Keep a record if one of its turns has one of these categories (compared like
     /// `edit_types`).
@@ -108,13 +95,10 @@ impl Filter {
             if values.is_empty() {
                 return true;
             }
-            let wanted: Vec<String> = values.iter().map(|v| normalize_label(v)).collect();
-            record.turns.iter().any(|t| {
-                get(t).is_some_and(|v| {
-                    let v = normalize_label(v);
-                    wanted.contains(&v)
-                })
-            })
+            record
+                .turns
+                .iter()
+                .any(|t| get(t).is_some_and(|v| values.iter().any(|w| same_label(v, w))))
         };
         if !any_turn(&self.edit_types, |t| t.edit_type.as_ref()) {
             return false;
@@ -140,6 +124,7 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::label::normalize_label;
     use crate::record::{Image, Turn};
 
     fn record(edit_type: &str, category: &str) -> Record {
