@@ -193,7 +193,9 @@ async fn prepare(opts: &ConvertOptions, target: &Target) -> Result<Prepared> {
         None
     };
 
-    // Planning reads every JSONL line (and the Open Images CSV): blocking work.
+    // Planning reads every JSONL line (and the Open Images CSV): blocking work. A finished
+    // dataset at DEST needs only the fingerprint, so the CSV and scores are not loaded then.
+    let finished = target.existing.is_some() && !opts.retry_failed;
     let planned = {
         let opts = opts.clone();
         let inputs = inputs.clone();
@@ -210,14 +212,17 @@ async fn prepare(opts: &ConvertOptions, target: &Target) -> Result<Prepared> {
                 &resolver,
             )?;
             let openimages = match &opts.openimages_csv {
-                Some(csv) => Some(OpenImages::load(
+                Some(csv) if !finished => Some(OpenImages::load(
                     csv,
                     opts.openimages_dir.as_deref(),
                     &plan.source_urls,
                 )?),
-                None => None,
+                _ => None,
             };
-            let scores = opts.scores.as_deref().map(Scores::load).transpose()?;
+            let scores = match &opts.scores {
+                Some(path) if !finished => Some(Scores::load(path)?),
+                _ => None,
+            };
             let inputs = fingerprint_inputs(&opts, &release_str, &plan.input_sha256)?;
             let fingerprints = fingerprints(&inputs, opts.part, only.as_ref());
             Ok((plan, openimages, scores, fingerprints, inputs, resolver))
@@ -228,9 +233,7 @@ async fn prepare(opts: &ConvertOptions, target: &Target) -> Result<Prepared> {
     let (plan, openimages, scores, (common, fingerprint), fp_inputs, resolver) = planned;
 
     let state = work.load_state()?;
-    if let Some(existing) = &target.existing
-        && !opts.retry_failed
-    {
+    if let Some(existing) = target.existing.as_ref().filter(|_| finished) {
         let ours = state.as_ref().is_none_or(|s| s.fingerprint == fingerprint);
         return already_finished(
             target,
