@@ -1,8 +1,13 @@
 //! Files that appear whole or not at all: written under a temporary name next to their final
 //! one, synced, then renamed. Every file editshard writes locally goes through here.
+//!
+//! The temporary file is always created exclusively ([`create_partial`]): whatever already
+//! sits at the temporary name (a leftover of a killed run, or a symbolic link planted to
+//! make editshard overwrite a file elsewhere) is removed, never opened. The final rename
+//! replaces a symbolic link at the final name rather than writing through it.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -17,13 +22,44 @@ pub fn partial_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Creates `partial` as a new file (`O_CREAT | O_EXCL`, which never follows a symbolic link).
+/// An entry already there is unlinked first (unlinking a symbolic link removes the link, not
+/// its target); if something reappears between the two steps, the error is returned rather
+/// than opening it.
+pub fn create_new(partial: &Path) -> io::Result<File> {
+    let open = || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(partial)
+    };
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(partial)?;
+            open()
+        }
+        other => other,
+    }
+}
+
+/// Creates the temporary file `path` is written under ([`partial_path`]), exclusively
+/// ([`create_new`]).
+pub fn create_partial(path: &Path) -> io::Result<(File, PathBuf)> {
+    let partial = partial_path(path);
+    let file = create_new(&partial)?;
+    Ok((file, partial))
+}
+
 /// Writes `bytes` to `path` via a temporary file, sync and rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let partial = partial_path(path);
     let context = |e: std::io::Error| Error::from(e).in_shard(path.display().to_string());
-    let mut f = File::create(&partial).map_err(context)?;
+    let (mut f, partial) = create_partial(path).map_err(context)?;
     f.write_all(bytes).map_err(context)?;
-    f.sync_all().map_err(context)?;
+    f.sync_all().map_err(|e| {
+        let _ = fs::remove_file(&partial);
+        context(e)
+    })?;
     drop(f);
     fs::rename(&partial, path).map_err(context)?;
     if let Some(parent) = path.parent() {

@@ -23,7 +23,7 @@ use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use crate::atomic::{partial_path, sync_dir, write_atomically};
+use crate::atomic::{create_partial, partial_path, sync_dir, write_atomically};
 use crate::error::{Error, Result};
 use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::record::Record;
@@ -118,8 +118,7 @@ impl DatasetWriter {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
-        let partial = partial_path(&path);
-        let file = File::create(&partial).map_err(|e| Error::from(e).in_shard(name.clone()))?;
+        let (file, _) = create_partial(&path).map_err(|e| Error::from(e).in_shard(name.clone()))?;
         let writer = ShardWriter::with_options(
             BufWriter::with_capacity(1 << 20, file),
             self.options.clone(),

@@ -8,7 +8,7 @@
 //! of the URL as requested.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use bytes::Bytes;
@@ -45,7 +45,9 @@ impl Cache {
             fs::create_dir_all(parent)?;
         }
         let tmp = path.with_extension("tmp");
-        fs::write(&tmp, data)?;
+        let mut f = crate::atomic::create_new(&tmp)?;
+        f.write_all(data)?;
+        drop(f);
         fs::rename(&tmp, &path)
     }
 

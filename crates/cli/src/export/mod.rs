@@ -12,7 +12,7 @@
 //! directory, whatever the record ids and image paths contain.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -155,7 +155,7 @@ impl OutDir {
         let partial = crate::atomic::partial_path(&path);
         let shown = path.display().to_string();
         let result = (|| {
-            let mut f = File::create(&partial)?;
+            let mut f = crate::atomic::create_new(&partial)?;
             f.write_all(bytes)?;
             f.flush()?;
             drop(f);

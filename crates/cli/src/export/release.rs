@@ -205,13 +205,8 @@ impl Spill {
     fn create(out: &mut OutDir, subset: Subset) -> Result<Spill> {
         let path = out.prepare(&format!("jsonl/.{}.rows.partial", subset.name()))?;
         // Read back at the end, hence read and write.
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| Error::from(e).in_shard(shown(&path)))?;
+        let file =
+            crate::atomic::create_new(&path).map_err(|e| Error::from(e).in_shard(shown(&path)))?;
         Ok(Spill {
             subset,
             path,
@@ -249,7 +244,7 @@ impl Spill {
         self.index.sort_unstable();
         let path = out.prepare(self.subset.file())?;
         let partial = crate::atomic::partial_path(&path);
-        let mut dest = BufWriter::new(File::create(&partial).map_err(err(&partial))?);
+        let mut dest = BufWriter::new(crate::atomic::create_new(&partial).map_err(err(&partial))?);
         let mut buf = Vec::new();
         for &(_, _, offset, len) in &self.index {
             buf.resize(len as usize, 0);

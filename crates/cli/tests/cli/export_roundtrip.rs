@@ -404,3 +404,60 @@ fn hostile_paths_stay_inside_the_output_directory() {
     }
     assert!(!Path::new("/tmp/escaped-abs.png").exists());
 }
+
+/// A symbolic link planted at any temporary name an export writes under is replaced, never
+/// written through: the file it points at stays as it was.
+#[test]
+fn symlinks_at_temporary_names_are_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = tmp.path().join("ds");
+    let mut w = DatasetWriter::create(&ds).unwrap();
+    w.append(&sft_record(1, "images/ok.png", "https://h/a.jpg"))
+        .unwrap();
+    w.finish().unwrap();
+    let victim = tmp.path().join("victim.txt");
+    fs::write(&victim, b"precious").unwrap();
+
+    let release = tmp.path().join("release");
+    let planted = [
+        "jsonl/sft.jsonl.partial".to_string(),
+        "jsonl/.sft.rows.partial".to_string(),
+        "images/ok.png.partial".to_string(),
+        "sources/h/a.jpg.partial".to_string(),
+    ];
+    for p in &planted {
+        let at = release.join(p);
+        fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&victim, &at).unwrap();
+    }
+    let o = editshard(
+        crate::BIN,
+        &["export", s(&ds), "--to", s(&release), "--force"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(release.join("images/ok.png").is_file());
+
+    let wds = tmp.path().join("wds");
+    fs::create_dir_all(&wds).unwrap();
+    std::os::unix::fs::symlink(&victim, wds.join("shard-00000.tar.partial")).unwrap();
+    let o = editshard(
+        crate::BIN,
+        &[
+            "export",
+            s(&ds),
+            "--format",
+            "webdataset",
+            "--to",
+            s(&wds),
+            "--force",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    for p in &planted {
+        assert!(
+            fs::symlink_metadata(release.join(p)).is_err(),
+            "{p} left behind"
+        );
+    }
+}

@@ -165,6 +165,28 @@ fn get_writes_inside_out_whatever_the_id() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no record with id"));
 }
 
+/// `get --out` writes each file under a temporary name created exclusively: a symbolic link
+/// planted there is replaced, and the file it points at is left alone.
+#[test]
+fn get_does_not_write_through_symlinks_at_temporary_names() {
+    let (dir, ds) = dataset();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, b"precious").unwrap();
+    for name in ["record.json.partial", "source.png.partial"] {
+        std::os::unix::fs::symlink(&victim, out.join(name)).unwrap();
+    }
+    let o = run(&["get", &ds, "#0", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert_eq!(
+        std::fs::read(out.join("source.png")).unwrap(),
+        records()[0].source.data.as_ref().unwrap().to_vec()
+    );
+    assert!(!out.join("record.json.partial").exists());
+}
+
 fn flip(path: &Path, offset: u64) {
     let mut bytes = std::fs::read(path).unwrap();
     bytes[offset as usize] ^= 0x10;

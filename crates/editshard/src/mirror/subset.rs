@@ -7,7 +7,6 @@
 //! the source manifest only has totals for the whole dataset. The writer is deterministic, so
 //! a re-run produces the same bytes and finds already-published shards intact.
 
-use std::fs::File;
 use std::io::BufWriter;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -132,7 +131,8 @@ pub async fn rewrite(
         ..StreamOptions::default()
     });
     let shown = out.display().to_string();
-    let file = File::create(out).map_err(|e| Error::from(e).in_shard(shown.clone()))?;
+    let file =
+        crate::atomic::create_new(out).map_err(|e| Error::from(e).in_shard(shown.clone()))?;
     // File writes are short and sequential; the reading side is what overlaps.
     let mut writer = ShardWriter::new(BufWriter::with_capacity(1 << 20, file))?;
     let mut kept = 0u64;

@@ -118,7 +118,11 @@ pub(super) async fn put(path: &Path, bytes: Bytes) -> Result<()> {
     create_parent(path).await?;
     let tmp = temp_path(path);
     let written = async {
-        let mut f = tokio::fs::File::create(&tmp).await?;
+        let mut f = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .await?;
         f.write_all(&bytes).await?;
         f.flush().await
     }
@@ -148,7 +152,10 @@ pub(super) async fn put_stream(path: &Path, mut stream: ByteStream) -> Result<u6
     create_parent(path).await?;
     let tmp = temp_path(path);
     let written = async {
-        let mut f = tokio::fs::File::create(&tmp)
+        let mut f = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
             .await
             .map_err(|e| err("write", &name(path), e))?;
         let mut n = 0u64;
