@@ -16,6 +16,8 @@ mod convert_local;
 mod export_roundtrip;
 #[path = "cli/fault_disk_full.rs"]
 mod fault_disk_full;
+#[path = "cli/hostile_release.rs"]
+mod hostile_release;
 #[path = "cli/mirror_local.rs"]
 mod mirror_local;
 #[path = "cli/mirror_remote.rs"]

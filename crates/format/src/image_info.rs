@@ -197,22 +197,25 @@ pub fn extension(media_type: &str) -> &'static str {
     }
 }
 
-/// A short, printable description of what the bytes start with, for error messages.
+/// What the bytes look like (HTML, JSON, text, binary), for error messages. It never quotes
+/// the bytes themselves: they may be a local file's contents (a key, an environment) that
+/// must not end up in a failure report.
 pub fn describe_start(data: &[u8]) -> String {
     if data.is_empty() {
         return "empty body".to_string();
     }
-    let head = &data[..data.len().min(24)];
+    let head = &data[..data.len().min(512)];
     let text = String::from_utf8_lossy(head);
-    if text.chars().all(|c| !c.is_control() || c.is_whitespace()) {
-        format!("{} bytes starting {:?}", data.len(), text.trim())
-    } else {
-        format!(
-            "{} bytes starting 0x{}",
-            data.len(),
-            hex(&head[..head.len().min(8)])
-        )
-    }
+    let is_text = text
+        .chars()
+        .all(|c| !c.is_control() || c.is_whitespace() || c == char::REPLACEMENT_CHARACTER);
+    let what = match text.trim_start().chars().next() {
+        _ if !is_text => "binary data with no known image signature",
+        Some('<') => "text that looks like HTML or XML (an error page?)",
+        Some('{' | '[') => "text that looks like JSON (an API error?)",
+        _ => "text",
+    };
+    format!("{} bytes of {what}", data.len())
 }
 
 #[cfg(test)]
@@ -297,7 +300,14 @@ mod tests {
     fn names_what_it_is_not() {
         let err = probe(b"<!DOCTYPE html><html>rate limited</html>").unwrap_err();
         assert!(err.to_string().contains("not an image"), "{err}");
-        assert!(err.to_string().contains("<!DOCTYPE html>"), "{err}");
+        assert!(err.to_string().contains("HTML"), "{err}");
+        // The bytes themselves are never quoted: they may be a private file's.
+        assert!(!err.to_string().contains("rate limited"), "{err}");
+        let err = probe(b"AWS_SECRET_ACCESS_KEY=hunter2\n").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = probe(b"\x7fELF\x02\x01secret").unwrap_err();
+        assert!(err.to_string().contains("binary"), "{err}");
+        assert!(!err.to_string().contains("7f454c46"), "{err}");
         let err = probe(b"GIF89a\x01\0\x01\0").unwrap_err();
         assert!(
             err.to_string().contains("unsupported image format GIF"),

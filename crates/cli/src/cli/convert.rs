@@ -36,6 +36,11 @@ pub struct ConvertArgs {
     /// Repeatable; the longest matching prefix wins.
     #[arg(long = "map-url", value_name = "PREFIX=REPLACEMENT")]
     pub map_url: Vec<String>,
+    /// Let rows' `local_input_image` name absolute paths inside DIR (repeatable). Without it,
+    /// only paths relative to a local release directory are read: a release cannot make
+    /// editshard open /etc/passwd or your photos.
+    #[arg(long = "local-images-root", value_name = "DIR")]
+    pub local_images_roots: Vec<PathBuf>,
     /// Open Images' train-images-boxable-with-rotation.csv: source URL -> ImageID, Rotation.
     #[arg(long, value_name = "FILE")]
     pub openimages_csv: Option<PathBuf>,
@@ -214,6 +219,7 @@ pub fn options(args: &ConvertArgs) -> Result<ConvertOptions> {
         subsets,
         limit: args.limit,
         map_url: args.map_url.clone(),
+        local_images_roots: args.local_images_roots.clone(),
         openimages_csv: args.openimages_csv.clone(),
         openimages_dir: args.openimages_dir.clone(),
         scores: args.scores.clone(),

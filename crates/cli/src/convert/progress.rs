@@ -98,6 +98,8 @@ pub struct Summary {
     pub bytes_downloaded: u64,
     pub bytes_local: u64,
     pub cache_hits: u64,
+    /// `local_input_image` paths outside every `--local-images-root`, not opened.
+    pub local_ignored: u64,
     pub resumed_at_row: u64,
     pub wall_secs: f64,
 }
@@ -160,6 +162,16 @@ impl Summary {
                 mb(self.bytes_local)
             ),
         ));
+        if self.local_ignored > 0 {
+            rows.push((
+                "local paths ignored".into(),
+                format!(
+                    "{} local_input_image paths outside --local-images-root (not opened; \
+                     their sources were read from the URL)",
+                    self.local_ignored
+                ),
+            ));
+        }
         if self.resumed_at_row > 0 {
             rows.push(("resumed at row".into(), self.resumed_at_row.to_string()));
         }

@@ -8,8 +8,15 @@
 //! or at a local directory. Anything that could escape its directory (`..`, absolute paths,
 //! NUL, backslashes) is refused, so a row can never make editshard read outside the places
 //! the user named.
+//!
+//! Local files are read only inside directories the user named: the release directory,
+//! `--map-url` directories, and for `local_input_image` (which a release may set to any
+//! absolute path, `/etc/passwd` included) only the `--local-images-root` directories. Each
+//! local path is also resolved through symbolic links and must still lie inside its root.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::path::check_relative_path;
 use editshard_pico::layout::release_relative;
@@ -68,6 +75,11 @@ pub struct Resolver {
     release: Release,
     /// `(prefix, target)`, longest prefix first.
     maps: Vec<(String, Target)>,
+    /// Directories an absolute `local_input_image` may point into (`--local-images-root`),
+    /// resolved through symbolic links.
+    local_roots: Vec<PathBuf>,
+    /// `local_input_image` values not used because they lie outside every allowed root.
+    local_refused: Arc<AtomicU64>,
 }
 
 impl Resolver {
@@ -94,7 +106,31 @@ impl Resolver {
         Ok(Resolver {
             release,
             maps: parsed,
+            local_roots: Vec::new(),
+            local_refused: Arc::default(),
         })
+    }
+
+    /// Allows absolute `local_input_image` paths inside these directories.
+    pub fn local_images_roots(mut self, roots: &[PathBuf]) -> Result<Resolver, String> {
+        for root in roots {
+            let real = root
+                .canonicalize()
+                .map_err(|e| format!("--local-images-root {}: {e}", root.display()))?;
+            if !real.is_dir() {
+                return Err(format!(
+                    "--local-images-root {} is not a directory",
+                    root.display()
+                ));
+            }
+            self.local_roots.push(real);
+        }
+        Ok(self)
+    }
+
+    /// How many `local_input_image` values were ignored because no allowed root holds them.
+    pub fn local_refused(&self) -> u64 {
+        self.local_refused.load(Ordering::Relaxed)
     }
 
     /// An edited image reference (`output_image`, a turn url, a rejected image).
@@ -102,8 +138,12 @@ impl Resolver {
         if let Some(rel) = release_relative(written) {
             check_path(&rel, written)?;
             return match &self.release {
-                Release::Dir(d) => Ok(Location::Local(d.join(&rel))),
-                Release::Url(base) => self.url(&format!("{base}{rel}")),
+                Release::Dir(d) => Ok(Location::Local(inside(d, &rel, written)?)),
+                Release::Url(base) => {
+                    let url = format!("{base}{rel}");
+                    stays_under(&url, base, written)?;
+                    self.url(&url)
+                }
             };
         }
         self.url(written)
@@ -116,12 +156,16 @@ impl Resolver {
                 continue;
             };
             return match target {
-                Target::Url(base) => Ok(Location::Http(format!("{base}{rest}"))),
+                Target::Url(base) => {
+                    let mapped = format!("{base}{rest}");
+                    stays_under(&mapped, base, url)?;
+                    Ok(Location::Http(mapped))
+                }
                 Target::Dir(dir) => {
                     // A local mirror has no query strings.
                     let rest = rest.split(['?', '#']).next().unwrap_or("");
                     check_path(rest, url)?;
-                    Ok(Location::Local(dir.join(rest)))
+                    Ok(Location::Local(inside(dir, rest, url)?))
                 }
             };
         }
@@ -141,26 +185,77 @@ impl Resolver {
         ))
     }
 
-    /// Apple's `local_input_image`: an absolute path, or one relative to a local release.
-    /// Only used when the file exists; otherwise the source URL is used.
+    /// Apple's `local_input_image`: a path relative to a local release directory, or an
+    /// absolute path inside a `--local-images-root`. Used only when the file exists there;
+    /// otherwise the source URL is used. A path anywhere else (the release names it, not the
+    /// user) is never opened, only counted ([`Self::local_refused`]).
     pub fn local_input_image(&self, written: &str) -> Option<PathBuf> {
         if written.contains('\0') {
             return None;
         }
         let p = Path::new(written);
-        let path = if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            match &self.release {
-                Release::Dir(d) => {
-                    check_relative_path(written).ok()?;
-                    d.join(p)
-                }
-                Release::Url(_) => return None,
+        if p.is_absolute() {
+            let Ok(real) = p.canonicalize() else {
+                // Missing: nothing is read, the URL is used. Not a refusal.
+                return None;
+            };
+            if !self.local_roots.iter().any(|root| real.starts_with(root)) {
+                self.local_refused.fetch_add(1, Ordering::Relaxed);
+                return None;
             }
+            return real.is_file().then_some(real);
+        }
+        let Release::Dir(d) = &self.release else {
+            // A remote release names no local files.
+            return None;
         };
+        check_relative_path(written).ok()?;
+        let path = inside(d, written, written).ok()?;
         path.is_file().then_some(path)
     }
+}
+
+/// Refuses `url` unless, once parsed the way the HTTP client will parse it (`%2e%2e` is a
+/// `..` segment there, and `..` segments are removed), it is still under `base`: same scheme,
+/// host and port, and a path starting with `base`'s.
+fn stays_under(url: &str, base: &str, written: &str) -> Result<(), String> {
+    let refuse = |why: &str| {
+        format!(
+            "{:?} {why}: refused",
+            editshard_pico::rows::truncate(written, 100)
+        )
+    };
+    let (Ok(u), Ok(b)) = (reqwest::Url::parse(url), reqwest::Url::parse(base)) else {
+        return Err(refuse("does not make a valid URL"));
+    };
+    let same_origin = u.scheme() == b.scheme()
+        && u.host_str() == b.host_str()
+        && u.port_or_known_default() == b.port_or_known_default();
+    if !same_origin || !u.path().starts_with(b.path()) {
+        return Err(refuse(&format!(
+            "leads to {} once the URL is normalised (an encoded `..`?), outside {base}",
+            editshard_pico::rows::truncate(u.as_str(), 100)
+        )));
+    }
+    Ok(())
+}
+
+/// `root/rel`, refused if symbolic links take it outside `root`. A path that does not exist
+/// (yet) is returned as joined: reading it reports it missing.
+fn inside(root: &Path, rel: &str, written: &str) -> Result<PathBuf, String> {
+    let path = root.join(rel);
+    let (Ok(real), Ok(real_root)) = (path.canonicalize(), root.canonicalize()) else {
+        return Ok(path);
+    };
+    if !real.starts_with(&real_root) {
+        return Err(format!(
+            "{:?} resolves to {} through a symbolic link, outside {}: refused",
+            editshard_pico::rows::truncate(written, 100),
+            real.display(),
+            root.display()
+        ));
+    }
+    Ok(path)
 }
 
 fn check_path(rel: &str, written: &str) -> Result<(), String> {
@@ -218,6 +313,32 @@ mod tests {
         }
         assert!(r.url("https://farm1.staticflickr.com/../../x").is_err());
         assert!(r.url("ftp://x/y").is_err());
+        // Percent-encoded `..` and separators, in the release part and behind a URL map.
+        let remote = Resolver::new(
+            Release::parse("http://h/rel/"),
+            &["https://farm1.staticflickr.com/=http://proxy/farm1/".to_string()],
+        )
+        .unwrap();
+        for bad in [
+            "images/%2e%2e/%2e%2e/x.png",
+            "images/..%2f..%2fx.png",
+            "images/%2E%2E/x.png",
+        ] {
+            assert!(remote.release_ref(bad).is_err(), "{bad:?}");
+        }
+        for bad in [
+            "https://farm1.staticflickr.com/%2e%2e/x.jpg",
+            "https://farm1.staticflickr.com/a/%2E%2E/%2e%2e/x.jpg",
+            "https://farm1.staticflickr.com/../x.jpg",
+        ] {
+            assert!(remote.url(bad).is_err(), "{bad:?}");
+            assert!(r.url(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            remote
+                .url("https://farm1.staticflickr.com/1/2_o.jpg?x=%2e%2e")
+                .is_ok()
+        );
         assert!(r.url("file:///etc/passwd").is_err());
     }
 

@@ -44,6 +44,7 @@ pub struct ConvertOptions {
     pub subsets: Vec<Subset>,
     pub limit: Option<u64>,
     pub map_url: Vec<String>,
+    pub local_images_roots: Vec<PathBuf>,
     pub openimages_csv: Option<PathBuf>,
     pub openimages_dir: Option<PathBuf>,
     pub scores: Option<PathBuf>,
@@ -167,7 +168,9 @@ async fn prepare(opts: &ConvertOptions, target: &Target) -> Result<Prepared> {
     // The release and its JSONL files (downloaded once into the work directory if remote).
     let release_str = opts.release.clone().unwrap_or_else(|| CDN_BASE.to_string());
     let release = Release::parse(&release_str);
-    let resolver = Resolver::new(release.clone(), &opts.map_url).map_err(Error::invalid)?;
+    let resolver = Resolver::new(release.clone(), &opts.map_url)
+        .and_then(|r| r.local_images_roots(&opts.local_images_roots))
+        .map_err(Error::invalid)?;
     let mut inputs = Vec::new();
     for &subset in &opts.subsets {
         let path = match &release {
@@ -614,6 +617,7 @@ async fn finish(
         bytes_downloaded: stats.bytes_downloaded.load(Ordering::Relaxed),
         bytes_local: stats.bytes_local.load(Ordering::Relaxed),
         cache_hits: stats.cache_hits.load(Ordering::Relaxed),
+        local_ignored: ctx.resolver.local_refused(),
         resumed_at_row,
         wall_secs: started.elapsed().as_secs_f64(),
     };
@@ -752,6 +756,10 @@ fn fingerprint_inputs(
         ("--shard-size", opts.shard_size.to_string()),
         ("--map-url", format!("{:?}", opts.map_url)),
         ("--openimages-dir", format!("{:?}", opts.openimages_dir)),
+        (
+            "--local-images-root",
+            format!("{:?}", opts.local_images_roots),
+        ),
         ("--openimages-csv (length)", csv_len.to_string()),
         ("--scores (SHA-256)", format!("{scores:?}")),
         ("the JSONL rows (SHA-256)", crate::hex::hex(input)),
