@@ -10,3 +10,90 @@ pub fn ensure_tls_provider() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
 }
+
+/// Most redirects a request follows.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// The redirect rule of every HTTP client editshard makes: follow at most [`MAX_REDIRECTS`]
+/// redirects, and only within the origin (scheme, host and port) of the request. A redirect to
+/// another origin is an error naming both, so a server cannot send a reader (or the
+/// credentials and the trust that come with its URL) somewhere the user did not name.
+pub fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(first) = attempt.previous().first() else {
+            return attempt.follow();
+        };
+        let same = |a: &reqwest::Url, b: &reqwest::Url| {
+            a.scheme() == b.scheme()
+                && a.host_str() == b.host_str()
+                && a.port_or_known_default() == b.port_or_known_default()
+        };
+        if !same(attempt.url(), first) {
+            let why = format!(
+                "{} redirected to another origin ({}); editshard follows redirects only within \
+                 the origin it was given",
+                first,
+                attempt.url()
+            );
+            return attempt.error(why);
+        }
+        if attempt.previous().len() > MAX_REDIRECTS {
+            let why = format!("{first}: more than {MAX_REDIRECTS} redirects");
+            return attempt.error(why);
+        }
+        attempt.follow()
+    })
+}
+
+/// The redirect rule for downloading a release's images, whose URLs the release lists on
+/// hosts that do redirect elsewhere (Flickr's `farmN.staticflickr.com` to
+/// `live.staticflickr.com`): at most [`MAX_REDIRECTS`] hops, and never from `https` to plain
+/// `http`. Following a redirect reaches nothing the release could not list directly.
+pub fn download_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let downgrade = attempt.url().scheme() == "http"
+            && attempt.previous().iter().any(|u| u.scheme() == "https");
+        if downgrade {
+            let why = format!(
+                "{} redirected from https to plain http: refused",
+                attempt.url()
+            );
+            return attempt.error(why);
+        }
+        if attempt.previous().len() > MAX_REDIRECTS {
+            let why = format!("{}: more than {MAX_REDIRECTS} redirects", attempt.url());
+            return attempt.error(why);
+        }
+        attempt.follow()
+    })
+}
+
+/// object_store's HTTP connector with editshard's redirect rule ([`same_origin_redirects`]);
+/// object_store's own client would follow any redirect. It reproduces what editshard sets in
+/// `ClientOptions`: timeouts and whether plain `http://` is allowed.
+#[derive(Debug, Clone)]
+pub(crate) struct Connector {
+    pub connect_timeout: std::time::Duration,
+    pub read_timeout: std::time::Duration,
+    pub allow_http: bool,
+}
+
+impl object_store::client::HttpConnector for Connector {
+    fn connect(
+        &self,
+        _: &object_store::ClientOptions,
+    ) -> object_store::Result<object_store::client::HttpClient> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("editshard/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .https_only(!self.allow_http)
+            .redirect(same_origin_redirects())
+            .build()
+            .map_err(|e| object_store::Error::Generic {
+                store: "HTTP",
+                source: Box::new(e),
+            })?;
+        Ok(object_store::client::HttpClient::new(client))
+    }
+}

@@ -304,7 +304,19 @@ impl fmt::Display for Error {
                 if let Some(status) = r.status {
                     write!(f, ": HTTP {status}")?;
                 }
-                write!(f, ": {}", r.source)?;
+                let shown = r.source.to_string();
+                write!(f, ": {shown}")?;
+                // The root cause is often deep in the chain (object_store over reqwest over
+                // hyper) and not in the top message: "error following redirect" says
+                // nothing of which redirect was refused, nor why.
+                let mut root: &dyn std::error::Error = r.source.as_ref();
+                while let Some(next) = root.source() {
+                    root = next;
+                }
+                let cause = root.to_string();
+                if !shown.contains(&cause) {
+                    write!(f, ": {cause}")?;
+                }
             }
             ErrorKind::Bug(m) => write!(f, "internal error: {m}")?,
         }

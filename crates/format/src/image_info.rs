@@ -19,7 +19,6 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::hex::hex;
 
 /// Largest width or height accepted, in pixels. Anything claiming more is rejected before
 /// any pixel is decoded.

@@ -130,6 +130,7 @@ impl Fetcher {
             .read_timeout(opts.idle_timeout)
             .user_agent(concat!("editshard/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(opts.per_host.max(1))
+            .redirect(editshard::net::download_redirects())
             .build()
             .map_err(|e| crate::Error::invalid(format!("cannot build the HTTP client: {e}")))?;
         let seed = SystemTime::now()

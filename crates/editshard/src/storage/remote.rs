@@ -50,6 +50,14 @@ fn client_options(opts: &StorageOptions, allow_http: bool) -> ClientOptions {
         .with_connect_timeout(opts.connect_timeout)
 }
 
+fn connector(opts: &StorageOptions, allow_http: bool) -> crate::net::Connector {
+    crate::net::Connector {
+        connect_timeout: opts.connect_timeout,
+        read_timeout: opts.timeout,
+        allow_http,
+    }
+}
+
 fn retry_config(opts: &StorageOptions) -> RetryConfig {
     RetryConfig {
         backoff: BackoffConfig {
@@ -84,6 +92,7 @@ impl Remote {
         let store = HttpBuilder::new()
             .with_url(base.as_str())
             .with_client_options(client_options(opts, base.starts_with("http://")))
+            .with_http_connector(connector(opts, base.starts_with("http://")))
             .with_retry(retry_config(opts))
             .build()
             .map_err(|e| {
@@ -137,6 +146,7 @@ impl Remote {
             .with_bucket_name(bucket)
             .with_region(region)
             .with_client_options(client_options(opts, allow_http))
+            .with_http_connector(connector(opts, allow_http))
             .with_retry(retry_config(opts));
         if let Some(endpoint) = &endpoint {
             builder = builder

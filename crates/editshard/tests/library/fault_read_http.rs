@@ -163,3 +163,50 @@ async fn a_server_that_keeps_failing_is_an_error_not_a_loop() {
         "{shard_gets} requests"
     );
 }
+
+/// Redirects are followed only within the origin the reader was given (README, Guarantees):
+/// a 302 to the same server works; a 302 to another server is an error naming both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_followed_only_within_the_origin() {
+    let s = setup();
+    let redirect = |to: String| Behavior::Status(302, vec![("Location".into(), to)]);
+    // Same origin: every shard request is sent to a copy under /moved/.
+    let moved = s._dir.path().join("moved");
+    std::fs::create_dir_all(&moved).unwrap();
+    for e in std::fs::read_dir(s._dir.path()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "esd") {
+            std::fs::copy(&p, moved.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    for shard in ["shard-00000.esd", "shard-00001.esd"] {
+        s.server
+            .always(&format!("/{shard}"), redirect(format!("/moved/{shard}")));
+    }
+    assert_intact(&s, run(&s).await, "same-origin redirect");
+    assert!(
+        s.server
+            .requests()
+            .iter()
+            .any(|r| r.path.starts_with("/moved/")),
+        "the redirect was not exercised"
+    );
+
+    // Another origin: a second server holding the same dataset is never asked.
+    let other = setup();
+    s.server.clear_rules();
+    s.server.always(
+        "/manifest.json",
+        redirect(format!("{}/manifest.json", other.server.url())),
+    );
+    let err = run(&s)
+        .await
+        .expect_err("followed a redirect to another origin");
+    let text = format!("{err:#}");
+    assert!(text.contains("another origin"), "{text}");
+    assert_eq!(
+        other.server.request_count(),
+        0,
+        "the other origin was contacted"
+    );
+}
