@@ -354,6 +354,41 @@ fn killed_at_any_point_resumes_to_the_same_bytes_without_refetching() {
     }
 }
 
+/// Killed after the manifest is written but before the clean-up: the dataset is finished, and
+/// re-running the same command (a requeued cluster job) finishes the clean-up and exits 0,
+/// fetching nothing. So does a run killed in the middle of removing the work directory.
+#[test]
+fn killed_after_the_manifest_a_rerun_finishes_the_clean_up() {
+    let s = small_release();
+    let shard = ["--shard-size", "12kB", "--allow-failures", "--jobs", "4"];
+    let reference = s.out("reference");
+    let mut args = s.args(reference.to_str().unwrap());
+    args.extend(strings(&shard));
+    assert!(convert(crate::BIN, &args).status.success());
+
+    let out = s.out("killed");
+    let mut args = s.args(out.to_str().unwrap());
+    args.extend(strings(&shard));
+    let mut cmd = editshard(crate::BIN);
+    cmd.arg("convert").args(&args);
+    let o = cmd.env("EDITSHARD_TEST_KILL_AT", "manifest:1").output().unwrap();
+    assert!(killed(&o), "expected death by SIGKILL: {}", text(&o));
+    let work = out.join(".editshard-work");
+    assert!(out.join("manifest.json").exists() && work.exists());
+    // As if the kill had also interrupted the removal: part of the work directory is gone.
+    let _ = fs::remove_file(work.join("state.json"));
+
+    s.server.clear_requests();
+    for attempt in 1..=2 {
+        let o = convert(crate::BIN, &args);
+        assert!(o.status.success(), "re-run {attempt}: {}", text(&o));
+        assert!(!work.exists(), "re-run {attempt}: the work directory is still there");
+        assert_same_tree(&reference, &out);
+    }
+    let images = s.gets().into_iter().filter(|p| !p.starts_with("/jsonl/")).count();
+    assert_eq!(images, 0, "the re-runs fetched images again");
+}
+
 #[test]
 fn s3_destination_holds_the_same_bytes_as_a_local_one_even_after_a_kill() {
     let s = small_release();
