@@ -214,7 +214,27 @@ impl Error {
                 io::ErrorKind::TimedOut => {
                     "check the network or the server, or allow a longer timeout, then retry"
                 }
-                _ => "run the same command again; if it keeps failing, check the location",
+                // A path of the wrong kind or in the wrong place: running again changes nothing.
+                io::ErrorKind::AlreadyExists
+                | io::ErrorKind::NotADirectory
+                | io::ErrorKind::IsADirectory
+                | io::ErrorKind::DirectoryNotEmpty
+                | io::ErrorKind::ReadOnlyFilesystem
+                | io::ErrorKind::InvalidInput
+                | io::ErrorKind::InvalidFilename => {
+                    "check the paths given: a file where a directory is expected (or the \
+                     reverse), or a read-only place"
+                }
+                // Transient by nature.
+                io::ErrorKind::Interrupted
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::WouldBlock => "run the same command again: finished work is kept",
+                _ => {
+                    "check the path or location named above; if it is right, run the same \
+                      command again"
+                }
             },
             ErrorKind::Remote(r) => match r.status {
                 Some(404) => {

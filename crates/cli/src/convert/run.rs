@@ -87,7 +87,24 @@ pub struct Complete {
 pub async fn convert(opts: &ConvertOptions) -> Result<Outcome> {
     let started = Instant::now();
     let target = Target::open(opts).await?;
-    let job = match prepare(opts, &target).await? {
+    let work_dir = work_dir(opts, &target);
+    let work_dir_existed = work_dir.exists();
+    let dest_created = target
+        .root
+        .is_local()
+        .filter(|d| !d.exists())
+        .map(Path::to_path_buf);
+    let prepared = prepare(opts, &target, &work_dir).await;
+    if prepared.is_err() && !work_dir_existed {
+        // Nothing was converted: a wrong argument or input must not leave a work directory
+        // behind, nor the DEST directory this run created. Best effort: the error is what
+        // matters, and `remove_dir` removes DEST only if it is empty.
+        let _ = std::fs::remove_dir_all(&work_dir);
+        if let Some(dir) = dest_created {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    let job = match prepared? {
         Prepared::Job(job) => *job,
         Prepared::Complete(c) => return Ok(Outcome::AlreadyComplete(c)),
     };
@@ -147,22 +164,27 @@ enum Prepared {
     Complete(Complete),
 }
 
-/// Opens the work directory, fetches the release's JSONL files if it is remote, plans the
-/// rows and checks the resume state against the options. A finished dataset at DEST (without
-/// `--retry-failed`) is compared with the options instead: the same fingerprint is
-/// [`Prepared::Complete`] (a work directory left behind is removed), another is refused with
-/// what differs.
-async fn prepare(opts: &ConvertOptions, target: &Target) -> Result<Prepared> {
-    let work_dir = match (&opts.work_dir, target.root.is_local()) {
+/// `--work-dir`, or `DEST/.editshard-work` (a local DEST), or a directory under the system's
+/// temporary directory named after DEST.
+fn work_dir(opts: &ConvertOptions, target: &Target) -> PathBuf {
+    match (&opts.work_dir, target.root.is_local()) {
         (Some(w), _) => w.clone(),
         (None, Some(dir)) => dir.join(".editshard-work"),
         (None, None) => {
             let h = crate::hex::hex(&Sha256::digest(target.root.display().as_bytes()));
             std::env::temp_dir().join(format!("editshard-work-{}", &h[..16]))
         }
-    };
+    }
+}
+
+/// Opens the work directory, fetches the release's JSONL files if it is remote, plans the
+/// rows and checks the resume state against the options. A finished dataset at DEST (without
+/// `--retry-failed`) is compared with the options instead: the same fingerprint is
+/// [`Prepared::Complete`] (a work directory left behind is removed), another is refused with
+/// what differs.
+async fn prepare(opts: &ConvertOptions, target: &Target, work_dir: &Path) -> Result<Prepared> {
     let work_dir_existed = work_dir.exists();
-    let work = Work::open(&work_dir)?;
+    let work = Work::open(work_dir)?;
     let fetcher = Fetcher::new(opts.fetch.clone(), Cache::new(work.path("cache")))?;
 
     // The release and its JSONL files (downloaded once into the work directory if remote).

@@ -371,7 +371,10 @@ fn killed_after_the_manifest_a_rerun_finishes_the_clean_up() {
     args.extend(strings(&shard));
     let mut cmd = editshard(crate::BIN);
     cmd.arg("convert").args(&args);
-    let o = cmd.env("EDITSHARD_TEST_KILL_AT", "manifest:1").output().unwrap();
+    let o = cmd
+        .env("EDITSHARD_TEST_KILL_AT", "manifest:1")
+        .output()
+        .unwrap();
     assert!(killed(&o), "expected death by SIGKILL: {}", text(&o));
     let work = out.join(".editshard-work");
     assert!(out.join("manifest.json").exists() && work.exists());
@@ -382,10 +385,17 @@ fn killed_after_the_manifest_a_rerun_finishes_the_clean_up() {
     for attempt in 1..=2 {
         let o = convert(crate::BIN, &args);
         assert!(o.status.success(), "re-run {attempt}: {}", text(&o));
-        assert!(!work.exists(), "re-run {attempt}: the work directory is still there");
+        assert!(
+            !work.exists(),
+            "re-run {attempt}: the work directory is still there"
+        );
         assert_same_tree(&reference, &out);
     }
-    let images = s.gets().into_iter().filter(|p| !p.starts_with("/jsonl/")).count();
+    let images = s
+        .gets()
+        .into_iter()
+        .filter(|p| !p.starts_with("/jsonl/"))
+        .count();
     assert_eq!(images, 0, "the re-runs fetched images again");
 }
 

@@ -644,3 +644,36 @@ fn a_run_killed_after_its_manifest_completes_on_requeue() {
     assert!(!out.join(".editshard-work").exists(), "work directory left");
     assert_same_tree(&reference, &out);
 }
+
+/// A run that fails before converting anything (a wrong argument, a missing input) leaves
+/// nothing behind: no work directory, and no DEST it created. Its advice does not tell the
+/// user to run the same command again when the cause is an argument.
+#[test]
+fn a_failed_run_leaves_nothing_and_blames_the_argument() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rel = generate_release(&tmp.path().join("rel"), &ReleaseSpec::default()).unwrap();
+    fs::remove_file(rel.jsonl(Subset::Preference)).unwrap();
+    let out = tmp.path().join("new-dest");
+    let o = convert(crate::BIN, &local_args(&rel, &out));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("preference.jsonl"), "{}", text(&o));
+    assert!(!out.exists(), "a failed run left {}", out.display());
+
+    // DEST existed (empty): it stays, without a work directory in it.
+    fs::create_dir_all(&out).unwrap();
+    let o = convert(crate::BIN, &local_args(&rel, &out));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "left files in DEST");
+
+    // --out names a file: the advice is about the path, not about trying again.
+    let file = tmp.path().join("a-file");
+    fs::write(&file, b"x").unwrap();
+    let mut args = local_args(&rel, &file);
+    args.extend(strings(&["--subsets", "sft"]));
+    let o = convert(crate::BIN, &args);
+    assert!(!o.status.success());
+    let shown = text(&o);
+    assert!(!shown.contains("run the same command again"), "{shown}");
+    assert!(shown.contains("check the paths given"), "{shown}");
+    assert_eq!(fs::read(&file).unwrap(), b"x");
+}
