@@ -3,6 +3,10 @@
 //!
 //! Everything a batch produces depends only on the rows and the image bytes, never on timing,
 //! so batches may finish in any order: the caller consumes them in plan order.
+//!
+//! A batch holds no image bytes: images stay on disk (the download cache or the local file)
+//! and a record leaves the batch as a [`PendingRecord`], whose bytes are read only when the
+//! writer takes it. However many batches are in flight, memory holds one record's images.
 
 // A failed row is an ordinary outcome here, not an exceptional one: boxing it would only
 // add an allocation per failure.
@@ -10,13 +14,14 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
+use tokio::sync::Semaphore;
 
 use super::failures::Failure;
-use super::fetch::{FetchError, Fetcher};
+use super::fetch::{FetchError, Fetched, Fetcher, Stamp};
 use super::openimages::OpenImages;
 use super::plan::{PlanRow, read_line_at};
 use super::resolve::{Location, Resolver};
@@ -43,15 +48,104 @@ pub struct Context {
     pub scores: Option<Scores>,
     pub validate: Validate,
     pub inputs: HashMap<Subset, PathBuf>,
+    /// Full decodes at once (`--validate decode`): each may hold a whole decoded image.
+    pub decodes: Semaphore,
+    /// HTTP URLs of rows not yet written, with how many such rows use each: their cache
+    /// entries must stay until those rows take their bytes ([`Context::in_use`]).
+    pub pending_urls: Mutex<HashMap<String, usize>>,
 }
 
 pub struct RowOutcome {
     /// Index of the row in the plan.
     pub index: u64,
     pub group: u32,
-    pub result: Result<Record, Failure>,
+    pub result: Result<PendingRecord, Failure>,
     /// HTTP URLs this row read (their cache entries can go once its shard is published).
+    /// Held in [`Context::pending_urls`] until [`Context::done_with`] is called.
     pub http_urls: Vec<String>,
+}
+
+/// A record whose image bytes are still on disk, in [`Record::images`] order.
+pub struct PendingRecord {
+    pub record: Record,
+    files: Vec<ImageFile>,
+    subset: Subset,
+    line: u64,
+}
+
+/// Where an image's bytes are, and what to check when reading them.
+#[derive(Debug, Clone)]
+struct ImageFile {
+    path: PathBuf,
+    len: u64,
+    stamp: Option<Stamp>,
+}
+
+impl PendingRecord {
+    /// Reads the images into the record. The bytes were hashed as they arrived; what is
+    /// checked here is that they are still those bytes: the length, and for a local file
+    /// (not ours) also its modification time.
+    pub fn load(mut self) -> Result<Record, Failure> {
+        let fail = |detail: String| {
+            Failure::new(self.subset, self.line, "missing-file", detail)
+                .id(Some(self.record.id.clone()))
+        };
+        let mut loaded = Vec::with_capacity(self.files.len());
+        for f in &self.files {
+            if let Some(stamp) = &f.stamp {
+                stamp.check(&f.path).map_err(fail)?;
+            }
+            let data =
+                std::fs::read(&f.path).map_err(|e| fail(format!("{}: {e}", f.path.display())))?;
+            if data.len() as u64 != f.len {
+                return Err(fail(format!(
+                    "{} changed while it was being converted",
+                    f.path.display()
+                )));
+            }
+            loaded.push(Bytes::from(data));
+        }
+        for (image, data) in self.record.images_mut().zip(loaded) {
+            image.data = Some(data);
+        }
+        Ok(self.record)
+    }
+}
+
+impl Context {
+    /// Marks `urls` as needed by a row not yet written.
+    fn hold(&self, urls: &[String]) {
+        let mut held = self.pending_urls.lock().unwrap_or_else(|e| e.into_inner());
+        for u in urls {
+            *held.entry(u.clone()).or_insert(0) += 1;
+        }
+    }
+
+    /// The row that held `urls` has been written (or failed).
+    pub fn done_with(&self, urls: &[String]) {
+        let mut held = self.pending_urls.lock().unwrap_or_else(|e| e.into_inner());
+        for u in urls {
+            if let Some(n) = held.get_mut(u) {
+                *n -= 1;
+                if *n == 0 {
+                    held.remove(u);
+                }
+            }
+        }
+    }
+
+    /// Whether a row not yet written still needs `url`'s cache entry.
+    pub fn in_use(&self, url: &str) -> bool {
+        let held = self.pending_urls.lock().unwrap_or_else(|e| e.into_inner());
+        held.contains_key(url)
+    }
+}
+
+/// An image checked and described; its bytes still on disk.
+#[derive(Clone)]
+struct Located {
+    image: Image,
+    file: ImageFile,
 }
 
 /// What failed for one image: the reason code, the detail and the URL or path.
@@ -62,7 +156,7 @@ struct ImageError {
     url: String,
 }
 
-type ImageResult = Result<Image, ImageError>;
+type ImageResult = Result<Located, ImageError>;
 
 impl Context {
     /// Where a source image may come from, in order of preference: the row's
@@ -119,26 +213,48 @@ impl Context {
         self.fetcher.max_image_bytes()
     }
 
-    async fn check(&self, data: Bytes, url: String) -> ImageResult {
+    async fn check(&self, fetched: Fetched, url: String) -> ImageResult {
         let invalid = |e: crate::Error, url: String| ImageError {
             reason: "invalid-image".into(),
             detail: e.to_string(),
             url,
         };
         if self.validate == Validate::Decode {
-            let d = data.clone();
-            let decoded = tokio::task::spawn_blocking(move || crate::probe::decode(&d).map(|_| ()))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(crate::Error::bug(format!(
-                        "the image decoder panicked: {e}"
-                    )))
-                });
+            let _permit = self.decodes.acquire().await.expect("never closed");
+            let path = fetched.path.clone();
+            let decoded = read_then(path, |d| crate::probe::decode(&d).map(|_| ())).await;
             if let Err(e) = decoded {
                 return Err(invalid(e, url));
             }
         }
-        Image::from_bytes(data).map_err(|e| invalid(e, url))
+        let info = match crate::image_info::probe(&fetched.head) {
+            Ok(info) => info,
+            // The header runs past the head kept in memory (a JPEG whose metadata segments
+            // are larger than that): probe the whole file, once.
+            Err(_) if (fetched.head.len() as u64) < fetched.len => {
+                read_then(fetched.path.clone(), |d| crate::image_info::probe(&d))
+                    .await
+                    .map_err(|e| invalid(e, url.clone()))?
+            }
+            Err(e) => return Err(invalid(e, url)),
+        };
+        let mut image = Image::with_info(
+            Bytes::new(),
+            info.media_type.to_string(),
+            info.width,
+            info.height,
+        );
+        image.len = fetched.len;
+        image.sha256 = fetched.sha256;
+        image.data = None;
+        Ok(Located {
+            image,
+            file: ImageFile {
+                path: fetched.path,
+                len: fetched.len,
+                stamp: fetched.stamp,
+            },
+        })
     }
 
     pub async fn batch(self: Arc<Self>, rows: Vec<(u64, PlanRow)>) -> Vec<RowOutcome> {
@@ -189,20 +305,32 @@ impl Context {
                 .collect();
             row_slots.push(Some((source, edits)));
         }
+        // Every row's URLs are held before anything is fetched: a cache entry found now must
+        // still be there when the row is written.
+        let row_urls: Vec<Vec<String>> = row_slots
+            .iter()
+            .map(|slots| {
+                slots
+                    .iter()
+                    .flat_map(|(s, e)| std::iter::once(s).chain(e.iter()))
+                    .flat_map(|&i| wanted[i].iter())
+                    .filter_map(|l| match l {
+                        Location::Http(u) => Some(u.clone()),
+                        Location::Local(_) => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        for urls in &row_urls {
+            self.hold(urls);
+        }
         let images: Vec<ImageResult> =
             join_all(wanted.iter().cloned().map(|chain| self.image(chain))).await;
 
         let mut out = Vec::with_capacity(rows.len());
-        for (((index, plan_row), parsed), slots) in rows.into_iter().zip(parsed).zip(row_slots) {
-            let http_urls = slots
-                .iter()
-                .flat_map(|(s, e)| std::iter::once(s).chain(e.iter()))
-                .flat_map(|&i| wanted[i].iter())
-                .filter_map(|l| match l {
-                    Location::Http(u) => Some(u.clone()),
-                    Location::Local(_) => None,
-                })
-                .collect();
+        for ((((index, plan_row), parsed), slots), http_urls) in
+            rows.into_iter().zip(parsed).zip(row_slots).zip(row_urls)
+        {
             let result = match (parsed, slots) {
                 (Err(f), _) => Err(f),
                 (Ok(row), Some((source, edits))) => self.record(
@@ -227,7 +355,7 @@ impl Context {
         row: ParsedRow,
         source: &ImageResult,
         edits: Vec<&ImageResult>,
-    ) -> Result<Record, Failure> {
+    ) -> Result<PendingRecord, Failure> {
         let fail = |e: &ImageError| {
             Err(
                 Failure::new(row.subset, row.line, e.reason.clone(), e.detail.clone())
@@ -235,13 +363,16 @@ impl Context {
                     .url(Some(e.url.clone())),
             )
         };
-        let mut source = match source {
-            Ok(i) => i.clone(),
+        let source = match source {
+            Ok(i) => i,
             Err(e) => return fail(e),
         };
         if let Some(e) = edits.iter().find_map(|r| r.as_ref().err()) {
             return fail(e);
         }
+        // Files in `Record::images` order: the source, then each turn's output and rejected.
+        let mut files = vec![source.file.clone()];
+        let mut source = source.image.clone();
         let mut edits = edits.into_iter().filter_map(|r| r.as_ref().ok());
         source.url = Some(row.source_url.clone());
         source.rotation = self
@@ -251,13 +382,17 @@ impl Context {
             .and_then(|e| e.rotation);
         let mut turns = Vec::with_capacity(row.turns.len());
         for t in &row.turns {
-            let mut output = edits.next().expect("one image per reference").clone();
+            let located = edits.next().expect("one image per reference");
+            files.push(located.file.clone());
+            let mut output = located.image.clone();
             output.path = Some(t.output.clone());
             let rejected = t
                 .rejected
                 .iter()
                 .map(|written| {
-                    let mut r = edits.next().expect("one image per reference").clone();
+                    let located = edits.next().expect("one image per reference");
+                    files.push(located.file.clone());
+                    let mut r = located.image.clone();
                     r.path = Some(written.clone());
                     r
                 })
@@ -288,6 +423,26 @@ impl Context {
                 return Err(Failure::new(row.subset, row.line, "bad-scores", e).id(Some(row.id)));
             }
         }
-        Ok(record)
+        Ok(PendingRecord {
+            record,
+            files,
+            subset: row.subset,
+            line: row.line,
+        })
     }
+}
+
+/// Reads a whole image file on a blocking thread and hands the bytes to `f` (a probe or a
+/// decode); the bytes are dropped when it returns.
+async fn read_then<T: Send + 'static>(
+    path: PathBuf,
+    f: impl FnOnce(Vec<u8>) -> crate::Result<T> + Send + 'static,
+) -> crate::Result<T> {
+    tokio::task::spawn_blocking(move || {
+        let data = std::fs::read(&path)
+            .map_err(|e| crate::Error::from(e).in_shard(path.display().to_string()))?;
+        f(data)
+    })
+    .await
+    .unwrap_or_else(|e| Err(crate::Error::bug(format!("an image check panicked: {e}"))))
 }

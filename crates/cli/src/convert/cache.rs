@@ -1,17 +1,16 @@
 //! The download cache: every image fetched over HTTP is kept on disk under the work
 //! directory until the shard holding it is published, so a conversion killed at any moment
-//! never downloads an image twice. Entries are written to a temporary name and renamed, so a
-//! kill mid-write leaves no half entry under a real name (only a `.tmp` file, overwritten
-//! later).
+//! never downloads an image twice. Entries are streamed to a temporary name (`*.partial`,
+//! created exclusively) and renamed when complete ([`super::fetch`]), so a kill mid-write
+//! leaves no half entry under a real name (only a `.partial` file, replaced later).
 //!
 //! Layout (tests rely on it): `cache/<h[0..2]>/<h>` where `h` is the lower-case hex SHA-256
 //! of the URL as requested.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 
-use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone)]
@@ -29,26 +28,17 @@ impl Cache {
         self.dir.join(&h[..2]).join(h)
     }
 
-    /// The cached bytes, if present and no larger than `max`.
-    pub fn get(&self, url: &str, max: u64) -> Option<Bytes> {
-        let path = self.path(url);
-        let len = fs::metadata(&path).ok()?.len();
-        if len == 0 || len > max {
-            return None;
-        }
-        fs::read(path).ok().map(Bytes::from)
+    /// Whether an entry is present, not empty and no larger than `max`.
+    pub fn has(&self, url: &str, max: u64) -> bool {
+        fs::metadata(self.path(url)).is_ok_and(|m| m.is_file() && m.len() > 0 && m.len() <= max)
     }
 
-    pub fn put(&self, url: &str, data: &[u8]) -> io::Result<()> {
-        let path = self.path(url);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
+    /// Creates the directory `url`'s entry goes in.
+    pub fn prepare(&self, url: &str) -> io::Result<()> {
+        match self.path(url).parent() {
+            Some(parent) => fs::create_dir_all(parent),
+            None => Ok(()),
         }
-        let tmp = path.with_extension("tmp");
-        let mut f = crate::atomic::create_new(&tmp)?;
-        f.write_all(data)?;
-        drop(f);
-        fs::rename(&tmp, &path)
     }
 
     pub fn remove(&self, url: &str) {

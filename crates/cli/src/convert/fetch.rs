@@ -7,14 +7,23 @@
 //! sends one. A body shorter than its `Content-Length` (or cut by a reset) is retried, never
 //! stored. Permits are released while waiting, so one throttled host does not hold the others
 //! back.
+//!
+//! Nothing is held whole in memory: a response streams into its cache file (created
+//! exclusively, renamed when complete), hashed and size-checked as it arrives, so a download
+//! costs one chunk of memory however large or endless the response. What a caller gets is a
+//! [`Fetched`]: where the bytes are on disk, their length and SHA-256, and their first
+//! [`HEAD_BYTES`] for probing the image header.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use super::cache::Cache;
@@ -54,6 +63,93 @@ impl Default for FetchOptions {
             max_image_bytes: 256 << 20,
         }
     }
+}
+
+/// How many leading bytes of each image are kept in memory for probing its header.
+pub const HEAD_BYTES: usize = 256 << 10;
+
+/// Image bytes on disk, with what was learnt while they went past.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The cache entry, or the local file itself.
+    pub path: PathBuf,
+    pub len: u64,
+    pub sha256: [u8; 32],
+    /// The first [`HEAD_BYTES`] (all of a smaller file).
+    pub head: Bytes,
+    /// For a local file (not ours): its length and modification time when hashed, checked
+    /// again when its bytes are read into the record ([`Stamp::check`]).
+    pub stamp: Option<Stamp>,
+}
+
+/// A local file's length and modification time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        }
+    }
+
+    /// Whether `path` is still the file that was hashed.
+    pub fn check(&self, path: &Path) -> Result<(), String> {
+        let now = std::fs::metadata(path)
+            .map(|m| Stamp::of(&m))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if &now != self {
+            return Err(format!(
+                "{} changed while it was being converted",
+                path.display()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads a whole file, hashing it and keeping its head; fails past `max` bytes.
+fn hash_file(path: &Path, max: u64) -> Result<Fetched, FetchError> {
+    let missing = |e: std::io::Error| FetchError::Missing(format!("{}: {e}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(missing)?;
+    let meta = file.metadata().map_err(missing)?;
+    if !meta.is_file() {
+        return Err(FetchError::Missing(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    if meta.len() > max {
+        return Err(FetchError::TooLarge(meta.len()));
+    }
+    let mut hasher = Sha256::new();
+    let mut head = BytesMut::new();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(missing)?;
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+        if len > max {
+            return Err(FetchError::TooLarge(len));
+        }
+        hasher.update(&buf[..n]);
+        let room = HEAD_BYTES.saturating_sub(head.len());
+        head.extend_from_slice(&buf[..n.min(room)]);
+    }
+    Ok(Fetched {
+        path: path.to_path_buf(),
+        len,
+        sha256: hasher.finalize().into(),
+        head: head.freeze(),
+        stamp: Some(Stamp::of(&meta)),
+    })
 }
 
 /// Why an image could not be had. `reason()` is the short form counted in the summary.
@@ -114,7 +210,7 @@ pub struct Fetcher {
 }
 
 enum Attempt {
-    Done(Bytes),
+    Done(Fetched),
     Retry {
         why: String,
         after: Option<Duration>,
@@ -156,38 +252,43 @@ impl Fetcher {
         &self.cache
     }
 
-    /// The bytes at `loc`. HTTP results are cached; local files are read in place.
-    pub async fn get(&self, loc: &Location) -> Result<Bytes, FetchError> {
+    /// The bytes at `loc`, on disk: a local file where it is (hashed in place), an HTTP
+    /// response in the download cache (streamed there, or found there from an earlier run).
+    pub async fn get(&self, loc: &Location) -> Result<Fetched, FetchError> {
+        let max = self.opts.max_image_bytes;
         match loc {
             Location::Local(p) => {
-                let data = read_local(p, self.opts.max_image_bytes).await?;
+                let p = p.clone();
+                let fetched = blocking(move || hash_file(&p, max)).await?;
                 self.stats
                     .bytes_local
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
-                Ok(data)
+                    .fetch_add(fetched.len, Ordering::Relaxed);
+                Ok(fetched)
             }
             Location::Http(url) => {
-                if let Some(data) = self.cache.get(url, self.opts.max_image_bytes) {
-                    self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(data);
+                let path = self.cache.path(url);
+                if self.cache.has(url, max) {
+                    let p = path.clone();
+                    if let Ok(mut fetched) = blocking(move || hash_file(&p, max)).await {
+                        // Ours: nobody else writes the cache, so no stamp to check.
+                        fetched.stamp = None;
+                        self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                        return Ok(fetched);
+                    }
                 }
-                let data = self.http(url).await?;
                 self.cache
-                    .put(url, &data)
+                    .prepare(url)
                     .map_err(|e| FetchError::Network(format!("cannot write the cache: {e}")))?;
+                let fetched = self.download(url, max, &path).await?;
                 kill_point("fetched");
-                Ok(data)
+                Ok(fetched)
             }
         }
     }
 
-    /// GET with limits and retries; no cache.
-    pub async fn http(&self, url: &str) -> Result<Bytes, FetchError> {
-        self.http_max(url, self.opts.max_image_bytes).await
-    }
-
-    /// [`Self::http`] with another size limit (for the release's JSONL files).
-    pub async fn http_max(&self, url: &str, max: u64) -> Result<Bytes, FetchError> {
+    /// GET with limits and retries into `dest` (written under a temporary name, renamed when
+    /// the body is complete and no larger than `max`).
+    pub async fn download(&self, url: &str, max: u64, dest: &Path) -> Result<Fetched, FetchError> {
         let host = self.host(url);
         let mut attempt = 0u32;
         loop {
@@ -196,14 +297,14 @@ impl Fetcher {
                 let _h = host.permits.acquire().await.expect("never closed");
                 self.wait_for_slot(&host).await;
                 self.stats.requests.fetch_add(1, Ordering::Relaxed);
-                self.attempt(url, max).await
+                self.attempt(url, max, dest).await
             };
             match result {
-                Attempt::Done(data) => {
+                Attempt::Done(fetched) => {
                     self.stats
                         .bytes_downloaded
-                        .fetch_add(data.len() as u64, Ordering::Relaxed);
-                    return Ok(data);
+                        .fetch_add(fetched.len, Ordering::Relaxed);
+                    return Ok(fetched);
                 }
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry { why, after } => {
@@ -231,7 +332,7 @@ impl Fetcher {
         }
     }
 
-    async fn attempt(&self, url: &str, max: u64) -> Attempt {
+    async fn attempt(&self, url: &str, max: u64, dest: &Path) -> Attempt {
         let mut resp = match self.client.get(url).send().await {
             Ok(r) => r,
             Err(e) => {
@@ -264,33 +365,68 @@ impl Fetcher {
         if let Some(n) = declared.filter(|&n| n > max) {
             return Attempt::Fail(FetchError::TooLarge(n));
         }
-        let mut buf = BytesMut::with_capacity(declared.unwrap_or(1 << 16).min(max) as usize);
-        loop {
+        let partial = crate::atomic::partial_path(dest);
+        let file = match crate::atomic::create_new(&partial) {
+            Ok(f) => tokio::fs::File::from_std(f),
+            Err(e) => {
+                return Attempt::Fail(FetchError::Network(format!(
+                    "cannot write the cache: {}: {e}",
+                    partial.display()
+                )));
+            }
+        };
+        let mut sink = BodySink {
+            file: tokio::io::BufWriter::with_capacity(256 << 10, file),
+            hasher: Sha256::new(),
+            head: BytesMut::new(),
+            len: 0,
+        };
+        let streamed = loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
-                    if (buf.len() + chunk.len()) as u64 > max {
-                        return Attempt::Fail(FetchError::TooLarge(
-                            (buf.len() + chunk.len()) as u64,
-                        ));
+                    if sink.len + chunk.len() as u64 > max {
+                        break Err(Attempt::Fail(FetchError::TooLarge(
+                            sink.len + chunk.len() as u64,
+                        )));
                     }
-                    buf.extend_from_slice(&chunk);
+                    if let Err(e) = sink.write(&chunk).await {
+                        break Err(Attempt::Fail(FetchError::Network(format!(
+                            "cannot write the cache: {}: {e}",
+                            partial.display()
+                        ))));
+                    }
                 }
-                Ok(None) => break,
+                Ok(None) => break Ok(()),
                 Err(e) => {
-                    return Attempt::Retry {
-                        why: format!("body cut after {} bytes: {}", buf.len(), error_chain(&e)),
+                    break Err(Attempt::Retry {
+                        why: format!("body cut after {} bytes: {}", sink.len, error_chain(&e)),
                         after: None,
-                    };
+                    });
                 }
             }
+        };
+        let streamed = match streamed {
+            Ok(()) => match declared.filter(|&n| n != sink.len) {
+                Some(n) => Err(Attempt::Retry {
+                    why: format!("body is {} bytes but Content-Length said {n}", sink.len),
+                    after: None,
+                }),
+                None => sink.finish(&partial, dest).await.map_err(|e| {
+                    Attempt::Fail(FetchError::Network(format!(
+                        "cannot write the cache: {}: {e}",
+                        dest.display()
+                    )))
+                }),
+            },
+            Err(a) => Err(a),
+        };
+        match streamed {
+            Ok(fetched) => Attempt::Done(fetched),
+            Err(a) => {
+                let _ = std::fs::remove_file(&partial);
+                a
+            }
         }
-        if let Some(n) = declared.filter(|&n| n != buf.len() as u64) {
-            return Attempt::Retry {
-                why: format!("body is {} bytes but Content-Length said {n}", buf.len()),
-                after: None,
-            };
-        }
-        Attempt::Done(buf.freeze())
     }
 
     fn host(&self, url: &str) -> Arc<Host> {
@@ -365,23 +501,47 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-async fn read_local(path: &Path, max: u64) -> Result<Bytes, FetchError> {
-    let missing = |e: std::io::Error| FetchError::Missing(format!("{}: {e}", path.display()));
-    let meta = tokio::fs::metadata(path).await.map_err(missing)?;
-    if !meta.is_file() {
-        return Err(FetchError::Missing(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
+/// Where a response body goes as it arrives: the file, the hash, the head.
+struct BodySink {
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    hasher: Sha256,
+    head: BytesMut,
+    len: u64,
+}
+
+impl BodySink {
+    async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(chunk).await?;
+        self.hasher.update(chunk);
+        let room = HEAD_BYTES.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        self.len += chunk.len() as u64;
+        Ok(())
     }
-    if meta.len() > max {
-        return Err(FetchError::TooLarge(meta.len()));
+
+    /// Flushes and renames the temporary file to `dest`. Not synced: a cache entry lost in a
+    /// crash is only downloaded again, and one that survives was renamed whole.
+    async fn finish(mut self, partial: &Path, dest: &Path) -> std::io::Result<Fetched> {
+        self.file.flush().await?;
+        drop(self.file);
+        tokio::fs::rename(partial, dest).await?;
+        Ok(Fetched {
+            path: dest.to_path_buf(),
+            len: self.len,
+            sha256: self.hasher.finalize().into(),
+            head: self.head.freeze(),
+            stamp: None,
+        })
     }
-    let data = tokio::fs::read(path).await.map_err(missing)?;
-    if data.len() as u64 > max {
-        return Err(FetchError::TooLarge(data.len() as u64));
-    }
-    Ok(Bytes::from(data))
+}
+
+/// Runs blocking file work off the runtime's worker threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, FetchError> + Send + 'static,
+) -> Result<T, FetchError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(FetchError::Network(format!("a file task failed: {e}"))))
 }
 
 /// `Retry-After`: delay-seconds or an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).

@@ -291,6 +291,8 @@ async fn prepare(opts: &ConvertOptions, target: &Target, work_dir: &Path) -> Res
         scores,
         validate: opts.validate,
         inputs: inputs.into_iter().collect(),
+        decodes: tokio::sync::Semaphore::new(2),
+        pending_urls: Default::default(),
     });
     Ok(Prepared::Job(Box::new(Job {
         work,
@@ -482,9 +484,12 @@ async fn write_shards(opts: &ConvertOptions, target: &Target, job: Job) -> Resul
             let mut pending: VecDeque<(u64, u32, Vec<String>)> = VecDeque::new();
             while let Some(batch) = rx.blocking_recv() {
                 for outcome in batch {
-                    pending.push_back((outcome.index, outcome.group, outcome.http_urls));
                     let shards_before = writer.manifest().shards.len();
-                    let failure = match outcome.result {
+                    // The only place image bytes are in memory: one record at a time.
+                    let loaded = outcome.result.and_then(|pending| pending.load());
+                    consumer_ctx.done_with(&outcome.http_urls);
+                    pending.push_back((outcome.index, outcome.group, outcome.http_urls));
+                    let failure = match loaded {
                         Ok(record) => {
                             let bytes: u64 = record.images().map(|i| i.len).sum();
                             match writer.append(&record) {
@@ -517,7 +522,7 @@ async fn write_shards(opts: &ConvertOptions, target: &Target, job: Job) -> Resul
                             manifest: writer.manifest().clone(),
                         })?;
                         kill_point("saved");
-                        evict(consumer_ctx.fetcher.cache(), &mut pending, outcome.index);
+                        evict(&consumer_ctx, &mut pending, outcome.index);
                     }
                 }
             }
@@ -684,8 +689,10 @@ impl Publisher {
 }
 
 /// Drops cache entries of rows now in a published shard, except those of the source still
-/// being written (its next batch reads the shared source from the cache).
-fn evict(cache: &Cache, pending: &mut VecDeque<(u64, u32, Vec<String>)>, next_row: u64) {
+/// being written (its next batch reads the shared source from the cache) and those a row in
+/// flight, not yet written, holds ([`Context::in_use`]).
+fn evict(ctx: &Context, pending: &mut VecDeque<(u64, u32, Vec<String>)>, next_row: u64) {
+    let cache = ctx.fetcher.cache();
     let current_group = pending.iter().find(|p| p.0 == next_row).map(|p| p.1);
     let mut keep = VecDeque::new();
     let mut live: HashSet<String> = HashSet::new();
@@ -700,7 +707,7 @@ fn evict(cache: &Cache, pending: &mut VecDeque<(u64, u32, Vec<String>)>, next_ro
             keep.push_back(p);
         } else {
             for url in &p.2 {
-                if !live.contains(url) {
+                if !live.contains(url) && !ctx.in_use(url) {
                     cache.remove(url);
                 }
             }
@@ -732,22 +739,31 @@ async fn download_jsonl(
     let loc = resolver
         .release_ref(subset.file())
         .map_err(Error::invalid)?;
-    let data = match &loc {
-        super::resolve::Location::Local(p) => Bytes::from(std::fs::read(p)?),
-        super::resolve::Location::Http(url) => {
-            fetcher.http_max(url, MAX_JSONL_BYTES).await.map_err(|e| {
-                Error::invalid(format!(
-                    "cannot download {url}: {} ({})",
-                    e.reason(),
-                    e.detail(MAX_JSONL_BYTES)
-                ))
-            })?
-        }
-    };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    crate::atomic::write_atomically(&path, &data)?;
+    match &loc {
+        super::resolve::Location::Local(p) => {
+            let context = |e: std::io::Error| Error::from(e).in_shard(p.display().to_string());
+            let (mut file, partial) = crate::atomic::create_partial(&path).map_err(context)?;
+            std::io::copy(&mut std::fs::File::open(p).map_err(context)?, &mut file)
+                .map_err(context)?;
+            drop(file);
+            std::fs::rename(&partial, &path).map_err(context)?;
+        }
+        super::resolve::Location::Http(url) => {
+            fetcher
+                .download(url, MAX_JSONL_BYTES, &path)
+                .await
+                .map_err(|e| {
+                    Error::invalid(format!(
+                        "cannot download {url}: {} ({})",
+                        e.reason(),
+                        e.detail(MAX_JSONL_BYTES)
+                    ))
+                })?;
+        }
+    }
     Ok(path)
 }
 
