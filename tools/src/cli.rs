@@ -53,3 +53,43 @@ pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }
+
+/// Runs `cmd` to completion and returns its output with its peak resident memory in bytes
+/// (`VmHWM` of `/proc/PID/status`, polled every few milliseconds until it exits). Standard
+/// output goes to `stdout_file` (it may be large: base64 images) and is not returned.
+pub fn run_with_peak_rss(mut cmd: Command, stdout_file: &Path) -> (Output, u64) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(fs::File::create(stdout_file).expect("stdout file"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run editshard");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut err = child.stderr.take().expect("piped");
+    // Drained on a thread so the child never blocks on a full pipe.
+    let err_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Ok(s) = fs::read_to_string(&status_path) {
+            let hwm = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+            peak_kib = peak_kib.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let output = Output {
+        status,
+        stdout: Vec::new(),
+        stderr: err_thread.join().unwrap_or_default(),
+    };
+    (output, peak_kib << 10)
+}

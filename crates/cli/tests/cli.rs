@@ -18,6 +18,8 @@ mod export_roundtrip;
 mod fault_disk_full;
 #[path = "cli/hostile_release.rs"]
 mod hostile_release;
+#[path = "cli/memory_bounds.rs"]
+mod memory_bounds;
 #[path = "cli/mirror_local.rs"]
 mod mirror_local;
 #[path = "cli/mirror_remote.rs"]

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use base64::Engine;
 use clap::Args;
 use futures_util::StreamExt;
 
@@ -272,35 +271,6 @@ pub struct CatArgs {
     pub images: bool,
 }
 
-/// The record as JSON, with each image's bytes as base64 `data` when present.
-fn record_json(record: &Record, fields: &[String]) -> serde_json::Value {
-    let mut json = record.to_json();
-    let b64 = |img: &crate::record::Image| {
-        img.data
-            .as_ref()
-            .map(|d| serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(d)))
-    };
-    if let Some(data) = b64(&record.source) {
-        json["source"]["data"] = data;
-    }
-    for (t, turn) in record.turns.iter().enumerate() {
-        if let Some(data) = b64(&turn.output) {
-            json["turns"][t]["output"]["data"] = data;
-        }
-        for (j, rej) in turn.rejected.iter().enumerate() {
-            if let Some(data) = b64(rej) {
-                json["turns"][t]["rejected"][j]["data"] = data;
-            }
-        }
-    }
-    if !fields.is_empty() {
-        if let serde_json::Value::Object(map) = &mut json {
-            map.retain(|k, _| k == "id" || k == "kind" || fields.iter().any(|f| f == k));
-        }
-    }
-    json
-}
-
 pub fn run_cat(args: CatArgs) -> Result<ExitCode> {
     super::runtime()?.block_on(async {
         let ds = args.source.open().await?;
@@ -314,14 +284,28 @@ pub fn run_cat(args: CatArgs) -> Result<ExitCode> {
                 Images::All
             } else {
                 Images::None
-            })
-            .batch(limit.min(256));
+            });
+        // With images, one record per batch and 64 MiB ahead: memory stays near the largest
+        // record however large records are (README, Guarantees).
+        let plan = if args.images {
+            ReadPlan {
+                prefetch_bytes: 64 << 20,
+                ..plan.batch(1)
+            }
+        } else {
+            plan.batch(limit.min(256))
+        };
         let mut records = ds.reader(plan);
         let mut printed = 0u64;
+        let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
         while let Some(record) = records.next().await {
-            let json = record_json(&record?, &args.fields);
-            if !out(&json.to_string())? {
-                break;
+            let written =
+                super::record_json::write_record_line(&mut stdout, &record?, &args.fields)
+                    .and_then(|()| stdout.flush());
+            match written {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+                Err(e) => return Err(e.into()),
             }
             printed += 1;
             if printed >= limit {

@@ -9,6 +9,7 @@ pub mod convert;
 pub mod export;
 pub mod inspect;
 pub mod mirror;
+mod record_json;
 
 /// `editshard --version`: the command's version and the format version it writes (and the
 /// major version it reads).

@@ -486,7 +486,10 @@ async fn write_shards(opts: &ConvertOptions, target: &Target, job: Job) -> Resul
                 for outcome in batch {
                     let shards_before = writer.manifest().shards.len();
                     // The only place image bytes are in memory: one record at a time.
-                    let loaded = outcome.result.and_then(|pending| pending.load());
+                    let loaded = match outcome.result {
+                        Ok(pending) => pending.load(),
+                        Err(f) => Err(f),
+                    };
                     consumer_ctx.done_with(&outcome.http_urls);
                     pending.push_back((outcome.index, outcome.group, outcome.http_urls));
                     let failure = match loaded {

@@ -58,7 +58,12 @@ pub async fn export(ds: &Dataset, to: &Path, opts: &ExportOptions) -> Result<Exp
     let start = std::time::Instant::now();
     let records = BlockingRecords {
         rt: tokio::runtime::Handle::current(),
-        stream: ds.stream(StreamOptions::default()),
+        // 64 MiB ahead keeps the disk or the network busy; more would only be memory
+        // (README, Guarantees: export holds this plus the record being written).
+        stream: ds.stream(StreamOptions {
+            prefetch_bytes: 64 << 20,
+            ..StreamOptions::default()
+        }),
     };
     let manifest = ds.manifest().clone();
     let (to, opts) = (to.to_path_buf(), opts.clone());

@@ -461,52 +461,6 @@ fn s3_destination_holds_the_same_bytes_as_a_local_one_even_after_a_kill() {
     assert_eq!(listed.len(), files.len() - 2);
 }
 
-/// Peak resident memory (VmHWM) of a child process, polled until it exits.
-fn run_measuring_peak(mut cmd: std::process::Command) -> (Output, u64) {
-    use std::io::Read;
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0u64;
-    // Drain the pipes on threads so the child never blocks on a full pipe.
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        out.read_to_end(&mut v).unwrap();
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        err.read_to_end(&mut v).unwrap();
-        v
-    });
-    let status = loop {
-        if let Ok(s) = fs::read_to_string(&status_path) {
-            if let Some(kib) = s
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-            {
-                peak_kib = peak_kib.max(kib);
-            }
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let o = Output {
-        status,
-        stdout: out_t.join().unwrap(),
-        stderr: err_t.join().unwrap(),
-    };
-    (o, peak_kib << 10)
-}
-
 /// Downloads stream to the cache and records take their bytes one at a time, so memory does
 /// not grow with the images in flight (README, Guarantees: the memory bound of `convert`).
 /// Five rows with 40 MiB images each, all fetched concurrently: the old in-memory download
@@ -555,7 +509,7 @@ fn memory_stays_bounded_whatever_the_images_in_flight() {
             "--max-image-size",
             "100MiB",
         ]);
-    let (o, peak) = run_measuring_peak(cmd);
+    let (o, peak) = editshard_tools::cli::run_with_peak_rss(cmd, &s.out("stdout.txt"));
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(records(&out).len(), 5);
     assert_eq!(

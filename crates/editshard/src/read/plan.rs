@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::stream::{Stream, StreamExt};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::dataset::Dataset;
 use super::fetch::{SkipFn, fetch_records, log_skip};
@@ -33,7 +33,8 @@ pub struct ReadPlan {
     pub on_skip: Option<SkipFn>,
     /// Batches fetched ahead of the reader.
     pub prefetch_batches: usize,
-    /// Approximate bound on the bytes of batches fetched ahead.
+    /// Bound on the bytes of batches fetched ahead and not yet taken by the reader; a single
+    /// batch larger than this is fetched alone.
     pub prefetch_bytes: u64,
 }
 
@@ -87,10 +88,15 @@ impl ReadPlan {
     }
 }
 
+/// A fetched batch and its share of the prefetch budget.
+type Delivery = Result<(Vec<Record>, OwnedSemaphorePermit)>;
+
 /// One consumer's records of an epoch, batch by batch (see [`Dataset::reader`]).
 pub struct PlanStream {
-    rx: Option<mpsc::Receiver<Result<Vec<Record>>>>,
+    rx: Option<mpsc::Receiver<Delivery>>,
     current: VecDeque<Record>,
+    /// The budget `current` holds, returned when it has all been handed out.
+    current_permit: Option<OwnedSemaphorePermit>,
     batches: u64,
     failed: Option<Error>,
     _task: Option<AbortOnDrop>,
@@ -108,6 +114,7 @@ impl PlanStream {
         PlanStream {
             rx: None,
             current: VecDeque::new(),
+            current_permit: None,
             batches: 0,
             failed: Some(e),
             _task: None,
@@ -119,14 +126,17 @@ impl PlanStream {
     /// with record-wise polling returns the rest of a partly consumed batch first.
     pub async fn next_batch(&mut self) -> Option<Result<Vec<Record>>> {
         if !self.current.is_empty() {
+            self.current_permit = None;
             return Some(Ok(self.current.drain(..).collect()));
         }
+        self.current_permit = None;
         if let Some(e) = self.failed.take() {
             return Some(Err(e));
         }
         let item = self.rx.as_mut()?.recv().await;
         match item {
-            Some(Ok(batch)) => {
+            // Handed over: the caller's memory now, no longer the reader's budget.
+            Some(Ok((batch, _permit))) => {
                 self.batches += 1;
                 Some(Ok(batch))
             }
@@ -151,6 +161,8 @@ impl Stream for PlanStream {
             if let Some(r) = self.current.pop_front() {
                 return Poll::Ready(Some(Ok(r)));
             }
+            // The batch has been handed out record by record: its budget goes back.
+            self.current_permit = None;
             if let Some(e) = self.failed.take() {
                 return Poll::Ready(Some(Err(e)));
             }
@@ -167,9 +179,10 @@ impl Stream for PlanStream {
                     self.rx = None;
                     return Poll::Ready(Some(Err(e)));
                 }
-                Poll::Ready(Some(Ok(batch))) => {
+                Poll::Ready(Some(Ok((batch, permit)))) => {
                     self.batches += 1;
                     self.current.extend(batch);
+                    self.current_permit = Some(permit);
                 }
             }
         }
@@ -200,10 +213,7 @@ impl Dataset {
             plan.resume.epoch,
         ));
         let ahead = plan.prefetch_batches.max(1);
-        // Each batch may hold at most its share of the budget, so the batches in flight can
-        // always hold their permits at once: no batch waits on one queued behind it.
         let total_permits = (plan.prefetch_bytes / PERMIT_UNIT).clamp(1, u64::from(u32::MAX >> 4));
-        let share = (total_permits / (ahead as u64 + 1)).max(1) as u32;
         let budget = Arc::new(Semaphore::new(total_permits as usize));
         let skip = plan
             .skip_corrupt
@@ -213,14 +223,15 @@ impl Dataset {
             .batches(plan.resume.position, order.len(), plan.batch);
         let ds = self.clone();
         let plan = Arc::new(plan);
-        let fetches = futures_util::stream::iter(batches).map(move |positions| {
-            let (ds, order, plan, budget, skip) = (
-                ds.clone(),
-                order.clone(),
-                plan.clone(),
-                budget.clone(),
-                skip.clone(),
-            );
+        // Memory bound: a batch takes permits for its bytes (all of the budget if it is
+        // larger) before it is fetched, and returns them when the reader takes it. Batches
+        // size themselves and ask for permits one after another, in batch order, and tokio's
+        // semaphore grants them in the order asked: a batch waits only for batches before it,
+        // which the reader takes in order, so none waits on one queued behind it. Then up to
+        // `ahead` sized batches are fetched at once.
+        let sizing_ds = self.clone();
+        let sized = futures_util::stream::iter(batches).then(move |positions| {
+            let (ds, order, budget) = (sizing_ds.clone(), order.clone(), budget.clone());
             async move {
                 let wants = positions
                     .map(|p| {
@@ -233,11 +244,18 @@ impl Dataset {
                     let span = ds.shard(s).await?.index().record_span(local);
                     planned += span.end - span.start;
                 }
-                let permits = (planned / PERMIT_UNIT).clamp(1, u64::from(share)) as u32;
+                let permits = (planned / PERMIT_UNIT).clamp(1, total_permits) as u32;
                 let permit = budget
                     .acquire_many_owned(permits)
                     .await
                     .map_err(|_| Error::invalid("reader closed"))?;
+                Ok::<_, Error>((wants, permit))
+            }
+        });
+        let fetches = sized.map(move |sized| {
+            let (ds, plan, skip) = (ds.clone(), plan.clone(), skip.clone());
+            async move {
+                let (wants, permit) = sized?;
                 let records =
                     fetch_records(&ds.inner, &wants, plan.images, &plan.filter, skip.as_ref())
                         .await?;
@@ -246,24 +264,20 @@ impl Dataset {
         });
         let (tx, rx) = mpsc::channel(1);
         let task = handle.spawn(async move {
-            let mut fetches = fetches.buffered(ahead);
+            let mut fetches = std::pin::pin!(fetches.buffered(ahead));
             while let Some(batch) = fetches.next().await {
-                // The permit is held until the batch is handed over: batches waiting in the
-                // queue count against the budget too.
-                let (batch, permit) = match batch {
-                    Ok((records, permit)) => (Ok(records), Some(permit)),
-                    Err(e) => (Err(e), None),
-                };
+                // The permit travels with the batch: batches in the channel, and the one the
+                // consumer is handing out record by record, count against the budget too.
                 let failed = batch.is_err();
                 if tx.send(batch).await.is_err() || failed {
                     break;
                 }
-                drop(permit);
             }
         });
         PlanStream {
             rx: Some(rx),
             current: VecDeque::new(),
+            current_permit: None,
             batches: 0,
             failed: None,
             _task: Some(AbortOnDrop(task.abort_handle())),
