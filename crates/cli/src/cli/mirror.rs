@@ -44,6 +44,11 @@ pub struct MirrorArgs {
     /// Where --subset stages rewritten shards (default: the system temp directory).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Delete the lock (`DST/.editshard-lock`) left at an S3 DST by a mirror or convert that
+    /// is no longer running, then mirror. Never needed for a local DST: the OS releases its
+    /// lock when the holder ends.
+    #[arg(long)]
+    pub break_lock: bool,
     #[command(flatten)]
     pub remote: super::RemoteArgs,
 }
@@ -71,6 +76,7 @@ pub fn run(args: MirrorArgs) -> Result<ExitCode> {
         verify_after_copy: args.verify_after_copy,
         subset,
         work_dir: args.work_dir,
+        break_lock: args.break_lock,
     };
     let rt = super::runtime()?;
     let bar = Arc::new(MirrorBar::new());

@@ -23,6 +23,7 @@ use super::resolve::{Release, Resolver};
 use super::scores::Scores;
 use super::state::{State, Work};
 use crate::error::{Error, ErrorKind, Result};
+use crate::lock::DestLock;
 use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::read::find_manifest;
 use crate::record::Record;
@@ -55,6 +56,8 @@ pub struct ConvertOptions {
     pub retry_failed: bool,
     pub s3_endpoint: Option<String>,
     pub work_dir: Option<PathBuf>,
+    /// Delete a lock left at a remote DEST by a run that is gone ([`DestLock::acquire`]).
+    pub break_lock: bool,
     pub log_interval: Duration,
 }
 
@@ -78,14 +81,27 @@ pub struct Complete {
 
 /// Converts a release; see the module docs of [`crate::convert`].
 ///
-/// Runs on the caller's multi-threaded tokio runtime in four stages: [`Target::open`] (where
-/// the dataset goes and what is there), [`prepare`] (work directory, plan, resume state),
+/// Runs on the caller's multi-threaded tokio runtime, holding the destination's lock
+/// ([`DestLock`]: one writer per destination, released at the end whatever the outcome), in
+/// four stages: [`Target::open`] (where the dataset goes and what is there), [`prepare`] (work directory, plan, resume state),
 /// [`write_shards`] (downloads in parallel, records written in plan order and published shard
 /// by shard) and [`finish`] (failures, manifest, summary). The blocking parts (planning over
 /// the JSONL files, writing shards) run on the runtime's blocking threads.
 pub async fn convert(opts: &ConvertOptions) -> Result<Outcome> {
     let started = Instant::now();
-    let target = Target::open(opts).await?;
+    let root = Target::root(opts)?;
+    let command = format!("convert --out {}", opts.out);
+    let lock = DestLock::acquire(&root, &command, opts.break_lock).await?;
+    let result = convert_locked(opts, root, started).await;
+    lock.release_after(result).await
+}
+
+async fn convert_locked(
+    opts: &ConvertOptions,
+    root: Location,
+    started: Instant,
+) -> Result<Outcome> {
+    let target = Target::open(opts, root).await?;
     let job = match prepare(opts, &target).await? {
         Prepared::Job(job) => *job,
         Prepared::Complete(c) => return Ok(Outcome::AlreadyComplete(c)),
@@ -101,16 +117,21 @@ struct Target {
 }
 
 impl Target {
-    async fn open(opts: &ConvertOptions) -> Result<Target> {
+    /// Where this run writes: DEST, or its part directory with `--part`.
+    fn root(opts: &ConvertOptions) -> Result<Location> {
         let storage_opts = StorageOptions {
             s3_endpoint: opts.s3_endpoint.clone(),
             ..StorageOptions::default()
         };
         let dest = Location::parse(&opts.out, &storage_opts)?;
-        let root = match opts.part {
-            Some((i, n)) => dest.child(&part_dir(i, n))?,
-            None => dest.clone(),
-        };
+        match opts.part {
+            Some((i, n)) => dest.child(&part_dir(i, n)),
+            None => Ok(dest),
+        }
+    }
+
+    /// What `root` (locked by this run) already holds.
+    async fn open(opts: &ConvertOptions, root: Location) -> Result<Target> {
         // A finished dataset without --retry-failed is checked against the options once they
         // are planned ([`prepare`]): the same conversion is complete, another one is refused.
         let existing = find_manifest(&root).await?;

@@ -374,10 +374,10 @@ fn s3_destination_holds_the_same_bytes_as_a_local_one_even_after_a_kill() {
         "--work-dir",
         work.to_str().unwrap(),
     ]));
-    let run = |kill: Option<&str>| {
+    let run = |args: &[String], kill: Option<&str>| {
         let mut cmd = editshard(crate::BIN);
         cmd.arg("convert")
-            .args(&args)
+            .args(args)
             .args(["--log-interval", "0", "--backoff", "0.02"])
             .env("AWS_ACCESS_KEY_ID", s3.access_key)
             .env("AWS_SECRET_ACCESS_KEY", s3.secret_key)
@@ -388,14 +388,31 @@ fn s3_destination_holds_the_same_bytes_as_a_local_one_even_after_a_kill() {
         }
         cmd.output().unwrap()
     };
-    let o = run(Some("saved:2"));
+    let o = run(&args, Some("saved:2"));
     assert!(killed(&o), "{}", text(&o));
     assert!(
         !s3.object_path("data", "converted/run1/manifest.json")
             .exists()
     );
-    let o = run(None);
+    // The killed run's lock stays in S3: a re-run is refused, naming it and the way out.
+    let o = run(&args, None);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "s3://data/converted/run1 is locked by another run writing to it: convert --out"
+        ) && err.contains("--break-lock")
+            && err.contains("s3://data/converted/run1/.editshard-lock"),
+        "{err}"
+    );
+    args.push("--break-lock".into());
+    let o = run(&args, None);
     assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !s3.object_path("data", "converted/run1/.editshard-lock")
+            .exists(),
+        "lock not released"
+    );
     let files = tree(&local);
     assert!(
         files.len() >= 4,
@@ -414,4 +431,64 @@ fn s3_destination_holds_the_same_bytes_as_a_local_one_even_after_a_kill() {
         .map(|s| s.path.clone())
         .collect();
     assert_eq!(listed.len(), files.len() - 2);
+}
+
+/// Two converts into one `--out`: the second is refused while the first runs, naming it, and
+/// DEST is untouched; the first, killed with SIGKILL, needs nothing more than its re-run (the
+/// OS released its lock), which completes.
+#[test]
+fn a_second_convert_into_a_locked_out_is_refused() {
+    let s = small_release();
+    let out = s.out("out");
+    let mut args = s.args(out.to_str().unwrap());
+    args.extend(strings(&[
+        "--shard-size",
+        "12kB",
+        "--allow-failures",
+        "--jobs",
+        "1",
+    ]));
+    // Every image stalls: with one download at a time, the first run stops at its first.
+    s.server
+        .always("/", Behavior::Stall(Duration::from_secs(120)));
+    s.server.always("/jsonl/", Behavior::Serve);
+    let mut first = editshard(crate::BIN)
+        .arg("convert")
+        .args(&args)
+        .args(["--idle-timeout", "300", "--log-interval", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !s.gets().iter().any(|p| !p.starts_with("/jsonl/")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reached an image"
+        );
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the convert ended early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = tree(&out);
+
+    let o = convert(crate::BIN, &args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("is locked by another run writing to it: convert --out")
+            && err.contains(&format!("pid {}", first.id())),
+        "{err}"
+    );
+    assert_eq!(tree(&out), before, "the refused convert wrote to DEST");
+
+    first.kill().unwrap();
+    first.wait().unwrap();
+    s.server.clear_rules();
+    let o = convert(crate::BIN, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!out.join(".editshard-lock").exists(), "lock not released");
+    assert!(out.join("manifest.json").exists());
 }

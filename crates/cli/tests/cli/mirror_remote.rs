@@ -233,3 +233,145 @@ fn killed_mirror_resumes_without_refetching() {
     let o = run(&["mirror", &srv.url(), s(&dst), "--verify-only"]);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+/// Another dataset than [`build`]'s, under the same shard names.
+fn build_other(dir: &Path) -> Manifest {
+    let mut w = DatasetWriter::create(dir).unwrap().target_shard_bytes(1500);
+    for n in 200..230 {
+        w.append(&records::sft(n, n + 1)).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+/// Starts `editshard mirror SRC DST` from a fault server whose `stalled` shard never
+/// arrives (so the mirror holds DST for as long as the test wants) and waits until it is
+/// inside that shard's copy.
+fn start_stalled_mirror(
+    srv: &editshard_tools::fault_server::FaultServer,
+    stalled: &str,
+    dst: &str,
+    s3: Option<&S3Server>,
+) -> std::process::Child {
+    srv.on(stalled, [Behavior::Stall(Duration::from_secs(120))]);
+    let mut c = cmd(&["mirror", &srv.url(), dst, "--jobs", "1", "--timeout", "300"]);
+    if let Some(server) = s3 {
+        c.args(["--s3-endpoint", &server.endpoint])
+            .env("AWS_ACCESS_KEY_ID", server.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", server.secret_key);
+    }
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !srv.requests().iter().any(|r| r.path == stalled) {
+        assert!(
+            Instant::now() < deadline,
+            "the mirror never reached {stalled}"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the mirror ended early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// Two mirrors of different datasets into one local directory: the second is refused while
+/// the first runs, naming it, and writes nothing; the first, killed with SIGKILL, leaves a
+/// lock the OS has released: its re-run takes the lock over and completes.
+#[test]
+fn a_second_mirror_into_a_locked_local_dst_is_refused_and_a_killed_holder_frees_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, other, dst) = (
+        tmp.path().join("src"),
+        tmp.path().join("other"),
+        tmp.path().join("dst"),
+    );
+    let m = build(&src, false);
+    build_other(&other);
+    let srv = fault_server(&src);
+    let stalled = format!("/{}", m.shards[3].path);
+    let mut first = start_stalled_mirror(&srv, &stalled, s(&dst), None);
+    let before = tree(&dst);
+    assert!(dst.join(".editshard-lock").is_file());
+
+    let o = run(&["mirror", s(&other), s(&dst)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("is locked by another run")
+            && err.contains(&format!("pid {}", first.id()))
+            && err.contains(&format!("mirror {}", srv.url())),
+        "{err}"
+    );
+    assert_eq!(tree(&dst), before, "the refused mirror wrote to DST");
+
+    first.kill().unwrap(); // SIGKILL: the lock file stays, the OS lock goes
+    first.wait().unwrap();
+    assert!(dst.join(".editshard-lock").is_file());
+    srv.clear_rules();
+    let o = run(&["mirror", &srv.url(), s(&dst)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no longer running: taken over"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(tree(&dst), tree(&src), "lock file left or shards wrong");
+}
+
+/// The same on S3 (a conditional PUT of `DST/.editshard-lock` on s3s-fs): the second mirror
+/// is refused, naming the holder; once the holder is killed its lock stays (S3 cannot tell),
+/// a re-run is refused with advice to use `--break-lock`, and `--break-lock` completes.
+#[test]
+fn a_second_mirror_into_a_locked_s3_prefix_is_refused_and_break_lock_frees_it() {
+    let server = S3Server::start();
+    server.create_bucket("locks");
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, other) = (tmp.path().join("src"), tmp.path().join("other"));
+    let m = build(&src, false);
+    build_other(&other);
+    let url = "s3://locks/data";
+    let srv = fault_server(&src);
+    let stalled = format!("/{}", m.shards[3].path);
+    let mut first = start_stalled_mirror(&srv, &stalled, url, Some(&server));
+    let lock = server.object_path("locks", "data/.editshard-lock");
+    assert!(lock.is_file());
+    let objects = |server: &S3Server| -> BTreeMap<String, Vec<u8>> {
+        tree(&server.object_path("locks", "data"))
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with('.'))
+            .collect()
+    };
+    let before = objects(&server);
+
+    let o = run_s3(&server, &["mirror", s(&other), url]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("s3://locks/data is locked by another run")
+            && err.contains(&format!("pid {}", first.id()))
+            && err.contains("--break-lock")
+            && err.contains("s3://locks/data/.editshard-lock"),
+        "{err}"
+    );
+    assert_eq!(objects(&server), before, "the refused mirror wrote to DST");
+
+    first.kill().unwrap();
+    first.wait().unwrap();
+    srv.clear_rules();
+    let o = run_s3(&server, &["mirror", &srv.url(), url]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--break-lock"),
+        "{}",
+        text(&o)
+    );
+    let o = run_s3(&server, &["mirror", &srv.url(), url, "--break-lock"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!lock.exists(), "lock not released");
+    assert_eq!(objects(&server), tree(&src));
+}

@@ -10,6 +10,9 @@
 //!   alone unless `force` is set: it may be the better copy.
 //! - `verify_only` compares DST with SRC's manifest without writing anything.
 //! - `subset` writes a smaller dataset with its own manifest ([`subset`]).
+//! - One mirror at a time writes a DST: it holds DST's [lock](crate::lock) from start to end,
+//!   and another run is refused, naming the holder (`verify_only` writes nothing and takes
+//!   no lock).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
+use crate::lock::DestLock;
 use crate::manifest::{MANIFEST_NAME, Manifest, ShardEntry};
 use crate::read::{Dataset, DatasetOptions, load_manifest};
 use crate::storage::Location;
@@ -45,6 +49,9 @@ pub struct MirrorOptions {
     pub subset: Option<Subset>,
     /// Where `subset` stages rewritten shards (default: the system temp directory).
     pub work_dir: Option<PathBuf>,
+    /// Delete a lock left at a remote DST by a mirror that is gone, then take it
+    /// ([`DestLock::acquire`]).
+    pub break_lock: bool,
 }
 
 impl Default for MirrorOptions {
@@ -56,6 +63,7 @@ impl Default for MirrorOptions {
             verify_after_copy: false,
             subset: None,
             work_dir: None,
+            break_lock: false,
         }
     }
 }
@@ -137,6 +145,24 @@ pub async fn mirror(
         ));
     }
     let (manifest, manifest_bytes) = load_manifest(src).await?;
+    if opts.verify_only {
+        return run_locked(src, dst, opts, manifest, manifest_bytes, progress).await;
+    }
+    let command = format!("mirror {} -> {}", src.display(), dst.display());
+    let lock = DestLock::acquire(dst, &command, opts.break_lock).await?;
+    let result = run_locked(src, dst, opts, manifest, manifest_bytes, progress).await;
+    lock.release_after(result).await
+}
+
+/// [`mirror`] once DST is locked (or needs no lock).
+async fn run_locked(
+    src: &Location,
+    dst: &Location,
+    opts: &MirrorOptions,
+    manifest: Manifest,
+    manifest_bytes: bytes::Bytes,
+    progress: Arc<Progress>,
+) -> Result<MirrorReport> {
     progress.set_total(manifest.bytes);
     let mut report = MirrorReport {
         src: src.display(),

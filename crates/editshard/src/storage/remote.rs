@@ -13,8 +13,8 @@ use object_store::aws::AmazonS3Builder;
 use object_store::http::HttpBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
-    WriteMultipart,
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    RetryConfig, WriteMultipart,
 };
 use tokio::io::AsyncReadExt;
 
@@ -366,6 +366,30 @@ impl Remote {
                 let _ = writer.abort().await;
                 Err(e)
             }
+        }
+    }
+
+    pub(super) async fn create_new(&self, rel: &str, bytes: Bytes) -> Result<bool> {
+        let shown = self.display_of(rel);
+        if !self.multipart {
+            return Err(Error::invalid(
+                "cannot write here: an http(s) location is read-only (write to a local \
+                 directory or s3://bucket/prefix)",
+            )
+            .in_shard(shown));
+        }
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(err("PUT (If-None-Match: *)", &shown, e)),
         }
     }
 
