@@ -43,6 +43,7 @@ pub use editshard_format::{error, format, hex, image_info, label, manifest, path
 pub mod atomic;
 pub mod lock;
 pub mod mirror;
+pub mod ownership;
 pub mod probe;
 pub mod read;
 pub mod storage;

@@ -27,7 +27,9 @@ pub struct MirrorArgs {
     /// nothing. Exits 1 if anything is missing or differs.
     #[arg(long)]
     pub verify_only: bool,
-    /// Replace shards at DST that differ from SRC (they are reported and kept otherwise).
+    /// Replace shards at DST that differ from SRC (they are reported and kept otherwise), and
+    /// mirror into a local DST that holds files SRC does not name (refused otherwise; they
+    /// are left as they are).
     #[arg(long)]
     pub force: bool,
     /// Read each copied shard back from DST and hash it again.

@@ -16,6 +16,7 @@ use super::failures::{self, FAILURES_NAME, Failure};
 use super::fetch::{FetchOptions, Fetcher};
 use super::kill::kill_point;
 use super::openimages::OpenImages;
+use super::ownership;
 use super::part_dir;
 use super::plan::{self, CollisionPolicy, PlanOptions};
 use super::progress::{Progress, Summary};
@@ -135,6 +136,11 @@ impl Target {
         // A finished dataset without --retry-failed is checked against the options once they
         // are planned ([`prepare`]): the same conversion is complete, another one is refused.
         let existing = find_manifest(&root).await?;
+        if existing.is_none()
+            && let Some(dir) = root.is_local()
+        {
+            ownership::check(dir, &work_dir(opts, &root))?;
+        }
         if existing.is_none() && opts.retry_failed {
             return Err(Error::invalid(format!(
                 "--retry-failed: {} holds no finished dataset to complete (no {MANIFEST_NAME})",
@@ -142,6 +148,19 @@ impl Target {
             )));
         }
         Ok(Target { root, existing })
+    }
+}
+
+/// The work directory of a conversion into `root`: `--work-dir`, else `root/.editshard-work`
+/// for a local `root`, else a directory under the system temp dir named after `root`.
+fn work_dir(opts: &ConvertOptions, root: &Location) -> PathBuf {
+    match (&opts.work_dir, root.is_local()) {
+        (Some(w), _) => w.clone(),
+        (None, Some(dir)) => dir.join(".editshard-work"),
+        (None, None) => {
+            let h = crate::hex::hex(&Sha256::digest(root.display().as_bytes()));
+            std::env::temp_dir().join(format!("editshard-work-{}", &h[..16]))
+        }
     }
 }
 
@@ -173,14 +192,7 @@ enum Prepared {
 /// [`Prepared::Complete`] (a work directory left behind is removed), another is refused with
 /// what differs.
 async fn prepare(opts: &ConvertOptions, target: &Target) -> Result<Prepared> {
-    let work_dir = match (&opts.work_dir, target.root.is_local()) {
-        (Some(w), _) => w.clone(),
-        (None, Some(dir)) => dir.join(".editshard-work"),
-        (None, None) => {
-            let h = crate::hex::hex(&Sha256::digest(target.root.display().as_bytes()));
-            std::env::temp_dir().join(format!("editshard-work-{}", &h[..16]))
-        }
-    };
+    let work_dir = work_dir(opts, &target.root);
     let work_dir_existed = work_dir.exists();
     let work = Work::open(&work_dir)?;
     let fetcher = Fetcher::new(opts.fetch.clone(), Cache::new(work.path("cache")))?;
