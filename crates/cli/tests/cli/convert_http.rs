@@ -492,3 +492,92 @@ fn a_second_convert_into_a_locked_out_is_refused() {
     assert!(!out.join(".editshard-lock").exists(), "lock not released");
     assert!(out.join("manifest.json").exists());
 }
+
+/// `convert --out s3://` through a fault-injecting proxy in front of s3s-fs: 5xx bursts,
+/// 503 SlowDown and lost responses on the lock, the shards, `failures.jsonl` and the
+/// manifest are retried, and the result is byte for byte the local conversion's. When the
+/// store keeps failing, the run fails naming the object, and a re-run completes.
+#[test]
+fn s3_destination_through_faults_holds_the_same_bytes() {
+    use editshard_tools::fault_proxy::{Fault, FaultProxy};
+    let s = small_release();
+    let s3 = S3Server::start();
+    s3.create_bucket("data");
+    let proxy = FaultProxy::start(s3.port);
+    let common = ["--shard-size", "12kB", "--allow-failures"];
+    let local = s.out("local");
+    let mut args = s.args(local.to_str().unwrap());
+    args.extend(strings(&common));
+    assert!(convert(crate::BIN, &args).status.success());
+    let files = tree(&local);
+    assert!(files.len() >= 4, "want several shards: {:?}", files.keys());
+
+    let run = |prefix: &str| {
+        let mut args = s.args(&format!("s3://data/{prefix}"));
+        args.extend(strings(&common));
+        let work = s.out(&format!("work-{prefix}"));
+        editshard(crate::BIN)
+            .arg("convert")
+            .args(&args)
+            .args(["--s3-endpoint", &proxy.endpoint()])
+            .args(["--work-dir", work.to_str().unwrap()])
+            .args(["--log-interval", "0", "--backoff", "0.02"])
+            .env("AWS_ACCESS_KEY_ID", s3.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", s3.secret_key)
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_ENDPOINT_URL")
+            .output()
+            .unwrap()
+    };
+    let stored = |prefix: &str| -> BTreeMap<String, Vec<u8>> {
+        tree(&s3.object_path("data", prefix))
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with('.'))
+            .collect()
+    };
+
+    proxy.on("GET", "/run1/manifest.json", [Fault::slow_down()]);
+    proxy.on(
+        "PUT",
+        "/run1/.editshard-lock",
+        [Fault::internal_error(), Fault::DropResponse],
+    );
+    proxy.on(
+        "PUT",
+        "/run1/shard-00000.esd",
+        [Fault::slow_down(), Fault::slow_down()],
+    );
+    proxy.on(
+        "PUT",
+        "/run1/shard-00001.esd",
+        [Fault::DropResponse, Fault::unavailable()],
+    );
+    proxy.on("PUT", "/run1/failures.jsonl", [Fault::internal_error()]);
+    proxy.on(
+        "PUT",
+        "/run1/manifest.json",
+        [Fault::DropResponse, Fault::slow_down()],
+    );
+    // The lock's release (object_store deletes with a bulk-delete POST).
+    proxy.on("POST", "/data?delete", [Fault::unavailable()]);
+    let o = run("run1");
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(proxy.pending(), 0, "faults not reached: {:?}", proxy.seen());
+    assert_eq!(stored("run1"), files);
+
+    // The store keeps throttling one shard's upload: the run fails naming it; the re-run
+    // (once the store recovers) completes to the same bytes.
+    proxy.always("PUT", "/run2/shard-00001.esd", Fault::slow_down());
+    let o = run("run2");
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("s3://data/run2/shard-00001.esd") && err.contains("503"),
+        "{err}"
+    );
+    assert!(!s3.object_path("data", "run2/manifest.json").exists());
+    proxy.clear_rules();
+    let o = run("run2");
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(stored("run2"), files);
+}

@@ -375,3 +375,139 @@ fn a_second_mirror_into_a_locked_s3_prefix_is_refused_and_break_lock_frees_it() 
     assert!(!lock.exists(), "lock not released");
     assert_eq!(objects(&server), tree(&src));
 }
+
+/// `mirror` to and from S3 through a fault-injecting proxy in front of s3s-fs: 5xx bursts,
+/// 503 SlowDown, a PUT whose response is lost after s3s-fs stored it, faults inside a
+/// multipart upload, resets mid-body and stalls. Retried faults end in exactly the source's
+/// bytes; retries run out on a shard: the shard is named, the manifest not written, and a
+/// re-run completes.
+#[test]
+fn mirror_to_and_from_s3_through_faults() {
+    use editshard_tools::fault_proxy::{Fault, FaultProxy};
+    let server = S3Server::start();
+    server.create_bucket("faulty");
+    let proxy = FaultProxy::start(server.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, back) = (tmp.path().join("src"), tmp.path().join("back"));
+    let m = build(&src, true);
+    let big = m.shards.iter().find(|sh| sh.bytes > 5 << 20).unwrap();
+    let url = "s3://faulty/ds";
+    let run_proxy = |args: &[&str]| {
+        cmd(args)
+            .args(["--s3-endpoint", &proxy.endpoint(), "--timeout", "1"])
+            .env("AWS_ACCESS_KEY_ID", server.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", server.secret_key)
+            .output()
+            .expect("run editshard")
+    };
+    let objects = || -> BTreeMap<String, Vec<u8>> {
+        tree(&server.object_path("faulty", "ds"))
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with('.'))
+            .collect()
+    };
+
+    // Up: every fault is retried.
+    let shard = |i: usize| format!("/ds/{}", m.shards[i].path);
+    // A lost response to the lock's conditional PUT: the retry finds the lock this run took.
+    proxy.on(
+        "PUT",
+        ".editshard-lock",
+        [Fault::DropResponse, Fault::slow_down()],
+    );
+    proxy.on(
+        "PUT",
+        &shard(0),
+        [
+            Fault::slow_down(),
+            Fault::DropResponse,
+            Fault::internal_error(),
+        ],
+    );
+    proxy.on("PUT", &shard(1), [Fault::unavailable()]);
+    proxy.on("HEAD", &shard(2), [Fault::internal_error()]);
+    proxy.on("PUT", "partNumber=2", [Fault::internal_error()]);
+    proxy.on(
+        "POST",
+        &format!("{}?uploadId", big.path),
+        [Fault::slow_down()],
+    );
+    proxy.on(
+        "PUT",
+        "manifest.json",
+        [
+            Fault::unavailable(),
+            Fault::DropResponse,
+            Fault::slow_down(),
+        ],
+    );
+    let o = run_proxy(&["mirror", s(&src), url, "--part-size", "5", "--jobs", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(proxy.pending(), 0, "faults not reached: {:?}", proxy.seen());
+    assert_eq!(objects(), tree(&src));
+
+    // Down: resets mid-body, stalls and throttling on GETs are retried.
+    proxy.on("GET", &shard(0), [Fault::ResetMidBody, Fault::slow_down()]);
+    proxy.on(
+        "GET",
+        &shard(1),
+        [Fault::StallBody(Duration::from_secs(30))],
+    );
+    proxy.on("GET", &big.path, [Fault::ResetMidBody]);
+    proxy.on("GET", "manifest.json", [Fault::internal_error()]);
+    let o = run_proxy(&["mirror", url, s(&back), "--jobs", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(proxy.pending(), 0, "faults not reached: {:?}", proxy.seen());
+    assert_eq!(tree(&back), tree(&src));
+
+    // Retries run out on one shard: named, manifest not written; the re-run completes.
+    let again = tmp.path().join("again");
+    proxy.always("GET", &shard(3), Fault::slow_down());
+    let o = run_proxy(&["mirror", url, s(&again), "--retries", "1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains(&format!("failed: {}", m.shards[3].path))
+            && out.contains("503")
+            && out.contains("manifest.json NOT written"),
+        "{out}"
+    );
+    assert!(!again.join("manifest.json").exists());
+    proxy.clear_rules();
+    let o = run_proxy(&["mirror", url, s(&again)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(tree(&again), tree(&src));
+
+    // The response to completing a multipart upload is lost (s3s-fs did complete it): the
+    // shard is reported failed by name, nothing claims success, and the re-run finds the
+    // shard intact and completes.
+    let url2 = "s3://faulty/ds2";
+    proxy.on(
+        "POST",
+        &format!("{}?uploadId", big.path),
+        [Fault::DropResponse],
+    );
+    let o = run_proxy(&["mirror", s(&src), url2, "--part-size", "5"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "failed: {}: s3://faulty/ds2/{}",
+            big.path, big.path
+        )),
+        "{}",
+        text(&o)
+    );
+    // ... and says what is known, not the refused abort's 403 (which would send the user to
+    // check credentials).
+    assert!(
+        text(&o).contains("unconfirmed") && !text(&o).contains("HTTP 403"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(proxy.pending(), 0);
+    assert!(!server.object_path("faulty", "ds2/manifest.json").exists());
+    let o = run_proxy(&["mirror", s(&src), url2, "--part-size", "5"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run_proxy(&["mirror", s(&src), url2, "--verify-only"]);
+    assert!(o.status.success(), "{}", text(&o));
+}

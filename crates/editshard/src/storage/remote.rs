@@ -18,7 +18,7 @@ use object_store::{
 };
 use tokio::io::AsyncReadExt;
 
-use super::error::{local as local_err, remote as err};
+use super::error::{local as local_err, remote as err, remote_finish};
 use super::{ByteStream, MAX_RETRIES, StorageOptions};
 use crate::error::{Error, Result};
 #[cfg(feature = "s3")]
@@ -296,7 +296,7 @@ impl Remote {
                 .finish()
                 .await
                 .map(|_| ())
-                .map_err(|e| err("complete multipart upload", &shown, e)),
+                .map_err(|e| remote_finish(&shown, e)),
             Err(e) => {
                 // Nothing becomes visible; abort so the parts do not linger (and bill).
                 let _ = writer.abort().await;
@@ -360,7 +360,7 @@ impl Remote {
                 .finish()
                 .await
                 .map(|_| n)
-                .map_err(|e| err("complete multipart upload", &shown, e)),
+                .map_err(|e| remote_finish(&shown, e)),
             Err(e) => {
                 // Nothing becomes visible; abort so the parts do not linger (and bill).
                 let _ = writer.abort().await;
