@@ -181,8 +181,17 @@ async fn acquire_by_create(dest: &Location, holder: &Holder, break_lock: bool) -
         dest.delete(LOCK_NAME).await?;
     }
     let body = Bytes::from(serde_json::to_vec(holder).expect("a holder serializes"));
-    if dest.create_new(LOCK_NAME, body).await? {
-        return Ok(());
+    match dest.create_new(LOCK_NAME, body).await {
+        Ok(true) => return Ok(()),
+        Ok(false) => {}
+        // The request may have landed with its answer lost (and not been retried: it is not
+        // idempotent): if the lock now holds this run's token, it is ours.
+        Err(e) => {
+            return match read_holder(dest).await {
+                Ok(Some(h)) if h.token == holder.token => Ok(()),
+                _ => Err(e),
+            };
+        }
     }
     match read_holder(dest).await {
         // Our own conditional PUT, retried after its first attempt landed unanswered.

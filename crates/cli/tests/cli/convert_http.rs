@@ -1,7 +1,8 @@
 //! `editshard convert` over HTTP against real loopback servers: network faults (429 with
 //! Retry-After, 503, reset mid-body, short body, stall, 404, HTML served as PNG),
 //! `--retry-failed`, byte-identical output whatever `--jobs`, kill -9 at several points then
-//! resume, and S3 output against s3s-fs.
+//! resume, S3 output against s3s-fs (killed, locked, and through a fault-injecting proxy), and
+//! the lock on `--out`.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;

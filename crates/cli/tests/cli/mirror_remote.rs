@@ -1,6 +1,7 @@
 //! `editshard mirror` against real servers on 127.0.0.1: local -> S3 (s3s-fs, multipart) ->
-//! local, HTTP (nginx) -> local with request counts, and a mirror killed with SIGKILL part
-//! way through a shard, then resumed without fetching the finished shards again.
+//! local, HTTP (nginx) -> local with request counts, a mirror killed with SIGKILL part way
+//! through a shard, then resumed without fetching the finished shards again, the lock on DST
+//! (local and S3), and S3 faults from a proxy in front of s3s-fs.
 
 use editshard_tools::records;
 
@@ -510,4 +511,12 @@ fn mirror_to_and_from_s3_through_faults() {
     assert!(o.status.success(), "{}", text(&o));
     let o = run_proxy(&["mirror", s(&src), url2, "--verify-only"]);
     assert!(o.status.success(), "{}", text(&o));
+
+    // Without retries, the lock's conditional PUT lands but its answer is lost: the run reads
+    // the lock back, finds its own token, and goes on (no stale lock of its own is left).
+    proxy.on("PUT", "/ds3/.editshard-lock", [Fault::DropResponse]);
+    let o = run_proxy(&["mirror", s(&src), "s3://faulty/ds3", "--retries", "0"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(proxy.pending(), 0);
+    assert!(!server.object_path("faulty", "ds3/.editshard-lock").exists());
 }
