@@ -82,6 +82,10 @@ pub struct DestLock {
     /// The locked file, for a local destination: the `flock` lives as long as it is open.
     #[cfg(unix)]
     file: Option<std::fs::File>,
+    /// The local directory did not exist before the lock created it: removed on release if
+    /// the run left it empty (a refused or failed run leaves no empty directory behind).
+    #[cfg(unix)]
+    created_dir: bool,
 }
 
 impl DestLock {
@@ -95,6 +99,7 @@ impl DestLock {
             #[cfg(unix)]
             Some(dir) => {
                 let dir = dir.to_path_buf();
+                let created_dir = !dir.exists();
                 let file = tokio::task::spawn_blocking({
                     let (holder, dest) = (holder.clone(), dest.clone());
                     move || local::acquire(&dir, &dest, &holder)
@@ -105,6 +110,7 @@ impl DestLock {
                     dest: dest.clone(),
                     holder,
                     file: Some(file),
+                    created_dir,
                 })
             }
             _ => {
@@ -114,6 +120,8 @@ impl DestLock {
                     holder,
                     #[cfg(unix)]
                     file: None,
+                    #[cfg(unix)]
+                    created_dir: false,
                 })
             }
         }
@@ -148,6 +156,12 @@ impl DestLock {
             let path = self.dest.display_of(LOCK_NAME);
             let removed = std::fs::remove_file(&path);
             drop(file);
+            if self.created_dir
+                && let Some(dir) = self.dest.is_local()
+            {
+                // Fails, as it should, unless the run left the directory empty.
+                let _ = std::fs::remove_dir(dir);
+            }
             return match removed {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -390,8 +404,28 @@ mod tests {
         );
         a.release_after(Ok(())).await.unwrap();
         assert!(!dir.path().join(LOCK_NAME).exists());
+        assert!(dir.path().exists(), "a directory that existed is kept");
         let b = DestLock::acquire(&loc, "second", false).await.unwrap();
         b.release_after(Ok(())).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_directory_the_lock_created_goes_if_left_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let (empty, used) = (dir.path().join("empty"), dir.path().join("used"));
+        let lock = DestLock::acquire(&Location::local(&empty), "x", false)
+            .await
+            .unwrap();
+        assert!(empty.join(LOCK_NAME).is_file());
+        let r: Result<()> = Err(Error::invalid("refused"));
+        assert!(lock.release_after(r).await.is_err());
+        assert!(!empty.exists());
+        let lock = DestLock::acquire(&Location::local(&used), "x", false)
+            .await
+            .unwrap();
+        std::fs::write(used.join("manifest.json"), b"{}").unwrap();
+        lock.release_after(Ok(())).await.unwrap();
+        assert!(used.join("manifest.json").exists());
     }
 
     #[tokio::test]
