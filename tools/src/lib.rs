@@ -6,6 +6,8 @@
 //! - [`fixtures`]: datasets for the reading tests, written with `DatasetWriter`.
 //! - [`servers`]: real servers on loopback (nginx, s3s-fs), killed on drop.
 //! - [`fault_server`]: a std-only HTTP/1.1 server that misbehaves on demand.
+//! - [`fault_proxy`]: a reverse proxy that puts S3 faults (5xx bursts, SlowDown, resets,
+//!   stalls, lost responses) in front of s3s-fs.
 //! - [`cli`]: running the `editshard` binary (its path is a parameter) and reading what it left.
 //! - [`convert_support`]: running `editshard convert` and reading the dataset it wrote.
 //! - `src/bin/`: `gen_sample_release`, `gen_bench_release` and `bench_read` (`bench/run.sh`).
@@ -14,6 +16,7 @@
 
 pub mod cli;
 pub mod convert_support;
+pub mod fault_proxy;
 pub mod fault_server;
 pub mod fixtures;
 pub mod records;

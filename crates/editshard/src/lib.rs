@@ -10,6 +10,7 @@
 //! | [`read`] | [`Dataset`](read::Dataset): by index and id, streams, shuffled resumable epochs, [`verify`](read::verify) |
 //! | [`write`] | [`DatasetWriter`](write::DatasetWriter): shards rolled over at a size, manifest last |
 //! | [`mirror`] | verified, resumable copies between locations, and subsets |
+//! | [`lock`] | one writer per destination (`convert`, `mirror`) |
 //! | [`probe`] | full image decoding, for `verify --decode` and conversion |
 //! | [`record`], [`format`], [`shard`], [`manifest`] | the format core |
 //!
@@ -40,7 +41,9 @@ pub use editshard_format::{
 pub use editshard_format::{error, format, hex, image_info, label, manifest, path, record, shard};
 
 pub mod atomic;
+pub mod lock;
 pub mod mirror;
+pub mod ownership;
 pub mod probe;
 pub mod read;
 pub mod storage;

@@ -90,7 +90,10 @@ mod tests {
         let err = decode(b"<!DOCTYPE html><html>rate limited</html>").unwrap_err();
         assert!(err.to_string().contains("not an image"), "{err}");
         assert!(err.to_string().contains("HTML"), "{err}");
-        assert!(!err.to_string().contains("rate limited"), "quotes the bytes: {err}");
+        assert!(
+            !err.to_string().contains("rate limited"),
+            "quotes the bytes: {err}"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The library's integration tests, one binary: storage (local, HTTP, S3), reading datasets
-//! (local, HTTP, S3; order, resume, concurrency), reads under injected HTTP faults, and the
+//! (local, HTTP, S3; order, resume, concurrency), reads under injected HTTP and S3 faults, and the
 //! smoke tests of the test servers themselves.
 //!
 //! Support (fixtures, nginx and s3s-fs harnesses, the fault server) comes from
@@ -9,6 +9,8 @@
 
 #[path = "library/fault_read_http.rs"]
 mod fault_read_http;
+#[path = "library/fault_read_s3.rs"]
+mod fault_read_s3;
 #[path = "library/read_concurrency.rs"]
 mod read_concurrency;
 #[path = "library/read_http.rs"]

@@ -84,6 +84,11 @@ pub struct ConvertArgs {
     /// for a local DEST, a directory under the system temp dir for S3.
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Delete the lock (`DEST/.editshard-lock`) left at an S3 DEST by a convert or mirror
+    /// that is no longer running, then convert. Never needed for a local DEST: the OS
+    /// releases its lock when the holder ends.
+    #[arg(long)]
+    pub break_lock: bool,
     /// Seconds to wait for a connection.
     #[arg(long, default_value_t = 15.0, value_name = "SECS")]
     pub connect_timeout: f64,
@@ -246,6 +251,7 @@ pub fn options(args: &ConvertArgs) -> Result<ConvertOptions> {
         retry_failed: args.retry_failed,
         s3_endpoint: args.s3_endpoint.clone(),
         work_dir: args.work_dir.clone(),
+        break_lock: args.break_lock,
         log_interval: secs(args.log_interval, "log-interval")?,
     })
 }

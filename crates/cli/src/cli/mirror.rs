@@ -27,7 +27,9 @@ pub struct MirrorArgs {
     /// nothing. Exits 1 if anything is missing or differs.
     #[arg(long)]
     pub verify_only: bool,
-    /// Replace shards at DST that differ from SRC (they are reported and kept otherwise).
+    /// Replace shards at DST that differ from SRC (they are reported and kept otherwise), and
+    /// mirror into a local DST that holds files SRC does not name (refused otherwise; they
+    /// are left as they are).
     #[arg(long)]
     pub force: bool,
     /// Read each copied shard back from DST and hash it again.
@@ -44,6 +46,11 @@ pub struct MirrorArgs {
     /// Where --subset stages rewritten shards (default: the system temp directory).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Delete the lock (`DST/.editshard-lock`) left at an S3 DST by a mirror or convert that
+    /// is no longer running, then mirror. Never needed for a local DST: the OS releases its
+    /// lock when the holder ends.
+    #[arg(long)]
+    pub break_lock: bool,
     #[command(flatten)]
     pub remote: super::RemoteArgs,
 }
@@ -71,6 +78,7 @@ pub fn run(args: MirrorArgs) -> Result<ExitCode> {
         verify_after_copy: args.verify_after_copy,
         subset,
         work_dir: args.work_dir,
+        break_lock: args.break_lock,
     };
     let rt = super::runtime()?;
     let bar = Arc::new(MirrorBar::new());

@@ -50,6 +50,7 @@ pub mod fetch;
 mod kill;
 pub mod merge;
 pub mod openimages;
+mod ownership;
 pub mod plan;
 pub mod progress;
 pub mod resolve;

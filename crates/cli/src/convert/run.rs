@@ -16,6 +16,7 @@ use super::failures::{self, FAILURES_NAME, Failure};
 use super::fetch::{FetchOptions, Fetcher};
 use super::kill::kill_point;
 use super::openimages::OpenImages;
+use super::ownership;
 use super::part_dir;
 use super::plan::{self, CollisionPolicy, PlanOptions};
 use super::progress::{Progress, Summary};
@@ -23,6 +24,7 @@ use super::resolve::{Release, Resolver};
 use super::scores::Scores;
 use super::state::{State, Work};
 use crate::error::{Error, ErrorKind, Result};
+use crate::lock::DestLock;
 use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::read::find_manifest;
 use crate::record::Record;
@@ -56,6 +58,8 @@ pub struct ConvertOptions {
     pub retry_failed: bool,
     pub s3_endpoint: Option<String>,
     pub work_dir: Option<PathBuf>,
+    /// Delete a lock left at a remote DEST by a run that is gone ([`DestLock::acquire`]).
+    pub break_lock: bool,
     pub log_interval: Duration,
 }
 
@@ -79,30 +83,35 @@ pub struct Complete {
 
 /// Converts a release; see the module docs of [`crate::convert`].
 ///
-/// Runs on the caller's multi-threaded tokio runtime in four stages: [`Target::open`] (where
-/// the dataset goes and what is there), [`prepare`] (work directory, plan, resume state),
+/// Runs on the caller's multi-threaded tokio runtime, holding the destination's lock
+/// ([`DestLock`]: one writer per destination, released at the end whatever the outcome), in
+/// four stages: [`Target::open`] (where the dataset goes and what is there), [`prepare`] (work directory, plan, resume state),
 /// [`write_shards`] (downloads in parallel, records written in plan order and published shard
 /// by shard) and [`finish`] (failures, manifest, summary). The blocking parts (planning over
 /// the JSONL files, writing shards) run on the runtime's blocking threads.
 pub async fn convert(opts: &ConvertOptions) -> Result<Outcome> {
     let started = Instant::now();
-    let target = Target::open(opts).await?;
-    let work_dir = work_dir(opts, &target);
+    let root = Target::root(opts)?;
+    let command = format!("convert --out {}", opts.out);
+    let lock = DestLock::acquire(&root, &command, opts.break_lock).await?;
+    let result = convert_locked(opts, root, started).await;
+    lock.release_after(result).await
+}
+
+async fn convert_locked(
+    opts: &ConvertOptions,
+    root: Location,
+    started: Instant,
+) -> Result<Outcome> {
+    let target = Target::open(opts, root).await?;
+    let work_dir = work_dir(opts, &target.root);
     let work_dir_existed = work_dir.exists();
-    let dest_created = target
-        .root
-        .is_local()
-        .filter(|d| !d.exists())
-        .map(Path::to_path_buf);
     let prepared = prepare(opts, &target, &work_dir).await;
     if prepared.is_err() && !work_dir_existed {
         // Nothing was converted: a wrong argument or input must not leave a work directory
-        // behind, nor the DEST directory this run created. Best effort: the error is what
-        // matters, and `remove_dir` removes DEST only if it is empty.
+        // behind (DEST itself, if this run created it and left it empty, goes with the
+        // lock). Best effort: the error is what matters.
         let _ = std::fs::remove_dir_all(&work_dir);
-        if let Some(dir) = dest_created {
-            let _ = std::fs::remove_dir(dir);
-        }
     }
     let job = match prepared? {
         Prepared::Job(job) => *job,
@@ -119,19 +128,29 @@ struct Target {
 }
 
 impl Target {
-    async fn open(opts: &ConvertOptions) -> Result<Target> {
+    /// Where this run writes: DEST, or its part directory with `--part`.
+    fn root(opts: &ConvertOptions) -> Result<Location> {
         let storage_opts = StorageOptions {
             s3_endpoint: opts.s3_endpoint.clone(),
             ..StorageOptions::default()
         };
         let dest = Location::parse(&opts.out, &storage_opts)?;
-        let root = match opts.part {
-            Some((i, n)) => dest.child(&part_dir(i, n))?,
-            None => dest.clone(),
-        };
+        match opts.part {
+            Some((i, n)) => dest.child(&part_dir(i, n)),
+            None => Ok(dest),
+        }
+    }
+
+    /// What `root` (locked by this run) already holds.
+    async fn open(opts: &ConvertOptions, root: Location) -> Result<Target> {
         // A finished dataset without --retry-failed is checked against the options once they
         // are planned ([`prepare`]): the same conversion is complete, another one is refused.
         let existing = find_manifest(&root).await?;
+        if existing.is_none()
+            && let Some(dir) = root.is_local()
+        {
+            ownership::check(dir, &work_dir(opts, &root))?;
+        }
         if existing.is_none() && opts.retry_failed {
             return Err(Error::invalid(format!(
                 "--retry-failed: {} holds no finished dataset to complete (no {MANIFEST_NAME})",
@@ -139,6 +158,19 @@ impl Target {
             )));
         }
         Ok(Target { root, existing })
+    }
+}
+
+/// The work directory of a conversion into `root`: `--work-dir`, else `root/.editshard-work`
+/// for a local `root`, else a directory under the system temp dir named after `root`.
+fn work_dir(opts: &ConvertOptions, root: &Location) -> PathBuf {
+    match (&opts.work_dir, root.is_local()) {
+        (Some(w), _) => w.clone(),
+        (None, Some(dir)) => dir.join(".editshard-work"),
+        (None, None) => {
+            let h = crate::hex::hex(&Sha256::digest(root.display().as_bytes()));
+            std::env::temp_dir().join(format!("editshard-work-{}", &h[..16]))
+        }
     }
 }
 
@@ -162,19 +194,6 @@ struct Job {
 enum Prepared {
     Job(Box<Job>),
     Complete(Complete),
-}
-
-/// `--work-dir`, or `DEST/.editshard-work` (a local DEST), or a directory under the system's
-/// temporary directory named after DEST.
-fn work_dir(opts: &ConvertOptions, target: &Target) -> PathBuf {
-    match (&opts.work_dir, target.root.is_local()) {
-        (Some(w), _) => w.clone(),
-        (None, Some(dir)) => dir.join(".editshard-work"),
-        (None, None) => {
-            let h = crate::hex::hex(&Sha256::digest(target.root.display().as_bytes()));
-            std::env::temp_dir().join(format!("editshard-work-{}", &h[..16]))
-        }
-    }
 }
 
 /// Opens the work directory, fetches the release's JSONL files if it is remote, plans the

@@ -1,7 +1,8 @@
 //! `editshard convert` over HTTP against real loopback servers: network faults (429 with
 //! Retry-After, 503, reset mid-body, short body, stall, 404, HTML served as PNG),
 //! `--retry-failed`, byte-identical output whatever `--jobs`, kill -9 at several points then
-//! resume, and S3 output against s3s-fs.
+//! resume, S3 output against s3s-fs (killed, locked, and through a fault-injecting proxy), and
+//! the lock on `--out`.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
@@ -419,10 +420,10 @@ fn s3_destination_holds_the_same_bytes_as_a_local_one_even_after_a_kill() {
         "--work-dir",
         work.to_str().unwrap(),
     ]));
-    let run = |kill: Option<&str>| {
+    let run = |args: &[String], kill: Option<&str>| {
         let mut cmd = editshard(crate::BIN);
         cmd.arg("convert")
-            .args(&args)
+            .args(args)
             .args(["--log-interval", "0", "--backoff", "0.02"])
             .env("AWS_ACCESS_KEY_ID", s3.access_key)
             .env("AWS_SECRET_ACCESS_KEY", s3.secret_key)
@@ -433,14 +434,31 @@ fn s3_destination_holds_the_same_bytes_as_a_local_one_even_after_a_kill() {
         }
         cmd.output().unwrap()
     };
-    let o = run(Some("saved:2"));
+    let o = run(&args, Some("saved:2"));
     assert!(killed(&o), "{}", text(&o));
     assert!(
         !s3.object_path("data", "converted/run1/manifest.json")
             .exists()
     );
-    let o = run(None);
+    // The killed run's lock stays in S3: a re-run is refused, naming it and the way out.
+    let o = run(&args, None);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "s3://data/converted/run1 is locked by another run writing to it: convert --out"
+        ) && err.contains("--break-lock")
+            && err.contains("s3://data/converted/run1/.editshard-lock"),
+        "{err}"
+    );
+    args.push("--break-lock".into());
+    let o = run(&args, None);
     assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !s3.object_path("data", "converted/run1/.editshard-lock")
+            .exists(),
+        "lock not released"
+    );
     let files = tree(&local);
     assert!(
         files.len() >= 4,
@@ -526,4 +544,153 @@ fn memory_stays_bounded_whatever_the_images_in_flight() {
         peak >> 20,
         images >> 20
     );
+}
+
+/// Two converts into one `--out`: the second is refused while the first runs, naming it, and
+/// DEST is untouched; the first, killed with SIGKILL, needs nothing more than its re-run (the
+/// OS released its lock), which completes.
+#[test]
+fn a_second_convert_into_a_locked_out_is_refused() {
+    let s = small_release();
+    let out = s.out("out");
+    let mut args = s.args(out.to_str().unwrap());
+    args.extend(strings(&[
+        "--shard-size",
+        "12kB",
+        "--allow-failures",
+        "--jobs",
+        "1",
+    ]));
+    // Every image stalls: with one download at a time, the first run stops at its first.
+    s.server
+        .always("/", Behavior::Stall(Duration::from_secs(120)));
+    s.server.always("/jsonl/", Behavior::Serve);
+    let mut first = editshard(crate::BIN)
+        .arg("convert")
+        .args(&args)
+        .args(["--idle-timeout", "300", "--log-interval", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !s.gets().iter().any(|p| !p.starts_with("/jsonl/")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reached an image"
+        );
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the convert ended early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = tree(&out);
+
+    let o = convert(crate::BIN, &args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("is locked by another run writing to it: convert --out")
+            && err.contains(&format!("pid {}", first.id())),
+        "{err}"
+    );
+    assert_eq!(tree(&out), before, "the refused convert wrote to DEST");
+
+    first.kill().unwrap();
+    first.wait().unwrap();
+    s.server.clear_rules();
+    let o = convert(crate::BIN, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!out.join(".editshard-lock").exists(), "lock not released");
+    assert!(out.join("manifest.json").exists());
+}
+
+/// `convert --out s3://` through a fault-injecting proxy in front of s3s-fs: 5xx bursts,
+/// 503 SlowDown and lost responses on the lock, the shards, `failures.jsonl` and the
+/// manifest are retried, and the result is byte for byte the local conversion's. When the
+/// store keeps failing, the run fails naming the object, and a re-run completes.
+#[test]
+fn s3_destination_through_faults_holds_the_same_bytes() {
+    use editshard_tools::fault_proxy::{Fault, FaultProxy};
+    let s = small_release();
+    let s3 = S3Server::start();
+    s3.create_bucket("data");
+    let proxy = FaultProxy::start(s3.port);
+    let common = ["--shard-size", "12kB", "--allow-failures"];
+    let local = s.out("local");
+    let mut args = s.args(local.to_str().unwrap());
+    args.extend(strings(&common));
+    assert!(convert(crate::BIN, &args).status.success());
+    let files = tree(&local);
+    assert!(files.len() >= 4, "want several shards: {:?}", files.keys());
+
+    let run = |prefix: &str| {
+        let mut args = s.args(&format!("s3://data/{prefix}"));
+        args.extend(strings(&common));
+        let work = s.out(&format!("work-{prefix}"));
+        editshard(crate::BIN)
+            .arg("convert")
+            .args(&args)
+            .args(["--s3-endpoint", &proxy.endpoint()])
+            .args(["--work-dir", work.to_str().unwrap()])
+            .args(["--log-interval", "0", "--backoff", "0.02"])
+            .env("AWS_ACCESS_KEY_ID", s3.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", s3.secret_key)
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_ENDPOINT_URL")
+            .output()
+            .unwrap()
+    };
+    let stored = |prefix: &str| -> BTreeMap<String, Vec<u8>> {
+        tree(&s3.object_path("data", prefix))
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with('.'))
+            .collect()
+    };
+
+    proxy.on("GET", "/run1/manifest.json", [Fault::slow_down()]);
+    proxy.on(
+        "PUT",
+        "/run1/.editshard-lock",
+        [Fault::internal_error(), Fault::DropResponse],
+    );
+    proxy.on(
+        "PUT",
+        "/run1/shard-00000.esd",
+        [Fault::slow_down(), Fault::slow_down()],
+    );
+    proxy.on(
+        "PUT",
+        "/run1/shard-00001.esd",
+        [Fault::DropResponse, Fault::unavailable()],
+    );
+    proxy.on("PUT", "/run1/failures.jsonl", [Fault::internal_error()]);
+    proxy.on(
+        "PUT",
+        "/run1/manifest.json",
+        [Fault::DropResponse, Fault::slow_down()],
+    );
+    // The lock's release (object_store deletes with a bulk-delete POST).
+    proxy.on("POST", "/data?delete", [Fault::unavailable()]);
+    let o = run("run1");
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(proxy.pending(), 0, "faults not reached: {:?}", proxy.seen());
+    assert_eq!(stored("run1"), files);
+
+    // The store keeps throttling one shard's upload: the run fails naming it; the re-run
+    // (once the store recovers) completes to the same bytes.
+    proxy.always("PUT", "/run2/shard-00001.esd", Fault::slow_down());
+    let o = run("run2");
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("s3://data/run2/shard-00001.esd") && err.contains("503"),
+        "{err}"
+    );
+    assert!(!s3.object_path("data", "run2/manifest.json").exists());
+    proxy.clear_rules();
+    let o = run("run2");
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(stored("run2"), files);
 }

@@ -677,3 +677,31 @@ fn a_failed_run_leaves_nothing_and_blames_the_argument() {
     assert!(shown.contains("check the paths given"), "{shown}");
     assert_eq!(fs::read(&file).unwrap(), b"x");
 }
+
+/// `--out` naming a directory that holds someone else's files (no manifest, no work
+/// directory of ours) is refused, naming them, and nothing there is touched; an empty
+/// directory is fine.
+#[test]
+fn a_directory_holding_foreign_files_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rel = generate_release(&tmp.path().join("rel"), &ReleaseSpec::default()).unwrap();
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    fs::write(out.join("shard-00000.esd"), b"someone else's shard").unwrap();
+    fs::write(out.join("failures.jsonl"), b"{\"theirs\": true}\n").unwrap();
+    let before = tree(&out);
+    let o = convert(crate::BIN, &local_args(&rel, &out));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("holds files this conversion did not write: failures.jsonl, shard-00000.esd")
+            && err.contains("choose another --out"),
+        "{err}"
+    );
+    assert_eq!(tree(&out), before, "a refused run wrote into DEST");
+
+    let empty = tmp.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    let o = convert(crate::BIN, &local_args(&rel, &empty));
+    assert!(o.status.success(), "{}", text(&o));
+}

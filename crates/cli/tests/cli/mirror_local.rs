@@ -247,3 +247,40 @@ fn subset_writes_a_valid_smaller_dataset() {
     assert!(text(&o).contains(" 0 copied"), "{}", text(&o));
     assert_eq!(manifest(&dst), sub);
 }
+
+/// A local DST holding files the source does not name is refused, naming them, and left
+/// alone; an earlier copy of the same dataset is not refused; `--force` mirrors into it
+/// anyway, leaving the other files as they are.
+#[test]
+fn a_dst_holding_other_files_is_refused_unless_forced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    let m = build(&src);
+    fs::create_dir(&dst).unwrap();
+    fs::write(dst.join("failures.jsonl"), b"theirs\n").unwrap();
+    fs::write(dst.join("notes.txt"), b"mine").unwrap();
+    let before = editshard_tools::cli::tree(&dst);
+    let o = editshard(crate::BIN, &["mirror", s(&src), s(&dst)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "holds files that are not part of the source dataset: failures.jsonl, notes.txt"
+        ) && text(&o).contains("--force"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(editshard_tools::cli::tree(&dst), before);
+
+    let o = editshard(crate::BIN, &["mirror", s(&src), s(&dst), "--force"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(fs::read(dst.join("notes.txt")).unwrap(), b"mine");
+    assert_eq!(manifest(&dst).records, m.records);
+
+    // An earlier copy of this dataset (one shard missing) is completed without --force.
+    let copy = tmp.path().join("copy");
+    let o = editshard(crate::BIN, &["mirror", s(&src), s(&copy)]);
+    assert!(o.status.success(), "{}", text(&o));
+    fs::remove_file(copy.join(&m.shards[2].path)).unwrap();
+    let o = editshard(crate::BIN, &["mirror", s(&src), s(&copy)]);
+    assert!(o.status.success(), "{}", text(&o));
+}

@@ -1,6 +1,7 @@
 //! `editshard mirror` against real servers on 127.0.0.1: local -> S3 (s3s-fs, multipart) ->
-//! local, HTTP (nginx) -> local with request counts, and a mirror killed with SIGKILL part
-//! way through a shard, then resumed without fetching the finished shards again.
+//! local, HTTP (nginx) -> local with request counts, a mirror killed with SIGKILL part way
+//! through a shard, then resumed without fetching the finished shards again, the lock on DST
+//! (local and S3), and S3 faults from a proxy in front of s3s-fs.
 
 use editshard_tools::records;
 
@@ -232,4 +233,290 @@ fn killed_mirror_resumes_without_refetching() {
     assert_eq!(tree(&dst), tree(&src));
     let o = run(&["mirror", &srv.url(), s(&dst), "--verify-only"]);
     assert!(o.status.success(), "{}", text(&o));
+}
+
+/// Another dataset than [`build`]'s, under the same shard names.
+fn build_other(dir: &Path) -> Manifest {
+    let mut w = DatasetWriter::create(dir).unwrap().target_shard_bytes(1500);
+    for n in 200..230 {
+        w.append(&records::sft(n, n + 1)).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+/// Starts `editshard mirror SRC DST` from a fault server whose `stalled` shard never
+/// arrives (so the mirror holds DST for as long as the test wants) and waits until it is
+/// inside that shard's copy.
+fn start_stalled_mirror(
+    srv: &editshard_tools::fault_server::FaultServer,
+    stalled: &str,
+    dst: &str,
+    s3: Option<&S3Server>,
+) -> std::process::Child {
+    srv.on(stalled, [Behavior::Stall(Duration::from_secs(120))]);
+    let mut c = cmd(&["mirror", &srv.url(), dst, "--jobs", "1", "--timeout", "300"]);
+    if let Some(server) = s3 {
+        c.args(["--s3-endpoint", &server.endpoint])
+            .env("AWS_ACCESS_KEY_ID", server.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", server.secret_key);
+    }
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !srv.requests().iter().any(|r| r.path == stalled) {
+        assert!(
+            Instant::now() < deadline,
+            "the mirror never reached {stalled}"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the mirror ended early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// Two mirrors of different datasets into one local directory: the second is refused while
+/// the first runs, naming it, and writes nothing; the first, killed with SIGKILL, leaves a
+/// lock the OS has released: its re-run takes the lock over and completes.
+#[test]
+fn a_second_mirror_into_a_locked_local_dst_is_refused_and_a_killed_holder_frees_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, other, dst) = (
+        tmp.path().join("src"),
+        tmp.path().join("other"),
+        tmp.path().join("dst"),
+    );
+    let m = build(&src, false);
+    build_other(&other);
+    let srv = fault_server(&src);
+    let stalled = format!("/{}", m.shards[3].path);
+    let mut first = start_stalled_mirror(&srv, &stalled, s(&dst), None);
+    let before = tree(&dst);
+    assert!(dst.join(".editshard-lock").is_file());
+
+    let o = run(&["mirror", s(&other), s(&dst)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("is locked by another run")
+            && err.contains(&format!("pid {}", first.id()))
+            && err.contains(&format!("mirror {}", srv.url())),
+        "{err}"
+    );
+    assert_eq!(tree(&dst), before, "the refused mirror wrote to DST");
+
+    first.kill().unwrap(); // SIGKILL: the lock file stays, the OS lock goes
+    first.wait().unwrap();
+    assert!(dst.join(".editshard-lock").is_file());
+    srv.clear_rules();
+    let o = run(&["mirror", &srv.url(), s(&dst)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no longer running: taken over"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(tree(&dst), tree(&src), "lock file left or shards wrong");
+}
+
+/// The same on S3 (a conditional PUT of `DST/.editshard-lock` on s3s-fs): the second mirror
+/// is refused, naming the holder; once the holder is killed its lock stays (S3 cannot tell),
+/// a re-run is refused with advice to use `--break-lock`, and `--break-lock` completes.
+#[test]
+fn a_second_mirror_into_a_locked_s3_prefix_is_refused_and_break_lock_frees_it() {
+    let server = S3Server::start();
+    server.create_bucket("locks");
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, other) = (tmp.path().join("src"), tmp.path().join("other"));
+    let m = build(&src, false);
+    build_other(&other);
+    let url = "s3://locks/data";
+    let srv = fault_server(&src);
+    let stalled = format!("/{}", m.shards[3].path);
+    let mut first = start_stalled_mirror(&srv, &stalled, url, Some(&server));
+    let lock = server.object_path("locks", "data/.editshard-lock");
+    assert!(lock.is_file());
+    let objects = |server: &S3Server| -> BTreeMap<String, Vec<u8>> {
+        tree(&server.object_path("locks", "data"))
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with('.'))
+            .collect()
+    };
+    let before = objects(&server);
+
+    let o = run_s3(&server, &["mirror", s(&other), url]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("s3://locks/data is locked by another run")
+            && err.contains(&format!("pid {}", first.id()))
+            && err.contains("--break-lock")
+            && err.contains("s3://locks/data/.editshard-lock"),
+        "{err}"
+    );
+    assert_eq!(objects(&server), before, "the refused mirror wrote to DST");
+
+    first.kill().unwrap();
+    first.wait().unwrap();
+    srv.clear_rules();
+    let o = run_s3(&server, &["mirror", &srv.url(), url]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--break-lock"),
+        "{}",
+        text(&o)
+    );
+    let o = run_s3(&server, &["mirror", &srv.url(), url, "--break-lock"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!lock.exists(), "lock not released");
+    assert_eq!(objects(&server), tree(&src));
+}
+
+/// `mirror` to and from S3 through a fault-injecting proxy in front of s3s-fs: 5xx bursts,
+/// 503 SlowDown, a PUT whose response is lost after s3s-fs stored it, faults inside a
+/// multipart upload, resets mid-body and stalls. Retried faults end in exactly the source's
+/// bytes; retries run out on a shard: the shard is named, the manifest not written, and a
+/// re-run completes.
+#[test]
+fn mirror_to_and_from_s3_through_faults() {
+    use editshard_tools::fault_proxy::{Fault, FaultProxy};
+    let server = S3Server::start();
+    server.create_bucket("faulty");
+    let proxy = FaultProxy::start(server.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, back) = (tmp.path().join("src"), tmp.path().join("back"));
+    let m = build(&src, true);
+    let big = m.shards.iter().find(|sh| sh.bytes > 5 << 20).unwrap();
+    let url = "s3://faulty/ds";
+    let run_proxy = |args: &[&str]| {
+        cmd(args)
+            .args(["--s3-endpoint", &proxy.endpoint(), "--timeout", "1"])
+            .env("AWS_ACCESS_KEY_ID", server.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", server.secret_key)
+            .output()
+            .expect("run editshard")
+    };
+    let objects = || -> BTreeMap<String, Vec<u8>> {
+        tree(&server.object_path("faulty", "ds"))
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with('.'))
+            .collect()
+    };
+
+    // Up: every fault is retried.
+    let shard = |i: usize| format!("/ds/{}", m.shards[i].path);
+    // A lost response to the lock's conditional PUT: the retry finds the lock this run took.
+    proxy.on(
+        "PUT",
+        ".editshard-lock",
+        [Fault::DropResponse, Fault::slow_down()],
+    );
+    proxy.on(
+        "PUT",
+        &shard(0),
+        [
+            Fault::slow_down(),
+            Fault::DropResponse,
+            Fault::internal_error(),
+        ],
+    );
+    proxy.on("PUT", &shard(1), [Fault::unavailable()]);
+    proxy.on("HEAD", &shard(2), [Fault::internal_error()]);
+    proxy.on("PUT", "partNumber=2", [Fault::internal_error()]);
+    proxy.on(
+        "POST",
+        &format!("{}?uploadId", big.path),
+        [Fault::slow_down()],
+    );
+    proxy.on(
+        "PUT",
+        "manifest.json",
+        [
+            Fault::unavailable(),
+            Fault::DropResponse,
+            Fault::slow_down(),
+        ],
+    );
+    let o = run_proxy(&["mirror", s(&src), url, "--part-size", "5", "--jobs", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(proxy.pending(), 0, "faults not reached: {:?}", proxy.seen());
+    assert_eq!(objects(), tree(&src));
+
+    // Down: resets mid-body, stalls and throttling on GETs are retried.
+    proxy.on("GET", &shard(0), [Fault::ResetMidBody, Fault::slow_down()]);
+    proxy.on(
+        "GET",
+        &shard(1),
+        [Fault::StallBody(Duration::from_secs(30))],
+    );
+    proxy.on("GET", &big.path, [Fault::ResetMidBody]);
+    proxy.on("GET", "manifest.json", [Fault::internal_error()]);
+    let o = run_proxy(&["mirror", url, s(&back), "--jobs", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(proxy.pending(), 0, "faults not reached: {:?}", proxy.seen());
+    assert_eq!(tree(&back), tree(&src));
+
+    // Retries run out on one shard: named, manifest not written; the re-run completes.
+    let again = tmp.path().join("again");
+    proxy.always("GET", &shard(3), Fault::slow_down());
+    let o = run_proxy(&["mirror", url, s(&again), "--retries", "1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains(&format!("failed: {}", m.shards[3].path))
+            && out.contains("503")
+            && out.contains("manifest.json NOT written"),
+        "{out}"
+    );
+    assert!(!again.join("manifest.json").exists());
+    proxy.clear_rules();
+    let o = run_proxy(&["mirror", url, s(&again)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(tree(&again), tree(&src));
+
+    // The response to completing a multipart upload is lost (s3s-fs did complete it): the
+    // shard is reported failed by name, nothing claims success, and the re-run finds the
+    // shard intact and completes.
+    let url2 = "s3://faulty/ds2";
+    proxy.on(
+        "POST",
+        &format!("{}?uploadId", big.path),
+        [Fault::DropResponse],
+    );
+    let o = run_proxy(&["mirror", s(&src), url2, "--part-size", "5"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "failed: {}: s3://faulty/ds2/{}",
+            big.path, big.path
+        )),
+        "{}",
+        text(&o)
+    );
+    // ... and says what is known, not the refused abort's 403 (which would send the user to
+    // check credentials).
+    assert!(
+        text(&o).contains("unconfirmed") && !text(&o).contains("HTTP 403"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(proxy.pending(), 0);
+    assert!(!server.object_path("faulty", "ds2/manifest.json").exists());
+    let o = run_proxy(&["mirror", s(&src), url2, "--part-size", "5"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run_proxy(&["mirror", s(&src), url2, "--verify-only"]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Without retries, the lock's conditional PUT lands but its answer is lost: the run reads
+    // the lock back, finds its own token, and goes on (no stale lock of its own is left).
+    proxy.on("PUT", "/ds3/.editshard-lock", [Fault::DropResponse]);
+    let o = run_proxy(&["mirror", s(&src), "s3://faulty/ds3", "--retries", "0"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(proxy.pending(), 0);
+    assert!(!server.object_path("faulty", "ds3/.editshard-lock").exists());
 }

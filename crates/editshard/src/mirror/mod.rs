@@ -10,6 +10,11 @@
 //!   alone unless `force` is set: it may be the better copy.
 //! - `verify_only` compares DST with SRC's manifest without writing anything.
 //! - `subset` writes a smaller dataset with its own manifest ([`subset`]).
+//! - One mirror at a time writes a DST: it holds DST's [lock](crate::lock) from start to end,
+//!   and another run is refused, naming the holder (`verify_only` writes nothing and takes
+//!   no lock).
+//! - A local DST must be empty or hold only names SRC's manifest lists (an earlier copy):
+//!   anything else is refused unless `force` is set.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +22,9 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
+use crate::lock::DestLock;
 use crate::manifest::{MANIFEST_NAME, Manifest, ShardEntry};
+use crate::ownership;
 use crate::read::{Dataset, DatasetOptions, load_manifest};
 use crate::storage::Location;
 
@@ -36,7 +43,8 @@ pub struct MirrorOptions {
     pub jobs: usize,
     /// Compare DST with SRC's manifest; write nothing.
     pub verify_only: bool,
-    /// Replace DST shards that differ from SRC.
+    /// Replace DST shards that differ from SRC, and write into a local DST that holds other
+    /// files than SRC's (they are left as they are).
     pub force: bool,
     /// Read every copied shard back from DST and hash it again (the copy is already checked
     /// as it streams; this also catches a store that corrupts what it was sent).
@@ -45,6 +53,9 @@ pub struct MirrorOptions {
     pub subset: Option<Subset>,
     /// Where `subset` stages rewritten shards (default: the system temp directory).
     pub work_dir: Option<PathBuf>,
+    /// Delete a lock left at a remote DST by a mirror that is gone, then take it
+    /// ([`DestLock::acquire`]).
+    pub break_lock: bool,
 }
 
 impl Default for MirrorOptions {
@@ -56,6 +67,7 @@ impl Default for MirrorOptions {
             verify_after_copy: false,
             subset: None,
             work_dir: None,
+            break_lock: false,
         }
     }
 }
@@ -137,6 +149,57 @@ pub async fn mirror(
         ));
     }
     let (manifest, manifest_bytes) = load_manifest(src).await?;
+    if opts.verify_only {
+        return run_locked(src, dst, opts, manifest, manifest_bytes, progress).await;
+    }
+    let command = format!("mirror {} -> {}", src.display(), dst.display());
+    let lock = DestLock::acquire(dst, &command, opts.break_lock).await?;
+    let result = async {
+        if !opts.force {
+            check_dst_holds_only_this_dataset(dst, &manifest)?;
+        }
+        run_locked(src, dst, opts, manifest, manifest_bytes, progress).await
+    }
+    .await;
+    lock.release_after(result).await
+}
+
+/// A local DST must be empty or hold only names from SRC's manifest (an earlier or
+/// interrupted copy of this dataset, or a subset of it): files of another dataset or anything
+/// else are not mixed with this one. (An S3 DST is not listed: nothing lists a bucket.)
+fn check_dst_holds_only_this_dataset(dst: &Location, manifest: &Manifest) -> Result<()> {
+    let Some(dir) = dst.is_local() else {
+        return Ok(());
+    };
+    let names: std::collections::HashSet<&str> = manifest
+        .shards
+        .iter()
+        .map(|s| ownership::top_level(&s.path))
+        .chain([MANIFEST_NAME])
+        .collect();
+    let foreign = ownership::foreign_entries(dir, |n| names.contains(n))?;
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "{} is not empty and holds files that are not part of the source dataset: {}. Mirror \
+         into an empty or new directory (or an earlier copy of this dataset), or pass --force \
+         to mirror into it anyway (files the source does not name are left as they are)",
+        dst.display(),
+        ownership::list_names(&foreign)
+    ))
+    .in_shard(dst.display()))
+}
+
+/// [`mirror`] once DST is locked (or needs no lock).
+async fn run_locked(
+    src: &Location,
+    dst: &Location,
+    opts: &MirrorOptions,
+    manifest: Manifest,
+    manifest_bytes: bytes::Bytes,
+    progress: Arc<Progress>,
+) -> Result<MirrorReport> {
     progress.set_total(manifest.bytes);
     let mut report = MirrorReport {
         src: src.display(),

@@ -71,6 +71,30 @@ pub(crate) fn remote(op: impl Into<String>, what: &str, e: object_store::Error) 
     .in_shard(what.to_string())
 }
 
+/// Wraps a failure to finish a multipart upload. `object_store`'s `WriteMultipart::finish`
+/// aborts the upload when completing it fails and, when the abort fails too, returns the
+/// abort's error instead: which is what happens when the completion did land but its
+/// response was lost (the store then refuses to abort an upload it has completed, with a
+/// 403 or 404 on `DELETE ?uploadId`). That status is not the cause, and its advice (check
+/// credentials) would be wrong: say what is known instead.
+#[cfg(feature = "remote")]
+pub(crate) fn remote_finish(what: &str, e: object_store::Error) -> Error {
+    let text = e.to_string();
+    if !(text.contains("DELETE") && text.contains("uploadId")) {
+        return remote("complete multipart upload", what, e);
+    }
+    Error::remote(RemoteError {
+        op: "complete multipart upload (unconfirmed: its answer was lost or it failed, and \
+             aborting the upload was then refused, as a store refuses once an upload completed; \
+             run the command again: a complete, intact copy is found and kept)"
+            .into(),
+        status: None,
+        class: io::ErrorKind::Interrupted,
+        source: Box::new(e),
+    })
+    .in_shard(what.to_string())
+}
+
 /// True when the failure was a timeout: the transport said so somewhere in the chain.
 #[cfg(feature = "remote")]
 fn is_timeout(e: &object_store::Error) -> bool {

@@ -179,6 +179,30 @@ pub(super) async fn put_stream(path: &Path, mut stream: ByteStream) -> Result<u6
     }
 }
 
+pub(super) async fn create_new(path: &Path, bytes: Bytes) -> Result<bool> {
+    create_parent(path).await?;
+    let mut f = match tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .await
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(err("create", &name(path), e)),
+    };
+    let written = async {
+        f.write_all(&bytes).await?;
+        f.sync_all().await
+    }
+    .await;
+    if let Err(e) = written {
+        let _ = tokio::fs::remove_file(path).await;
+        return Err(err("write", &name(path), e));
+    }
+    Ok(true)
+}
+
 pub(super) async fn delete(path: &Path) -> Result<()> {
     match tokio::fs::remove_file(path).await {
         Ok(()) => Ok(()),

@@ -332,6 +332,18 @@ impl Location {
         }
     }
 
+    /// Writes the object only if nothing is stored under `rel` yet: `Ok(false)` when something
+    /// is (local: an exclusive create; S3: a conditional PUT, `If-None-Match: *`). Atomic
+    /// against a concurrent `create_new` of the same name, which is what locks are made of.
+    pub async fn create_new(&self, rel: &str, bytes: Bytes) -> Result<bool> {
+        self.checked(rel)?;
+        match &self.backend {
+            Backend::Local(dir) => local::create_new(&dir.join(rel), bytes).await,
+            #[cfg(feature = "remote")]
+            Backend::Remote(r) => r.create_new(rel, bytes).await,
+        }
+    }
+
     /// Deletes the object; deleting an object that does not exist is not an error.
     pub async fn delete(&self, rel: &str) -> Result<()> {
         self.checked(rel)?;

@@ -13,12 +13,12 @@ use object_store::aws::AmazonS3Builder;
 use object_store::http::HttpBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
-    WriteMultipart,
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    RetryConfig, WriteMultipart,
 };
 use tokio::io::AsyncReadExt;
 
-use super::error::{local as local_err, remote as err};
+use super::error::{local as local_err, remote as err, remote_finish};
 use super::{ByteStream, MAX_RETRIES, StorageOptions};
 use crate::error::{Error, Result};
 #[cfg(feature = "s3")]
@@ -306,7 +306,7 @@ impl Remote {
                 .finish()
                 .await
                 .map(|_| ())
-                .map_err(|e| err("complete multipart upload", &shown, e)),
+                .map_err(|e| remote_finish(&shown, e)),
             Err(e) => {
                 // Nothing becomes visible; abort so the parts do not linger (and bill).
                 let _ = writer.abort().await;
@@ -370,12 +370,36 @@ impl Remote {
                 .finish()
                 .await
                 .map(|_| n)
-                .map_err(|e| err("complete multipart upload", &shown, e)),
+                .map_err(|e| remote_finish(&shown, e)),
             Err(e) => {
                 // Nothing becomes visible; abort so the parts do not linger (and bill).
                 let _ = writer.abort().await;
                 Err(e)
             }
+        }
+    }
+
+    pub(super) async fn create_new(&self, rel: &str, bytes: Bytes) -> Result<bool> {
+        let shown = self.display_of(rel);
+        if !self.multipart {
+            return Err(Error::invalid(
+                "cannot write here: an http(s) location is read-only (write to a local \
+                 directory or s3://bucket/prefix)",
+            )
+            .in_shard(shown));
+        }
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(err("PUT (If-None-Match: *)", &shown, e)),
         }
     }
 
