@@ -6,6 +6,7 @@
 //! - [`fixtures`]: datasets for the reading tests, written with `DatasetWriter`.
 //! - [`servers`]: real servers on loopback (nginx, s3s-fs), killed on drop.
 //! - [`fault_server`]: a std-only HTTP/1.1 server that misbehaves on demand.
+//! - [`tamper`]: shards that lie with valid CRCs (a rewritten index), manifest kept in step.
 //! - [`cli`]: running the `editshard` binary (its path is a parameter) and reading what it left.
 //! - [`convert_support`]: running `editshard convert` and reading the dataset it wrote.
 //! - `src/bin/`: `gen_sample_release`, `gen_bench_release` and `bench_read` (`bench/run.sh`).
@@ -19,3 +20,4 @@ pub mod fixtures;
 pub mod records;
 pub mod release;
 pub mod servers;
+pub mod tamper;
