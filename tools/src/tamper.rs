@@ -68,3 +68,48 @@ pub fn replace_shard(dir: &Path, s: usize, f: impl FnOnce(Vec<u8>) -> Vec<u8>) {
     entry.sha256 = editshard::hex::hex(&Sha256::digest(&bytes));
     std::fs::write(&manifest_path, manifest.to_json()).unwrap();
 }
+
+/// Renames record `from` to `to` (ids of equal length) in its group frame and in the index,
+/// with valid CRCs: how a writer that ignores the uniqueness of ids would have written it.
+pub fn rename_record(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    use editshard::format::wire::Cursor;
+    use editshard::format::{FRAME_GROUP, GroupTable, HEADER_LEN};
+    assert_eq!(from.len(), to.len(), "the ids must have equal lengths");
+    let rename = |table: &mut GroupTable| {
+        for r in &mut table.records {
+            if r.id == from {
+                r.id = to.to_string();
+            }
+        }
+    };
+    let trailer_at = bytes.len() - TRAILER_LEN;
+    let index_at = Trailer::parse(&bytes[trailer_at..], trailer_at as u64)
+        .unwrap()
+        .index_offset as usize;
+    let mut out = bytes.to_vec();
+    let mut at = HEADER_LEN;
+    while at < index_at {
+        let header = FrameHeader::parse(&out[at..at + FRAME_HEADER_LEN], at as u64).unwrap();
+        let body_at = at + FRAME_HEADER_LEN;
+        let body_end = body_at + header.body_len as usize;
+        if out[body_at] == FRAME_GROUP {
+            let mut c = Cursor::new(&out[body_at + 2..body_end], 0);
+            let mut table = GroupTable::parse(&mut c, &Limits::DEFAULT).unwrap();
+            let table_len = c.position();
+            rename(&mut table);
+            let mut encoded = Vec::new();
+            table.encode(&mut encoded);
+            out[body_at + 2..body_at + 2 + table_len].copy_from_slice(&encoded);
+            let crc = crc32(&out[body_at..body_end]);
+            out[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        }
+        at = body_end;
+    }
+    rewrite_index(&out, |index| {
+        for f in &mut index.frames {
+            if let Some(t) = f.table.as_mut() {
+                rename(t);
+            }
+        }
+    })
+}

@@ -37,7 +37,9 @@
 pub use editshard_format::{
     Error, ErrorKind, Image, Kind, Provenance, Record, Result, Score, Turn,
 };
-pub use editshard_format::{error, format, hex, image_info, label, manifest, path, record, shard};
+pub use editshard_format::{
+    error, format, hex, id_set, image_info, label, manifest, path, record, shard,
+};
 
 pub mod atomic;
 pub mod mirror;

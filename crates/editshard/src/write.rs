@@ -25,9 +25,10 @@ use std::path::{Path, PathBuf};
 
 use crate::atomic::{partial_path, sync_dir, write_atomically};
 use crate::error::{Error, Result};
+use crate::id_set::IdHashes;
 use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::record::Record;
-use crate::shard::{ShardSummary, ShardWriter, WriterOptions};
+use crate::shard::{RandomAccessShard, ReadOptions, ShardSummary, ShardWriter, WriterOptions};
 
 pub const DEFAULT_SHARD_BYTES: u64 = 512 << 20;
 
@@ -44,6 +45,12 @@ pub struct DatasetWriter {
     options: WriterOptions,
     open: Option<OpenShard>,
     manifest: Manifest,
+    /// Every id written, by hash, with the number of the shard it went to: ids are unique in
+    /// a dataset, across shards too (each shard's writer checks its own exactly).
+    ids: IdHashes<u32>,
+    /// Set by [`Self::resume_after`]: the resumed shards' ids are loaded from their footers
+    /// before the next append.
+    ids_pending: bool,
 }
 
 impl DatasetWriter {
@@ -64,6 +71,8 @@ impl DatasetWriter {
             options: WriterOptions::default(),
             open: None,
             manifest: Manifest::new(None),
+            ids: IdHashes::default(),
+            ids_pending: false,
         })
     }
 
@@ -91,12 +100,74 @@ impl DatasetWriter {
     /// Used by `convert` to resume after an interruption.
     pub fn resume_after(mut self, manifest: Manifest) -> Self {
         self.manifest = manifest;
+        self.ids_pending = !self.manifest.shards.is_empty();
         self
     }
 
     /// Appends a record, finishing the current shard first if it reached the target size and
-    /// the record would start a new group anyway.
+    /// the record would start a new group anyway. A record whose id an earlier shard of the
+    /// dataset already holds is refused ([`ErrorKind::Rejected`](crate::ErrorKind)), like one
+    /// the open shard holds.
     pub fn append(&mut self, record: &Record) -> Result<()> {
+        self.load_resumed_ids()?;
+        if let Some(s) = self.ids.get(&record.id) {
+            let s = s as usize;
+            if s < self.manifest.shards.len() && self.finished_shard_holds(s, &record.id)? {
+                return Err(Error::rejected(format!(
+                    "the dataset already holds a record with this id (in {}): ids are \
+                     unique in a dataset",
+                    self.manifest.shards[s].path
+                ))
+                .with_id(record.id.clone()));
+            }
+        }
+        self.append_unchecked(record)?;
+        self.ids
+            .insert(&record.id, self.manifest.shards.len() as u32);
+        Ok(())
+    }
+
+    /// Whether finished shard `s` holds `id`: the exact check behind a hash hit, through the
+    /// shard's footer (one read, rare).
+    fn finished_shard_holds(&self, s: usize, id: &str) -> Result<bool> {
+        let entry = &self.manifest.shards[s];
+        let path = self.dir.join(&entry.path);
+        let file = File::open(&path).map_err(|e| Error::from(e).in_shard(entry.path.clone()))?;
+        let shard = RandomAccessShard::open_with_footer(
+            file,
+            entry.path.clone(),
+            ReadOptions::default(),
+            entry.footer_offset,
+            entry.footer_length,
+        )?;
+        Ok(shard.index().position(id).is_some())
+    }
+
+    /// Loads the ids of the shards a resumed dataset already has, from their footers.
+    fn load_resumed_ids(&mut self) -> Result<()> {
+        if !self.ids_pending {
+            return Ok(());
+        }
+        for (s, entry) in self.manifest.shards.iter().enumerate() {
+            let path = self.dir.join(&entry.path);
+            let file =
+                File::open(&path).map_err(|e| Error::from(e).in_shard(entry.path.clone()))?;
+            let shard = RandomAccessShard::open_with_footer(
+                file,
+                entry.path.clone(),
+                ReadOptions::default(),
+                entry.footer_offset,
+                entry.footer_length,
+            )?;
+            for r in &shard.index().records {
+                self.ids.insert(&r.id, s as u32);
+            }
+        }
+        self.ids_pending = false;
+        Ok(())
+    }
+
+    fn append_unchecked(&mut self, record: &Record) -> Result<()> {
         if let Some(open) = &self.open {
             if open.writer.bytes_written() >= self.target_bytes && !open.writer.joins_group(record)
             {

@@ -118,3 +118,43 @@ fn an_index_that_matches_the_frames_reads_everything() {
         );
     }
 }
+
+/// Ids are unique within a shard: a shard written with the same id twice (valid CRCs, in two
+/// groups) is refused by the streaming readers and on open by random access, with the id.
+#[test]
+fn a_shard_with_a_duplicate_id_is_refused_by_every_reader() {
+    use editshard_format::shard::ShardReader;
+    use editshard_tools::tamper::rename_record;
+    let records = vec![
+        Record::new(
+            "a",
+            Kind::Sft,
+            image(1, "image/jpeg", 4, 3, 40),
+            vec![Turn::new(image(2, "image/png", 4, 3, 50))],
+        ),
+        Record::new(
+            "b",
+            Kind::Sft,
+            image(3, "image/jpeg", 4, 3, 40),
+            vec![Turn::new(image(4, "image/png", 4, 3, 50))],
+        ),
+    ];
+    let mut w = ShardWriter::new(Vec::new()).unwrap();
+    for r in &records {
+        w.append(r).unwrap();
+    }
+    let bytes = rename_record(&w.finish().unwrap().0, "b", "a");
+    let err = ShardReader::new(&bytes[..])
+        .named("dup.esd")
+        .find_map(Result::err)
+        .expect("a shard holding id \"a\" twice was read without error");
+    assert!(err.is_corruption(), "{err}");
+    assert_eq!(err.id(), Some("a"), "{err}");
+    assert_eq!(err.record(), Some(1), "{err}");
+    assert!(err.offset().is_some(), "{err}");
+    assert!(err.to_string().contains("twice"), "{err}");
+    let err = RandomAccessShard::open(Bytes::from(bytes), "dup.esd")
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("twice"), "{err}");
+}
