@@ -372,3 +372,32 @@ async fn a_lying_index_never_returns_another_records_data() {
         assert!(errors > 0, "{what}: the lie went unnoticed");
     }
 }
+
+/// A sequential read reads each shard to its verified end and checks that it held exactly
+/// the records its manifest entry lists: a record beyond a lying count is an error naming the
+/// shard, never dropped or passed off as the next shard's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_refuses_a_shard_holding_more_records_than_its_manifest_lists() {
+    let (dir, _) = dataset_dir(12);
+    let path = dir.path().join("manifest.json");
+    let mut m = editshard::manifest::Manifest::parse(&std::fs::read(&path).unwrap()).unwrap();
+    m.shards[0].records -= 1;
+    m.records -= 1;
+    std::fs::write(&path, m.to_json()).unwrap();
+    let ds = Dataset::open(Location::local(dir.path())).await.unwrap();
+    for shards in [None, Some(vec![0])] {
+        let got: Vec<_> = ds
+            .stream(StreamOptions {
+                shards,
+                ..StreamOptions::default()
+            })
+            .collect()
+            .await;
+        let err = got
+            .iter()
+            .find_map(|r| r.as_ref().err())
+            .expect("the lying count went unnoticed");
+        assert!(err.to_string().contains("manifest lists"), "{err}");
+        assert!(err.shard().unwrap().ends_with(&m.shards[0].path), "{err}");
+    }
+}
