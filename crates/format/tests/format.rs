@@ -17,6 +17,8 @@ mod overhead;
 mod proptests;
 #[path = "format/roundtrip.rs"]
 mod roundtrip;
+#[path = "format/salvage.rs"]
+mod salvage;
 #[path = "format/spec_walker.rs"]
 mod spec_walker;
 #[path = "format/vectors.rs"]

@@ -208,9 +208,26 @@ impl ShardView {
     pub fn decode(&self, i: usize, bytes: &Bytes, start: u64, with_data: bool) -> Result<Record> {
         self.check_index(i)?;
         let r = &self.index.records[i];
+        self.check_head(i, bytes, start)
+            .map_err(|e| e.in_shard(&self.name).at_record(i as u64).with_id(&r.id))?;
+        self.decode_parts(i, bytes, start, with_data)
+    }
+
+    /// [`Self::decode`] without the frame head check: the record's own parts (metadata and
+    /// images), each against its CRC and each image against its SHA-256, located by the
+    /// index alone. For salvaging the intact records of a frame whose head is damaged; the
+    /// index's own CRC then vouches for the id.
+    pub fn decode_parts(
+        &self,
+        i: usize,
+        bytes: &Bytes,
+        start: u64,
+        with_data: bool,
+    ) -> Result<Record> {
+        self.check_index(i)?;
+        let r = &self.index.records[i];
         let context = |e: Error| e.in_shard(&self.name).at_record(i as u64).with_id(&r.id);
         let slice = |range: Range<u64>| slice(bytes, start, range);
-        self.check_head(i, bytes, start).map_err(context)?;
         let stored =
             slice(r.meta_offset..r.meta_offset + u64::from(r.meta_len)).map_err(context)?;
         self.check_crc(&stored, r.meta_crc, r.meta_offset, i)?;
