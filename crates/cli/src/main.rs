@@ -6,8 +6,8 @@
 use editshard::hex;
 use editshard::{Error, Result};
 use editshard::{
-    atomic, error, format, image_info, manifest, mirror, path, probe, read, record, shard, storage,
-    units, write,
+    atomic, error, format, image_info, manifest, mirror, path, probe, read, record, repair, shard,
+    storage, units, write,
 };
 
 mod cli;

@@ -10,6 +10,7 @@
 //! | [`read`] | [`Dataset`](read::Dataset): by index and id, streams, shuffled resumable epochs, [`verify`](read::verify) |
 //! | [`write`] | [`DatasetWriter`](write::DatasetWriter): shards rolled over at a size, manifest last |
 //! | [`mirror`] | verified, resumable copies between locations, and subsets |
+//! | [`repair`] | a new dataset from every intact record of a damaged one, and what was lost |
 //! | [`probe`] | full image decoding, for `verify --decode` and conversion |
 //! | [`record`], [`format`], [`shard`], [`manifest`] | the format core |
 //!
@@ -45,6 +46,7 @@ pub mod atomic;
 pub mod mirror;
 pub mod probe;
 pub mod read;
+pub mod repair;
 pub mod storage;
 pub mod units;
 pub mod write;

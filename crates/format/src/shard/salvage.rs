@@ -37,8 +37,8 @@ use crate::record::Record;
 /// A record that was lost and is known by name (from the index).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LostRecord {
-    /// Its number within the shard.
-    pub number: u64,
+    /// Its number within the shard, when known.
+    pub number: Option<u64>,
     pub id: String,
 }
 
@@ -156,7 +156,7 @@ pub fn salvage<R: ReadAt>(
                         }) {
                             Ok(record) => emitted(record, &mut report, at)?,
                             Err(_) => lost.push(LostRecord {
-                                number: i as u64,
+                                number: Some(i as u64),
                                 id: shard.index().records[i].id.clone(),
                             }),
                         }
@@ -223,7 +223,7 @@ fn named_in(index: Option<&crate::format::ShardIndex>, start: u64, end: u64) -> 
         .enumerate()
         .filter(|(_, r)| r.meta_offset >= start && r.meta_offset < end)
         .map(|(i, r)| LostRecord {
-            number: i as u64,
+            number: Some(i as u64),
             id: r.id.clone(),
         })
         .collect()

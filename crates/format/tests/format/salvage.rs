@@ -125,7 +125,7 @@ fn every_single_byte_flip_loses_only_the_records_it_touches() {
             let mut named: Vec<u64> = report
                 .losses
                 .iter()
-                .flat_map(|l| l.records.iter().map(|r| r.number))
+                .flat_map(|l| l.records.iter().map(|r| r.number.unwrap()))
                 .collect();
             named.sort();
             let lost: Vec<u64> = (0..records.len())
