@@ -128,38 +128,42 @@ impl DatasetWriter {
     }
 
     /// Whether finished shard `s` holds `id`: the exact check behind a hash hit, through the
-    /// shard's footer (one read, rare).
+    /// shard's footer (one read, rare). A shard no longer in the directory (its owner moved
+    /// it on, as `convert` publishes each finished shard) cannot be compared: the 128-bit
+    /// hash match is taken as the duplicate it almost surely is.
     fn finished_shard_holds(&self, s: usize, id: &str) -> Result<bool> {
+        match self.open_finished(s) {
+            Some(shard) => Ok(shard?.index().position(id).is_some()),
+            None => Ok(true),
+        }
+    }
+
+    /// Finished shard `s` through its footer, or `None` when its file is not in the
+    /// directory.
+    fn open_finished(&self, s: usize) -> Option<Result<RandomAccessShard<File>>> {
         let entry = &self.manifest.shards[s];
-        let path = self.dir.join(&entry.path);
-        let file = File::open(&path).map_err(|e| Error::from(e).in_shard(entry.path.clone()))?;
-        let shard = RandomAccessShard::open_with_footer(
+        let file = File::open(self.dir.join(&entry.path)).ok()?;
+        Some(RandomAccessShard::open_with_footer(
             file,
             entry.path.clone(),
             ReadOptions::default(),
             entry.footer_offset,
             entry.footer_length,
-        )?;
-        Ok(shard.index().position(id).is_some())
+        ))
     }
 
-    /// Loads the ids of the shards a resumed dataset already has, from their footers.
+    /// Loads the ids of the shards a resumed dataset already has, from the footers of those
+    /// still in the directory (a caller that moved finished shards elsewhere, as `convert`
+    /// does, keeps ids unique across a resume itself).
     fn load_resumed_ids(&mut self) -> Result<()> {
         if !self.ids_pending {
             return Ok(());
         }
-        for (s, entry) in self.manifest.shards.iter().enumerate() {
-            let path = self.dir.join(&entry.path);
-            let file =
-                File::open(&path).map_err(|e| Error::from(e).in_shard(entry.path.clone()))?;
-            let shard = RandomAccessShard::open_with_footer(
-                file,
-                entry.path.clone(),
-                ReadOptions::default(),
-                entry.footer_offset,
-                entry.footer_length,
-            )?;
-            for r in &shard.index().records {
+        for s in 0..self.manifest.shards.len() {
+            let Some(shard) = self.open_finished(s) else {
+                continue;
+            };
+            for r in &shard?.index().records {
                 self.ids.insert(&r.id, s as u32);
             }
         }

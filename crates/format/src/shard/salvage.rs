@@ -146,10 +146,11 @@ pub fn salvage<R: ReadAt>(
                 if let (Some((k, frame)), Some(shard)) = (known, indexed.as_ref()) {
                     // The index knows this frame: salvage it record by record.
                     let mut lost = Vec::new();
-                    let numbers: Vec<usize> = (0..shard.len())
-                        .filter(|&i| shard.index().records[i].frame as usize == k)
-                        .collect();
-                    for i in numbers {
+                    // Records are numbered in frame order: this frame's are one run.
+                    let records = &shard.index().records;
+                    let first = records.partition_point(|r| (r.frame as usize) < k);
+                    let end = records.partition_point(|r| (r.frame as usize) <= k);
+                    for i in first..end {
                         match shard.view().record_range(i).and_then(|span| {
                             let bytes = read(source, span.start, span.end - span.start, name)?;
                             shard.view().decode_parts(i, &bytes, span.start, true)
