@@ -27,6 +27,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("manifest", manifest),
     ("release_row", release_row),
     ("round_trip", round_trip),
+    ("salvage", salvage),
 ];
 
 /// The tokio-util `Decoder` fed arbitrary bytes in arbitrary chunk sizes, the way a network
@@ -212,5 +213,30 @@ pub fn round_trip(data: &[u8]) {
     let shard = RandomAccessShard::open(Bytes::from(bytes), "rt.esd").unwrap();
     for (i, r) in records.iter().enumerate() {
         assert_eq!(&shard.get(i).unwrap(), r);
+    }
+}
+
+/// The salvage reader behind `editshard repair` (it resynchronises on frame boundaries after
+/// damage) on arbitrary bytes: it never panics, always ends, and every record it returns is
+/// intact (each image matches its SHA-256), whatever the damage.
+pub fn salvage(data: &[u8]) {
+    let bytes = Bytes::copy_from_slice(data);
+    let result = editshard_format::shard::salvage(&bytes, "fuzz.esd", &Limits::DEFAULT, |record| {
+        for image in record.images() {
+            assert!(
+                image.data.is_some(),
+                "salvage returned an image without bytes"
+            );
+            assert!(
+                image.check_data().is_ok(),
+                "salvage returned a damaged image"
+            );
+        }
+        Ok(())
+    });
+    if let Ok(report) = result {
+        for loss in &report.losses {
+            assert!(loss.start <= loss.end && loss.end <= data.len() as u64);
+        }
     }
 }

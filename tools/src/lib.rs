@@ -8,6 +8,7 @@
 //! - [`fault_server`]: a std-only HTTP/1.1 server that misbehaves on demand.
 //! - [`fault_proxy`]: a reverse proxy that puts S3 faults (5xx bursts, SlowDown, resets,
 //!   stalls, lost responses) in front of s3s-fs.
+//! - [`tamper`]: shards that lie with valid CRCs (a rewritten index), manifest kept in step.
 //! - [`cli`]: running the `editshard` binary (its path is a parameter) and reading what it left.
 //! - [`convert_support`]: running `editshard convert` and reading the dataset it wrote.
 //! - `src/bin/`: `gen_sample_release`, `gen_bench_release` and `bench_read` (`bench/run.sh`).
@@ -22,3 +23,4 @@ pub mod fixtures;
 pub mod records;
 pub mod release;
 pub mod servers;
+pub mod tamper;

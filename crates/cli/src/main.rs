@@ -7,7 +7,7 @@ use editshard::hex;
 use editshard::{Error, Result};
 use editshard::{
     atomic, error, format, image_info, lock, manifest, mirror, ownership, path, probe, read,
-    record, shard, storage, units, write,
+    record, repair, shard, storage, units, write,
 };
 
 mod cli;

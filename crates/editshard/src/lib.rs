@@ -11,6 +11,7 @@
 //! | [`write`] | [`DatasetWriter`](write::DatasetWriter): shards rolled over at a size, manifest last |
 //! | [`mirror`] | verified, resumable copies between locations, and subsets |
 //! | [`lock`] | one writer per destination (`convert`, `mirror`) |
+//! | [`repair`] | a new dataset from every intact record of a damaged one, and what was lost |
 //! | [`probe`] | full image decoding, for `verify --decode` and conversion |
 //! | [`record`], [`format`], [`shard`], [`manifest`] | the format core |
 //!
@@ -38,7 +39,9 @@
 pub use editshard_format::{
     Error, ErrorKind, Image, Kind, Provenance, Record, Result, Score, Turn,
 };
-pub use editshard_format::{error, format, hex, image_info, label, manifest, path, record, shard};
+pub use editshard_format::{
+    error, format, hex, id_set, image_info, label, manifest, path, record, shard,
+};
 
 pub mod atomic;
 pub mod lock;
@@ -46,6 +49,7 @@ pub mod mirror;
 pub mod ownership;
 pub mod probe;
 pub mod read;
+pub mod repair;
 pub mod storage;
 pub mod units;
 pub mod write;

@@ -25,9 +25,10 @@ use std::path::{Path, PathBuf};
 
 use crate::atomic::{create_partial, partial_path, sync_dir, write_atomically};
 use crate::error::{Error, Result};
+use crate::id_set::IdHashes;
 use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::record::Record;
-use crate::shard::{ShardSummary, ShardWriter, WriterOptions};
+use crate::shard::{RandomAccessShard, ReadOptions, ShardSummary, ShardWriter, WriterOptions};
 
 pub const DEFAULT_SHARD_BYTES: u64 = 512 << 20;
 
@@ -44,6 +45,12 @@ pub struct DatasetWriter {
     options: WriterOptions,
     open: Option<OpenShard>,
     manifest: Manifest,
+    /// Every id written, by hash, with the number of the shard it went to: ids are unique in
+    /// a dataset, across shards too (each shard's writer checks its own exactly).
+    ids: IdHashes<u32>,
+    /// Set by [`Self::resume_after`]: the resumed shards' ids are loaded from their footers
+    /// before the next append.
+    ids_pending: bool,
 }
 
 impl DatasetWriter {
@@ -64,6 +71,8 @@ impl DatasetWriter {
             options: WriterOptions::default(),
             open: None,
             manifest: Manifest::new(None),
+            ids: IdHashes::default(),
+            ids_pending: false,
         })
     }
 
@@ -91,12 +100,78 @@ impl DatasetWriter {
     /// Used by `convert` to resume after an interruption.
     pub fn resume_after(mut self, manifest: Manifest) -> Self {
         self.manifest = manifest;
+        self.ids_pending = !self.manifest.shards.is_empty();
         self
     }
 
     /// Appends a record, finishing the current shard first if it reached the target size and
-    /// the record would start a new group anyway.
+    /// the record would start a new group anyway. A record whose id an earlier shard of the
+    /// dataset already holds is refused ([`ErrorKind::Rejected`](crate::ErrorKind)), like one
+    /// the open shard holds.
     pub fn append(&mut self, record: &Record) -> Result<()> {
+        self.load_resumed_ids()?;
+        if let Some(s) = self.ids.get(&record.id) {
+            let s = s as usize;
+            if s < self.manifest.shards.len() && self.finished_shard_holds(s, &record.id)? {
+                return Err(Error::rejected(format!(
+                    "the dataset already holds a record with this id (in {}): ids are \
+                     unique in a dataset",
+                    self.manifest.shards[s].path
+                ))
+                .with_id(record.id.clone()));
+            }
+        }
+        self.append_unchecked(record)?;
+        self.ids
+            .insert(&record.id, self.manifest.shards.len() as u32);
+        Ok(())
+    }
+
+    /// Whether finished shard `s` holds `id`: the exact check behind a hash hit, through the
+    /// shard's footer (one read, rare). A shard no longer in the directory (its owner moved
+    /// it on, as `convert` publishes each finished shard) cannot be compared: the 128-bit
+    /// hash match is taken as the duplicate it almost surely is.
+    fn finished_shard_holds(&self, s: usize, id: &str) -> Result<bool> {
+        match self.open_finished(s) {
+            Some(shard) => Ok(shard?.index().position(id).is_some()),
+            None => Ok(true),
+        }
+    }
+
+    /// Finished shard `s` through its footer, or `None` when its file is not in the
+    /// directory.
+    fn open_finished(&self, s: usize) -> Option<Result<RandomAccessShard<File>>> {
+        let entry = &self.manifest.shards[s];
+        let file = File::open(self.dir.join(&entry.path)).ok()?;
+        Some(RandomAccessShard::open_with_footer(
+            file,
+            entry.path.clone(),
+            ReadOptions::default(),
+            entry.footer_offset,
+            entry.footer_length,
+        ))
+    }
+
+    /// Loads the ids of the shards a resumed dataset already has, from the footers of those
+    /// still in the directory (a caller that moved finished shards elsewhere, as `convert`
+    /// does, keeps ids unique across a resume itself).
+    fn load_resumed_ids(&mut self) -> Result<()> {
+        if !self.ids_pending {
+            return Ok(());
+        }
+        for s in 0..self.manifest.shards.len() {
+            let Some(shard) = self.open_finished(s) else {
+                continue;
+            };
+            for r in &shard?.index().records {
+                self.ids.insert(&r.id, s as u32);
+            }
+        }
+        self.ids_pending = false;
+        Ok(())
+    }
+
+    fn append_unchecked(&mut self, record: &Record) -> Result<()> {
         if let Some(open) = &self.open {
             if open.writer.bytes_written() >= self.target_bytes && !open.writer.joins_group(record)
             {

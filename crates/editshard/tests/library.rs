@@ -27,3 +27,5 @@ mod servers_smoke;
 mod storage_local;
 #[path = "library/storage_remote.rs"]
 mod storage_remote;
+#[path = "library/unique_ids.rs"]
+mod unique_ids;

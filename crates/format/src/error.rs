@@ -264,7 +264,8 @@ impl Error {
             },
             ErrorKind::Checksum { .. } | ErrorKind::Malformed(_) | ErrorKind::Truncated(_) => {
                 "the shard is damaged or incomplete: fetch it again (e.g. `editshard mirror`) \
-                 and check it with `editshard verify`"
+                 and check it with `editshard verify`; without a good copy, `editshard repair` \
+                 salvages every intact record"
             }
             ErrorKind::Unsupported(_) => "upgrade editshard to read this file",
             ErrorKind::Limit(_) => {

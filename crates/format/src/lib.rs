@@ -8,6 +8,7 @@
 //! | [`record`] | the data model: one [`Record`] type for every kind of row |
 //! | [`format`] | frames, group tables, metadata, index and trailer, over byte slices |
 //! | [`shard`] | [`ShardWriter`], [`ShardReader`] (sync), [`ShardDecoder`] (async), [`RandomAccessShard`] |
+//! | [`id_set`] | ids of a whole dataset in bounded memory, for uniqueness checks |
 //! | [`manifest`] | `manifest.json`: the shards of a dataset, their hashes and id filters |
 //! | [`image_info`] | media type and pixel size from an image header |
 //! | [`error`] | one error type that says what went wrong and where |
@@ -42,6 +43,7 @@
 pub mod error;
 pub mod format;
 pub mod hex;
+pub mod id_set;
 pub mod image_info;
 pub mod label;
 pub mod manifest;

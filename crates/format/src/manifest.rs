@@ -173,7 +173,7 @@ impl Manifest {
                 self.format_version
             )));
         }
-        let mut records = 0u64;
+        let (mut records, mut bytes) = (0u64, 0u64);
         let mut seen = std::collections::HashSet::new();
         for (i, s) in self.shards.iter().enumerate() {
             check_relative_path(&s.path).map_err(|e| e.at_record(i as u64))?;
@@ -196,12 +196,37 @@ impl Manifest {
                 )));
             }
             s.id_filter.validate()?;
-            records = records.saturating_add(s.records);
+            // Every record takes bytes of its shard: a count beyond its length is a lie (and
+            // bounds every total below).
+            if s.records > s.bytes {
+                return Err(Error::malformed(format!(
+                    "shard {:?} claims {} records in {} bytes",
+                    s.path, s.records, s.bytes
+                )));
+            }
+            records = records.checked_add(s.records).ok_or_else(|| {
+                Error::malformed(format!(
+                    "the shards' records overflow a 64-bit count at shard {:?}",
+                    s.path
+                ))
+            })?;
+            bytes = bytes.checked_add(s.bytes).ok_or_else(|| {
+                Error::malformed(format!(
+                    "the shards' bytes overflow a 64-bit count at shard {:?}",
+                    s.path
+                ))
+            })?;
         }
         if records != self.records {
             return Err(Error::malformed(format!(
                 "the manifest says {} records but its shards add up to {records}",
                 self.records
+            )));
+        }
+        if bytes != self.bytes {
+            return Err(Error::malformed(format!(
+                "the manifest says {} bytes but its shards add up to {bytes} (records: {records})",
+                self.bytes
             )));
         }
         Ok(())
@@ -211,10 +236,10 @@ impl Manifest {
     pub fn locate(&self, index: u64) -> Option<(usize, u64)> {
         let mut first = 0u64;
         for (s, shard) in self.shards.iter().enumerate() {
-            if index < first + shard.records {
+            if index < first.saturating_add(shard.records) {
                 return Some((s, index - first));
             }
-            first += shard.records;
+            first = first.saturating_add(shard.records);
         }
         None
     }
@@ -331,6 +356,35 @@ mod tests {
             .filter(|i| f.may_contain(&format!("other/{i}")))
             .count();
         assert!(false_positives < 10, "{false_positives} false positives");
+    }
+
+    #[test]
+    fn counts_that_overflow_or_do_not_add_up_are_refused() {
+        let shard = |path: &str, records: u64, bytes: u64| ShardEntry {
+            path: path.into(),
+            bytes,
+            records,
+            footer_offset: 0,
+            footer_length: bytes,
+            sha256: "0".repeat(64),
+            id_filter: IdFilter::build(std::iter::empty()),
+        };
+        let mut m = Manifest::new(None);
+        m.shards = vec![shard("a", 2, 100), shard("b", 3, 200)];
+        (m.records, m.bytes) = (5, 300);
+        m.validate().unwrap();
+        let big = 1u64 << 63;
+        m.shards = vec![shard("a", big, big), shard("b", big, big)];
+        (m.records, m.bytes) = (u64::MAX, u64::MAX);
+        let err = m.validate().unwrap_err();
+        assert!(err.to_string().contains("overflow"), "{err}");
+        m.shards = vec![shard("a", big, 100)];
+        (m.records, m.bytes) = (big, 100);
+        let err = m.validate().unwrap_err();
+        assert!(err.to_string().contains("claims"), "{err}");
+        m.shards = vec![shard("a", 2, 100)];
+        (m.records, m.bytes) = (2, 101);
+        assert!(m.validate().is_err());
     }
 
     #[test]

@@ -9,12 +9,16 @@
 mod damage;
 #[path = "format/fuzz_regressions.rs"]
 mod fuzz_regressions;
+#[path = "format/lying_index.rs"]
+mod lying_index;
 #[path = "format/overhead.rs"]
 mod overhead;
 #[path = "format/proptests.rs"]
 mod proptests;
 #[path = "format/roundtrip.rs"]
 mod roundtrip;
+#[path = "format/salvage.rs"]
+mod salvage;
 #[path = "format/spec_walker.rs"]
 mod spec_walker;
 #[path = "format/vectors.rs"]

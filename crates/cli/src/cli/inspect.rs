@@ -551,6 +551,11 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
+/// What `verify` advises when it finds damage.
+const REPAIR_ADVICE: &str = "fetch the damaged shards again if a good copy exists (`editshard \
+     mirror`); otherwise `editshard repair DATASET --out DEST` writes a new dataset with every \
+     intact record and reports each lost one";
+
 pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
     super::runtime()?.block_on(async {
         let ds = args.source.open().await?;
@@ -577,15 +582,18 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
                 .iter()
                 .map(|p| serde_json::json!({"problem": p.to_string(), "hint": p.hint()}))
                 .collect();
-            out(&serde_json::json!({
+            let mut summary = serde_json::json!({
                 "shards": report.shards,
                 "records": report.records,
                 "images": report.images,
                 "bytes": report.bytes,
                 "ok": report.is_ok(),
                 "problems": problems,
-            })
-            .to_string())?;
+            });
+            if !report.is_ok() {
+                summary["advice"] = REPAIR_ADVICE.into();
+            }
+            out(&summary.to_string())?;
             return Ok(code);
         }
         out(&format!(
@@ -600,6 +608,9 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
                 format!("{} problems", report.problems.len())
             }
         ))?;
+        if !report.is_ok() {
+            out(&format!("  hint: {REPAIR_ADVICE}"))?;
+        }
         Ok(code)
     })
 }

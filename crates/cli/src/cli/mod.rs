@@ -10,6 +10,7 @@ pub mod export;
 pub mod inspect;
 pub mod mirror;
 mod record_json;
+pub mod repair;
 
 /// `editshard --version`: the command's version and the format version it writes (and the
 /// major version it reads).
@@ -27,7 +28,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success (also: `convert` re-run on its own finished dataset, which is complete)
   1  the command ran and found problems: failed rows (`convert`, unless --allow-failures),
-     damage (`verify`, `mirror`), or a filter of `cat`/`stats` that matched no record
+     damage (`verify`, `mirror`, `repair`), or a filter of `cat`/`stats` that matched no record
   2  the command could not run: bad arguments, unreadable input, a DEST holding another
      conversion";
 
@@ -72,6 +73,9 @@ pub enum Command {
     /// Write a dataset back out as the raw release layout or as WebDataset tars.
     #[command(after_help = EXIT_CODES)]
     Export(export::ExportArgs),
+    /// Salvage every intact record of a damaged dataset into a new one; report what was lost.
+    #[command(after_help = EXIT_CODES)]
+    Repair(repair::RepairArgs),
 }
 
 /// The one runtime every command runs its (async) operation on: multi-threaded, one worker
@@ -130,6 +134,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => inspect::run_verify(args),
         Command::Mirror(args) => mirror::run(args),
         Command::Export(args) => export::run(args),
+        Command::Repair(args) => repair::run(args),
     };
     match result {
         Ok(code) => code,

@@ -109,7 +109,18 @@ pub fn export(
         report.written.push((tar.name.clone(), tar.samples));
         close(out, tar)?;
     }
-    Ok(report)
+    // Read on to the end of the stream, which checks the last shard's index and trailer and
+    // that each shard held exactly the records its manifest entry lists: stopping at the
+    // count would drop a record beyond a lying count and accept a shard cut short.
+    match records.next() {
+        None => Ok(report),
+        Some(Err(e)) => Err(e),
+        Some(Ok(extra)) => Err(Error::malformed(format!(
+            "the dataset holds more records than the {} its manifest lists (record {:?})",
+            manifest.records, extra.id
+        ))
+        .with_id(extra.id)),
+    }
 }
 
 fn open(out: &mut OutDir, s: usize) -> Result<OpenTar> {

@@ -461,3 +461,57 @@ fn symlinks_at_temporary_names_are_not_followed() {
         );
     }
 }
+
+/// Every exporter reads each shard to its verified end (index and trailer checked), or fails:
+/// a record beyond a manifest's lying count is an error, not dropped or moved to another
+/// tar, and a shard whose tail was cut off is an error, not an export with exit 0.
+#[test]
+fn exports_read_every_shard_to_its_verified_end() {
+    for format in ["release", "webdataset"] {
+        for damage in ["a lying record count", "a shard cut short"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let ds = tmp.path().join("ds");
+            let mut w = DatasetWriter::create(&ds).unwrap().target_shard_bytes(1500);
+            for n in 0..8u8 {
+                let path = format!("images/{n}.png");
+                w.append(&sft_record(n, &path, &format!("https://h/{n}.jpg")))
+                    .unwrap();
+            }
+            let mut m = w.finish().unwrap();
+            assert!(m.shards.len() >= 2 && m.shards[0].records >= 2, "{m:?}");
+            let last = m.shards.len() - 1;
+            match damage {
+                "a lying record count" => {
+                    m.shards[0].records -= 1;
+                    m.records -= 1;
+                    fs::write(ds.join("manifest.json"), m.to_json()).unwrap();
+                }
+                _ => {
+                    let path = ds.join(&m.shards[last].path);
+                    let bytes = fs::read(&path).unwrap();
+                    fs::write(&path, &bytes[..bytes.len() - 20]).unwrap();
+                }
+            }
+            let out = tmp.path().join("out");
+            let o = editshard(
+                crate::BIN,
+                &["export", s(&ds), "--to", s(&out), "--format", format],
+            );
+            assert!(
+                !o.status.success(),
+                "{format}, {damage}: exported with success\n{}",
+                text(&o)
+            );
+            let shard = if damage == "a lying record count" {
+                0
+            } else {
+                last
+            };
+            assert!(
+                text(&o).contains(&m.shards[shard].path),
+                "{format}, {damage}: the error does not name the shard\n{}",
+                text(&o)
+            );
+        }
+    }
+}

@@ -470,3 +470,38 @@ fn json_output_version_and_exit_codes() {
         );
     }
 }
+
+/// A manifest whose counts do not add up (here, per-shard record counts near 2^63 whose sum
+/// overflows, with a total that saturated) is an error for every command: exit 2 and a
+/// message naming the manifest, never an empty answer with exit 0.
+#[test]
+fn a_manifest_whose_counts_overflow_is_refused_by_every_command() {
+    let (dir, ds) = dataset();
+    let path = Path::new(&ds).join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let shards = m["shards"].as_array_mut().unwrap();
+    assert!(shards.len() >= 2);
+    for s in shards.iter_mut() {
+        s["records"] = serde_json::json!(1u64 << 63);
+    }
+    m["records"] = serde_json::json!(u64::MAX);
+    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    let dest = dir.path().join("mirror");
+    let dest = dest.to_str().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    for args in [
+        vec!["cat", &ds],
+        vec!["stats", &ds],
+        vec!["ls", &ds],
+        vec!["verify", &ds],
+        vec!["get", &ds, "#0", "--out", out],
+        vec!["mirror", &ds, dest],
+    ] {
+        let o = run(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err} {}", stdout(&o));
+        assert!(err.contains("manifest.json"), "{args:?}: {err}");
+        assert!(err.contains("records"), "{args:?}: {err}");
+    }
+}

@@ -268,6 +268,15 @@ pub(crate) async fn fetch_records(
                         .at_offset(range.start));
                     break;
                 }
+                // The CRC says these are the bytes the index points at; the hash says they
+                // are the record's own.
+                let hashed = shard
+                    .view()
+                    .check_image_hash(local, slots[k], &data, range.start);
+                if let Err(e) = hashed {
+                    result = Err(e);
+                    break;
+                }
             }
             slots[k].data = Some(data);
         }
@@ -278,9 +287,12 @@ pub(crate) async fn fetch_records(
     Ok(out)
 }
 
+/// What decoding a record's metadata needs: its frame's head (checked against the index)
+/// through its metadata block.
 fn meta_range(shard: &LoadedShard, local: usize) -> Range<u64> {
     let r = &shard.index().records[local];
-    r.meta_offset..r.meta_offset + u64::from(r.meta_len)
+    let frame = shard.index().frames[r.frame as usize];
+    frame.offset..r.meta_offset + u64::from(r.meta_len)
 }
 
 fn blob_range(shard: &LoadedShard, b: u32) -> Range<u64> {

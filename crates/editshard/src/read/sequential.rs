@@ -274,7 +274,21 @@ impl State {
                     current.yielded += 1;
                     return Some(Ok(r));
                 }
-                None => self.current = None,
+                None => {
+                    // The shard was read to its verified end (trailer checked): it must hold
+                    // the records the manifest lists, no fewer and no more.
+                    let (s, yielded) = (current.shard, current.yielded as u64);
+                    self.current = None;
+                    let entry = &self.ds.manifest().shards[s];
+                    if yielded != entry.records {
+                        self.done = true;
+                        return Some(Err(Error::malformed(format!(
+                            "the shard holds {yielded} records but the manifest lists {}",
+                            entry.records
+                        ))
+                        .in_shard(self.ds.location().display_of(&entry.path))));
+                    }
+                }
                 Some(Err(e)) => {
                     let stored = current
                         .storage_error

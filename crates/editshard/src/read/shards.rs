@@ -85,7 +85,7 @@ impl Inner {
         let mut at = 0u64;
         for s in &manifest.shards {
             firsts.push(at);
-            at += s.records;
+            at = at.saturating_add(s.records); // validated manifests cannot overflow
         }
         Inner {
             shards: (0..manifest.shards.len())

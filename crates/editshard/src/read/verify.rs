@@ -1,6 +1,8 @@
 //! Checking a whole dataset: every shard against the manifest (length, SHA-256, footer,
 //! record count), every frame and record CRC (by streaming each shard once), the index
-//! against the frames, every image's length, hash and header, optionally a full decode.
+//! against the frames, every image's length, hash and header, optionally a full decode, and
+//! that no id appears twice in the dataset (across shards; by id hash, about 40 bytes per
+//! record, each hit confirmed against the ids in the shards' indexes).
 //! Every problem found is reported with its location; checking goes on after one.
 
 use bytes::BytesMut;
@@ -12,6 +14,7 @@ use super::dataset::Dataset;
 use super::select::{Filter, Images};
 use crate::error::{Error, Result};
 use crate::hex::hex;
+use crate::id_set::IdHashes;
 use crate::record::Record;
 use crate::shard::ShardDecoder;
 
@@ -47,9 +50,11 @@ pub async fn verify(
     mut on_problem: impl FnMut(&Error),
 ) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
+    let mut ids = IdHashes::default();
     for s in 0..ds.manifest().shards.len() {
         let mut problems = Vec::new();
         verify_shard(ds, s, options, &mut report, &mut problems).await?;
+        check_unique_ids(ds, s, &mut ids, &mut problems).await?;
         for p in problems {
             on_problem(&p);
             report.problems.push(p);
@@ -57,6 +62,51 @@ pub async fn verify(
         report.shards += 1;
     }
     Ok(report)
+}
+
+/// Adds shard `s`'s ids (from its index; a shard whose index cannot be read was reported
+/// already) to `ids`, reporting each one an earlier shard holds.
+async fn check_unique_ids(
+    ds: &Dataset,
+    s: usize,
+    ids: &mut IdHashes<(u32, u32)>,
+    problems: &mut Vec<Error>,
+) -> Result<()> {
+    let Ok(shard) = ds.shard(s).await else {
+        return Ok(());
+    };
+    for (local, loc) in shard.index().records.iter().enumerate() {
+        let Some((ps, pl)) = ids.insert(&loc.id, (s as u32, local as u32)) else {
+            continue;
+        };
+        // A hash hit: confirm it against the earlier record's id.
+        let Ok(earlier) = ds.shard(ps as usize).await else {
+            continue;
+        };
+        if earlier
+            .index()
+            .records
+            .get(pl as usize)
+            .map(|r| r.id.as_str())
+            != Some(&loc.id)
+        {
+            continue;
+        }
+        let frame = shard.index().frames[loc.frame as usize];
+        problems.push(
+            Error::malformed(format!(
+                "record id {:?} is also record #{pl} of {}: ids are unique in a dataset, and \
+                 a read by id finds only one of them",
+                loc.id,
+                earlier.name()
+            ))
+            .in_shard(shard.name().to_string())
+            .at_record(local as u64)
+            .with_id(loc.id.clone())
+            .at_offset(frame.offset),
+        );
+    }
+    Ok(())
 }
 
 fn check_images(record: &Record, index: u64, name: &str, decode: bool, out: &mut Vec<Error>) {

@@ -287,3 +287,117 @@ async fn missing_manifest_is_a_clear_error() {
     assert!(text.contains("manifest.json"), "{text}");
     assert!(editshard::storage::is_not_found(&e), "{text}");
 }
+
+/// An index that disagrees with its frames (valid CRCs: a lying writer, not damage) never
+/// makes random access return one record's data under another's id, or image bytes whose
+/// SHA-256 is not the record's own: whatever is fetched (all images, some, metadata only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_index_never_returns_another_records_data() {
+    use editshard_tools::records::image;
+    use editshard_tools::tamper::{replace_shard, rewrite_index};
+    let src = image(1, "image/jpeg", 4, 3, 40);
+    let records = vec![
+        editshard::Record::new(
+            "a",
+            Kind::Sft,
+            src.clone(),
+            vec![editshard::record::Turn::new(image(
+                2,
+                "image/png",
+                4,
+                3,
+                50,
+            ))],
+        ),
+        editshard::Record::new(
+            "b",
+            Kind::Sft,
+            src,
+            vec![editshard::record::Turn::new(image(
+                3,
+                "image/png",
+                4,
+                3,
+                50,
+            ))],
+        ),
+    ];
+    type Lie = fn(&mut editshard::format::IndexFrame);
+    let lies: [(&str, Lie); 2] = [
+        ("swapped ids", |index| {
+            let t = index.frames[0].table.as_mut().unwrap();
+            let (a, b) = (t.records[0].id.clone(), t.records[1].id.clone());
+            (t.records[0].id, t.records[1].id) = (b, a);
+        }),
+        ("swapped image references", |index| {
+            let t = index.frames[0].table.as_mut().unwrap();
+            let (a, b) = (t.records[0].refs[1], t.records[1].refs[1]);
+            (t.records[0].refs[1], t.records[1].refs[1]) = (b, a);
+        }),
+    ];
+    let only_outputs = Images::Only {
+        source: false,
+        outputs: true,
+        rejected: false,
+    };
+    for (what, lie) in lies {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &records, 1 << 20, 4);
+        replace_shard(dir.path(), 0, |bytes| rewrite_index(&bytes, lie));
+        let ds = Dataset::open(Location::local(dir.path())).await.unwrap();
+        let mut errors = 0;
+        for want in &records {
+            for images in [Images::All, Images::None, only_outputs] {
+                match ds.get_by_id_with(&want.id, images).await {
+                    Ok(Some(got)) => {
+                        assert_eq!(got.id, want.id);
+                        let mut plain = want.clone();
+                        plain.strip_data();
+                        let mut got_plain = got.clone();
+                        got_plain.strip_data();
+                        assert_eq!(got_plain, plain, "{what}: {} read as another", want.id);
+                        for img in got.images() {
+                            img.check_data().unwrap_or_else(|e| panic!("{what}: {e}"));
+                        }
+                    }
+                    Ok(None) => panic!("{what}: {} not found", want.id),
+                    Err(e) => {
+                        assert!(e.is_corruption(), "{what}: {e}");
+                        assert!(e.shard().is_some() && e.offset().is_some(), "{what}: {e}");
+                        errors += 1;
+                    }
+                }
+            }
+        }
+        assert!(errors > 0, "{what}: the lie went unnoticed");
+    }
+}
+
+/// A sequential read reads each shard to its verified end and checks that it held exactly
+/// the records its manifest entry lists: a record beyond a lying count is an error naming the
+/// shard, never dropped or passed off as the next shard's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_refuses_a_shard_holding_more_records_than_its_manifest_lists() {
+    let (dir, _) = dataset_dir(12);
+    let path = dir.path().join("manifest.json");
+    let mut m = editshard::manifest::Manifest::parse(&std::fs::read(&path).unwrap()).unwrap();
+    m.shards[0].records -= 1;
+    m.records -= 1;
+    std::fs::write(&path, m.to_json()).unwrap();
+    let ds = Dataset::open(Location::local(dir.path())).await.unwrap();
+    for shards in [None, Some(vec![0])] {
+        let got: Vec<_> = ds
+            .stream(StreamOptions {
+                shards,
+                ..StreamOptions::default()
+            })
+            .collect()
+            .await;
+        let err = got
+            .iter()
+            .find_map(|r| r.as_ref().err())
+            .expect("the lying count went unnoticed");
+        assert!(err.to_string().contains("manifest lists"), "{err}");
+        assert!(err.shard().unwrap().ends_with(&m.shards[0].path), "{err}");
+    }
+}

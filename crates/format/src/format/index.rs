@@ -141,6 +141,17 @@ pub struct FrameLoc {
     pub offset: u64,
     pub len: u64,
     pub frame_type: u8,
+    /// For a group frame, where its table's encoding is in [`ShardIndex::tables`] (empty for
+    /// other frames): a random read compares the frame's own table with it.
+    pub table: (u32, u32),
+}
+
+impl FrameLoc {
+    /// The frame's head: its header, type, flags and group table, up to where its data
+    /// starts. A random read fetches it with the record to check the index against it.
+    pub fn head_range(&self) -> Range<u64> {
+        self.offset..self.offset + FRAME_HEADER_LEN as u64 + 2 + u64::from(self.table.1)
+    }
 }
 
 /// The resolved index of one shard: every record, frame and image with absolute offsets.
@@ -152,6 +163,9 @@ pub struct ShardIndex {
     pub blobs: Vec<BlobLoc>,
     /// Global blob numbers of all records' images, sliced by [`RecordLoc::refs`].
     pub refs: Vec<u32>,
+    /// Every group table as the index encodes it (sliced by [`FrameLoc::table`]): the frame
+    /// must hold the same bytes.
+    pub tables: Vec<u8>,
     ids: HashMap<String, u32>,
 }
 
@@ -205,15 +219,22 @@ impl ShardIndex {
             records: Vec::new(),
             blobs: Vec::new(),
             refs: Vec::new(),
+            tables: Vec::new(),
             ids: HashMap::new(),
         };
         let at = trailer.index_offset;
         let mut offset = HEADER_LEN as u64;
         for (frame_no, entry) in index.frames.into_iter().enumerate() {
+            let table_start = out.tables.len();
+            if let Some(table) = &entry.table {
+                table.encode(&mut out.tables);
+            }
             out.frames.push(FrameLoc {
                 offset,
                 len: entry.frame_len,
                 frame_type: entry.frame_type,
+                // The payload is at most 256 MiB, so these fit.
+                table: (table_start as u32, (out.tables.len() - table_start) as u32),
             });
             if let Some(table) = entry.table {
                 let data_start = offset + FRAME_HEADER_LEN as u64 + 2 + table.encoded_len() as u64;
@@ -295,11 +316,17 @@ impl ShardIndex {
         let r = &self.records[i].refs;
         &self.refs[r.start as usize..r.end as usize]
     }
-    /// The byte range covering record `i`'s metadata and all its images: one ranged read
-    /// fetches the whole record.
+    /// The encoded group table of frame `f` (empty for other frames).
+    pub fn table_bytes(&self, f: usize) -> &[u8] {
+        let (start, len) = self.frames[f].table;
+        &self.tables[start as usize..(start + len) as usize]
+    }
+    /// The byte range covering record `i`'s frame head (see [`FrameLoc::head_range`]), its
+    /// metadata and all its images: one ranged read fetches the whole record and what checks
+    /// that the index describes it truthfully.
     pub fn record_span(&self, i: usize) -> Range<u64> {
         let r = &self.records[i];
-        let mut start = r.meta_offset;
+        let mut start = self.frames[r.frame as usize].offset;
         let mut end = r.meta_offset + u64::from(r.meta_len);
         for &b in self.record_blobs(i) {
             let blob = self.blobs[b as usize];

@@ -126,6 +126,18 @@ pub fn decode_block(codec: u8, stored: &[u8], max: u32, what: &str) -> crate::Re
                     "{what} declares {declared} bytes decompressed; the limit is {max}"
                 )));
             }
+            // Checked before any decompression, whichever path decodes the frame.
+            match zstd_window_size(stored) {
+                Some(window) if window <= 1 << MAX_WINDOW_LOG => {}
+                Some(window) => {
+                    return Err(Error::limit(format!(
+                        "{what}: the zstd frame asks for a {window}-byte window; the limit is \
+                         {} bytes (window log {MAX_WINDOW_LOG})",
+                        1u64 << MAX_WINDOW_LOG
+                    )));
+                }
+                None => return Err(Error::malformed(format!("{what}: not a zstd frame"))),
+            }
             let out = if declared <= STREAM_ABOVE {
                 // Creating a zstd context costs more than decompressing a record's metadata:
                 // keep one per thread, and decompress in one call into an exact buffer.
@@ -167,6 +179,33 @@ pub fn decode_block(codec: u8, stored: &[u8], max: u32, what: &str) -> crate::Re
     }
 }
 
+/// The Window_Size a zstd frame header declares (RFC 8878, 3.1.1.1): from the
+/// Window_Descriptor, or the content size for a single-segment frame. `None` if the bytes do
+/// not start with a complete zstd frame header.
+pub fn zstd_window_size(frame: &[u8]) -> Option<u64> {
+    if frame.get(..4)? != [0x28, 0xB5, 0x2F, 0xFD] {
+        return None;
+    }
+    let descriptor = *frame.get(4)?;
+    let single_segment = descriptor & 0x20 != 0;
+    if !single_segment {
+        let w = *frame.get(5)?;
+        let log = 10 + u64::from(w >> 3);
+        let base = 1u64 << log;
+        return Some(base + (base / 8) * u64::from(w & 7));
+    }
+    // Single segment: the window is the content size, whose field follows the descriptor
+    // and the dictionary id.
+    let dict_len = [0usize, 1, 2, 4][usize::from(descriptor & 3)];
+    let fcs_len = [1usize, 2, 4, 8][usize::from(descriptor >> 6)];
+    let at = 5 + dict_len;
+    let field = frame.get(at..at + fcs_len)?;
+    let mut le = [0u8; 8];
+    le[..fcs_len].copy_from_slice(field);
+    let value = u64::from_le_bytes(le);
+    Some(if fcs_len == 2 { value + 256 } else { value })
+}
+
 /// Compresses `raw` with zstd at `level` when that makes it smaller; returns the codec and
 /// the bytes to store.
 pub fn encode_block(raw: &[u8], level: i32) -> (u8, Vec<u8>) {
@@ -178,7 +217,14 @@ pub fn encode_block(raw: &[u8], level: i32) -> (u8, Vec<u8>) {
         let packed = COMPRESSOR.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.as_ref().map(|(l, _)| *l) != Some(level) {
-                *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+                let mut c = zstd::bulk::Compressor::new(level).ok()?;
+                // Levels above 19 use windows of up to 128 MiB on large inputs; a reader
+                // refuses more than 32 MiB (spec section 9), so the writer never asks for it.
+                if level > 19 {
+                    c.set_parameter(zstd::zstd_safe::CParameter::WindowLog(MAX_WINDOW_LOG))
+                        .ok()?;
+                }
+                *slot = Some((level, c));
             }
             let (_, c) = slot.as_mut().expect("set above");
             c.compress(raw).ok()
@@ -209,6 +255,71 @@ mod tests {
             );
             assert!(decode_block(codec, &stored[..stored.len() - 1], 16 << 20, "t").is_err());
         }
+    }
+
+    /// A hand-made frame (RFC 8878) declaring `content` as its 8-byte content size, with the
+    /// window descriptor byte `window` (not single-segment), holding `content` in raw blocks.
+    fn frame_with_window(window: u8, content: &[u8]) -> Vec<u8> {
+        let mut frame = vec![0x28, 0xB5, 0x2F, 0xFD, 0xC0, window];
+        frame.extend_from_slice(&(content.len() as u64).to_le_bytes());
+        let blocks: Vec<&[u8]> = content.chunks(128 << 10).collect();
+        for (i, block) in blocks.iter().enumerate() {
+            let last = u32::from(i + 1 == blocks.len());
+            let header = ((block.len() as u32) << 3) | last;
+            frame.extend_from_slice(&header.to_le_bytes()[..3]);
+            frame.extend_from_slice(block);
+        }
+        frame
+    }
+
+    #[test]
+    fn a_window_over_the_limit_is_refused_before_decompressing() {
+        // Exponent 15 is a 32 MiB window (the limit), 16 is 64 MiB; both paths (a small
+        // declared size decoded in one call, a large one streamed).
+        for len in [300usize, 2 << 20] {
+            let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let ok = frame_with_window(15 << 3, &content);
+            assert_eq!(zstd_window_size(&ok), Some(32 << 20));
+            assert_eq!(
+                decode_block(CODEC_ZSTD, &ok, 16 << 20, "record metadata").unwrap(),
+                content
+            );
+            let over = frame_with_window(16 << 3, &content);
+            assert_eq!(zstd_window_size(&over), Some(64 << 20));
+            let err = decode_block(CODEC_ZSTD, &over, 16 << 20, "record metadata").unwrap_err();
+            assert!(
+                matches!(err.kind(), crate::ErrorKind::Limit(_)),
+                "{len}: {err}"
+            );
+            assert!(err.to_string().contains("window"), "{err}");
+            // The mantissa counts: 32 MiB + 1/8 is over too.
+            let err = decode_block(
+                CODEC_ZSTD,
+                &frame_with_window((15 << 3) | 1, &content),
+                16 << 20,
+                "m",
+            )
+            .unwrap_err();
+            assert!(matches!(err.kind(), crate::ErrorKind::Limit(_)), "{err}");
+        }
+        // A single-segment frame's window is its content size.
+        let mut single = vec![0x28, 0xB5, 0x2F, 0xFD, 0xE0];
+        single.extend_from_slice(&(40u64 << 20).to_le_bytes());
+        assert_eq!(zstd_window_size(&single), Some(40 << 20));
+        let err = decode_block(CODEC_ZSTD, &single, 256 << 20, "index").unwrap_err();
+        assert!(matches!(err.kind(), crate::ErrorKind::Limit(_)), "{err}");
+        assert_eq!(zstd_window_size(&[0x28, 0xB5, 0x2F]), None);
+    }
+
+    #[test]
+    fn the_highest_levels_stay_within_the_window_limit() {
+        // 40 MiB (over the window limit) of cheap-to-compress bytes at level 22, whose own
+        // window would be 128 MiB.
+        let raw: Vec<u8> = (0..40u32 << 20).map(|i| (i >> 12) as u8).collect();
+        let (codec, stored) = encode_block(&raw, 22);
+        assert_eq!(codec, CODEC_ZSTD);
+        assert!(zstd_window_size(&stored).unwrap() <= 1 << MAX_WINDOW_LOG);
+        assert_eq!(decode_block(codec, &stored, 64 << 20, "t").unwrap(), raw);
     }
 
     #[test]

@@ -217,11 +217,21 @@ impl<R: ReadAt> RandomAccessShard<R> {
         self.view.decode(i, &bytes, range.start, false)
     }
 
-    /// Image `k` of record `i` in canonical order (0 is the source): one read.
+    /// Image `k` of record `i` in canonical order (0 is the source): one read, and with
+    /// verification on one more of the record's metadata, whose SHA-256 the bytes must match
+    /// (the CRC alone only says they are the bytes the index points at).
     pub fn image(&self, i: usize, k: usize) -> Result<Bytes> {
         let range = self.view.image_range(i, k)?;
         let bytes = self.read(range.clone())?;
         self.view.check_image(i, k, &bytes)?;
+        if self.view.options().verify {
+            let record = self.metadata(i)?;
+            let image = record.images().nth(k).ok_or_else(|| {
+                Error::malformed(format!("record #{i} has fewer than {} images", k + 1))
+                    .in_shard(self.name())
+            })?;
+            self.view.check_image_hash(i, image, &bytes, range.start)?;
+        }
         Ok(bytes)
     }
 

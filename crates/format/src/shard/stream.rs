@@ -2,6 +2,8 @@
 //! async [`ShardDecoder`](super::ShardDecoder) both drive it: they ask [`StreamState::need`] how many bytes the next
 //! step takes, gather exactly that many, and [`StreamState::feed`] them in.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
@@ -57,6 +59,9 @@ pub(crate) struct StreamState {
     index_offset: u64,
     /// The CRC of the body being fed, when the reader computed it already.
     body_crc: Option<u32>,
+    /// Every id read so far and its record number: ids are unique within a shard. (The
+    /// index the shard must end with repeats them all, so this is bounded by its limit.)
+    ids: HashMap<String, u64>,
 }
 
 impl StreamState {
@@ -71,6 +76,7 @@ impl StreamState {
             expected_index: Vec::new(),
             index_offset: 0,
             body_crc: None,
+            ids: HashMap::new(),
         }
     }
 
@@ -197,6 +203,19 @@ impl StreamState {
         match frame_type {
             FRAME_GROUP => {
                 let (table, records) = decode_group(&body, at, &self.options.limits, self.records)?;
+                for (i, r) in table.records.iter().enumerate() {
+                    let number = self.records + i as u64;
+                    if let Some(first) = self.ids.insert(r.id.clone(), number) {
+                        return Err(Error::malformed(format!(
+                            "record id {:?} appears twice in the shard (first as record #{first}); \
+                             ids are unique within a dataset",
+                            r.id
+                        ))
+                        .at_offset(frame_at)
+                        .at_record(number)
+                        .with_id(r.id.clone()));
+                    }
+                }
                 self.note_frame(header, frame_type, Some(table))?;
                 self.records += records.len() as u64;
                 Ok(records)

@@ -21,9 +21,12 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::format::index::ShardIndex;
+use sha2::{Digest, Sha256};
+
 use crate::format::wire::crc32;
-use crate::format::{CODEC_STORED, decode_block, meta};
-use crate::record::Record;
+use crate::format::{CODEC_STORED, FRAME_GROUP, FRAME_HEADER_LEN, FrameHeader, decode_block, meta};
+use crate::hex::hex;
+use crate::record::{Image, Record};
 use crate::shard::stream::ReadOptions;
 
 /// A shard's index with the name and options it is read under.
@@ -58,6 +61,10 @@ impl ShardView {
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// The options the shard is read under.
+    pub fn options(&self) -> &ReadOptions {
+        &self.options
+    }
     pub fn len(&self) -> usize {
         self.index.len()
     }
@@ -76,14 +83,25 @@ impl ShardView {
         Ok(())
     }
 
-    /// The bytes that hold record `i` whole: its metadata and every image.
+    /// The bytes that hold record `i` whole: its frame's head, its metadata and every image.
     pub fn record_range(&self, i: usize) -> Result<Range<u64>> {
         self.check_index(i)?;
         Ok(self.index.record_span(i))
     }
 
-    /// The bytes of record `i`'s metadata block.
+    /// The bytes to fetch for record `i` without images: from its frame's head (header and
+    /// group table, which [`Self::decode`] checks against the index) to the end of its
+    /// metadata block. The metadata blocks of a group are small and precede its images, so
+    /// this is little more than the block itself.
     pub fn metadata_range(&self, i: usize) -> Result<Range<u64>> {
+        self.check_index(i)?;
+        let r = &self.index.records[i];
+        let frame = self.index.frames[r.frame as usize];
+        Ok(frame.offset..r.meta_offset + u64::from(r.meta_len))
+    }
+
+    /// The bytes of record `i`'s stored metadata block alone.
+    pub fn metadata_block_range(&self, i: usize) -> Result<Range<u64>> {
         self.check_index(i)?;
         let r = &self.index.records[i];
         Ok(r.meta_offset..r.meta_offset + u64::from(r.meta_len))
@@ -105,29 +123,111 @@ impl ShardView {
         Ok(blob.offset..blob.offset + u64::from(blob.len))
     }
 
-    /// Checks the CRC of image `k` of record `i`, fetched from [`Self::image_range`].
+    /// Checks the CRC of image `k` of record `i`, fetched from [`Self::image_range`]. This
+    /// checks the bytes against the index only; [`Self::check_image_hash`] checks them against
+    /// the record's metadata.
     pub fn check_image(&self, i: usize, k: usize, bytes: &[u8]) -> Result<()> {
         let range = self.image_range(i, k)?;
         let b = self.index.record_blobs(i)[k];
         self.check_crc(bytes, self.index.blobs[b as usize].crc, range.start, i)
     }
 
+    /// Checks that image bytes of record `i` (from byte `offset`) hash to the SHA-256 its
+    /// metadata records: an index pointing a record at another image (with a valid CRC) is
+    /// caught here.
+    pub fn check_image_hash(
+        &self,
+        i: usize,
+        image: &Image,
+        bytes: &[u8],
+        offset: u64,
+    ) -> Result<()> {
+        if !self.options.verify {
+            return Ok(());
+        }
+        let actual: [u8; 32] = Sha256::digest(bytes).into();
+        if actual != image.sha256 {
+            return Err(Error::malformed(format!(
+                "the index points at image bytes whose SHA-256 is {}, but the record's \
+                 metadata says {}",
+                hex(&actual),
+                image.sha256_hex()
+            ))
+            .in_shard(&self.name)
+            .at_record(i as u64)
+            .with_id(&self.index.records[i].id)
+            .at_offset(offset));
+        }
+        Ok(())
+    }
+
+    /// Checks that the head of record `i`'s frame (in `bytes`, which start at `start`) is the
+    /// one the index describes: the frame length and type, and the group table byte for byte
+    /// (so the record's id, kind, metadata and image locations are the frame's own).
+    fn check_head(&self, i: usize, bytes: &Bytes, start: u64) -> Result<()> {
+        if !self.options.verify {
+            return Ok(());
+        }
+        let r = &self.index.records[i];
+        let frame = self.index.frames[r.frame as usize];
+        let range = frame.head_range();
+        let head = slice(bytes, start, range.clone())?;
+        let header = FrameHeader::parse(&head, frame.offset)?;
+        let table = &head[FRAME_HEADER_LEN + 2..];
+        let problem = if header.frame_len() != frame.len {
+            Some(format!(
+                "the frame there is {} bytes long, the index says {}",
+                header.frame_len(),
+                frame.len
+            ))
+        } else if head[FRAME_HEADER_LEN] != FRAME_GROUP {
+            Some(format!(
+                "the frame there has type {}, not a group",
+                head[FRAME_HEADER_LEN]
+            ))
+        } else if table != self.index.table_bytes(r.frame as usize) {
+            Some("the frame's group table differs from the index's copy".to_string())
+        } else {
+            None
+        };
+        match problem {
+            None => Ok(()),
+            Some(problem) => Err(Error::malformed(format!(
+                "the index does not describe the frame at byte {}: {problem}",
+                frame.offset
+            ))
+            .at_offset(frame.offset)),
+        }
+    }
+
     /// Decodes record `i` from `bytes`, which hold the file's bytes from `start` and must
-    /// cover the metadata block (and, when `with_data`, every image of the record). A batch
-    /// reader fetches one span for several records and calls this for each.
+    /// cover [`Self::metadata_range`] (and, when `with_data`, [`Self::record_range`]). A batch
+    /// reader fetches one span for several records and calls this for each. With
+    /// verification on (the default), the frame head is checked against the index, the
+    /// metadata against its CRC, and each image against its CRC and its SHA-256.
     pub fn decode(&self, i: usize, bytes: &Bytes, start: u64, with_data: bool) -> Result<Record> {
         self.check_index(i)?;
         let r = &self.index.records[i];
+        self.check_head(i, bytes, start)
+            .map_err(|e| e.in_shard(&self.name).at_record(i as u64).with_id(&r.id))?;
+        self.decode_parts(i, bytes, start, with_data)
+    }
+
+    /// [`Self::decode`] without the frame head check: the record's own parts (metadata and
+    /// images), each against its CRC and each image against its SHA-256, located by the
+    /// index alone. For salvaging the intact records of a frame whose head is damaged; the
+    /// index's own CRC then vouches for the id.
+    pub fn decode_parts(
+        &self,
+        i: usize,
+        bytes: &Bytes,
+        start: u64,
+        with_data: bool,
+    ) -> Result<Record> {
+        self.check_index(i)?;
+        let r = &self.index.records[i];
         let context = |e: Error| e.in_shard(&self.name).at_record(i as u64).with_id(&r.id);
-        let slice = |range: Range<u64>| -> Result<Bytes> {
-            if range.start < start || range.end - start > bytes.len() as u64 {
-                return Err(Error::invalid(format!(
-                    "bytes {}..{} were not fetched",
-                    range.start, range.end
-                )));
-            }
-            Ok(bytes.slice((range.start - start) as usize..(range.end - start) as usize))
-        };
+        let slice = |range: Range<u64>| slice(bytes, start, range);
         let stored =
             slice(r.meta_offset..r.meta_offset + u64::from(r.meta_len)).map_err(context)?;
         self.check_crc(&stored, r.meta_crc, r.meta_offset, i)?;
@@ -157,6 +257,7 @@ impl ShardView {
                 let data =
                     slice(blob.offset..blob.offset + u64::from(blob.len)).map_err(context)?;
                 self.check_crc(&data, blob.crc, blob.offset, i)?;
+                self.check_image_hash(i, image, &data, blob.offset)?;
                 image.data = Some(data);
             }
         }
@@ -178,4 +279,15 @@ impl ShardView {
         }
         Ok(())
     }
+}
+
+/// The part of `bytes` (which start at file offset `start`) that holds `range`.
+fn slice(bytes: &Bytes, start: u64, range: Range<u64>) -> Result<Bytes> {
+    if range.start < start || range.end - start > bytes.len() as u64 {
+        return Err(Error::invalid(format!(
+            "bytes {}..{} were not fetched",
+            range.start, range.end
+        )));
+    }
+    Ok(bytes.slice((range.start - start) as usize..(range.end - start) as usize))
 }

@@ -1,0 +1,115 @@
+//! Shards that lie with valid CRCs, for the tests of what readers check beyond CRCs: an index
+//! rewritten to disagree with the frames, and the manifest entry refreshed to match the new
+//! file (length, footer, SHA-256), as a hostile writer would produce.
+
+use std::path::Path;
+
+use editshard::format::wire::crc32;
+use editshard::format::{FRAME_HEADER_LEN, FrameHeader, IndexFrame, Limits, TRAILER_LEN, Trailer};
+use editshard::manifest::Manifest;
+use sha2::{Digest, Sha256};
+
+/// Rewrites a shard's index through `lie`, with a valid CRC, and a trailer whose record count
+/// is what the new index lists.
+pub fn rewrite_index(bytes: &[u8], lie: impl FnOnce(&mut IndexFrame)) -> Vec<u8> {
+    let trailer_at = bytes.len() - TRAILER_LEN;
+    let trailer = Trailer::parse(&bytes[trailer_at..], trailer_at as u64).unwrap();
+    let at = trailer.index_offset as usize;
+    let body = &bytes[at + FRAME_HEADER_LEN..trailer_at];
+    let mut index = IndexFrame::parse_body(body, 0, &Limits::DEFAULT).unwrap();
+    lie(&mut index);
+    let body = index.encode_body(3);
+    let mut out = bytes[..at].to_vec();
+    out.extend_from_slice(
+        &FrameHeader {
+            body_len: body.len() as u32,
+            body_crc: crc32(&body),
+        }
+        .encode(),
+    );
+    out.extend_from_slice(&body);
+    let records = index
+        .frames
+        .iter()
+        .filter_map(|f| f.table.as_ref())
+        .map(|t| t.records.len() as u64)
+        .sum();
+    out.extend_from_slice(
+        &Trailer {
+            index_offset: at as u64,
+            index_len: (FRAME_HEADER_LEN + body.len()) as u64,
+            record_count: records,
+        }
+        .encode(),
+    );
+    out
+}
+
+/// Replaces shard `s` of the dataset in `dir` with `f` of its bytes, and refreshes its
+/// manifest entry's length, footer and SHA-256 (not its record count) so that only the
+/// shard's contents lie.
+pub fn replace_shard(dir: &Path, s: usize, f: impl FnOnce(Vec<u8>) -> Vec<u8>) {
+    let manifest_path = dir.join("manifest.json");
+    let mut manifest = Manifest::parse(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let entry = &mut manifest.shards[s];
+    let path = dir.join(&entry.path);
+    let bytes = f(std::fs::read(&path).unwrap());
+    std::fs::write(&path, &bytes).unwrap();
+    let trailer_at = bytes.len().saturating_sub(TRAILER_LEN);
+    if let Ok(trailer) = Trailer::parse(&bytes[trailer_at..], trailer_at as u64) {
+        entry.footer_offset = trailer.index_offset;
+        entry.footer_length = bytes.len() as u64 - trailer.index_offset;
+    } else {
+        entry.footer_offset = 0;
+        entry.footer_length = bytes.len() as u64;
+    }
+    manifest.bytes = manifest.bytes - entry.bytes + bytes.len() as u64;
+    entry.bytes = bytes.len() as u64;
+    entry.sha256 = editshard::hex::hex(&Sha256::digest(&bytes));
+    std::fs::write(&manifest_path, manifest.to_json()).unwrap();
+}
+
+/// Renames record `from` to `to` (ids of equal length) in its group frame and in the index,
+/// with valid CRCs: how a writer that ignores the uniqueness of ids would have written it.
+pub fn rename_record(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    use editshard::format::wire::Cursor;
+    use editshard::format::{FRAME_GROUP, GroupTable, HEADER_LEN};
+    assert_eq!(from.len(), to.len(), "the ids must have equal lengths");
+    let rename = |table: &mut GroupTable| {
+        for r in &mut table.records {
+            if r.id == from {
+                r.id = to.to_string();
+            }
+        }
+    };
+    let trailer_at = bytes.len() - TRAILER_LEN;
+    let index_at = Trailer::parse(&bytes[trailer_at..], trailer_at as u64)
+        .unwrap()
+        .index_offset as usize;
+    let mut out = bytes.to_vec();
+    let mut at = HEADER_LEN;
+    while at < index_at {
+        let header = FrameHeader::parse(&out[at..at + FRAME_HEADER_LEN], at as u64).unwrap();
+        let body_at = at + FRAME_HEADER_LEN;
+        let body_end = body_at + header.body_len as usize;
+        if out[body_at] == FRAME_GROUP {
+            let mut c = Cursor::new(&out[body_at + 2..body_end], 0);
+            let mut table = GroupTable::parse(&mut c, &Limits::DEFAULT).unwrap();
+            let table_len = c.position();
+            rename(&mut table);
+            let mut encoded = Vec::new();
+            table.encode(&mut encoded);
+            out[body_at + 2..body_at + 2 + table_len].copy_from_slice(&encoded);
+            let crc = crc32(&out[body_at..body_end]);
+            out[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        }
+        at = body_end;
+    }
+    rewrite_index(&out, |index| {
+        for f in &mut index.frames {
+            if let Some(t) = f.table.as_mut() {
+                rename(t);
+            }
+        }
+    })
+}
