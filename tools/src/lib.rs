@@ -8,6 +8,7 @@
 //! - [`fault_server`]: a std-only HTTP/1.1 server that misbehaves on demand.
 //! - [`cli`]: running the `editshard` binary (its path is a parameter) and reading what it left.
 //! - [`convert_support`]: running `editshard convert` and reading the dataset it wrote.
+//! - [`view_fixture`]: a dataset with real images for `editshard view`.
 //! - `src/bin/`: `gen_sample_release`, `gen_bench_release` and `bench_read` (`bench/run.sh`).
 //!
 //! Each integration-test binary (`crates/*/tests/*.rs`) has this crate as a dev-dependency.
@@ -19,3 +20,4 @@ pub mod fixtures;
 pub mod records;
 pub mod release;
 pub mod servers;
+pub mod view_fixture;

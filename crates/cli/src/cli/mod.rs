@@ -9,6 +9,7 @@ pub mod convert;
 pub mod export;
 pub mod inspect;
 pub mod mirror;
+pub mod view;
 
 /// `editshard --version`: the command's version and the format version it writes (and the
 /// major version it reads).
@@ -71,6 +72,9 @@ pub enum Command {
     /// Write a dataset back out as the raw release layout or as WebDataset tars.
     #[command(after_help = EXIT_CODES)]
     Export(export::ExportArgs),
+    /// Browse a dataset (local, HTTP or S3) in a web browser, or write an HTML report.
+    #[command(after_help = EXIT_CODES)]
+    View(view::ViewArgs),
 }
 
 /// The one runtime every command runs its (async) operation on: multi-threaded, one worker
@@ -129,6 +133,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => inspect::run_verify(args),
         Command::Mirror(args) => mirror::run(args),
         Command::Export(args) => export::run(args),
+        Command::View(args) => view::run(args),
     };
     match result {
         Ok(code) => code,
