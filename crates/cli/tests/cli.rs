@@ -26,6 +26,8 @@ mod read_cli;
 mod readme;
 #[path = "cli/release_generator.rs"]
 mod release_generator;
+#[path = "cli/view_cli.rs"]
+mod view_cli;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_editshard");

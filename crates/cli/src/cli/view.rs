@@ -57,20 +57,20 @@ pub fn run(args: ViewArgs) -> Result<ExitCode> {
             );
             return Ok(ExitCode::SUCCESS);
         }
+        let viewer = Viewer::bind(ds, &args.dataset, SocketAddr::new(args.host, args.port)).await?;
+        let addr = viewer.local_addr();
         if !args.host.is_loopback() {
             eprintln!(
-                "editshard view: WARNING: listening on {}, not loopback: anyone who can reach \
-                 this machine on port {} can browse {}",
-                args.host, args.port, args.dataset
+                "editshard view: WARNING: listening on {addr}, which is NOT loopback only.\n\
+                 editshard view: WARNING: anyone who can reach this machine on port {} can browse {}.\n\
+                 editshard view: WARNING: use --host 127.0.0.1 (the default) unless that is what you want.",
+                addr.port(),
+                args.dataset
             );
         }
-        let viewer = Viewer::bind(ds, &args.dataset, SocketAddr::new(args.host, args.port)).await?;
-        let url = format!("http://{}/", viewer.local_addr());
+        let url = format!("http://{addr}/");
         // The one line a script waits for (tests read it to learn a port chosen by the OS).
-        eprintln!(
-            "editshard view: serving {} at {url} (Ctrl-C stops)",
-            args.dataset
-        );
+        eprintln!("editshard view: serving {} at {url} (Ctrl-C stops)", args.dataset);
         if args.open {
             open_browser(&url);
         }
