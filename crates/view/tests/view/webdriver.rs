@@ -183,16 +183,34 @@ impl Driver {
     pub async fn quit(mut self) {
         let s = self.s("");
         let _ = self.try_call("DELETE", &s, Value::Null).await;
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.session.clear();
     }
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        // After `quit` this finds the process gone; after a panic it ends chromedriver (and
-        // with it the browser it started).
+        // After a panic the session is still open: ending it (a plain blocking DELETE, as
+        // Drop cannot await) makes chromedriver close the browser, which killing chromedriver
+        // alone would leave running. After `quit` the connection simply fails.
+        if !self.session.is_empty() {
+            delete_blocking(&self.base, &format!("/session/{}", self.session));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+fn delete_blocking(base: &str, path: &str) {
+    use std::io::{Read, Write};
+    let Some(addr) = base.strip_prefix("http://") else {
+        return;
+    };
+    let Ok(mut conn) = std::net::TcpStream::connect(addr) else {
+        return;
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(20)));
+    let request = format!("DELETE {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if conn.write_all(request.as_bytes()).is_ok() {
+        let _ = conn.read_to_end(&mut Vec::new());
     }
 }
