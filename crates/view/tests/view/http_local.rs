@@ -420,3 +420,29 @@ async fn the_report_is_one_self_contained_file() {
     assert_eq!(html, again);
     let _ = ds.get_with(0, Images::None).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_dataset_has_pages_not_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    editshard_tools::view_fixture::write(dir.path(), 0);
+    let app = start(open_local(dir.path()).await).await;
+    for path in [
+        "/",
+        "/?seed=3",
+        "/?kind=sft&min=0.2",
+        "/?start=99999999999",
+        "/stats",
+    ] {
+        let r = get(&format!("{}{path}", app.url)).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(card_indices(&r.text()).is_empty());
+    }
+    assert!(
+        get(&format!("{}/", app.url))
+            .await
+            .text()
+            .contains("No record here matches")
+    );
+    assert_eq!(get(&format!("{}/record/0", app.url)).await.status, 404);
+    assert_eq!(get(&format!("{}/image/0/0", app.url)).await.status, 404);
+}
