@@ -186,9 +186,17 @@ pub fn record(n: u32) -> Record {
     r
 }
 
+/// Records made once per process and cloned after (image bytes are shared, so clones are
+/// cheap): encoding the images is slow in debug builds, and every test wants them.
+const CACHED: u32 = 64;
+
 /// Records 0..n.
 pub fn records(n: u32) -> Vec<Record> {
-    (0..n).map(record).collect()
+    static MADE: std::sync::OnceLock<Vec<Record>> = std::sync::OnceLock::new();
+    if n > CACHED {
+        return (0..n).map(record).collect();
+    }
+    MADE.get_or_init(|| (0..CACHED).map(record).collect())[..n as usize].to_vec()
 }
 
 /// Writes records 0..n to `dir` in small shards (about 64 KB, groups of 4): several shards,
