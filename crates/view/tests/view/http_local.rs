@@ -7,7 +7,9 @@ use editshard_tools::view_fixture::{HOSTILE_INDEX, HOSTILE_INSTRUCTION, records}
 use editshard_view::server::CSP;
 use editshard_view::{ReportOptions, report_html};
 
-use crate::support::{card_indices, dataset_dir, get, img_srcs, open_local, start};
+use crate::support::{
+    card_indices, dataset_dir, every_endpoint_answers, get, img_srcs, open_local, start,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gallery_pages_through_the_dataset_with_thumbnails() {
@@ -230,6 +232,7 @@ async fn record_page_json_images_and_downloads() {
         assert!(s.contains(needle), "{needle} missing from the statistics");
     }
     assert!(s.contains("sample of 40 records"));
+    every_endpoint_answers(&app.url).await;
     let css = get(&format!("{}/static/style.css", app.url)).await;
     assert_eq!(
         (css.status, css.header("content-type").as_str()),

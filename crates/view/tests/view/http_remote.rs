@@ -6,7 +6,7 @@ use editshard::storage::{Location, StorageOptions};
 use editshard_tools::servers::{Nginx, S3Server};
 use editshard_tools::view_fixture::records;
 
-use crate::support::{card_indices, get, img_srcs, start};
+use crate::support::{card_indices, every_endpoint_answers, get, img_srcs, start};
 
 /// The cost of the gallery's first page (24 cards) of a remote dataset, from a server just
 /// started (only `manifest.json` read):
@@ -86,6 +86,7 @@ async fn first_gallery_page_over_http_costs_a_bounded_number_of_requests() {
         metadata,
         "thumbnails and footers are cached: {again_log:#?}"
     );
+    every_endpoint_answers(&app.url).await;
     println!(
         "first page over HTTP: {footers} footer + {metadata} metadata requests, then {images} thumbnails"
     );
@@ -173,4 +174,5 @@ async fn every_page_works_over_s3() {
     assert_eq!(img.body, want);
     let stats = get(&format!("{}/stats", app.url)).await;
     assert!(stats.status == 200 && stats.text().contains("sample of 40 records"));
+    every_endpoint_answers(&app.url).await;
 }

@@ -100,3 +100,34 @@ pub fn img_srcs(html: &str) -> Vec<String> {
         .map(|s| s.split('"').next().unwrap().to_string())
         .collect()
 }
+
+/// Every endpoint of the app answers for the fixture (40 records): pages, JSON, images,
+/// thumbnails, statistics, the stylesheet.
+pub async fn every_endpoint_answers(base: &str) {
+    let all = editshard_tools::view_fixture::records(40);
+    let find = format!("/find?id={}", editshard_view::html::url_encode(&all[9].id));
+    for (path, content_type) in [
+        ("/", "text/html; charset=utf-8"),
+        (
+            "/?kind=preference&min=0.5&seed=1",
+            "text/html; charset=utf-8",
+        ),
+        ("/record/9", "text/html; charset=utf-8"),
+        (find.as_str(), "text/html; charset=utf-8"),
+        ("/record/9/json", "application/json"),
+        ("/image/9/1", "image/png"),
+        ("/image/9/0?download=1", "image/jpeg"),
+        ("/thumb/9/3", "image/jpeg"),
+        ("/stats?sample=20&seed=2", "text/html; charset=utf-8"),
+        ("/static/style.css", "text/css; charset=utf-8"),
+    ] {
+        let r = get(&format!("{base}{path}")).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(r.header("content-type"), content_type, "{path}");
+    }
+    let img = get(&format!("{base}/image/9/1")).await;
+    assert_eq!(
+        Some(&img.body),
+        all[9].images().nth(1).unwrap().data.as_ref()
+    );
+}
