@@ -3,7 +3,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`server`] | the axum app: routes, shared state, security headers |
+//! | [`server`], [`app`] | the axum routes and security headers; the state they share |
 //! | [`gallery`], [`cards`], [`pick`], [`query`] | the paged, filtered grid and its URL |
 //! | [`record_page`] | one record: every field, full images, downloads |
 //! | [`stats`], [`svg`] | counts and distributions, charts as inline SVG |
@@ -14,6 +14,7 @@
 //! The app is read-only, binds to loopback unless told otherwise, escapes every string from
 //! the dataset and sends a Content-Security-Policy that allows no script at all.
 
+pub mod app;
 pub mod cards;
 pub mod gallery;
 pub mod html;
@@ -32,8 +33,9 @@ use std::sync::Arc;
 
 use editshard::read::Dataset;
 
+pub use app::App;
 pub use report::{ReportOptions, report_html};
-pub use server::{App, router};
+pub use server::router;
 
 /// A bound listener for the app over `ds`; `serve` runs it.
 pub struct Viewer {

@@ -67,6 +67,7 @@ pub async fn pick(ds: &Dataset, sel: &Selection) -> Picked {
         categories: sel.category.iter().cloned().collect(),
         ..Filter::default()
     };
+    let id_needle = sel.id.as_deref().map(str::to_lowercase);
     let mut shown = Vec::new();
     let mut pos = sel.start;
     let mut scanned = 0u64;
@@ -84,7 +85,7 @@ pub async fn pick(ds: &Dataset, sel: &Selection) -> Picked {
             let index = order.at(pos);
             pos += 1;
             scanned += 1;
-            match index_accepts(ds, sel, index).await {
+            match index_accepts(ds, sel, id_needle.as_deref(), index).await {
                 Ok(true) => chunk.push((pos - 1, index, None)),
                 Ok(false) => {}
                 Err(e) => chunk.push((pos - 1, index, Some(e))),
@@ -120,9 +121,15 @@ pub async fn pick(ds: &Dataset, sel: &Selection) -> Picked {
     }
 }
 
-/// Kind and id checks from the shard index (a footer read the first time a shard is seen).
-async fn index_accepts(ds: &Dataset, sel: &Selection, index: u64) -> Result<bool> {
-    if sel.kind.is_none() && sel.id.is_none() {
+/// Kind and id checks from the shard index (a footer read the first time a shard is seen);
+/// `id_needle` is the id search in lower case.
+async fn index_accepts(
+    ds: &Dataset,
+    sel: &Selection,
+    id_needle: Option<&str>,
+    index: u64,
+) -> Result<bool> {
+    if sel.kind.is_none() && id_needle.is_none() {
         return Ok(true);
     }
     let (s, local) = ds
@@ -131,10 +138,7 @@ async fn index_accepts(ds: &Dataset, sel: &Selection, index: u64) -> Result<bool
     let shard = ds.shard(s).await?;
     let loc = &shard.index().records[local];
     let kind_ok = sel.kind.is_none_or(|k| k == loc.kind);
-    let id_ok = sel
-        .id
-        .as_deref()
-        .is_none_or(|needle| loc.id.to_lowercase().contains(&needle.to_lowercase()));
+    let id_ok = id_needle.is_none_or(|needle| loc.id.to_lowercase().contains(needle));
     Ok(kind_ok && id_ok)
 }
 

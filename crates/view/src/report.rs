@@ -8,11 +8,11 @@ use std::fmt::Write;
 use base64::Engine;
 use editshard::read::Dataset;
 
+use crate::app::App;
 use crate::cards::{card, error_card};
 use crate::html::esc;
 use crate::pick::pick;
 use crate::query::Selection;
-use crate::server::App;
 use crate::stats::{DEFAULT_SAMPLE, stats_html};
 
 /// What goes into a report.

@@ -5,7 +5,7 @@
 //! and looked up by exact name, so no path can reach a file outside what the app serves.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -14,13 +14,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use editshard::Error;
-use editshard::read::{Dataset, Images};
+use editshard::read::Images;
 
+use crate::app::App;
 use crate::html::{Nav, esc, page};
 use crate::images::{download_name, image_bytes, served_media_type};
 use crate::query::Selection;
-use crate::stats::{DEFAULT_SAMPLE, DEFAULT_SEED, MAX_SAMPLE, Sampled, sample, stats_html};
-use crate::thumbs::{ThumbCache, make_thumb};
+use crate::stats::{DEFAULT_SAMPLE, DEFAULT_SEED, MAX_SAMPLE, stats_html};
 
 /// Scripts are forbidden outright (the app has none); styles, images and forms only from the
 /// app itself.
@@ -28,64 +28,6 @@ pub const CSP: &str = "default-src 'none'; script-src 'none'; style-src 'self'; 
                        form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 const STYLE: &str = include_str!("../static/style.css");
-
-/// Thumbnails kept in memory (bytes).
-pub const THUMB_CACHE_BYTES: usize = 64 << 20;
-
-/// What every request shares.
-pub struct App {
-    pub ds: Dataset,
-    /// The dataset as the user named it (shown in every page's header).
-    pub name: String,
-    pub thumbs: ThumbCache,
-    samples: Mutex<HashMap<(u64, u64), Arc<Sampled>>>,
-}
-
-impl App {
-    pub fn new(ds: Dataset, name: impl Into<String>) -> Arc<App> {
-        Arc::new(App {
-            ds,
-            name: name.into(),
-            thumbs: ThumbCache::new(THUMB_CACHE_BYTES),
-            samples: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// The statistics sample of `n` records, computed once per (n, seed).
-    pub async fn sampled(&self, n: u64, seed: u64) -> Arc<Sampled> {
-        let key = (n, seed);
-        if let Some(s) = self
-            .samples
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return s.clone();
-        }
-        let s = Arc::new(sample(&self.ds, n, seed).await);
-        self.samples
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, s.clone());
-        s
-    }
-
-    /// The thumbnail of image `k` of record `index`: from the cache, or one ranged read and a
-    /// decode (off the async workers).
-    pub async fn thumb(&self, index: u64, k: usize) -> Result<bytes::Bytes, String> {
-        if let Some(t) = self.thumbs.get((index, k)) {
-            return Ok(t);
-        }
-        let bytes = image_bytes(&self.ds, index, k)
-            .await
-            .map_err(|e| format!("{e} (hint: {})", e.hint()))?;
-        let thumb = tokio::task::spawn_blocking(move || make_thumb(&bytes))
-            .await
-            .map_err(|e| format!("making the thumbnail failed: {e}"))??;
-        self.thumbs.insert((index, k), thumb.clone());
-        Ok(thumb)
-    }
-}
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
