@@ -4,6 +4,8 @@
 #   - nginx       (Debian nginx-light)   static HTTP server with Range support
 #   - s3s-fs      (crates.io, pinned)    S3-compatible server that checks SigV4
 #   - cargo-fuzz  (crates.io)            for the fuzz smoke runs
+#   - chromium, chromium-driver (Debian) the headless browser `editshard view`'s tests drive
+#                                        over WebDriver (never a downloaded browser build)
 # Tools built with cargo go to $EDITSHARD_TOOLS (default ~/.cache/editshard-tools),
 # except cargo-fuzz, which goes to cargo's usual bin directory.
 set -euo pipefail
@@ -36,6 +38,18 @@ else
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light
     log "nginx: installed in $((SECONDS - start)) s"
+fi
+
+# `editshard view`'s browser test (crates/view/tests/view/browser.rs) drives Debian's
+# chromium through Debian's chromedriver (the same version, from the same source package).
+if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    log "chromium + chromedriver: present"
+else
+    log "chromium + chromedriver: installing with apt-get"
+    start=$SECONDS
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+    log "chromium + chromedriver: installed in $((SECONDS - start)) s"
 fi
 
 if [ -x "$TOOLS/bin/s3s-fs" ]; then

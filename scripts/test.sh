@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The one command that runs editshard's whole test suite:
 #   bash scripts/test.sh
-# It installs missing test dependencies (nginx, s3s-fs, cargo-fuzz), makes them
+# It installs missing test dependencies (nginx, s3s-fs, cargo-fuzz, chromium), makes them
 # findable by the tests, runs `cargo test` over the whole workspace with the CLI's
-# test-hooks feature (unit, integration and doc tests), the Python package's pytest suite
+# test-hooks feature (unit, integration and doc tests; among them `editshard view`'s
+# headless-chromium test), the Python package's pytest suite
 # (python/tests), then the fuzz smoke runs (if any fuzz targets exist).
 # Environment:
 #   EDITSHARD_TOOLS  where cargo-built tools live (default ~/.cache/editshard-tools)
@@ -36,6 +37,9 @@ trap 'rm -f "$test_log" "$py_log"' EXIT
 target_dir="${CARGO_TARGET_DIR:-target}"
 case "$target_dir" in /*) ;; *) target_dir="$(pwd)/$target_dir" ;; esac
 export EDITSHARD_BIN="$target_dir/debug/editshard"
+# `cargo test` above ran `editshard view`'s browser test (headless chromium); its screenshots
+# are artifacts worth keeping from a CI run.
+echo "== editshard view: browser screenshots in ${EDITSHARD_VIEW_SCREENSHOTS:-$(pwd)/target/view-screenshots}/"
 "$EDITSHARD_TOOLS/pyenv/bin/python" -m pytest -q -p no:cacheprovider python/tests 2>&1 | tee "$py_log"
 # Counted in the closing line with cargo's (same shape as cargo's summary lines).
 py_passed="$(grep -Eo '[0-9]+ passed' "$py_log" | tail -n 1 | grep -Eo '[0-9]+' || echo 0)"

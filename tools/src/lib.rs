@@ -11,6 +11,7 @@
 //! - [`tamper`]: shards that lie with valid CRCs (a rewritten index), manifest kept in step.
 //! - [`cli`]: running the `editshard` binary (its path is a parameter) and reading what it left.
 //! - [`convert_support`]: running `editshard convert` and reading the dataset it wrote.
+//! - [`view_fixture`]: a dataset with real images for `editshard view`.
 //! - `src/bin/`: `gen_sample_release`, `gen_bench_release` and `bench_read` (`bench/run.sh`).
 //!
 //! Each integration-test binary (`crates/*/tests/*.rs`) has this crate as a dev-dependency.
@@ -24,3 +25,4 @@ pub mod records;
 pub mod release;
 pub mod servers;
 pub mod tamper;
+pub mod view_fixture;

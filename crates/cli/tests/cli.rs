@@ -32,6 +32,8 @@ mod readme;
 mod release_generator;
 #[path = "cli/repair_cli.rs"]
 mod repair_cli;
+#[path = "cli/view_cli.rs"]
+mod view_cli;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_editshard");

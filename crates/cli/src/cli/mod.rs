@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod mirror;
 mod record_json;
 pub mod repair;
+pub mod view;
 
 /// `editshard --version`: the command's version and the format version it writes (and the
 /// major version it reads).
@@ -76,6 +77,9 @@ pub enum Command {
     /// Salvage every intact record of a damaged dataset into a new one; report what was lost.
     #[command(after_help = EXIT_CODES)]
     Repair(repair::RepairArgs),
+    /// Browse a dataset (local, HTTP or S3) in a web browser, or write an HTML report.
+    #[command(after_help = EXIT_CODES)]
+    View(view::ViewArgs),
 }
 
 /// The one runtime every command runs its (async) operation on: multi-threaded, one worker
@@ -135,6 +139,7 @@ pub fn main() -> ExitCode {
         Command::Mirror(args) => mirror::run(args),
         Command::Export(args) => export::run(args),
         Command::Repair(args) => repair::run(args),
+        Command::View(args) => view::run(args),
     };
     match result {
         Ok(code) => code,
