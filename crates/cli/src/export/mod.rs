@@ -69,10 +69,11 @@ pub async fn export(ds: &Dataset, to: &Path, opts: &ExportOptions) -> Result<Exp
     let (to, opts) = (to.to_path_buf(), opts.clone());
     let mut report = tokio::task::spawn_blocking(move || -> Result<ExportReport> {
         let mut out = OutDir::create(&to, opts.force)?;
-        let mut report = match opts.format {
-            Format::Release => release::export(records, &mut out)?,
-            Format::WebDataset => webdataset::export(records, &manifest, &mut out)?,
+        let exported = match opts.format {
+            Format::Release => release::export(records, &mut out),
+            Format::WebDataset => webdataset::export(records, &manifest, &mut out),
         };
+        let mut report = exported.inspect_err(|_| out.discard_partials())?;
         report.files = out.files;
         report.bytes = out.bytes;
         Ok(report)
@@ -102,6 +103,8 @@ impl Iterator for BlockingRecords {
 pub struct OutDir {
     root: PathBuf,
     checked: HashSet<PathBuf>,
+    /// Temporary files not yet renamed or removed: a failed export removes them.
+    partials: HashSet<PathBuf>,
     pub files: u64,
     pub bytes: u64,
 }
@@ -126,6 +129,7 @@ impl OutDir {
         Ok(OutDir {
             root,
             checked: HashSet::new(),
+            partials: HashSet::new(),
             files: 0,
             bytes: 0,
         })
@@ -175,13 +179,37 @@ impl OutDir {
         Ok(())
     }
 
-    /// Renames a finished `partial` (from [`Self::prepare`] + [`partial_path`]) to `path`.
-    ///
-    /// [`partial_path`]: crate::atomic::partial_path
+    /// The temporary name `path` (from [`Self::prepare`]) is written under, remembered until
+    /// [`Self::commit`] so that a failed export leaves none behind.
+    pub fn partial_of(&mut self, path: &Path) -> PathBuf {
+        let partial = crate::atomic::partial_path(path);
+        self.partials.insert(partial.clone());
+        partial
+    }
+
+    /// Remembers a temporary file of the exporter's own (removed on failure, or by
+    /// [`Self::forget`] once the exporter removed it).
+    pub fn track(&mut self, temporary: &Path) {
+        self.partials.insert(temporary.to_path_buf());
+    }
+
+    pub fn forget(&mut self, temporary: &Path) {
+        self.partials.remove(temporary);
+    }
+
+    /// Removes every temporary file still there (the export failed).
+    pub fn discard_partials(&mut self) {
+        for p in self.partials.drain() {
+            let _ = fs::remove_file(p);
+        }
+    }
+
+    /// Renames a finished `partial` (from [`Self::partial_of`]) to `path`.
     pub fn commit(&mut self, partial: &Path, path: &Path) -> Result<()> {
         let len = fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
         fs::rename(partial, path)
             .map_err(|e| Error::from(e).in_shard(path.display().to_string()))?;
+        self.partials.remove(partial);
         self.files += 1;
         self.bytes += len;
         Ok(())

@@ -205,6 +205,7 @@ impl Spill {
     fn create(out: &mut OutDir, subset: Subset) -> Result<Spill> {
         let path = out.prepare(&format!("jsonl/.{}.rows.partial", subset.name()))?;
         // Read back at the end, hence read and write.
+        out.track(&path);
         let file =
             crate::atomic::create_new(&path).map_err(|e| Error::from(e).in_shard(shown(&path)))?;
         Ok(Spill {
@@ -243,7 +244,7 @@ impl Spill {
             .map_err(|e| Error::from(e.into_error()).in_shard(shown(&self.path)))?;
         self.index.sort_unstable();
         let path = out.prepare(self.subset.file())?;
-        let partial = crate::atomic::partial_path(&path);
+        let partial = out.partial_of(&path);
         let mut dest = BufWriter::new(crate::atomic::create_new(&partial).map_err(err(&partial))?);
         let mut buf = Vec::new();
         for &(_, _, offset, len) in &self.index {
@@ -257,6 +258,7 @@ impl Spill {
         drop(dest);
         drop(spill);
         let _ = fs::remove_file(&self.path);
+        out.forget(&self.path);
         out.commit(&partial, &path)?;
         Ok(self.index.len() as u64)
     }

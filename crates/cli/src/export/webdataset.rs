@@ -126,7 +126,7 @@ pub fn export(
 fn open(out: &mut OutDir, s: usize) -> Result<OpenTar> {
     let name = format!("shard-{s:05}.tar");
     let path = out.prepare(&name)?;
-    let partial = crate::atomic::partial_path(&path);
+    let partial = out.partial_of(&path);
     let file = crate::atomic::create_new(&partial)
         .map_err(|e| Error::from(e).in_shard(partial.display().to_string()))?;
     let mut builder = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));

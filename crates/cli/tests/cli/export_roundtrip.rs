@@ -512,6 +512,12 @@ fn exports_read_every_shard_to_its_verified_end() {
                 "{format}, {damage}: the error does not name the shard\n{}",
                 text(&o)
             );
+            // A failed export leaves no temporary file behind.
+            let left: Vec<String> = editshard_tools::cli::tree(&out)
+                .into_keys()
+                .filter(|p| p.ends_with(".partial"))
+                .collect();
+            assert!(left.is_empty(), "{format}, {damage}: left {left:?}");
         }
     }
 }
