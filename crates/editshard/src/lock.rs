@@ -263,7 +263,7 @@ fn locked(dest: &Location, holder: Option<&Holder>, advice: &str) -> Error {
 mod local {
     use std::fs::{File, OpenOptions};
     use std::io::{Read, Seek, Write};
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     use std::path::Path;
 
     use rustix::fs::{FlockOperation, flock};
@@ -281,13 +281,26 @@ mod local {
         // A few rounds at most: each lost round means another run released the lock (deleting
         // the file) between our open and our flock.
         for _ in 0..8 {
-            let mut file = OpenOptions::new()
+            // O_NOFOLLOW: a symbolic link planted at the lock's name must not make the lock
+            // write through it to a file elsewhere.
+            let opened = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .open(&path)
-                .map_err(io)?;
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(&path);
+            let mut file = match opened {
+                Ok(f) => f,
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                    return Err(Error::invalid(format!(
+                        "{} is a symbolic link: refused (a lock is a plain file editshard \
+                         makes); remove the link",
+                        path.display()
+                    )));
+                }
+                Err(e) => return Err(io(e)),
+            };
             match flock(&file, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {}
                 Err(rustix::io::Errno::WOULDBLOCK) => {
@@ -305,7 +318,7 @@ mod local {
             }
             // Held; but is it still the file named LOCK_NAME (not one a releasing run has just
             // deleted)?
-            let same = match std::fs::metadata(&path) {
+            let same = match std::fs::symlink_metadata(&path) {
                 Ok(named) => {
                     let held = file.metadata().map_err(io)?;
                     named.dev() == held.dev() && named.ino() == held.ino()

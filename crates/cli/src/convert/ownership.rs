@@ -8,12 +8,9 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::failures::FAILURES_NAME;
-use super::state::State;
+use super::state::{is_work_dir, read_state};
 use crate::error::{Error, Result};
 use crate::ownership::{foreign_entries, list_names, top_level};
-
-/// Largest `state.json` read back here (as the work directory itself allows).
-const MAX_STATE_BYTES: u64 = 1 << 30;
 
 /// Refuses `root` if it holds files this conversion did not write. `work_dir` is the
 /// conversion's work directory (inside `root` by default): the resume state there says which
@@ -25,14 +22,15 @@ pub fn check(root: &Path, work_dir: &Path) -> Result<()> {
     {
         ours.insert(first.as_os_str().to_string_lossy().into_owned());
     }
-    // An interrupted run: its work directory exists. Killed just after publishing a shard,
-    // before its resume state said so, it left a shard the state does not list yet (the
-    // re-run writes the same bytes there again), so shard names count as ours then.
-    let interrupted = work_dir.is_dir();
+    // An interrupted run: its work directory (marked as editshard's) exists. Killed just
+    // after publishing a shard, before its resume state said so, it left a shard the state
+    // does not list yet (the re-run writes the same bytes there again), so shard names count
+    // as ours then.
+    let interrupted = is_work_dir(work_dir);
     if interrupted {
         ours.insert(FAILURES_NAME.to_string());
     }
-    if let Some(state) = state(work_dir)? {
+    if let Some(state) = read_state(work_dir)? {
         ours.extend(
             state
                 .manifest
@@ -55,24 +53,4 @@ pub fn check(root: &Path, work_dir: &Path) -> Result<()> {
         list_names(&foreign)
     ))
     .in_shard(root.display().to_string()))
-}
-
-/// The resume state in `work_dir`, if there is one.
-fn state(work_dir: &Path) -> Result<Option<State>> {
-    let path = work_dir.join("state.json");
-    let shown = || path.display().to_string();
-    match std::fs::metadata(&path) {
-        Err(_) => return Ok(None),
-        Ok(m) if m.len() > MAX_STATE_BYTES => {
-            return Err(Error::limit("state.json is implausibly large").in_shard(shown()));
-        }
-        Ok(_) => {}
-    }
-    let bytes = std::fs::read(&path).map_err(|e| Error::from(e).in_shard(shown()))?;
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        Error::malformed(format!(
-            "{} is unreadable ({e}); delete the work directory to start over",
-            path.display()
-        ))
-    })
 }

@@ -157,6 +157,10 @@ impl Resolver {
             };
             return match target {
                 Target::Url(base) => {
+                    // The server decodes the path: `..%2f` is a `..` segment to it, though
+                    // not to the URL parser that `stays_under` asks.
+                    let path = rest.split(['?', '#']).next().unwrap_or("");
+                    check_path(path.trim_start_matches('/'), url)?;
                     let mapped = format!("{base}{rest}");
                     stays_under(&mapped, base, url)?;
                     Ok(Location::Http(mapped))
@@ -330,6 +334,8 @@ mod tests {
             "https://farm1.staticflickr.com/%2e%2e/x.jpg",
             "https://farm1.staticflickr.com/a/%2E%2E/%2e%2e/x.jpg",
             "https://farm1.staticflickr.com/../x.jpg",
+            "https://farm1.staticflickr.com/6578/..%2f..%2fsecret/a.png",
+            "https://farm1.staticflickr.com/6578/%2e%2e%2F%2e%2e%2Fsecret/a.png",
         ] {
             assert!(remote.url(bad).is_err(), "{bad:?}");
             assert!(r.url(bad).is_err(), "{bad:?}");

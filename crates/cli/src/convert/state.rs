@@ -6,7 +6,13 @@
 //! WORK/cache/                  downloaded images not yet in a published shard (see cache.rs)
 //! WORK/staging/                the shard being written
 //! WORK/release/                the JSONL files, when the release is a URL
+//! WORK/editshard-work          the marker: this directory is a work directory, editshard's
 //! ```
+//!
+//! The work directory is deleted whole when the conversion completes, so editshard uses only
+//! a directory it made: new, empty, or holding its marker. A directory holding anything else
+//! (`--work-dir ~/scratch`, or files someone put in `.editshard-work`) is refused, never
+//! emptied; so is a symbolic link.
 //!
 //! The plan is deterministic, so "where it stopped" is one number: the index in the plan of
 //! the first row of the unfinished shard. `state.json` is replaced atomically after each
@@ -28,6 +34,35 @@ use crate::manifest::Manifest;
 /// Largest state or failures file read back.
 const MAX_STATE_BYTES: u64 = 1 << 30;
 
+/// The file that marks a directory as an editshard work directory.
+pub const MARKER: &str = "editshard-work";
+
+/// Whether `dir` is a work directory editshard made (it holds the marker).
+pub fn is_work_dir(dir: &Path) -> bool {
+    fs::symlink_metadata(dir.join(MARKER)).is_ok_and(|m| m.is_file())
+}
+
+/// The resume state saved in the work directory `dir`, if any.
+pub fn read_state(dir: &Path) -> Result<Option<State>> {
+    let path = dir.join("state.json");
+    let shown = || path.display().to_string();
+    match fs::metadata(&path) {
+        Err(_) => return Ok(None),
+        Ok(m) if m.len() > MAX_STATE_BYTES => {
+            return Err(Error::limit("state.json is implausibly large").in_shard(shown()));
+        }
+        Ok(_) => {}
+    }
+    let bytes = fs::read(&path).map_err(|e| Error::from(e).in_shard(shown()))?;
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        Error::invalid(format!(
+            "{} is unreadable ({e}): delete the work directory {} to start over",
+            path.display(),
+            dir.display()
+        ))
+    })
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
     pub fingerprint: String,
@@ -47,9 +82,48 @@ pub struct Work {
 }
 
 impl Work {
+    /// Opens `dir` as the work directory: creates it (with its marker), or takes it if it is
+    /// empty or already marked; refuses anything else (see the module docs).
     pub fn open(dir: &Path) -> Result<Work> {
-        fs::create_dir_all(dir)
-            .map_err(|e| Error::from(e).in_shard(format!("work directory {}", dir.display())))?;
+        let shown = || format!("work directory {}", dir.display());
+        match fs::symlink_metadata(dir) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::invalid(format!(
+                    "the work directory {} is a symbolic link: refused (editshard writes its \
+                     work only into a directory it made; name a real directory with \
+                     --work-dir)",
+                    dir.display()
+                )));
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(Error::invalid(format!(
+                    "the work directory {} is not a directory",
+                    dir.display()
+                )));
+            }
+            Ok(_) if !is_work_dir(dir) => {
+                let mut entries =
+                    fs::read_dir(dir).map_err(|e| Error::from(e).in_shard(shown()))?;
+                if entries.next().is_some() {
+                    return Err(Error::invalid(format!(
+                        "{} is not empty and is not an editshard work directory (it has no \
+                         `{MARKER}` file): it is deleted when the conversion completes, so \
+                         editshard uses only a new or empty directory; name another with \
+                         --work-dir",
+                        dir.display()
+                    )));
+                }
+            }
+            _ => {}
+        }
+        fs::create_dir_all(dir).map_err(|e| Error::from(e).in_shard(shown()))?;
+        if !is_work_dir(dir) {
+            write_atomically(
+                &dir.join(MARKER),
+                b"an editshard convert work directory: resume state and download cache, \
+                  deleted when the conversion completes\n",
+            )?;
+        }
         Ok(Work {
             dir: dir.to_path_buf(),
             failures: None,
@@ -64,22 +138,7 @@ impl Work {
     }
 
     pub fn load_state(&self) -> Result<Option<State>> {
-        let path = self.path("state.json");
-        match fs::metadata(&path) {
-            Err(_) => return Ok(None),
-            Ok(m) if m.len() > MAX_STATE_BYTES => {
-                return Err(Error::limit("state.json is implausibly large")
-                    .in_shard(path.display().to_string()));
-            }
-            Ok(_) => {}
-        }
-        let bytes = fs::read(&path)?;
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            Error::malformed(format!(
-                "{} is unreadable ({e}); delete the work directory to start over",
-                path.display()
-            ))
-        })
+        read_state(&self.dir)
     }
 
     /// Syncs the failures recorded so far, then replaces `state.json`.

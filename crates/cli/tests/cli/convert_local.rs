@@ -705,3 +705,68 @@ fn a_directory_holding_foreign_files_is_refused() {
     let o = convert(crate::BIN, &local_args(&rel, &empty));
     assert!(o.status.success(), "{}", text(&o));
 }
+
+/// The work directory is deleted when a conversion completes, so convert works only in one it
+/// made: a `--work-dir` holding the user's files, a `.editshard-work` holding someone else's,
+/// or a symbolic link at either name (or at the lock's) is refused and left exactly as it was.
+#[test]
+fn work_directories_and_locks_that_are_not_ours_are_refused_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rel = generate_release(&tmp.path().join("rel"), &ReleaseSpec::default()).unwrap();
+    let victim = tmp.path().join("victim");
+    fs::create_dir_all(&victim).unwrap();
+    fs::write(victim.join("mine.txt"), b"precious").unwrap();
+    let victim_file = tmp.path().join("victim.txt");
+    fs::write(&victim_file, b"precious").unwrap();
+    let refused = |args: &[String], why: &str| {
+        let o = convert(crate::BIN, args);
+        assert_eq!(o.status.code(), Some(2), "{why}: {}", text(&o));
+        assert_eq!(
+            fs::read(victim.join("mine.txt")).unwrap(),
+            b"precious",
+            "{why}"
+        );
+        assert_eq!(
+            fs::read_dir(&victim).unwrap().count(),
+            1,
+            "{why}: wrote into it"
+        );
+        assert_eq!(fs::read(&victim_file).unwrap(), b"precious", "{why}");
+        text(&o)
+    };
+
+    let mut args = local_args(&rel, &tmp.path().join("a"));
+    args.extend(strings(&["--work-dir", victim.to_str().unwrap()]));
+    let shown = refused(&args, "--work-dir with files");
+    assert!(shown.contains("not an editshard work directory"), "{shown}");
+
+    let out = tmp.path().join("b");
+    fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::symlink(&victim, out.join(".editshard-work")).unwrap();
+    let shown = refused(&local_args(&rel, &out), "a linked .editshard-work");
+    assert!(shown.contains("symbolic link"), "{shown}");
+
+    let out = tmp.path().join("c");
+    fs::create_dir_all(out.join(".editshard-work")).unwrap();
+    fs::write(out.join(".editshard-work/notes.txt"), b"theirs").unwrap();
+    refused(&local_args(&rel, &out), "a foreign .editshard-work");
+    assert_eq!(
+        fs::read(out.join(".editshard-work/notes.txt")).unwrap(),
+        b"theirs"
+    );
+
+    let out = tmp.path().join("d");
+    fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::symlink(&victim_file, out.join(".editshard-lock")).unwrap();
+    let shown = refused(&local_args(&rel, &out), "a linked lock");
+    assert!(shown.contains("symbolic link"), "{shown}");
+
+    // An empty --work-dir is taken, and deleted with the conversion's work when it completes.
+    let work = tmp.path().join("empty-work");
+    fs::create_dir_all(&work).unwrap();
+    let mut args = local_args(&rel, &tmp.path().join("e"));
+    args.extend(strings(&["--work-dir", work.to_str().unwrap()]));
+    let o = convert(crate::BIN, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!work.exists());
+}
