@@ -116,8 +116,8 @@ impl RepairReport {
     }
 }
 
-/// Salvages the dataset in the local directory `source` into a new dataset at `dest` (which
-/// must not hold one), calling `on_loss` for each lost range as it is found. Fails only when
+/// Salvages the dataset in the local directory `source` into a new dataset at `dest` (a new
+/// or empty directory: nothing already there is overwritten), calling `on_loss` for each lost range as it is found. Fails only when
 /// the source cannot be listed or the destination cannot be written; damage goes into the
 /// report (and `dest/repair-report.json`).
 pub fn repair(
@@ -125,6 +125,15 @@ pub fn repair(
     dest: &Path,
     mut on_loss: impl FnMut(&ShardLoss),
 ) -> Result<RepairReport> {
+    let foreign = crate::ownership::foreign_entries(dest, |_| false)?;
+    if !foreign.is_empty() {
+        return Err(Error::invalid(format!(
+            "{} is not empty ({}): repair writes a new dataset into a new or empty directory, \
+             so that nothing there is overwritten; choose another --out",
+            dest.display(),
+            crate::ownership::list_names(&foreign)
+        )));
+    }
     let mut report = RepairReport::default();
     let mut note = |report: &mut RepairReport, loss: ShardLoss| {
         on_loss(&loss);

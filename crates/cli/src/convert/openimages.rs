@@ -36,22 +36,28 @@ pub struct OpenImages {
 impl OpenImages {
     /// Reads `csv`, keeping the rows whose `OriginalURL` is in `wanted`.
     pub fn load(csv: &Path, dir: Option<&Path>, wanted: &HashSet<String>) -> Result<OpenImages> {
+        // A wrong --openimages-csv is a wrong argument, not a damaged shard: its errors are
+        // `Invalid`, whose advice is about the call.
         let ctx = |e: Error| e.in_shard(csv.display().to_string());
-        let file = File::open(csv).map_err(|e| ctx(e.into()))?;
+        let file = File::open(csv).map_err(|e| {
+            ctx(Error::invalid(format!(
+                "--openimages-csv: cannot open it: {e}"
+            )))
+        })?;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
             .from_reader(LineCap::new(BufReader::with_capacity(1 << 20, file)));
         let headers = reader
             .byte_headers()
-            .map_err(|e| ctx(Error::malformed(format!("unreadable CSV header: {e}"))))?
+            .map_err(|e| ctx(Error::invalid(format!("unreadable CSV header: {e}"))))?
             .clone();
         let col = |name: &str| {
             headers
                 .iter()
                 .position(|h| h == name.as_bytes())
                 .ok_or_else(|| {
-                    ctx(Error::malformed(format!(
+                    ctx(Error::invalid(format!(
                         "the CSV has no {name:?} column (expected Open Images' \
                      train-images-boxable-with-rotation.csv)"
                     )))
@@ -66,7 +72,7 @@ impl OpenImages {
                 Ok(true) => {}
                 Err(e) => {
                     let line = e.position().map(|p| p.line()).unwrap_or(0);
-                    return Err(ctx(Error::malformed(format!(
+                    return Err(ctx(Error::invalid(format!(
                         "CSV line {line}: {e} (is the file complete?)"
                     ))));
                 }

@@ -54,3 +54,88 @@ pub fn check(root: &Path, work_dir: &Path) -> Result<()> {
     ))
     .in_shard(root.display().to_string()))
 }
+
+/// Removes the temporary files a killed run of convert left in `root` (and its `retry-N/`
+/// directories): `manifest.json`, `failures.jsonl` or a shard, written under
+/// `NAME.partial` or `NAME.<pid>-<n>.partial`. Called with the destination's lock held, so
+/// no other run can be writing them. Anything else is left for [`check`] to judge.
+pub fn remove_leftovers(root: &Path) -> Result<()> {
+    let mut dirs = vec![root.to_path_buf()];
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::from(e).in_shard(root.display().to_string())),
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("retry-") && e.file_type().is_ok_and(|t| t.is_dir()) {
+            dirs.push(e.path());
+        }
+    }
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let is_file = e.file_type().is_ok_and(|t| t.is_file());
+            if is_file && leftover_of_ours(&name) {
+                log::info!("removing {}, left by a killed run", e.path().display());
+                std::fs::remove_file(e.path())
+                    .map_err(|err| Error::from(err).in_shard(e.path().display().to_string()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `NAME.partial` or `NAME.<pid>-<n>.partial` where NAME is a file convert writes.
+fn leftover_of_ours(name: &str) -> bool {
+    let Some(base) = name.strip_suffix(".partial") else {
+        return false;
+    };
+    let ours = |n: &str| {
+        n == "manifest.json"
+            || n == FAILURES_NAME
+            || (n.starts_with("shard-") && n.ends_with(".esd"))
+    };
+    if ours(base) {
+        return true;
+    }
+    // `NAME.<pid>-<n>`, as local storage names its temporary files.
+    base.rsplit_once('.').is_some_and(|(stem, tag)| {
+        ours(stem)
+            && tag.split_once('-').is_some_and(|(pid, n)| {
+                !pid.is_empty()
+                    && !n.is_empty()
+                    && pid.bytes().chain(n.bytes()).all(|b| b.is_ascii_digit())
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leftover_of_ours;
+
+    #[test]
+    fn leftovers_are_our_names_only() {
+        for yes in [
+            "manifest.json.9767-1.partial",
+            "failures.jsonl.12-0.partial",
+            "shard-00003.esd.partial",
+            "shard-00003.esd.4-2.partial",
+        ] {
+            assert!(leftover_of_ours(yes), "{yes}");
+        }
+        for no in [
+            "manifest.json",
+            "photo.jpg.partial",
+            "manifest.json.x-1.partial",
+            "manifest.json.1-.partial",
+            "notes.partial",
+            "shard-00003.esd.partial.txt",
+        ] {
+            assert!(!leftover_of_ours(no), "{no}");
+        }
+    }
+}

@@ -145,6 +145,10 @@ impl Target {
     async fn open(opts: &ConvertOptions, root: Location) -> Result<Target> {
         // A finished dataset without --retry-failed is checked against the options once they
         // are planned ([`prepare`]): the same conversion is complete, another one is refused.
+        if let Some(dir) = root.is_local() {
+            // This run holds the lock: a temporary file of ours left here is a killed run's.
+            ownership::remove_leftovers(dir)?;
+        }
         let existing = find_manifest(&root).await?;
         if existing.is_none()
             && let Some(dir) = root.is_local()

@@ -27,13 +27,20 @@ pub struct Scores {
 
 impl Scores {
     pub fn load(path: &Path) -> Result<Scores> {
+        // A wrong --scores file is a wrong argument, not a damaged shard: its errors are
+        // `Invalid`, whose advice is about the call.
         let ctx = |e: Error| e.in_shard(path.display().to_string());
-        let file = File::open(path).map_err(|e| ctx(e.into()))?;
+        let file = File::open(path)
+            .map_err(|e| ctx(Error::invalid(format!("--scores: cannot open it: {e}"))))?;
         let mut reader = LineReader::new(BufReader::new(file));
         let mut out = Scores::default();
         while let Some(line) = reader.next_line().map_err(|e| ctx(e.into()))? {
             let n = line.number;
-            let bad = |m: String| ctx(Error::malformed(format!("line {n}: {m}")));
+            let bad = |m: String| {
+                ctx(Error::invalid(format!(
+                    "--scores line {n}: {m} (expected JSONL: {{\"id\": ..., \"scores\": {{...}}}})"
+                )))
+            };
             let bytes = line
                 .content
                 .map_err(|len| bad(format!("line of {len} bytes is too long")))?;

@@ -381,6 +381,9 @@ fn killed_after_the_manifest_a_rerun_finishes_the_clean_up() {
     assert!(out.join("manifest.json").exists() && work.exists());
     // As if the kill had also interrupted the removal: part of the work directory is gone.
     let _ = fs::remove_file(work.join("state.json"));
+    // And temporary files of a kill while writing (local storage's own naming).
+    fs::write(out.join("failures.jsonl.999-0.partial"), b"x").unwrap();
+    fs::write(out.join("manifest.json.999-1.partial"), b"x").unwrap();
 
     s.server.clear_requests();
     for attempt in 1..=2 {
@@ -398,6 +401,22 @@ fn killed_after_the_manifest_a_rerun_finishes_the_clean_up() {
         .filter(|p| !p.starts_with("/jsonl/"))
         .count();
     assert_eq!(images, 0, "the re-runs fetched images again");
+
+    // Killed while writing the manifest: its temporary file is there, the manifest is not.
+    let out = s.out("killed-finishing");
+    let mut args = s.args(out.to_str().unwrap());
+    args.extend(strings(&shard));
+    let mut cmd = editshard(crate::BIN);
+    cmd.arg("convert").args(&args);
+    let o = cmd
+        .env("EDITSHARD_TEST_KILL_AT", "finishing:1")
+        .output()
+        .unwrap();
+    assert!(killed(&o), "expected death by SIGKILL: {}", text(&o));
+    fs::write(out.join("manifest.json.999-1.partial"), b"{").unwrap();
+    let o = convert(crate::BIN, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_same_tree(&reference, &out);
 }
 
 #[test]

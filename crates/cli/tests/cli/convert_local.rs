@@ -676,6 +676,32 @@ fn a_failed_run_leaves_nothing_and_blames_the_argument() {
     assert!(!shown.contains("run the same command again"), "{shown}");
     assert!(shown.contains("check the paths given"), "{shown}");
     assert_eq!(fs::read(&file).unwrap(), b"x");
+
+    // A wrong --scores or --openimages-csv file is a wrong argument: no advice about shards.
+    let mut args = local_args(&rel, &tmp.path().join("scores"));
+    args.extend(strings(&[
+        "--subsets",
+        "sft",
+        "--scores",
+        file.to_str().unwrap(),
+    ]));
+    let shown = text(&convert(crate::BIN, &args));
+    assert!(shown.contains("--scores line 1"), "{shown}");
+    assert!(shown.contains("fix the call"), "{shown}");
+    assert!(!shown.contains("damaged"), "{shown}");
+    let mut args = local_args(&rel, &tmp.path().join("csv"));
+    args.extend(strings(&[
+        "--subsets",
+        "sft",
+        "--openimages-csv",
+        "/nonexistent.csv",
+    ]));
+    let shown = text(&convert(crate::BIN, &args));
+    assert!(
+        shown.contains("--openimages-csv: cannot open it"),
+        "{shown}"
+    );
+    assert!(!shown.contains("manifest.json"), "{shown}");
 }
 
 /// `--out` naming a directory that holds someone else's files (no manifest, no work

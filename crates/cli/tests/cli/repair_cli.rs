@@ -67,6 +67,22 @@ fn an_intact_dataset_repairs_to_the_same_records_with_exit_0() {
     assert_eq!(report["losses"].as_array().unwrap().len(), 0);
 }
 
+/// `--out` must be new or empty: a directory holding anyone's files (a shard, a report) is
+/// refused and left as it was.
+#[test]
+fn a_destination_holding_files_is_refused_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    dataset(&src);
+    fs::create_dir_all(&dst).unwrap();
+    fs::write(dst.join("shard-00000.esd"), b"foreign").unwrap();
+    let o = editshard(crate::BIN, &["repair", s(&src), "--out", s(&dst)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("shard-00000.esd"), "{}", text(&o));
+    assert_eq!(fs::read(dst.join("shard-00000.esd")).unwrap(), b"foreign");
+    assert_eq!(fs::read_dir(&dst).unwrap().count(), 1);
+}
+
 #[test]
 fn a_damaged_dataset_repairs_to_every_intact_record_and_names_the_lost() {
     let tmp = tempfile::tempdir().unwrap();
