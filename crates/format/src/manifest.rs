@@ -229,6 +229,49 @@ impl Manifest {
                 self.bytes
             )));
         }
+        self.validate_summaries()
+    }
+
+    /// The summary counts agree with the totals (spec section 12): what `ls` and `stats`
+    /// print from the manifest alone cannot say what the shards do not hold.
+    fn validate_summaries(&self) -> Result<()> {
+        let sum = |name: &str, counts: &BTreeMap<String, u64>| {
+            counts
+                .values()
+                .try_fold(0u64, |a, &n| a.checked_add(n))
+                .ok_or_else(|| {
+                    Error::malformed(format!(
+                        "the manifest's {name} counts overflow a 64-bit sum"
+                    ))
+                })
+        };
+        let kinds = sum("kinds", &self.kinds)?;
+        if kinds != self.records {
+            return Err(Error::malformed(format!(
+                "the manifest's kinds add up to {kinds} records, but it holds {}",
+                self.records
+            )));
+        }
+        for (name, counts) in [
+            ("edit_types", &self.edit_types),
+            ("categories", &self.categories),
+        ] {
+            let turns = sum(name, counts)?;
+            if turns > self.bytes {
+                return Err(Error::malformed(format!(
+                    "the manifest's {name} count {turns} turns in {} bytes",
+                    self.bytes
+                )));
+            }
+        }
+        let images = &self.images;
+        if images.stored > images.referenced || images.bytes_stored > self.bytes {
+            return Err(Error::malformed(format!(
+                "the manifest's image totals do not fit: {} stored of {} referenced, {} bytes \
+                 stored in {} bytes of shards",
+                images.stored, images.referenced, images.bytes_stored, self.bytes
+            )));
+        }
         Ok(())
     }
 
@@ -372,7 +415,31 @@ mod tests {
         let mut m = Manifest::new(None);
         m.shards = vec![shard("a", 2, 100), shard("b", 3, 200)];
         (m.records, m.bytes) = (5, 300);
+        m.kinds.insert("sft".into(), 5);
         m.validate().unwrap();
+        // Summaries that disagree with the totals, or overflow.
+        for lie in [
+            |m: &mut Manifest| *m.kinds.get_mut("sft").unwrap() = u64::MAX,
+            |m: &mut Manifest| {
+                m.kinds.insert("preference".into(), u64::MAX - 4);
+            },
+            |m: &mut Manifest| {
+                m.edit_types.insert("a".into(), 301);
+            },
+            |m: &mut Manifest| {
+                m.categories.insert("a".into(), u64::MAX);
+                m.categories.insert("b".into(), 2);
+            },
+            |m: &mut Manifest| m.images.stored = 1,
+            |m: &mut Manifest| {
+                m.images.referenced = 9;
+                m.images.bytes_stored = 301;
+            },
+        ] {
+            let mut lying = m.clone();
+            lie(&mut lying);
+            assert!(lying.validate().is_err(), "{lying:?}");
+        }
         let big = 1u64 << 63;
         m.shards = vec![shard("a", big, big), shard("b", big, big)];
         (m.records, m.bytes) = (u64::MAX, u64::MAX);

@@ -65,7 +65,8 @@ pub async fn verify(
 }
 
 /// Adds shard `s`'s ids (from its index; a shard whose index cannot be read was reported
-/// already) to `ids`, reporting each one an earlier shard holds.
+/// already) to `ids`, reporting each one an earlier shard holds, and each one the manifest's
+/// id filter for the shard does not hold (a read by id would not find it).
 async fn check_unique_ids(
     ds: &Dataset,
     s: usize,
@@ -75,7 +76,22 @@ async fn check_unique_ids(
     let Ok(shard) = ds.shard(s).await else {
         return Ok(());
     };
+    let filter = &ds.manifest().shards[s].id_filter;
     for (local, loc) in shard.index().records.iter().enumerate() {
+        if !filter.may_contain(&loc.id) {
+            let frame = shard.index().frames[loc.frame as usize];
+            problems.push(
+                Error::malformed(format!(
+                    "the manifest's id filter for this shard does not hold record id {:?}: a \
+                     read by id would not find it (the manifest does not match its shards)",
+                    loc.id
+                ))
+                .in_shard(shard.name().to_string())
+                .at_record(local as u64)
+                .with_id(loc.id.clone())
+                .at_offset(frame.offset),
+            );
+        }
         let Some((ps, pl)) = ids.insert(&loc.id, (s as u32, local as u32)) else {
             continue;
         };

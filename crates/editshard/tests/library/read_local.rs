@@ -383,6 +383,8 @@ async fn a_stream_refuses_a_shard_holding_more_records_than_its_manifest_lists()
     let mut m = editshard::manifest::Manifest::parse(&std::fs::read(&path).unwrap()).unwrap();
     m.shards[0].records -= 1;
     m.records -= 1;
+    // The summaries lie in step (the manifest must add up to be read at all).
+    *m.kinds.values_mut().find(|n| **n > 0).unwrap() -= 1;
     std::fs::write(&path, m.to_json()).unwrap();
     let ds = Dataset::open(Location::local(dir.path())).await.unwrap();
     for shards in [None, Some(vec![0])] {

@@ -81,3 +81,29 @@ async fn verify_finds_an_id_repeated_across_shards() {
     assert!(p.to_string().contains("shard-00000.esd"), "{p}");
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
 }
+
+/// A manifest whose id filter misses a shard's ids (a read by id would say "no such record")
+/// does not pass `verify`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_an_id_filter_that_misses_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = DatasetWriter::create(dir.path()).unwrap();
+    for (id, seed) in [("a", 1), ("b", 3)] {
+        w.append(&record(id, seed)).unwrap();
+    }
+    w.finish().unwrap();
+    let path = dir.path().join("manifest.json");
+    let mut m = editshard::manifest::Manifest::parse(&std::fs::read(&path).unwrap()).unwrap();
+    m.shards[0].id_filter = editshard::manifest::IdFilter::build(["z"].into_iter());
+    std::fs::write(&path, m.to_json()).unwrap();
+    let ds = Dataset::open(Location::local(dir.path())).await.unwrap();
+    assert_eq!(
+        ds.find("a").await.unwrap(),
+        None,
+        "the lie is not exercised"
+    );
+    let report = verify(&ds, VerifyOptions::default(), |_| {}).await.unwrap();
+    let ids: Vec<Option<&str>> = report.problems.iter().map(|p| p.id()).collect();
+    assert_eq!(ids, [Some("a"), Some("b")], "{:?}", report.problems);
+    assert!(report.problems[0].to_string().contains("id filter"));
+}
