@@ -323,11 +323,7 @@ impl Remote {
     ) -> Result<u64> {
         let shown = self.display_of(rel);
         if !self.multipart {
-            return Err(Error::invalid(
-                "cannot write here: an http(s) location is read-only (write to a local \
-                 directory or s3://bucket/prefix)",
-            )
-            .in_shard(shown));
+            return Err(read_only(shown));
         }
         // Up to one part is buffered: a small object goes up in one PUT, like put_file.
         let mut first = bytes::BytesMut::new();
@@ -382,11 +378,7 @@ impl Remote {
     pub(super) async fn create_new(&self, rel: &str, bytes: Bytes) -> Result<bool> {
         let shown = self.display_of(rel);
         if !self.multipart {
-            return Err(Error::invalid(
-                "cannot write here: an http(s) location is read-only (write to a local \
-                 directory or s3://bucket/prefix)",
-            )
-            .in_shard(shown));
+            return Err(read_only(shown));
         }
         let opts = PutOptions {
             mode: PutMode::Create,
@@ -409,6 +401,15 @@ impl Remote {
             Err(e) => Err(err("DELETE", &self.display_of(rel), e)),
         }
     }
+}
+
+/// Writing to a plain HTTP(S) location, which has no write API.
+fn read_only(shown: String) -> Error {
+    Error::invalid(
+        "cannot write here: an http(s) location is read-only (write to a local directory or \
+         s3://bucket/prefix)",
+    )
+    .in_shard(shown)
 }
 
 #[cfg(test)]
