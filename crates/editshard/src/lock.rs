@@ -301,6 +301,16 @@ mod local {
                 }
                 Err(e) => return Err(io(e)),
             };
+            // Only a plain file with one name: a FIFO would block the read below, and a hard
+            // link to a file elsewhere would have it overwritten with the holder.
+            let meta = file.metadata().map_err(io)?;
+            if !meta.is_file() || meta.nlink() > 1 {
+                return Err(Error::invalid(format!(
+                    "{} is not a plain file of its own (a FIFO, a device, or a hard link to \
+                     another file): refused; remove it",
+                    path.display()
+                )));
+            }
             match flock(&file, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {}
                 Err(rustix::io::Errno::WOULDBLOCK) => {

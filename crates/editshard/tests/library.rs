@@ -29,3 +29,5 @@ mod storage_local;
 mod storage_remote;
 #[path = "library/unique_ids.rs"]
 mod unique_ids;
+#[path = "library/verify_manifest.rs"]
+mod verify_manifest;

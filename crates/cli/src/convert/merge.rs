@@ -41,7 +41,27 @@ pub async fn merge(dest: &str, parts: u32, s3_endpoint: Option<String>) -> Resul
         ..StorageOptions::default()
     };
     let root = Location::parse(dest, &opts)?;
-    if let Some(m) = find_manifest(&root).await? {
+    // One writer per destination, as for convert and mirror (a part still running holds its
+    // own part directory's lock, not this one).
+    let lock = crate::lock::DestLock::acquire(&root, &format!("merge {dest}"), false).await?;
+    let result = merge_locked(&root, parts).await;
+    lock.release_after(result).await
+}
+
+async fn merge_locked(root: &Location, parts: u32) -> Result<MergeReport> {
+    let root = root.clone();
+    let existing = find_manifest(&root).await?;
+    if existing.is_none()
+        && let Some(dir) = root.is_local()
+        && dir.join(FAILURES_NAME).exists()
+    {
+        return Err(Error::invalid(format!(
+            "{} holds a {FAILURES_NAME} but no {MANIFEST_NAME}: it is not a merge's, and merge \
+             would replace it; move it away",
+            root.display()
+        )));
+    }
+    if let Some(m) = existing {
         let merged = m
             .extra
             .get("convert")

@@ -37,6 +37,16 @@ const MAX_STATE_BYTES: u64 = 1 << 30;
 /// The file that marks a directory as an editshard work directory.
 pub const MARKER: &str = "editshard-work";
 
+/// What a conversion puts in its work directory, besides the marker: removed when it
+/// completes (see the module docs). Each must be what editshard made, never a link.
+const ENTRIES: [&str; 5] = [
+    "state.json",
+    "failures.partial.jsonl",
+    "cache",
+    "staging",
+    "release",
+];
+
 /// Whether `dir` is a work directory editshard made (it holds the marker).
 pub fn is_work_dir(dir: &Path) -> bool {
     fs::symlink_metadata(dir.join(MARKER)).is_ok_and(|m| m.is_file())
@@ -118,11 +128,26 @@ impl Work {
         }
         fs::create_dir_all(dir).map_err(|e| Error::from(e).in_shard(shown()))?;
         if !is_work_dir(dir) {
-            write_atomically(
-                &dir.join(MARKER),
-                b"an editshard convert work directory: resume state and download cache, \
-                  deleted when the conversion completes\n",
-            )?;
+            // Created in place, not renamed: a kill right after creating it still leaves a
+            // directory marked as ours (an empty marker marks it as well).
+            let mut marker = crate::atomic::create_new(&dir.join(MARKER))
+                .map_err(|e| Error::from(e).in_shard(shown()))?;
+            marker
+                .write_all(
+                    b"an editshard convert work directory: resume state and download cache, \
+                      deleted when the conversion completes\n",
+                )
+                .map_err(|e| Error::from(e).in_shard(shown()))?;
+        }
+        for name in ENTRIES {
+            let path = dir.join(name);
+            if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::invalid(format!(
+                    "{} is a symbolic link: refused (editshard writes its work only into \
+                     what it made); remove it",
+                    path.display()
+                )));
+            }
         }
         Ok(Work {
             dir: dir.to_path_buf(),
@@ -193,10 +218,41 @@ impl Work {
         Ok(())
     }
 
-    /// Deletes the work directory (after a complete run).
+    /// Deletes what editshard put in the work directory (after a complete run), then the
+    /// directory if nothing else is left in it. Anything else found there is not ours: it
+    /// is left, with a warning, never deleted.
     pub fn remove(self) -> Result<()> {
         drop(self.failures);
-        fs::remove_dir_all(&self.dir)
-            .map_err(|e| Error::from(e).in_shard(self.dir.display().to_string()))
+        let context =
+            |p: &Path, e: std::io::Error| Error::from(e).in_shard(p.display().to_string());
+        for name in ENTRIES {
+            let path = self.dir.join(name);
+            let removed = match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => fs::remove_dir_all(&path),
+                Ok(_) => fs::remove_file(&path),
+                Err(_) => continue,
+            };
+            removed.map_err(|e| context(&path, e))?;
+        }
+        // Temporary files of ours (`state.json.partial`, ...).
+        if let Ok(entries) = fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let ours = ENTRIES
+                    .iter()
+                    .any(|n| name.strip_suffix(".partial").is_some_and(|s| s == *n));
+                if ours {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        fs::remove_file(self.dir.join(MARKER)).map_err(|e| context(&self.dir, e))?;
+        if fs::remove_dir(&self.dir).is_err() {
+            log::warn!(
+                "{} holds files editshard did not put there: left as it is",
+                self.dir.display()
+            );
+        }
+        Ok(())
     }
 }

@@ -142,7 +142,25 @@ impl OutDir {
         let parent = path.parent().unwrap_or(&self.root).to_path_buf();
         if !self.checked.contains(&parent) {
             let shown = parent.display().to_string();
-            fs::create_dir_all(&parent).map_err(|e| Error::from(e).in_shard(shown.clone()))?;
+            // Directory by directory, refusing a symbolic link before anything is created
+            // through it (create_dir_all would make directories wherever a link points).
+            let mut dir = self.root.clone();
+            for part in rel.split('/').take(rel.split('/').count() - 1) {
+                dir.push(part);
+                match fs::symlink_metadata(&dir) {
+                    Ok(m) if m.file_type().is_symlink() => {
+                        return Err(Error::invalid(format!(
+                            "{} is a symbolic link inside the output directory: refused \
+                             (nothing is written through a link)",
+                            dir.display()
+                        )));
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        fs::create_dir(&dir).map_err(|e| Error::from(e).in_shard(shown.clone()))?
+                    }
+                }
+            }
             let real = parent
                 .canonicalize()
                 .map_err(|e| Error::from(e).in_shard(shown.clone()))?;

@@ -523,11 +523,24 @@ fn parts_merge_into_the_same_records_and_failures() {
         owner.values().collect::<BTreeSet<_>>().len() > 1,
         "the split put everything in one part"
     );
+    // A failures.jsonl without a manifest is someone else's: merge refuses to replace it.
+    fs::write(split.join("failures.jsonl"), b"theirs\n").unwrap();
+    let o = editshard(crate::BIN)
+        .args(["merge", split.to_str().unwrap(), "--parts", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(fs::read(split.join("failures.jsonl")).unwrap(), b"theirs\n");
+    fs::remove_file(split.join("failures.jsonl")).unwrap();
     let o = editshard(crate::BIN)
         .args(["merge", split.to_str().unwrap(), "--parts", "3"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !split.join(".editshard-lock").exists(),
+        "merge left its lock"
+    );
 
     let canon = |dir: &Path| {
         let mut v: Vec<String> = records(dir)
@@ -786,6 +799,45 @@ fn work_directories_and_locks_that_are_not_ours_are_refused_untouched() {
     std::os::unix::fs::symlink(&victim_file, out.join(".editshard-lock")).unwrap();
     let shown = refused(&local_args(&rel, &out), "a linked lock");
     assert!(shown.contains("symbolic link"), "{shown}");
+
+    // A hard link at the lock's name (to a file elsewhere), a FIFO there (whose read would
+    // block), a link one level down in a marked work directory.
+    let out = tmp.path().join("f");
+    fs::create_dir_all(&out).unwrap();
+    fs::hard_link(&victim_file, out.join(".editshard-lock")).unwrap();
+    refused(&local_args(&rel, &out), "a hard-linked lock");
+    let out = tmp.path().join("g");
+    fs::create_dir_all(&out).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(out.join(".editshard-lock"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    refused(&local_args(&rel, &out), "a FIFO lock");
+    let out = tmp.path().join("h");
+    fs::create_dir_all(out.join(".editshard-work")).unwrap();
+    fs::write(out.join(".editshard-work/editshard-work"), b"").unwrap();
+    std::os::unix::fs::symlink(&victim, out.join(".editshard-work/staging")).unwrap();
+    let shown = refused(&local_args(&rel, &out), "a link inside the work directory");
+    assert!(shown.contains("symbolic link"), "{shown}");
+
+    // A marked --work-dir that also holds the user's files: the conversion completes and
+    // removes only what it made there.
+    let marked = tmp.path().join("marked-work");
+    fs::create_dir_all(&marked).unwrap();
+    fs::write(marked.join("editshard-work"), b"").unwrap();
+    fs::write(marked.join("notes.txt"), b"mine").unwrap();
+    let mut args = local_args(&rel, &tmp.path().join("i"));
+    args.extend(strings(&["--work-dir", marked.to_str().unwrap()]));
+    let o = convert(crate::BIN, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let left: Vec<String> = fs::read_dir(&marked)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["notes.txt"]);
 
     // An empty --work-dir is taken, and deleted with the conversion's work when it completes.
     let work = tmp.path().join("empty-work");

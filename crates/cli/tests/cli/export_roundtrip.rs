@@ -414,6 +414,8 @@ fn symlinks_at_temporary_names_are_not_followed() {
     let mut w = DatasetWriter::create(&ds).unwrap();
     w.append(&sft_record(1, "images/ok.png", "https://h/a.jpg"))
         .unwrap();
+    w.append(&sft_record(2, "images/sub/x.png", "https://h/b.jpg"))
+        .unwrap();
     w.finish().unwrap();
     let victim = tmp.path().join("victim.txt");
     fs::write(&victim, b"precious").unwrap();
@@ -454,6 +456,22 @@ fn symlinks_at_temporary_names_are_not_followed() {
     );
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    // A directory link inside --to: nothing is created through it, not even directories.
+    let linked = tmp.path().join("linked");
+    let elsewhere = tmp.path().join("elsewhere");
+    fs::create_dir_all(&linked).unwrap();
+    fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, linked.join("images")).unwrap();
+    let o = editshard(
+        crate::BIN,
+        &["export", s(&ds), "--to", s(&linked), "--force"],
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    assert_eq!(
+        fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "wrote through the link"
+    );
     for p in &planted {
         assert!(
             fs::symlink_metadata(release.join(p)).is_err(),

@@ -154,6 +154,8 @@ pub async fn mirror(
     }
     let command = format!("mirror {} -> {}", src.display(), dst.display());
     let lock = DestLock::acquire(dst, &command, opts.break_lock).await?;
+    // A killed run's temporary manifest (its shards' go as each is copied).
+    shard::remove_stale_partials(dst, MANIFEST_NAME);
     let result = async {
         if !opts.force {
             check_dst_holds_only_this_dataset(dst, &manifest)?;

@@ -34,6 +34,8 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Every problem, located (shard, record, id, offset as far as known).
     pub problems: Vec<Error>,
+    /// The manifest's summaries recounted from the records and the indexes.
+    counted: crate::shard::ShardStats,
 }
 
 impl VerifyReport {
@@ -55,13 +57,78 @@ pub async fn verify(
         let mut problems = Vec::new();
         verify_shard(ds, s, options, &mut report, &mut problems).await?;
         check_unique_ids(ds, s, &mut ids, &mut problems).await?;
+        if let Ok(shard) = ds.shard(s).await {
+            let blobs = &shard.index().blobs;
+            report.counted.images_stored += blobs.len() as u64;
+            report.counted.image_bytes_stored +=
+                blobs.iter().map(|b| u64::from(b.len)).sum::<u64>();
+        }
         for p in problems {
             on_problem(&p);
             report.problems.push(p);
         }
         report.shards += 1;
     }
+    // Damage makes the recount incomplete: only an intact dataset is held to its summaries.
+    if report.problems.is_empty() {
+        for p in summaries_differ(ds.manifest(), &report.counted) {
+            on_problem(&p);
+            report.problems.push(p);
+        }
+    }
     Ok(report)
+}
+
+/// Where the manifest's summaries (what `ls` and `stats` print without reading a shard)
+/// disagree with the records and indexes.
+fn summaries_differ(
+    m: &crate::manifest::Manifest,
+    counted: &crate::shard::ShardStats,
+) -> Vec<Error> {
+    let mut out = Vec::new();
+    let mut differ = |what: &str, says: String, holds: String| {
+        if says != holds {
+            out.push(
+                Error::malformed(format!(
+                    "the manifest's {what} say {says}, but the shards hold {holds}: it does not \
+                     match its shards"
+                ))
+                .in_shard(crate::manifest::MANIFEST_NAME.to_string()),
+            );
+        }
+    };
+    // Counts of zero and absent keys are the same statement.
+    let shown = |counts: &std::collections::BTreeMap<String, u64>| {
+        let nonzero: Vec<_> = counts.iter().filter(|(_, n)| **n > 0).collect();
+        format!("{nonzero:?}")
+    };
+    differ("kinds", shown(&m.kinds), shown(&counted.kinds));
+    differ(
+        "edit types",
+        shown(&m.edit_types),
+        shown(&counted.edit_types),
+    );
+    differ(
+        "categories",
+        shown(&m.categories),
+        shown(&counted.categories),
+    );
+    let i = &m.images;
+    differ(
+        "image totals",
+        format!(
+            "{} referenced ({} bytes), {} stored ({} bytes)",
+            i.referenced, i.bytes_referenced, i.stored, i.bytes_stored
+        ),
+        format!(
+            "{} referenced ({} bytes), {} stored ({} bytes)",
+            counted.images_referenced,
+            counted.image_bytes_referenced,
+            counted.images_stored,
+            counted.image_bytes_stored
+        ),
+    );
+    out
 }
 
 /// Adds shard `s`'s ids (from its index; a shard whose index cannot be read was reported
@@ -213,6 +280,7 @@ async fn verify_shard(
         }
         report.records += 1;
         report.images += record.images().count() as u64;
+        report.counted.count(&record);
         check_images(&record, yielded.get(), &name, options.decode, problems);
         yielded.set(yielded.get() + 1);
     };

@@ -89,7 +89,9 @@ pub struct ShardStats {
 }
 
 impl ShardStats {
-    fn count(&mut self, record: &Record) {
+    /// Counts one record (kinds, turns' edit types and categories, image references); what
+    /// is stored is counted as groups are written. `verify` recounts a dataset with it.
+    pub fn count(&mut self, record: &Record) {
         self.records += 1;
         *self
             .kinds
