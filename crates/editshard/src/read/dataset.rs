@@ -75,9 +75,15 @@ impl Dataset {
         self.inner.locate(index)
     }
 
-    /// Shard `s` with its footer (index) loaded; cached after the first call.
+    /// Shard `s` with its footer (index) loaded; cached after the first call, within the
+    /// cache's byte budget ([`DatasetOptions::footer_cache_bytes`]).
     pub async fn shard(&self, s: usize) -> Result<Arc<LoadedShard>> {
         self.inner.shard(s).await
+    }
+
+    /// How many shard footers the cache holds now.
+    pub fn footers_loaded(&self) -> usize {
+        self.inner.footers_loaded()
     }
 
     fn locate_or_err(&self, index: u64) -> Result<(usize, usize)> {

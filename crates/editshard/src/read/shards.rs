@@ -1,8 +1,14 @@
 //! The shards of an open dataset, their footers loaded on first use and cached: what
 //! [`Dataset`](super::Dataset) and the batch fetcher share. Loading a footer is one ranged
 //! read; after it, a record's ranges are known without I/O ([`ShardView`]).
+//!
+//! The cache has a byte budget ([`DatasetOptions::footer_cache_bytes`]): when the footers
+//! loaded exceed it, the least recently used are dropped (and loaded again if needed), so
+//! memory stays bounded however many shards a reader touches. A footer in use stays alive
+//! through its `Arc` until its user is done.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
@@ -30,6 +36,9 @@ pub struct DatasetOptions {
     pub span_slack: u64,
     /// Requests in flight at once for one batch.
     pub concurrency: usize,
+    /// Bytes of shard footers kept loaded (estimated as twice the footer's size on disk);
+    /// the least recently used go beyond it. At least one footer is always kept.
+    pub footer_cache_bytes: u64,
 }
 
 impl Default for DatasetOptions {
@@ -42,6 +51,7 @@ impl Default for DatasetOptions {
             // images between its pieces exceed this: rare, groups average a few MB.
             span_slack: 16 << 20,
             concurrency: 8,
+            footer_cache_bytes: 256 << 20,
         }
     }
 }
@@ -74,9 +84,69 @@ pub(crate) struct Inner {
     pub location: Location,
     pub manifest: Manifest,
     pub options: DatasetOptions,
-    shards: Vec<OnceCell<Arc<LoadedShard>>>,
+    footers: Mutex<Footers>,
     /// Global index of each shard's first record.
     firsts: Vec<u64>,
+}
+
+/// The footer cache: loaded footers with their cost and last use, and loads in flight (one
+/// per shard, shared by every caller that asks meanwhile).
+#[derive(Default)]
+struct Footers {
+    loaded: HashMap<usize, Cached>,
+    loading: HashMap<usize, Arc<OnceCell<Arc<LoadedShard>>>>,
+    bytes: u64,
+    clock: u64,
+}
+
+struct Cached {
+    shard: Arc<LoadedShard>,
+    cost: u64,
+    used: u64,
+}
+
+impl Footers {
+    fn get(&mut self, s: usize) -> Option<Arc<LoadedShard>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.loaded.get_mut(&s).map(|c| {
+            c.used = clock;
+            c.shard.clone()
+        })
+    }
+
+    /// Keeps `shard`, then drops the least recently used others while over `budget`.
+    fn insert(&mut self, s: usize, shard: Arc<LoadedShard>, cost: u64, budget: u64) {
+        self.clock += 1;
+        if let Some(old) = self.loaded.insert(
+            s,
+            Cached {
+                shard,
+                cost,
+                used: self.clock,
+            },
+        ) {
+            self.bytes -= old.cost;
+        }
+        self.bytes += cost;
+        while self.bytes > budget && self.loaded.len() > 1 {
+            let oldest = self
+                .loaded
+                .iter()
+                .filter(|(k, _)| **k != s)
+                .min_by_key(|(_, c)| c.used)
+                .map(|(k, _)| *k);
+            let Some(k) = oldest else { break };
+            if let Some(gone) = self.loaded.remove(&k) {
+                self.bytes -= gone.cost;
+            }
+        }
+    }
+
+    /// Footers loaded now, for tests and reports.
+    fn len(&self) -> usize {
+        self.loaded.len()
+    }
 }
 
 impl Inner {
@@ -88,9 +158,7 @@ impl Inner {
             at = at.saturating_add(s.records); // validated manifests cannot overflow
         }
         Inner {
-            shards: (0..manifest.shards.len())
-                .map(|_| OnceCell::new())
-                .collect(),
+            footers: Mutex::new(Footers::default()),
             location,
             manifest,
             options,
@@ -103,30 +171,55 @@ impl Inner {
         self.firsts[s]
     }
 
-    /// The shard with its footer loaded: one ranged read the first time, none after.
+    /// The shard with its footer loaded: one ranged read the first time, none after while
+    /// it stays in the cache.
     pub async fn shard(self: &Arc<Self>, s: usize) -> Result<Arc<LoadedShard>> {
-        let cell = self.shards.get(s).ok_or_else(|| {
-            Error::invalid(format!(
+        let Some(entry) = self.manifest.shards.get(s) else {
+            return Err(Error::invalid(format!(
                 "shard #{s} does not exist: the dataset has {}",
-                self.shards.len()
-            ))
-        })?;
-        if let Some(loaded) = cell.get() {
-            return Ok(loaded.clone());
-        }
+                self.manifest.shards.len()
+            )));
+        };
+        let cell = {
+            let mut footers = self.lock_footers();
+            if let Some(loaded) = footers.get(s) {
+                return Ok(loaded);
+            }
+            footers.loading.entry(s).or_default().clone()
+        };
+        let cost = entry.footer_length.saturating_mul(2).saturating_add(256);
         // The footer is loaded by a task of its own, never inline: whoever starts the load
         // may stop being polled (a prefetching reader whose consumer is busy elsewhere waits
         // in a full channel), and every other caller waiting on this cell would wait with it.
         // A spawned task always runs to completion and fills the cell for all of them.
         let inner = Arc::clone(self);
         tokio::spawn(async move {
-            inner.shards[s]
-                .get_or_try_init(|| inner.load_shard(s))
-                .await
-                .cloned()
+            let loaded = cell.get_or_try_init(|| inner.load_shard(s)).await.cloned();
+            let mut footers = inner.lock_footers();
+            // The first caller to finish files it in the cache; a failed load is retried by
+            // the next caller.
+            if let Some(in_flight) = footers.loading.get(&s)
+                && Arc::ptr_eq(in_flight, &cell)
+            {
+                footers.loading.remove(&s);
+                if let Ok(shard) = &loaded {
+                    let budget = inner.options.footer_cache_bytes;
+                    footers.insert(s, shard.clone(), cost, budget);
+                }
+            }
+            loaded
         })
         .await
         .map_err(|e| Error::bug(format!("loading the footer of shard #{s} failed: {e}")))?
+    }
+
+    fn lock_footers(&self) -> std::sync::MutexGuard<'_, Footers> {
+        self.footers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many footers are loaded now.
+    pub fn footers_loaded(&self) -> usize {
+        self.lock_footers().len()
     }
 
     async fn load_shard(&self, s: usize) -> Result<Arc<LoadedShard>> {

@@ -403,3 +403,48 @@ async fn a_stream_refuses_a_shard_holding_more_records_than_its_manifest_lists()
         assert!(err.shard().unwrap().ends_with(&m.shards[0].path), "{err}");
     }
 }
+
+/// The footer cache keeps to its byte budget however many shards are read: the least
+/// recently used footers go, and are loaded again when needed, and every record still reads
+/// back exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_footer_cache_keeps_to_its_budget() {
+    let (dir, records) = dataset_dir(48);
+    let m = editshard::manifest::Manifest::parse(
+        &std::fs::read(dir.path().join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(m.shards.len() >= 8, "{} shards", m.shards.len());
+    let largest = m
+        .shards
+        .iter()
+        .map(|s| s.footer_length * 2 + 256)
+        .max()
+        .unwrap();
+    let options = DatasetOptions {
+        footer_cache_bytes: 3 * largest,
+        ..DatasetOptions::default()
+    };
+    let ds = Dataset::open_with(Location::local(dir.path()), options)
+        .await
+        .unwrap();
+    // Twice through every record, jumping between shards.
+    for round in 0..2 {
+        for k in 0..records.len() {
+            let i = (k * 7 + round) % records.len();
+            let got = ds.get(i as u64).await.unwrap();
+            assert!(same(&got, &records[i]), "record {i}");
+            assert!(
+                ds.footers_loaded() <= 3,
+                "{} footers loaded",
+                ds.footers_loaded()
+            );
+        }
+    }
+    // Unbounded (the default budget holds them all): every shard's footer stays.
+    let ds = Dataset::open(Location::local(dir.path())).await.unwrap();
+    for i in 0..ds.len() {
+        ds.get(i).await.unwrap();
+    }
+    assert_eq!(ds.footers_loaded(), m.shards.len());
+}
