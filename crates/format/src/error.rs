@@ -262,6 +262,17 @@ impl Error {
                 }
                 _ => "check the network and the endpoint (AWS_ENDPOINT_URL), then retry",
             },
+            // A manifest is not a shard: `repair` rebuilds it from the shards.
+            ErrorKind::Checksum { .. } | ErrorKind::Malformed(_) | ErrorKind::Truncated(_)
+                if self
+                    .shard
+                    .as_deref()
+                    .is_some_and(|s| s.ends_with(crate::manifest::MANIFEST_NAME)) =>
+            {
+                "manifest.json is damaged, or not an editshard manifest: check the location \
+                 (a dataset has manifest.json at its root) or fetch it again; `editshard \
+                 repair` writes a new dataset, manifest included, from the shards"
+            }
             ErrorKind::Checksum { .. } | ErrorKind::Malformed(_) | ErrorKind::Truncated(_) => {
                 "the shard is damaged or incomplete: fetch it again (e.g. `editshard mirror`) \
                  and check it with `editshard verify`; without a good copy, `editshard repair` \

@@ -13,22 +13,11 @@ use std::process::Command;
 
 use editshard::manifest::Manifest;
 use editshard::record::{Image, Kind, Record, Turn};
-use editshard::shard::ShardReader;
 use editshard::write::DatasetWriter;
+use editshard_tools::convert_support::records;
 use editshard_tools::release::{ReleaseSpec, Subset, generate_release, normalize_release_path};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-
-fn records(dir: &Path) -> Vec<Record> {
-    let m = Manifest::parse(&fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    m.shards
-        .iter()
-        .flat_map(|sh| {
-            let f = fs::File::open(dir.join(&sh.path)).unwrap();
-            ShardReader::new(std::io::BufReader::new(f)).map(|r| r.unwrap())
-        })
-        .collect()
-}
 
 fn rows(path: &Path) -> Vec<Map<String, Value>> {
     fs::read_to_string(path)

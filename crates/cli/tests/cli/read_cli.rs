@@ -505,3 +505,15 @@ fn a_manifest_whose_counts_overflow_is_refused_by_every_command() {
         assert!(err.contains("records"), "{args:?}: {err}");
     }
 }
+
+/// A manifest.json that is not a manifest gets advice about the manifest, not about shards.
+#[test]
+fn a_bad_manifest_gets_manifest_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("manifest.json"), b"{\"hello\": 1}").unwrap();
+    let o = run(&["ls", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not an editshard manifest"), "{err}");
+    assert!(!err.contains("the shard is damaged"), "{err}");
+}

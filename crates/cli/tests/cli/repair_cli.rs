@@ -7,9 +7,10 @@ use std::path::Path;
 
 use editshard::manifest::Manifest;
 use editshard::record::{Image, Kind, Record, Turn};
-use editshard::shard::{RandomAccessShard, ShardReader};
+use editshard::shard::RandomAccessShard;
 use editshard::write::DatasetWriter;
 use editshard_tools::cli::{editshard, s, text};
+use editshard_tools::convert_support::records as records_in;
 
 fn png(w: u32, shade: u8) -> Image {
     let img = image::RgbImage::from_pixel(w, 3, image::Rgb([shade, 255 - shade, 7]));
@@ -42,17 +43,6 @@ fn dataset(dir: &Path) -> Manifest {
     m
 }
 
-fn read_all(dir: &Path) -> Vec<Record> {
-    let m = Manifest::parse(&fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    m.shards
-        .iter()
-        .flat_map(|sh| {
-            let f = fs::File::open(dir.join(&sh.path)).unwrap();
-            ShardReader::new(std::io::BufReader::new(f)).map(|r| r.unwrap())
-        })
-        .collect()
-}
-
 #[test]
 fn an_intact_dataset_repairs_to_the_same_records_with_exit_0() {
     let tmp = tempfile::tempdir().unwrap();
@@ -60,7 +50,7 @@ fn an_intact_dataset_repairs_to_the_same_records_with_exit_0() {
     dataset(&src);
     let o = editshard(crate::BIN, &["repair", s(&src), "--out", s(&dst)]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(read_all(&dst), records());
+    assert_eq!(records_in(&dst), records());
     let report: serde_json::Value =
         serde_json::from_slice(&fs::read(dst.join("repair-report.json")).unwrap()).unwrap();
     assert_eq!(report["recovered"], 12);
@@ -144,7 +134,7 @@ fn a_damaged_dataset_repairs_to_every_intact_record_and_names_the_lost() {
         .filter(|r| r.id != victim && !cut.contains(&r.id))
         .cloned()
         .collect();
-    assert_eq!(read_all(&dst), want);
+    assert_eq!(records_in(&dst), want);
     let report: serde_json::Value =
         serde_json::from_slice(&fs::read(dst.join("repair-report.json")).unwrap()).unwrap();
     assert_eq!(report["recovered"], want.len());
@@ -171,7 +161,7 @@ fn a_missing_manifest_or_shard_is_reported_and_the_rest_salvaged() {
     let tmp = tempfile::tempdir().unwrap();
     let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
     let m = dataset(&src);
-    let gone = read_all(&src)
+    let gone = records_in(&src)
         .into_iter()
         .skip(m.shards[0].records as usize)
         .take(m.shards[1].records as usize)
@@ -182,7 +172,7 @@ fn a_missing_manifest_or_shard_is_reported_and_the_rest_salvaged() {
     let o = editshard(crate::BIN, &["repair", s(&src), "--out", s(&dst)]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("manifest"), "{}", text(&o));
-    let got: Vec<String> = read_all(&dst).into_iter().map(|r| r.id).collect();
+    let got: Vec<String> = records_in(&dst).into_iter().map(|r| r.id).collect();
     let want: Vec<String> = records()
         .into_iter()
         .map(|r| r.id)
