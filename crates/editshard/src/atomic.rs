@@ -22,6 +22,23 @@ pub fn partial_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// What a temporary file name stands for: the name it gets when complete, and the process
+/// that writes it when the name says. `NAME.partial` ([`partial_path`]) gives `(NAME, None)`,
+/// `NAME.<pid>-<n>.partial` (local storage's names, unique per process) `(NAME, Some(pid))`;
+/// any other name, `None`. The one parser of these names: cleaning up after a killed run and
+/// judging whose files a directory holds both use it.
+pub fn temporary_of(file: &str) -> Option<(&str, Option<u32>)> {
+    let stem = file.strip_suffix(PARTIAL_SUFFIX)?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some((base, tag)) = stem.rsplit_once('.')
+        && let Some((pid, n)) = tag.split_once('-')
+        && digits(pid)
+        && digits(n)
+    {
+        return Some((base, pid.parse().ok()));
+    }
+    Some((stem, None))
+}
 /// Creates `partial` as a new file (`O_CREAT | O_EXCL`, which never follows a symbolic link).
 /// An entry already there is unlinked first (unlinking a symbolic link removes the link, not
 /// its target); if something reappears between the two steps, the error is returned rather
@@ -72,5 +89,24 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::temporary_of;
+
+    #[test]
+    fn temporary_names_and_what_they_stand_for() {
+        assert_eq!(temporary_of("a.esd.partial"), Some(("a.esd", None)));
+        assert_eq!(
+            temporary_of("manifest.json.9767-1.partial"),
+            Some(("manifest.json", Some(9767)))
+        );
+        assert_eq!(
+            temporary_of("manifest.json.x-1.partial"),
+            Some(("manifest.json.x-1", None))
+        );
+        assert_eq!(temporary_of("manifest.json"), None);
     }
 }

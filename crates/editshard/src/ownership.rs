@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::atomic::PARTIAL_SUFFIX;
+use crate::atomic::temporary_of;
 use crate::error::{Error, Result};
 use crate::lock::LOCK_NAME;
 
@@ -25,15 +25,7 @@ pub fn foreign_entries(dir: &Path, ours: impl Fn(&str) -> bool) -> Result<Vec<St
         if name == LOCK_NAME || ours(name) {
             return true;
         }
-        let Some(stem) = name.strip_suffix(PARTIAL_SUFFIX) else {
-            return false;
-        };
-        ours(stem)
-            || stem.rsplit_once('.').is_some_and(|(base, tag)| {
-                !tag.is_empty()
-                    && tag.bytes().all(|b| b.is_ascii_digit() || b == b'-')
-                    && ours(base)
-            })
+        temporary_of(name).is_some_and(|(base, _)| ours(base))
     };
     let mut foreign = Vec::new();
     for entry in entries {

@@ -10,6 +10,7 @@ use std::path::Path;
 use super::failures::FAILURES_NAME;
 use super::state::{is_work_dir, read_state};
 use crate::error::{Error, Result};
+use crate::manifest::MANIFEST_NAME;
 use crate::ownership::{foreign_entries, list_names, top_level};
 
 /// Refuses `root` if it holds files this conversion did not write. `work_dir` is the
@@ -91,25 +92,10 @@ pub fn remove_leftovers(root: &Path) -> Result<()> {
 
 /// `NAME.partial` or `NAME.<pid>-<n>.partial` where NAME is a file convert writes.
 fn leftover_of_ours(name: &str) -> bool {
-    let Some(base) = name.strip_suffix(".partial") else {
-        return false;
-    };
-    let ours = |n: &str| {
-        n == "manifest.json"
-            || n == FAILURES_NAME
-            || (n.starts_with("shard-") && n.ends_with(".esd"))
-    };
-    if ours(base) {
-        return true;
-    }
-    // `NAME.<pid>-<n>`, as local storage names its temporary files.
-    base.rsplit_once('.').is_some_and(|(stem, tag)| {
-        ours(stem)
-            && tag.split_once('-').is_some_and(|(pid, n)| {
-                !pid.is_empty()
-                    && !n.is_empty()
-                    && pid.bytes().chain(n.bytes()).all(|b| b.is_ascii_digit())
-            })
+    crate::atomic::temporary_of(name).is_some_and(|(base, _)| {
+        base == MANIFEST_NAME
+            || base == FAILURES_NAME
+            || (base.starts_with("shard-") && base.ends_with(".esd"))
     })
 }
 

@@ -238,9 +238,8 @@ impl Work {
         if let Ok(entries) = fs::read_dir(&self.dir) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let ours = ENTRIES
-                    .iter()
-                    .any(|n| name.strip_suffix(".partial").is_some_and(|s| s == *n));
+                let ours = crate::atomic::temporary_of(&name)
+                    .is_some_and(|(base, _)| ENTRIES.contains(&base));
                 if ours {
                     let _ = fs::remove_file(e.path());
                 }

@@ -210,26 +210,19 @@ pub fn remove_stale_partials(dst: &Location, rel: &str) {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return;
     };
-    let prefix = format!("{}.", name.to_string_lossy());
+    let name = name.to_string_lossy();
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
     for entry in entries.flatten() {
         let file = entry.file_name().to_string_lossy().into_owned();
-        let Some(middle) = file
-            .strip_prefix(&prefix)
-            .and_then(|m| m.strip_suffix(crate::atomic::PARTIAL_SUFFIX))
-        else {
+        let Some((base, Some(pid))) = crate::atomic::temporary_of(&file) else {
             continue;
         };
-        let Some((pid, n)) = middle.split_once('-') else {
-            continue;
-        };
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let gone = pid != std::process::id().to_string()
-            && !Path::new("/proc").join(pid).exists()
+        let gone = pid != std::process::id()
+            && !Path::new("/proc").join(pid.to_string()).exists()
             && Path::new("/proc/self").exists();
-        if digits(pid) && digits(n) && gone {
+        if base == name && gone {
             let _ = std::fs::remove_file(entry.path());
         }
     }
