@@ -66,13 +66,56 @@ fn is_http(s: &str) -> bool {
 #[derive(Debug, Clone)]
 enum Target {
     Url(String),
-    Dir(PathBuf),
+    Dir(LocalDir),
+}
+
+/// A local directory that paths resolve under, with its real path (symbolic links resolved)
+/// found once rather than for every image.
+#[derive(Debug, Clone)]
+struct LocalDir {
+    dir: PathBuf,
+    real: Option<PathBuf>,
+}
+
+impl LocalDir {
+    fn new(dir: PathBuf) -> LocalDir {
+        let real = dir.canonicalize().ok();
+        LocalDir { dir, real }
+    }
+
+    /// `dir/rel`, refused if symbolic links take it outside `dir`. A path that does not
+    /// exist (yet) is returned as joined: reading it reports it missing.
+    fn join(&self, rel: &str, written: &str) -> Result<PathBuf, String> {
+        let path = self.dir.join(rel);
+        let real_root = match &self.real {
+            Some(r) => r.clone(),
+            // Made after the resolver was (or missing): resolved now.
+            None => match self.dir.canonicalize() {
+                Ok(r) => r,
+                Err(_) => return Ok(path),
+            },
+        };
+        let Ok(real) = path.canonicalize() else {
+            return Ok(path);
+        };
+        if !real.starts_with(&real_root) {
+            return Err(format!(
+                "{:?} resolves to {} through a symbolic link, outside {}: refused",
+                editshard_pico::rows::truncate(written, 100),
+                real.display(),
+                self.dir.display()
+            ));
+        }
+        Ok(path)
+    }
 }
 
 /// Turns written references into [`Location`]s.
 #[derive(Debug, Clone)]
 pub struct Resolver {
     release: Release,
+    /// The release directory, when the release is local.
+    release_dir: Option<LocalDir>,
     /// `(prefix, target)`, longest prefix first.
     maps: Vec<(String, Target)>,
     /// Directories an absolute `local_input_image` may point into (`--local-images-root`),
@@ -98,13 +141,18 @@ impl Resolver {
             let target = if is_http(repl) {
                 Target::Url(repl.to_string())
             } else {
-                Target::Dir(PathBuf::from(repl))
+                Target::Dir(LocalDir::new(PathBuf::from(repl)))
             };
             parsed.push((prefix.to_string(), target));
         }
         parsed.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        let release_dir = match &release {
+            Release::Dir(d) => Some(LocalDir::new(d.clone())),
+            Release::Url(_) => None,
+        };
         Ok(Resolver {
             release,
+            release_dir,
             maps: parsed,
             local_roots: Vec::new(),
             local_refused: Arc::default(),
@@ -138,7 +186,10 @@ impl Resolver {
         if let Some(rel) = release_relative(written) {
             check_path(&rel, written)?;
             return match &self.release {
-                Release::Dir(d) => Ok(Location::Local(inside(d, &rel, written)?)),
+                Release::Dir(_) => {
+                    let dir = self.release_dir.as_ref().expect("set for a local release");
+                    Ok(Location::Local(dir.join(&rel, written)?))
+                }
                 Release::Url(base) => {
                     let url = format!("{base}{rel}");
                     stays_under(&url, base, written)?;
@@ -169,7 +220,7 @@ impl Resolver {
                     // A local mirror has no query strings.
                     let rest = rest.split(['?', '#']).next().unwrap_or("");
                     check_path(rest, url)?;
-                    Ok(Location::Local(inside(dir, rest, url)?))
+                    Ok(Location::Local(dir.join(rest, url)?))
                 }
             };
         }
@@ -209,12 +260,10 @@ impl Resolver {
             }
             return real.is_file().then_some(real);
         }
-        let Release::Dir(d) = &self.release else {
-            // A remote release names no local files.
-            return None;
-        };
+        // A remote release names no local files.
+        let dir = self.release_dir.as_ref()?;
         check_relative_path(written).ok()?;
-        let path = inside(d, written, written).ok()?;
+        let path = dir.join(written, written).ok()?;
         path.is_file().then_some(path)
     }
 }
@@ -242,24 +291,6 @@ fn stays_under(url: &str, base: &str, written: &str) -> Result<(), String> {
         )));
     }
     Ok(())
-}
-
-/// `root/rel`, refused if symbolic links take it outside `root`. A path that does not exist
-/// (yet) is returned as joined: reading it reports it missing.
-fn inside(root: &Path, rel: &str, written: &str) -> Result<PathBuf, String> {
-    let path = root.join(rel);
-    let (Ok(real), Ok(real_root)) = (path.canonicalize(), root.canonicalize()) else {
-        return Ok(path);
-    };
-    if !real.starts_with(&real_root) {
-        return Err(format!(
-            "{:?} resolves to {} through a symbolic link, outside {}: refused",
-            editshard_pico::rows::truncate(written, 100),
-            real.display(),
-            root.display()
-        ));
-    }
-    Ok(path)
 }
 
 fn check_path(rel: &str, written: &str) -> Result<(), String> {
