@@ -367,16 +367,22 @@ fn killed_after_the_manifest_a_rerun_finishes_the_clean_up() {
     args.extend(strings(&shard));
     assert!(convert(crate::BIN, &args).status.success());
 
-    let out = s.out("killed");
-    let mut args = s.args(out.to_str().unwrap());
-    args.extend(strings(&shard));
-    let mut cmd = editshard(crate::BIN);
-    cmd.arg("convert").args(&args);
-    let o = cmd
-        .env("EDITSHARD_TEST_KILL_AT", "manifest:1")
-        .output()
-        .unwrap();
-    assert!(killed(&o), "expected death by SIGKILL: {}", text(&o));
+    // Converts into `s.out(name)`, killed at `point`; the command's arguments for a re-run.
+    let killed_at = |name: &str, point: &str| {
+        let out = s.out(name);
+        let mut args = s.args(out.to_str().unwrap());
+        args.extend(strings(&shard));
+        let mut cmd = editshard(crate::BIN);
+        cmd.arg("convert").args(&args);
+        let o = cmd.env("EDITSHARD_TEST_KILL_AT", point).output().unwrap();
+        assert!(
+            killed(&o),
+            "{point}: expected death by SIGKILL: {}",
+            text(&o)
+        );
+        (out, args)
+    };
+    let (out, args) = killed_at("killed", "manifest:1");
     let work = out.join(".editshard-work");
     assert!(out.join("manifest.json").exists() && work.exists());
     // As if the kill had also interrupted the removal: part of the work directory is gone.
@@ -403,16 +409,7 @@ fn killed_after_the_manifest_a_rerun_finishes_the_clean_up() {
     assert_eq!(images, 0, "the re-runs fetched images again");
 
     // Killed while writing the manifest: its temporary file is there, the manifest is not.
-    let out = s.out("killed-finishing");
-    let mut args = s.args(out.to_str().unwrap());
-    args.extend(strings(&shard));
-    let mut cmd = editshard(crate::BIN);
-    cmd.arg("convert").args(&args);
-    let o = cmd
-        .env("EDITSHARD_TEST_KILL_AT", "finishing:1")
-        .output()
-        .unwrap();
-    assert!(killed(&o), "expected death by SIGKILL: {}", text(&o));
+    let (out, args) = killed_at("killed-finishing", "finishing:1");
     fs::write(out.join("manifest.json.999-1.partial"), b"{").unwrap();
     let o = convert(crate::BIN, &args);
     assert!(o.status.success(), "{}", text(&o));
