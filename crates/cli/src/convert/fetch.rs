@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
@@ -112,6 +112,40 @@ impl Stamp {
     }
 }
 
+/// What is learnt of image bytes as they go past: their length, SHA-256 and head.
+struct BytesSeen {
+    hasher: Sha256,
+    head: BytesMut,
+    len: u64,
+}
+
+impl BytesSeen {
+    fn new() -> BytesSeen {
+        BytesSeen {
+            hasher: Sha256::new(),
+            head: BytesMut::new(),
+            len: 0,
+        }
+    }
+
+    fn update(&mut self, chunk: &[u8]) {
+        self.hasher.update(chunk);
+        let room = HEAD_BYTES.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        self.len += chunk.len() as u64;
+    }
+
+    fn fetched(self, path: PathBuf, stamp: Option<Stamp>) -> Fetched {
+        Fetched {
+            path,
+            len: self.len,
+            sha256: self.hasher.finalize().into(),
+            head: self.head.freeze(),
+            stamp,
+        }
+    }
+}
+
 /// Reads a whole file, hashing it and keeping its head; fails past `max` bytes.
 fn hash_file(path: &Path, max: u64) -> Result<Fetched, FetchError> {
     let missing = |e: std::io::Error| FetchError::Missing(format!("{}: {e}", path.display()));
@@ -126,30 +160,19 @@ fn hash_file(path: &Path, max: u64) -> Result<Fetched, FetchError> {
     if meta.len() > max {
         return Err(FetchError::TooLarge(meta.len()));
     }
-    let mut hasher = Sha256::new();
-    let mut head = BytesMut::new();
+    let mut digest = BytesSeen::new();
     let mut buf = vec![0u8; 256 << 10];
-    let mut len = 0u64;
     loop {
         let n = file.read(&mut buf).map_err(missing)?;
         if n == 0 {
             break;
         }
-        len += n as u64;
-        if len > max {
-            return Err(FetchError::TooLarge(len));
+        if digest.len + n as u64 > max {
+            return Err(FetchError::TooLarge(digest.len + n as u64));
         }
-        hasher.update(&buf[..n]);
-        let room = HEAD_BYTES.saturating_sub(head.len());
-        head.extend_from_slice(&buf[..n.min(room)]);
+        digest.update(&buf[..n]);
     }
-    Ok(Fetched {
-        path: path.to_path_buf(),
-        len,
-        sha256: hasher.finalize().into(),
-        head: head.freeze(),
-        stamp: Some(Stamp::of(&meta)),
-    })
+    Ok(digest.fetched(path.to_path_buf(), Some(Stamp::of(&meta))))
 }
 
 /// Why an image could not be had. `reason()` is the short form counted in the summary.
@@ -377,16 +400,14 @@ impl Fetcher {
         };
         let mut sink = BodySink {
             file: tokio::io::BufWriter::with_capacity(256 << 10, file),
-            hasher: Sha256::new(),
-            head: BytesMut::new(),
-            len: 0,
+            digest: BytesSeen::new(),
         };
         let streamed = loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
-                    if sink.len + chunk.len() as u64 > max {
+                    if sink.digest.len + chunk.len() as u64 > max {
                         break Err(Attempt::Fail(FetchError::TooLarge(
-                            sink.len + chunk.len() as u64,
+                            sink.digest.len + chunk.len() as u64,
                         )));
                     }
                     if let Err(e) = sink.write(&chunk).await {
@@ -399,16 +420,23 @@ impl Fetcher {
                 Ok(None) => break Ok(()),
                 Err(e) => {
                     break Err(Attempt::Retry {
-                        why: format!("body cut after {} bytes: {}", sink.len, error_chain(&e)),
+                        why: format!(
+                            "body cut after {} bytes: {}",
+                            sink.digest.len,
+                            error_chain(&e)
+                        ),
                         after: None,
                     });
                 }
             }
         };
         let streamed = match streamed {
-            Ok(()) => match declared.filter(|&n| n != sink.len) {
+            Ok(()) => match declared.filter(|&n| n != sink.digest.len) {
                 Some(n) => Err(Attempt::Retry {
-                    why: format!("body is {} bytes but Content-Length said {n}", sink.len),
+                    why: format!(
+                        "body is {} bytes but Content-Length said {n}",
+                        sink.digest.len
+                    ),
                     after: None,
                 }),
                 None => sink.finish(&partial, dest).await.map_err(|e| {
@@ -501,21 +529,16 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Where a response body goes as it arrives: the file, the hash, the head.
+/// Where a response body goes as it arrives: the file, and its [`BytesSeen`].
 struct BodySink {
     file: tokio::io::BufWriter<tokio::fs::File>,
-    hasher: Sha256,
-    head: BytesMut,
-    len: u64,
+    digest: BytesSeen,
 }
 
 impl BodySink {
     async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
         self.file.write_all(chunk).await?;
-        self.hasher.update(chunk);
-        let room = HEAD_BYTES.saturating_sub(self.head.len());
-        self.head.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        self.len += chunk.len() as u64;
+        self.digest.update(chunk);
         Ok(())
     }
 
@@ -525,13 +548,7 @@ impl BodySink {
         self.file.flush().await?;
         drop(self.file);
         tokio::fs::rename(partial, dest).await?;
-        Ok(Fetched {
-            path: dest.to_path_buf(),
-            len: self.len,
-            sha256: self.hasher.finalize().into(),
-            head: self.head.freeze(),
-            stamp: None,
-        })
+        Ok(self.digest.fetched(dest.to_path_buf(), None))
     }
 }
 
