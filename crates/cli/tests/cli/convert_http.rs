@@ -590,7 +590,15 @@ fn a_second_convert_into_a_locked_out_is_refused() {
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !s.gets().iter().any(|p| !p.starts_with("/jsonl/")) {
+    // Stalled in its first image's body: the request made and the download's temporary file
+    // in the cache, after which the first run writes nothing until it is killed.
+    let stalled = || {
+        s.gets().iter().any(|p| !p.starts_with("/jsonl/"))
+            && tree(&out)
+                .keys()
+                .any(|p| p.contains("/cache/") && p.ends_with(".partial"))
+    };
+    while !stalled() {
         assert!(
             std::time::Instant::now() < deadline,
             "never reached an image"
