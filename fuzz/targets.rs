@@ -125,6 +125,7 @@ fn image(u: &mut Unstructured<'_>) -> arbitrary::Result<Image> {
     img.url = u.arbitrary()?;
     img.path = u.arbitrary()?;
     img.rotation = u.arbitrary()?;
+    img.caption = u.arbitrary()?;
     for _ in 0..u.int_in_range(0..=3)? {
         let value = f32::arbitrary(u)?;
         // NaN != NaN would make equal records compare unequal.
@@ -157,6 +158,10 @@ fn record(u: &mut Unstructured<'_>, n: usize, pool: &mut Vec<Image>) -> arbitrar
         for _ in 0..u.int_in_range(0..=2)? {
             t.rejected.push(pick(u)?);
         }
+        if bool::arbitrary(u)? {
+            t.mask = Some(pick(u)?);
+        }
+        t.instruction_variants = u.arbitrary()?;
         turns.push(t);
     }
     let kind = Kind::from_code(u.int_in_range(0..=3)?).expect("0..=3");
@@ -171,6 +176,10 @@ fn record(u: &mut Unstructured<'_>, n: usize, pool: &mut Vec<Image>) -> arbitrar
         file: u.arbitrary()?,
         line: u.arbitrary()?,
         licence: u.arbitrary()?,
+        dataset: u.arbitrary()?,
+        revision: u.arbitrary()?,
+        row_group: u.arbitrary()?,
+        row: u.arbitrary()?,
     };
     if bool::arbitrary(u)? {
         r.extras

@@ -55,6 +55,7 @@ fn provenance(subset: &str, line: u64) -> Provenance {
         file: Some(format!("jsonl/{subset}.jsonl")),
         line: Some(line),
         licence: Some("CC BY-NC-ND 4.0".to_string()),
+        ..Provenance::default()
     }
 }
 

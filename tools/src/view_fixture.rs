@@ -176,6 +176,7 @@ pub fn record(n: u32) -> Record {
         file: Some(format!("jsonl/{subset}.jsonl")),
         line: Some(u64::from(n) + 1),
         licence: Some("CC BY-NC-ND 4.0".to_string()),
+        ..Provenance::default()
     };
     if kind == Kind::Generic {
         r.extras.insert(

@@ -108,6 +108,10 @@ pub struct Image {
     pub rotation: Option<u16>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scores: Vec<Score>,
+    /// A description of the image (format 1.1): InstructPix2Pix's `original_prompt` and
+    /// `edited_prompt`, UltraEdit's source and target captions, HQ-Edit's descriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
     #[serde(skip)]
     pub data: Option<Bytes>,
 }
@@ -130,6 +134,14 @@ pub struct Turn {
     /// Failed edits of the same instruction.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected: Vec<Image>,
+    /// The region the edit may change (format 1.1), as the dataset gives it (MagicBrush and
+    /// UltraEdit: white marks the region). Stored after the turn's rejected images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<Image>,
+    /// Other phrasings of the same instruction (format 1.1), in the dataset's order
+    /// (OmniEdit's `edited_prompt_list`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instruction_variants: Vec<String>,
 }
 
 /// Where a record came from.
@@ -146,6 +158,19 @@ pub struct Provenance {
     pub line: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub licence: Option<String>,
+    /// The dataset the row came from, e.g. `osunlp/MagicBrush` (format 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// The dataset's revision (a Hub commit, a release tag) (format 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// The Parquet row group of `file` the row was in, from 0 (format 1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_group: Option<u64>,
+    /// The row's position in `file`, from 0 across all row groups (format 1.1). Rows of a
+    /// multi-turn session read from several rows name the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<u64>,
 }
 
 /// One example: a source image, its turns, and everything else the row carried.
@@ -191,6 +216,7 @@ impl Image {
             path: None,
             rotation: None,
             scores: Vec::new(),
+            caption: None,
             data: Some(data),
         }
     }
@@ -233,6 +259,8 @@ impl Turn {
             category: None,
             output,
             rejected: Vec::new(),
+            mask: None,
+            instruction_variants: Vec::new(),
         }
     }
 }
@@ -249,23 +277,38 @@ impl Record {
         }
     }
 
-    /// Every image in the record's canonical order: the source, then for each turn its output
-    /// followed by its rejected images. The format stores image references in this order.
+    /// Every image in the record's canonical order: the source, then for each turn its output,
+    /// its rejected images and its mask. The format stores image references in this order.
     pub fn images(&self) -> impl Iterator<Item = &Image> {
-        std::iter::once(&self.source).chain(
-            self.turns
-                .iter()
-                .flat_map(|t| std::iter::once(&t.output).chain(t.rejected.iter())),
-        )
+        std::iter::once(&self.source).chain(self.turns.iter().flat_map(|t| {
+            std::iter::once(&t.output)
+                .chain(t.rejected.iter())
+                .chain(t.mask.iter())
+        }))
     }
 
     /// Mutable counterpart of [`Record::images`], in the same order.
     pub fn images_mut(&mut self) -> impl Iterator<Item = &mut Image> {
-        std::iter::once(&mut self.source).chain(
-            self.turns
-                .iter_mut()
-                .flat_map(|t| std::iter::once(&mut t.output).chain(t.rejected.iter_mut())),
-        )
+        std::iter::once(&mut self.source).chain(self.turns.iter_mut().flat_map(|t| {
+            std::iter::once(&mut t.output)
+                .chain(t.rejected.iter_mut())
+                .chain(t.mask.iter_mut())
+        }))
+    }
+
+    /// Whether the record uses a field that format 1.0 does not have (a mask, a caption,
+    /// instruction variants, or the 1.1 provenance fields); such a record needs a 1.1 shard.
+    pub fn needs_v1_1(&self) -> bool {
+        let p = &self.provenance;
+        self.images().any(|i| i.caption.is_some())
+            || self
+                .turns
+                .iter()
+                .any(|t| t.mask.is_some() || !t.instruction_variants.is_empty())
+            || p.dataset.is_some()
+            || p.revision.is_some()
+            || p.row_group.is_some()
+            || p.row.is_some()
     }
 
     /// Drops all image bytes, keeping the metadata (length, hash, size).

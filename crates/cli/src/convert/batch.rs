@@ -408,6 +408,8 @@ impl Context {
                 edit_type: t.edit_type.clone(),
                 output,
                 rejected,
+                mask: None,
+                instruction_variants: Vec::new(),
             });
         }
         let mut record = Record::new(row.id.clone(), row.subset.kind(), source, turns);
@@ -416,6 +418,7 @@ impl Context {
             file: Some(row.subset.file().to_string()),
             line: Some(row.line),
             licence: Some(LICENCE.to_string()),
+            ..Provenance::default()
         };
         record.extras = row.extras.clone();
         if let Some(scores) = &self.scores {

@@ -22,6 +22,7 @@ mod tag {
     pub const IMAGE_PATH: u64 = 6;
     pub const IMAGE_ROTATION: u64 = 7;
     pub const IMAGE_SCORE: u64 = 8;
+    pub const IMAGE_CAPTION: u64 = 9;
 
     pub const TURN_INSTRUCTION: u64 = 1;
     pub const TURN_SHORT_INSTRUCTION: u64 = 2;
@@ -29,11 +30,17 @@ mod tag {
     pub const TURN_CATEGORY: u64 = 4;
     pub const TURN_OUTPUT: u64 = 5;
     pub const TURN_REJECTED: u64 = 6;
+    pub const TURN_MASK: u64 = 7;
+    pub const TURN_INSTRUCTION_VARIANT: u64 = 8;
 
     pub const PROV_SUBSET: u64 = 1;
     pub const PROV_FILE: u64 = 2;
     pub const PROV_LINE: u64 = 3;
     pub const PROV_LICENCE: u64 = 4;
+    pub const PROV_DATASET: u64 = 5;
+    pub const PROV_REVISION: u64 = 6;
+    pub const PROV_ROW_GROUP: u64 = 7;
+    pub const PROV_ROW: u64 = 8;
 
     pub const SCORE_NAME: u64 = 1;
     pub const SCORE_VALUE: u64 = 2;
@@ -82,6 +89,7 @@ fn encode_image(out: &mut Vec<u8>, image: &Image) {
             field(m, tag::SCORE_VALUE, &s.value.to_le_bytes());
         });
     }
+    field_str(out, tag::IMAGE_CAPTION, &image.caption);
 }
 
 /// Encodes a record's metadata (fields in ascending tag order, absent options omitted).
@@ -100,6 +108,12 @@ pub fn encode(record: &Record) -> Vec<u8> {
             for r in &turn.rejected {
                 message(m, tag::TURN_REJECTED, |i| encode_image(i, r));
             }
+            if let Some(mask) = &turn.mask {
+                message(m, tag::TURN_MASK, |i| encode_image(i, mask));
+            }
+            for v in &turn.instruction_variants {
+                field(m, tag::TURN_INSTRUCTION_VARIANT, v.as_bytes());
+            }
         });
     }
     let p = &record.provenance;
@@ -111,6 +125,14 @@ pub fn encode(record: &Record) -> Vec<u8> {
                 field_uint(m, tag::PROV_LINE, line);
             }
             field_str(m, tag::PROV_LICENCE, &p.licence);
+            field_str(m, tag::PROV_DATASET, &p.dataset);
+            field_str(m, tag::PROV_REVISION, &p.revision);
+            if let Some(g) = p.row_group {
+                field_uint(m, tag::PROV_ROW_GROUP, g);
+            }
+            if let Some(row) = p.row {
+                field_uint(m, tag::PROV_ROW, row);
+            }
         });
     }
     if !record.extras.is_empty() {
@@ -198,7 +220,7 @@ fn decode_image(v: Cursor<'_>) -> Result<Image> {
     let start = v.offset();
     let mut fields = Fields { c: v };
     let (mut media_type, mut width, mut height, mut sha256) = (None, None, None, None);
-    let (mut url, mut path, mut rotation) = (None, None, None);
+    let (mut url, mut path, mut rotation, mut caption) = (None, None, None, None);
     let mut scores = Vec::new();
     while let Some((tag, mut f)) = fields.next()? {
         let at = f.offset();
@@ -235,6 +257,7 @@ fn decode_image(v: Cursor<'_>) -> Result<Image> {
                 at,
             )?,
             tag::IMAGE_SCORE => scores.push(decode_score(f)?),
+            tag::IMAGE_CAPTION => set_once(&mut caption, string(f, "caption")?, "caption", at)?,
             _ => {}
         }
     }
@@ -248,6 +271,7 @@ fn decode_image(v: Cursor<'_>) -> Result<Image> {
         path,
         rotation,
         scores,
+        caption,
         data: None,
     })
 }
@@ -257,7 +281,7 @@ fn decode_turn(v: Cursor<'_>) -> Result<Turn> {
     let mut fields = Fields { c: v };
     let (mut instruction, mut short, mut edit_type, mut category, mut output) =
         (None, None, None, None, None);
-    let mut rejected = Vec::new();
+    let (mut rejected, mut mask, mut variants) = (Vec::new(), None, Vec::new());
     while let Some((tag, f)) = fields.next()? {
         let at = f.offset();
         match tag {
@@ -279,6 +303,8 @@ fn decode_turn(v: Cursor<'_>) -> Result<Turn> {
             tag::TURN_CATEGORY => set_once(&mut category, string(f, "category")?, "category", at)?,
             tag::TURN_OUTPUT => set_once(&mut output, decode_image(f)?, "turn output", at)?,
             tag::TURN_REJECTED => rejected.push(decode_image(f)?),
+            tag::TURN_MASK => set_once(&mut mask, decode_image(f)?, "mask", at)?,
+            tag::TURN_INSTRUCTION_VARIANT => variants.push(string(f, "instruction variant")?),
             _ => {}
         }
     }
@@ -289,6 +315,8 @@ fn decode_turn(v: Cursor<'_>) -> Result<Turn> {
         category,
         output: required(output, "turn output image", start)?,
         rejected,
+        mask,
+        instruction_variants: variants,
     })
 }
 
@@ -302,6 +330,17 @@ fn decode_provenance(v: Cursor<'_>) -> Result<Provenance> {
             tag::PROV_FILE => set_once(&mut p.file, string(f, "file")?, "file", at)?,
             tag::PROV_LINE => set_once(&mut p.line, uint(f, "line", u64::MAX)?, "line", at)?,
             tag::PROV_LICENCE => set_once(&mut p.licence, string(f, "licence")?, "licence", at)?,
+            tag::PROV_DATASET => set_once(&mut p.dataset, string(f, "dataset")?, "dataset", at)?,
+            tag::PROV_REVISION => {
+                set_once(&mut p.revision, string(f, "revision")?, "revision", at)?
+            }
+            tag::PROV_ROW_GROUP => set_once(
+                &mut p.row_group,
+                uint(f, "row group", u64::MAX)?,
+                "row group",
+                at,
+            )?,
+            tag::PROV_ROW => set_once(&mut p.row, uint(f, "row", u64::MAX)?, "row", at)?,
             _ => {}
         }
     }

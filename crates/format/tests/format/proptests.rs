@@ -1,6 +1,7 @@
-//! Property: any record (any strings, any number of turns and rejected images, any scores and
-//! extras, images shared or not) written by `ShardWriter` reads back equal through the sync
-//! reader, the async decoder and the random-access reader, with and without compression.
+//! Property: any record (any strings, any number of turns, rejected images and masks, any
+//! scores, captions, instruction variants and extras, images shared or not) written by
+//! `ShardWriter` reads back equal through the sync reader, the async decoder and the
+//! random-access reader, with and without compression.
 
 use bytes::Bytes;
 use editshard_format::record::{Image, Kind, Provenance, Record, Score, Turn};
@@ -23,18 +24,22 @@ fn image(pool: &[Bytes]) -> impl Strategy<Value = Image> + '_ {
         proptest::option::of("[ -~]{0,40}"),
         proptest::option::of(any::<u16>()),
         proptest::collection::vec(("[a-z_]{1,20}", -1.0e6f32..1.0e6), 0..6),
+        proptest::option::of(".{0,60}"),
     )
-        .prop_map(move |(k, media, w, h, url, path, rotation, scores)| {
-            let mut img = Image::with_info(pool[k].clone(), media, w, h);
-            img.url = url;
-            img.path = path;
-            img.rotation = rotation;
-            img.scores = scores
-                .into_iter()
-                .map(|(name, value)| Score { name, value })
-                .collect();
-            img
-        })
+        .prop_map(
+            move |(k, media, w, h, url, path, rotation, scores, caption)| {
+                let mut img = Image::with_info(pool[k].clone(), media, w, h);
+                img.url = url;
+                img.path = path;
+                img.rotation = rotation;
+                img.scores = scores
+                    .into_iter()
+                    .map(|(name, value)| Score { name, value })
+                    .collect();
+                img.caption = caption;
+                img
+            },
+        )
 }
 
 fn turn(pool: &[Bytes]) -> impl Strategy<Value = Turn> + '_ {
@@ -45,15 +50,28 @@ fn turn(pool: &[Bytes]) -> impl Strategy<Value = Turn> + '_ {
         proptest::option::of(".{0,30}"),
         image(pool),
         proptest::collection::vec(image(pool), 0..3),
+        proptest::option::of(image(pool)),
+        proptest::collection::vec(".{0,40}", 0..3),
     )
         .prop_map(
-            |(instruction, short_instruction, edit_type, category, output, rejected)| Turn {
+            |(
                 instruction,
                 short_instruction,
                 edit_type,
                 category,
                 output,
                 rejected,
+                mask,
+                instruction_variants,
+            )| Turn {
+                instruction,
+                short_instruction,
+                edit_type,
+                category,
+                output,
+                rejected,
+                mask,
+                instruction_variants,
             },
         )
 }
@@ -82,14 +100,19 @@ fn record(pool: &[Bytes]) -> impl Strategy<Value = Record> + '_ {
         proptest::option::of("[a-z-]{1,12}"),
         proptest::option::of(any::<u64>()),
         proptest::collection::btree_map("[a-z_]{1,10}", json_value(), 0..4),
+        proptest::option::of((any::<u64>(), any::<u64>())),
     )
-        .prop_map(|(kind, source, turns, subset, line, extras)| {
+        .prop_map(|(kind, source, turns, subset, line, extras, rows)| {
             let mut r = Record::new(String::new(), kind, source, turns);
             r.provenance = Provenance {
                 subset: subset.clone(),
-                file: subset,
+                file: subset.clone(),
                 line,
                 licence: None,
+                dataset: subset.clone().map(|s| format!("org/{s}")),
+                revision: subset,
+                row_group: rows.map(|(g, _)| g),
+                row: rows.map(|(_, r)| r),
             };
             r.extras = extras.into_iter().collect();
             r
