@@ -1,0 +1,19 @@
+//! Editing datasets published on the Hugging Face Hub as Parquet, into editshard records.
+//!
+//! - [`mapping`]: which columns hold which record fields; every preset (MagicBrush,
+//!   InstructPix2Pix, UltraEdit, HQ-Edit, OmniEdit, AnyEdit) is a built-in mapping file.
+//! - [`source`]: the dataset's files, local or remote (ranged reads through the editshard
+//!   storage layer).
+//! - [`reader`]: one file's footer, schema check and rows, a row group at a time in batches
+//!   bounded by a memory budget.
+//! - [`cell`]: a row's values, whatever Arrow type holds them (images as the Hub's `Image`
+//!   struct or as plain binary).
+//! - [`records`]: rows into records, multi-turn sessions rebuilt across rows.
+
+pub mod cell;
+pub mod mapping;
+pub mod reader;
+pub mod records;
+pub mod source;
+
+pub use mapping::Mapping;
