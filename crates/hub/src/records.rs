@@ -269,7 +269,10 @@ impl Builder {
                         match item {
                             Cell::Text(t) => turn.instruction_variants.push(t.clone()),
                             _ => {
-                                return Err(("bad-row", format!("column {c:?} holds a non-string")));
+                                return Err((
+                                    "bad-row",
+                                    format!("column {c:?} holds a non-string"),
+                                ));
                             }
                         }
                     }

@@ -113,6 +113,27 @@ pub struct ConvertArgs {
     /// Seconds between progress lines when stderr is not a terminal.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub log_interval: f64,
+    /// Convert a dataset published on the Hugging Face Hub as Parquet, with a built-in
+    /// mapping: magicbrush, instructpix2pix, ultraedit, hq-edit, omniedit, anyedit. RELEASE
+    /// is then the dataset's directory as downloaded (or an https:// base with the same
+    /// layout, with --files-from).
+    #[arg(long, value_name = "NAME", conflicts_with = "mapping")]
+    pub preset: Option<String>,
+    /// Like --preset, for any dataset of the same shape: a TOML file naming the columns (see
+    /// the README, "Mapping files").
+    #[arg(long, value_name = "FILE.toml")]
+    pub mapping: Option<PathBuf>,
+    /// With --preset/--mapping: the Parquet files to read, relative to RELEASE, one a line
+    /// (needed when RELEASE is remote, which cannot be listed).
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
+    /// With --preset/--mapping: the dataset revision (Hub commit) recorded in every record.
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
+    /// With --preset/--mapping: about how many bytes of rows are decoded at once (a Parquet
+    /// row group is read in batches of this size, never whole).
+    #[arg(long, default_value = "64MiB", value_name = "SIZE")]
+    pub batch_memory: String,
 }
 
 #[derive(Args, Debug)]
@@ -159,7 +180,7 @@ pub fn parse_size(s: &str) -> Result<u64> {
     Ok(bytes as u64)
 }
 
-fn parse_part(s: &str) -> Result<(u32, u32)> {
+pub fn parse_part(s: &str) -> Result<(u32, u32)> {
     let bad = || {
         Error::invalid(format!(
             "--part {s:?}: expected I/N with 0 <= I < N, e.g. 0/8"
@@ -257,6 +278,9 @@ pub fn options(args: &ConvertArgs) -> Result<ConvertOptions> {
 }
 
 pub fn run(args: ConvertArgs) -> Result<ExitCode> {
+    if args.preset.is_some() || args.mapping.is_some() {
+        return super::convert_hub::run(&args);
+    }
     let opts = options(&args)?;
     let outcome = super::runtime()?.block_on(crate::convert::convert(&opts))?;
     let s = match outcome {

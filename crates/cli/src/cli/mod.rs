@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod convert;
+mod convert_hub;
 pub mod export;
 pub mod inspect;
 pub mod mirror;

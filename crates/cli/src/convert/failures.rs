@@ -26,6 +26,15 @@ pub struct Failure {
     pub url: Option<String>,
     pub reason: String,
     pub detail: String,
+    /// Parquet sources (`convert --preset/--mapping`): the file under SOURCE, its row group
+    /// and the row from 0 across the file. `subset` is then the mapping's name and `line` the
+    /// 1-based row across all the dataset's files in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_group: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<u64>,
 }
 
 impl Failure {
@@ -42,6 +51,9 @@ impl Failure {
             url: None,
             reason: reason.into(),
             detail: detail.into(),
+            file: None,
+            row_group: None,
+            row: None,
         }
     }
     pub fn id(mut self, id: Option<String>) -> Self {

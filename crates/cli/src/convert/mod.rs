@@ -47,6 +47,7 @@ pub mod batch;
 pub mod cache;
 pub mod failures;
 pub mod fetch;
+pub mod hub;
 mod kill;
 pub mod merge;
 pub mod openimages;

@@ -420,7 +420,7 @@ fn shorten(value: &str) -> String {
 
 /// What the manifest keeps of each input: a digest, so that it names what changed without
 /// publishing local paths.
-fn input_digest(value: &str) -> String {
+pub(super) fn input_digest(value: &str) -> String {
     crate::hex::hex(&Sha256::digest(value.as_bytes()))[..16].to_string()
 }
 
@@ -681,15 +681,15 @@ async fn finish(
 }
 
 /// Moves finished shards from the staging directory to the destination.
-struct Publisher {
-    root: Location,
-    staging: PathBuf,
+pub(super) struct Publisher {
+    pub(super) root: Location,
+    pub(super) staging: PathBuf,
     /// The runtime the conversion runs on; the publisher runs on one of its blocking threads.
-    rt: tokio::runtime::Handle,
+    pub(super) rt: tokio::runtime::Handle,
 }
 
 impl Publisher {
-    fn publish_new(&mut self, manifest: &Manifest, from: usize) -> Result<()> {
+    pub(super) fn publish_new(&mut self, manifest: &Manifest, from: usize) -> Result<()> {
         for shard in &manifest.shards[from..] {
             let local = self.staging.join(&shard.path);
             match self.root.is_local() {
