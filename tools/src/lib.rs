@@ -11,6 +11,7 @@
 //! - [`tamper`]: shards that lie with valid CRCs (a rewritten index), manifest kept in step.
 //! - [`cli`]: running the `editshard` binary (its path is a parameter) and reading what it left.
 //! - [`convert_support`]: running `editshard convert` and reading the dataset it wrote.
+//! - [`hub_parquet`]: Parquet files in the published schemas of the Hub's editing datasets.
 //! - [`view_fixture`]: a dataset with real images for `editshard view`.
 //! - `src/bin/`: `gen_sample_release`, `gen_bench_release` and `bench_read` (`bench/run.sh`).
 //!
@@ -21,6 +22,7 @@ pub mod convert_support;
 pub mod fault_proxy;
 pub mod fault_server;
 pub mod fixtures;
+pub mod hub_parquet;
 pub mod records;
 pub mod release;
 pub mod servers;

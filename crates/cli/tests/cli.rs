@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 #[path = "cli/convert_http.rs"]
 mod convert_http;
+#[path = "cli/convert_hub.rs"]
+mod convert_hub;
 #[path = "cli/convert_local.rs"]
 mod convert_local;
 #[path = "cli/export_roundtrip.rs"]

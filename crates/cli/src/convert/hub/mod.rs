@@ -17,6 +17,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::failures::{self, FAILURES_NAME, Failure};
+use super::kill::kill_point;
 use super::run::{Publisher, input_digest};
 use super::state::{State, Work};
 use super::{ownership, part_dir};
@@ -212,12 +213,15 @@ async fn convert_locked(
     let done = tokio::task::spawn_blocking(
         move || -> Result<(Work, Manifest, Vec<Failure>, walk::Counts)> {
             let mut failures = earlier;
+            // The ordinal of the record appended last: the records of a split session share
+            // one, and resuming from it would write the earlier ones again.
+            let mut last_ordinal = None;
             let mut sink = |event: walk::Event| -> Result<()> {
                 match event {
                     walk::Event::Record(record, ordinal) => {
                         let before = writer.manifest().shards.len();
                         match writer.append(&record) {
-                            Ok(()) => {}
+                            Ok(()) => kill_point("appended"),
                             Err(e) if matches!(e.kind(), ErrorKind::Rejected(_)) => {
                                 let f =
                                     walk::failure_of_record(&mapping.name, &record, ordinal, &e);
@@ -226,13 +230,21 @@ async fn convert_locked(
                             }
                             Err(e) => return Err(e),
                         }
+                        let shares = last_ordinal == Some(ordinal);
+                        last_ordinal = Some(ordinal);
                         if writer.manifest().shards.len() > before {
                             publisher.publish_new(writer.manifest(), before)?;
-                            work.save_state(&State {
-                                fingerprint: fp.clone(),
-                                next_row: ordinal,
-                                manifest: writer.manifest().clone(),
-                            })?;
+                            kill_point("published");
+                            // With a shared ordinal the last saved state stays: a resume from
+                            // it writes the same shard again (conversion is deterministic).
+                            if !shares {
+                                work.save_state(&State {
+                                    fingerprint: fp.clone(),
+                                    next_row: ordinal,
+                                    manifest: writer.manifest().clone(),
+                                })?;
+                                kill_point("saved");
+                            }
                         }
                     }
                     walk::Event::Failed(f, ordinal) => {
