@@ -2,10 +2,11 @@
 //! `http(s)://` (or `s3://`) base with the same layout, read through the editshard storage
 //! layer with ranged reads (footers, then page by page), never a whole file at once.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use parquet::errors::ParquetError;
@@ -16,9 +17,9 @@ use crate::mapping::{Mapping, natural_key};
 use editshard::storage::Location;
 use editshard::{Error, Result};
 
-/// How much a remote page-header read fetches at a time (headers are small; the page body
-/// is one exact ranged read).
-const HEADER_WINDOW: u64 = 64 << 10;
+/// How much a small remote read fetches at once (page headers, small pages, the footer);
+/// a larger read (an image page) is one exact ranged read.
+const WINDOW: u64 = 256 << 10;
 
 /// The dataset's files under `root` that `mapping` wants, in natural order (`_2` before
 /// `_10`), with their sizes. A local root is walked; a remote one cannot be listed, so its
@@ -103,11 +104,52 @@ pub struct Object {
 #[derive(Clone)]
 enum Inner {
     Local(Arc<File>),
-    Remote {
-        root: Location,
-        rel: String,
-        handle: Handle,
-    },
+    Remote(Arc<Remote>),
+}
+
+/// A remote object and the last windows read from it (one per column being read, as the
+/// reader moves through a row group's columns side by side): page headers and the small
+/// pages of text columns are served from them instead of a request each.
+struct Remote {
+    root: Location,
+    rel: String,
+    handle: Handle,
+    windows: Mutex<VecDeque<(u64, Bytes)>>,
+}
+
+/// Windows kept per remote object (at most `WINDOWS * WINDOW` bytes).
+const WINDOWS: usize = 16;
+
+impl Remote {
+    /// Bytes `start..start + len`, from the window when it holds them; a read smaller than
+    /// a window fetches a whole window (clipped to the object) and keeps it.
+    fn read(&self, start: u64, len: u64, object_len: u64) -> Result<Bytes> {
+        {
+            let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+            for w in windows.iter() {
+                if start >= w.0 && start + len <= w.0 + w.1.len() as u64 {
+                    let from = (start - w.0) as usize;
+                    return Ok(w.1.slice(from..from + len as usize));
+                }
+            }
+        }
+        if len >= WINDOW {
+            return self
+                .handle
+                .block_on(self.root.get_range(&self.rel, start..start + len));
+        }
+        let end = (start + WINDOW).min(object_len).max(start + len);
+        let got = self
+            .handle
+            .block_on(self.root.get_range(&self.rel, start..end))?;
+        let out = got.slice(..len as usize);
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if windows.len() == WINDOWS {
+            windows.pop_front();
+        }
+        windows.push_back((start, got));
+        Ok(out)
+    }
 }
 
 impl Object {
@@ -120,11 +162,12 @@ impl Object {
                         .map_err(|e| Error::from(e).in_shard(path.display().to_string()))?,
                 ))
             }
-            None => Inner::Remote {
+            None => Inner::Remote(Arc::new(Remote {
                 root: root.clone(),
                 rel: rel.to_string(),
                 handle: handle.clone(),
-            },
+                windows: Mutex::new(VecDeque::new()),
+            })),
         };
         Ok(Object { len, inner })
     }
@@ -138,9 +181,7 @@ impl Object {
                 buf.truncate(n);
                 Ok(buf.into())
             }
-            Inner::Remote { root, rel, handle } => {
-                handle.block_on(root.get_range(rel, start..start + len))
-            }
+            Inner::Remote(r) => r.read(start, len, self.len),
         }
     }
 }
@@ -178,13 +219,10 @@ impl ChunkReader for Object {
                 f.seek(SeekFrom::Start(start))?;
                 Ok(Box::new(BufReader::new(f)))
             }
-            Inner::Remote { root, rel, handle } => Ok(Box::new(RemoteRead {
-                root: root.clone(),
-                rel: rel.clone(),
-                handle: handle.clone(),
+            Inner::Remote(r) => Ok(Box::new(RemoteRead {
+                remote: r.clone(),
                 pos: start,
                 end: self.len,
-                buf: Bytes::new(),
             })),
         }
     }
@@ -205,31 +243,27 @@ impl ChunkReader for Object {
     }
 }
 
-/// Sequential reads of a remote object in windows of [`HEADER_WINDOW`].
+/// Sequential reads of a remote object, window by window.
 struct RemoteRead {
-    root: Location,
-    rel: String,
-    handle: Handle,
+    remote: Arc<Remote>,
     pos: u64,
     end: u64,
-    buf: Bytes,
 }
 
 impl Read for RemoteRead {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.buf.is_empty() {
-            if self.pos >= self.end {
-                return Ok(0);
-            }
-            let n = HEADER_WINDOW.min(self.end - self.pos);
-            self.buf = self
-                .handle
-                .block_on(self.root.get_range(&self.rel, self.pos..self.pos + n))
-                .map_err(std::io::Error::other)?;
-            self.pos += n;
+        let n = (out.len() as u64).min(self.end.saturating_sub(self.pos));
+        if n == 0 {
+            return Ok(0);
         }
-        let n = out.len().min(self.buf.len());
-        out[..n].copy_from_slice(&self.buf.split_to(n));
-        Ok(n)
+        // Within the window (or a new one from here): at most WINDOW bytes per call.
+        let n = n.min(WINDOW);
+        let b = self
+            .remote
+            .read(self.pos, n, self.end)
+            .map_err(std::io::Error::other)?;
+        out[..b.len()].copy_from_slice(&b);
+        self.pos += b.len() as u64;
+        Ok(b.len())
     }
 }
