@@ -646,3 +646,79 @@ fn a_mapping_file_converts_a_dataset_of_the_same_shape() {
     assert_eq!(recs[1].provenance.dataset.as_deref(), Some("me/mine"));
     assert_eq!(recs[1].provenance.row_group, Some(1));
 }
+
+#[test]
+fn anyedit_keeps_its_visual_input_in_extras() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, out) = (t.path().join("any"), t.path().join("out"));
+    let visual = png(77, 3, 3);
+    let cols = vec![
+        Col::text("image_id", vec![Some("a1".into()), Some("a2".into())]),
+        Col::text(
+            "edit_instruction",
+            vec![Some("turn left".into()), Some("add sketch".into())],
+        ),
+        Col::text(
+            "edit_type",
+            vec![Some("rotation_change".into()), Some("visual_sketch".into())],
+        ),
+        Col::image(
+            "image_file",
+            vec![img(&png(1, 4, 4), "i1.png"), img(&png(2, 4, 4), "i2.png")],
+        ),
+        Col::image(
+            "edited_file",
+            vec![img(&png(3, 4, 4), "o1.png"), img(&png(4, 4, 4), "o2.png")],
+        ),
+        Col::image("visual_input", vec![None, img(&visual, "v.png")]),
+        Col::text("input", vec![Some("in1".into()), Some("in2".into())]),
+        Col::text("output", vec![Some("out1".into()), Some("out2".into())]),
+    ];
+    write(
+        &src.join("data/train-00000-of-00001.parquet"),
+        cols,
+        1,
+        true,
+    );
+    let o = run("anyedit", &src, &out, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let recs = records(&out);
+    assert_eq!(recs[0].id, "a1");
+    assert_eq!(
+        recs[0].turns[0].edit_type.as_deref(),
+        Some("rotation_change")
+    );
+    assert_eq!(recs[1].source.caption.as_deref(), Some("in2"));
+    assert_eq!(recs[1].turns[0].output.caption.as_deref(), Some("out2"));
+    assert_eq!(recs[0].extras["visual_input"], serde_json::Value::Null);
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&visual);
+    assert_eq!(
+        recs[1].extras["visual_input"],
+        serde_json::json!({"bytes": {"base64": b64}, "path": "v.png"})
+    );
+}
+
+#[test]
+fn the_readme_documents_every_preset_and_its_mapping_example_parses() {
+    let readme = std::fs::read_to_string(crate::workspace().join("README.md")).unwrap();
+    let section = readme
+        .split("### Mapping files")
+        .nth(1)
+        .expect("a Mapping files section");
+    let toml = section
+        .split("```toml\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let m = editshard_hub::Mapping::parse(toml, "README").unwrap();
+    assert_eq!(m.session.unwrap().key, "session_id");
+    for (name, _) in editshard_hub::mapping::PRESETS {
+        assert!(
+            readme.contains(&format!("--preset {name}")),
+            "README has no `--preset {name}`"
+        );
+    }
+}
