@@ -92,12 +92,8 @@ pub fn read(array: &dyn Array, row: usize) -> Result<Cell, String> {
         DataType::Utf8 => Cell::Text(array.as_string::<i32>().value(row).to_string()),
         DataType::LargeUtf8 => Cell::Text(array.as_string::<i64>().value(row).to_string()),
         DataType::Utf8View => Cell::Text(array.as_string_view().value(row).to_string()),
-        DataType::Binary => {
-            Cell::Bytes(Bytes::copy_from_slice(array.as_binary::<i32>().value(row)))
-        }
-        DataType::LargeBinary => {
-            Cell::Bytes(Bytes::copy_from_slice(array.as_binary::<i64>().value(row)))
-        }
+        DataType::Binary => Cell::Bytes(shared::<i32>(array, row)),
+        DataType::LargeBinary => Cell::Bytes(shared::<i64>(array, row)),
         DataType::BinaryView => {
             Cell::Bytes(Bytes::copy_from_slice(array.as_binary_view().value(row)))
         }
@@ -126,6 +122,21 @@ pub fn read(array: &dyn Array, row: usize) -> Result<Cell, String> {
         }
         other => return Err(format!("Arrow type {other} is not supported")),
     })
+}
+
+/// The binary value at `row` without copying it: a view of the batch's values buffer (an
+/// image is the bulk of a row; copying it would add its size again to what a batch takes).
+fn shared<O: OffsetSizeTrait>(array: &dyn Array, row: usize) -> Bytes {
+    struct Owner(arrow_buffer::Buffer);
+    impl AsRef<[u8]> for Owner {
+        fn as_ref(&self) -> &[u8] {
+            self.0.as_slice()
+        }
+    }
+    let a = array.as_binary::<O>();
+    let offsets = a.value_offsets();
+    let (start, end) = (offsets[row].as_usize(), offsets[row + 1].as_usize());
+    Bytes::from_owner(Owner(a.values().clone())).slice(start..end)
 }
 
 fn list<O: OffsetSizeTrait>(array: &dyn Array, row: usize) -> Result<Cell, String> {
