@@ -7,6 +7,10 @@
 //! `collision`, `http-404`, `network`, `missing-file`, `too-large`, `invalid-image`,
 //! `invalid-record`, `line-too-long`) and `detail` a sentence for humans. Lines are sorted by
 //! subset then line, so the file is the same whatever order downloads finished in.
+//!
+//! Parquet conversions (`--preset`, `--mapping`) add `file`, `row_group` and `row` (see
+//! [`Failure::file`]) with the reasons `missing-image`, `invalid-image`, `bad-row`,
+//! `duplicate-turn`, `unreadable-row-group` and `invalid-record`.
 
 use std::collections::HashSet;
 
