@@ -9,8 +9,9 @@ use arrow_array::{
     ArrayRef, BinaryArray, Float32Array, ListArray, RecordBatch, StringArray, StructArray,
     UInt16Array, UInt32Array, UInt64Array,
 };
-use arrow_buffer::{NullBuffer, OffsetBuffer};
+use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer};
 use arrow_schema::{DataType, Schema};
+use bytes::Bytes;
 
 use crate::hex::hex;
 use crate::record::{Image, Provenance, Record, Turn};
@@ -22,7 +23,8 @@ pub enum Val<'a> {
     Str(Cow<'a, str>),
     U64(u64),
     F32(f32),
-    Bin(&'a [u8]),
+    /// Image bytes, shared with the record (a lone value goes into the array uncopied).
+    Bin(&'a Bytes),
     List(Vec<Val<'a>>),
     Struct(Vec<Val<'a>>),
 }
@@ -54,7 +56,10 @@ pub fn file_name(image: &Image) -> Option<&str> {
 }
 
 fn image<'a>(img: &'a Image, id: &str) -> Result<Val<'a>, String> {
-    let bytes = super::super::image_bytes(img, id)?;
+    let bytes = img
+        .data
+        .as_ref()
+        .ok_or_else(|| format!("{id}: an image's bytes were not read"))?;
     let name = file_name(img).map_or(Val::Null, |n| Val::Str(Cow::Borrowed(n)));
     Ok(Val::Struct(vec![Val::Bin(bytes), name]))
 }
@@ -180,7 +185,7 @@ fn build(dt: &DataType, vals: &[&Val]) -> Result<ArrayRef, String> {
             Arc::new(StringArray::from(v))
         }
         DataType::Binary => {
-            let v: Vec<Option<&[u8]>> = vals
+            let v: Vec<Option<&Bytes>> = vals
                 .iter()
                 .map(|v| match v {
                     Val::Bin(b) => Ok(Some(*b)),
@@ -188,7 +193,7 @@ fn build(dt: &DataType, vals: &[&Val]) -> Result<ArrayRef, String> {
                     other => Err(mismatch(dt, other)),
                 })
                 .collect::<Result<_, _>>()?;
-            Arc::new(BinaryArray::from(v))
+            Arc::new(binary(v)?)
         }
         DataType::Float32 => {
             let v: Vec<Option<f32>> = vals
@@ -266,6 +271,33 @@ fn build(dt: &DataType, vals: &[&Val]) -> Result<ArrayRef, String> {
     })
 }
 
+/// A binary array. When it holds one value (a record's source image: records are written one
+/// at a time), that value's bytes become the array's buffer without a copy, so an image of
+/// hundreds of MiB is not held twice while it is encoded.
+fn binary(vals: Vec<Option<&Bytes>>) -> Result<BinaryArray, String> {
+    // `datasets` stores images as `binary`, whose offsets are 32-bit: refuse rather than
+    // overflow (a record's images of one role over 2 GiB).
+    let total: u64 = vals.iter().flatten().map(|b| b.len() as u64).sum();
+    if total > i32::MAX as u64 {
+        return Err(format!(
+            "{total} bytes of images in one column of one record: over the 2 GiB a Parquet \
+             binary column of the Image feature holds"
+        ));
+    }
+    let mut present = vals.iter().flatten();
+    let (Some(only), None) = (present.next(), present.next()) else {
+        let slices: Vec<Option<&[u8]>> = vals.iter().map(|v| v.map(|b| b.as_ref())).collect();
+        return Ok(BinaryArray::from(slices));
+    };
+    let lengths = vals.iter().map(|v| v.map_or(0, |b| b.len()));
+    let offsets = OffsetBuffer::<i32>::from_lengths(lengths);
+    let nulls = vals
+        .iter()
+        .any(Option::is_none)
+        .then(|| NullBuffer::from_iter(vals.iter().map(Option::is_some)));
+    BinaryArray::try_new(offsets, Buffer::from((*only).clone()), nulls).map_err(|e| e.to_string())
+}
+
 fn unsigned<T: TryFrom<u64>>(dt: &DataType, vals: &[&Val]) -> Result<Vec<Option<T>>, String> {
     vals.iter()
         .map(|v| match v {
@@ -282,7 +314,6 @@ fn unsigned<T: TryFrom<u64>>(dt: &DataType, vals: &[&Val]) -> Result<Vec<Option<
 mod tests {
     use super::*;
     use crate::record::Kind;
-    use bytes::Bytes;
 
     fn img(b: &'static [u8]) -> Image {
         Image::with_info(Bytes::from_static(b), "image/png".into(), 1, 1)
