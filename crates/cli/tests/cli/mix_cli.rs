@@ -1,11 +1,13 @@
 //! `editshard mix`: datasets combined into one that reads back record for record, verifies,
 //! and whose manifest keeps each source's counts, licences and shard range; hard links on one
-//! file system, copies with `--copy`; a re-run keeps what is there; colliding ids, foreign
-//! files and a different earlier mix are refused with nothing written.
+//! file system, copies with `--copy`; a re-run keeps what is there and an interrupted one
+//! finishes; colliding ids, foreign files and a different earlier mix are refused with
+//! nothing written; sources over HTTP into S3.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::process::Command;
 
 use editshard::manifest::{Manifest, ShardRange};
 use editshard::read::blocking::BlockingDataset;
@@ -13,6 +15,7 @@ use editshard::record::Record;
 use editshard::storage::StorageOptions;
 use editshard::write::DatasetWriter;
 use editshard_tools::cli::{editshard, s, text};
+use editshard_tools::servers::{Nginx, S3Server};
 use editshard_tools::{fixtures, records, view_fixture};
 
 fn write(dir: &Path, recs: &[Record], licence: Option<&str>) -> Manifest {
@@ -205,4 +208,83 @@ fn colliding_ids_and_foreign_files_are_refused_before_anything_is_written() {
     assert!(text(&o).contains("notes.txt"), "{}", text(&o));
     assert_eq!(fs::read(out.join("notes.txt")).unwrap(), b"mine");
     assert!(!out.join("a").exists());
+}
+
+/// An interrupted mix (here: its manifest and one placed shard gone, as after a kill between
+/// shards) is finished by the same command, which keeps what is there.
+#[test]
+fn the_same_command_resumes_an_interrupted_mix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, out) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("mix"),
+    );
+    let ma = write(&a, &view_fixture::records(8), None);
+    let mb = write(&b, &other_records(), None);
+    let args = ["mix", "--copy", "--out", s(&out), s(&a), s(&b)];
+    let o = editshard(crate::BIN, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let full = fs::read(out.join("manifest.json")).unwrap();
+    fs::remove_file(out.join("manifest.json")).unwrap();
+    fs::remove_file(out.join("b").join(&mb.shards[0].path)).unwrap();
+    let o = editshard(crate::BIN, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let total = ma.shards.len() + mb.shards.len();
+    assert!(
+        text(&o).contains(&format!("1 copied, 0 linked, {} already there", total - 1)),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(fs::read(out.join("manifest.json")).unwrap(), full);
+
+    // A shard of ours replaced by other bytes is reported, not overwritten.
+    fs::remove_file(out.join("manifest.json")).unwrap();
+    let victim = out.join("a").join(&ma.shards[0].path);
+    fs::write(&victim, b"not a shard").unwrap();
+    let o = editshard(crate::BIN, &args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("already there but"), "{}", text(&o));
+    assert_eq!(fs::read(&victim).unwrap(), b"not a shard");
+}
+
+/// Sources over HTTP (nginx) and from a directory, into S3 (s3s-fs): every shard copied and
+/// checked, the mixture verifies where it is.
+#[test]
+fn remote_sources_mix_into_s3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let ma = write(&a, &view_fixture::records(8), Some("CC BY-NC-ND 4.0"));
+    let mb = write(&b, &other_records(), None);
+    let nginx = Nginx::start(tmp.path());
+    let server = S3Server::start();
+    server.create_bucket("mix");
+    let s3 = |args: &[&str]| {
+        Command::new(crate::BIN)
+            .args(args)
+            .args(["--s3-endpoint", &server.endpoint])
+            .env("AWS_ACCESS_KEY_ID", server.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", server.secret_key)
+            .output()
+            .unwrap()
+    };
+    let http_a = format!("pico={}/a/", nginx.url());
+    let o = s3(&["mix", "--out", "s3://mix/all", &http_a, s(&b)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let total = ma.shards.len() + mb.shards.len();
+    assert!(
+        text(&o).contains(&format!("{total} copied")),
+        "{}",
+        text(&o)
+    );
+    let stored = server.object_path("mix", "all");
+    let m = manifest(&stored);
+    assert_eq!(m.records, ma.records + mb.records);
+    assert_eq!(m.sources[0].location, format!("{}/a/", nginx.url()));
+    assert_eq!(
+        fs::read(stored.join("pico").join(&ma.shards[0].path)).unwrap(),
+        fs::read(a.join(&ma.shards[0].path)).unwrap()
+    );
+    let v = s3(&["verify", "s3://mix/all"]);
+    assert!(v.status.success(), "{}", text(&v));
 }

@@ -59,3 +59,47 @@ pub fn validate(sources: &[SourceEntry], shard_records: &[u64]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, records: u64, start: u64, end: u64) -> SourceEntry {
+        SourceEntry {
+            name: name.into(),
+            location: format!("/data/{name}"),
+            records,
+            kinds: BTreeMap::new(),
+            licences: vec![],
+            shards: ShardRange { start, end },
+        }
+    }
+
+    #[test]
+    fn ranges_must_follow_each_other_and_add_up() {
+        let shards = [3, 4, 5];
+        assert!(validate(&[entry("a", 7, 0, 2), entry("b", 5, 2, 3)], &shards).is_ok());
+        assert!(validate(&[], &shards).is_ok());
+        let bad = [
+            (vec![entry("a", 7, 0, 2), entry("b", 9, 1, 3)], "overlap"),
+            (vec![entry("a", 12, 0, 4)], "go past"),
+            (vec![entry("a", 7, 2, 1)], "overlap"),
+            (vec![entry("a", 8, 0, 2)], "hold"),
+        ];
+        for (sources, want) in bad {
+            let e = validate(&sources, &shards).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_with_sources_round_trips_and_one_without_omits_the_field() {
+        let m = crate::manifest::Manifest::new(None);
+        let json = String::from_utf8(m.to_json()).unwrap();
+        assert!(!json.contains("sources"), "{json}");
+        let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        v["sources"] = serde_json::json!([]);
+        let back = crate::manifest::Manifest::parse(v.to_string().as_bytes()).unwrap();
+        assert!(back.sources.is_empty() && back.extra.is_empty());
+    }
+}
