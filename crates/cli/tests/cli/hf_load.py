@@ -56,7 +56,9 @@ def main() -> None:
         "turn.output": isinstance(turn["output"], datasets.Image),
         "turn.mask": isinstance(turn["mask"], datasets.Image),
         "turn.rejected[]": isinstance(
-            turn["rejected"].feature if hasattr(turn["rejected"], "feature") else turn["rejected"][0],
+            turn["rejected"].feature
+            if hasattr(turn["rejected"], "feature")
+            else turn["rejected"][0],
             datasets.Image,
         ),
     }
@@ -78,7 +80,9 @@ def main() -> None:
         groups = []
         for g in range(meta.num_row_groups):
             rg = meta.row_group(g)
-            codecs = {rg.column(c).path_in_schema: rg.column(c).compression for c in range(rg.num_columns)}
+            codecs = {
+                rg.column(c).path_in_schema: rg.column(c).compression for c in range(rg.num_columns)
+            }
             groups.append({"rows": rg.num_rows, "bytes": rg.total_byte_size, "codecs": codecs})
         kv = meta.metadata or {}
         files.append(
