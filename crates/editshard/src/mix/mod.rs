@@ -275,3 +275,38 @@ async fn check_dest(dest: &Location, planned: &Manifest) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_one_safe_path_component() {
+        for ok in ["pico", "magic-brush_v1.2", "A1"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "a\\b",
+            "manifest.json",
+            "é",
+            "a b",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(default_name("/data/pico/"), "pico");
+        assert_eq!(default_name("s3://bucket/x y"), "x_y");
+        assert_eq!(default_name("https://h/..."), "");
+        assert!(check_name(&default_name("https://h/...")).is_err());
+    }
+
+    #[test]
+    fn versions_compare_by_number() {
+        assert!(parse_version("1.10") > parse_version("1.9"));
+        assert_eq!(parse_version("junk"), (0, 0));
+    }
+}
