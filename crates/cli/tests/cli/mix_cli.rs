@@ -108,6 +108,14 @@ fn a_mixture_reads_back_every_source_and_records_where_it_came_from() {
     assert_eq!(got.id, "generic/103");
     let v = editshard(crate::BIN, &["verify", s(&out)]);
     assert!(v.status.success(), "{}", text(&v));
+    let ls = editshard(crate::BIN, &["ls", s(&out)]);
+    let want = format!(
+        "source mb: {} records, shards {na}..{}, cc-by-4.0 ({})",
+        mb.records,
+        na + nb,
+        s(&b)
+    );
+    assert!(text(&ls).contains(&want), "{want}\n{}", text(&ls));
 
     // One file system: hard links, the source's own inode.
     let first = &ma.shards[0].path;
