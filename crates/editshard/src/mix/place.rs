@@ -78,6 +78,10 @@ async fn link(
     want: &Expected,
     progress: &Arc<Progress>,
 ) -> Result<bool> {
+    // Only a regular file is linked: a link to a symbolic link would put that link in DEST.
+    if !std::fs::symlink_metadata(from).is_ok_and(|m| m.file_type().is_file()) {
+        return Ok(false);
+    }
     let partial = crate::atomic::partial_path(to);
     let parent = to.parent().unwrap_or(to);
     let shown = to.display().to_string();
