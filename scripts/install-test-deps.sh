@@ -73,7 +73,8 @@ fi
 
 # Python package (python/): a virtual environment at $TOOLS/pyenv with PyTorch (the CPU-only
 # wheel when its index is reachable, else PyPI's, which brings CUDA libraries), torchdata,
-# NumPy, Pillow, pytest, mypy, ruff and Hugging Face datasets (for its example); then the
+# NumPy, Pillow, pytest, mypy, ruff and Hugging Face datasets (for its example, and for the
+# CLI test that loads `export --format hf-parquet` with it: export_hf.rs); then the
 # package itself, built from ./python by pip (maturin; cargo's incremental build keeps
 # re-installs quick).
 PYENV="$TOOLS/pyenv"

@@ -6,7 +6,7 @@
 use editshard::hex;
 use editshard::{Error, Result};
 use editshard::{
-    atomic, error, format, image_info, lock, manifest, mirror, ownership, path, probe, read,
+    atomic, error, format, image_info, lock, manifest, mirror, mix, ownership, path, probe, read,
     record, repair, shard, storage, units, write,
 };
 

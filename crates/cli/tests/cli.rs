@@ -16,6 +16,8 @@ mod convert_hub;
 mod convert_hub_ops;
 #[path = "cli/convert_local.rs"]
 mod convert_local;
+#[path = "cli/export_hf.rs"]
+mod export_hf;
 #[path = "cli/export_roundtrip.rs"]
 mod export_roundtrip;
 #[path = "cli/fault_disk_full.rs"]
@@ -28,6 +30,8 @@ mod memory_bounds;
 mod mirror_local;
 #[path = "cli/mirror_remote.rs"]
 mod mirror_remote;
+#[path = "cli/mix_cli.rs"]
+mod mix_cli;
 #[path = "cli/read_cli.rs"]
 mod read_cli;
 #[path = "cli/readme.rs"]

@@ -10,6 +10,7 @@
 //! | [`read`] | [`Dataset`](read::Dataset): by index and id, streams, shuffled resumable epochs, [`verify`](read::verify) |
 //! | [`write`] | [`DatasetWriter`](write::DatasetWriter): shards rolled over at a size, manifest last |
 //! | [`mirror`] | verified, resumable copies between locations, and subsets |
+//! | [`mix`] | several datasets as one mixture, with each source's counts and licences |
 //! | [`lock`] | one writer per destination (`convert`, `mirror`) |
 //! | [`repair`] | a new dataset from every intact record of a damaged one, and what was lost |
 //! | [`probe`] | full image decoding, for `verify --decode` and conversion |
@@ -46,6 +47,7 @@ pub use editshard_format::{
 pub mod atomic;
 pub mod lock;
 pub mod mirror;
+pub mod mix;
 pub mod ownership;
 pub mod probe;
 pub mod read;

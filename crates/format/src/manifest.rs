@@ -22,6 +22,9 @@ use crate::format::{VERSION_MAJOR, VERSION_MINOR};
 use crate::path::check_relative_path;
 use crate::shard::writer::{ShardStats, ShardSummary, merge_counts};
 
+mod sources;
+pub use sources::{ShardRange, SourceEntry};
+
 pub const MANIFEST_NAME: &str = "manifest.json";
 /// Largest manifest a reader accepts.
 pub const MAX_MANIFEST_LEN: u64 = 256 << 20;
@@ -65,6 +68,10 @@ pub struct Manifest {
     pub categories: BTreeMap<String, u64>,
     pub images: ImageTotals,
     pub shards: Vec<ShardEntry>,
+    /// What a mixture (`editshard mix`) was made of, per source: see [`SourceEntry`]. Empty
+    /// (and not written) for any other dataset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceEntry>,
     /// Fields written by newer versions, kept when a manifest is read and written again.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -83,6 +90,7 @@ impl Manifest {
             categories: BTreeMap::new(),
             images: ImageTotals::default(),
             shards: Vec::new(),
+            sources: Vec::new(),
             extra: serde_json::Map::new(),
         }
     }
@@ -229,6 +237,8 @@ impl Manifest {
                 self.bytes
             )));
         }
+        let shard_records: Vec<u64> = self.shards.iter().map(|s| s.records).collect();
+        sources::validate(&self.sources, &shard_records)?;
         self.validate_summaries()
     }
 

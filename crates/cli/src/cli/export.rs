@@ -19,6 +19,9 @@ pub enum FormatArg {
     Release,
     /// WebDataset tar shards (KEY.json, KEY.src.jpg, KEY.edit.png, ...).
     Webdataset,
+    /// Hugging Face Parquet (data/train-NNNNN-of-MMMMM.parquet) with typed Image features,
+    /// for datasets.load_dataset("parquet", ...) and the Hub.
+    HfParquet,
 }
 
 #[derive(Args, Debug)]
@@ -33,6 +36,13 @@ pub struct ExportArgs {
     /// Write into a non-empty directory, replacing files of the same names.
     #[arg(long)]
     pub force: bool,
+    /// hf-parquet: the largest row group (bytes, or e.g. 100MB, 64MiB); a record larger than
+    /// this is a row group of its own.
+    #[arg(long, value_name = "SIZE", default_value = "100M")]
+    pub row_group_size: String,
+    /// hf-parquet: a file is closed once it holds this many bytes.
+    #[arg(long, value_name = "SIZE", default_value = "500M")]
+    pub file_size: String,
     #[command(flatten)]
     pub remote: super::RemoteArgs,
 }
@@ -46,8 +56,13 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
         format: match args.format {
             FormatArg::Release => Format::Release,
             FormatArg::Webdataset => Format::WebDataset,
+            FormatArg::HfParquet => Format::HfParquet,
         },
         force: args.force,
+        hf: crate::export::hf_parquet::HfOptions {
+            row_group_bytes: super::convert::parse_size(&args.row_group_size)?,
+            file_bytes: super::convert::parse_size(&args.file_size)?,
+        },
     };
     let report = rt.block_on(export(&ds, &args.to, &opts))?;
     let mut out = format!(

@@ -73,6 +73,7 @@ pub fn run_ls(args: LsArgs) -> Result<ExitCode> {
             "records": m.records,
             "bytes": m.bytes,
             "kinds": m.kinds,
+            "sources": m.sources,
         })
         .to_string())?;
         return Ok(ExitCode::SUCCESS);
@@ -92,6 +93,18 @@ pub fn run_ls(args: LsArgs) -> Result<ExitCode> {
     ))?;
     let kinds: Vec<String> = m.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
     out(&format!("kinds: {}", kinds.join(", ")))?;
+    // A mixture (`editshard mix`): where its records came from.
+    for src in &m.sources {
+        let licences = if src.licences.is_empty() {
+            "licence not stated".to_string()
+        } else {
+            src.licences.join("; ")
+        };
+        out(&format!(
+            "source {}: {} records, shards {}..{}, {licences} ({})",
+            src.name, src.records, src.shards.start, src.shards.end, src.location
+        ))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,6 +10,7 @@ mod convert_hub;
 pub mod export;
 pub mod inspect;
 pub mod mirror;
+pub mod mix;
 mod record_json;
 pub mod repair;
 pub mod view;
@@ -72,7 +73,10 @@ pub enum Command {
     /// Copy a dataset to another place (directory, S3), verified and resumable.
     #[command(after_help = EXIT_CODES)]
     Mirror(mirror::MirrorArgs),
-    /// Write a dataset back out as the raw release layout or as WebDataset tars.
+    /// Combine datasets into one mixture whose manifest keeps each source's counts and licences.
+    #[command(after_help = EXIT_CODES)]
+    Mix(mix::MixArgs),
+    /// Write a dataset back out as the raw release layout, WebDataset tars or Hugging Face Parquet.
     #[command(after_help = EXIT_CODES)]
     Export(export::ExportArgs),
     /// Salvage every intact record of a damaged dataset into a new one; report what was lost.
@@ -138,6 +142,7 @@ pub fn main() -> ExitCode {
         Command::Stats(args) => inspect::run_stats(args),
         Command::Verify(args) => inspect::run_verify(args),
         Command::Mirror(args) => mirror::run(args),
+        Command::Mix(args) => mix::run(args),
         Command::Export(args) => export::run(args),
         Command::Repair(args) => repair::run(args),
         Command::View(args) => view::run(args),

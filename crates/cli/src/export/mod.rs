@@ -6,6 +6,8 @@
 //!   at their relative paths, source images under `sources/` with each row's
 //!   `local_input_image` naming its file.
 //! - [`Format::WebDataset`]: tar shards in the WebDataset convention ([`webdataset`]).
+//! - [`Format::HfParquet`]: Parquet files that Hugging Face `datasets` loads with typed
+//!   `Image` features ([`hf_parquet`]).
 //!
 //! Every file is written under a temporary name and renamed when complete, and every path
 //! goes through [`OutDir`], which refuses anything that would land outside the output
@@ -23,6 +25,7 @@ use futures_util::StreamExt;
 use crate::read::{Dataset, RecordStream, StreamOptions};
 use crate::record::{Image, Record};
 
+pub mod hf_parquet;
 pub mod release;
 pub mod webdataset;
 
@@ -31,6 +34,7 @@ pub enum Format {
     #[default]
     Release,
     WebDataset,
+    HfParquet,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -38,12 +42,15 @@ pub struct ExportOptions {
     pub format: Format,
     /// Write into a non-empty directory, replacing files of the same names.
     pub force: bool,
+    /// Row group and file sizes of [`Format::HfParquet`].
+    pub hf: hf_parquet::HfOptions,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct ExportReport {
     pub records: u64,
-    /// Release: rows written per JSONL file. WebDataset: samples per tar file.
+    /// Release: rows written per JSONL file. WebDataset: samples per tar file. HF Parquet:
+    /// rows per Parquet file.
     pub written: Vec<(String, u64)>,
     pub files: u64,
     pub bytes: u64,
@@ -72,6 +79,7 @@ pub async fn export(ds: &Dataset, to: &Path, opts: &ExportOptions) -> Result<Exp
         let exported = match opts.format {
             Format::Release => release::export(records, &mut out),
             Format::WebDataset => webdataset::export(records, &manifest, &mut out),
+            Format::HfParquet => hf_parquet::export(records, &mut out, opts.hf),
         };
         let mut report = exported.inspect_err(|_| out.discard_partials())?;
         report.files = out.files;

@@ -474,7 +474,7 @@ fn symlinks_at_temporary_names_are_not_followed() {
 /// tar, and a shard whose tail was cut off is an error, not an export with exit 0.
 #[test]
 fn exports_read_every_shard_to_its_verified_end() {
-    for format in ["release", "webdataset"] {
+    for format in ["release", "webdataset", "hf-parquet"] {
         for damage in ["a lying record count", "a shard cut short"] {
             let tmp = tempfile::tempdir().unwrap();
             let ds = tmp.path().join("ds");

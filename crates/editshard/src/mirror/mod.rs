@@ -32,7 +32,7 @@ mod progress;
 pub mod shard;
 pub mod subset;
 
-use progress::Progress;
+pub(crate) use progress::Progress;
 pub use progress::{MirrorObserver, Quiet, ShardEvent};
 pub use shard::{AtDest, Expected};
 pub use subset::Subset;
