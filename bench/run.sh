@@ -15,7 +15,9 @@
 # (257,730 sft : 56,473 preference : 72,000 multi-turn); SEED [42]; REPS [7] repetitions of each
 # read measurement; CONVERT_REPS [3]; SAMPLES [2000] warm random reads; COLD_SAMPLES [40] cold
 # ones (each after emptying the page cache); HTTP_SAMPLES [300]; SHARD_SIZE [512MiB];
-# KEEP=1 keeps WORKDIR; RESULTS [bench/results-DATE.md]; PROFILE [1] appends a `perf record`
+# KEEP=1 keeps WORKDIR; RELEASE=DIR reuses a release generated before (by this script with
+# KEEP=1, or gen_bench_release --realistic) instead of generating one; RESULTS
+# [bench/results-DATE.md]; BUILD=0 uses the release binaries already built; PROFILE [1] appends a `perf record`
 # profile of each editshard measurement with a target (when `perf` is installed).
 set -euo pipefail
 shopt -s inherit_errexit
@@ -80,7 +82,7 @@ timed() {
 }
 
 log "building (release)"
-cargo build --release --quiet -p editshard-tools --bin gen_bench_release --bin bench_read -p editshard-cli --bin editshard
+[[ "${BUILD:-1}" == 0 ]] || cargo build --release --quiet -p editshard-tools --bin gen_bench_release --bin bench_read -p editshard-cli --bin editshard
 BIN=$REPO/target/release/editshard
 GEN=$REPO/target/release/gen_bench_release
 BR=$REPO/target/release/bench_read
@@ -90,8 +92,14 @@ PREF=$(calc "%d" "$ROWS * 56473 / 386203 + 0.5")
 MT=$((ROWS - SFT - PREF))
 log "generating the release: $SFT sft, $PREF preference, $MT multi-turn rows, seed $SEED"
 REL=$W/rel
-GEN_S=$(timed gen "$GEN" "$REL" --sft "$SFT" --preference "$PREF" --multi-turn "$MT" --seed "$SEED" --realistic)
-cat "$W/gen.out" >&2
+if [[ -n "${RELEASE:-}" ]]; then
+    # A release generated before with the same ROWS and SEED (the fingerprint below says which).
+    ln -s "$(realpath "$RELEASE")" "$REL"
+    GEN_S=0
+else
+    GEN_S=$(timed gen "$GEN" "$REL" --sft "$SFT" --preference "$PREF" --multi-turn "$MT" --seed "$SEED" --realistic)
+    cat "$W/gen.out" >&2
+fi
 # The raw release as users download it: JSONL plus every image once (edits and sources).
 RAW_IMG=$(du -sb "$REL/images" "$REL/openimages/train_0" | awk '{ s += $1 } END { print s }')
 RAW_JSONL=$(du -sb "$REL/jsonl" | awk '{ print $1 }')
@@ -321,7 +329,7 @@ git diff --quiet HEAD -- src 2> /dev/null || COMMIT="$COMMIT (+ uncommitted chan
     echo "| Random access, first read of each record in the process (its pages mapped, its images' SHA-256 computed), p50 / p99 | $FG50 / $FG99 µs | warm \`pread\` of the same bytes $WP50 / $WP99 µs | $(r2 "$FG50 / $WP50") / $(r2 "$FG99 / $WP99") | (report) | (same process) |"
     echo "| Random access, one record's metadata (no image bytes), warm, p50 / p99 | $WM50 / $WM99 µs | \`pread\` of its metadata block $WMP50 / $WMP99 µs | $(r2 "$WM50 / $WMP50") / $(r2 "$WM99 / $WMP99") | p50 < 15 µs: $(mark "$WM50 < 15") | (same process) |"
     echo "| Random access, one whole record, cold ($COLD_METHOD before each read), p50 / p99 | $(calc "%.2f" "$CG50 / 1000") / $(calc "%.2f" "$CG99 / 1000") ms | cold \`pread\` of the same bytes $(calc "%.2f" "$CP50 / 1000") / $(calc "%.2f" "$CP99 / 1000") ms | $(r2 "$CG50 / $CP50") / $(r2 "$CG99 / $CP99") | (report) | (same process) |"
-    echo "| Metadata-only scan, local (\`Dataset::reader\`, \`Images::None\`, as \`editshard cat\`) | $(calc "%.1f" "$META_S * 1000") ms, $(KB "$META_RCHAR") read | full read (\`Dataset::stream\`) $(calc "%.0f" "$STREAM_S * 1000") ms, $(MB "$STREAM_RCHAR") MB read | $(calc "%.3f" "$META_S / $STREAM_S") of the time, $(calc "%.4f" "$META_RCHAR / $STREAM_RCHAR") of the bytes | (report) | $(rss_mb "$W/meta.time") / $(rss_mb "$W/stream.time") MB |"
+    echo "| Metadata-only scan, local (\`Dataset::reader\`, \`Images::None\`, as \`editshard cat\`; shards read with \`pread\`, \`map_local: false\`, so that \`rchar\` counts the bytes) | $(calc "%.1f" "$META_S * 1000") ms, $(KB "$META_RCHAR") read | full read (\`Dataset::stream\`) $(calc "%.0f" "$STREAM_S * 1000") ms, $(MB "$STREAM_RCHAR") MB read | $(calc "%.3f" "$META_S / $STREAM_S") of the time, $(calc "%.4f" "$META_RCHAR / $STREAM_RCHAR") of the bytes | (report) | $(rss_mb "$W/meta.time") / $(rss_mb "$W/stream.time") MB |"
     echo "| HTTP streaming (\`Dataset::stream\`, nginx on 127.0.0.1) | $(mbps "$SHARD_BYTES" "$HS_S") MB/s, $HS_REQ requests for $RECORDS records ($(calc "%.3f" "$HS_REQ / $RECORDS")/record) | \`curl\` of the shards $(mbps "$SHARD_BYTES" "$CURL_S") MB/s, $SHARDS requests | $(r2 "$CURL_S / $HS_S") of curl | >= 1.0 of curl: $(mark "$CURL_S / $HS_S >= 1.0") | $(rss_mb "$W/hstream.time") / $CURL_RSS MB |"
     echo "| HTTP metadata-only scan | $(calc "%.0f" "$HM_S * 1000") ms, $HM_REQ requests, $(KB "$HM_BYTES") transferred | HTTP full stream: $(MB "$HS_BYTES") MB transferred | $(calc "%.4f" "$HM_BYTES / $HS_BYTES") of the bytes | (report) | $(rss_mb "$W/hmeta.time") MB |"
     echo "| HTTP random access, $HTTP_SAMPLES single records (\`Dataset::get\`), p50 / p99 | $(calc "%.2f" "$HG50 / 1000") / $(calc "%.2f" "$HG99 / 1000") ms, $HG_REQ requests | 1 request per record + $HG_OPEN to open (manifest, footers) | $(calc "%.3f" "($HG_REQ - $HG_OPEN) / $HTTP_SAMPLES") requests/record after opening ($HG_SPLIT records split into metadata + image ranges; the span rule predicts $HG_PRED requests) | (report) | $(rss_mb "$W/hget.time") MB |"

@@ -165,11 +165,32 @@ fn a_shard_with_a_duplicate_id_is_refused_by_every_reader() {
 /// skips the frame head check that would catch this lie first.)
 #[test]
 fn an_image_verified_once_is_still_checked_against_each_records_claim() {
-    let (bytes, records) = shard();
+    // Every image the same length, so that references can be swapped without a length lie.
+    let src = image(1, "image/png", 4, 3, 50);
+    let records = vec![
+        Record::new(
+            "a",
+            Kind::Sft,
+            src.clone(),
+            vec![Turn::new(image(2, "image/png", 4, 3, 50))],
+        ),
+        Record::new(
+            "b",
+            Kind::Sft,
+            src,
+            vec![Turn::new(image(3, "image/png", 4, 3, 50))],
+        ),
+    ];
+    let mut w = ShardWriter::new(Vec::new()).unwrap();
+    for r in &records {
+        w.append(r).unwrap();
+    }
+    let bytes = w.finish().unwrap().0;
     let lying = Bytes::from(rewrite_index(&bytes, |index| {
         let table = index.frames[0].table.as_mut().unwrap();
-        // b's edit now points at a's (same length, valid CRC); a is untouched.
-        table.records[1].refs[1] = table.records[0].refs[1];
+        // b's source and edit swapped: its edit now points at the shared source, which a
+        // verifies honestly first. a is untouched.
+        table.records[1].refs.swap(0, 1);
     }));
     let shard = RandomAccessShard::open(lying.clone(), "memo.esd").unwrap();
     let view = shard.view();
