@@ -293,7 +293,7 @@ impl MappedSource {
 }
 
 enum Source {
-    Framed(Frames),
+    Framed(Box<Frames>),
     Mapped(Box<MappedSource>),
 }
 
@@ -359,11 +359,11 @@ impl State {
         .boxed();
         Current {
             shard,
-            source: Source::Framed(FramedRead::with_capacity(
+            source: Source::Framed(Box::new(FramedRead::with_capacity(
                 StreamReader::new(chunks),
                 decoder,
                 1 << 20,
-            )),
+            ))),
             yielded: 0,
             storage_error: slot,
         }
