@@ -15,7 +15,10 @@
 # (257,730 sft : 56,473 preference : 72,000 multi-turn); SEED [42]; REPS [7] repetitions of each
 # read measurement; CONVERT_REPS [3]; SAMPLES [2000] warm random reads; COLD_SAMPLES [40] cold
 # ones (each after emptying the page cache); HTTP_SAMPLES [300]; SHARD_SIZE [512MiB];
-# KEEP=1 keeps WORKDIR; RESULTS [bench/results-DATE.md].
+# KEEP=1 keeps WORKDIR; RELEASE=DIR reuses a release generated before (by this script with
+# KEEP=1, or gen_bench_release --realistic) instead of generating one; RESULTS
+# [bench/results-DATE.md]; BUILD=0 uses the release binaries already built; PROFILE [1] appends a `perf record`
+# profile of each editshard measurement with a target (when `perf` is installed).
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,7 +26,7 @@ REPO=$PWD
 
 ROWS="${ROWS:-1000}" SEED="${SEED:-42}" REPS="${REPS:-7}" CONVERT_REPS="${CONVERT_REPS:-3}"
 SAMPLES="${SAMPLES:-2000}" COLD_SAMPLES="${COLD_SAMPLES:-40}" HTTP_SAMPLES="${HTTP_SAMPLES:-300}"
-SHARD_SIZE="${SHARD_SIZE:-512MiB}" KEEP="${KEEP:-0}"
+SHARD_SIZE="${SHARD_SIZE:-512MiB}" KEEP="${KEEP:-0}" PROFILE="${PROFILE:-1}"
 DATE=$(date -u +%Y-%m-%d)
 RESULTS="${RESULTS:-$REPO/bench/results-$DATE.md}"
 
@@ -79,7 +82,7 @@ timed() {
 }
 
 log "building (release)"
-cargo build --release --quiet -p editshard-tools --bin gen_bench_release --bin bench_read -p editshard-cli
+[[ "${BUILD:-1}" == 0 ]] || cargo build --release --quiet -p editshard-tools --bin gen_bench_release --bin bench_read -p editshard-cli --bin editshard
 BIN=$REPO/target/release/editshard
 GEN=$REPO/target/release/gen_bench_release
 BR=$REPO/target/release/bench_read
@@ -89,8 +92,14 @@ PREF=$(calc "%d" "$ROWS * 56473 / 386203 + 0.5")
 MT=$((ROWS - SFT - PREF))
 log "generating the release: $SFT sft, $PREF preference, $MT multi-turn rows, seed $SEED"
 REL=$W/rel
-GEN_S=$(timed gen "$GEN" "$REL" --sft "$SFT" --preference "$PREF" --multi-turn "$MT" --seed "$SEED" --realistic)
-cat "$W/gen.out" >&2
+if [[ -n "${RELEASE:-}" ]]; then
+    # A release generated before with the same ROWS and SEED (the fingerprint below says which).
+    ln -s "$(realpath "$RELEASE")" "$REL"
+    GEN_S=0
+else
+    GEN_S=$(timed gen "$GEN" "$REL" --sft "$SFT" --preference "$PREF" --multi-turn "$MT" --seed "$SEED" --realistic)
+    cat "$W/gen.out" >&2
+fi
 # The raw release as users download it: JSONL plus every image once (edits and sources).
 RAW_IMG=$(du -sb "$REL/images" "$REL/openimages/train_0" | awk '{ s += $1 } END { print s }')
 RAW_JSONL=$(du -sb "$REL/jsonl" | awk '{ print $1 }')
@@ -150,11 +159,11 @@ for _ in $(seq "$REPS"); do
 done
 CAT_S=$(printf '%s\n' "${CAT_T[@]}" | median)
 CAT_RSS=$(rss_mb "$W/cat.time")
-for m in plain frames sync async; do
+for m in plain frames sync reader async framed; do
     timed "$m" "$BR" "$m" "$DS" --reps "$REPS" > /dev/null
 done
 timed tar "$BR" tar "$W/wds" --reps "$REPS" > /dev/null
-for m in sync async tar; do
+for m in sync reader async framed tar; do
     [[ $(val "$W/$m.out" records) == "$RECORDS" ]] || { echo "$m read $(val "$W/$m.out" records) records, expected $RECORDS" >&2; exit 1; }
 done
 
@@ -271,6 +280,8 @@ mark() { if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "**missed**";
 PLAIN_S=$(val "$W/plain.out" plain_s)
 SYNC_S=$(val "$W/sync.out" sync_s)
 ASYNC_S=$(val "$W/async.out" async_s)
+READER_S=$(val "$W/reader.out" reader_s)
+FRAMED_S=$(val "$W/framed.out" framed_s)
 TAR_S=$(val "$W/tar.out" tar_s)
 TAR_BYTES=$(val "$W/tar.out" bytes)
 R=$W/random.out
@@ -278,6 +289,7 @@ WG50=$(val "$R" warm_get_p50_us) WG99=$(val "$R" warm_get_p99_us)
 WP50=$(val "$R" warm_pread_p50_us) WP99=$(val "$R" warm_pread_p99_us)
 WM50=$(val "$R" warm_meta_p50_us) WM99=$(val "$R" warm_meta_p99_us)
 WMP50=$(val "$R" warm_meta_pread_p50_us) WMP99=$(val "$R" warm_meta_pread_p99_us)
+FG50=$(val "$R" first_get_p50_us) FG99=$(val "$R" first_get_p99_us)
 CG50=$(val "$R" cold_get_p50_us) CG99=$(val "$R" cold_get_p99_us)
 CP50=$(val "$R" cold_pread_p50_us) CP99=$(val "$R" cold_pread_p99_us)
 REC_MEAN=$(val "$R" record_mean_bytes)
@@ -306,25 +318,60 @@ git diff --quiet HEAD -- src 2> /dev/null || COMMIT="$COMMIT (+ uncommitted chan
     echo
     echo "| Measurement | editshard | Baseline (same run) | Ratio | Target | Peak RSS (editshard / baseline) |"
     echo "|---|---|---|---|---|---|"
-    echo "| Sequential read, sync \`ShardReader\`, CRC on, page cache | $(mbps "$SHARD_BYTES" "$SYNC_S") MB/s | \`cat\` $(mbps "$SHARD_BYTES" "$CAT_S") MB/s | $(r2 "$CAT_S / $SYNC_S") of cat | >= 0.8 of cat: $(mark "$CAT_S / $SYNC_S >= 0.8") | $(rss_mb "$W/sync.time") / $CAT_RSS MB |"
-    echo "| Sequential read, async \`FramedRead<ShardDecoder>\`, CRC on | $(mbps "$SHARD_BYTES" "$ASYNC_S") MB/s | \`cat\` $(mbps "$SHARD_BYTES" "$CAT_S") MB/s | $(r2 "$CAT_S / $ASYNC_S") of cat | >= 0.8 of cat: $(mark "$CAT_S / $ASYNC_S >= 0.8") | $(rss_mb "$W/async.time") / $CAT_RSS MB |"
+    echo "| Sequential read, sync \`MappedShardReader\` (local shard mapped, zero-copy), CRC on, page cache | $(mbps "$SHARD_BYTES" "$SYNC_S") MB/s | \`cat\` $(mbps "$SHARD_BYTES" "$CAT_S") MB/s | $(r2 "$CAT_S / $SYNC_S") of cat | >= 0.9 of cat: $(mark "$CAT_S / $SYNC_S >= 0.9") | $(rss_mb "$W/sync.time") / $CAT_RSS MB |"
+    echo "| Sequential read, async \`Dataset::stream\` of the local directory (mapped, populated ahead on a blocking thread), CRC on | $(mbps "$SHARD_BYTES" "$ASYNC_S") MB/s | \`cat\` $(mbps "$SHARD_BYTES" "$CAT_S") MB/s | $(r2 "$CAT_S / $ASYNC_S") of cat | >= 0.9 of cat: $(mark "$CAT_S / $ASYNC_S >= 0.9") | $(rss_mb "$W/async.time") / $CAT_RSS MB |"
+    echo "| Sequential read, sync \`ShardReader\` over a \`std::fs::File\` (any \`Read\`: one copy), CRC on | $(mbps "$SHARD_BYTES" "$READER_S") MB/s | \`cat\` $(mbps "$SHARD_BYTES" "$CAT_S") MB/s | $(r2 "$CAT_S / $READER_S") of cat | (reference) | $(rss_mb "$W/reader.time") / $CAT_RSS MB |"
+    echo "| Sequential read, async \`FramedRead<tokio::fs::File, ShardDecoder>\` (any \`AsyncRead\`: two copies), CRC on | $(mbps "$SHARD_BYTES" "$FRAMED_S") MB/s | \`cat\` $(mbps "$SHARD_BYTES" "$CAT_S") MB/s | $(r2 "$CAT_S / $FRAMED_S") of cat | (reference) | $(rss_mb "$W/framed.time") / $CAT_RSS MB |"
     echo "| Same $RECORDS records from WebDataset tars (\`tar\` crate, JSON parsed) | sync $(calc "%.0f" "$RECORDS / $SYNC_S") records/s | tar $(calc "%.0f" "$RECORDS / $TAR_S") records/s ($(mbps "$TAR_BYTES" "$TAR_S") MB/s of $(MB "$TAR_BYTES") MB of tars) | $(r2 "$TAR_S / $SYNC_S")x tar's speed | faster than tar: $(mark "$TAR_S > $SYNC_S") | $(rss_mb "$W/sync.time") / $(rss_mb "$W/tar.time") MB |"
     echo "| Plain \`read\` of the shards, 1 MiB buffer, in process | $(mbps "$SHARD_BYTES" "$PLAIN_S") MB/s | \`cat\` $(mbps "$SHARD_BYTES" "$CAT_S") MB/s | $(r2 "$CAT_S / $PLAIN_S") of cat (sync reader: $(r2 "$PLAIN_S / $SYNC_S") of this) | (reference) | $(rss_mb "$W/plain.time") / $CAT_RSS MB |"
     echo "| Every frame read into one frame-sized buffer, no CRC ($N_FRAMES frames, mean $(MB "$((SHARD_BYTES / N_FRAMES))") MB, largest $(MB "$LARGEST_FRAME") MB) | $(mbps "$SHARD_BYTES" "$FRAMES_S") MB/s | \`cat\` $(mbps "$SHARD_BYTES" "$CAT_S") MB/s | $(r2 "$CAT_S / $FRAMES_S") of cat (sync reader: $(r2 "$FRAMES_S / $SYNC_S") of this) | (reference) | $(rss_mb "$W/frames.time") / $CAT_RSS MB |"
-    echo "| Random access, one whole record (mean $(MB "$REC_MEAN") MB), warm, p50 / p99 | $WG50 / $WG99 µs | \`pread\` of the same bytes $WP50 / $WP99 µs | $(r2 "$WG50 / $WP50") / $(r2 "$WG99 / $WP99") | p50 < 50 µs: $(mark "$WG50 < 50") | $(rss_mb "$W/random.time") MB |"
-    echo "| Random access, one record's metadata (no image bytes), warm, p50 / p99 | $WM50 / $WM99 µs | \`pread\` of its metadata block $WMP50 / $WMP99 µs | $(r2 "$WM50 / $WMP50") / $(r2 "$WM99 / $WMP99") | p50 < 50 µs: $(mark "$WM50 < 50") | (same process) |"
+    echo "| Random access, one whole record (mean $(MB "$REC_MEAN") MB), warm, p50 / p99 | $WG50 / $WG99 µs | \`pread\` of the same bytes $WP50 / $WP99 µs | $(r2 "$WG50 / $WP50") / $(r2 "$WG99 / $WP99") | p50 <= 1.0x pread: $(mark "$WG50 <= $WP50") | $(rss_mb "$W/random.time") MB |"
+    echo "| Random access, first read of each record in the process (its pages mapped, its images' SHA-256 computed), p50 / p99 | $FG50 / $FG99 µs | warm \`pread\` of the same bytes $WP50 / $WP99 µs | $(r2 "$FG50 / $WP50") / $(r2 "$FG99 / $WP99") | (report) | (same process) |"
+    echo "| Random access, one record's metadata (no image bytes), warm, p50 / p99 | $WM50 / $WM99 µs | \`pread\` of its metadata block $WMP50 / $WMP99 µs | $(r2 "$WM50 / $WMP50") / $(r2 "$WM99 / $WMP99") | p50 < 15 µs: $(mark "$WM50 < 15") | (same process) |"
     echo "| Random access, one whole record, cold ($COLD_METHOD before each read), p50 / p99 | $(calc "%.2f" "$CG50 / 1000") / $(calc "%.2f" "$CG99 / 1000") ms | cold \`pread\` of the same bytes $(calc "%.2f" "$CP50 / 1000") / $(calc "%.2f" "$CP99 / 1000") ms | $(r2 "$CG50 / $CP50") / $(r2 "$CG99 / $CP99") | (report) | (same process) |"
-    echo "| Metadata-only scan, local (\`Dataset::reader\`, \`Images::None\`, as \`editshard cat\`) | $(calc "%.1f" "$META_S * 1000") ms, $(KB "$META_RCHAR") read | full read (\`Dataset::stream\`) $(calc "%.0f" "$STREAM_S * 1000") ms, $(MB "$STREAM_RCHAR") MB read | $(calc "%.3f" "$META_S / $STREAM_S") of the time, $(calc "%.4f" "$META_RCHAR / $STREAM_RCHAR") of the bytes | (report) | $(rss_mb "$W/meta.time") / $(rss_mb "$W/stream.time") MB |"
-    echo "| HTTP streaming (\`Dataset::stream\`, nginx on 127.0.0.1) | $(mbps "$SHARD_BYTES" "$HS_S") MB/s, $HS_REQ requests for $RECORDS records ($(calc "%.3f" "$HS_REQ / $RECORDS")/record) | \`curl\` of the shards $(mbps "$SHARD_BYTES" "$CURL_S") MB/s, $SHARDS requests | $(r2 "$CURL_S / $HS_S") of curl | (report) | $(rss_mb "$W/hstream.time") / $CURL_RSS MB |"
+    echo "| Metadata-only scan, local (\`Dataset::reader\`, \`Images::None\`, as \`editshard cat\`; shards read with \`pread\`, \`map_local: false\`, so that \`rchar\` counts the bytes) | $(calc "%.1f" "$META_S * 1000") ms, $(KB "$META_RCHAR") read | full read (\`Dataset::stream\`) $(calc "%.0f" "$STREAM_S * 1000") ms, $(MB "$STREAM_RCHAR") MB read | $(calc "%.3f" "$META_S / $STREAM_S") of the time, $(calc "%.4f" "$META_RCHAR / $STREAM_RCHAR") of the bytes | (report) | $(rss_mb "$W/meta.time") / $(rss_mb "$W/stream.time") MB |"
+    echo "| HTTP streaming (\`Dataset::stream\`, nginx on 127.0.0.1) | $(mbps "$SHARD_BYTES" "$HS_S") MB/s, $HS_REQ requests for $RECORDS records ($(calc "%.3f" "$HS_REQ / $RECORDS")/record) | \`curl\` of the shards $(mbps "$SHARD_BYTES" "$CURL_S") MB/s, $SHARDS requests | $(r2 "$CURL_S / $HS_S") of curl | >= 1.0 of curl: $(mark "$CURL_S / $HS_S >= 1.0") | $(rss_mb "$W/hstream.time") / $CURL_RSS MB |"
     echo "| HTTP metadata-only scan | $(calc "%.0f" "$HM_S * 1000") ms, $HM_REQ requests, $(KB "$HM_BYTES") transferred | HTTP full stream: $(MB "$HS_BYTES") MB transferred | $(calc "%.4f" "$HM_BYTES / $HS_BYTES") of the bytes | (report) | $(rss_mb "$W/hmeta.time") MB |"
     echo "| HTTP random access, $HTTP_SAMPLES single records (\`Dataset::get\`), p50 / p99 | $(calc "%.2f" "$HG50 / 1000") / $(calc "%.2f" "$HG99 / 1000") ms, $HG_REQ requests | 1 request per record + $HG_OPEN to open (manifest, footers) | $(calc "%.3f" "($HG_REQ - $HG_OPEN) / $HTTP_SAMPLES") requests/record after opening ($HG_SPLIT records split into metadata + image ranges; the span rule predicts $HG_PRED requests) | (report) | $(rss_mb "$W/hget.time") MB |"
-    echo "| Conversion from local files (header validation, SHA-256, fsync) | $(mbps "$CONV_BYTES" "$CONV_S") MB/s ($(calc "%.1f" "$CONV_S") s) | \`cp -r\` + \`sync\` $(mbps "$CONV_BYTES" "$CP_S") MB/s ($(calc "%.1f" "$CP_S") s) | $(r2 "$CP_S / $CONV_S") of cp -r | >= 0.5 of cp -r: $(mark "$CP_S / $CONV_S >= 0.5") | $CONV_RSS / $CP_RSS MB |"
+    echo "| Conversion from local files (header validation, SHA-256, fsync) | $(mbps "$CONV_BYTES" "$CONV_S") MB/s ($(calc "%.1f" "$CONV_S") s) | \`cp -r\` + \`sync\` $(mbps "$CONV_BYTES" "$CP_S") MB/s ($(calc "%.1f" "$CP_S") s) | $(r2 "$CP_S / $CONV_S") of cp -r | >= 0.8 of cp -r: $(mark "$CP_S / $CONV_S >= 0.8") | $CONV_RSS / $CP_RSS MB |"
     echo "| Bytes on disk: dataset directory (shards + manifest) | $(MB "$DS_BYTES") MB | raw release $(MB "$RAW") MB | $(calc "%.4f" "$DS_BYTES / $RAW") ($(calc "%+.2f" "($DS_BYTES - $RAW) / 1e6") MB) | below raw: $(mark "$DS_BYTES < $RAW") | |"
     echo "| Allocated blocks (\`du -B1\`): dataset directory | $(MB "$DS_ALLOC") MB | raw release, $N_IMG loose files + JSONL: $(MB "$RAW_ALLOC") MB | $(calc "%.4f" "$DS_ALLOC / $RAW_ALLOC") | (report) | |"
     echo "| Container overhead: metadata, framing, index, manifest (dataset minus stored image bytes) | $(KB "$((DS_BYTES - IMG_STORED_BYTES))") | the release's JSONL $(KB "$RAW_JSONL") | $(calc "%.2f" "($DS_BYTES - $IMG_STORED_BYTES) / $RAW_JSONL") | (report) | |"
     echo "| Bytes on disk without the shared-image saving ($IMG_REF images referenced, $IMG_STORED stored) | $(MB "$((DS_BYTES + DEDUP_SAVED))") MB | raw release $(MB "$RAW") MB | $(calc "%.3f" "($DS_BYTES + $DEDUP_SAVED) / $RAW") | (report) | |"
     echo "| Bytes on disk: WebDataset tars of the same records | $(MB "$WDS_BYTES") MB | raw release $(MB "$RAW") MB | $(calc "%.3f" "$WDS_BYTES / $RAW") | (report) | |"
 } > "$W/results.md"
+
+# Where the time goes in each editshard measurement with a target: one more run of each under
+# `perf record` (sampling, not timed), its hottest symbols appended to the results. This is
+# what a row marked missed is explained by.
+profile() {
+    local name=$1 what=$2
+    shift 2
+    perf record -q -F 499 -o "$W/$name.perf" -- "$@" > /dev/null 2> "$W/$name.perf.log" || return 0
+    echo
+    echo "$what (\`perf record -F 499\`, then \`perf report --no-children --sort dso,sym\`; symbols over 2% of samples):"
+    echo
+    echo '```text'
+    perf report -i "$W/$name.perf" --stdio --no-children --sort dso,sym --percent-limit 2 2> /dev/null |
+        grep -E '^ +[0-9.]+%' | head -14 | sed -E 's/ +/ /g; s/^ //'
+    echo '```'
+}
+if [[ "$PROFILE" == 1 ]] && command -v perf > /dev/null; then
+    log "profiles (perf record)"
+    (cd "$DS" && cat "${SHARD_FILES[@]}") > /dev/null
+    {
+        echo
+        echo "#### Profiles"
+        profile sync "Sequential sync read (\`bench_read sync\`)" "$BR" sync "$DS" --reps 3
+        profile async "Sequential async stream (\`bench_read async\`)" "$BR" async "$DS" --reps 3
+        profile random "Random access, warm (\`bench_read random\`, no cold samples)" "$BR" random "$DS" --samples "$SAMPLES" --cold-samples 0
+        rm -rf "$W/ds-prof"
+        profile convert "Conversion (\`editshard convert\`, one run)" "$BIN" convert "$REL" --out "$W/ds-prof" \
+            --shard-size "$SHARD_SIZE" --openimages-csv "$REL/openimages/train-images-boxable-with-rotation.csv" \
+            --openimages-dir "$REL/openimages" --log-interval 3600
+        rm -rf "$W/ds-prof" "$W"/*.perf
+    } >> "$W/results.md"
+fi
 
 cat "$W/results.md"
 cp "$W/results.md" "$RESULTS"

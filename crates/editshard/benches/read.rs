@@ -1,13 +1,16 @@
 //! Reading benchmarks (plain `std::time`, no harness):
-//! - the async streaming reader over local files against a plain read of the same bytes;
-//! - random-access latency of single records from a local shard (footer cached).
+//! - the async streaming reader over local files against a plain read of the same bytes,
+//!   local shards mapped (the default) and read with copies (`map_local: false`);
+//! - the sync readers of one shard file: `MappedShardReader` and `ShardReader` over a `File`;
+//! - random-access latency of single records from a local shard (footer cached), mapped and
+//!   not.
 //!
 //! `cargo bench -p editshard --bench read` (set EDITSHARD_BENCH_RECORDS to change the dataset size).
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use editshard::read::{Dataset, DatasetOptions, StreamOptions};
+use editshard::read::{Dataset, DatasetOptions, MappedShardReader, StreamOptions};
 use editshard::record::{Image, Kind, Record, Turn};
 use editshard::storage::Location;
 use editshard::write::DatasetWriter;
@@ -102,9 +105,10 @@ fn main() {
         mb(plain)
     );
 
-    for verify in [true, false] {
+    for (verify, map_local) in [(true, true), (true, false), (false, true)] {
         let mut options = DatasetOptions::default();
         options.read.verify = verify;
+        options.map_local = map_local;
         let ds = rt
             .block_on(Dataset::open_with(loc.clone(), options))
             .expect("open");
@@ -123,14 +127,59 @@ fn main() {
         });
         assert_eq!(count, n);
         println!(
-            "stream (verify={verify:<5}):   {t:>10.2?}  {:>8.0} MB/s  {:.2}x plain",
+            "stream (verify={verify:<5}, mapped={map_local:<5}): {t:>10.2?}  {:>8.0} MB/s  {:.2}x plain",
+            mb(t),
+            t.as_secs_f64() / plain.as_secs_f64()
+        );
+    }
+
+    // The sync readers over each shard file, CRC on.
+    let files: Vec<std::path::PathBuf> = paths.iter().map(|p| dir.path().join(p)).collect();
+    let (mapped, count) = best(5, || {
+        let mut count = 0u64;
+        for f in &files {
+            for r in MappedShardReader::open(f, Default::default()).expect("map") {
+                r.expect("record");
+                count += 1;
+            }
+        }
+        count
+    });
+    assert_eq!(count, n);
+    let (copied, count) = best(5, || {
+        let mut count = 0u64;
+        for f in &files {
+            let file = std::fs::File::open(f).expect("open");
+            for r in editshard::shard::ShardReader::new(file) {
+                r.expect("record");
+                count += 1;
+            }
+        }
+        count
+    });
+    assert_eq!(count, n);
+    for (name, t) in [("MappedShardReader", mapped), ("ShardReader(File)", copied)] {
+        println!(
+            "sync {name:<18}:  {t:>10.2?}  {:>8.0} MB/s  {:.2}x plain",
             mb(t),
             t.as_secs_f64() / plain.as_secs_f64()
         );
     }
 
     // Random access: footers loaded first, then single records at pseudo-random indices.
-    let ds = rt.block_on(Dataset::open(loc.clone())).expect("open");
+    for map_local in [true, false] {
+        random(&rt, &loc, n, map_local);
+    }
+}
+
+fn random(rt: &tokio::runtime::Runtime, loc: &Location, n: u64, map_local: bool) {
+    let options = DatasetOptions {
+        map_local,
+        ..DatasetOptions::default()
+    };
+    let ds = rt
+        .block_on(Dataset::open_with(loc.clone(), options))
+        .expect("open");
     rt.block_on(async {
         for s in 0..ds.manifest().shards.len() {
             ds.shard(s).await.expect("footer");
@@ -151,7 +200,7 @@ fn main() {
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
     println!(
-        "random get (local):      p50 {:?}  p90 {:?}  p99 {:?}",
+        "random get (local, mapped={map_local:<5}): p50 {:?}  p90 {:?}  p99 {:?}",
         pct(0.5),
         pct(0.9),
         pct(0.99)

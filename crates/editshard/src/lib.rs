@@ -55,6 +55,7 @@ pub mod repair;
 pub mod storage;
 pub mod units;
 pub mod write;
+mod writeback;
 
 #[cfg(feature = "remote")]
 pub mod net;

@@ -29,11 +29,12 @@ use crate::id_set::IdHashes;
 use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::record::Record;
 use crate::shard::{RandomAccessShard, ReadOptions, ShardSummary, ShardWriter, WriterOptions};
+use crate::writeback::WritebackFile;
 
 pub const DEFAULT_SHARD_BYTES: u64 = 512 << 20;
 
 struct OpenShard {
-    writer: ShardWriter<BufWriter<File>>,
+    writer: ShardWriter<BufWriter<WritebackFile>>,
     name: String,
 }
 
@@ -195,7 +196,7 @@ impl DatasetWriter {
         }
         let (file, _) = create_partial(&path).map_err(|e| Error::from(e).in_shard(name.clone()))?;
         let writer = ShardWriter::with_options(
-            BufWriter::with_capacity(1 << 20, file),
+            BufWriter::with_capacity(1 << 20, WritebackFile::new(file)),
             self.options.clone(),
         )?;
         self.open = Some(OpenShard { writer, name });
@@ -212,7 +213,8 @@ impl DatasetWriter {
         let (buf, summary) = open.writer.finish().map_err(context)?;
         let file = buf
             .into_inner()
-            .map_err(|e| context(Error::from(e.into_error())))?;
+            .map_err(|e| context(Error::from(e.into_error())))?
+            .into_file();
         file.sync_all().map_err(|e| context(e.into()))?;
         drop(file);
         let path = self.dir.join(&name);

@@ -17,6 +17,8 @@ mod read_concurrency;
 mod read_http;
 #[path = "library/read_local.rs"]
 mod read_local;
+#[path = "library/read_mapped.rs"]
+mod read_mapped;
 #[path = "library/read_order.rs"]
 mod read_order;
 #[path = "library/read_s3.rs"]

@@ -4,8 +4,10 @@
 //! ```text
 //! bench_read plain   DATASET_DIR [--reps N]   read every shard file with a 1 MiB buffer
 //! bench_read frames  DATASET_DIR [--reps N]   every frame into one frame-sized buffer, no CRC
-//! bench_read sync    DATASET_DIR [--reps N]   ShardReader over each shard file, CRC on
-//! bench_read async   DATASET_DIR [--reps N]   FramedRead<tokio File, ShardDecoder>, CRC on
+//! bench_read sync    DATASET_DIR [--reps N]   MappedShardReader over each shard file, CRC on
+//! bench_read reader  DATASET_DIR [--reps N]   ShardReader over each std File (read copies), CRC on
+//! bench_read async   DATASET_DIR [--reps N]   Dataset::stream of the local dir (mapped), CRC on
+//! bench_read framed  DATASET_DIR [--reps N]   FramedRead<tokio File, ShardDecoder>, CRC on
 //! bench_read tar     WDS_DIR     [--reps N]   the same records from WebDataset tars (tar crate)
 //! bench_read random  DATASET_DIR [--samples N] [--cold-samples N]
 //! bench_read meta    DATASET     [--reps N]   metadata-only scan (what `editshard cat` does)
@@ -25,11 +27,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use editshard::manifest::Manifest;
-use editshard::read::{Dataset, Images, ReadPlan, StreamOptions, coalesce};
+use editshard::read::{
+    Dataset, DatasetOptions, Images, MappedShardReader, ReadPlan, StreamOptions, coalesce,
+};
 use editshard::record::Record;
-use editshard::shard::RandomAccessShard;
 use editshard::shard::ShardDecoder;
 use editshard::shard::ShardReader;
+use editshard::shard::{RandomAccessShard, ShardView};
 use editshard::storage::{Location, StorageOptions};
 use futures_util::StreamExt;
 use tokio_util::codec::FramedRead;
@@ -78,7 +82,9 @@ fn run() -> Res<()> {
         "plain" => plain(Path::new(&target), &o),
         "frames" => frames(Path::new(&target), &o),
         "sync" => sync(Path::new(&target), &o),
-        "async" => asynchronous(Path::new(&target), &o),
+        "reader" => reader(Path::new(&target), &o),
+        "async" => stream_local(Path::new(&target), &o),
+        "framed" => asynchronous(Path::new(&target), &o),
         "tar" => tar_read(Path::new(&target), &o),
         "random" => random(Path::new(&target), &o),
         "meta" => scan(&target, &o, false),
@@ -223,10 +229,32 @@ fn frames(dir: &Path, o: &Opts) -> Res<()> {
     Ok(())
 }
 
+/// Each shard file mapped and read front to back (`MappedShardReader`), zero-copy.
 fn sync(dir: &Path, o: &Opts) -> Res<()> {
     let paths = shard_paths(dir)?;
     println!("bytes={}", total_len(&paths)?);
     let (records, images) = timed("sync", o.reps, || {
+        let (mut records, mut images) = (0u64, 0u64);
+        for p in &paths {
+            let reader =
+                MappedShardReader::open(p, Default::default()).map_err(|e| e.to_string())?;
+            for r in reader {
+                let r = r.map_err(|e| e.to_string())?;
+                records += 1;
+                images += image_bytes(&r);
+            }
+        }
+        Ok((records, images))
+    })?;
+    println!("records={records}\nimage_bytes={images}");
+    Ok(())
+}
+
+/// The format's `ShardReader` over a `std::fs::File`: what any `Read` gets (one copy).
+fn reader(dir: &Path, o: &Opts) -> Res<()> {
+    let paths = shard_paths(dir)?;
+    println!("bytes={}", total_len(&paths)?);
+    let (records, images) = timed("reader", o.reps, || {
         let (mut records, mut images) = (0u64, 0u64);
         for p in &paths {
             for r in ShardReader::new(open(p)?).named(p.display().to_string()) {
@@ -249,11 +277,37 @@ fn runtime() -> Res<tokio::runtime::Runtime> {
         .map_err(|e| e.to_string())
 }
 
+/// `Dataset::stream` of a local directory, opened once: the library's async stream (local
+/// shards mapped, populated ahead on a blocking thread, decoded zero-copy).
+fn stream_local(dir: &Path, o: &Opts) -> Res<()> {
+    let paths = shard_paths(dir)?;
+    println!("bytes={}", total_len(&paths)?);
+    let rt = runtime()?;
+    let target = dir.display().to_string();
+    let ds = rt.block_on(open_dataset(&target))?;
+    let (records, images) = timed("async", o.reps, || {
+        rt.block_on(async {
+            let (mut records, mut images) = (0u64, 0u64);
+            let mut s = ds.stream(StreamOptions::default());
+            while let Some(r) = s.next().await {
+                let r = r.map_err(|e| e.to_string())?;
+                records += 1;
+                images += image_bytes(&r);
+            }
+            Ok((records, images))
+        })
+    })?;
+    println!("records={records}\nimage_bytes={images}");
+    Ok(())
+}
+
+/// tokio's `File` under `FramedRead<_, ShardDecoder>`: what a generic `AsyncRead` gets
+/// (tokio reads into its own buffer on a blocking thread, then copies into the decoder's).
 fn asynchronous(dir: &Path, o: &Opts) -> Res<()> {
     let paths = shard_paths(dir)?;
     println!("bytes={}", total_len(&paths)?);
     let rt = runtime()?;
-    let (records, images) = timed("async", o.reps, || {
+    let (records, images) = timed("framed", o.reps, || {
         rt.block_on(async {
             let (mut records, mut images) = (0u64, 0u64);
             for p in &paths {
@@ -353,11 +407,14 @@ fn random(dir: &Path, o: &Opts) -> Res<()> {
     let mut shards = Vec::new();
     let mut files = Vec::new();
     for p in &paths {
-        let f = open(p)?;
+        // Mapped, as `Dataset` reads local shards: a record is a zero-copy slice of the map.
+        let map = editshard::storage::map_file(p).map_err(|e| format!("{}: {e}", p.display()))?;
         files.push(open(p)?);
-        shards
-            .push(RandomAccessShard::open(f, p.display().to_string()).map_err(|e| e.to_string())?);
+        shards.push(
+            RandomAccessShard::open(map, p.display().to_string()).map_err(|e| e.to_string())?,
+        );
     }
+    let views: Vec<ShardView> = shards.iter().map(|s| s.view().clone()).collect();
     let total: usize = shards.iter().map(|s| s.len()).sum();
     if total == 0 {
         return Err("no records".into());
@@ -379,7 +436,7 @@ fn random(dir: &Path, o: &Opts) -> Res<()> {
     let samples: Vec<(usize, usize)> = (0..o.samples).map(|_| pick()).collect();
     let cold: Vec<(usize, usize)> = (0..o.cold_samples).map(|_| pick()).collect();
     let span = |s: usize, i: usize| {
-        let r = shards[s].index().record_span(i);
+        let r = views[s].index().record_span(i);
         (r.start, (r.end - r.start) as usize)
     };
     // The baselines read into buffers allocated (and touched) once, so they time the copy
@@ -426,10 +483,17 @@ fn random(dir: &Path, o: &Opts) -> Res<()> {
         Ok(t.elapsed())
     };
 
-    // Warm: every sampled record read once first, then each timed.
+    // Warm: every sampled record read once first (timed apart: the first read of a record
+    // in this process maps its pages and hashes its images), then each timed.
+    let mut t_first = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for &(s, i) in &samples {
-        get(s, i)?;
+        let (d, _) = get(s, i)?;
+        if seen.insert((s, i)) {
+            t_first.push(d);
+        }
     }
+    t_first.sort();
     let (mut t_get, mut t_pread) = (Vec::new(), Vec::new());
     let (mut t_meta, mut t_meta_pread) = (Vec::new(), Vec::new());
     let mut bytes = 0u64;
@@ -452,19 +516,33 @@ fn random(dir: &Path, o: &Opts) -> Res<()> {
         ("warm_pread", &t_pread),
         ("warm_meta", &t_meta),
         ("warm_meta_pread", &t_meta_pread),
+        ("first_get", &t_first),
     ] {
         println!("{key}_p50_us={:.1}", us(percentile(v, 50)));
         println!("{key}_p99_us={:.1}", us(percentile(v, 99)));
     }
 
     // Cold: the page cache emptied before every read (footers stay parsed in memory, as in
-    // an open dataset).
+    // an open dataset). Pages mapped into a process cannot be dropped, so the warm maps go
+    // first and each cold read gets a fresh map of its shard, read as `Dataset` reads a
+    // mapped record: populated (one read-ahead of the whole span), then decoded.
+    drop(shards);
     if !cold.is_empty() {
         let (mut c_get, mut c_pread) = (Vec::new(), Vec::new());
         let mut method = "";
         for &(s, i) in &cold {
+            let map = editshard::storage::map_file(&paths[s]).map_err(|e| e.to_string())?;
             method = drop_cache(&files);
-            c_get.push(get(s, i)?.0);
+            let (off, len) = span(s, i);
+            let t = Instant::now();
+            let range = off as usize..off as usize + len;
+            editshard::storage::populate_map(&map, range.clone());
+            let r = views[s]
+                .decode(i, &map.slice(range), off, true)
+                .map_err(|e| e.to_string())?;
+            c_get.push(t.elapsed());
+            std::hint::black_box(image_bytes(&r));
+            drop(map);
             drop_cache(&files);
             c_pread.push(pread(s, i)?);
         }
@@ -481,9 +559,15 @@ fn random(dir: &Path, o: &Opts) -> Res<()> {
 }
 
 async fn open_dataset(target: &str) -> Res<Dataset> {
+    open_dataset_with(target, DatasetOptions::default()).await
+}
+
+async fn open_dataset_with(target: &str, options: DatasetOptions) -> Res<Dataset> {
     let location =
         Location::parse(target, &StorageOptions::default()).map_err(|e| e.to_string())?;
-    Dataset::open(location).await.map_err(|e| e.to_string())
+    Dataset::open_with(location, options)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// A fresh `Dataset::open` per repetition (manifest and footers included), then every record:
@@ -499,7 +583,13 @@ fn scan(target: &str, o: &Opts, full: bool) -> Res<()> {
     let key = if full { "stream" } else { "meta" };
     let (records, images) = timed(key, o.reps, || {
         rt.block_on(async {
-            let ds = open_dataset(target).await?;
+            // Local shards read with `pread`s, not mapped: `rchar` counts the bytes of read
+            // calls only, and this row compares the bytes each scan needs.
+            let options = DatasetOptions {
+                map_local: false,
+                ..DatasetOptions::default()
+            };
+            let ds = open_dataset_with(target, options).await?;
             let (mut records, mut images) = (0u64, 0u64);
             if full {
                 let mut s = ds.stream(StreamOptions::default());

@@ -8,6 +8,7 @@
 //!   background within a memory budget.
 //! - [`Dataset::reader`]: an epoch in shuffled order ([`order`]), this consumer's share of it,
 //!   with filters and projection applied before image bytes are fetched.
+//! - [`MappedShardReader`]: one local shard file front to back through a memory map, zero-copy.
 //! - [`blocking`]: the same as plain iterators, for code without an async runtime.
 //!
 //! ```
@@ -44,6 +45,7 @@ pub mod blocking;
 mod dataset;
 mod fetch;
 mod manifest;
+mod mapped;
 pub mod order;
 mod plan;
 mod select;
@@ -55,6 +57,7 @@ pub use crate::label::{normalize_label, same_label};
 pub use dataset::Dataset;
 pub use fetch::{SkipFn, coalesce, log_skip};
 pub use manifest::{find_manifest, load_manifest};
+pub use mapped::MappedShardReader;
 pub use order::{EpochOrder, Partition, ResumeState, Shuffle};
 pub use plan::{PlanStream, ReadPlan};
 pub use select::{Filter, Images, Role, roles};

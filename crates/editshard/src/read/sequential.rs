@@ -6,6 +6,12 @@
 //! frame being decoded). The reader decodes each shard with tokio-util's `FramedRead` over
 //! [`ShardDecoder`]. Downloading in order is what makes the budget deadlock-free: the chunk
 //! the reader waits for is always the oldest one.
+//!
+//! Local shards are memory-mapped instead (unless `DatasetOptions::map_local` is off): the
+//! background task brings each window of the map into memory on a blocking thread (so the
+//! runtime never waits on the disk) and hands it on under the same budget, and the reader
+//! decodes frames straight from the map, zero-copy ([`ShardDecoder::feed`]), instead of
+//! copying every byte twice (a file read, then into the decoder's buffer).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -86,6 +92,11 @@ impl Buf for Budgeted {
 }
 
 type ChunkRx = mpsc::UnboundedReceiver<Result<Budgeted>>;
+/// What the background task announces for each shard: its chunks, and its map when local.
+type Announced = (usize, ChunkRx, Option<Bytes>);
+
+/// How much of a mapped shard is brought into memory ahead at a time.
+const MAP_WINDOW: usize = 8 << 20;
 type Frames =
     FramedRead<StreamReader<BoxStream<'static, std::io::Result<Budgeted>>, Budgeted>, ShardDecoder>;
 
@@ -134,14 +145,25 @@ async fn produce(
     shards: Vec<usize>,
     budget: Arc<Semaphore>,
     max_permits: u32,
-    announce: mpsc::Sender<(usize, ChunkRx)>,
+    announce: mpsc::Sender<Announced>,
 ) {
     for s in shards {
         let (tx, rx) = mpsc::unbounded_channel();
-        if announce.send((s, rx)).await.is_err() {
+        let path = ds.manifest().shards[s].path.clone();
+        // A local shard that cannot be mapped is streamed, which reports why it is unreadable.
+        let map = match ds.options().map_local {
+            true => ds.location().map(&path).await.ok().flatten(),
+            false => None,
+        };
+        if announce.send((s, rx, map.clone())).await.is_err() {
             return; // the reader is gone
         }
-        let path = ds.manifest().shards[s].path.clone();
+        if let Some(map) = map {
+            if !populate_windows(&map, &budget, max_permits, &tx).await {
+                return;
+            }
+            continue;
+        }
         let mut stream = match ds.location().get_stream(&path).await {
             Ok(stream) => stream,
             Err(e) => {
@@ -174,9 +196,110 @@ async fn produce(
     }
 }
 
+/// Brings a mapped shard into memory window by window, each under the budget, and passes
+/// each on once it is resident. False when the budget was closed (the stream is gone).
+async fn populate_windows(
+    map: &Bytes,
+    budget: &Arc<Semaphore>,
+    max_permits: u32,
+    tx: &mpsc::UnboundedSender<Result<Budgeted>>,
+) -> bool {
+    let mut at = 0;
+    while at < map.len() {
+        let end = (at + MAP_WINDOW).min(map.len());
+        let want = (end - at)
+            .div_ceil(PERMIT_UNIT as usize)
+            .min(max_permits as usize) as u32;
+        let Ok(permit) = budget.clone().acquire_many_owned(want).await else {
+            return false;
+        };
+        crate::storage::Location::populate(map, at..end).await;
+        let chunk = Budgeted {
+            bytes: map.slice(at..end),
+            _permit: Some(permit),
+        };
+        if tx.send(Ok(chunk)).is_err() {
+            return true; // the reader dropped this shard (skipped after damage)
+        }
+        at = end;
+    }
+    true
+}
+
+/// A mapped shard being decoded: frames are zero-copy slices of `map`, taken once the
+/// background task has made them resident.
+struct MappedSource {
+    map: Bytes,
+    rx: ChunkRx,
+    /// Windows made resident and not yet decoded past, with their end offsets: their
+    /// permits are released as the decoder moves on.
+    held: VecDeque<(usize, Budgeted)>,
+    resident: usize,
+    pos: usize,
+    decoder: ShardDecoder,
+    ready: VecDeque<Record>,
+    name: String,
+}
+
+impl MappedSource {
+    async fn next(&mut self) -> Option<Result<Record>> {
+        match self.step().await {
+            Ok(Some(r)) => Some(Ok(r)),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    async fn step(&mut self) -> Result<Option<Record>> {
+        loop {
+            if let Some(r) = self.ready.pop_front() {
+                return Ok(Some(r));
+            }
+            let need = self.decoder.need();
+            if need == 0 {
+                if self.pos != self.map.len() {
+                    return Err(Error::malformed(format!(
+                        "{} bytes follow the trailer",
+                        self.map.len() - self.pos
+                    ))
+                    .in_shard(self.name.clone())
+                    .at_offset(self.pos as u64));
+                }
+                return Ok(None);
+            }
+            let end = self.pos.saturating_add(need);
+            if end > self.map.len() {
+                return Err(self.decoder.eof_error());
+            }
+            while self.resident < end {
+                match self.rx.recv().await {
+                    Some(Ok(chunk)) => {
+                        self.resident += chunk.bytes.len();
+                        self.held.push_back((self.resident, chunk));
+                    }
+                    Some(Err(e)) => return Err(e),
+                    None => return Err(self.decoder.eof_error()),
+                }
+            }
+            let chunk = self.map.slice(self.pos..end);
+            self.pos = end;
+            while self.held.front().is_some_and(|(e, _)| *e <= self.pos) {
+                self.held.pop_front();
+            }
+            let records = self.decoder.feed(chunk)?;
+            self.ready.extend(records);
+        }
+    }
+}
+
+enum Source {
+    Framed(Box<Frames>),
+    Mapped(Box<MappedSource>),
+}
+
 struct Current {
     shard: usize,
-    frames: Frames,
+    source: Source,
     yielded: usize,
     /// The storage error behind an I/O error the decoder reports, kept whole.
     storage_error: Arc<Mutex<Option<Error>>>,
@@ -184,7 +307,7 @@ struct Current {
 
 struct State {
     ds: Dataset,
-    announced: mpsc::Receiver<(usize, ChunkRx)>,
+    announced: mpsc::Receiver<Announced>,
     current: Option<Current>,
     /// After damage: (shard, next record) still to read through the index.
     fallback: Option<(usize, usize)>,
@@ -197,8 +320,31 @@ struct State {
 const FALLBACK_BATCH: usize = 64;
 
 impl State {
-    fn open(&self, shard: usize, rx: ChunkRx) -> Current {
+    fn open(&self, shard: usize, rx: ChunkRx, map: Option<Bytes>) -> Current {
         let slot: Arc<Mutex<Option<Error>>> = Arc::default();
+        let name = self
+            .ds
+            .location()
+            .display_of(&self.ds.manifest().shards[shard].path);
+        let decoder = ShardDecoder::with_options(self.ds.options().read.clone()).named(&name);
+        if let Some(map) = map {
+            let source = MappedSource {
+                map,
+                rx,
+                held: VecDeque::new(),
+                resident: 0,
+                pos: 0,
+                decoder,
+                ready: VecDeque::new(),
+                name,
+            };
+            return Current {
+                shard,
+                source: Source::Mapped(Box::new(source)),
+                yielded: 0,
+                storage_error: slot,
+            };
+        }
         let keep = slot.clone();
         let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
@@ -211,14 +357,13 @@ impl State {
             })
         })
         .boxed();
-        let name = self
-            .ds
-            .location()
-            .display_of(&self.ds.manifest().shards[shard].path);
-        let decoder = ShardDecoder::with_options(self.ds.options().read.clone()).named(name);
         Current {
             shard,
-            frames: FramedRead::with_capacity(StreamReader::new(chunks), decoder, 1 << 20),
+            source: Source::Framed(Box::new(FramedRead::with_capacity(
+                StreamReader::new(chunks),
+                decoder,
+                1 << 20,
+            ))),
             yielded: 0,
             storage_error: slot,
         }
@@ -264,12 +409,16 @@ impl State {
             }
             let Some(current) = self.current.as_mut() else {
                 match self.announced.recv().await {
-                    Some((s, rx)) => self.current = Some(self.open(s, rx)),
+                    Some((s, rx, map)) => self.current = Some(self.open(s, rx, map)),
                     None => return None,
                 }
                 continue;
             };
-            match current.frames.next().await {
+            let next = match &mut current.source {
+                Source::Framed(frames) => frames.next().await,
+                Source::Mapped(mapped) => mapped.next().await,
+            };
+            match next {
                 Some(Ok(r)) => {
                     current.yielded += 1;
                     return Some(Ok(r));

@@ -8,8 +8,10 @@
 //! through its `Arc` until its user is done.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use tokio::sync::OnceCell;
 
 use crate::error::{Error, Result};
@@ -39,6 +41,12 @@ pub struct DatasetOptions {
     /// Bytes of shard footers kept loaded (estimated as twice the footer's size on disk);
     /// the least recently used go beyond it. At least one footer is always kept.
     pub footer_cache_bytes: u64,
+    /// Local shards are memory-mapped (default): records are zero-copy slices of the page
+    /// cache. Set to false to read them with `pread`s into fresh buffers instead, for shards
+    /// that another program might truncate or rewrite in place while they are read (a mapped
+    /// file that shrinks kills the reader with SIGBUS; editshard itself only ever replaces
+    /// files by rename). Remote locations ignore it.
+    pub map_local: bool,
 }
 
 impl Default for DatasetOptions {
@@ -52,6 +60,7 @@ impl Default for DatasetOptions {
             span_slack: 16 << 20,
             concurrency: 8,
             footer_cache_bytes: 256 << 20,
+            map_local: true,
         }
     }
 }
@@ -60,6 +69,8 @@ impl Default for DatasetOptions {
 pub struct LoadedShard {
     view: ShardView,
     path: String,
+    /// The whole file, memory-mapped, for a local shard (see [`DatasetOptions::map_local`]).
+    mapped: Option<Bytes>,
 }
 
 impl LoadedShard {
@@ -78,6 +89,24 @@ impl LoadedShard {
     pub fn view(&self) -> &ShardView {
         &self.view
     }
+    /// The whole shard file memory-mapped, when it is local and mapping is on.
+    pub fn mapped(&self) -> Option<&Bytes> {
+        self.mapped.as_ref()
+    }
+}
+
+/// The bytes of `range` of a mapped file, with the error a ranged read of a short file gives.
+pub(crate) fn map_range(map: &Bytes, range: Range<u64>, name: &str) -> Result<Bytes> {
+    let len = map.len() as u64;
+    if range.start > range.end || range.end > len {
+        return Err(Error::truncated(format!(
+            "asked for bytes {}..{}, the file has {len}: the object is shorter than expected",
+            range.start, range.end
+        ))
+        .in_shard(name.to_string())
+        .at_offset(range.start.min(len)));
+    }
+    Ok(map.slice(range.start as usize..range.end as usize))
 }
 
 pub(crate) struct Inner {
@@ -233,13 +262,16 @@ impl Inner {
             ))
             .in_shard(name));
         }
-        let footer = self
-            .location
-            .get_range(
-                &entry.path,
-                entry.footer_offset..entry.footer_offset + entry.footer_length,
-            )
-            .await?;
+        let mapped = if self.options.map_local {
+            self.location.map(&entry.path).await?
+        } else {
+            None
+        };
+        let range = entry.footer_offset..entry.footer_offset.saturating_add(entry.footer_length);
+        let footer = match &mapped {
+            Some(map) => map_range(map, range, &name)?,
+            None => self.location.get_range(&entry.path, range).await?,
+        };
         let view = ShardView::from_footer(
             name.clone(),
             self.options.read.clone(),
@@ -257,6 +289,7 @@ impl Inner {
         Ok(Arc::new(LoadedShard {
             view,
             path: entry.path.clone(),
+            mapped,
         }))
     }
 

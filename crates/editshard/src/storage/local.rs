@@ -48,6 +48,65 @@ pub(super) async fn get_range(path: &Path, range: Range<u64>) -> Result<Bytes> {
     .map_err(|e| err("read", &name(path), e).at_offset(start))
 }
 
+/// An immutable shard file mapped into memory, as the owner of a [`Bytes`].
+struct Mapped(memmap2::Mmap);
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Maps the file at `path` read-only: its bytes as a [`Bytes`] whose slices are zero-copy
+/// views of the page cache (no `read` copy, no buffer to allocate or zero-fill). An empty file
+/// is an empty `Bytes` (an empty mapping is not allowed).
+///
+/// Why this is sound: Rust needs the mapped bytes not to change while they are borrowed, and
+/// the process dies of SIGBUS if the file shrinks under the map. Neither happens to a
+/// dataset's files: shards and manifests are published whole by renaming a finished, synced
+/// temporary file over the name ([`crate::atomic`], `put`/`put_stream` here), never written in
+/// place or truncated, so a map keeps showing the inode that was opened, whole, even if the
+/// name is replaced meanwhile. A program that truncates or rewrites a shard in place while a
+/// reader has it open breaks that contract; readers that must survive it set
+/// [`crate::read::DatasetOptions::map_local`] to false (ranged `pread`s instead).
+pub fn map_file(path: &Path) -> std::io::Result<Bytes> {
+    let file = std::fs::File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        return Ok(Bytes::new());
+    }
+    // SAFETY: a read-only map of a file that is never modified in place nor truncated while
+    // open (see above); the `Mmap` is owned by the `Bytes` and unmapped when the last slice
+    // of it is dropped.
+    let map = unsafe { memmap2::MmapOptions::new().map(&file)? };
+    Ok(Bytes::from_owner(Mapped(map)))
+}
+
+/// Asks the kernel to bring `range` of a mapped file (from [`map_file`]) into memory and
+/// into this process's page tables now, so that the thread reading it later neither blocks
+/// on the disk nor faults: `MADV_WILLNEED` starts one read-ahead of the whole range (page
+/// faults alone would read it a read-ahead window at a time), then `MADV_POPULATE_READ`
+/// (Linux 5.14+) waits for it and maps it. Blocking: call it where blocking is allowed.
+/// Best effort: an error only means the reader faults the pages in itself.
+pub fn populate_map(map: &Bytes, range: Range<usize>) {
+    let range = range.start.min(map.len())..range.end.min(map.len());
+    if range.is_empty() {
+        return;
+    }
+    // Page-align the start: madvise takes page-aligned addresses.
+    let page = rustix::param::page_size();
+    let addr = map.as_ptr() as usize + range.start;
+    let aligned = addr & !(page - 1);
+    let len = range.end - range.start + (addr - aligned);
+    // SAFETY: advice only; the range lies within the live mapping that `map` keeps alive
+    // (rounded down to its page, which is mapped too), and neither advice changes its
+    // contents.
+    unsafe {
+        let ptr = aligned as *mut std::ffi::c_void;
+        let _ = rustix::mm::madvise(ptr, len, rustix::mm::Advice::WillNeed);
+        let _ = rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxPopulateRead);
+    }
+}
+
 pub(super) async fn head(path: &Path) -> Result<Option<u64>> {
     match tokio::fs::metadata(path).await {
         Ok(m) if m.is_file() => Ok(Some(m.len())),

@@ -40,6 +40,7 @@ mod local;
 mod remote;
 
 pub use error::is_not_found;
+pub use local::{map_file, populate_map};
 
 /// A stream of an object's bytes, in order.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
@@ -271,6 +272,31 @@ impl Location {
             .at_offset(start));
         }
         Ok(bytes)
+    }
+
+    /// The object memory-mapped, when this location is a local directory (`None` for HTTP
+    /// and S3): zero-copy reads for local shards. Only for files that are never modified in
+    /// place (see [`local::map_file`]: dataset files are published by rename).
+    pub async fn map(&self, rel: &str) -> Result<Option<Bytes>> {
+        self.checked(rel)?;
+        let Backend::Local(dir) = &self.backend else {
+            return Ok(None);
+        };
+        let path = dir.join(rel);
+        let shown = self.display_of(rel);
+        tokio::task::spawn_blocking(move || local::map_file(&path))
+            .await
+            .map_err(|e| Error::from(std::io::Error::other(e)).in_shard(shown.clone()))?
+            .map(Some)
+            .map_err(|e| error::local("map", &shown, e))
+    }
+
+    /// Brings `range` of a mapped object into memory (see [`Location::map`]) before it is
+    /// read, on a blocking thread, so that an async reader of the map does not stall its
+    /// runtime on the disk.
+    pub(crate) async fn populate(map: &Bytes, range: Range<usize>) {
+        let map = map.clone();
+        let _ = tokio::task::spawn_blocking(move || local::populate_map(&map, range)).await;
     }
 
     /// The object's size, or `None` if it does not exist.

@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
 use crate::error::{Error, Result};
@@ -53,6 +53,39 @@ impl ShardDecoder {
     /// True once the trailer has been read.
     pub fn is_done(&self) -> bool {
         self.state.is_done()
+    }
+
+    /// Bytes the next [`feed`](Self::feed) takes; 0 once the trailer was read or after an
+    /// error.
+    pub fn need(&self) -> usize {
+        self.state.need()
+    }
+
+    /// Absolute offset of the next byte expected.
+    pub fn offset(&self) -> u64 {
+        self.state.offset()
+    }
+
+    /// Consumes exactly [`need`](Self::need) bytes that are already in memory (a mapped
+    /// file, a whole buffer) and returns the records they complete, as zero-copy slices of
+    /// `chunk`: the bytes are checked, never copied. The `Decoder` side copies them into its
+    /// buffer first.
+    pub fn feed(&mut self, chunk: Bytes) -> Result<Vec<Record>> {
+        if chunk.len() != self.state.need() {
+            let e = Error::invalid(format!(
+                "fed {} bytes where the decoder takes {}",
+                chunk.len(),
+                self.state.need()
+            ))
+            .at_offset(self.state.offset());
+            return Err(self.name_error(e));
+        }
+        self.state.feed(chunk).map_err(|e| self.name_error(e))
+    }
+
+    /// The error for an input that ended before the shard did (named).
+    pub fn eof_error(&self) -> Error {
+        self.name_error(self.state.eof_error())
     }
 
     fn name_error(&self, e: Error) -> Error {

@@ -5,6 +5,7 @@
 //! damaged one with [`salvage`], which resynchronises on frame boundaries.
 
 mod decoder;
+mod hasher;
 mod random;
 mod reader;
 pub mod salvage;

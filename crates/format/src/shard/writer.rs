@@ -37,8 +37,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 
+use super::hasher::ShardHasher;
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::format::group::{BlobEntry, GroupTable, RecordEntry};
@@ -146,7 +146,8 @@ struct PendingGroup {
 /// Writes one shard to any `Write`.
 pub struct ShardWriter<W: Write> {
     out: W,
-    hasher: Sha256,
+    /// The whole file's SHA-256, computed on a thread of its own.
+    hasher: ShardHasher,
     offset: u64,
     options: WriterOptions,
     limits: Limits,
@@ -166,7 +167,7 @@ impl<W: Write> ShardWriter<W> {
     pub fn with_options(out: W, options: WriterOptions) -> Result<Self> {
         let mut w = ShardWriter {
             out,
-            hasher: Sha256::new(),
+            hasher: ShardHasher::new(),
             offset: 0,
             options,
             limits: Limits::DEFAULT,
@@ -183,6 +184,14 @@ impl<W: Write> ShardWriter<W> {
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.out.write_all(bytes)?;
         self.hasher.update(bytes);
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// [`Self::write`] for image bytes, handed to the hashing thread without a copy.
+    fn write_shared(&mut self, bytes: &Bytes) -> Result<()> {
+        self.out.write_all(bytes)?;
+        self.hasher.update_shared(bytes);
         self.offset += bytes.len() as u64;
         Ok(())
     }
@@ -347,7 +356,7 @@ impl<W: Write> ShardWriter<W> {
             self.write(m)?;
         }
         for b in &group.blobs {
-            self.write(b)?;
+            self.write_shared(b)?;
         }
         self.stats.images_stored += group.blobs.len() as u64;
         self.stats.image_bytes_stored += group.blobs.iter().map(|b| b.len() as u64).sum::<u64>();
@@ -385,7 +394,7 @@ impl<W: Write> ShardWriter<W> {
             records: self.stats.records,
             footer_offset: index_offset,
             footer_len: self.offset - index_offset,
-            sha256: self.hasher.finalize().into(),
+            sha256: self.hasher.finalize()?,
             stats: self.stats,
             ids: self.ids,
         };

@@ -158,3 +158,47 @@ fn a_shard_with_a_duplicate_id_is_refused_by_every_reader() {
         .unwrap();
     assert!(err.to_string().contains("twice"), "{err}");
 }
+
+/// A view hashes each stored image once and remembers what it found: a record that points at
+/// an image already verified for another record, but claims another SHA-256, is still caught,
+/// on every read, while the honest record keeps reading. (Decoded with `decode_parts`, which
+/// skips the frame head check that would catch this lie first.)
+#[test]
+fn an_image_verified_once_is_still_checked_against_each_records_claim() {
+    // Every image the same length, so that references can be swapped without a length lie.
+    let src = image(1, "image/png", 4, 3, 50);
+    let records = vec![
+        Record::new(
+            "a",
+            Kind::Sft,
+            src.clone(),
+            vec![Turn::new(image(2, "image/png", 4, 3, 50))],
+        ),
+        Record::new(
+            "b",
+            Kind::Sft,
+            src,
+            vec![Turn::new(image(3, "image/png", 4, 3, 50))],
+        ),
+    ];
+    let mut w = ShardWriter::new(Vec::new()).unwrap();
+    for r in &records {
+        w.append(r).unwrap();
+    }
+    let bytes = w.finish().unwrap().0;
+    let lying = Bytes::from(rewrite_index(&bytes, |index| {
+        let table = index.frames[0].table.as_mut().unwrap();
+        // b's source and edit swapped: its edit now points at the shared source, which a
+        // verifies honestly first. a is untouched.
+        table.records[1].refs.swap(0, 1);
+    }));
+    let shard = RandomAccessShard::open(lying.clone(), "memo.esd").unwrap();
+    let view = shard.view();
+    for round in 0..3 {
+        let a = view.decode_parts(0, &lying, 0, true).unwrap();
+        assert_eq!(a, records[0], "round {round}: a reads");
+        let e = view.decode_parts(1, &lying, 0, true).unwrap_err();
+        assert!(e.is_corruption(), "round {round}: {e}");
+        assert!(e.to_string().contains("SHA-256"), "round {round}: {e}");
+    }
+}
