@@ -18,7 +18,11 @@
 # release ("full" is exactly 257730/56473/72000); SEED [42]; SHARD_SIZE [512KiB] (tiny images:
 # ~380 records a shard, close to what a 512 MiB shard of the real release holds); GETS [1000]
 # ids fetched; OPEN_REPS [5]; EPOCH_HTTP [0] (1: also the epoch over HTTP); KEEP=1 keeps
-# WORKDIR; RESULTS [bench/scale-results-DATE.md].
+# WORKDIR; RESULTS [bench/scale-results-DATE.md]; BIN_DIR [unset: build target/release]: take
+# editshard, gen_bench_release and bench_scale from there instead (e.g. copies, so that a
+# build may run meanwhile). A full-size release is ~1M small files: a WORKDIR on tmpfs
+# (/dev/shm) spares the disk (the shards' fsyncs are then free; per-row costs are what is
+# measured here).
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -82,11 +86,17 @@ timed() {
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
 }
 
-log "building (release)"
-cargo build --release --quiet -p editshard-tools --bin gen_bench_release --bin bench_scale -p editshard-cli
-BIN=$REPO/target/release/editshard
-GEN=$REPO/target/release/gen_bench_release
-BS=$REPO/target/release/bench_scale
+if [[ -n "${BIN_DIR:-}" ]]; then
+    B=$(realpath "$BIN_DIR")
+else
+    log "building (release)"
+    cargo build --release --quiet -p editshard-tools --bin gen_bench_release --bin bench_scale
+    cargo build --release --quiet -p editshard-cli --bin editshard
+    B=$REPO/target/release
+fi
+BIN=$B/editshard
+GEN=$B/gen_bench_release
+BS=$B/bench_scale
 
 # --- a private nginx serving $W on 127.0.0.1 (as bench/run.sh does) ---
 NG=$W/nginx
