@@ -90,8 +90,10 @@ if [[ -n "${BIN_DIR:-}" ]]; then
     B=$(realpath "$BIN_DIR")
 else
     log "building (release)"
-    cargo build --release --quiet -p editshard-tools --bin gen_bench_release --bin bench_scale
-    cargo build --release --quiet -p editshard-cli --bin editshard
+    # One command: built separately, the two packages unify their dependencies' features
+    # differently and each rebuild the other's.
+    cargo build --release --quiet -p editshard-tools --bin gen_bench_release --bin bench_scale \
+        -p editshard-cli --bin editshard
     B=$REPO/target/release
 fi
 BIN=$B/editshard

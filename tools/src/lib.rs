@@ -12,7 +12,8 @@
 //! - [`cli`]: running the `editshard` binary (its path is a parameter) and reading what it left.
 //! - [`convert_support`]: running `editshard convert` and reading the dataset it wrote.
 //! - [`view_fixture`]: a dataset with real images for `editshard view`.
-//! - `src/bin/`: `gen_sample_release`, `gen_bench_release` and `bench_read` (`bench/run.sh`).
+//! - `src/bin/`: `gen_sample_release`, `gen_bench_release`, `bench_read` (`bench/run.sh`) and
+//!   `bench_scale` (`bench/scale.sh`).
 //!
 //! Each integration-test binary (`crates/*/tests/*.rs`) has this crate as a dev-dependency.
 
