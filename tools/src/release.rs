@@ -1602,7 +1602,10 @@ fn par_map<T: Sync, R: Send>(
             .collect();
         let mut out = Vec::with_capacity(items.len());
         for w in workers {
-            out.extend(w.join().map_err(|_| io::Error::other("a writer thread panicked"))??);
+            out.extend(
+                w.join()
+                    .map_err(|_| io::Error::other("a writer thread panicked"))??,
+            );
         }
         Ok(out)
     })

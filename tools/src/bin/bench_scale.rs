@@ -180,7 +180,10 @@ async fn get_by_id(target: &str, ids_file: &str) -> Res<()> {
     println!("open_us={:.1}\nfirst_get_us={:.1}", us(open), us(first));
     println!("get_p50_us={:.1}", us(percentile(&lat, 50)));
     println!("get_p99_us={:.1}", us(percentile(&lat, 99)));
-    println!("candidate_shards_per_id={:.4}", candidates as f64 / n as f64);
+    println!(
+        "candidate_shards_per_id={:.4}",
+        candidates as f64 / n as f64
+    );
     println!("filter_check_us_per_id={:.1}", filter_us / n as f64);
     println!("footers_cached={}", ds.footers_loaded());
     println!("image_bytes={bytes}");
@@ -204,10 +207,16 @@ async fn epoch(target: &str, o: &Opts) -> Res<()> {
     }
     let secs = t.elapsed().as_secs_f64();
     if records != ds.len() {
-        return Err(format!("read {records} records, the dataset has {}", ds.len()));
+        return Err(format!(
+            "read {records} records, the dataset has {}",
+            ds.len()
+        ));
     }
     println!("records={records}\nimage_bytes={bytes}");
-    println!("epoch_s={secs:.3}\nrecords_per_s={:.0}", records as f64 / secs);
+    println!(
+        "epoch_s={secs:.3}\nrecords_per_s={:.0}",
+        records as f64 / secs
+    );
     println!("footers_cached={}", ds.footers_loaded());
     Ok(())
 }
