@@ -13,7 +13,8 @@
 //! - [`convert_support`]: running `editshard convert` and reading the dataset it wrote.
 //! - [`hub_parquet`]: Parquet files in the published schemas of the Hub's editing datasets.
 //! - [`view_fixture`]: a dataset with real images for `editshard view`.
-//! - `src/bin/`: `gen_sample_release`, `gen_bench_release` and `bench_read` (`bench/run.sh`).
+//! - `src/bin/`: `gen_sample_release`, `gen_bench_release`, `bench_read` (`bench/run.sh`) and
+//!   `bench_scale` (`bench/scale.sh`).
 //!
 //! Each integration-test binary (`crates/*/tests/*.rs`) has this crate as a dev-dependency.
 

@@ -822,22 +822,33 @@ pub fn generate_release(root: &Path, spec: &ReleaseSpec) -> io::Result<Generated
         fs::write(root.join(subset.manifest_rel()), manifest)?;
     }
 
+    // Images are encoded and written on every core (large releases have hundreds of
+    // thousands); each is a pure function of its path, so the bytes do not depend on it.
     let mut files = BTreeMap::new();
-    for (rel, &(w, h)) in &g.images {
+    let edits: Vec<(&String, &(u32, u32))> = g.images.iter().collect();
+    let infos = par_map(&edits, |&(rel, &(w, h))| {
         let key = mix(g.seed ^ fnv1a(rel.as_bytes()));
         let bytes = encode_png(&draw(w, h, key), w, h)?;
         write_file(root, rel, &bytes)?;
-        files.insert(rel.clone(), file_info(w, h, &bytes));
+        Ok(file_info(w, h, &bytes))
+    })?;
+    for ((rel, _), info) in edits.into_iter().zip(infos) {
+        files.insert(rel.clone(), info);
     }
-    for s in g.sources.iter_mut() {
+    let encoded = par_map(&g.sources, |s| {
         let key = mix(g.seed.rotate_left(7) ^ fnv1a(s.image_id.as_bytes()));
         let bytes = encode_jpeg(&draw(s.width, s.height, key), s.width, s.height)?;
-        s.original_size = bytes.len() as u64;
-        s.original_md5 = base64(&md5(&bytes));
-        s.sha256 = hex(&Sha256::digest(&bytes));
         for rel in [&s.openimages_rel, &s.flickr_rel] {
             write_file(root, rel, &bytes)?;
-            files.insert(rel.clone(), file_info(s.width, s.height, &bytes));
+        }
+        Ok((base64(&md5(&bytes)), file_info(s.width, s.height, &bytes)))
+    })?;
+    for (s, (md5_b64, info)) in g.sources.iter_mut().zip(encoded) {
+        s.original_size = info.len;
+        s.original_md5 = md5_b64;
+        s.sha256 = info.sha256.clone();
+        for rel in [&s.openimages_rel, &s.flickr_rel] {
+            files.insert(rel.clone(), info.clone());
         }
     }
 
@@ -1574,6 +1585,30 @@ fn file_info(width: u32, height: u32, bytes: &[u8]) -> GeneratedFile {
         len: bytes.len() as u64,
         sha256: hex(&Sha256::digest(bytes)),
     }
+}
+
+/// `f` of every item, in order, computed on all cores in contiguous chunks.
+fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> io::Result<R> + Sync,
+) -> io::Result<Vec<R>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<io::Result<Vec<R>>>()))
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for w in workers {
+            out.extend(
+                w.join()
+                    .map_err(|_| io::Error::other("a writer thread panicked"))??,
+            );
+        }
+        Ok(out)
+    })
 }
 
 fn write_file(root: &Path, rel: &str, bytes: &[u8]) -> io::Result<()> {

@@ -381,18 +381,31 @@ impl IdFilter {
         self.may_contain_probe(&IdProbe::new(id))
     }
 
+    /// Decodes only the base64 groups holding the probed bits: a lookup by id checks every
+    /// shard's filter, and decoding each whole filter made it cost as much as the dataset
+    /// has records. A filter that does not decode "may contain" every id, as before.
     fn may_contain_probe(&self, probe: &IdProbe) -> bool {
-        let Ok(data) = base64::engine::general_purpose::STANDARD.decode(&self.data) else {
-            return true;
-        };
-        if data.len() as u64 * 8 != self.bits {
+        if self.data.len() as u64 != (self.bits / 8).div_ceil(3) * 4 {
             return true;
         }
         (0..self.hashes).all(|i| {
             let b = probe.bit(i, self.bits);
-            data[(b / 8) as usize] & (1 << (b % 8)) != 0
+            filter_byte(self.data.as_bytes(), (b / 8) as usize)
+                .is_none_or(|byte| byte & (1 << (b % 8)) != 0)
         })
     }
+}
+
+/// Byte `i` of the filter whose standard, padded base64 is `data`: decodes the one 4-character
+/// group that holds it. `None` when that group does not decode.
+fn filter_byte(data: &[u8], i: usize) -> Option<u8> {
+    let start = i / 3 * 4;
+    let group = data.get(start..start + 4)?;
+    let mut out = [0u8; 3];
+    let n = base64::engine::general_purpose::STANDARD
+        .decode_slice(group, &mut out)
+        .ok()?;
+    (i % 3 < n).then_some(out[i % 3])
 }
 
 #[cfg(test)]
@@ -409,6 +422,32 @@ mod tests {
             .filter(|i| f.may_contain(&format!("other/{i}")))
             .count();
         assert!(false_positives < 10, "{false_positives} false positives");
+    }
+
+    #[test]
+    fn a_lookup_decodes_the_same_bits_as_the_whole_filter() {
+        use base64::Engine;
+        // Sizes whose last base64 group is padded (1 or 2 bytes) and unpadded.
+        for n in [1usize, 7, 40, 41, 42, 300] {
+            let ids: Vec<String> = (0..n).map(|i| format!("multi-turn/{i}.png")).collect();
+            let f = IdFilter::build(ids.iter().map(String::as_str));
+            let whole = base64::engine::general_purpose::STANDARD
+                .decode(&f.data)
+                .unwrap();
+            for (i, &byte) in whole.iter().enumerate() {
+                assert_eq!(
+                    filter_byte(f.data.as_bytes(), i),
+                    Some(byte),
+                    "n {n}, byte {i}"
+                );
+            }
+            assert_eq!(filter_byte(f.data.as_bytes(), whole.len() + 3), None);
+            assert!(ids.iter().all(|id| f.may_contain(id)), "n {n}");
+        }
+        // A filter whose data does not decode is no filter: every id may be there.
+        let mut bad = IdFilter::build(["a", "b"]);
+        bad.data = "!".repeat(bad.data.len());
+        assert!(bad.may_contain("anything"));
     }
 
     #[test]

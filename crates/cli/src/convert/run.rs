@@ -22,7 +22,7 @@ use super::plan::{self, CollisionPolicy, PlanOptions};
 use super::progress::{Progress, Summary};
 use super::resolve::{Release, Resolver};
 use super::scores::Scores;
-use super::state::{State, Work};
+use super::state::Work;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::DestLock;
 use crate::manifest::{MANIFEST_NAME, Manifest};
@@ -542,11 +542,7 @@ async fn write_shards(opts: &ConvertOptions, target: &Target, job: Job) -> Resul
                         // final.
                         publisher.publish_new(writer.manifest(), shards_before)?;
                         kill_point("published");
-                        work.save_state(&State {
-                            fingerprint: fingerprint.clone(),
-                            next_row: outcome.index,
-                            manifest: writer.manifest().clone(),
-                        })?;
+                        work.save_state(&fingerprint, outcome.index, writer.manifest())?;
                         kill_point("saved");
                         evict(&consumer_ctx, &mut pending, outcome.index);
                     }
@@ -557,11 +553,7 @@ async fn write_shards(opts: &ConvertOptions, target: &Target, job: Job) -> Resul
             publisher.publish_new(writer.manifest(), shards_before)?;
             progress.finish();
             let new_part = writer.manifest().clone();
-            work.save_state(&State {
-                fingerprint,
-                next_row: total_rows,
-                manifest: new_part.clone(),
-            })?;
+            work.save_state(&fingerprint, total_rows, &new_part)?;
             Ok((work, new_part, run_failures))
         });
     let written = consumer

@@ -1,7 +1,9 @@
 //! The work directory: what lets a killed conversion continue where it stopped.
 //!
 //! ```text
-//! WORK/state.json              {"fingerprint", "next_row", "manifest"}: shards already in DEST
+//! WORK/state.json              {"fingerprint", "next_row", "shards", "manifest"}: how far the
+//!                              plan got, and the counts of the shards already in DEST
+//! WORK/shards.jsonl            the entries of those shards, one a line, in order
 //! WORK/failures.partial.jsonl  {"row": i, "failure": {...}} for rows failed while fetching
 //! WORK/cache/                  downloaded images not yet in a published shard (see cache.rs)
 //! WORK/staging/                the shard being written
@@ -19,6 +21,13 @@
 //! shard is published, and only after the failures of the rows before that index are synced,
 //! so the three always agree. Rows at or after `next_row` are simply done again: their
 //! images come from the cache, and the shard they form is byte-identical.
+//!
+//! The shards' entries (each with its id filter) go to `shards.jsonl`, appended and synced
+//! before `state.json` is replaced, and `state.json` says how many of its lines count: so
+//! saving the state after each shard costs that shard's entry, not the whole manifest again
+//! (which made a conversion quadratic in its shards). Lines past that count (a kill between
+//! the two writes) are ignored, and the first save of a run rewrites the file with exactly
+//! the entries of its state.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -37,10 +46,14 @@ const MAX_STATE_BYTES: u64 = 1 << 30;
 /// The file that marks a directory as an editshard work directory.
 pub const MARKER: &str = "editshard-work";
 
+/// The published shards' manifest entries, one a line (see the module docs).
+const SHARDS_LOG: &str = "shards.jsonl";
+
 /// What a conversion puts in its work directory, besides the marker: removed when it
 /// completes (see the module docs). Each must be what editshard made, never a link.
-const ENTRIES: [&str; 5] = [
+const ENTRIES: [&str; 6] = [
     "state.json",
+    SHARDS_LOG,
     "failures.partial.jsonl",
     "cache",
     "staging",
@@ -55,29 +68,91 @@ pub fn is_work_dir(dir: &Path) -> bool {
 /// The resume state saved in the work directory `dir`, if any.
 pub fn read_state(dir: &Path) -> Result<Option<State>> {
     let path = dir.join("state.json");
-    let shown = || path.display().to_string();
-    match fs::metadata(&path) {
-        Err(_) => return Ok(None),
-        Ok(m) if m.len() > MAX_STATE_BYTES => {
-            return Err(Error::limit("state.json is implausibly large").in_shard(shown()));
-        }
-        Ok(_) => {}
-    }
-    let bytes = fs::read(&path).map_err(|e| Error::from(e).in_shard(shown()))?;
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+    let Some(bytes) = read_bounded(&path)? else {
+        return Ok(None);
+    };
+    let unreadable = |path: &Path, what: String| {
         Error::invalid(format!(
-            "{} is unreadable ({e}): delete the work directory {} to start over",
+            "{} is unreadable ({what}): delete the work directory {} to start over",
             path.display(),
             dir.display()
         ))
-    })
+    };
+    let saved: SavedState =
+        serde_json::from_slice(&bytes).map_err(|e| unreadable(&path, e.to_string()))?;
+    let mut manifest = saved.manifest;
+    // A state saved before the shards had a file of their own lists them in its manifest.
+    if let Some(n) = saved.shards {
+        let log = dir.join(SHARDS_LOG);
+        let text = read_bounded(&log)?.unwrap_or_default();
+        let mut lines = text.split(|&b| b == b'\n');
+        manifest.shards = (0..n)
+            .map(|i| {
+                let line = lines.next().filter(|l| !l.is_empty()).ok_or_else(|| {
+                    unreadable(&log, format!("it lists {i} shards, the state says {n}"))
+                })?;
+                serde_json::from_slice(line)
+                    .map_err(|e| unreadable(&log, format!("line {}: {e}", i + 1)))
+            })
+            .collect::<Result<_>>()?;
+    }
+    Ok(Some(State {
+        fingerprint: saved.fingerprint,
+        next_row: saved.next_row,
+        manifest,
+    }))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A work file's bytes, `None` when it does not exist; refused over [`MAX_STATE_BYTES`].
+fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>> {
+    let shown = || path.display().to_string();
+    match fs::metadata(path) {
+        Err(_) => return Ok(None),
+        Ok(m) if m.len() > MAX_STATE_BYTES => {
+            return Err(Error::limit("the file is implausibly large").in_shard(shown()));
+        }
+        Ok(_) => {}
+    }
+    fs::read(path)
+        .map(Some)
+        .map_err(|e| Error::from(e).in_shard(shown()))
+}
+
+#[derive(Debug, Clone)]
 pub struct State {
     pub fingerprint: String,
     pub next_row: u64,
     pub manifest: Manifest,
+}
+
+/// `state.json` as stored: the manifest without its shards, and how many lines of
+/// `shards.jsonl` hold them.
+#[derive(Serialize, Deserialize)]
+struct SavedState {
+    fingerprint: String,
+    next_row: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shards: Option<usize>,
+    manifest: Manifest,
+}
+
+/// The manifest's counts without its shard list, which `shards.jsonl` holds. (Every field is
+/// named, rather than cloning the whole manifest and dropping its shards, because that clone
+/// after every shard was itself quadratic.)
+fn without_shards(m: &Manifest) -> Manifest {
+    Manifest {
+        format: m.format.clone(),
+        format_version: m.format_version.clone(),
+        records: m.records,
+        bytes: m.bytes,
+        licence: m.licence.clone(),
+        kinds: m.kinds.clone(),
+        edit_types: m.edit_types.clone(),
+        categories: m.categories.clone(),
+        images: m.images.clone(),
+        shards: Vec::new(),
+        extra: m.extra.clone(),
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -89,6 +164,9 @@ struct PartialFailure {
 pub struct Work {
     dir: PathBuf,
     failures: Option<File>,
+    /// `shards.jsonl`, open for appending, and how many entries it holds; `None` until the
+    /// first save of this run has rewritten it.
+    shards_log: Option<(File, usize)>,
 }
 
 impl Work {
@@ -152,6 +230,7 @@ impl Work {
         Ok(Work {
             dir: dir.to_path_buf(),
             failures: None,
+            shards_log: None,
         })
     }
 
@@ -166,13 +245,59 @@ impl Work {
         read_state(&self.dir)
     }
 
-    /// Syncs the failures recorded so far, then replaces `state.json`.
-    pub fn save_state(&mut self, state: &State) -> Result<()> {
+    /// Syncs the failures recorded so far and the shards' entries, then replaces
+    /// `state.json`: the plan is done up to row `next_row`, and `manifest` lists what is
+    /// published. Its shards extend those of the previous save (only the new ones are
+    /// written).
+    pub fn save_state(
+        &mut self,
+        fingerprint: &str,
+        next_row: u64,
+        manifest: &Manifest,
+    ) -> Result<()> {
         if let Some(f) = &mut self.failures {
             f.flush()?;
             f.sync_data()?;
         }
-        let bytes = serde_json::to_vec(state).expect("state serializes");
+        let shards = &manifest.shards;
+        let entry_line = |e: &crate::manifest::ShardEntry| {
+            let mut line = serde_json::to_vec(e).expect("a shard entry serializes");
+            line.push(b'\n');
+            line
+        };
+        let log_path = self.path(SHARDS_LOG);
+        let context = |e: std::io::Error| Error::from(e).in_shard(log_path.display().to_string());
+        match &mut self.shards_log {
+            Some((file, logged)) if *logged <= shards.len() => {
+                let mut new = Vec::new();
+                for e in &shards[*logged..] {
+                    new.extend(entry_line(e));
+                }
+                if !new.is_empty() {
+                    file.write_all(&new).map_err(context)?;
+                    file.sync_data().map_err(context)?;
+                }
+                *logged = shards.len();
+            }
+            _ => {
+                // This run's first save (or a state that is not a continuation): the file
+                // holds exactly these entries, whatever a killed run appended after them.
+                let all: Vec<u8> = shards.iter().flat_map(entry_line).collect();
+                write_atomically(&log_path, &all)?;
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(&log_path)
+                    .map_err(context)?;
+                self.shards_log = Some((file, shards.len()));
+            }
+        }
+        let saved = SavedState {
+            fingerprint: fingerprint.to_string(),
+            next_row,
+            shards: Some(shards.len()),
+            manifest: without_shards(manifest),
+        };
+        let bytes = serde_json::to_vec(&saved).expect("state serializes");
         write_atomically(&self.path("state.json"), &bytes)
     }
 
@@ -223,6 +348,7 @@ impl Work {
     /// is left, with a warning, never deleted.
     pub fn remove(self) -> Result<()> {
         drop(self.failures);
+        drop(self.shards_log);
         let context =
             |p: &Path, e: std::io::Error| Error::from(e).in_shard(p.display().to_string());
         for name in ENTRIES {
@@ -253,5 +379,110 @@ impl Work {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{IdFilter, ShardEntry};
+
+    fn entry(i: usize) -> ShardEntry {
+        let ids: Vec<String> = (0..200)
+            .map(|r| format!("sft/images/{i}-{r}.png"))
+            .collect();
+        ShardEntry {
+            path: format!("shard-{i:05}.esd"),
+            bytes: 1000 + i as u64,
+            records: 200,
+            footer_offset: 900,
+            footer_length: 100,
+            sha256: "ab".repeat(32),
+            id_filter: IdFilter::build(ids.iter().map(String::as_str)),
+        }
+    }
+
+    fn manifest(shards: usize) -> Manifest {
+        let mut m = Manifest::new(Some("licence".into()));
+        m.records = 200 * shards as u64;
+        m.kinds.insert("sft".into(), m.records);
+        m.shards = (0..shards).map(entry).collect();
+        m
+    }
+
+    #[test]
+    fn the_state_file_stays_the_same_size_however_many_shards_are_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut work = Work::open(&dir.path().join("w")).unwrap();
+        let mut sizes = Vec::new();
+        for n in 1..=60 {
+            let m = manifest(n);
+            work.save_state("fp", n as u64 * 200, &m).unwrap();
+            sizes.push(fs::metadata(work.path("state.json")).unwrap().len());
+            let back = read_state(work.dir()).unwrap().unwrap();
+            assert_eq!(back.manifest, m, "after {n} shards");
+            assert_eq!(
+                (back.fingerprint.as_str(), back.next_row),
+                ("fp", n as u64 * 200)
+            );
+        }
+        // Only the counts' digits change: the shard entries (id filters) are not in it.
+        assert!(
+            sizes[59] < sizes[0] + 16,
+            "state.json grew from {} to {} bytes",
+            sizes[0],
+            sizes[59]
+        );
+        let log = fs::read_to_string(work.path(SHARDS_LOG)).unwrap();
+        assert_eq!(log.lines().count(), 60);
+    }
+
+    #[test]
+    fn entries_appended_by_a_killed_run_after_its_last_state_are_ignored_and_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let wdir = dir.path().join("w");
+        let mut work = Work::open(&wdir).unwrap();
+        work.save_state("fp", 400, &manifest(2)).unwrap();
+        // Killed after appending shard 3's entry (torn), before state.json said so.
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(work.path(SHARDS_LOG))
+            .unwrap();
+        let torn = serde_json::to_string(&entry(2)).unwrap();
+        f.write_all(&torn.as_bytes()[..torn.len() / 2]).unwrap();
+        drop((f, work));
+        let state = read_state(&wdir).unwrap().unwrap();
+        assert_eq!(state.manifest, manifest(2));
+        // The next run continues from that state: its first save rewrites the file.
+        let mut work = Work::open(&wdir).unwrap();
+        work.save_state("fp", 600, &manifest(3)).unwrap();
+        assert_eq!(read_state(&wdir).unwrap().unwrap().manifest, manifest(3));
+        let log = fs::read_to_string(wdir.join(SHARDS_LOG)).unwrap();
+        assert_eq!(log.lines().count(), 3, "{log}");
+    }
+
+    #[test]
+    fn a_state_missing_its_shard_entries_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let wdir = dir.path().join("w");
+        let mut work = Work::open(&wdir).unwrap();
+        work.save_state("fp", 400, &manifest(2)).unwrap();
+        fs::write(wdir.join(SHARDS_LOG), b"").unwrap();
+        let e = read_state(&wdir).unwrap_err().to_string();
+        assert!(
+            e.contains("shards.jsonl") && e.contains("delete the work directory"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_state_saved_with_its_shards_inside_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let wdir = dir.path().join("w");
+        Work::open(&wdir).unwrap();
+        let old =
+            serde_json::json!({"fingerprint": "fp", "next_row": 400, "manifest": manifest(2)});
+        fs::write(wdir.join("state.json"), serde_json::to_vec(&old).unwrap()).unwrap();
+        assert_eq!(read_state(&wdir).unwrap().unwrap().manifest, manifest(2));
     }
 }

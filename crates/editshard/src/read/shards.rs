@@ -38,8 +38,9 @@ pub struct DatasetOptions {
     pub span_slack: u64,
     /// Requests in flight at once for one batch.
     pub concurrency: usize,
-    /// Bytes of shard footers kept loaded (estimated as twice the footer's size on disk);
-    /// the least recently used go beyond it. At least one footer is always kept.
+    /// Bytes of parsed shard footers kept loaded (their memory, estimated by
+    /// `ShardIndex::heap_bytes`: about 300 bytes a record); the least recently used go beyond
+    /// it. At least one footer is always kept.
     pub footer_cache_bytes: u64,
     /// Local shards are memory-mapped (default): records are zero-copy slices of the page
     /// cache. Set to false to read them with `pread`s into fresh buffers instead, for shards
@@ -203,12 +204,12 @@ impl Inner {
     /// The shard with its footer loaded: one ranged read the first time, none after while
     /// it stays in the cache.
     pub async fn shard(self: &Arc<Self>, s: usize) -> Result<Arc<LoadedShard>> {
-        let Some(entry) = self.manifest.shards.get(s) else {
+        if s >= self.manifest.shards.len() {
             return Err(Error::invalid(format!(
                 "shard #{s} does not exist: the dataset has {}",
                 self.manifest.shards.len()
             )));
-        };
+        }
         let cell = {
             let mut footers = self.lock_footers();
             if let Some(loaded) = footers.get(s) {
@@ -216,7 +217,6 @@ impl Inner {
             }
             footers.loading.entry(s).or_default().clone()
         };
-        let cost = entry.footer_length.saturating_mul(2).saturating_add(256);
         // The footer is loaded by a task of its own, never inline: whoever starts the load
         // may stop being polled (a prefetching reader whose consumer is busy elsewhere waits
         // in a full channel), and every other caller waiting on this cell would wait with it.
@@ -232,6 +232,9 @@ impl Inner {
             {
                 footers.loading.remove(&s);
                 if let Ok(shard) = &loaded {
+                    // What the parsed index holds in memory (several times the footer's
+                    // compressed bytes on disk, which the cache counted before).
+                    let cost = shard.index().heap_bytes().saturating_add(256);
                     let budget = inner.options.footer_cache_bytes;
                     footers.insert(s, shard.clone(), cost, budget);
                 }

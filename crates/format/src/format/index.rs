@@ -307,6 +307,24 @@ impl ShardIndex {
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
+    /// The memory this parsed index holds, estimated from its parts: what a cache of loaded
+    /// footers should count. Several times the footer's bytes on disk, which are compressed
+    /// and hold each id once (here it is held twice: in its record and in the id map).
+    pub fn heap_bytes(&self) -> u64 {
+        use std::mem::size_of;
+        // A String's heap block, rounded up as allocators do, plus the map's per-entry share
+        // (key, value, control byte, load factor).
+        let id = |s: &String| s.capacity().div_ceil(16) as u64 * 16;
+        let ids: u64 = self.records.iter().map(|r| 2 * id(&r.id)).sum();
+        let map_entry = (size_of::<String>() + size_of::<u32>() + 1) as u64 * 8 / 7;
+        size_of::<Self>() as u64
+            + ids
+            + self.records.capacity() as u64 * (size_of::<RecordLoc>() as u64 + map_entry)
+            + (self.frames.capacity() * size_of::<FrameLoc>()) as u64
+            + (self.blobs.capacity() * size_of::<BlobLoc>()) as u64
+            + (self.refs.capacity() * size_of::<u32>()) as u64
+            + self.tables.capacity() as u64
+    }
     /// The record with this id, if the shard has it.
     pub fn position(&self, id: &str) -> Option<usize> {
         self.ids.get(id).map(|&i| i as usize)
