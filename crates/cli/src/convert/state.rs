@@ -151,6 +151,7 @@ fn without_shards(m: &Manifest) -> Manifest {
         categories: m.categories.clone(),
         images: m.images.clone(),
         shards: Vec::new(),
+        sources: m.sources.clone(),
         extra: m.extra.clone(),
     }
 }

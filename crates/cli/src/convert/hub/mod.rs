@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::failures::{self, FAILURES_NAME, Failure};
 use super::kill::kill_point;
 use super::run::{Publisher, input_digest};
-use super::state::{State, Work};
+use super::state::Work;
 use super::{ownership, part_dir};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::DestLock;
@@ -238,11 +238,7 @@ async fn convert_locked(
                             // With a shared ordinal the last saved state stays: a resume from
                             // it writes the same shard again (conversion is deterministic).
                             if !shares {
-                                work.save_state(&State {
-                                    fingerprint: fp.clone(),
-                                    next_row: ordinal,
-                                    manifest: writer.manifest().clone(),
-                                })?;
+                                work.save_state(&fp, ordinal, writer.manifest())?;
                                 kill_point("saved");
                             }
                         }
@@ -259,11 +255,7 @@ async fn convert_locked(
             writer.finish_shard()?;
             publisher.publish_new(writer.manifest(), before)?;
             let manifest = writer.manifest().clone();
-            work.save_state(&State {
-                fingerprint: fp,
-                next_row: u64::MAX,
-                manifest: manifest.clone(),
-            })?;
+            work.save_state(&fp, u64::MAX, &manifest)?;
             Ok((work, manifest, failures, counts))
         },
     )
