@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::format::{VERSION_MAJOR, VERSION_MINOR};
 use crate::path::check_relative_path;
-use crate::shard::writer::{ShardStats, ShardSummary, merge_counts};
+use crate::shard::stats::merge_counts;
+use crate::shard::writer::{ShardStats, ShardSummary};
 
 pub const MANIFEST_NAME: &str = "manifest.json";
 /// Largest manifest a reader accepts.

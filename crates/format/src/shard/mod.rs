@@ -8,6 +8,7 @@ mod decoder;
 mod random;
 mod reader;
 pub mod salvage;
+pub(crate) mod stats;
 pub(crate) mod stream;
 mod view;
 pub(crate) mod writer;
