@@ -162,7 +162,13 @@ pub fn editing_v1_1(n: u32) -> Record {
     let thing = THINGS[n as usize % THINGS.len()];
     let turns = (1..=1 + n % 2)
         .map(|t| {
-            let mut output = image(20_000 + n * 10 + t, "image/png", 64, 64, 40 + (n % 13) as usize);
+            let mut output = image(
+                20_000 + n * 10 + t,
+                "image/png",
+                64,
+                64,
+                40 + (n % 13) as usize,
+            );
             output.caption = Some(format!("a photo of a field with {thing}, turn {t}"));
             let mut mask = image(30_000 + n * 10 + t, "image/png", 64, 64, 24);
             mask.path = Some(format!("masks/{n}-{t}.png"));
@@ -181,7 +187,12 @@ pub fn editing_v1_1(n: u32) -> Record {
         .collect();
     let mut source = image(40_000 + n, "image/jpeg", 64, 64, 30 + (n % 11) as usize);
     source.caption = Some("a photo of an empty green field under a grey sky".to_string());
-    let mut r = Record::new(format!("magicbrush/train/{n}"), Kind::Generic, source, turns);
+    let mut r = Record::new(
+        format!("magicbrush/train/{n}"),
+        Kind::Generic,
+        source,
+        turns,
+    );
     r.provenance = Provenance {
         dataset: Some("osunlp/MagicBrush".to_string()),
         revision: Some("4dd1ee6b3c2f0d81e2a7c0bd96f4f3a1d2ee0b9a".to_string()),

@@ -446,7 +446,10 @@ mod tests {
         m.absorb(&other);
         assert_eq!(m.format_version, "1.1", "a 1.1 shard makes the dataset 1.1");
         m.note_minor_version(0);
-        assert_eq!(m.format_version, "1.1", "never lowered once shards are listed");
+        assert_eq!(
+            m.format_version, "1.1",
+            "never lowered once shards are listed"
+        );
         assert_eq!(m.minor_version(), 1);
         // Readers accept any 1.x manifest.
         m.format_version = "1.7".into();

@@ -164,11 +164,20 @@ mod tests {
     fn training_is_deterministic_and_compression_round_trips() {
         let a = Dictionary::train(&samples(), 4096).expect("trains");
         let b = Dictionary::train(&samples(), 4096).expect("trains");
-        assert_eq!(a.bytes(), b.bytes(), "the same samples give the same dictionary");
+        assert_eq!(
+            a.bytes(),
+            b.bytes(),
+            "the same samples give the same dictionary"
+        );
         assert!(a.bytes().len() <= 4096);
         let raw = &samples()[7];
         let packed = DictCompressor::new(&a, 3).unwrap().compress(raw).unwrap();
-        assert!(packed.len() < raw.len() / 2, "{} of {}", packed.len(), raw.len());
+        assert!(
+            packed.len() < raw.len() / 2,
+            "{} of {}",
+            packed.len(),
+            raw.len()
+        );
         let out = super::super::decode_block_with(2, &packed, 1 << 20, "m", Some(&a)).unwrap();
         assert_eq!(&out, raw);
         // Without the dictionary, codec 2 is an error that says so.

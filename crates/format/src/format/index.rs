@@ -254,12 +254,15 @@ impl ShardIndex {
     }
 
     /// [`Self::resolve`] under `limits`.
-    pub fn resolve_with(index: IndexFrame, trailer: Trailer, limits: &Limits) -> Result<ShardIndex> {
+    pub fn resolve_with(
+        index: IndexFrame,
+        trailer: Trailer,
+        limits: &Limits,
+    ) -> Result<ShardIndex> {
         let at = trailer.index_offset;
         let dictionary = match index.dictionary {
             Some(bytes) => Some(
-                Dictionary::parse(bytes, limits.max_dictionary_len)
-                    .map_err(|e| e.at_offset(at))?,
+                Dictionary::parse(bytes, limits.max_dictionary_len).map_err(|e| e.at_offset(at))?,
             ),
             None => None,
         };

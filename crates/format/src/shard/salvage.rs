@@ -328,8 +328,8 @@ fn read_frame<R: ReadAt>(
     let len = header.frame_len();
     match body[0] {
         FRAME_GROUP => {
-            let (_, records) =
-                decode_group(&body, header_end, limits, 0, dictionary).map_err(|e| e.to_string())?;
+            let (_, records) = decode_group(&body, header_end, limits, 0, dictionary)
+                .map_err(|e| e.to_string())?;
             for r in &records {
                 for image in r.images() {
                     image

@@ -12,8 +12,7 @@ use crate::format::index::{IndexEntry, IndexFrame};
 use crate::format::wire::{Cursor, crc32, put_varint};
 use crate::format::{
     Dictionary, FRAME_DICTIONARY, FRAME_GROUP, FRAME_HEADER_LEN, FRAME_INDEX, FRAME_OPTIONAL_MIN,
-    FrameHeader, HEADER_LEN, Limits, ShardHeader, TRAILER_LEN, Trailer,
-    decode_block_with, meta,
+    FrameHeader, HEADER_LEN, Limits, ShardHeader, TRAILER_LEN, Trailer, decode_block_with, meta,
 };
 use crate::record::Record;
 
@@ -241,8 +240,9 @@ impl StreamState {
                     )
                     .at_offset(frame_at));
                 }
-                let dictionary = Dictionary::parse(body.slice(2..), self.options.limits.max_dictionary_len)
-                    .map_err(|e| e.at_offset(frame_at))?;
+                let dictionary =
+                    Dictionary::parse(body.slice(2..), self.options.limits.max_dictionary_len)
+                        .map_err(|e| e.at_offset(frame_at))?;
                 self.note_frame(header, FRAME_DICTIONARY, None)?;
                 self.dictionary = Some(dictionary);
                 Ok(Vec::new())

@@ -49,10 +49,10 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::format::dict::DictCompressor;
 use crate::format::group::{BlobEntry, GroupTable, RecordEntry};
 use crate::format::index::{IndexEntry, IndexFrame};
 use crate::format::wire::crc32;
-use crate::format::dict::DictCompressor;
 use crate::format::{
     CODEC_ZSTD_DICT, Dictionary, FRAME_DICTIONARY, FRAME_GROUP, FRAME_HEADER_LEN, FrameHeader,
     HEADER_LEN, Limits, ShardHeader, TRAILER_LEN, Trailer, VERSION_MAJOR, VERSION_MINOR,
@@ -367,8 +367,7 @@ impl<W: Write> ShardWriter<W> {
             *bytes += group.bytes;
             *records += group.table.records.len();
             held.push(group);
-            if *records >= self.options.dictionary_samples
-                || *bytes >= self.options.max_group_bytes
+            if *records >= self.options.dictionary_samples || *bytes >= self.options.max_group_bytes
             {
                 self.decide_dictionary()?;
             }
@@ -380,7 +379,8 @@ impl<W: Write> ShardWriter<W> {
     /// Trains the dictionary on the held groups' metadata, keeps it if it pays on them, and
     /// writes the held groups (after the dictionary frame, recompressed, if it is kept).
     fn decide_dictionary(&mut self) -> Result<()> {
-        let DictState::Collecting { mut held, .. } = std::mem::replace(&mut self.dict, DictState::Off)
+        let DictState::Collecting { mut held, .. } =
+            std::mem::replace(&mut self.dict, DictState::Off)
         else {
             return Ok(());
         };

@@ -155,7 +155,11 @@ fn the_1_1_vector_has_a_dictionary_and_every_new_field() {
     let dict_frames = index.frames.iter().filter(|f| f.frame_type == 0x03).count();
     assert_eq!(dict_frames, 1);
     let codec2 = index.records.iter().filter(|r| r.meta_codec == 2).count();
-    assert!(codec2 > index.len() / 2, "{codec2} of {} use codec 2", index.len());
+    assert!(
+        codec2 > index.len() / 2,
+        "{codec2} of {} use codec 2",
+        index.len()
+    );
     let r = shard.get(3).unwrap();
     assert!(r.needs_v1_1());
     assert!(r.turns[0].mask.is_some() && r.source.caption.is_some());
@@ -176,7 +180,10 @@ fn the_1_0_vectors_say_1_0_and_a_1_0_writer_refuses_a_1_1_record() {
     };
     let mut w = ShardWriter::with_options(Vec::new(), options).unwrap();
     let err = w.append(&records::editing_v1_1(1)).unwrap_err();
-    assert!(matches!(err.kind(), editshard_format::ErrorKind::Rejected(_)), "{err}");
+    assert!(
+        matches!(err.kind(), editshard_format::ErrorKind::Rejected(_)),
+        "{err}"
+    );
     assert!(err.to_string().contains("format 1.0"), "{err}");
     assert!(err.to_string().contains("mask"), "{err}");
     // A 1.0 record is still accepted, and the writer refuses a minor it does not know.
