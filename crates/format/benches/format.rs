@@ -283,7 +283,11 @@ fn metadata_decode(records: &[Record]) {
             .map(|r| u64::from(r.meta_len))
             .sum::<u64>()
     };
-    let all = |s: &RandomAccessShard<Bytes>| (0..s.len()).map(|i| s.metadata(i).unwrap()).count();
+    let all = |s: &RandomAccessShard<Bytes>| {
+        (0..s.len())
+            .map(|i| s.metadata(i).unwrap().turns.len())
+            .sum::<usize>()
+    };
     let (t10, t11) = (time(21, || all(&v10)), time(21, || all(&v11)));
     let per = |t: Duration| t.as_secs_f64() * 1e6 / records.len() as f64;
     println!(

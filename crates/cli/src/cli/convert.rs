@@ -326,6 +326,21 @@ pub fn run_merge(args: MergeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The minor version of a `--format-version` this writer can write ("1.0" or "1.1").
+fn parse_format_version(v: &str) -> Result<u16> {
+    use crate::format::{VERSION_MAJOR, VERSION_MINOR};
+    let minor = v
+        .strip_prefix(&format!("{VERSION_MAJOR}."))
+        .and_then(|m| m.parse::<u16>().ok())
+        .filter(|m| *m <= VERSION_MINOR);
+    minor.ok_or_else(|| {
+        Error::invalid(format!(
+            "--format-version {v:?}: this editshard writes {VERSION_MAJOR}.0 to \
+             {VERSION_MAJOR}.{VERSION_MINOR}"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,22 +355,12 @@ mod tests {
         assert_eq!(parse_part("3/8").unwrap(), (3, 8));
         assert!(parse_part("8/8").is_err());
         assert!(parse_part("1/0").is_err());
+        assert_eq!(parse_format_version("1.0").unwrap(), 0);
+        assert_eq!(parse_format_version("1.1").unwrap(), 1);
+        for bad in ["1.2", "2.0", "1", "one"] {
+            assert!(parse_format_version(bad).is_err(), "{bad}");
+        }
         assert_eq!(parse_rate("h=2.5").unwrap(), ("h".into(), 2.5));
         assert!(parse_rate("h=0").is_err());
     }
-}
-
-/// The minor version of a `--format-version` this writer can write ("1.0" or "1.1").
-fn parse_format_version(v: &str) -> Result<u16> {
-    use crate::format::{VERSION_MAJOR, VERSION_MINOR};
-    let minor = v
-        .strip_prefix(&format!("{VERSION_MAJOR}."))
-        .and_then(|m| m.parse::<u16>().ok())
-        .filter(|m| *m <= VERSION_MINOR);
-    minor.ok_or_else(|| {
-        Error::invalid(format!(
-            "--format-version {v:?}: this editshard writes {VERSION_MAJOR}.0 to \
-             {VERSION_MAJOR}.{VERSION_MINOR}"
-        ))
-    })
 }
