@@ -73,8 +73,9 @@ fi
 
 # Python package (python/): a virtual environment at $TOOLS/pyenv with PyTorch (the CPU-only
 # wheel when its index is reachable, else PyPI's, which brings CUDA libraries), torchdata,
-# NumPy, Pillow, pytest, mypy, ruff and Hugging Face datasets (for its example, and for the
-# CLI test that loads `export --format hf-parquet` with it: export_hf.rs); then the
+# NumPy, Pillow, pytest, mypy, ruff, Hugging Face datasets (for its example, and for the
+# CLI test that loads `export --format hf-parquet` with it: export_hf.rs) and zstandard
+# (spec/walk_shard.py decompresses metadata with it); then the
 # package itself, built from ./python by pip (maturin; cargo's incremental build keeps
 # re-installs quick).
 PYENV="$TOOLS/pyenv"
@@ -96,7 +97,7 @@ else
     fi
     log "python: torch installed in $((SECONDS - start)) s"
 fi
-"$PYENV/bin/pip" install -q numpy pillow pytest mypy ruff torchdata datasets
+"$PYENV/bin/pip" install -q numpy pillow pytest mypy ruff torchdata datasets zstandard
 log "python: building and installing ./python"
 start=$SECONDS
 "$PYENV/bin/pip" install -q ./python

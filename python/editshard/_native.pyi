@@ -49,6 +49,9 @@ class Image:
         """Counter-clockwise rotation (degrees) recorded by the source; pixels not rotated."""
     @property
     def scores(self) -> dict[str, float]: ...
+    @property
+    def caption(self) -> str | None:
+        """A description of the image's content (format 1.1)."""
     def to_numpy(
         self, mode: str | None = None, exif_transpose: bool = False
     ) -> npt.NDArray[np.uint8]:
@@ -73,6 +76,12 @@ class Turn:
     @property
     def rejected(self) -> list[Image]:
         """Failed edits of the same instruction."""
+    @property
+    def mask(self) -> Image | None:
+        """The region the edit may change, as an image (format 1.1)."""
+    @property
+    def instruction_variants(self) -> list[str]:
+        """Other phrasings of the instruction (format 1.1)."""
     def to_dict(self) -> dict[str, Any]: ...
 
 @final

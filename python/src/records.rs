@@ -172,6 +172,11 @@ impl PyImage {
     fn scores<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         scores_dict(py, &self.image)
     }
+    /// A description of the image's content, if the source dataset has one (format 1.1).
+    #[getter]
+    fn caption(&self) -> Option<&str> {
+        self.image.caption.as_deref()
+    }
 
     /// Decodes the pixels (GIL released) to a uint8 NumPy array of shape (H, W, C).
     #[pyo3(signature = (mode=None, exif_transpose=false))]
@@ -277,6 +282,16 @@ impl PyTurn {
             .map(|i| PyImage { image: i.clone() })
             .collect()
     }
+    /// The region the edit may change, as an image (MagicBrush-style datasets; format 1.1).
+    #[getter]
+    fn mask(&self) -> Option<PyImage> {
+        self.turn().mask.clone().map(|image| PyImage { image })
+    }
+    /// Other phrasings of the instruction, in the source's order (format 1.1).
+    #[getter]
+    fn instruction_variants(&self) -> Vec<String> {
+        self.turn().instruction_variants.clone()
+    }
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         json_to_py(py, &serde_json::to_value(self.turn()).map_err(json_err)?)
     }
@@ -353,7 +368,7 @@ impl PyRecord {
     fn extras<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         json_to_py(py, &serde_json::Value::Object(self.record.extras.clone()))
     }
-    /// Every image: the source, then each turn's output followed by its rejected images.
+    /// Every image: the source, then each turn's output, its rejected images and its mask.
     fn images(&self) -> Vec<PyImage> {
         self.record
             .images()

@@ -152,3 +152,60 @@ pub fn mixed() -> Vec<Record> {
         sft(4, 4),
     ]
 }
+
+/// A record as a converter of another editing dataset (MagicBrush, UltraEdit, ...) makes it
+/// under format 1.1: a mask per turn, captions of source and output, several phrasings of the
+/// instruction, and provenance naming the dataset, revision, Parquet file, row group and row.
+pub fn editing_v1_1(n: u32) -> Record {
+    const VERBS: [&str; 4] = ["Put", "Add", "Replace", "Paint"];
+    const THINGS: [&str; 5] = ["a red kite", "two sheep", "a wooden boat", "snow", "a lamp"];
+    let thing = THINGS[n as usize % THINGS.len()];
+    let turns = (1..=1 + n % 2)
+        .map(|t| {
+            let mut output = image(
+                20_000 + n * 10 + t,
+                "image/png",
+                64,
+                64,
+                40 + (n % 13) as usize,
+            );
+            output.caption = Some(format!("a photo of a field with {thing}, turn {t}"));
+            let mut mask = image(30_000 + n * 10 + t, "image/png", 64, 64, 24);
+            mask.path = Some(format!("masks/{n}-{t}.png"));
+            let mut turn = Turn::new(output);
+            turn.instruction = Some(format!(
+                "{} {thing} in the middle of the field",
+                VERBS[(n + t) as usize % VERBS.len()]
+            ));
+            turn.instruction_variants = vec![
+                format!("let there be {thing} in the field"),
+                format!("the field should have {thing}"),
+            ];
+            turn.mask = Some(mask);
+            turn
+        })
+        .collect();
+    let mut source = image(40_000 + n, "image/jpeg", 64, 64, 30 + (n % 11) as usize);
+    source.caption = Some("a photo of an empty green field under a grey sky".to_string());
+    let mut r = Record::new(
+        format!("magicbrush/train/{n}"),
+        Kind::Generic,
+        source,
+        turns,
+    );
+    r.provenance = Provenance {
+        dataset: Some("osunlp/MagicBrush".to_string()),
+        revision: Some("4dd1ee6b3c2f0d81e2a7c0bd96f4f3a1d2ee0b9a".to_string()),
+        file: Some(format!("data/train-{:05}-of-00051.parquet", n / 20)),
+        row_group: Some(u64::from(n % 20 / 10)),
+        row: Some(u64::from(n % 10)),
+        licence: Some("CC BY 4.0".to_string()),
+        ..Provenance::default()
+    };
+    r
+}
+
+/// Enough format 1.1 records for the writer to train a metadata dictionary on.
+pub fn editing_v1_1_set() -> Vec<Record> {
+    (0..80).map(editing_v1_1).collect()
+}

@@ -82,6 +82,9 @@ impl DatasetWriter {
         self
     }
     pub fn writer_options(mut self, options: WriterOptions) -> Self {
+        if self.manifest.shards.is_empty() {
+            self.manifest.note_minor_version(options.minor_version);
+        }
         self.options = options;
         self
     }

@@ -250,4 +250,54 @@ fn main() {
         "frame decode (same records): {:.1} µs/record",
         decode.as_secs_f64() * 1e6 / 100.0
     );
+
+    metadata_decode(&records);
+}
+
+/// Reading one record's metadata at random (`RandomAccessShard::metadata`: CRC, decompress,
+/// decode) from a 1.0 shard (codec 1, each block alone) and a 1.1 shard (codec 2, with the
+/// shard's dictionary) of the same records, as a ratio: what the dictionary costs a reader.
+fn metadata_decode(records: &[Record]) {
+    use editshard_format::shard::WriterOptions;
+    let shard = |minor_version: u16| {
+        let options = WriterOptions {
+            minor_version,
+            ..Default::default()
+        };
+        let mut w = ShardWriter::with_options(Vec::new(), options).unwrap();
+        for r in records {
+            w.append(r).unwrap();
+        }
+        let (bytes, summary) = w.finish().unwrap();
+        (
+            RandomAccessShard::open(Bytes::from(bytes), "m").unwrap(),
+            summary,
+        )
+    };
+    let (v10, _) = shard(0);
+    let (v11, summary) = shard(1);
+    let meta = |s: &RandomAccessShard<Bytes>| {
+        s.index()
+            .records
+            .iter()
+            .map(|r| u64::from(r.meta_len))
+            .sum::<u64>()
+    };
+    let all = |s: &RandomAccessShard<Bytes>| {
+        (0..s.len())
+            .map(|i| s.metadata(i).unwrap().turns.len())
+            .sum::<usize>()
+    };
+    let (t10, t11) = (time(21, || all(&v10)), time(21, || all(&v11)));
+    let per = |t: Duration| t.as_secs_f64() * 1e6 / records.len() as f64;
+    println!(
+        "metadata read at random: 1.0 (codec 1) {:.2} µs/record, 1.1 (dictionary of {} bytes) \
+         {:.2} µs/record, ratio {:.2}; stored metadata {} -> {} bytes",
+        per(t10),
+        summary.dictionary_len.unwrap_or(0),
+        per(t11),
+        t11.as_secs_f64() / t10.as_secs_f64(),
+        meta(&v10),
+        meta(&v11)
+    );
 }

@@ -74,6 +74,9 @@ pub struct Error {
     record: Option<u64>,
     id: Option<String>,
     offset: Option<u64>,
+    /// The minor format version of the shard, when it is newer than this reader knows: what
+    /// went wrong is then most likely something that version added.
+    newer_minor: Option<u16>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -86,6 +89,7 @@ impl Error {
             record: None,
             id: None,
             offset: None,
+            newer_minor: None,
         }
     }
     pub fn malformed(msg: impl Into<String>) -> Self {
@@ -192,6 +196,15 @@ impl Error {
         }
         self
     }
+    /// Notes the minor format version of the shard the error arose in: if it is newer than
+    /// this reader's, the message says the shard was written by a newer editshard.
+    pub fn from_minor(mut self, minor: u16) -> Self {
+        if minor > crate::format::VERSION_MINOR {
+            self.newer_minor = Some(minor);
+        }
+        self
+    }
+
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
         if self.id.is_none() {
             self.id = Some(id.into());
@@ -202,6 +215,10 @@ impl Error {
     /// Advice for a person: what to do about this error. The `editshard` command prints it
     /// under the error; a library caller may show it or not.
     pub fn hint(&self) -> &'static str {
+        if self.newer_minor.is_some() {
+            return "the shard was written by a newer version of the format than this editshard \
+                    reads: upgrade editshard";
+        }
         match &self.kind {
             ErrorKind::Io(e) => match e.kind() {
                 io::ErrorKind::NotFound => {
@@ -351,6 +368,16 @@ impl fmt::Display for Error {
                 }
             }
             ErrorKind::Bug(m) => write!(f, "internal error: {m}")?,
+        }
+        if let Some(minor) = self.newer_minor {
+            write!(
+                f,
+                " (the shard was written by format version {}.{minor}, newer than this \
+                 reader's {}.{}: upgrade editshard)",
+                crate::format::VERSION_MAJOR,
+                crate::format::VERSION_MAJOR,
+                crate::format::VERSION_MINOR
+            )?;
         }
         if f.alternate() {
             write!(f, " ({})", self.hint())?;

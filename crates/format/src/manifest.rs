@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::format::{VERSION_MAJOR, VERSION_MINOR};
 use crate::path::check_relative_path;
-use crate::shard::writer::{ShardStats, ShardSummary, merge_counts};
+use crate::shard::stats::merge_counts;
+use crate::shard::writer::{ShardStats, ShardSummary};
 
 mod sources;
 pub use sources::{ShardRange, SourceEntry};
@@ -95,8 +96,29 @@ impl Manifest {
         }
     }
 
+    /// The minor format version `format_version` names (0 when it names none).
+    pub fn minor_version(&self) -> u16 {
+        self.format_version
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Sets `format_version` to `1.minor`: the version of the first shard, then the newest of
+    /// all shards (a reader needs that version to read the whole dataset).
+    pub fn note_minor_version(&mut self, minor: u16) {
+        let minor = if self.shards.is_empty() {
+            minor
+        } else {
+            minor.max(self.minor_version())
+        };
+        self.format_version = format!("{VERSION_MAJOR}.{minor}");
+    }
+
     /// Adds a finished shard at `path` (relative to the manifest).
     pub fn push_shard(&mut self, path: String, summary: &ShardSummary) {
+        self.note_minor_version(summary.minor_version);
         self.records += summary.records;
         self.bytes += summary.bytes;
         self.add_stats(&summary.stats);
@@ -124,6 +146,7 @@ impl Manifest {
     /// Appends another manifest's shards and counts (used to merge the parts of a split
     /// conversion). Shard paths are taken as they are.
     pub fn absorb(&mut self, other: &Manifest) {
+        self.note_minor_version(other.minor_version());
         self.records += other.records;
         self.bytes += other.bytes;
         merge_counts(&mut self.kinds, &other.kinds);
@@ -448,6 +471,38 @@ mod tests {
         let mut bad = IdFilter::build(["a", "b"]);
         bad.data = "!".repeat(bad.data.len());
         assert!(bad.may_contain("anything"));
+    }
+
+    #[test]
+    fn format_version_is_the_newest_minor_of_the_shards() {
+        let mut m = Manifest::new(None);
+        assert_eq!(m.format_version, "1.1");
+        m.note_minor_version(0);
+        assert_eq!(m.format_version, "1.0", "set by the first shard's writer");
+        let mut other = Manifest::new(None);
+        other.note_minor_version(1);
+        other.shards.push(ShardEntry {
+            path: "b".into(),
+            bytes: 1,
+            records: 0,
+            footer_offset: 0,
+            footer_length: 1,
+            sha256: "0".repeat(64),
+            id_filter: IdFilter::build(std::iter::empty()),
+        });
+        m.shards.push(other.shards[0].clone());
+        m.shards[0].path = "a".into();
+        m.absorb(&other);
+        assert_eq!(m.format_version, "1.1", "a 1.1 shard makes the dataset 1.1");
+        m.note_minor_version(0);
+        assert_eq!(
+            m.format_version, "1.1",
+            "never lowered once shards are listed"
+        );
+        assert_eq!(m.minor_version(), 1);
+        // Readers accept any 1.x manifest.
+        m.format_version = "1.7".into();
+        assert_eq!(m.minor_version(), 7);
     }
 
     #[test]

@@ -21,5 +21,7 @@ mod roundtrip;
 mod salvage;
 #[path = "format/spec_walker.rs"]
 mod spec_walker;
+#[path = "format/v1_1.rs"]
+mod v1_1;
 #[path = "format/vectors.rs"]
 mod vectors;

@@ -51,6 +51,14 @@ fn body(ds: &Dataset, index: u64, r: &Record) -> String {
     field(&mut html, "file", p.file.as_deref());
     field(&mut html, "line", p.line.map(|l| l.to_string()).as_deref());
     field(&mut html, "licence", p.licence.as_deref());
+    field(&mut html, "dataset", p.dataset.as_deref());
+    field(&mut html, "revision", p.revision.as_deref());
+    field(
+        &mut html,
+        "row group",
+        p.row_group.map(|g| g.to_string()).as_deref(),
+    );
+    field(&mut html, "row", p.row.map(|r| r.to_string()).as_deref());
     html.push_str("</dl>");
 
     let mut k = 0usize;
@@ -70,6 +78,9 @@ fn body(ds: &Dataset, index: u64, r: &Record) -> String {
         );
         field(&mut html, "edit type", turn.edit_type.as_deref());
         field(&mut html, "category", turn.category.as_deref());
+        for (j, variant) in turn.instruction_variants.iter().enumerate() {
+            field(&mut html, &format!("variant {}", j + 1), Some(variant));
+        }
         html.push_str("</dl>");
         k += 1;
         let label = if turn.rejected.is_empty() {
@@ -81,6 +92,11 @@ fn body(ds: &Dataset, index: u64, r: &Record) -> String {
         for (j, rej) in turn.rejected.iter().enumerate() {
             k += 1;
             html.push_str(&image_block(index, k, rej, &format!("rejected {}", j + 1)));
+        }
+        // Last in the turn's canonical image order, shown next to the output it masks.
+        if let Some(mask) = &turn.mask {
+            k += 1;
+            html.push_str(&image_block(index, k, mask, "mask"));
         }
         html.push_str("</section>");
     }
@@ -110,6 +126,7 @@ fn image_block(index: u64, k: usize, img: &Image, label: &str) -> String {
         w = img.width.max(1),
         h = img.height.max(1),
     );
+    field(&mut html, "caption", img.caption.as_deref());
     field(&mut html, "media type", Some(&img.media_type));
     field(
         &mut html,

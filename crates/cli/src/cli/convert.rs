@@ -68,6 +68,10 @@ pub struct ConvertArgs {
     /// Target shard size (e.g. 512MiB, 2GB, 1000000).
     #[arg(long, default_value = "512MiB")]
     pub shard_size: String,
+    /// Shard format version to write: 1.1 (smaller: a metadata dictionary per shard) or 1.0
+    /// (for readers older than 1.1).
+    #[arg(long, value_name = "1.0|1.1", default_value = "1.1")]
+    pub format_version: String,
     /// Convert only part I (0-based) of N, split by source image, into DEST/part-IIII-of-NNNN/.
     #[arg(long, value_name = "I/N")]
     pub part: Option<String>,
@@ -268,6 +272,7 @@ pub fn options(args: &ConvertArgs) -> Result<ConvertOptions> {
             max_image_bytes: parse_size(&args.max_image_size)?,
         },
         shard_size: parse_size(&args.shard_size)?,
+        format_minor: parse_format_version(&args.format_version)?,
         part: args.part.as_deref().map(parse_part).transpose()?,
         retry_failed: args.retry_failed,
         s3_endpoint: args.s3_endpoint.clone(),
@@ -345,6 +350,21 @@ pub fn run_merge(args: MergeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The minor version of a `--format-version` this writer can write ("1.0" or "1.1").
+fn parse_format_version(v: &str) -> Result<u16> {
+    use crate::format::{VERSION_MAJOR, VERSION_MINOR};
+    let minor = v
+        .strip_prefix(&format!("{VERSION_MAJOR}."))
+        .and_then(|m| m.parse::<u16>().ok())
+        .filter(|m| *m <= VERSION_MINOR);
+    minor.ok_or_else(|| {
+        Error::invalid(format!(
+            "--format-version {v:?}: this editshard writes {VERSION_MAJOR}.0 to \
+             {VERSION_MAJOR}.{VERSION_MINOR}"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,6 +379,11 @@ mod tests {
         assert_eq!(parse_part("3/8").unwrap(), (3, 8));
         assert!(parse_part("8/8").is_err());
         assert!(parse_part("1/0").is_err());
+        assert_eq!(parse_format_version("1.0").unwrap(), 0);
+        assert_eq!(parse_format_version("1.1").unwrap(), 1);
+        for bad in ["1.2", "2.0", "1", "one"] {
+            assert!(parse_format_version(bad).is_err(), "{bad}");
+        }
         assert_eq!(parse_rate("h=2.5").unwrap(), ("h".into(), 2.5));
         assert!(parse_rate("h=0").is_err());
     }

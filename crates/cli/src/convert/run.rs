@@ -54,6 +54,8 @@ pub struct ConvertOptions {
     pub validate: Validate,
     pub fetch: FetchOptions,
     pub shard_size: u64,
+    /// The minor format version to write (`--format-version 1.N`).
+    pub format_minor: u16,
     pub part: Option<(u32, u32)>,
     pub retry_failed: bool,
     pub s3_endpoint: Option<String>,
@@ -464,6 +466,7 @@ async fn write_shards(opts: &ConvertOptions, target: &Target, job: Job) -> Resul
         // writer would be a third SHA-256 pass over every byte (the shard hash is the second).
         .writer_options(WriterOptions {
             verify_hashes: false,
+            minor_version: opts.format_minor,
             ..WriterOptions::default()
         })
         .shard_prefix(prefix)
@@ -803,7 +806,7 @@ fn fingerprint_inputs(
         None => 0,
     };
     let scores = opts.scores.as_deref().map(file_digest).transpose()?;
-    Ok(vec![
+    let mut fields = vec![
         ("release", release.to_string()),
         ("--subsets", format!("{:?}", opts.subsets)),
         ("--limit", format!("{:?}", opts.limit)),
@@ -819,7 +822,12 @@ fn fingerprint_inputs(
         ("--openimages-csv (length)", csv_len.to_string()),
         ("--scores (SHA-256)", format!("{scores:?}")),
         ("the JSONL rows (SHA-256)", crate::hex::hex(input)),
-    ])
+    ];
+    // Only when not the default, so that work directories of earlier versions still resume.
+    if opts.format_minor != crate::format::VERSION_MINOR {
+        fields.push(("--format-version", format!("1.{}", opts.format_minor)));
+    }
+    Ok(fields)
 }
 
 /// `(common, run)`: `common` covers what every part of one conversion shares (checked by

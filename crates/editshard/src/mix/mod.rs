@@ -181,7 +181,6 @@ async fn mix_locked(
 fn plan(sources: &[MixSource], opened: &[Dataset]) -> Manifest {
     let mut entries = Vec::new();
     let mut all_licences: Vec<String> = Vec::new();
-    let mut version = (0u16, 0u16);
     let mut shards = 0u64;
     let mut parts = Vec::new();
     for (src, ds) in sources.iter().zip(opened) {
@@ -209,7 +208,6 @@ fn plan(sources: &[MixSource], opened: &[Dataset]) -> Manifest {
             },
         });
         shards += m.shards.len() as u64;
-        version = version.max(parse_version(&m.format_version));
         parts.push(part);
     }
     all_licences.sort();
@@ -219,17 +217,10 @@ fn plan(sources: &[MixSource], opened: &[Dataset]) -> Manifest {
     for part in &parts {
         out.absorb(part);
     }
-    // The mixture's shards are the sources' own: its version is the newest of theirs.
-    if version > parse_version(&out.format_version) {
-        out.format_version = format!("{}.{}", version.0, version.1);
-    }
+    // The mixture's shards are the sources' own: `absorb` makes its version the newest of
+    // theirs.
     out.sources = entries;
     out
-}
-
-fn parse_version(v: &str) -> (u16, u16) {
-    let mut it = v.split('.').map(|p| p.parse::<u16>().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
 /// DEST may be new or empty, or hold a mix of the same sources (finished or interrupted):
@@ -302,11 +293,5 @@ mod tests {
         assert_eq!(default_name("s3://bucket/x y"), "x_y");
         assert_eq!(default_name("https://h/..."), "");
         assert!(check_name(&default_name("https://h/...")).is_err());
-    }
-
-    #[test]
-    fn versions_compare_by_number() {
-        assert!(parse_version("1.10") > parse_version("1.9"));
-        assert_eq!(parse_version("junk"), (0, 0));
     }
 }

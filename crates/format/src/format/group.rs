@@ -81,10 +81,11 @@ impl GroupTable {
             })?;
             let at = c.offset();
             let meta_codec = c.u8("metadata codec")?;
-            if meta_codec > super::CODEC_ZSTD {
-                return Err(
-                    Error::unsupported(format!("metadata codec {meta_codec}")).at_offset(at)
-                );
+            if meta_codec > super::CODEC_ZSTD_DICT {
+                return Err(Error::unsupported(format!(
+                    "metadata codec {meta_codec} (known: 0 to 2)"
+                ))
+                .at_offset(at));
             }
             let meta_len = c.varint_in("metadata length", 0, limits.max_meta_len.into())? as u32;
             let meta_crc = c.u32("metadata CRC")?;

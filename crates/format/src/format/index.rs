@@ -4,17 +4,21 @@
 //! The index lists every frame of the shard in order with its length and type, and repeats
 //! each group frame's table byte for byte. Offsets are not stored: they are the running sum of
 //! frame lengths from the end of the header, so the index stays small and cannot disagree with
-//! itself.
+//! itself. A format 1.1 shard with a metadata dictionary has the dictionary repeated after
+//! the frame entries, so a random-access reader has it without another read.
 
 use std::collections::HashMap;
 use std::ops::Range;
 
+use bytes::Bytes;
+
+use super::dict::Dictionary;
 use super::group::GroupTable;
 use super::header::{FrameHeader, Trailer};
 use super::wire::{Cursor, crc32, put_varint};
 use super::{
-    CODEC_STORED, CODEC_ZSTD, FRAME_GROUP, FRAME_HEADER_LEN, FRAME_INDEX, HEADER_LEN, Limits,
-    TRAILER_LEN, decode_block, encode_block,
+    CODEC_STORED, CODEC_ZSTD, CODEC_ZSTD_DICT, FRAME_DICTIONARY, FRAME_GROUP, FRAME_HEADER_LEN,
+    FRAME_INDEX, HEADER_LEN, Limits, TRAILER_LEN, decode_block, encode_block,
 };
 use crate::error::{Error, Result};
 use crate::record::Kind;
@@ -44,15 +48,22 @@ impl IndexEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexFrame {
     pub frames: Vec<IndexEntry>,
+    /// The dictionary frame's dictionary, repeated byte for byte (format 1.1), when the shard
+    /// has one. It follows the frame entries, so that a 1.0 reader meets the group tables'
+    /// codec 2 (an "unsupported codec" error) rather than bytes it cannot place.
+    pub dictionary: Option<Bytes>,
 }
 
 impl IndexFrame {
-    /// Encodes the payload: the frame count, then each frame's entry.
+    /// Encodes the payload: the frame count, each frame's entry, then the dictionary if any.
     pub fn encode_payload(&self) -> Vec<u8> {
         let mut payload = Vec::new();
         put_varint(&mut payload, self.frames.len() as u64);
         for f in &self.frames {
             f.encode(&mut payload);
+        }
+        if let Some(d) = &self.dictionary {
+            payload.extend_from_slice(d);
         }
         payload
     }
@@ -86,13 +97,31 @@ impl IndexFrame {
         let mut p = Cursor::new(&payload, payload_base);
         let n = p.varint_in("index frame count", 0, limits.max_frames.into())?;
         let mut frames = Vec::new();
+        let mut dictionary_len = None;
         for _ in 0..n {
             let frame_len = p.varint_in(
                 "indexed frame length",
                 FRAME_HEADER_LEN as u64 + 2,
                 FRAME_HEADER_LEN as u64 + u64::from(limits.max_frame_len),
             )?;
+            let at = p.offset();
             let frame_type = p.u8("indexed frame type")?;
+            if frame_type == FRAME_DICTIONARY {
+                let len = frame_len - FRAME_HEADER_LEN as u64 - 2;
+                if dictionary_len.replace(len).is_some() {
+                    return Err(Error::malformed(
+                        "the index lists two dictionary frames; a shard has at most one",
+                    )
+                    .at_offset(at));
+                }
+                if len > u64::from(limits.max_dictionary_len) {
+                    return Err(Error::limit(format!(
+                        "metadata dictionary of {len} bytes; the limit is {}",
+                        limits.max_dictionary_len
+                    ))
+                    .at_offset(at));
+                }
+            }
             let table = if frame_type == FRAME_GROUP {
                 Some(GroupTable::parse(&mut p, limits)?)
             } else {
@@ -104,10 +133,16 @@ impl IndexFrame {
                 table,
             });
         }
+        let dictionary = match dictionary_len {
+            Some(len) => Some(Bytes::copy_from_slice(
+                p.bytes("the index's copy of the dictionary", len as usize)?,
+            )),
+            None => None,
+        };
         if codec == CODEC_ZSTD || codec == CODEC_STORED {
             p.finish("index")?;
         }
-        Ok(IndexFrame { frames })
+        Ok(IndexFrame { frames, dictionary })
     }
 }
 
@@ -166,6 +201,8 @@ pub struct ShardIndex {
     /// Every group table as the index encodes it (sliced by [`FrameLoc::table`]): the frame
     /// must hold the same bytes.
     pub tables: Vec<u8>,
+    /// The shard's metadata dictionary (format 1.1), for records of codec 2.
+    pub dictionary: Option<Dictionary>,
     ids: HashMap<String, u32>,
 }
 
@@ -207,12 +244,29 @@ impl ShardIndex {
         }
         let body_base = trailer.index_offset + FRAME_HEADER_LEN as u64;
         let index = IndexFrame::parse_body(body, body_base, limits)?;
-        ShardIndex::resolve(index, trailer)
+        ShardIndex::resolve_with(index, trailer, limits)
     }
 
     /// Turns the frame list into absolute locations and checks that it adds up: the frames
     /// tile the file from the header to the index, and the record count matches the trailer.
     pub fn resolve(index: IndexFrame, trailer: Trailer) -> Result<ShardIndex> {
+        Self::resolve_with(index, trailer, &Limits::DEFAULT)
+    }
+
+    /// [`Self::resolve`] under `limits`.
+    pub fn resolve_with(
+        index: IndexFrame,
+        trailer: Trailer,
+        limits: &Limits,
+    ) -> Result<ShardIndex> {
+        let at = trailer.index_offset;
+        let dictionary = match index.dictionary {
+            Some(bytes) => Some(
+                Dictionary::parse(bytes, limits.max_dictionary_len).map_err(|e| e.at_offset(at))?,
+            ),
+            None => None,
+        };
+        let mut dictionary_seen = false;
         let mut out = ShardIndex {
             trailer,
             frames: Vec::with_capacity(index.frames.len()),
@@ -220,9 +274,9 @@ impl ShardIndex {
             blobs: Vec::new(),
             refs: Vec::new(),
             tables: Vec::new(),
+            dictionary,
             ids: HashMap::new(),
         };
-        let at = trailer.index_offset;
         let mut offset = HEADER_LEN as u64;
         for (frame_no, entry) in index.frames.into_iter().enumerate() {
             let table_start = out.tables.len();
@@ -236,7 +290,20 @@ impl ShardIndex {
                 // The payload is at most 256 MiB, so these fit.
                 table: (table_start as u32, (out.tables.len() - table_start) as u32),
             });
+            dictionary_seen |= entry.frame_type == FRAME_DICTIONARY;
             if let Some(table) = entry.table {
+                if let Some(r) = table
+                    .records
+                    .iter()
+                    .find(|r| r.meta_codec == CODEC_ZSTD_DICT && !dictionary_seen)
+                {
+                    return Err(Error::malformed(format!(
+                        "record {:?} (frame {frame_no}, byte {offset}) uses the shard's \
+                         dictionary (codec 2) but no dictionary frame precedes it",
+                        r.id
+                    ))
+                    .at_offset(at));
+                }
                 let data_start = offset + FRAME_HEADER_LEN as u64 + 2 + table.encoded_len() as u64;
                 if data_start + table.data_len() != offset + entry.frame_len {
                     return Err(Error::malformed(format!(

@@ -16,12 +16,14 @@
 //! assert_eq!(ShardHeader::parse(&bytes).unwrap(), ShardHeader::CURRENT);
 //! ```
 
+pub mod dict;
 pub mod group;
 pub mod header;
 pub mod index;
 pub mod meta;
 pub mod wire;
 
+pub use dict::Dictionary;
 pub use group::{BlobEntry, GroupTable, RecordEntry};
 pub use header::{FrameHeader, ShardHeader, Trailer};
 pub use index::{IndexFrame, ShardIndex};
@@ -31,7 +33,9 @@ pub const SHARD_MAGIC: [u8; 8] = *b"\x89ESHARD\n";
 /// The four bytes every shard ends with.
 pub const TRAILER_MAGIC: [u8; 4] = *b"ESIX";
 pub const VERSION_MAJOR: u16 = 1;
-pub const VERSION_MINOR: u16 = 0;
+/// The newest minor version this implementation reads and writes (1.1). It writes 1.0 too
+/// ([`crate::shard::WriterOptions::minor_version`]) and reads every 1.x it knows.
+pub const VERSION_MINOR: u16 = 1;
 
 pub const HEADER_LEN: usize = 16;
 pub const FRAME_HEADER_LEN: usize = 8;
@@ -41,6 +45,8 @@ pub const TRAILER_LEN: usize = 32;
 pub const FRAME_GROUP: u8 = 0x01;
 /// Frame type of the shard index (the footer); always the last frame.
 pub const FRAME_INDEX: u8 = 0x02;
+/// Frame type of the shard's metadata dictionary (format 1.1): a zstd dictionary for codec 2.
+pub const FRAME_DICTIONARY: u8 = 0x03;
 /// Frame types from this value up are optional: a reader that does not know one skips it.
 pub const FRAME_OPTIONAL_MIN: u8 = 0x80;
 
@@ -48,6 +54,9 @@ pub const FRAME_OPTIONAL_MIN: u8 = 0x80;
 pub const CODEC_STORED: u8 = 0;
 /// Codec of a stored block: one zstd frame that declares its content size.
 pub const CODEC_ZSTD: u8 = 1;
+/// Codec of a record's metadata block (format 1.1): one zstd frame compressed with the
+/// shard's dictionary (the dictionary frame that precedes the group).
+pub const CODEC_ZSTD_DICT: u8 = 2;
 
 /// Resource bounds a reader enforces before it allocates or loops on a length it read.
 /// The defaults are the normative limits of spec/FORMAT.md; a writer never exceeds them.
@@ -69,6 +78,8 @@ pub struct Limits {
     pub max_id_len: u32,
     /// Most frames in one shard.
     pub max_frames: u32,
+    /// Largest metadata dictionary (format 1.1), in bytes.
+    pub max_dictionary_len: u32,
 }
 
 impl Limits {
@@ -81,6 +92,7 @@ impl Limits {
         max_record_images: 4_096,
         max_id_len: 4_096,
         max_frames: 1 << 24,
+        max_dictionary_len: 1 << 20,
     };
 }
 
@@ -100,7 +112,29 @@ const MAX_WINDOW_LOG: u32 = 25;
 /// Decompresses a block stored with `codec`, refusing to produce more than `max` bytes.
 /// A zstd block must declare its content size, and must decode to exactly that size.
 pub fn decode_block(codec: u8, stored: &[u8], max: u32, what: &str) -> crate::Result<Vec<u8>> {
+    decode_block_with(codec, stored, max, what, None)
+}
+
+/// [`decode_block`] for a record's metadata, which may use codec 2: a zstd frame compressed
+/// with the shard's `dictionary`.
+pub fn decode_block_with(
+    codec: u8,
+    stored: &[u8],
+    max: u32,
+    what: &str,
+    dictionary: Option<&Dictionary>,
+) -> crate::Result<Vec<u8>> {
     use crate::error::Error;
+    let dictionary = match (codec, dictionary) {
+        (CODEC_ZSTD_DICT, Some(d)) => Some(d),
+        (CODEC_ZSTD_DICT, None) => {
+            return Err(Error::malformed(format!(
+                "{what} is compressed with the shard's dictionary (codec 2), but no dictionary \
+                 frame precedes it"
+            )));
+        }
+        _ => None,
+    };
     match codec {
         CODEC_STORED => {
             if stored.len() > max as usize {
@@ -111,7 +145,7 @@ pub fn decode_block(codec: u8, stored: &[u8], max: u32, what: &str) -> crate::Re
             }
             Ok(stored.to_vec())
         }
-        CODEC_ZSTD => {
+        CODEC_ZSTD | CODEC_ZSTD_DICT => {
             let declared = match zstd::zstd_safe::get_frame_content_size(stored) {
                 Ok(Some(n)) => n,
                 Ok(None) => {
@@ -145,14 +179,29 @@ pub fn decode_block(codec: u8, stored: &[u8], max: u32, what: &str) -> crate::Re
                     static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
                         const { std::cell::RefCell::new(None) };
                 }
-                DECOMPRESSOR.with(|cell| {
-                    let mut slot = cell.borrow_mut();
-                    if slot.is_none() {
-                        *slot = Some(zstd::bulk::Decompressor::new()?);
-                    }
-                    let d = slot.as_mut().expect("set above");
-                    d.decompress(stored, declared as usize)
+                match dictionary {
+                    None => DECOMPRESSOR.with(|cell| {
+                        let mut slot = cell.borrow_mut();
+                        if slot.is_none() {
+                            *slot = Some(zstd::bulk::Decompressor::new()?);
+                        }
+                        let d = slot.as_mut().expect("set above");
+                        d.decompress(stored, declared as usize)
+                    }),
+                    Some(dict) => decompress_with_dictionary(stored, declared as usize, dict),
+                }
+            } else if let Some(dict) = dictionary {
+                use std::io::Read;
+                let mut out = Vec::with_capacity(STREAM_ABOVE as usize);
+                zstd::stream::read::Decoder::with_dictionary(
+                    std::io::BufReader::new(stored),
+                    dict.bytes(),
+                )
+                .and_then(|mut d| {
+                    d.window_log_max(MAX_WINDOW_LOG)?;
+                    d.single_frame().take(declared + 1).read_to_end(&mut out)
                 })
+                .map(|_| out)
             } else {
                 // A large declared size is only a claim: stream, so that memory grows with
                 // what the frame really produces (a damaged or hostile frame that declares
@@ -177,6 +226,32 @@ pub fn decode_block(codec: u8, stored: &[u8], max: u32, what: &str) -> crate::Re
         }
         other => Err(Error::unsupported(format!("{what}: unknown codec {other}"))),
     }
+}
+
+/// Decompresses one small frame with a prepared dictionary, in one call into an exact buffer,
+/// on a decompression context kept per thread (any dictionary can be referenced per call).
+fn decompress_with_dictionary(
+    stored: &[u8],
+    declared: usize,
+    dict: &Dictionary,
+) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static DCTX: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    DCTX.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::zstd_safe::DCtx::try_create().ok_or_else(|| {
+                std::io::Error::other("zstd could not create a decompression context")
+            })?);
+        }
+        let dctx = slot.as_mut().expect("set above");
+        let mut out = Vec::with_capacity(declared);
+        dctx.decompress_using_ddict(&mut out, stored, dict.ddict())
+            .map_err(|code| std::io::Error::other(zstd::zstd_safe::get_error_name(code)))?;
+        Ok(out)
+    })
 }
 
 /// The Window_Size a zstd frame header declares (RFC 8878, 3.1.1.1): from the

@@ -9,6 +9,7 @@ mod hasher;
 mod random;
 mod reader;
 pub mod salvage;
+pub(crate) mod stats;
 pub(crate) mod stream;
 mod view;
 pub(crate) mod writer;

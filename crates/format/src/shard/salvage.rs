@@ -29,8 +29,8 @@ use super::stream::{ReadOptions, decode_group};
 use crate::error::{Error, Result};
 use crate::format::wire::crc32;
 use crate::format::{
-    FRAME_GROUP, FRAME_HEADER_LEN, FRAME_INDEX, FRAME_OPTIONAL_MIN, FrameHeader, HEADER_LEN,
-    Limits, TRAILER_LEN, Trailer,
+    Dictionary, FRAME_DICTIONARY, FRAME_GROUP, FRAME_HEADER_LEN, FRAME_INDEX, FRAME_OPTIONAL_MIN,
+    FrameHeader, HEADER_LEN, Limits, TRAILER_LEN, Trailer,
 };
 use crate::record::Record;
 
@@ -84,6 +84,7 @@ enum Frame {
     Group { len: u64, records: Vec<Record> },
     Index,
     Skipped { len: u64 },
+    Dictionary { len: u64, dictionary: Dictionary },
 }
 
 /// Reads every intact record of the shard in `source` (named `name` in messages), handing
@@ -121,10 +122,13 @@ pub fn salvage<R: ReadAt>(
         emit(record)
     };
 
+    // The metadata dictionary (format 1.1): the index's copy when the index is intact, else
+    // the dictionary frame's own once the walk has passed it.
+    let mut dictionary = index.and_then(|i| i.dictionary.clone());
     let mut at = HEADER_LEN as u64;
     let mut reached_index = false;
     while at < frames_end {
-        match read_frame(source, at, size, limits) {
+        match read_frame(source, at, size, limits, dictionary.as_ref()) {
             Ok(Frame::Group { len, records }) => {
                 for r in records {
                     emitted(r, &mut report, at)?;
@@ -132,6 +136,13 @@ pub fn salvage<R: ReadAt>(
                 at += len;
             }
             Ok(Frame::Skipped { len }) => at += len,
+            Ok(Frame::Dictionary {
+                len,
+                dictionary: found,
+            }) => {
+                dictionary.get_or_insert(found);
+                at += len;
+            }
             Ok(Frame::Index) => {
                 reached_index = true;
                 break;
@@ -174,7 +185,15 @@ pub fn salvage<R: ReadAt>(
                     at = frame.offset + frame.len;
                     continue;
                 }
-                let next = resync(source, at + 1, frames_end, size, limits, index)?;
+                let next = resync(
+                    source,
+                    at + 1,
+                    frames_end,
+                    size,
+                    limits,
+                    index,
+                    dictionary.as_ref(),
+                )?;
                 report.losses.push(Loss {
                     start: at,
                     end: next,
@@ -277,6 +296,7 @@ fn read_frame<R: ReadAt>(
     at: u64,
     size: u64,
     limits: &Limits,
+    dictionary: Option<&Dictionary>,
 ) -> std::result::Result<Frame, String> {
     let header_end = at + FRAME_HEADER_LEN as u64;
     if header_end > size {
@@ -308,8 +328,8 @@ fn read_frame<R: ReadAt>(
     let len = header.frame_len();
     match body[0] {
         FRAME_GROUP => {
-            let (_, records) =
-                decode_group(&body, header_end, limits, 0).map_err(|e| e.to_string())?;
+            let (_, records) = decode_group(&body, header_end, limits, 0, dictionary)
+                .map_err(|e| e.to_string())?;
             for r in &records {
                 for image in r.images() {
                     image
@@ -318,6 +338,11 @@ fn read_frame<R: ReadAt>(
                 }
             }
             Ok(Frame::Group { len, records })
+        }
+        FRAME_DICTIONARY => {
+            let dictionary = Dictionary::parse(body.slice(2..), limits.max_dictionary_len)
+                .map_err(|e| e.to_string())?;
+            Ok(Frame::Dictionary { len, dictionary })
         }
         FRAME_INDEX => Ok(Frame::Index),
         t if t >= FRAME_OPTIONAL_MIN => Ok(Frame::Skipped { len }),
@@ -338,6 +363,7 @@ fn resync<R: ReadAt>(
     size: u64,
     limits: &Limits,
     index: Option<&crate::format::ShardIndex>,
+    dictionary: Option<&Dictionary>,
 ) -> Result<u64> {
     if let Some(index) = index {
         // Every frame start is known: the next one after `from`.
@@ -366,8 +392,9 @@ fn resync<R: ReadAt>(
                 && flags == 0
                 && (frame_type == FRAME_GROUP
                     || frame_type == FRAME_INDEX
+                    || frame_type == FRAME_DICTIONARY
                     || frame_type >= FRAME_OPTIONAL_MIN);
-            if plausible && read_frame(source, q, size, limits).is_ok() {
+            if plausible && read_frame(source, q, size, limits, dictionary).is_ok() {
                 return Ok(q);
             }
         }

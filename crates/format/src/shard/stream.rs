@@ -11,8 +11,8 @@ use crate::format::group::GroupTable;
 use crate::format::index::{IndexEntry, IndexFrame};
 use crate::format::wire::{Cursor, crc32, put_varint};
 use crate::format::{
-    FRAME_GROUP, FRAME_HEADER_LEN, FRAME_INDEX, FRAME_OPTIONAL_MIN, FrameHeader, HEADER_LEN,
-    Limits, ShardHeader, TRAILER_LEN, Trailer, decode_block, meta,
+    Dictionary, FRAME_DICTIONARY, FRAME_GROUP, FRAME_HEADER_LEN, FRAME_INDEX, FRAME_OPTIONAL_MIN,
+    FrameHeader, HEADER_LEN, Limits, ShardHeader, TRAILER_LEN, Trailer, decode_block_with, meta,
 };
 use crate::record::Record;
 
@@ -62,6 +62,10 @@ pub(crate) struct StreamState {
     /// Every id read so far and its record number: ids are unique within a shard. (The
     /// index the shard must end with repeats them all, so this is bounded by its limit.)
     ids: HashMap<String, u64>,
+    /// The shard's metadata dictionary, once its frame was read (format 1.1).
+    dictionary: Option<Dictionary>,
+    /// The minor version in the shard's header.
+    minor: u16,
 }
 
 impl StreamState {
@@ -77,6 +81,8 @@ impl StreamState {
             index_offset: 0,
             body_crc: None,
             ids: HashMap::new(),
+            dictionary: None,
+            minor: 0,
         }
     }
 
@@ -113,6 +119,7 @@ impl StreamState {
         Error::truncated(format!("the input ended inside {what}"))
             .at_offset(self.offset)
             .at_record(self.records)
+            .from_minor(self.minor)
     }
 
     /// True when frame CRCs are checked (the default).
@@ -140,7 +147,7 @@ impl StreamState {
         if result.is_err() {
             self.phase = Phase::Failed;
         }
-        result
+        result.map_err(|e| e.from_minor(self.minor))
     }
 
     fn step(&mut self, bytes: Bytes) -> Result<Vec<Record>> {
@@ -148,7 +155,7 @@ impl StreamState {
         self.offset += bytes.len() as u64;
         match self.phase {
             Phase::Header => {
-                ShardHeader::parse(&bytes)?;
+                self.minor = ShardHeader::parse(&bytes)?.minor;
                 self.phase = Phase::FrameHeader;
                 Ok(Vec::new())
             }
@@ -202,7 +209,13 @@ impl StreamState {
         self.phase = Phase::FrameHeader;
         match frame_type {
             FRAME_GROUP => {
-                let (table, records) = decode_group(&body, at, &self.options.limits, self.records)?;
+                let (table, records) = decode_group(
+                    &body,
+                    at,
+                    &self.options.limits,
+                    self.records,
+                    self.dictionary.as_ref(),
+                )?;
                 for (i, r) in table.records.iter().enumerate() {
                     let number = self.records + i as u64;
                     if let Some(first) = self.ids.insert(r.id.clone(), number) {
@@ -220,11 +233,28 @@ impl StreamState {
                 self.records += records.len() as u64;
                 Ok(records)
             }
+            FRAME_DICTIONARY => {
+                if self.dictionary.is_some() {
+                    return Err(Error::malformed(
+                        "a second dictionary frame; a shard has at most one",
+                    )
+                    .at_offset(frame_at));
+                }
+                let dictionary =
+                    Dictionary::parse(body.slice(2..), self.options.limits.max_dictionary_len)
+                        .map_err(|e| e.at_offset(frame_at))?;
+                self.note_frame(header, FRAME_DICTIONARY, None)?;
+                self.dictionary = Some(dictionary);
+                Ok(Vec::new())
+            }
             FRAME_INDEX => {
                 let index = IndexFrame::parse_body(&body, at, &self.options.limits)?;
                 let mut payload = Vec::with_capacity(self.expected_index.len() + 10);
                 put_varint(&mut payload, self.frames);
                 payload.extend_from_slice(&self.expected_index);
+                if let Some(d) = &self.dictionary {
+                    payload.extend_from_slice(d.bytes());
+                }
                 let actual = index.encode_payload();
                 if actual != payload {
                     return Err(Error::malformed(
@@ -280,11 +310,13 @@ impl StreamState {
 /// Decodes a whole group frame body (type byte first) into records with their image bytes.
 /// `body_at` is the body's absolute offset and `first_record` the shard-wide index of the
 /// group's first record, both for error messages. Images are zero-copy slices of `body`.
+/// `dictionary` is the shard's metadata dictionary, if a dictionary frame preceded the group.
 pub fn decode_group(
     body: &Bytes,
     body_at: u64,
     limits: &Limits,
     first_record: u64,
+    dictionary: Option<&Dictionary>,
 ) -> Result<(GroupTable, Vec<Record>)> {
     let mut c = Cursor::new(body, body_at);
     c.u8("frame type")?;
@@ -316,11 +348,12 @@ pub fn decode_group(
         let stored = &body[start..start + entry.meta_len as usize];
         let meta_at = body_at + start as u64;
         let context = |e: Error| e.at_record(number).with_id(entry.id.clone());
-        let raw = decode_block(
+        let raw = decode_block_with(
             entry.meta_codec,
             stored,
             limits.max_meta_len,
             "record metadata",
+            dictionary,
         )
         .map_err(|e| context(e.at_offset(meta_at)))?;
         let lens: Vec<u64> = entry

@@ -25,7 +25,9 @@ use crate::format::index::ShardIndex;
 use sha2::{Digest, Sha256};
 
 use crate::format::wire::crc32;
-use crate::format::{CODEC_STORED, FRAME_GROUP, FRAME_HEADER_LEN, FrameHeader, decode_block, meta};
+use crate::format::{
+    CODEC_STORED, FRAME_GROUP, FRAME_HEADER_LEN, FrameHeader, decode_block_with, meta,
+};
 use crate::hex::hex;
 use crate::record::{Image, Record};
 use crate::shard::stream::ReadOptions;
@@ -237,11 +239,12 @@ impl ShardView {
         let stored =
             slice(r.meta_offset..r.meta_offset + u64::from(r.meta_len)).map_err(context)?;
         self.check_crc(&stored, r.meta_crc, r.meta_offset, i)?;
-        let raw = decode_block(
+        let raw = decode_block_with(
             r.meta_codec,
             &stored,
             self.options.limits.max_meta_len,
             "record metadata",
+            self.index.dictionary.as_ref(),
         )
         .map_err(|e| context(e.at_offset(r.meta_offset)))?;
         let blobs = self.index.record_blobs(i);

@@ -33,22 +33,33 @@
 //! that share images next to each other to get the saving.
 //!
 //! The writer issues many small writes; give it a `BufWriter` when writing to a file.
+//!
+//! **Format 1.1, the metadata dictionary.** Unless told to write 1.0, the writer holds back
+//! the first closed groups (at most [`WriterOptions::max_group_bytes`] of them, besides the
+//! open group) until it has the metadata of [`WriterOptions::dictionary_samples`] records,
+//! trains a zstd dictionary on them, and keeps it only if it saves more on those records
+//! than it costs (the dictionary frame and the index's copy): it then writes the dictionary
+//! frame, the held groups with their metadata recompressed (codec 2 wherever smaller), and
+//! every later record the same way. Otherwise it writes the held groups as they were.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use super::hasher::ShardHasher;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
+use crate::format::dict::DictCompressor;
 use crate::format::group::{BlobEntry, GroupTable, RecordEntry};
 use crate::format::index::{IndexEntry, IndexFrame};
 use crate::format::wire::crc32;
 use crate::format::{
-    FRAME_GROUP, FRAME_HEADER_LEN, FrameHeader, HEADER_LEN, Limits, ShardHeader, TRAILER_LEN,
-    Trailer, encode_block, meta,
+    CODEC_ZSTD_DICT, Dictionary, FRAME_DICTIONARY, FRAME_GROUP, FRAME_HEADER_LEN, FrameHeader,
+    HEADER_LEN, Limits, ShardHeader, TRAILER_LEN, Trailer, VERSION_MAJOR, VERSION_MINOR,
+    encode_block, meta,
 };
 use crate::record::Record;
+pub use crate::shard::stats::ShardStats;
 
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
@@ -60,6 +71,13 @@ pub struct WriterOptions {
     pub max_group_records: usize,
     /// Recompute every image's SHA-256 and fail if it differs from the one recorded.
     pub verify_hashes: bool,
+    /// The minor format version to write: 1 (format 1.1, the default) or 0 (format 1.0, for
+    /// readers that predate 1.1; records that need 1.1 are then refused).
+    pub minor_version: u16,
+    /// Largest metadata dictionary to train (format 1.1); 0 writes none.
+    pub dictionary_max_len: usize,
+    /// How many records' metadata the dictionary is trained on (the shard's first records).
+    pub dictionary_samples: usize,
 }
 
 impl Default for WriterOptions {
@@ -69,53 +87,10 @@ impl Default for WriterOptions {
             max_group_bytes: 64 << 20,
             max_group_records: 256,
             verify_hashes: true,
+            minor_version: VERSION_MINOR,
+            dictionary_max_len: 16 << 10,
+            dictionary_samples: 64,
         }
-    }
-}
-
-/// Counts per kind, edit type and category, and what image deduplication saved.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ShardStats {
-    pub records: u64,
-    pub kinds: BTreeMap<String, u64>,
-    pub edit_types: BTreeMap<String, u64>,
-    pub categories: BTreeMap<String, u64>,
-    /// Images referenced by records, counting every reference.
-    pub images_referenced: u64,
-    pub image_bytes_referenced: u64,
-    /// Images actually stored, after deduplication within groups.
-    pub images_stored: u64,
-    pub image_bytes_stored: u64,
-}
-
-impl ShardStats {
-    /// Counts one record (kinds, turns' edit types and categories, image references); what
-    /// is stored is counted as groups are written. `verify` recounts a dataset with it.
-    pub fn count(&mut self, record: &Record) {
-        self.records += 1;
-        *self
-            .kinds
-            .entry(record.kind.name().to_string())
-            .or_default() += 1;
-        for turn in &record.turns {
-            if let Some(t) = &turn.edit_type {
-                *self.edit_types.entry(t.clone()).or_default() += 1;
-            }
-            if let Some(c) = &turn.category {
-                *self.categories.entry(c.clone()).or_default() += 1;
-            }
-        }
-        for image in record.images() {
-            self.images_referenced += 1;
-            self.image_bytes_referenced += image.len;
-        }
-    }
-}
-
-/// Adds every count of `theirs` to `mine`.
-pub(crate) fn merge_counts(mine: &mut BTreeMap<String, u64>, theirs: &BTreeMap<String, u64>) {
-    for (k, v) in theirs {
-        *mine.entry(k.clone()).or_default() += v;
     }
 }
 
@@ -132,6 +107,10 @@ pub struct ShardSummary {
     pub stats: ShardStats,
     /// Every record id, in order.
     pub ids: Vec<String>,
+    /// The minor format version written (the shard header's).
+    pub minor_version: u16,
+    /// Length of the metadata dictionary, if the shard has one.
+    pub dictionary_len: Option<usize>,
 }
 
 #[derive(Default)]
@@ -141,6 +120,22 @@ struct PendingGroup {
     blobs: Vec<Bytes>,
     by_hash: HashMap<[u8; 32], u32>,
     bytes: u64,
+    /// The records' metadata before compression, kept while the dictionary is being decided
+    /// (to train it, and to recompress them with it).
+    raws: Vec<Vec<u8>>,
+}
+
+/// Where the writer is with the metadata dictionary.
+enum DictState {
+    /// None: format 1.0, dictionaries turned off, or one did not pay.
+    Off,
+    /// Closed groups held back until enough records' metadata is there to train one.
+    Collecting {
+        held: Vec<PendingGroup>,
+        bytes: u64,
+        records: usize,
+    },
+    On(Box<DictCompressor>),
 }
 
 /// Writes one shard to any `Write`.
@@ -156,6 +151,8 @@ pub struct ShardWriter<W: Write> {
     stats: ShardStats,
     ids: Vec<String>,
     seen_ids: HashSet<String>,
+    dict: DictState,
+    dictionary_len: Option<usize>,
 }
 
 impl<W: Write> ShardWriter<W> {
@@ -165,6 +162,30 @@ impl<W: Write> ShardWriter<W> {
 
     /// Starts a shard: writes the header.
     pub fn with_options(out: W, options: WriterOptions) -> Result<Self> {
+        if options.minor_version > VERSION_MINOR {
+            return Err(Error::invalid(format!(
+                "format version {VERSION_MAJOR}.{} was asked for; this writer writes \
+                 {VERSION_MAJOR}.0 to {VERSION_MAJOR}.{VERSION_MINOR}",
+                options.minor_version
+            )));
+        }
+        let dict = if options.minor_version >= 1
+            && options.dictionary_max_len > 0
+            && options.dictionary_samples > 0
+            && options.compression_level > 0
+        {
+            DictState::Collecting {
+                held: Vec::new(),
+                bytes: 0,
+                records: 0,
+            }
+        } else {
+            DictState::Off
+        };
+        let header = ShardHeader {
+            major: VERSION_MAJOR,
+            minor: options.minor_version,
+        };
         let mut w = ShardWriter {
             out,
             hasher: ShardHasher::new(),
@@ -176,8 +197,10 @@ impl<W: Write> ShardWriter<W> {
             stats: ShardStats::default(),
             ids: Vec::new(),
             seen_ids: HashSet::new(),
+            dict,
+            dictionary_len: None,
         };
-        w.write(&ShardHeader::CURRENT.encode())?;
+        w.write(&header.encode())?;
         Ok(w)
     }
 
@@ -199,7 +222,11 @@ impl<W: Write> ShardWriter<W> {
     /// Bytes written so far plus the open group: what the file would measure if finished now,
     /// less the footer.
     pub fn bytes_written(&self) -> u64 {
-        self.offset + self.group.bytes
+        let held = match &self.dict {
+            DictState::Collecting { bytes, .. } => *bytes,
+            _ => 0,
+        };
+        self.offset + held + self.group.bytes
     }
 
     pub fn records(&self) -> u64 {
@@ -226,6 +253,14 @@ impl<W: Write> ShardWriter<W> {
         }
         if self.seen_ids.contains(&record.id) {
             return fail("the shard already holds a record with this id".into());
+        }
+        if self.options.minor_version == 0 && record.needs_v1_1() {
+            return fail(
+                "the record has fields that format 1.0 cannot hold (a mask, an image caption, \
+                 instruction variants, or provenance dataset, revision, row group or row); \
+                 write format 1.1 (the default) or drop those fields"
+                    .into(),
+            );
         }
         let images = record.images().count();
         if images > self.limits.max_record_images as usize {
@@ -270,7 +305,13 @@ impl<W: Write> ShardWriter<W> {
             ))
             .with_id(record.id.clone()));
         }
-        let (meta_codec, stored) = encode_block(&raw, self.options.compression_level);
+        let (mut meta_codec, mut stored) = encode_block(&raw, self.options.compression_level);
+        if let DictState::On(c) = &mut self.dict {
+            let packed = c.compress(&raw)?;
+            if packed.len() < stored.len() {
+                (meta_codec, stored) = (CODEC_ZSTD_DICT, packed);
+            }
+        }
 
         let shares = self.joins_group(record);
         let new_bytes: u64 = stored.len() as u64
@@ -310,6 +351,9 @@ impl<W: Write> ShardWriter<W> {
             refs,
         });
         self.group.metas.push(stored);
+        if matches!(self.dict, DictState::Collecting { .. }) {
+            self.group.raws.push(raw);
+        }
         self.stats.count(record);
         self.ids.push(record.id.clone());
         self.seen_ids.insert(record.id.clone());
@@ -323,6 +367,83 @@ impl<W: Write> ShardWriter<W> {
             return Ok(());
         }
         let group = std::mem::take(&mut self.group);
+        if let DictState::Collecting {
+            held,
+            bytes,
+            records,
+        } = &mut self.dict
+        {
+            *bytes += group.bytes;
+            *records += group.table.records.len();
+            held.push(group);
+            if *records >= self.options.dictionary_samples || *bytes >= self.options.max_group_bytes
+            {
+                self.decide_dictionary()?;
+            }
+            return Ok(());
+        }
+        self.write_group(group)
+    }
+
+    /// Trains the dictionary on the held groups' metadata, keeps it if it pays on them, and
+    /// writes the held groups (after the dictionary frame, recompressed, if it is kept).
+    fn decide_dictionary(&mut self) -> Result<()> {
+        let DictState::Collecting { mut held, .. } =
+            std::mem::replace(&mut self.dict, DictState::Off)
+        else {
+            return Ok(());
+        };
+        let samples: Vec<Vec<u8>> = held.iter().flat_map(|g| g.raws.iter().cloned()).collect();
+        // A dictionary much larger than an eighth of its samples mostly memorises them: it
+        // looks good on them, costs its size twice, and helps later records little.
+        let total: usize = samples.iter().map(Vec::len).sum();
+        let max_len = (total / 8).min(self.options.dictionary_max_len);
+        if let Some(dictionary) = Dictionary::train(&samples, max_len) {
+            let mut c = DictCompressor::new(&dictionary, self.options.compression_level)?;
+            let mut packed = Vec::with_capacity(samples.len());
+            let mut saved = 0u64;
+            for (raw, stored) in samples.iter().zip(held.iter().flat_map(|g| &g.metas)) {
+                let p = c.compress(raw)?;
+                saved += (stored.len() as u64).saturating_sub(p.len() as u64);
+                packed.push(p);
+            }
+            // The dictionary is stored twice: its frame and the index's copy.
+            let cost = 2 * dictionary.bytes().len() as u64 + (FRAME_HEADER_LEN + 2 + 8) as u64;
+            if saved > cost {
+                self.write_dictionary(&dictionary)?;
+                let mut packed = packed.into_iter();
+                for g in &mut held {
+                    recompress(g, &mut packed);
+                }
+                self.dict = DictState::On(Box::new(c));
+            }
+        }
+        for g in held {
+            self.write_group(g)?;
+        }
+        Ok(())
+    }
+
+    fn write_dictionary(&mut self, dictionary: &Dictionary) -> Result<()> {
+        let mut body = vec![FRAME_DICTIONARY, 0];
+        body.extend_from_slice(dictionary.bytes());
+        let header = FrameHeader {
+            body_len: body.len() as u32,
+            body_crc: crc32(&body),
+        };
+        self.write(&header.encode())?;
+        self.write(&body)?;
+        self.index.frames.push(IndexEntry {
+            frame_len: header.frame_len(),
+            frame_type: FRAME_DICTIONARY,
+            table: None,
+        });
+        self.index.dictionary = Some(dictionary.bytes().clone());
+        self.dictionary_len = Some(dictionary.bytes().len());
+        Ok(())
+    }
+
+    fn write_group(&mut self, group: PendingGroup) -> Result<()> {
         let mut head = vec![FRAME_GROUP, 0];
         group.table.encode(&mut head);
         // The frame CRC is the CRC of head, metas and blobs in turn; combine the parts' CRCs
@@ -372,6 +493,7 @@ impl<W: Write> ShardWriter<W> {
     /// a summary of the shard.
     pub fn finish(mut self) -> Result<(W, ShardSummary)> {
         self.flush_group()?;
+        self.decide_dictionary()?;
         let body = self.index.encode_body(self.options.compression_level);
         let header = FrameHeader {
             body_len: u32::try_from(body.len())
@@ -397,7 +519,25 @@ impl<W: Write> ShardWriter<W> {
             sha256: self.hasher.finalize()?,
             stats: self.stats,
             ids: self.ids,
+            minor_version: self.options.minor_version,
+            dictionary_len: self.dictionary_len,
         };
         Ok((self.out, summary))
     }
+}
+
+/// Replaces each record's stored metadata in `group` by the next of `packed` (its metadata
+/// compressed with the dictionary) where that is smaller.
+fn recompress(group: &mut PendingGroup, packed: &mut impl Iterator<Item = Vec<u8>>) {
+    for (entry, stored) in group.table.records.iter_mut().zip(&mut group.metas) {
+        let Some(p) = packed.next() else { return };
+        if p.len() < stored.len() {
+            group.bytes -= (stored.len() - p.len()) as u64;
+            entry.meta_codec = CODEC_ZSTD_DICT;
+            entry.meta_len = p.len() as u32;
+            entry.meta_crc = crc32(&p);
+            *stored = p;
+        }
+    }
+    group.raws = Vec::new();
 }

@@ -19,6 +19,9 @@ struct Vector {
     name: &'static str,
     records: Vec<Record>,
     compression_level: i32,
+    /// The minor format version written: the 1.0 vectors stay as they were when 1.0 was the
+    /// only version, written by today's writer asked for 1.0.
+    minor: u16,
 }
 
 fn vectors() -> Vec<Vector> {
@@ -27,17 +30,28 @@ fn vectors() -> Vec<Vector> {
             name: "empty",
             records: vec![],
             compression_level: 3,
+            minor: 0,
         },
         // Stored (uncompressed) metadata: the one the spec's hex dump walks through.
         Vector {
             name: "sft-one",
             records: vec![records::sft(1, 1)],
             compression_level: 0,
+            minor: 0,
         },
         Vector {
             name: "mixed",
             records: records::mixed(),
             compression_level: 3,
+            minor: 0,
+        },
+        // Format 1.1: masks, captions, instruction variants, the new provenance fields, and
+        // enough records for a metadata dictionary (a dictionary frame, codec 2).
+        Vector {
+            name: "editing-1.1",
+            records: records::editing_v1_1_set(),
+            compression_level: 3,
+            minor: 1,
         },
     ]
 }
@@ -49,6 +63,7 @@ fn dir() -> PathBuf {
 fn encode(v: &Vector) -> Vec<u8> {
     let options = WriterOptions {
         compression_level: v.compression_level,
+        minor_version: v.minor,
         ..Default::default()
     };
     let mut w = ShardWriter::with_options(Vec::new(), options).unwrap();
@@ -60,7 +75,7 @@ fn encode(v: &Vector) -> Vec<u8> {
 
 /// The JSON rendering: every record's metadata, each image's length and SHA-256, and the
 /// image bytes in base64 so another implementation can check them without this crate.
-fn render(records: &[Record]) -> String {
+fn render(records: &[Record], minor: u16) -> String {
     use base64::Engine;
     let list: Vec<serde_json::Value> = records
         .iter()
@@ -74,7 +89,7 @@ fn render(records: &[Record]) -> String {
             v
         })
         .collect();
-    let doc = serde_json::json!({ "format_version": "1.0", "records": list });
+    let doc = serde_json::json!({ "format_version": format!("1.{minor}"), "records": list });
     serde_json::to_string_pretty(&doc).unwrap() + "\n"
 }
 
@@ -83,7 +98,7 @@ fn golden_vectors_are_byte_identical() {
     let bless = std::env::var_os("EDITSHARD_BLESS").is_some();
     for v in vectors() {
         let bytes = encode(&v);
-        let json = render(&v.records);
+        let json = render(&v.records, v.minor);
         let shard_path = dir().join(format!("{}.esd", v.name));
         let json_path = dir().join(format!("{}.json", v.name));
         if bless {
@@ -123,9 +138,59 @@ fn golden_vectors_read_back_as_their_json() {
         let streamed: Vec<Record> = ShardReader::new(&pinned[..])
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(render(&streamed), json, "{}", v.name);
+        assert_eq!(render(&streamed, v.minor), json, "{}", v.name);
         let shard = RandomAccessShard::open(Bytes::from(pinned), v.name).unwrap();
         let random: Vec<Record> = (0..shard.len()).map(|i| shard.get(i).unwrap()).collect();
         assert_eq!(random, streamed, "{}", v.name);
     }
+}
+
+#[test]
+fn the_1_1_vector_has_a_dictionary_and_every_new_field() {
+    let pinned = std::fs::read(dir().join("editing-1.1.esd")).unwrap();
+    assert_eq!(&pinned[10..12], &[1, 0], "header minor 1");
+    let shard = RandomAccessShard::open(Bytes::from(pinned), "editing-1.1").unwrap();
+    let index = shard.index();
+    assert!(index.dictionary.is_some(), "a dictionary frame");
+    let dict_frames = index.frames.iter().filter(|f| f.frame_type == 0x03).count();
+    assert_eq!(dict_frames, 1);
+    let codec2 = index.records.iter().filter(|r| r.meta_codec == 2).count();
+    assert!(
+        codec2 > index.len() / 2,
+        "{codec2} of {} use codec 2",
+        index.len()
+    );
+    let r = shard.get(3).unwrap();
+    assert!(r.needs_v1_1());
+    assert!(r.turns[0].mask.is_some() && r.source.caption.is_some());
+    assert_eq!(r.turns[0].instruction_variants.len(), 2);
+    assert_eq!(r.provenance.dataset.as_deref(), Some("osunlp/MagicBrush"));
+    assert_eq!(r.provenance.row, Some(3));
+}
+
+#[test]
+fn the_1_0_vectors_say_1_0_and_a_1_0_writer_refuses_a_1_1_record() {
+    for name in ["empty", "sft-one", "mixed"] {
+        let pinned = std::fs::read(dir().join(format!("{name}.esd"))).unwrap();
+        assert_eq!(&pinned[10..12], &[0, 0], "{name}: header minor 0");
+    }
+    let options = WriterOptions {
+        minor_version: 0,
+        ..Default::default()
+    };
+    let mut w = ShardWriter::with_options(Vec::new(), options).unwrap();
+    let err = w.append(&records::editing_v1_1(1)).unwrap_err();
+    assert!(
+        matches!(err.kind(), editshard_format::ErrorKind::Rejected(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("format 1.0"), "{err}");
+    assert!(err.to_string().contains("mask"), "{err}");
+    // A 1.0 record is still accepted, and the writer refuses a minor it does not know.
+    w.append(&records::sft(1, 1)).unwrap();
+    let options = WriterOptions {
+        minor_version: 2,
+        ..Default::default()
+    };
+    assert!(ShardWriter::with_options(Vec::new(), options).is_err());
 }
