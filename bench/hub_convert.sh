@@ -15,9 +15,11 @@ W="${1:-$(mktemp -d /tmp/editshard-hub-bench.XXXXXX)}"
 mkdir -p "$W"
 [[ "$KEEP" == 1 ]] || trap 'rm -rf "$W"' EXIT
 
-cargo build --release -q -p editshard-cli -p editshard-tools --bin editshard --bin gen_hub_bench
+# The converter in release; the generator in the dev profile (its speed is not measured).
+cargo build --release -q -p editshard-cli --bin editshard
+cargo build -q -p editshard-tools --bin gen_hub_bench
 BIN=target/release/editshard
-rm -rf "$W/src" && target/release/gen_hub_bench "$W/src" "$FILES" "$ROWS" "$GROUP" "$IMAGE" 2> /dev/null
+rm -rf "$W/src" && target/debug/gen_hub_bench "$W/src" "$FILES" "$ROWS" "$GROUP" "$IMAGE" 2> /dev/null
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 now() { date +%s.%N; }
