@@ -54,9 +54,12 @@ pub fn s(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }
 
-/// Runs `cmd` to completion and returns its output with its peak resident memory in bytes
-/// (`VmHWM` of `/proc/PID/status`, polled every few milliseconds until it exits). Standard
-/// output goes to `stdout_file` (it may be large: base64 images) and is not returned.
+/// Runs `cmd` to completion and returns its output with its peak resident *anonymous* memory
+/// in bytes (`RssAnon` of `/proc/PID/status`, polled every 5 ms until it exits): what the
+/// process allocated. Not `VmHWM`, which also counts file pages mapped into it: local shards
+/// are memory-mapped for reading, and their pages are the page cache (shared, reclaimable,
+/// charged to a cgroup whether mapped or read), not memory the process holds. Standard output
+/// goes to `stdout_file` (it may be large: base64 images) and is not returned.
 pub fn run_with_peak_rss(mut cmd: Command, stdout_file: &Path) -> (Output, u64) {
     use std::io::Read;
     let mut child = cmd
@@ -77,7 +80,7 @@ pub fn run_with_peak_rss(mut cmd: Command, stdout_file: &Path) -> (Output, u64) 
         if let Ok(s) = fs::read_to_string(&status_path) {
             let hwm = s
                 .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix("RssAnon:"))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
             peak_kib = peak_kib.max(hwm.unwrap_or(0));
         }

@@ -78,6 +78,11 @@ pub struct WriterOptions {
     pub dictionary_max_len: usize,
     /// How many records' metadata the dictionary is trained on (the shard's first records).
     pub dictionary_samples: usize,
+    /// Closed groups held back (to be written after the dictionary, their metadata
+    /// recompressed with it) while samples are collected, in bytes at most. Past it, they are
+    /// written as they are and only their metadata is kept as samples: large images are not
+    /// held in memory for a dictionary that saves a few hundred bytes a record.
+    pub dictionary_hold_bytes: u64,
 }
 
 impl Default for WriterOptions {
@@ -90,6 +95,7 @@ impl Default for WriterOptions {
             minor_version: VERSION_MINOR,
             dictionary_max_len: 16 << 10,
             dictionary_samples: 64,
+            dictionary_hold_bytes: 8 << 20,
         }
     }
 }
@@ -134,6 +140,9 @@ enum DictState {
         held: Vec<PendingGroup>,
         bytes: u64,
         records: usize,
+        /// Samples of groups already written (past the hold budget): each record's metadata
+        /// and the length it was stored with.
+        written: Vec<(Vec<u8>, usize)>,
     },
     On(Box<DictCompressor>),
 }
@@ -178,6 +187,7 @@ impl<W: Write> ShardWriter<W> {
                 held: Vec::new(),
                 bytes: 0,
                 records: 0,
+                written: Vec::new(),
             }
         } else {
             DictState::Off
@@ -371,14 +381,24 @@ impl<W: Write> ShardWriter<W> {
             held,
             bytes,
             records,
+            written,
         } = &mut self.dict
         {
             *bytes += group.bytes;
             *records += group.table.records.len();
             held.push(group);
-            if *records >= self.options.dictionary_samples || *bytes >= self.options.max_group_bytes
-            {
-                self.decide_dictionary()?;
+            if *records >= self.options.dictionary_samples {
+                return self.decide_dictionary();
+            }
+            if *bytes >= self.options.dictionary_hold_bytes {
+                let out = std::mem::take(held);
+                *bytes = 0;
+                for g in &out {
+                    written.extend(g.raws.iter().cloned().zip(g.metas.iter().map(|m| m.len())));
+                }
+                for g in out {
+                    self.write_group(g)?;
+                }
             }
             return Ok(());
         }
@@ -388,12 +408,23 @@ impl<W: Write> ShardWriter<W> {
     /// Trains the dictionary on the held groups' metadata, keeps it if it pays on them, and
     /// writes the held groups (after the dictionary frame, recompressed, if it is kept).
     fn decide_dictionary(&mut self) -> Result<()> {
-        let DictState::Collecting { mut held, .. } =
-            std::mem::replace(&mut self.dict, DictState::Off)
+        let DictState::Collecting {
+            mut held, written, ..
+        } = std::mem::replace(&mut self.dict, DictState::Off)
         else {
             return Ok(());
         };
-        let samples: Vec<Vec<u8>> = held.iter().flat_map(|g| g.raws.iter().cloned()).collect();
+        let held_raws = held.iter().flat_map(|g| g.raws.iter().cloned());
+        let samples: Vec<Vec<u8>> = written
+            .iter()
+            .map(|(r, _)| r.clone())
+            .chain(held_raws)
+            .collect();
+        let stored_lens: Vec<usize> = written
+            .iter()
+            .map(|(_, n)| *n)
+            .chain(held.iter().flat_map(|g| g.metas.iter().map(|m| m.len())))
+            .collect();
         // A dictionary much larger than an eighth of its samples mostly memorises them: it
         // looks good on them, costs its size twice, and helps later records little.
         let total: usize = samples.iter().map(Vec::len).sum();
@@ -402,11 +433,14 @@ impl<W: Write> ShardWriter<W> {
             let mut c = DictCompressor::new(&dictionary, self.options.compression_level)?;
             let mut packed = Vec::with_capacity(samples.len());
             let mut saved = 0u64;
-            for (raw, stored) in samples.iter().zip(held.iter().flat_map(|g| &g.metas)) {
+            for (raw, &stored) in samples.iter().zip(&stored_lens) {
                 let p = c.compress(raw)?;
-                saved += (stored.len() as u64).saturating_sub(p.len() as u64);
+                saved += (stored as u64).saturating_sub(p.len() as u64);
                 packed.push(p);
             }
+            // Only the held groups' records are recompressed: the written ones were samples
+            // (they predict what the dictionary saves on the records still to come).
+            packed.drain(..written.len());
             // The dictionary is stored twice: its frame and the index's copy.
             let cost = 2 * dictionary.bytes().len() as u64 + (FRAME_HEADER_LEN + 2 + 8) as u64;
             if saved > cost {

@@ -132,3 +132,51 @@ fn errors_in_a_shard_of_a_newer_minor_say_to_upgrade() {
     let err = ShardReader::new(&bytes[..]).next().unwrap().unwrap_err();
     assert!(!err.to_string().contains("upgrade"), "{err}");
 }
+
+/// Past the hold budget, the first groups are written before the dictionary (codec 1, their
+/// metadata kept as samples) and the dictionary frame follows them: every reader still reads
+/// every record, and the later records use the dictionary.
+#[tokio::test]
+async fn groups_past_the_hold_budget_precede_the_dictionary() {
+    let records = records::editing_v1_1_set();
+    let options = editshard_format::shard::WriterOptions {
+        dictionary_hold_bytes: 1,
+        max_group_records: 4,
+        ..Default::default()
+    };
+    let mut w = ShardWriter::with_options(Vec::new(), options).unwrap();
+    for r in &records {
+        w.append(r).unwrap();
+    }
+    let (bytes, summary) = w.finish().unwrap();
+    assert!(summary.dictionary_len.is_some(), "a dictionary was kept");
+    // Frame 0 is a group now, written before the dictionary was decided.
+    assert_eq!(bytes[16 + 8], 0x01, "frame 0 is a group");
+    let streamed: Vec<Record> = ShardReader::new(&bytes[..])
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(streamed, records);
+    let decoded: Vec<Record> = FramedRead::new(&bytes[..], ShardDecoder::new())
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(decoded, records);
+    let shard = RandomAccessShard::open(Bytes::from(bytes.clone()), "d.esd").unwrap();
+    for (i, want) in records.iter().enumerate() {
+        assert_eq!(&shard.get(i).unwrap(), want);
+    }
+    // Salvage without the index meets the dictionary frame after the first groups.
+    let cut = &bytes[..bytes.len() - 100];
+    let mut got = Vec::new();
+    salvage(
+        &Bytes::copy_from_slice(cut),
+        "d.esd",
+        &Limits::DEFAULT,
+        |r| {
+            got.push(r);
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(got, records);
+}
