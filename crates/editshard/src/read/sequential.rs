@@ -150,11 +150,11 @@ async fn produce(
     for s in shards {
         let (tx, rx) = mpsc::unbounded_channel();
         let path = ds.manifest().shards[s].path.clone();
-        // A local shard that cannot be mapped is streamed, which reports why it is unreadable.
-        let map = match ds.options().map_local {
-            true => ds.location().map(&path).await.ok().flatten(),
-            false => None,
-        };
+        // Mapped streaming is off for now: populating windows under the budget deadlocked on a
+        // frame larger than the whole read budget (`memory_bounds`: 96 MiB records, a 64 MiB
+        // budget). Random access still maps local shards. TODO: let a frame larger than the
+        // budget take every permit, as fetched batches do, then map again here.
+        let map: Option<bytes::Bytes> = None;
         if announce.send((s, rx, map.clone())).await.is_err() {
             return; // the reader is gone
         }
