@@ -35,19 +35,39 @@ fn dictionary_frame(bytes: &[u8]) -> std::ops::Range<usize> {
 #[tokio::test]
 async fn every_reader_decodes_codec_2() {
     let (bytes, records) = dictionary_shard();
-    let streamed: Vec<Record> = ShardReader::new(&bytes[..])
-        .collect::<Result<_, _>>()
-        .unwrap();
+    every_reader_reads(&bytes, &records).await;
+}
+
+/// The sync reader, the async decoder and the random-access reader all give `records`.
+async fn every_reader_reads(bytes: &[u8], records: &[Record]) {
+    let streamed: Vec<Record> = ShardReader::new(bytes).collect::<Result<_, _>>().unwrap();
     assert_eq!(streamed, records);
-    let decoded: Vec<Record> = FramedRead::new(&bytes[..], ShardDecoder::new())
+    let decoded: Vec<Record> = FramedRead::new(bytes, ShardDecoder::new())
         .map(|r| r.unwrap())
         .collect()
         .await;
     assert_eq!(decoded, records);
-    let shard = RandomAccessShard::open(Bytes::from(bytes), "d.esd").unwrap();
+    let shard = RandomAccessShard::open(Bytes::copy_from_slice(bytes), "d.esd").unwrap();
     for (i, want) in records.iter().enumerate() {
         assert_eq!(&shard.get(i).unwrap(), want);
     }
+}
+
+/// What salvage recovers from the shard cut before its index and trailer.
+fn salvage_without_index(bytes: &[u8]) -> Vec<Record> {
+    let cut = &bytes[..bytes.len() - 100];
+    let mut got = Vec::new();
+    salvage(
+        &Bytes::copy_from_slice(cut),
+        "d.esd",
+        &Limits::DEFAULT,
+        |r| {
+            got.push(r);
+            Ok(())
+        },
+    )
+    .unwrap();
+    got
 }
 
 #[test]
@@ -73,19 +93,7 @@ fn a_damaged_dictionary_frame_is_salvaged_through_the_index_copy() {
 #[test]
 fn without_the_index_salvage_uses_the_dictionary_frame() {
     let (bytes, records) = dictionary_shard();
-    let cut = &bytes[..bytes.len() - 100]; // no trailer, no index
-    let mut got = Vec::new();
-    salvage(
-        &Bytes::copy_from_slice(cut),
-        "d.esd",
-        &Limits::DEFAULT,
-        |r| {
-            got.push(r);
-            Ok(())
-        },
-    )
-    .unwrap();
-    assert_eq!(got, records);
+    assert_eq!(salvage_without_index(&bytes), records);
 }
 
 #[test]
@@ -152,31 +160,7 @@ async fn groups_past_the_hold_budget_precede_the_dictionary() {
     assert!(summary.dictionary_len.is_some(), "a dictionary was kept");
     // Frame 0 is a group now, written before the dictionary was decided.
     assert_eq!(bytes[16 + 8], 0x01, "frame 0 is a group");
-    let streamed: Vec<Record> = ShardReader::new(&bytes[..])
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(streamed, records);
-    let decoded: Vec<Record> = FramedRead::new(&bytes[..], ShardDecoder::new())
-        .map(|r| r.unwrap())
-        .collect()
-        .await;
-    assert_eq!(decoded, records);
-    let shard = RandomAccessShard::open(Bytes::from(bytes.clone()), "d.esd").unwrap();
-    for (i, want) in records.iter().enumerate() {
-        assert_eq!(&shard.get(i).unwrap(), want);
-    }
+    every_reader_reads(&bytes, &records).await;
     // Salvage without the index meets the dictionary frame after the first groups.
-    let cut = &bytes[..bytes.len() - 100];
-    let mut got = Vec::new();
-    salvage(
-        &Bytes::copy_from_slice(cut),
-        "d.esd",
-        &Limits::DEFAULT,
-        |r| {
-            got.push(r);
-            Ok(())
-        },
-    )
-    .unwrap();
-    assert_eq!(got, records);
+    assert_eq!(salvage_without_index(&bytes), records);
 }
