@@ -150,11 +150,11 @@ async fn produce(
     for s in shards {
         let (tx, rx) = mpsc::unbounded_channel();
         let path = ds.manifest().shards[s].path.clone();
-        // Mapped streaming is off for now: populating windows under the budget deadlocked on a
-        // frame larger than the whole read budget (`memory_bounds`: 96 MiB records, a 64 MiB
-        // budget). Random access still maps local shards. TODO: let a frame larger than the
-        // budget take every permit, as fetched batches do, then map again here.
-        let map: Option<bytes::Bytes> = None;
+        // A local shard that cannot be mapped is streamed, which reports why it is unreadable.
+        let map = match ds.options().map_local {
+            true => ds.location().map(&path).await.ok().flatten(),
+            false => None,
+        };
         if announce.send((s, rx, map.clone())).await.is_err() {
             return; // the reader is gone
         }
@@ -231,8 +231,8 @@ async fn populate_windows(
 struct MappedSource {
     map: Bytes,
     rx: ChunkRx,
-    /// Windows made resident and not yet decoded past, with their end offsets: their
-    /// permits are released as the decoder moves on.
+    /// Read-ahead: windows made resident that reach past the frame last decoded, with their
+    /// end offsets. Their permits are released once a frame ends at or past them.
     held: VecDeque<(usize, Budgeted)>,
     resident: usize,
     pos: usize,
@@ -271,11 +271,22 @@ impl MappedSource {
             if end > self.map.len() {
                 return Err(self.decoder.eof_error());
             }
+            // A window that ends inside the frame about to be decoded is that frame, not
+            // read-ahead: its permits go back before the wait, and a window received while
+            // waiting is kept only if it reaches past the frame. Holding them until the frame
+            // was decoded deadlocked on a frame larger than the whole budget: the producer
+            // waited for permits the reader held while the reader waited for its next window.
+            // So a waiting reader holds nothing and the producer can always go on.
+            while self.held.front().is_some_and(|(e, _)| *e <= end) {
+                self.held.pop_front();
+            }
             while self.resident < end {
                 match self.rx.recv().await {
                     Some(Ok(chunk)) => {
                         self.resident += chunk.bytes.len();
-                        self.held.push_back((self.resident, chunk));
+                        if self.resident > end {
+                            self.held.push_back((self.resident, chunk));
+                        }
                     }
                     Some(Err(e)) => return Err(e),
                     None => return Err(self.decoder.eof_error()),
@@ -283,9 +294,6 @@ impl MappedSource {
             }
             let chunk = self.map.slice(self.pos..end);
             self.pos = end;
-            while self.held.front().is_some_and(|(e, _)| *e <= self.pos) {
-                self.held.pop_front();
-            }
             let records = self.decoder.feed(chunk)?;
             self.ready.extend(records);
         }

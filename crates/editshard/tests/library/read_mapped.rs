@@ -104,7 +104,7 @@ async fn mapped_and_copied_datasets_read_the_same_and_fail_the_same() {
     let (dir, records, paths) = dataset();
     for map_local in [true, false] {
         let ds = open(dir.path(), map_local).await;
-        // A budget smaller than a frame: the mapped stream waits for windows, never deadlocks.
+        // A budget smaller than a frame: the mapped stream waits for its window.
         let got: Vec<_> = ds
             .stream(StreamOptions {
                 prefetch_bytes: 4096,
@@ -146,5 +146,34 @@ async fn mapped_and_copied_datasets_read_the_same_and_fail_the_same() {
         let e = results.last().unwrap().as_ref().unwrap_err();
         assert!(e.is_corruption(), "map_local {map_local}: {e}");
         assert!(e.shard().unwrap().ends_with(shard.path()), "{e}");
+    }
+}
+
+/// Frames several times the stream's populate window (8 MiB), read under a budget smaller
+/// than one window: the mapped stream hands the frame's windows back as it receives them
+/// instead of holding them until the frame is decoded, which deadlocked (the producer waited
+/// for permits the reader held while the reader waited for the producer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapped_frame_larger_than_the_budget_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    // Groups of one record with 3-4 images of 6 MiB: frames of 18-24 MiB.
+    let records = mixed(4, Some(6 << 20));
+    write(dir.path(), &records, 1 << 30, 1);
+    for prefetch_bytes in [4096, 12 << 20] {
+        let ds = open(dir.path(), true).await;
+        let stream = ds.stream(StreamOptions {
+            prefetch_bytes,
+            ..StreamOptions::default()
+        });
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(120),
+            stream.map(|r| r.unwrap()).collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the mapped stream hung with a {prefetch_bytes}-byte budget"));
+        assert_eq!(got.len(), records.len());
+        for (got, want) in got.iter().zip(&records) {
+            assert!(same(got, want), "{}", want.id);
+        }
     }
 }
