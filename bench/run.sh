@@ -264,6 +264,10 @@ clear_log
 timed hget "$BR" get "$URL" --samples "$HTTP_SAMPLES" > /dev/null
 HG_REQ=$(log_reqs)
 HG_OPEN=$((1 + SHARDS)) # manifest + at most one footer per shard
+# The HTTP stream's profile is recorded while nginx runs, and reported with the others below.
+if [[ "$PROFILE" == 1 ]] && command -v perf > /dev/null; then
+    perf record -q -F 499 -o "$W/hstream.perf" -- "$BR" stream "$URL" --reps 3 > /dev/null 2> "$W/hstream.perf.log" || rm -f "$W/hstream.perf"
+fi
 kill "$NGINX_PID" 2> /dev/null || true
 wait "$NGINX_PID" 2> /dev/null || true
 NGINX_PID=""
@@ -351,6 +355,12 @@ profile() {
     local name=$1 what=$2
     shift 2
     perf record -q -F 499 -o "$W/$name.perf" -- "$@" > /dev/null 2> "$W/$name.perf.log" || return 0
+    report_profile "$name" "$what"
+}
+# report_profile NAME WHAT: the hottest symbols of $W/NAME.perf, if it was recorded.
+report_profile() {
+    local name=$1 what=$2
+    [[ -s "$W/$name.perf" ]] || return 0
     echo
     echo "$what (\`perf record -F 499\`, then \`perf report --no-children --sort dso,sym\`; symbols over 2% of samples):"
     echo
@@ -368,6 +378,7 @@ if [[ "$PROFILE" == 1 ]] && command -v perf > /dev/null; then
         profile sync "Sequential sync read (\`bench_read sync\`)" "$BR" sync "$DS" --reps 3
         profile async "Sequential async stream (\`bench_read async\`)" "$BR" async "$DS" --reps 3
         profile random "Random access, warm (\`bench_read random\`, no cold samples)" "$BR" random "$DS" --samples "$SAMPLES" --cold-samples 0
+        report_profile hstream "HTTP streaming (\`bench_read stream\` through nginx, recorded while it ran; nginx itself not sampled)"
         rm -rf "$W/ds-prof"
         profile convert "Conversion (\`editshard convert\`, one run)" "$BIN" convert "$REL" --out "$W/ds-prof" \
             --shard-size "$SHARD_SIZE" --openimages-csv "$REL/openimages/train-images-boxable-with-rotation.csv" \
