@@ -63,31 +63,57 @@ impl MappedShardReader {
         }
     }
 
+    /// A record decoded and not yet taken.
+    pub(crate) fn pop_ready(&mut self) -> Option<Record> {
+        self.ready.pop_front()
+    }
+
+    /// How far into the bytes the decoder must be fed ([`Self::feed_through`]) to decode on;
+    /// `None` at the end of the shard. `Dataset::stream` drives this too, waiting between
+    /// the two calls until its mapped window is resident.
+    pub(crate) fn need_through(&self) -> Result<Option<usize>> {
+        let need = self.decoder.need();
+        if need == 0 {
+            if self.pos != self.bytes.len() {
+                return Err(Error::malformed(format!(
+                    "{} bytes follow the trailer",
+                    self.bytes.len() - self.pos
+                ))
+                .in_shard(self.name.clone())
+                .at_offset(self.pos as u64));
+            }
+            return Ok(None);
+        }
+        let end = self.pos.saturating_add(need);
+        if end > self.bytes.len() {
+            return Err(self.decoder.eof_error());
+        }
+        Ok(Some(end))
+    }
+
+    /// Feeds the decoder the bytes up to `end`, as [`Self::next_step`] asked: zero-copy.
+    pub(crate) fn feed_through(&mut self, end: usize) -> Result<()> {
+        let chunk = self.bytes.slice(self.pos..end);
+        self.pos = end;
+        let records = self.decoder.feed(chunk)?;
+        self.ready.extend(records);
+        Ok(())
+    }
+
+    /// The error for bytes that end before the shard does.
+    pub(crate) fn eof_error(&self) -> Error {
+        self.decoder.eof_error()
+    }
+
     fn next_record(&mut self) -> Result<Option<Record>> {
         loop {
-            if let Some(r) = self.ready.pop_front() {
+            if let Some(r) = self.pop_ready() {
                 return Ok(Some(r));
             }
-            let need = self.decoder.need();
-            if need == 0 {
-                if self.pos != self.bytes.len() {
-                    return Err(Error::malformed(format!(
-                        "{} bytes follow the trailer",
-                        self.bytes.len() - self.pos
-                    ))
-                    .in_shard(self.name.clone())
-                    .at_offset(self.pos as u64));
-                }
+            let Some(end) = self.need_through()? else {
                 return Ok(None);
-            }
-            let end = self.pos.saturating_add(need);
-            if end > self.bytes.len() {
-                return Err(self.decoder.eof_error());
-            }
-            let chunk = self.bytes.slice(self.pos..end);
-            self.pos = end;
-            let records = self.decoder.feed(chunk)?;
-            self.ready.extend(records);
+            };
+            self.feed_through(end)?;
         }
     }
 }

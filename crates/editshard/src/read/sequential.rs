@@ -26,6 +26,7 @@ use tokio_util::io::StreamReader;
 
 use super::dataset::Dataset;
 use super::fetch::{SkipFn, log_skip};
+use super::mapped::MappedShardReader;
 use super::order::Partition;
 use super::select::{Filter, Images};
 use crate::error::{Error, Result};
@@ -226,19 +227,15 @@ async fn populate_windows(
     true
 }
 
-/// A mapped shard being decoded: frames are zero-copy slices of `map`, taken once the
-/// background task has made them resident.
+/// A mapped shard being decoded: frames are zero-copy slices of the map
+/// ([`MappedShardReader`]), taken once the background task has made them resident.
 struct MappedSource {
-    map: Bytes,
+    frames: MappedShardReader,
     rx: ChunkRx,
     /// Read-ahead: windows made resident that reach past the frame last decoded, with their
     /// end offsets. Their permits are released once a frame ends at or past them.
     held: VecDeque<(usize, Budgeted)>,
     resident: usize,
-    pos: usize,
-    decoder: ShardDecoder,
-    ready: VecDeque<Record>,
-    name: String,
 }
 
 impl MappedSource {
@@ -252,25 +249,12 @@ impl MappedSource {
 
     async fn step(&mut self) -> Result<Option<Record>> {
         loop {
-            if let Some(r) = self.ready.pop_front() {
+            if let Some(r) = self.frames.pop_ready() {
                 return Ok(Some(r));
             }
-            let need = self.decoder.need();
-            if need == 0 {
-                if self.pos != self.map.len() {
-                    return Err(Error::malformed(format!(
-                        "{} bytes follow the trailer",
-                        self.map.len() - self.pos
-                    ))
-                    .in_shard(self.name.clone())
-                    .at_offset(self.pos as u64));
-                }
+            let Some(end) = self.frames.need_through()? else {
                 return Ok(None);
-            }
-            let end = self.pos.saturating_add(need);
-            if end > self.map.len() {
-                return Err(self.decoder.eof_error());
-            }
+            };
             // A window that ends inside the frame about to be decoded is that frame, not
             // read-ahead: its permits go back before the wait, and a window received while
             // waiting is kept only if it reaches past the frame. Holding them until the frame
@@ -289,13 +273,10 @@ impl MappedSource {
                         }
                     }
                     Some(Err(e)) => return Err(e),
-                    None => return Err(self.decoder.eof_error()),
+                    None => return Err(self.frames.eof_error()),
                 }
             }
-            let chunk = self.map.slice(self.pos..end);
-            self.pos = end;
-            let records = self.decoder.feed(chunk)?;
-            self.ready.extend(records);
+            self.frames.feed_through(end)?;
         }
     }
 }
@@ -334,17 +315,12 @@ impl State {
             .ds
             .location()
             .display_of(&self.ds.manifest().shards[shard].path);
-        let decoder = ShardDecoder::with_options(self.ds.options().read.clone()).named(&name);
         if let Some(map) = map {
             let source = MappedSource {
-                map,
+                frames: MappedShardReader::from_bytes(map, name, self.ds.options().read.clone()),
                 rx,
                 held: VecDeque::new(),
                 resident: 0,
-                pos: 0,
-                decoder,
-                ready: VecDeque::new(),
-                name,
             };
             return Current {
                 shard,
@@ -353,6 +329,7 @@ impl State {
                 storage_error: slot,
             };
         }
+        let decoder = ShardDecoder::with_options(self.ds.options().read.clone()).named(&name);
         let keep = slot.clone();
         let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
