@@ -16,18 +16,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
 ROWS="${ROWS:-200}" SEED="${SEED:-42}" REPS="${REPS:-3}" KEEP="${KEEP:-0}"
 
-if [[ $# -ge 1 ]]; then
-    W=$(realpath -m "$1")
-    if [[ -e "$W" && -n "$(ls -A "$W" 2> /dev/null)" && ! -e "$W/.editshard-bench" ]]; then
-        echo "$W exists and is not empty (and not a previous bench directory)" >&2
-        exit 2
-    fi
-    rm -rf "$W"
-    mkdir -p "$W"
-else
-    W=$(mktemp -d /tmp/editshard-bench.XXXXXX)
-fi
-touch "$W/.editshard-bench"
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
+bench_workdir .editshard-bench bench/export_mix.sh "${1:-}"
 cleanup() {
     local rc=$?
     if [[ "$KEEP" != 1 ]]; then rm -rf "$W"; else echo "kept $W" >&2; fi

@@ -30,26 +30,12 @@ SHARD_SIZE="${SHARD_SIZE:-512MiB}" KEEP="${KEEP:-0}" PROFILE="${PROFILE:-1}"
 DATE=$(date -u +%Y-%m-%d)
 RESULTS="${RESULTS:-$REPO/bench/results-$DATE.md}"
 
-if [[ $# -ge 1 ]]; then
-    W=$(realpath -m "$1")
-    # Only a directory this script made before (it leaves a marker) is ever emptied.
-    if [[ -e "$W" && -n "$(ls -A "$W" 2> /dev/null)" && ! -e "$W/.editshard-bench" ]]; then
-        echo "$W exists and is not empty (and not a previous bench/run.sh directory)" >&2
-        exit 2
-    fi
-    rm -rf "$W"
-    mkdir -p "$W"
-else
-    W=$(mktemp -d /tmp/editshard-bench.XXXXXX)
-fi
-touch "$W/.editshard-bench"
-NGINX_PID=""
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
+bench_workdir .editshard-bench bench/run.sh "${1:-}"
 cleanup() {
     local rc=$?
-    if [[ -n "$NGINX_PID" ]] && kill -0 "$NGINX_PID" 2> /dev/null; then
-        kill "$NGINX_PID" 2> /dev/null || true
-        wait "$NGINX_PID" 2> /dev/null || true
-    fi
+    stop_nginx
     if [[ "$KEEP" != 1 ]]; then
         rm -rf "$W"
     else
@@ -177,72 +163,8 @@ timed meta "$BR" meta "$DS" --reps "$REPS" > /dev/null
 timed stream "$BR" stream "$DS" --reps "$REPS" > /dev/null
 
 log "HTTP through nginx on 127.0.0.1"
-NG=$W/nginx
-mkdir -p "$NG"
-NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
-[[ -x "$NGINX_BIN" ]] || { echo "nginx not found (apt-get install -y nginx-light)" >&2; exit 1; }
-USER_LINE=""
-[[ $(id -u) == 0 ]] && USER_LINE="user root;"
-PORT=""
-for _ in 1 2 3 4 5; do
-    p=$((20000 + RANDOM % 40000))
-    cat > "$NG/nginx.conf" << EOF
-daemon off;
-master_process off;
-worker_processes 1;
-$USER_LINE
-pid $NG/nginx.pid;
-error_log $NG/error.log warn;
-events { worker_connections 256; }
-http {
-    log_format bench '\$request_method\t\$request_uri\t\$status\t\$http_range\t\$body_bytes_sent';
-    access_log $NG/access.log bench;
-    client_body_temp_path $NG/client_body;
-    proxy_temp_path $NG/proxy;
-    fastcgi_temp_path $NG/fastcgi;
-    uwsgi_temp_path $NG/uwsgi;
-    scgi_temp_path $NG/scgi;
-    default_type application/octet-stream;
-    sendfile on;
-    keepalive_timeout 30s;
-    server {
-        listen 127.0.0.1:$p;
-        server_name localhost;
-        root $W;
-    }
-}
-EOF
-    rm -f "$NG/nginx.pid"
-    "$NGINX_BIN" -c "$NG/nginx.conf" -p "$NG" -e "$NG/error.log" < /dev/null > /dev/null 2>&1 &
-    NGINX_PID=$!
-    for _ in $(seq 50); do # up to 5 s
-        if [[ -s "$NG/nginx.pid" ]] && curl -fsS -o /dev/null "http://127.0.0.1:$p/ds/manifest.json" 2> /dev/null; then
-            PORT=$p
-            break
-        fi
-        kill -0 "$NGINX_PID" 2> /dev/null || break
-        sleep 0.1
-    done
-    [[ -n "$PORT" ]] && break
-    kill "$NGINX_PID" 2> /dev/null || true
-    wait "$NGINX_PID" 2> /dev/null || true
-    NGINX_PID=""
-done
-[[ -n "$PORT" ]] || { echo "nginx did not start: $(cat "$NG/error.log" 2> /dev/null)" >&2; exit 1; }
+start_nginx ds/manifest.json
 URL=http://127.0.0.1:$PORT/ds
-# nginx logs a request once it is finished: wait (bounded) for the count to settle.
-settle() {
-    local n=-1 m
-    for _ in $(seq 20); do
-        m=$(wc -l < "$NG/access.log")
-        [[ $m == "$n" ]] && break
-        n=$m
-        sleep 0.1
-    done
-}
-log_reqs() { settle; wc -l < "$NG/access.log"; }
-log_bytes() { awk -F'\t' '{ s += $5 } END { print s + 0 }' "$NG/access.log"; }
-clear_log() { settle; : > "$NG/access.log"; }
 
 CURL_ARGS=()
 for f in "${SHARD_FILES[@]}"; do CURL_ARGS+=(-o /dev/null "$URL/$f"); done
@@ -268,9 +190,7 @@ HG_OPEN=$((1 + SHARDS)) # manifest + at most one footer per shard
 if [[ "$PROFILE" == 1 ]] && command -v perf > /dev/null; then
     perf record -q -F 499 -o "$W/hstream.perf" -- "$BR" stream "$URL" --reps 3 > /dev/null 2> "$W/hstream.perf.log" || rm -f "$W/hstream.perf"
 fi
-kill "$NGINX_PID" 2> /dev/null || true
-wait "$NGINX_PID" 2> /dev/null || true
-NGINX_PID=""
+stop_nginx
 
 log "writing results"
 TOTAL_S=$(awk -v a="$START" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')

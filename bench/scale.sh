@@ -33,27 +33,9 @@ GETS="${GETS:-1000}" OPEN_REPS="${OPEN_REPS:-5}" EPOCH_HTTP="${EPOCH_HTTP:-0}" K
 DATE=$(date -u +%Y-%m-%d)
 RESULTS="${RESULTS:-$REPO/bench/scale-results-$DATE.md}"
 
-if [[ $# -ge 1 ]]; then
-    W=$(realpath -m "$1")
-    # Only a directory this script made before (it leaves a marker) is ever emptied.
-    if [[ -e "$W" && -n "$(ls -A "$W" 2> /dev/null)" && ! -e "$W/.editshard-scale" ]]; then
-        echo "$W exists and is not empty (and not a previous bench/scale.sh directory)" >&2
-        exit 2
-    fi
-    rm -rf "$W"
-    mkdir -p "$W"
-else
-    W=$(mktemp -d /tmp/editshard-scale.XXXXXX)
-fi
-touch "$W/.editshard-scale"
-NGINX_PID=""
-stop_nginx() {
-    if [[ -n "$NGINX_PID" ]] && kill -0 "$NGINX_PID" 2> /dev/null; then
-        kill "$NGINX_PID" 2> /dev/null || true
-        wait "$NGINX_PID" 2> /dev/null || true
-    fi
-    NGINX_PID=""
-}
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
+bench_workdir .editshard-scale bench/scale.sh "${1:-}"
 cleanup() {
     local rc=$?
     stop_nginx
@@ -100,74 +82,7 @@ BIN=$B/editshard
 GEN=$B/gen_bench_release
 BS=$B/bench_scale
 
-# --- a private nginx serving $W on 127.0.0.1 (as bench/run.sh does) ---
-NG=$W/nginx
-mkdir -p "$NG"
-NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
-[[ -x "$NGINX_BIN" ]] || { echo "nginx not found (apt-get install -y nginx-light)" >&2; exit 1; }
-start_nginx() {
-    local user_line="" p
-    [[ $(id -u) == 0 ]] && user_line="user root;"
-    PORT=""
-    for _ in 1 2 3 4 5; do
-        p=$((20000 + RANDOM % 40000))
-        cat > "$NG/nginx.conf" << EOF
-daemon off;
-master_process off;
-worker_processes 1;
-$user_line
-pid $NG/nginx.pid;
-error_log $NG/error.log warn;
-events { worker_connections 256; }
-http {
-    log_format bench '\$request_method\t\$request_uri\t\$status\t\$http_range\t\$body_bytes_sent';
-    access_log $NG/access.log bench;
-    client_body_temp_path $NG/client_body;
-    proxy_temp_path $NG/proxy;
-    fastcgi_temp_path $NG/fastcgi;
-    uwsgi_temp_path $NG/uwsgi;
-    scgi_temp_path $NG/scgi;
-    default_type application/octet-stream;
-    sendfile on;
-    keepalive_timeout 30s;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$p;
-        server_name localhost;
-        root $W;
-    }
-}
-EOF
-        rm -f "$NG/nginx.pid"
-        "$NGINX_BIN" -c "$NG/nginx.conf" -p "$NG" -e "$NG/error.log" < /dev/null > /dev/null 2>&1 &
-        NGINX_PID=$!
-        for _ in $(seq 50); do # up to 5 s
-            if [[ -s "$NG/nginx.pid" ]] && curl -fsS -o /dev/null "http://127.0.0.1:$p/.editshard-scale" 2> /dev/null; then
-                PORT=$p
-                return 0
-            fi
-            kill -0 "$NGINX_PID" 2> /dev/null || break
-            sleep 0.1
-        done
-        stop_nginx
-    done
-    echo "nginx did not start: $(cat "$NG/error.log" 2> /dev/null)" >&2
-    exit 1
-}
-# nginx logs a request once it is finished: wait (bounded) for the count to settle.
-settle() {
-    local n=-1 m
-    for _ in $(seq 20); do
-        m=$(wc -l < "$NG/access.log")
-        [[ $m == "$n" ]] && break
-        n=$m
-        sleep 0.1
-    done
-}
-log_reqs() { settle; wc -l < "$NG/access.log"; }
-log_bytes() { awk -F'\t' '{ s += $5 } END { print s + 0 }' "$NG/access.log"; }
-clear_log() { settle; : > "$NG/access.log"; }
-start_nginx
+start_nginx .editshard-scale
 URL=http://127.0.0.1:$PORT/ds
 
 # One line of key=value per size, for the table.
