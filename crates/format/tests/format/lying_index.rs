@@ -5,13 +5,17 @@
 
 use bytes::Bytes;
 use editshard_format::shard::{RandomAccessShard, ShardWriter};
-use editshard_format::{Kind, Record, Turn};
+use editshard_format::{Image, Kind, Record, Turn};
 use editshard_tools::records::image;
 use editshard_tools::tamper::rewrite_index;
 
 /// Two records sharing a source (so one group) whose edits have equal lengths.
 fn shard() -> (Vec<u8>, Vec<Record>) {
-    let src = image(1, "image/jpeg", 4, 3, 40);
+    shard_sharing(image(1, "image/jpeg", 4, 3, 40))
+}
+
+/// Two records sharing the source `src`, with edits of 50 bytes each.
+fn shard_sharing(src: Image) -> (Vec<u8>, Vec<Record>) {
     let records = vec![
         Record::new(
             "a",
@@ -166,26 +170,7 @@ fn a_shard_with_a_duplicate_id_is_refused_by_every_reader() {
 #[test]
 fn an_image_verified_once_is_still_checked_against_each_records_claim() {
     // Every image the same length, so that references can be swapped without a length lie.
-    let src = image(1, "image/png", 4, 3, 50);
-    let records = vec![
-        Record::new(
-            "a",
-            Kind::Sft,
-            src.clone(),
-            vec![Turn::new(image(2, "image/png", 4, 3, 50))],
-        ),
-        Record::new(
-            "b",
-            Kind::Sft,
-            src,
-            vec![Turn::new(image(3, "image/png", 4, 3, 50))],
-        ),
-    ];
-    let mut w = ShardWriter::new(Vec::new()).unwrap();
-    for r in &records {
-        w.append(r).unwrap();
-    }
-    let bytes = w.finish().unwrap().0;
+    let (bytes, records) = shard_sharing(image(1, "image/png", 4, 3, 50));
     let lying = Bytes::from(rewrite_index(&bytes, |index| {
         let table = index.frames[0].table.as_mut().unwrap();
         // b's source and edit swapped: its edit now points at the shared source, which a
