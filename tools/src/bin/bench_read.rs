@@ -160,6 +160,22 @@ fn total_len(paths: &[PathBuf]) -> Res<u64> {
 }
 
 /// Sum of image lengths: a use of every record that the optimizer cannot drop.
+/// Records read and their image bytes, counted as a reader hands them over.
+#[derive(Default)]
+struct Tally {
+    records: u64,
+    images: u64,
+}
+
+impl Tally {
+    fn add<E: std::fmt::Display>(&mut self, r: Result<Record, E>) -> Res<()> {
+        let r = r.map_err(|e| e.to_string())?;
+        self.records += 1;
+        self.images += image_bytes(&r);
+        Ok(())
+    }
+}
+
 fn image_bytes(r: &Record) -> u64 {
     r.images()
         .map(|i| i.data.as_ref().map_or(0, |d| d.len() as u64))
@@ -234,17 +250,15 @@ fn sync(dir: &Path, o: &Opts) -> Res<()> {
     let paths = shard_paths(dir)?;
     println!("bytes={}", total_len(&paths)?);
     let (records, images) = timed("sync", o.reps, || {
-        let (mut records, mut images) = (0u64, 0u64);
+        let mut tally = Tally::default();
         for p in &paths {
             let reader =
                 MappedShardReader::open(p, Default::default()).map_err(|e| e.to_string())?;
             for r in reader {
-                let r = r.map_err(|e| e.to_string())?;
-                records += 1;
-                images += image_bytes(&r);
+                tally.add(r)?;
             }
         }
-        Ok((records, images))
+        Ok((tally.records, tally.images))
     })?;
     println!("records={records}\nimage_bytes={images}");
     Ok(())
@@ -255,15 +269,13 @@ fn reader(dir: &Path, o: &Opts) -> Res<()> {
     let paths = shard_paths(dir)?;
     println!("bytes={}", total_len(&paths)?);
     let (records, images) = timed("reader", o.reps, || {
-        let (mut records, mut images) = (0u64, 0u64);
+        let mut tally = Tally::default();
         for p in &paths {
             for r in ShardReader::new(open(p)?).named(p.display().to_string()) {
-                let r = r.map_err(|e| e.to_string())?;
-                records += 1;
-                images += image_bytes(&r);
+                tally.add(r)?;
             }
         }
-        Ok((records, images))
+        Ok((tally.records, tally.images))
     })?;
     println!("records={records}\nimage_bytes={images}");
     Ok(())
@@ -287,14 +299,12 @@ fn stream_local(dir: &Path, o: &Opts) -> Res<()> {
     let ds = rt.block_on(open_dataset(&target))?;
     let (records, images) = timed("async", o.reps, || {
         rt.block_on(async {
-            let (mut records, mut images) = (0u64, 0u64);
+            let mut tally = Tally::default();
             let mut s = ds.stream(StreamOptions::default());
             while let Some(r) = s.next().await {
-                let r = r.map_err(|e| e.to_string())?;
-                records += 1;
-                images += image_bytes(&r);
+                tally.add(r)?;
             }
-            Ok((records, images))
+            Ok((tally.records, tally.images))
         })
     })?;
     println!("records={records}\nimage_bytes={images}");
@@ -309,19 +319,17 @@ fn asynchronous(dir: &Path, o: &Opts) -> Res<()> {
     let rt = runtime()?;
     let (records, images) = timed("framed", o.reps, || {
         rt.block_on(async {
-            let (mut records, mut images) = (0u64, 0u64);
+            let mut tally = Tally::default();
             for p in &paths {
                 let f = tokio::fs::File::open(p)
                     .await
                     .map_err(|e| format!("{}: {e}", p.display()))?;
                 let mut frames = FramedRead::with_capacity(f, ShardDecoder::new(), 1 << 20);
                 while let Some(r) = frames.next().await {
-                    let r = r.map_err(|e| e.to_string())?;
-                    records += 1;
-                    images += image_bytes(&r);
+                    tally.add(r)?;
                 }
             }
-            Ok((records, images))
+            Ok((tally.records, tally.images))
         })
     })?;
     println!("records={records}\nimage_bytes={images}");
@@ -609,23 +617,20 @@ fn scan(target: &str, o: &Opts, full: bool) -> Res<()> {
                 ..DatasetOptions::default()
             };
             let ds = open_dataset_with(target, options).await?;
-            let (mut records, mut images) = (0u64, 0u64);
+            let mut tally = Tally::default();
             if full {
                 let mut s = ds.stream(StreamOptions::default());
                 while let Some(r) = s.next().await {
-                    let r = r.map_err(|e| e.to_string())?;
-                    records += 1;
-                    images += image_bytes(&r);
+                    tally.add(r)?;
                 }
             } else {
                 let plan = ReadPlan::default().images(Images::None).batch(256);
                 let mut s = ds.reader(plan);
                 while let Some(r) = s.next().await {
-                    std::hint::black_box(r.map_err(|e| e.to_string())?);
-                    records += 1;
+                    tally.add(r)?;
                 }
             }
-            Ok((records, images))
+            Ok((tally.records, tally.images))
         })
     })?;
     println!("records={records}\nimage_bytes={images}");
