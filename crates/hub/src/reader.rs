@@ -3,7 +3,6 @@
 //! budget (the reader streams each column chunk page by page, so a 500 MB row group never
 //! sits in memory whole).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow_schema::DataType;
@@ -268,16 +267,4 @@ pub fn hf_features(
         .and_then(|i| i.get("features"))
         .or_else(|| v.get("features"))?;
     features.as_object().cloned()
-}
-
-/// The names of the image columns a file declares in its `huggingface` metadata.
-pub fn hf_image_columns(schema: &arrow_schema::Schema) -> HashSet<String> {
-    hf_features(schema)
-        .map(|m| {
-            m.into_iter()
-                .filter(|(_, f)| f.get("_type").and_then(|t| t.as_str()) == Some("Image"))
-                .map(|(k, _)| k)
-                .collect()
-        })
-        .unwrap_or_default()
 }

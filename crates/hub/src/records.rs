@@ -41,6 +41,9 @@ struct Piece {
 
 pub struct Builder {
     mapping: Mapping,
+    /// The columns the mapping names (`Mapping::columns`), taken once: every other column
+    /// of a row goes to the record's extras.
+    mapped: Vec<String>,
     revision: Option<String>,
     open: Option<(String, Vec<Piece>)>,
 }
@@ -49,6 +52,7 @@ impl Builder {
     pub fn new(mapping: Mapping, revision: Option<String>) -> Builder {
         let revision = revision.or_else(|| mapping.revision.clone());
         Builder {
+            mapped: mapping.columns().into_iter().map(String::from).collect(),
             mapping,
             revision,
             open: None,
@@ -285,11 +289,10 @@ impl Builder {
                 turn.instruction = turn.instruction_variants.first().cloned();
             }
         }
-        let mapped = m.columns();
         let extras = row
             .cells
             .iter()
-            .filter(|(n, _)| !mapped.contains(&&**n))
+            .filter(|(n, _)| !self.mapped.iter().any(|c| c.as_str() == &**n))
             .map(|(n, c)| (n.to_string(), c.to_json()))
             .collect();
         Ok(Piece {
