@@ -190,25 +190,17 @@ pub fn decode_block_with(
                     }),
                     Some(dict) => decompress_with_dictionary(stored, declared as usize, dict),
                 }
-            } else if let Some(dict) = dictionary {
-                use std::io::Read;
-                let mut out = Vec::with_capacity(STREAM_ABOVE as usize);
-                zstd::stream::read::Decoder::with_dictionary(
-                    std::io::BufReader::new(stored),
-                    dict.bytes(),
-                )
-                .and_then(|mut d| {
-                    d.window_log_max(MAX_WINDOW_LOG)?;
-                    d.single_frame().take(declared + 1).read_to_end(&mut out)
-                })
-                .map(|_| out)
             } else {
                 // A large declared size is only a claim: stream, so that memory grows with
                 // what the frame really produces (a damaged or hostile frame that declares
                 // 256 MiB but holds a few bytes allocates a few bytes).
                 use std::io::Read;
                 let mut out = Vec::with_capacity(STREAM_ABOVE as usize);
-                zstd::stream::read::Decoder::with_buffer(stored)
+                let decoder = match dictionary {
+                    Some(dict) => zstd::stream::read::Decoder::with_dictionary(stored, dict.bytes()),
+                    None => zstd::stream::read::Decoder::with_buffer(stored),
+                };
+                decoder
                     .and_then(|mut d| {
                         d.window_log_max(MAX_WINDOW_LOG)?;
                         d.single_frame().take(declared + 1).read_to_end(&mut out)

@@ -19,8 +19,8 @@ const BATCH: usize = 64 << 10;
 
 pub(crate) enum ShardHasher {
     Threaded {
-        tx: Option<SyncSender<Bytes>>,
-        thread: Option<JoinHandle<[u8; 32]>>,
+        tx: SyncSender<Bytes>,
+        thread: JoinHandle<[u8; 32]>,
         small: Vec<u8>,
     },
     /// Where no thread can be started: hashed in line, as before.
@@ -43,8 +43,8 @@ impl ShardHasher {
             .spawn(move || hash_all(rx))
         {
             Ok(thread) => ShardHasher::Threaded {
-                tx: Some(tx),
-                thread: Some(thread),
+                tx,
+                thread,
                 small: Vec::new(),
             },
             Err(_) => ShardHasher::Inline(Sha256::new()),
@@ -85,7 +85,7 @@ impl ShardHasher {
     }
 
     fn send(&mut self, piece: Bytes) {
-        if let ShardHasher::Threaded { tx: Some(tx), .. } = self {
+        if let ShardHasher::Threaded { tx, .. } = self {
             // A send fails only if the thread is gone (it panicked): `finalize` reports it.
             let _ = tx.send(piece);
         }
@@ -96,14 +96,11 @@ impl ShardHasher {
         self.send_small();
         match self {
             ShardHasher::Inline(h) => Ok(h.finalize().into()),
-            ShardHasher::Threaded {
-                mut tx, mut thread, ..
-            } => {
-                drop(tx.take());
+            ShardHasher::Threaded { tx, thread, .. } => {
+                drop(tx); // the thread's loop ends, and it returns the digest
                 thread
-                    .take()
-                    .and_then(|t| t.join().ok())
-                    .ok_or_else(|| Error::bug("the shard's SHA-256 thread failed"))
+                    .join()
+                    .map_err(|_| Error::bug("the shard's SHA-256 thread failed"))
             }
         }
     }
