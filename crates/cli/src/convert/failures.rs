@@ -22,6 +22,14 @@ pub const FAILURES_NAME: &str = "failures.jsonl";
 /// Largest failures file `--retry-failed` reads.
 pub const MAX_FAILURES_BYTES: usize = 1 << 30;
 
+/// How many failures the `failures.jsonl` in `root` lists (0 without one).
+pub async fn count_in(root: &crate::storage::Location) -> u64 {
+    root.get_max(FAILURES_NAME, MAX_FAILURES_BYTES as u64)
+        .await
+        .map(|b| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count() as u64)
+        .unwrap_or(0)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     pub subset: String,

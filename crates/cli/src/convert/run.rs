@@ -106,7 +106,7 @@ async fn convert_locked(
     started: Instant,
 ) -> Result<Outcome> {
     let target = Target::open(opts, root).await?;
-    let work_dir = work_dir(opts, &target.root);
+    let work_dir = work_dir(opts.work_dir.as_deref(), &target.root);
     let work_dir_existed = work_dir.exists();
     let prepared = prepare(opts, &target, &work_dir).await;
     if prepared.is_err() && !work_dir_existed {
@@ -136,11 +136,7 @@ impl Target {
             s3_endpoint: opts.s3_endpoint.clone(),
             ..StorageOptions::default()
         };
-        let dest = Location::parse(&opts.out, &storage_opts)?;
-        match opts.part {
-            Some((i, n)) => dest.child(&part_dir(i, n)),
-            None => Ok(dest),
-        }
+        dest_root(&opts.out, &storage_opts, opts.part)
     }
 
     /// What `root` (locked by this run) already holds.
@@ -155,7 +151,7 @@ impl Target {
         if existing.is_none()
             && let Some(dir) = root.is_local()
         {
-            ownership::check(dir, &work_dir(opts, &root))?;
+            ownership::check(dir, &work_dir(opts.work_dir.as_deref(), &root))?;
         }
         if existing.is_none() && opts.retry_failed {
             return Err(Error::invalid(format!(
@@ -167,11 +163,24 @@ impl Target {
     }
 }
 
+/// Where a conversion writes: DEST (`out`), or its part directory with `--part I/N`.
+pub(super) fn dest_root(
+    out: &str,
+    storage: &StorageOptions,
+    part: Option<(u32, u32)>,
+) -> Result<Location> {
+    let dest = Location::parse(out, storage)?;
+    match part {
+        Some((i, n)) => dest.child(&part_dir(i, n)),
+        None => Ok(dest),
+    }
+}
+
 /// The work directory of a conversion into `root`: `--work-dir`, else `root/.editshard-work`
 /// for a local `root`, else a directory under the system temp dir named after `root`.
-fn work_dir(opts: &ConvertOptions, root: &Location) -> PathBuf {
-    match (&opts.work_dir, root.is_local()) {
-        (Some(w), _) => w.clone(),
+pub(super) fn work_dir(work_dir: Option<&Path>, root: &Location) -> PathBuf {
+    match (work_dir, root.is_local()) {
+        (Some(w), _) => w.to_path_buf(),
         (None, Some(dir)) => dir.join(".editshard-work"),
         (None, None) => {
             let h = crate::hex::hex(&Sha256::digest(root.display().as_bytes()));
@@ -396,12 +405,7 @@ async fn already_finished(
         );
         None
     };
-    let failures = target
-        .root
-        .get_max(FAILURES_NAME, failures::MAX_FAILURES_BYTES as u64)
-        .await
-        .map(|b| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count() as u64)
-        .unwrap_or(0);
+    let failures = failures::count_in(&target.root).await;
     Ok(Complete {
         dest: target.root.display(),
         records: existing.records,

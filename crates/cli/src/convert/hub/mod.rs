@@ -18,9 +18,9 @@ use sha2::{Digest, Sha256};
 
 use super::failures::{self, FAILURES_NAME, Failure};
 use super::kill::kill_point;
-use super::run::{Publisher, input_digest};
+use super::ownership;
+use super::run::{Publisher, dest_root, input_digest, work_dir};
 use super::state::Work;
-use super::{ownership, part_dir};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::DestLock;
 use crate::manifest::{MANIFEST_NAME, Manifest};
@@ -72,11 +72,7 @@ pub async fn convert(opts: &HubOptions) -> Result<HubSummary> {
         s3_endpoint: opts.s3_endpoint.clone(),
         ..StorageOptions::default()
     };
-    let dest = Location::parse(&opts.out, &storage)?;
-    let root = match opts.part {
-        Some((i, n)) => dest.child(&part_dir(i, n))?,
-        None => dest,
-    };
+    let root = dest_root(&opts.out, &storage, opts.part)?;
     let lock = DestLock::acquire(
         &root,
         &format!("convert --out {}", opts.out),
@@ -105,35 +101,13 @@ async fn convert_locked(
         None => None,
     };
     let files = source::list_files(&src, &opts.mapping, listed).await?;
-    let handle = tokio::runtime::Handle::current();
-    let (mapping, src2, files2) = (opts.mapping.clone(), src.clone(), files.clone());
-    let opened = tokio::task::spawn_blocking(move || -> Result<Vec<ParquetFile>> {
-        files2
-            .iter()
-            .enumerate()
-            .map(|(i, (rel, len))| {
-                ParquetFile::open(Object::open(&src2, rel, *len, &handle)?, i, rel, &mapping)
-            })
-            .collect()
-    })
-    .await
-    .map_err(|e| Error::bug(format!("reading the footers failed: {e}")))??;
-    let plan = walk::Plan::new(opened, opts.part);
-
     let common = fingerprint(opts, &files);
     let run_fp = match opts.part {
         Some((i, n)) => format!("{common}/part-{i}-of-{n}"),
         None => common.clone(),
     };
     let existing = find_manifest(root).await?;
-    let work_dir = match (&opts.work_dir, root.is_local()) {
-        (Some(w), _) => w.clone(),
-        (None, Some(dir)) => dir.join(".editshard-work"),
-        (None, None) => {
-            let h = crate::hex::hex(&Sha256::digest(root.display().as_bytes()));
-            std::env::temp_dir().join(format!("editshard-work-{}", &h[..16]))
-        }
-    };
+    let work_dir = work_dir(opts.work_dir.as_deref(), root);
     if let Some(m) = existing {
         let stored = m
             .extra
@@ -150,11 +124,7 @@ async fn convert_locked(
         if work_dir.exists() && super::state::is_work_dir(&work_dir) {
             Work::open(&work_dir)?.remove()?;
         }
-        let failed = root
-            .get_max(FAILURES_NAME, failures::MAX_FAILURES_BYTES as u64)
-            .await
-            .map(|b| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count() as u64)
-            .unwrap_or(0);
+        let failed = failures::count_in(root).await;
         return Ok(HubSummary {
             dest: root.display(),
             records: m.records,
@@ -173,6 +143,22 @@ async fn convert_locked(
         ownership::remove_leftovers(dir)?;
         ownership::check(dir, &work_dir)?;
     }
+    // Footers are read only now: a finished DEST is recognised from the files' names and
+    // sizes alone.
+    let handle = tokio::runtime::Handle::current();
+    let (mapping, src2, files2) = (opts.mapping.clone(), src.clone(), files.clone());
+    let opened = tokio::task::spawn_blocking(move || -> Result<Vec<ParquetFile>> {
+        files2
+            .iter()
+            .enumerate()
+            .map(|(i, (rel, len))| {
+                ParquetFile::open(Object::open(&src2, rel, *len, &handle)?, i, rel, &mapping)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| Error::bug(format!("reading the footers failed: {e}")))??;
+    let plan = walk::Plan::new(opened, opts.part);
     let mut work = Work::open(&work_dir)?;
     let state = work.load_state()?;
     if let Some(s) = &state
