@@ -138,16 +138,21 @@ impl Remote {
                 .handle
                 .block_on(self.root.get_range(&self.rel, start..start + len));
         }
-        let end = (start + WINDOW).min(object_len).max(start + len);
+        // Near the end of the object the window reaches back from `start`: the `parquet`
+        // crate reads a footer's last 8 bytes first, then the metadata just before them, and
+        // one request serves both.
+        let from = start.min(object_len.saturating_sub(WINDOW));
+        let end = (from + WINDOW).min(object_len).max(start + len);
         let got = self
             .handle
-            .block_on(self.root.get_range(&self.rel, start..end))?;
-        let out = got.slice(..len as usize);
+            .block_on(self.root.get_range(&self.rel, from..end))?;
+        let at = (start - from) as usize;
+        let out = got.slice(at..at + len as usize);
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         if windows.len() == WINDOWS {
             windows.pop_front();
         }
-        windows.push_back((start, got));
+        windows.push_back((from, got));
         Ok(out)
     }
 }
