@@ -3,6 +3,7 @@
 //! budget (the reader streams each column chunk page by page, so a 500 MB row group never
 //! sits in memory whole).
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow_schema::DataType;
@@ -169,14 +170,15 @@ impl ParquetFile {
     }
 
     /// Reads row group `rg` from its row `skip` on, in batches of about `budget` bytes,
-    /// handing each row to `f`; stops at the first error `f` returns.
+    /// handing each row to `f`; stops at the first error `f` returns, or early when it
+    /// returns `Break` (which the result passes on).
     pub fn read_row_group(
         &self,
         rg: usize,
         skip: u64,
         budget: u64,
-        mut f: impl FnMut(Row) -> Result<()>,
-    ) -> std::result::Result<Result<()>, RowGroupError> {
+        mut f: impl FnMut(Row) -> Result<ControlFlow<()>>,
+    ) -> std::result::Result<Result<ControlFlow<()>>, RowGroupError> {
         self.read_columns(rg, skip, budget, &self.projection, &self.names, &mut f)
     }
 
@@ -190,7 +192,7 @@ impl ParquetFile {
         let name: Arc<str> = Arc::from(column);
         let read = self.read_columns(rg, row, 1 << 20, &[i], &[name], &mut |r: Row| {
             out = r.cells.into_iter().next().map_or(Cell::Null, |(_, c)| c);
-            Err(Error::invalid("stop"))
+            Ok(ControlFlow::Break(()))
         });
         match read {
             Ok(_) => Ok(out),
@@ -205,8 +207,8 @@ impl ParquetFile {
         budget: u64,
         columns: &[usize],
         names: &[Arc<str>],
-        f: &mut dyn FnMut(Row) -> Result<()>,
-    ) -> std::result::Result<Result<()>, RowGroupError> {
+        f: &mut dyn FnMut(Row) -> Result<ControlFlow<()>>,
+    ) -> std::result::Result<Result<ControlFlow<()>>, RowGroupError> {
         let fail = |delivered: u64, e: &dyn std::fmt::Display| RowGroupError {
             delivered,
             reason: e.to_string(),
@@ -244,14 +246,15 @@ impl ParquetFile {
                         },
                         cells,
                     };
-                    if let Err(e) = f(row) {
-                        return Ok(Err(e));
+                    match f(row) {
+                        Ok(ControlFlow::Continue(())) => {}
+                        stop => return Ok(stop),
                     }
                 }
                 row_in_rg += 1;
             }
         }
-        Ok(Ok(()))
+        Ok(Ok(ControlFlow::Continue(())))
     }
 }
 

@@ -1,6 +1,8 @@
 //! The order a Parquet conversion reads rows in, and what a part reads: the row groups of all
 //! files in natural file order, each row numbered across them (its ordinal).
 
+use std::ops::ControlFlow;
+
 use editshard_hub::Mapping;
 use editshard_hub::cell::Cell;
 use editshard_hub::reader::{ParquetFile, Pos, Row};
@@ -37,9 +39,6 @@ pub struct Plan {
     /// The units of this part: `units[range]`.
     range: std::ops::Range<usize>,
 }
-
-/// Stops a read early (a session's continuation ended); never reported.
-const STOP: &str = "editshard-hub-stop";
 
 impl Plan {
     pub fn new(files: Vec<ParquetFile>, part: Option<(u32, u32)>) -> Plan {
@@ -119,16 +118,20 @@ impl Plan {
             let read = file.read_row_group(unit.rg, skip, budget, |row| {
                 if skip_key.is_some() {
                     if key_of(&row) == skip_key {
-                        return Ok(());
+                        return Ok(ControlFlow::Continue(()));
                     }
                     skip_key = None;
                 }
                 counts.rows += 1;
                 builder.push(row, &mut outs);
-                self.drain(mapping, &mut outs, &mut counts, sink)
+                self.drain(mapping, &mut outs, &mut counts, sink)?;
+                Ok(ControlFlow::Continue(()))
             });
             match read {
-                Ok(r) => r?,
+                // This callback never breaks: the whole row group was read.
+                Ok(r) => {
+                    let _: ControlFlow<()> = r?;
+                }
                 Err(e) => {
                     for r in skip + e.delivered..unit.rows {
                         let pos = Pos {
@@ -161,15 +164,16 @@ impl Plan {
             let file = &self.files[unit.file];
             let read = file.read_row_group(unit.rg, 0, budget, |row| {
                 if key_of(&row).as_deref() != Some(open.as_str()) {
-                    return Err(Error::invalid(STOP));
+                    return Ok(ControlFlow::Break(()));
                 }
                 counts.rows += 1;
                 builder.push(row, &mut outs);
-                self.drain(mapping, &mut outs, &mut counts, sink)
+                self.drain(mapping, &mut outs, &mut counts, sink)?;
+                Ok(ControlFlow::Continue(()))
             });
             match read {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) if e.to_string().ends_with(STOP) => break 'more,
+                Ok(Ok(ControlFlow::Continue(()))) => {}
+                Ok(Ok(ControlFlow::Break(()))) => break 'more,
                 Ok(Err(e)) => return Err(e),
                 // The next part reports the row group.
                 Err(_) => break 'more,
