@@ -138,8 +138,6 @@ enum DictState {
     /// Closed groups held back until enough records' metadata is there to train one.
     Collecting {
         held: Vec<PendingGroup>,
-        bytes: u64,
-        records: usize,
         /// Samples of groups already written (past the hold budget): each record's metadata
         /// and the length it was stored with.
         written: Vec<(Vec<u8>, usize)>,
@@ -161,7 +159,6 @@ pub struct ShardWriter<W: Write> {
     ids: Vec<String>,
     seen_ids: HashSet<String>,
     dict: DictState,
-    dictionary_len: Option<usize>,
 }
 
 impl<W: Write> ShardWriter<W> {
@@ -185,8 +182,6 @@ impl<W: Write> ShardWriter<W> {
         {
             DictState::Collecting {
                 held: Vec::new(),
-                bytes: 0,
-                records: 0,
                 written: Vec::new(),
             }
         } else {
@@ -208,7 +203,6 @@ impl<W: Write> ShardWriter<W> {
             ids: Vec::new(),
             seen_ids: HashSet::new(),
             dict,
-            dictionary_len: None,
         };
         w.write(&header.encode())?;
         Ok(w)
@@ -233,7 +227,7 @@ impl<W: Write> ShardWriter<W> {
     /// less the footer.
     pub fn bytes_written(&self) -> u64 {
         let held = match &self.dict {
-            DictState::Collecting { bytes, .. } => *bytes,
+            DictState::Collecting { held, .. } => held.iter().map(|g| g.bytes).sum(),
             _ => 0,
         };
         self.offset + held + self.group.bytes
@@ -377,24 +371,18 @@ impl<W: Write> ShardWriter<W> {
             return Ok(());
         }
         let group = std::mem::take(&mut self.group);
-        if let DictState::Collecting {
-            held,
-            bytes,
-            records,
-            written,
-        } = &mut self.dict
-        {
-            *bytes += group.bytes;
-            *records += group.table.records.len();
+        if let DictState::Collecting { held, written } = &mut self.dict {
             held.push(group);
-            if *records >= self.options.dictionary_samples {
+            let held_records: usize = held.iter().map(|g| g.table.records.len()).sum();
+            if written.len() + held_records >= self.options.dictionary_samples {
                 return self.decide_dictionary();
             }
-            if *bytes >= self.options.dictionary_hold_bytes {
-                let out = std::mem::take(held);
-                *bytes = 0;
-                for g in &out {
-                    written.extend(g.raws.iter().cloned().zip(g.metas.iter().map(|m| m.len())));
+            if held.iter().map(|g| g.bytes).sum::<u64>() >= self.options.dictionary_hold_bytes {
+                // Written as they are; their records' metadata stays on as samples.
+                let mut out = std::mem::take(held);
+                for g in &mut out {
+                    let raws = std::mem::take(&mut g.raws);
+                    written.extend(raws.into_iter().zip(g.metas.iter().map(|m| m.len())));
                 }
                 for g in out {
                     self.write_group(g)?;
@@ -408,23 +396,20 @@ impl<W: Write> ShardWriter<W> {
     /// Trains the dictionary on the held groups' metadata, keeps it if it pays on them, and
     /// writes the held groups (after the dictionary frame, recompressed, if it is kept).
     fn decide_dictionary(&mut self) -> Result<()> {
-        let DictState::Collecting {
-            mut held, written, ..
-        } = std::mem::replace(&mut self.dict, DictState::Off)
+        let DictState::Collecting { mut held, written } =
+            std::mem::replace(&mut self.dict, DictState::Off)
         else {
             return Ok(());
         };
-        let held_raws = held.iter().flat_map(|g| g.raws.iter().cloned());
-        let samples: Vec<Vec<u8>> = written
-            .iter()
-            .map(|(r, _)| r.clone())
-            .chain(held_raws)
-            .collect();
-        let stored_lens: Vec<usize> = written
-            .iter()
-            .map(|(_, n)| *n)
-            .chain(held.iter().flat_map(|g| g.metas.iter().map(|m| m.len())))
-            .collect();
+        // Every record's metadata, those of groups already written first, with the length
+        // each was stored with; the held groups give theirs up (they are not needed again).
+        let n_written = written.len();
+        let (mut samples, mut stored_lens): (Vec<Vec<u8>>, Vec<usize>) =
+            written.into_iter().unzip();
+        for g in &mut held {
+            stored_lens.extend(g.metas.iter().map(|m| m.len()));
+            samples.append(&mut g.raws);
+        }
         // A dictionary much larger than an eighth of its samples mostly memorises them: it
         // looks good on them, costs its size twice, and helps later records little.
         let total: usize = samples.iter().map(Vec::len).sum();
@@ -440,7 +425,7 @@ impl<W: Write> ShardWriter<W> {
             }
             // Only the held groups' records are recompressed: the written ones were samples
             // (they predict what the dictionary saves on the records still to come).
-            packed.drain(..written.len());
+            packed.drain(..n_written);
             // The dictionary is stored twice: its frame and the index's copy.
             let cost = 2 * dictionary.bytes().len() as u64 + (FRAME_HEADER_LEN + 2 + 8) as u64;
             if saved > cost {
@@ -473,7 +458,6 @@ impl<W: Write> ShardWriter<W> {
             table: None,
         });
         self.index.dictionary = Some(dictionary.bytes().clone());
-        self.dictionary_len = Some(dictionary.bytes().len());
         Ok(())
     }
 
@@ -554,7 +538,7 @@ impl<W: Write> ShardWriter<W> {
             stats: self.stats,
             ids: self.ids,
             minor_version: self.options.minor_version,
-            dictionary_len: self.dictionary_len,
+            dictionary_len: self.index.dictionary.as_ref().map(Bytes::len),
         };
         Ok((self.out, summary))
     }
@@ -573,5 +557,4 @@ fn recompress(group: &mut PendingGroup, packed: &mut impl Iterator<Item = Vec<u8
             *stored = p;
         }
     }
-    group.raws = Vec::new();
 }
