@@ -73,9 +73,6 @@ impl Fetched {
     }
 }
 
-/// Mapped ranges at least this long are populated on a blocking thread before use.
-const POPULATE_MIN: u64 = 256 << 10;
-
 /// Fetches `ranges` of each shard (coalesced), all shards' requests sharing one
 /// concurrency limit.
 async fn fetch_all(
@@ -92,19 +89,14 @@ async fn fetch_all(
     let parts: Vec<(usize, u64, Bytes)> = futures_util::stream::iter(requests)
         .map(|(s, shard, r)| async move {
             let start = r.start;
-            let bytes = match shard.mapped() {
-                Some(map) => {
-                    // A large range is brought in on a blocking thread first, so that the
-                    // decoder's CRC pass does not stall this runtime on the disk when it is
-                    // cold; small ones (metadata) are not worth the hop.
-                    if r.end.saturating_sub(r.start) >= POPULATE_MIN {
-                        crate::storage::Location::populate(map, r.start as usize..r.end as usize)
-                            .await;
-                    }
-                    super::shards::map_range(map, r, shard.name())?
-                }
-                None => inner.location.get_range(shard.path(), r).await?,
-            };
+            let bytes = super::shards::read_range(
+                &inner.location,
+                shard.path(),
+                shard.mapped(),
+                r,
+                shard.name(),
+            )
+            .await?;
             Ok::<_, Error>((s, start, bytes))
         })
         .buffer_unordered(opts.concurrency.max(1))

@@ -96,8 +96,23 @@ impl LoadedShard {
     }
 }
 
-/// The bytes of `range` of a mapped file, with the error a ranged read of a short file gives.
-pub(crate) fn map_range(map: &Bytes, range: Range<u64>, name: &str) -> Result<Bytes> {
+/// Ranges at least this large are brought into memory on a blocking thread before they are
+/// handed on, so that the decoder's CRC pass does not stall the runtime on a cold disk;
+/// small ones (metadata, footers) are not worth the hop.
+const POPULATE_MIN: u64 = 256 << 10;
+
+/// The bytes of `range` of shard file `path`: a slice of its map when it is mapped (with the
+/// error a ranged read of a short file gives), else one ranged read.
+pub(crate) async fn read_range(
+    location: &Location,
+    path: &str,
+    mapped: Option<&Bytes>,
+    range: Range<u64>,
+    name: &str,
+) -> Result<Bytes> {
+    let Some(map) = mapped else {
+        return location.get_range(path, range).await;
+    };
     let len = map.len() as u64;
     if range.start > range.end || range.end > len {
         return Err(Error::truncated(format!(
@@ -106,6 +121,9 @@ pub(crate) fn map_range(map: &Bytes, range: Range<u64>, name: &str) -> Result<By
         ))
         .in_shard(name.to_string())
         .at_offset(range.start.min(len)));
+    }
+    if range.end - range.start >= POPULATE_MIN {
+        Location::populate(map, range.start as usize..range.end as usize).await;
     }
     Ok(map.slice(range.start as usize..range.end as usize))
 }
@@ -271,10 +289,7 @@ impl Inner {
             None
         };
         let range = entry.footer_offset..entry.footer_offset.saturating_add(entry.footer_length);
-        let footer = match &mapped {
-            Some(map) => map_range(map, range, &name)?,
-            None => self.location.get_range(&entry.path, range).await?,
-        };
+        let footer = read_range(&self.location, &entry.path, mapped.as_ref(), range, &name).await?;
         let view = ShardView::from_footer(
             name.clone(),
             self.options.read.clone(),
