@@ -19,13 +19,6 @@ ROWS="${ROWS:-200}" SEED="${SEED:-42}" REPS="${REPS:-3}" KEEP="${KEEP:-0}"
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
 bench_workdir .editshard-bench bench/export_mix.sh "${1:-}"
-cleanup() {
-    local rc=$?
-    if [[ "$KEEP" != 1 ]]; then rm -rf "$W"; else echo "kept $W" >&2; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 now() { date +%s.%N; }
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }

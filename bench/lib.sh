@@ -1,9 +1,10 @@
 # Shared by the bench scripts (source it after `set -euo pipefail`): the work directory and a
 # private nginx on 127.0.0.1 whose access log counts requests and bytes.
 
-# bench_workdir MARKER SCRIPT [DIR]: sets W to DIR, or to a fresh directory under /tmp, and
-# leaves the file MARKER in it. DIR is emptied first only if it is empty already or holds
-# MARKER (a directory SCRIPT made before): nothing else is ever deleted.
+# bench_workdir MARKER SCRIPT [DIR]: sets W to DIR, or to a fresh directory under /tmp, leaves
+# the file MARKER in it, and sets the traps that clean up (bench_cleanup). DIR is emptied
+# first only if it is empty already or holds MARKER (a directory SCRIPT made before): nothing
+# else is ever deleted.
 bench_workdir() {
     local marker=$1 script=$2 dir=${3:-}
     if [[ -n "$dir" ]]; then
@@ -18,6 +19,21 @@ bench_workdir() {
         W=$(mktemp -d "/tmp/${marker#.}.XXXXXX")
     fi
     touch "$W/$marker"
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+# On exit (also on failure or Ctrl-C): nginx stopped, W removed unless KEEP=1, the exit
+# status kept.
+bench_cleanup() {
+    local rc=$?
+    stop_nginx
+    if [[ "${KEEP:-0}" != 1 ]]; then
+        rm -rf "$W"
+    else
+        echo "kept $W" >&2
+    fi
+    exit "$rc"
 }
 
 NGINX_PID=""

@@ -36,18 +36,6 @@ RESULTS="${RESULTS:-$REPO/bench/scale-results-$DATE.md}"
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
 bench_workdir .editshard-scale bench/scale.sh "${1:-}"
-cleanup() {
-    local rc=$?
-    stop_nginx
-    if [[ "$KEEP" != 1 ]]; then
-        rm -rf "$W"
-    else
-        echo "kept $W" >&2
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 START=$(date +%s.%N)
 now() { date +%s.%N; }
