@@ -18,6 +18,8 @@ mod convert_hub_ops;
 mod convert_local;
 #[path = "cli/export_hf.rs"]
 mod export_hf;
+#[path = "cli/export_publish.rs"]
+mod export_publish;
 #[path = "cli/export_roundtrip.rs"]
 mod export_roundtrip;
 #[path = "cli/fault_disk_full.rs"]

@@ -162,7 +162,11 @@ fn close(out: &mut OutDir, tar: OpenTar) -> Result<()> {
     w.flush()
         .map_err(|e| Error::from(e).in_shard(shown.clone()))?;
     drop(w);
-    out.commit(&tar.partial, &tar.path)
+    // Published with the rest once the whole dataset was read: the stream verifies a shard
+    // (its index, trailer and record count) only after its last record, when this tar is
+    // already written.
+    out.finish(tar.partial, tar.path);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@
 //! record larger than that is a row group of its own) and files of about
 //! [`HfOptions::file_bytes`] (500 MB). Records are written one at a time as they stream in,
 //! so memory holds the row group being encoded plus one record, whatever the dataset's size.
-//! Each file is written under a temporary name and renamed when the export completes (the
-//! number of files is known only then).
+//! Each file is written under a temporary name and renamed when the export completes (as
+//! every export's files are; here the number of files, in every name, is known only then).
 
 pub mod row;
 pub mod schema;
@@ -121,7 +121,7 @@ pub fn export(
     for (i, (partial, rows)) in done.into_iter().enumerate() {
         let name = format!("data/{SPLIT}-{i:05}-of-{n:05}.parquet");
         let path = out.prepare(&name)?;
-        out.commit(&partial, &path)?;
+        out.finish(partial, path);
         report.written.push((name, rows));
     }
     Ok(report)
