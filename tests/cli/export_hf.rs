@@ -317,3 +317,46 @@ fn an_empty_dataset_exports_one_loadable_file() {
     );
     assert_eq!(got["image_columns"]["turn.mask"], json!(true));
 }
+
+/// An `Image` value's `path` is a bare file name on every OS whatever the record's path or
+/// URL holds (backslash directories, a drive, NUL and other control characters, a device
+/// name, nothing left but `..`), as `datasets` loads it; the info column keeps the path as it
+/// was.
+#[test]
+fn image_paths_are_bare_file_names_on_every_os() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ds, out) = (tmp.path().join("ds"), tmp.path().join("hf"));
+    let cases: [(&str, Option<&str>); 6] = [
+        ("images\\positive-edit\\a.png", Some("a.png")),
+        ("C:\\Users\\me\\b.png", Some("b.png")),
+        ("images/x\0y.png", Some("xy.png")),
+        ("images/z\u{1}\u{7f}.png\n", Some("z.png")),
+        ("images/nul.png", Some("_nul.png")),
+        ("images/sub\\..", None),
+    ];
+    let all: Vec<Record> = cases
+        .iter()
+        .enumerate()
+        .map(|(n, (path, _))| {
+            let mut r = records::sft(n as u32, n as u32);
+            r.turns[0].output.path = Some(path.to_string());
+            r.source.url = Some(format!("https://h/dir\\{n}\\s{n}.jpg"));
+            r
+        })
+        .collect();
+    fixtures::write(&ds, &all, 1 << 20, 4);
+    let o = editshard(
+        crate::BIN,
+        &["export", s(&ds), "--to", s(&out), "--format", "hf-parquet"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let got = load(&out, &[], &tmp.path().join("hf-home"));
+    let rows = got["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), cases.len());
+    for (n, (row, (path, want))) in rows.iter().zip(cases).enumerate() {
+        let turn = &row["turns"][0];
+        assert_eq!(turn["output"]["path"], json!(want), "{path:?}");
+        assert_eq!(turn["output_info"]["path"], json!(path), "{path:?}");
+        assert_eq!(row["source_image"]["path"], json!(format!("s{n}.jpg")));
+    }
+}

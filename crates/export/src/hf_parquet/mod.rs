@@ -13,6 +13,7 @@
 //! Each file is written under a temporary name and renamed when the export completes (as
 //! every export's files are; here the number of files, in every name, is known only then).
 
+pub mod file_name;
 pub mod row;
 pub mod schema;
 
