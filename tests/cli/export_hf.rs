@@ -360,3 +360,77 @@ fn image_paths_are_bare_file_names_on_every_os() {
         assert_eq!(row["source_image"]["path"], json!(format!("s{n}.jpg")));
     }
 }
+
+/// `--force` over an earlier export of more files: the `train-NNNNN-of-MMMMM.parquet` files it
+/// wrote that the new export does not write again are gone, with its leftover temporary
+/// files, so `datasets` loads only the new rows; files of other names stay.
+#[test]
+fn force_over_a_larger_export_leaves_none_of_its_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (large, small, out) = (
+        tmp.path().join("large"),
+        tmp.path().join("small"),
+        tmp.path().join("hf"),
+    );
+    fixtures::write(&large, &fixtures::mixed(12, Some(6000)), 1 << 20, 4);
+    let few = fixtures::mixed(3, Some(6000));
+    fixtures::write(&small, &few, 1 << 20, 4);
+    let o = editshard(
+        crate::BIN,
+        &[
+            "export",
+            s(&large),
+            "--to",
+            s(&out),
+            "--format",
+            "hf-parquet",
+            "--file-size",
+            "20KB",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let earlier = fs::read_dir(out.join("data")).unwrap().count();
+    assert!(earlier >= 3, "expected several files");
+    let others = [
+        "README.md",
+        "data/notes.txt",
+        "data/test-00000-of-00001.parquet.bak",
+        "data/train-00000-of-00002.parquet.orig",
+        "data/train-0000-of-0002.parquet.txt",
+    ];
+    for name in others {
+        fs::write(out.join(name), b"someone else's").unwrap();
+    }
+    fs::write(
+        out.join("data/train-00009.parquet.partial"),
+        b"a killed run's",
+    )
+    .unwrap();
+    let o = editshard(
+        crate::BIN,
+        &[
+            "export",
+            s(&small),
+            "--to",
+            s(&out),
+            "--format",
+            "hf-parquet",
+            "--force",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let mut want: Vec<&str> = others.to_vec();
+    want.push("data/train-00000-of-00001.parquet");
+    want.sort();
+    let got: Vec<String> = editshard_tools::cli::tree(&out).into_keys().collect();
+    assert_eq!(got, want);
+    let loaded = load(&out, &[], &tmp.path().join("hf-home"));
+    let ids: Vec<&str> = loaded["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let want: Vec<&str> = few.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, want);
+}

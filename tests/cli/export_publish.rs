@@ -83,3 +83,77 @@ fn a_failed_export_publishes_nothing() {
         }
     }
 }
+
+/// Every file name under `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    tree(dir).into_keys().collect()
+}
+
+/// `--force` over an earlier, larger WebDataset export: the tars it wrote that the new export
+/// does not write again are gone (a WebDataset reader globbing `shard-*.tar` would read their
+/// stale samples), with its leftover temporary tars; files of other names stay, and a
+/// directory of such a name is refused before anything is removed. A release export rewrites
+/// its three JSONL files whole, so no earlier row survives in them.
+#[test]
+fn force_leaves_no_record_of_an_earlier_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (large, small) = (tmp.path().join("large"), tmp.path().join("small"));
+    sft_dataset(&large, 0, 8);
+    sft_dataset(&small, 30, 1);
+
+    let wds = tmp.path().join("wds");
+    let o = export(&large, &wds, "webdataset", false);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(wds.join("shard-00001.tar").exists(), "{:?}", names(&wds));
+    let others = [
+        "notes.txt",
+        "shard-x.tar",
+        "shard-0001.tar",
+        "shard-00001.tar.gz",
+    ];
+    for name in others {
+        std::fs::write(wds.join(name), b"someone else's").unwrap();
+    }
+    std::fs::write(wds.join("shard-00007.tar.partial"), b"a killed run's").unwrap();
+    let o = export(&small, &wds, "webdataset", true);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "2 files of an earlier export removed (--force): shard-00001.tar, \
+             shard-00007.tar.partial"
+        ),
+        "{}",
+        text(&o)
+    );
+    let mut want: Vec<&str> = others.to_vec();
+    want.push("shard-00000.tar");
+    want.sort();
+    assert_eq!(names(&wds), want);
+    let mut tar = tar::Archive::new(std::fs::File::open(wds.join("shard-00000.tar")).unwrap());
+    let members: Vec<String> = tar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        members,
+        ["000000000.json", "000000000.src.png", "000000000.edit.png"]
+    );
+
+    // A directory of such a name is no export's file: refused before anything is removed.
+    std::fs::create_dir(wds.join("shard-00009.tar")).unwrap();
+    let before = tree(&wds);
+    let o = export(&large, &wds, "webdataset", true);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("is a directory"), "{}", text(&o));
+    assert_eq!(changes(&before, &tree(&wds)), Vec::<String>::new());
+
+    let release = tmp.path().join("release");
+    let o = export(&large, &release, "release", false);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = export(&small, &release, "release", true);
+    assert!(o.status.success(), "{}", text(&o));
+    let sft = std::fs::read_to_string(release.join("jsonl/sft.jsonl")).unwrap();
+    assert_eq!(sft.lines().count(), 1, "{sft}");
+    assert!(sft.contains("images/30.png"), "{sft}");
+}

@@ -40,7 +40,11 @@ pub enum Format {
 #[derive(Debug, Clone, Default)]
 pub struct ExportOptions {
     pub format: Format,
-    /// Write into a non-empty directory, replacing files of the same names.
+    /// Write into a non-empty directory: files of the same names are replaced, and an earlier
+    /// export's files of the same format that this one does not write again are removed
+    /// ([`OutDir::replaces`]; WebDataset: `shard-NNNNN.tar`, HF Parquet:
+    /// `data/train-NNNNN-of-MMMMM.parquet`, and their temporary names). Nothing else is
+    /// removed.
     pub force: bool,
     /// Row group and file sizes of [`Format::HfParquet`].
     pub hf: hf_parquet::HfOptions,
@@ -56,6 +60,9 @@ pub struct ExportReport {
     pub bytes: u64,
     /// Records that could not be exported, with the reason (each names the record).
     pub problems: Vec<String>,
+    /// Files of an earlier export of the same format that this one removed (`--force`), as
+    /// [`OutDir::replaces`] says.
+    pub removed: Vec<String>,
     pub secs: f64,
 }
 
@@ -83,6 +90,7 @@ pub async fn export(ds: &Dataset, to: &Path, opts: &ExportOptions) -> Result<Exp
         };
         let published = exported.and_then(|report| out.publish().map(|()| report));
         let mut report = published.inspect_err(|_| out.discard_partials())?;
+        report.removed = std::mem::take(&mut out.removed);
         report.files = out.files;
         report.bytes = out.bytes;
         Ok(report)

@@ -16,6 +16,10 @@ use std::path::{Path, PathBuf};
 use editshard::error::{Error, Result};
 use editshard::path::check_relative_path;
 
+/// Whether a file name is one an export of a format writes (its files or their temporary
+/// names), in the directory it writes them in.
+pub type OwnName = fn(&str) -> bool;
+
 /// The output directory. Every path is relative and checked; every directory created is
 /// checked to resolve inside the root, so neither a hostile id or path (`..`, absolute,
 /// backslashes) nor a symbolic link met on the way can send a write elsewhere.
@@ -27,6 +31,10 @@ pub struct OutDir {
     /// Complete temporary files and their final names, in the order [`Self::publish`] renames
     /// them.
     finished: Vec<(PathBuf, PathBuf)>,
+    /// Where an earlier export's files may be, and which names are its ([`Self::replaces`]).
+    replaced: Option<(PathBuf, OwnName)>,
+    /// The files of an earlier export that [`Self::publish`] removed, relative to the root.
+    pub removed: Vec<String>,
     pub files: u64,
     pub bytes: u64,
 }
@@ -45,7 +53,8 @@ impl OutDir {
         if non_empty && !force {
             return Err(Error::invalid(format!(
                 "{shown} is not empty: export into an empty or new directory, or pass --force \
-                 to write into it (files of the same names are replaced)"
+                 to write into it (files of the same names are replaced, and an earlier \
+                 export's files of this format that this one does not write again are removed)"
             )));
         }
         Ok(OutDir {
@@ -53,6 +62,8 @@ impl OutDir {
             checked: HashSet::new(),
             partials: HashSet::new(),
             finished: Vec::new(),
+            replaced: None,
+            removed: Vec::new(),
             files: 0,
             bytes: 0,
         })
@@ -61,42 +72,66 @@ impl OutDir {
     /// The absolute path of `rel`, its parent directory created and checked.
     pub fn prepare(&mut self, rel: &str) -> Result<PathBuf> {
         check_relative_path(rel).map_err(|e| e.in_shard(self.root.display().to_string()))?;
-        let path = self.root.join(rel);
-        let parent = path.parent().unwrap_or(&self.root).to_path_buf();
-        if !self.checked.contains(&parent) {
-            let shown = parent.display().to_string();
-            // Directory by directory, refusing a symbolic link before anything is created
-            // through it (create_dir_all would make directories wherever a link points).
-            let mut dir = self.root.clone();
-            for part in rel.split('/').take(rel.split('/').count() - 1) {
-                dir.push(part);
-                match fs::symlink_metadata(&dir) {
-                    Ok(m) if m.file_type().is_symlink() => {
-                        return Err(Error::invalid(format!(
-                            "{} is a symbolic link inside the output directory: refused \
-                             (nothing is written through a link)",
-                            dir.display()
-                        )));
-                    }
-                    Ok(_) => {}
-                    Err(_) => {
-                        fs::create_dir(&dir).map_err(|e| Error::from(e).in_shard(shown.clone()))?
-                    }
+        self.dir(rel.rsplit_once('/').map_or("", |(dir, _)| dir))?;
+        Ok(self.root.join(rel))
+    }
+
+    /// The absolute path of the directory `rel` (checked relative; `""` is the root), created
+    /// and checked.
+    fn dir(&mut self, rel: &str) -> Result<PathBuf> {
+        let path = if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(rel)
+        };
+        if self.checked.contains(&path) || rel.is_empty() {
+            return Ok(path);
+        }
+        let shown = path.display().to_string();
+        // Directory by directory, refusing a symbolic link before anything is created
+        // through it (create_dir_all would make directories wherever a link points).
+        let mut dir = self.root.clone();
+        for part in rel.split('/') {
+            dir.push(part);
+            match fs::symlink_metadata(&dir) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(Error::invalid(format!(
+                        "{} is a symbolic link inside the output directory: refused \
+                         (nothing is written through a link)",
+                        dir.display()
+                    )));
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    fs::create_dir(&dir).map_err(|e| Error::from(e).in_shard(shown.clone()))?
                 }
             }
-            let real = parent
-                .canonicalize()
-                .map_err(|e| Error::from(e).in_shard(shown.clone()))?;
-            if !real.starts_with(&self.root) {
-                return Err(Error::invalid(format!(
-                    "{shown} resolves to {} (a symbolic link?), outside the output directory: \
-                     refused",
-                    real.display()
-                )));
-            }
-            self.checked.insert(parent);
         }
+        let real = path
+            .canonicalize()
+            .map_err(|e| Error::from(e).in_shard(shown.clone()))?;
+        if !real.starts_with(&self.root) {
+            return Err(Error::invalid(format!(
+                "{shown} resolves to {} (a symbolic link?), outside the output directory: \
+                 refused",
+                real.display()
+            )));
+        }
+        self.checked.insert(path.clone());
         Ok(path)
+    }
+
+    /// Declares the files in the directory `dir` (`""`: the root) that `own` recognises,
+    /// this format's file names and their temporary names, as an earlier export's: when this
+    /// export is published, those it does not write again are removed, so that a reader of the
+    /// layout does not take their records for this export's. Nothing else is removed.
+    pub fn replaces(&mut self, dir: &str, own: OwnName) -> Result<()> {
+        if !dir.is_empty() {
+            check_relative_path(dir).map_err(|e| e.in_shard(self.root.display().to_string()))?;
+        }
+        let dir = self.dir(dir)?;
+        self.replaced = Some((dir, own));
+        Ok(())
     }
 
     /// Writes `rel` under its temporary name, published by [`Self::publish_written`] or
@@ -173,6 +208,11 @@ impl OutDir {
     /// Renames every finished file to its final name, in the order they were finished: the
     /// export is complete.
     pub fn publish(&mut self) -> Result<()> {
+        // The earlier export's files go first: a failure or a kill from here on leaves fewer
+        // files, never stale records beside new ones.
+        if let Some((dir, own)) = self.replaced.take() {
+            self.remove_earlier(&dir, own)?;
+        }
         for (partial, path) in std::mem::take(&mut self.finished) {
             fs::rename(&partial, &path)
                 .map_err(|e| Error::from(e).in_shard(path.display().to_string()))?;
@@ -180,4 +220,49 @@ impl OutDir {
         }
         Ok(())
     }
+
+    /// Removes the files in `dir` that `own` recognises and that this export does not publish
+    /// ([`Self::replaces`]). All are found and checked before the first is removed, so that a
+    /// refusal leaves the earlier export whole.
+    fn remove_earlier(&mut self, dir: &Path, own: OwnName) -> Result<()> {
+        let publishing: HashSet<&Path> = self.finished.iter().map(|(_, p)| p.as_path()).collect();
+        let shown = dir.display().to_string();
+        let entries = fs::read_dir(dir).map_err(|e| Error::from(e).in_shard(shown.clone()))?;
+        let mut earlier = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::from(e).in_shard(shown.clone()))?;
+            let path = entry.path();
+            // A name that is not UTF-8 is no name an export writes.
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if !own(name) || publishing.contains(path.as_path()) || self.partials.contains(&path) {
+                continue;
+            }
+            // A link is removed, not what it points to; a directory is no export's file.
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                return Err(Error::invalid(format!(
+                    "{} is a directory named as this export names its files: --force removes \
+                     such files as an earlier export's, but not a directory; remove or rename \
+                     it, or export into a new directory",
+                    path.display()
+                )));
+            }
+            earlier.push(path);
+        }
+        earlier.sort();
+        for path in earlier {
+            fs::remove_file(&path)
+                .map_err(|e| Error::from(e).in_shard(path.display().to_string()))?;
+            let rel = path.strip_prefix(&self.root).unwrap_or(&path);
+            self.removed.push(rel.display().to_string());
+        }
+        Ok(())
+    }
+}
+
+/// Whether `s` is a file number as exports write them: at least five ASCII digits
+/// (`shard-00012.tar`, `train-00000-of-00003.parquet`).
+pub fn is_file_number(s: &str) -> bool {
+    s.len() >= 5 && s.bytes().all(|b| b.is_ascii_digit())
 }

@@ -19,7 +19,10 @@
 //! when that is a plain path, else `sources/by-sha256/<hex>.<ext>`. Sources and images shared
 //! by several rows are written once; two different images claiming one path is reported.
 //! Every file is written under a temporary name; when the whole dataset was read, the images
-//! are published, then the JSONL files that name them.
+//! are published, then the JSONL files that name them. Over an earlier export (`--force`) the
+//! three JSONL files are rewritten whole, so none of its rows remain; its images that no new
+//! row names are left where they were (their names follow no pattern of the export's own by
+//! which they could be told from someone else's files, and nothing reads them).
 
 use std::collections::HashMap;
 use std::fs::{self, File};
