@@ -358,3 +358,60 @@ async fn s3_signatures_never_reach_the_origin_a_redirect_names() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(cdn.request_count(), 0, "the PUT reached the other origin");
 }
+
+/// Set in the child process that runs [`a_redirect_from_https_to_plain_http_is_refused`].
+const TLS_CHILD: &str = "EDITSHARD_TEST_TLS_CHILD";
+
+/// The hub over https (the test CA of `tools/tls/`) redirects to the CDN over plain http: the
+/// reader refuses, naming both URLs, and the CDN is never asked. The client trusts the test CA
+/// through `SSL_CERT_FILE`, which is read from the process environment: the test runs itself
+/// again in a child process of this binary with it set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_from_https_to_plain_http_is_refused() {
+    const NAME: &str = "hub_redirects::a_redirect_from_https_to_plain_http_is_refused";
+    if std::env::var_os(TLS_CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+            .env(TLS_CHILD, "1")
+            .env("SSL_CERT_FILE", editshard_tools::servers::tls_ca_path())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "the child ran no test: {text}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path());
+    let servers = HubCdn::start_https_hub(dir.path());
+    assert!(servers.endpoint().starts_with("https://"));
+    let no_home = tempfile::tempdir().unwrap();
+    let loc = Location::parse_with_env(
+        &servers.location(),
+        &options(),
+        env_of(servers.env(no_home.path())),
+    )
+    .unwrap();
+    let err = Dataset::open(loc).await.err().expect("https to http");
+    let text = err.to_string();
+    let from = format!(
+        "{}/datasets/editshard-test/pico/resolve/main/manifest.json",
+        servers.endpoint()
+    );
+    let to = format!("{}/blobs/manifest.json?…", servers.cdn.url());
+    assert!(
+        text.contains(&format!("refused the redirect from {from} to {to}")),
+        "{text}"
+    );
+    assert!(text.contains("from https to plain http"), "{text}");
+    assert!(err.hint().contains("https"), "{}", err.hint());
+    // The hub was reached over TLS with the token; the CDN never.
+    let (hub, cdn) = servers.settled_logs();
+    assert_eq!(hub.len(), 1, "{hub:?}");
+    assert_eq!(hub[0].status, 302);
+    assert_eq!(cdn.len(), 0, "{cdn:?}");
+}
