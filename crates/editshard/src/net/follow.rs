@@ -5,8 +5,8 @@
 //! - add a bearer token (`HF_TOKEN`) to requests to that origin only, and
 //! - remember where a read of each object ended up, so that the many ranged reads of one
 //!   shard pay the redirect once, not each time. A remembered target that stops answering
-//!   (a signed URL that expired: 403, or 400, 401, 404, 410) is forgotten and the object is
-//!   resolved again from the URL the user named, once per request.
+//!   (a signed URL that expired: 403, or 400, 401, 404, 410, or a new redirect) is forgotten
+//!   and the object is resolved again from the URL the user named, once per request.
 //!
 //! object_store's retries and back-off wrap this service: a refused redirect is an error of
 //! kind `Unknown`, which it does not retry.
@@ -154,9 +154,10 @@ impl FollowRedirects {
 }
 
 /// A status from a remembered target that means it no longer serves the object (a signed
-/// URL expired or was revoked, the object moved), rather than a range or load problem.
+/// URL expired or was revoked, the object moved, or it redirects in turn), rather than a
+/// range or load problem.
 fn is_stale(status: u16) -> bool {
-    matches!(status, 400 | 401 | 403 | 404 | 410)
+    matches!(status, 400 | 401 | 403 | 404 | 410) || is_followed_status(status)
 }
 
 #[async_trait::async_trait]
