@@ -1,4 +1,7 @@
-//! Process-wide network set-up shared by every HTTP and S3 client.
+//! Network set-up shared by every HTTP and S3 client: the TLS provider, and how redirects
+//! are followed ([`redirect`]'s rules, applied under object_store by [`follow`]: reads go
+//! to other origins too, at most 5 hops, never https to http, credentials only to the origin
+//! the user named, each object's final URL remembered).
 
 /// Installs rustls' ring crypto provider as the process default, once. reqwest and
 /// object_store are built without a provider of their own (so that aws-lc-sys, a slow C build,
