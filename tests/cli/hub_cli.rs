@@ -64,7 +64,7 @@ fn assert_credentials_stayed_at_the_hub(hub: &[LogLine], cdn: &[LogLine]) {
 }
 
 #[test]
-fn ls_cat_get_and_mirror_read_a_hub_dataset_through_its_cdn() {
+fn ls_cat_get_view_and_mirror_read_a_hub_dataset_through_its_cdn() {
     let tmp = tempfile::tempdir().unwrap();
     let ds = tmp.path().join("ds");
     sample(&ds);
@@ -93,6 +93,24 @@ fn ls_cat_get_and_mirror_read_a_hub_dataset_through_its_cdn() {
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(rec.join("record.json")).unwrap()).unwrap();
     assert_eq!(json["id"], id);
+
+    // view: a report of sampled records, their images fetched through the CDN.
+    let report = tmp.path().join("report.html");
+    let args = [
+        "view",
+        &loc,
+        "--report",
+        s(&report),
+        "--sample",
+        "8",
+        "--seed",
+        "3",
+    ];
+    let o = run(&servers, &home, true, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert_eq!(html.matches("<article class=\"card").count(), 8);
+    assert!(html.contains("src=\"data:image/"));
 
     let (hub, cdn) = servers.settled_logs();
     assert_credentials_stayed_at_the_hub(&hub, &cdn);
