@@ -42,6 +42,7 @@ impl std::fmt::Debug for Bearer {
 impl Bearer {
     /// A token sent as `Authorization: Bearer TOKEN` to `origin_of`'s origin only; `None`
     /// when the token cannot be a header value.
+    #[cfg(feature = "http")]
     pub fn new(origin_of: &Url, token: &str) -> Option<Bearer> {
         let mut value = HeaderValue::from_str(&format!("Bearer {}", token.trim())).ok()?;
         value.set_sensitive(true);

@@ -43,6 +43,7 @@ pub(super) struct Remote {
 }
 
 /// A 401 or 403 from the Hub.
+#[cfg(feature = "http")]
 const HUB_AUTH_ADVICE: &str = "the Hub refused: for a private or gated dataset, set HF_TOKEN (or \
     --hf-token) to a token with read access to it (and accept its terms on its page if it is \
     gated); check the name, revision and HF_ENDPOINT";
