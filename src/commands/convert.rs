@@ -9,8 +9,8 @@ use clap::Args;
 use editshard::error::{Error, Result};
 use editshard_convert::merge;
 use editshard_convert::pico::fetch::FetchOptions;
-use editshard_convert::pico::run::{Complete, Outcome};
 use editshard_convert::pico::{CollisionPolicy, ConvertOptions, Validate};
+use editshard_convert::session::{Complete, Outcome};
 use editshard_pico::rows::Subset;
 
 #[derive(Args, Debug)]
@@ -315,7 +315,7 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
 
 /// The same command re-run on its finished dataset: nothing to do. The exit code is the one
 /// the finished run gave: 0, or 1 if rows failed and `--allow-failures` is not given.
-fn already_complete(c: &Complete, allow_failures: bool) -> ExitCode {
+pub(super) fn already_complete(c: &Complete, allow_failures: bool) -> ExitCode {
     println!(
         "{} already holds this conversion, complete: {} records in {} shards, {} failed rows; \
          nothing to do",
@@ -352,7 +352,7 @@ pub fn run_merge(args: MergeArgs) -> Result<ExitCode> {
 }
 
 /// The minor version of a `--format-version` this writer can write ("1.0" or "1.1").
-fn parse_format_version(v: &str) -> Result<u16> {
+pub(super) fn parse_format_version(v: &str) -> Result<u16> {
     use editshard::format::{VERSION_MAJOR, VERSION_MINOR};
     let minor = v
         .strip_prefix(&format!("{VERSION_MAJOR}."))

@@ -2,9 +2,10 @@
 
 use std::process::ExitCode;
 
-use super::convert::{ConvertArgs, parse_part, parse_size};
+use super::convert::{ConvertArgs, already_complete, parse_format_version, parse_part, parse_size};
 use editshard::error::{Error, Result};
 use editshard_convert::hub::{self, HubOptions};
+use editshard_convert::session::Outcome;
 use editshard_hub::Mapping;
 
 pub fn run(args: &ConvertArgs) -> Result<ExitCode> {
@@ -23,12 +24,6 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode> {
              its https:// base: editshard convert --preset NAME SOURCE --out DEST",
         ));
     };
-    if args.retry_failed {
-        return Err(Error::invalid(
-            "--retry-failed is for Pico-Banana releases: a Parquet row that failed fails again \
-             the same way; fix the mapping and convert anew",
-        ));
-    }
     let opts = HubOptions {
         mapping,
         mapping_origin: origin,
@@ -37,32 +32,29 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode> {
         files_from: args.files_from.clone(),
         revision: args.revision.clone(),
         shard_size: parse_size(&args.shard_size)?,
+        format_minor: parse_format_version(&args.format_version)?,
         batch_memory: parse_size(&args.batch_memory)?,
         part: args.part.as_deref().map(parse_part).transpose()?,
+        retry_failed: args.retry_failed,
         s3_endpoint: args.s3_endpoint.clone(),
         work_dir: args.work_dir.clone(),
         break_lock: args.break_lock,
     };
-    let s = super::runtime()?.block_on(hub::convert(&opts))?;
-    if s.already_complete {
-        println!(
-            "{} already holds this conversion, complete: {} records in {} shards, {} failed \
-             rows; nothing to do",
-            s.dest, s.records, s.shards, s.failed
-        );
-    } else {
-        println!("editshard convert summary ({})", opts.mapping.name);
-        println!("  files               {}", s.files);
-        println!("  rows read           {}", s.rows);
-        println!("  records written     {}", s.records);
-        println!("  failed rows         {}", s.failed);
-        println!("  session splits      {}", s.session_splits);
-        println!("  shards              {} ({} bytes)", s.shards, s.bytes);
-        if s.resumed_at_row > 0 {
-            println!("  resumed at row      {}", s.resumed_at_row);
-        }
-        println!("  wall time           {:.2} s", s.wall_secs);
+    let s = match super::runtime()?.block_on(hub::convert(&opts))? {
+        Outcome::Converted(s) => s,
+        Outcome::AlreadyComplete(c) => return Ok(already_complete(&c, args.allow_failures)),
+    };
+    println!("editshard convert summary ({})", opts.mapping.name);
+    println!("  files               {}", s.files);
+    println!("  rows read           {}", s.rows);
+    println!("  records written     {}", s.records);
+    println!("  failed rows         {}", s.failed);
+    println!("  session splits      {}", s.session_splits);
+    println!("  shards              {} ({} bytes)", s.shards, s.bytes);
+    if s.resumed_at_row > 0 {
+        println!("  resumed at row      {}", s.resumed_at_row);
     }
+    println!("  wall time           {:.2} s", s.wall_secs);
     if s.failed > 0 {
         eprintln!(
             "editshard convert: {} rows failed; see {}/failures.jsonl{}",

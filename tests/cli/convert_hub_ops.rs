@@ -70,6 +70,12 @@ fn parts_split_by_row_group_merge_into_the_same_records() {
 /// A dataset of `files` IP2P-shaped files of `rows` rows each in row groups of 2, one of
 /// them with a null image (a failure).
 fn ip2p_many(dir: &Path, files: usize, rows: usize) {
+    ip2p_files(dir, files, rows, true)
+}
+
+/// `files` InstructPix2Pix-shaped files of `rows` rows each, in row groups of 2; with
+/// `broken`, row 3 of file 1 has no edited image (a row that fails).
+fn ip2p_files(dir: &Path, files: usize, rows: usize, broken: bool) {
     for f in 0..files {
         let n = rows;
         let seed = (f * 100) as u32;
@@ -96,7 +102,7 @@ fn ip2p_many(dir: &Path, files: usize, rows: usize) {
                 "edited_image",
                 (0..n)
                     .map(|k| {
-                        (f != 1 || k != 3)
+                        (!broken || f != 1 || k != 3)
                             .then(|| (png(seed + 50 + k as u32, 6, 6), Some("b.png".into())))
                     })
                     .collect(),
@@ -306,4 +312,123 @@ fn a_row_group_larger_than_the_budget_is_read_in_bounded_memory() {
         bound >> 20
     );
     assert!(bound < group / 2);
+}
+
+#[test]
+fn retry_failed_converts_only_the_failed_rows_into_the_finished_dataset() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("ip2p");
+    ip2p_many(&src, 2, 6);
+    let out = t.path().join("out");
+    let o = run("instructpix2pix", &src, &out, &["--allow-failures"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(records(&out).len(), 11);
+    let failed = failures(&out);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(
+        failed[0]["line"], 10,
+        "file 1, row 3: the 10th row of all files"
+    );
+    let before = by_id(&records(&out));
+
+    // The same data again: the row fails again, nothing else is converted or lost.
+    let o = run(
+        "instructpix2pix",
+        &src,
+        &out,
+        &["--retry-failed", "--allow-failures"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(by_id(&records(&out)), before);
+    assert_eq!(failures(&out), failed);
+
+    // The image is fixed at the source: the retry converts that one row, into retry shards.
+    ip2p_files(&src, 2, 6, false);
+    let o = run("instructpix2pix", &src, &out, &["--retry-failed"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let after = by_id(&records(&out));
+    assert_eq!(after.len(), 12);
+    assert!(failures(&out).is_empty());
+    for r in &before {
+        assert!(after.contains(r), "{} changed or lost", r.0);
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let paths: Vec<&str> = manifest["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.iter().any(|p| p.starts_with("retry-")), "{paths:?}");
+    let v = editshard_cmd(BIN)
+        .args(["verify", s(&out)])
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", text(&v));
+
+    // Sessions cannot be rejoined: refused, saying why.
+    let mb = t.path().join("mb");
+    magicbrush_fixture(&mb);
+    let mb_out = t.path().join("mb-out");
+    assert!(
+        run("magicbrush", &mb, &mb_out, &["--allow-failures"])
+            .status
+            .success()
+    );
+    let o = run("magicbrush", &mb, &mb_out, &["--retry-failed"]);
+    assert!(
+        !o.status.success() && text(&o).contains("sessions"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn format_version_1_0_keeps_each_rows_place_in_the_provenance() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("ip2p");
+    ip2p_files(&src, 2, 4, false);
+    // Without the captions the preset maps (format 1.0 has no place for them).
+    let mapping = t.path().join("plain.toml");
+    fs::write(
+        &mapping,
+        "name = \"plain\"\nfiles = [\"data/*.parquet\"]\nsource = \"original_image\"\n\
+         output = \"edited_image\"\ninstruction = \"edit_prompt\"\n",
+    )
+    .unwrap();
+    let out = t.path().join("out");
+    let o = editshard_cmd(BIN)
+        .args([
+            "convert",
+            "--mapping",
+            s(&mapping),
+            s(&src),
+            "--out",
+            s(&out),
+        ])
+        .args(["--format-version", "1.0"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["format_version"], "1.0");
+    let recs = records(&out);
+    assert_eq!(recs.len(), 8);
+    let mut lines: Vec<u64> = recs
+        .iter()
+        .map(|r| {
+            let p = &r.provenance;
+            assert!(p.row_group.is_none() && p.row.is_none() && p.dataset.is_none());
+            assert!(p.file.as_deref().unwrap().ends_with(".parquet"));
+            p.line.unwrap()
+        })
+        .collect();
+    lines.sort_unstable();
+    assert_eq!(lines, (1..=8).collect::<Vec<u64>>());
+    // The default is 1.1, with the row group and row.
+    let out11 = t.path().join("out11");
+    assert!(run("instructpix2pix", &src, &out11, &[]).status.success());
+    assert!(records(&out11).iter().all(|r| r.provenance.row.is_some()));
 }

@@ -95,6 +95,23 @@ pub fn to_jsonl(failures: &mut [Failure]) -> Vec<u8> {
 
 /// The `(subset, line)` pairs of a failures file, for `--retry-failed`.
 pub fn parse_rows(bytes: &[u8]) -> editshard::Result<HashSet<(Subset, u64)>> {
+    parse_each(bytes, |f, line| {
+        let subset = Subset::from_name(&f.subset).ok_or_else(|| {
+            editshard::Error::malformed(format!(
+                "{FAILURES_NAME} line {line}: unknown subset {:?}",
+                f.subset
+            ))
+        })?;
+        Ok((subset, f.line))
+    })
+}
+
+/// Each failure of a failures file, as `key` makes it (given the failure and its 1-based
+/// line in the file).
+fn parse_each<K: std::hash::Hash + Eq>(
+    bytes: &[u8],
+    key: impl Fn(Failure, usize) -> editshard::Result<K>,
+) -> editshard::Result<HashSet<K>> {
     if bytes.len() > MAX_FAILURES_BYTES {
         return Err(editshard::Error::limit(format!(
             "{FAILURES_NAME} is {} bytes; at most {MAX_FAILURES_BYTES} are read",
@@ -109,14 +126,13 @@ pub fn parse_rows(bytes: &[u8]) -> editshard::Result<HashSet<(Subset, u64)>> {
         let f: Failure = serde_json::from_slice(line).map_err(|e| {
             editshard::Error::malformed(format!("{FAILURES_NAME} line {}: {e}", i + 1))
         })?;
-        let subset = Subset::from_name(&f.subset).ok_or_else(|| {
-            editshard::Error::malformed(format!(
-                "{FAILURES_NAME} line {}: unknown subset {:?}",
-                i + 1,
-                f.subset
-            ))
-        })?;
-        out.insert((subset, f.line));
+        out.insert(key(f, i + 1)?);
     }
     Ok(out)
+}
+
+/// The rows of a Parquet conversion's failures file (their ordinals, `line - 1`), for
+/// `--retry-failed`.
+pub fn parse_ordinals(bytes: &[u8]) -> editshard::Result<HashSet<u64>> {
+    parse_each(bytes, |f, _| Ok(f.line.saturating_sub(1)))
 }

@@ -10,24 +10,16 @@
 //! takes the I-th of N contiguous runs of row groups; a multi-turn session that crosses the
 //! boundary belongs to the part where it starts (the next part skips its first rows).
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::failures::{self, FAILURES_NAME, Failure};
-use crate::kill::kill_point;
-use crate::ownership;
-use crate::session::{Publisher, dest_root, input_digest, work_dir};
-use crate::state::Work;
-use editshard::error::{Error, ErrorKind, Result};
-use editshard::lock::DestLock;
-use editshard::manifest::{MANIFEST_NAME, Manifest};
-use editshard::read::find_manifest;
-use editshard::shard::WriterOptions;
+use crate::failures;
+use crate::session::{self, Fingerprint, Outcome, Session, ShardSettings, Target};
+use editshard::error::{Error, Result};
 use editshard::storage::{Location, StorageOptions};
-use editshard::write::DatasetWriter;
 use editshard_hub::Mapping;
 use editshard_hub::reader::ParquetFile;
 use editshard_hub::source::{self, Object};
@@ -44,8 +36,13 @@ pub struct HubOptions {
     pub files_from: Option<PathBuf>,
     pub revision: Option<String>,
     pub shard_size: u64,
+    /// The minor format version to write (`--format-version 1.N`).
+    pub format_minor: u16,
     pub batch_memory: u64,
     pub part: Option<(u32, u32)>,
+    /// Convert only the rows listed in the finished dataset's `failures.jsonl` (rows that
+    /// failed on a network error, say), into `retry-N/` shards.
+    pub retry_failed: bool,
     pub s3_endpoint: Option<String>,
     pub work_dir: Option<PathBuf>,
     pub break_lock: bool,
@@ -62,33 +59,136 @@ pub struct HubSummary {
     pub session_splits: u64,
     pub resumed_at_row: u64,
     pub wall_secs: f64,
-    /// True when DEST already held this very conversion.
-    pub already_complete: bool,
 }
 
-pub async fn convert(opts: &HubOptions) -> Result<HubSummary> {
+pub async fn convert(opts: &HubOptions) -> Result<Outcome<HubSummary>> {
     let started = Instant::now();
+    if opts.retry_failed && opts.mapping.session.is_some() {
+        return Err(Error::invalid(format!(
+            "--retry-failed: the mapping {} rebuilds multi-turn sessions across rows, and a \
+             retried row cannot be rejoined to its session's converted turns; convert anew \
+             into another --out",
+            opts.mapping.name
+        )));
+    }
     let storage = StorageOptions {
         s3_endpoint: opts.s3_endpoint.clone(),
         ..StorageOptions::default()
     };
-    let root = dest_root(&opts.out, &storage, opts.part)?;
-    let lock = DestLock::acquire(
-        &root,
-        &format!("convert --out {}", opts.out),
-        opts.break_lock,
-    )
-    .await?;
-    let result = convert_locked(opts, &root, &storage, started).await;
+    let (root, lock) = session::lock(&opts.out, &storage, opts.part, opts.break_lock).await?;
+    let result = convert_locked(opts, root, &storage, started).await;
     lock.release_after(result).await
 }
 
 async fn convert_locked(
     opts: &HubOptions,
-    root: &Location,
+    root: Location,
     storage: &StorageOptions,
     started: Instant,
-) -> Result<HubSummary> {
+) -> Result<Outcome<HubSummary>> {
+    let target = Target::open(root, opts.work_dir.as_deref(), opts.retry_failed).await?;
+    let prepared = prepare(opts, &target, storage).await;
+    if prepared.is_err() {
+        target.discard_new_work_dir();
+    }
+    let (session, plan, files, fingerprint, only) = match prepared? {
+        Prepared::Job(job) => *job,
+        Prepared::Complete(c) => return Ok(Outcome::AlreadyComplete(c)),
+    };
+    let mut session = session;
+    let next_row = session.next_row();
+    let budget = opts.batch_memory;
+    let mapping = opts.mapping.clone();
+    let revision = opts.revision.clone();
+    let format_minor = opts.format_minor;
+    let done = tokio::task::spawn_blocking(move || -> Result<(session::Ended, walk::Counts)> {
+        let mut sink = |event: walk::Event| -> Result<()> {
+            match event {
+                walk::Event::Record(mut record, ordinal) => {
+                    if format_minor == 0 {
+                        format_1_0_provenance(&mut record, ordinal);
+                    }
+                    session.append(ordinal, &record, |e| {
+                        walk::failure_of_record(&mapping.name, &record, ordinal, e)
+                    })?;
+                }
+                walk::Event::Failed(f, ordinal) => session.fail(ordinal, f)?,
+            }
+            Ok(())
+        };
+        let counts = plan.run(
+            &mapping,
+            revision,
+            next_row,
+            budget,
+            only.as_ref(),
+            &mut sink,
+        )?;
+        Ok((session.end()?, counts))
+    })
+    .await
+    .map_err(|e| Error::bug(format!("the conversion task failed: {e}")))?;
+    let (ended, counts) = done?;
+    let mut hub = serde_json::Map::new();
+    hub.insert("mapping".into(), opts.mapping.name.clone().into());
+    if let Some(d) = &opts.mapping.dataset {
+        hub.insert("dataset".into(), d.clone().into());
+    }
+    if let Some(r) = opts.revision.as_ref().or(opts.mapping.revision.as_ref()) {
+        hub.insert("revision".into(), r.clone().into());
+    }
+    hub.insert("files".into(), files.into());
+    hub.insert("session_splits".into(), counts.session_splits.into());
+    let mut details = serde_json::Map::new();
+    details.insert("hub".into(), hub.into());
+    let published =
+        session::publish(&target, ended, Vec::new(), &fingerprint, opts.part, details).await?;
+    let manifest = &published.manifest;
+    Ok(Outcome::Converted(HubSummary {
+        dest: target.root.display(),
+        records: manifest.records,
+        shards: manifest.shards.len() as u64,
+        bytes: manifest.bytes,
+        files,
+        rows: counts.rows,
+        failed: published.failures.len() as u64,
+        session_splits: counts.session_splits,
+        resumed_at_row: published.resumed_at,
+        wall_secs: started.elapsed().as_secs_f64(),
+    }))
+}
+
+/// `--format-version 1.0` has no place for a row's dataset, revision, row group and row in
+/// the file: the provenance keeps the file and the row's 1-based number across all files
+/// (`line`, as in `failures.jsonl`) instead. Masks, captions and instruction variants have no
+/// place either: such records are refused by the writer and listed as failures.
+fn format_1_0_provenance(record: &mut editshard::record::Record, ordinal: u64) {
+    let p = &mut record.provenance;
+    p.dataset = None;
+    p.revision = None;
+    p.row_group = None;
+    p.row = None;
+    p.line = Some(ordinal + 1);
+}
+
+/// Everything decided before the first row: the session, the row plan, the number of files,
+/// the fingerprint and, with `--retry-failed`, the ordinals to convert.
+type Job = (
+    Session,
+    walk::Plan,
+    usize,
+    Fingerprint,
+    Option<HashSet<u64>>,
+);
+
+enum Prepared {
+    Job(Box<Job>),
+    Complete(session::Complete),
+}
+
+/// Lists the files, recognises a finished DEST from their names and sizes alone, then reads
+/// the footers, plans the rows and starts the session.
+async fn prepare(opts: &HubOptions, target: &Target, storage: &StorageOptions) -> Result<Prepared> {
     let src = Location::parse(&opts.source, storage)?;
     let listed = match &opts.files_from {
         Some(p) => Some(
@@ -101,209 +201,88 @@ async fn convert_locked(
         None => None,
     };
     let files = source::list_files(&src, &opts.mapping, listed).await?;
-    let common = fingerprint(opts, &files);
-    let run_fp = match opts.part {
-        Some((i, n)) => format!("{common}/part-{i}-of-{n}"),
-        None => common.clone(),
+    let only = if opts.retry_failed {
+        Some(failures::parse_ordinals(&target.failures_file().await?)?)
+    } else {
+        None
     };
-    let existing = find_manifest(root).await?;
-    let work_dir = work_dir(opts.work_dir.as_deref(), root);
-    if let Some(m) = existing {
-        let stored = m
-            .extra
-            .get("convert")
-            .and_then(|c| c.get("fingerprint"))
-            .and_then(|f| f.as_str());
-        if stored != Some(common.as_str()) {
-            return Err(Error::invalid(format!(
-                "{} already holds a finished dataset from a different conversion (other \
-                 files, mapping or options): choose another --out",
-                root.display()
-            )));
-        }
-        if work_dir.exists() && crate::state::is_work_dir(&work_dir) {
-            Work::open(&work_dir)?.remove()?;
-        }
-        let failed = failures::count_in(root).await;
-        return Ok(HubSummary {
-            dest: root.display(),
-            records: m.records,
-            shards: m.shards.len() as u64,
-            bytes: m.bytes,
-            files: files.len(),
-            rows: 0,
-            failed,
-            session_splits: 0,
-            resumed_at_row: 0,
-            wall_secs: started.elapsed().as_secs_f64(),
-            already_complete: true,
-        });
-    }
-    if let Some(dir) = root.is_local() {
-        ownership::remove_leftovers(dir)?;
-        ownership::check(dir, &work_dir)?;
+    let fingerprint = fingerprint(opts, &files, only.as_ref());
+    let work = target.work()?;
+    if let Some(existing) = target.existing.as_ref().filter(|_| !opts.retry_failed) {
+        return target
+            .complete(existing, &fingerprint, work)
+            .await
+            .map(Prepared::Complete);
     }
     // Footers are read only now: a finished DEST is recognised from the files' names and
     // sizes alone.
     let handle = tokio::runtime::Handle::current();
-    let (mapping, src2, files2) = (opts.mapping.clone(), src.clone(), files.clone());
+    let (mapping, files2) = (opts.mapping.clone(), files.clone());
     let opened = tokio::task::spawn_blocking(move || -> Result<Vec<ParquetFile>> {
         files2
             .iter()
             .enumerate()
             .map(|(i, (rel, len))| {
-                ParquetFile::open(Object::open(&src2, rel, *len, &handle)?, i, rel, &mapping)
+                ParquetFile::open(Object::open(&src, rel, *len, &handle)?, i, rel, &mapping)
             })
             .collect()
     })
     .await
     .map_err(|e| Error::bug(format!("reading the footers failed: {e}")))??;
     let plan = walk::Plan::new(opened, opts.part);
-    let mut work = Work::open(&work_dir)?;
-    let state = work.load_state()?;
-    if let Some(s) = &state
-        && s.fingerprint != run_fp
-    {
-        return Err(Error::invalid(format!(
-            "the work directory {} holds an unfinished conversion with other files, mapping \
-             or options: re-run that command, or delete the directory to start over",
-            work_dir.display()
-        )));
-    }
-    let (next_row, base) = match state {
-        Some(s) => (s.next_row, s.manifest),
-        None => (
-            plan.start_row(),
-            Manifest::new(opts.mapping.licence.clone()),
-        ),
+    let settings = ShardSettings {
+        shard_size: opts.shard_size,
+        format_minor: opts.format_minor,
+        licence: opts.mapping.licence.clone(),
     };
-    let earlier = work.reopen_failures(next_row)?;
-    let mut writer = DatasetWriter::create(&work.path("staging"))?
-        .target_shard_bytes(opts.shard_size)
-        .licence(opts.mapping.licence.clone())
-        .writer_options(WriterOptions {
-            // `Image::from_bytes` hashed every image a moment ago.
-            verify_hashes: false,
-            ..WriterOptions::default()
-        })
-        .resume_after(base);
-    let mut publisher = Publisher {
-        root: root.clone(),
-        staging: work.path("staging"),
-        rt: tokio::runtime::Handle::current(),
-    };
-    let budget = opts.batch_memory;
-    let mapping = opts.mapping.clone();
-    let revision = opts.revision.clone();
-    let fp = run_fp.clone();
-    let done = tokio::task::spawn_blocking(
-        move || -> Result<(Work, Manifest, Vec<Failure>, walk::Counts)> {
-            let mut failures = earlier;
-            // The ordinal of the record appended last: the records of a split session share
-            // one, and resuming from it would write the earlier ones again.
-            let mut last_ordinal = None;
-            let mut sink = |event: walk::Event| -> Result<()> {
-                match event {
-                    walk::Event::Record(record, ordinal) => {
-                        let before = writer.manifest().shards.len();
-                        match writer.append(&record) {
-                            Ok(()) => kill_point("appended"),
-                            Err(e) if matches!(e.kind(), ErrorKind::Rejected(_)) => {
-                                let f =
-                                    walk::failure_of_record(&mapping.name, &record, ordinal, &e);
-                                work.record_failure(ordinal, &f)?;
-                                failures.push(f);
-                            }
-                            Err(e) => return Err(e),
-                        }
-                        let shares = last_ordinal == Some(ordinal);
-                        last_ordinal = Some(ordinal);
-                        if writer.manifest().shards.len() > before {
-                            publisher.publish_new(writer.manifest(), before)?;
-                            kill_point("published");
-                            // With a shared ordinal the last saved state stays: a resume from
-                            // it writes the same shard again (conversion is deterministic).
-                            if !shares {
-                                work.save_state(&fp, ordinal, writer.manifest())?;
-                                kill_point("saved");
-                            }
-                        }
-                    }
-                    walk::Event::Failed(f, ordinal) => {
-                        work.record_failure(ordinal, &f)?;
-                        failures.push(f);
-                    }
-                }
-                Ok(())
-            };
-            let counts = plan.run(&mapping, revision, next_row, budget, &mut sink)?;
-            let before = writer.manifest().shards.len();
-            writer.finish_shard()?;
-            publisher.publish_new(writer.manifest(), before)?;
-            let manifest = writer.manifest().clone();
-            work.save_state(&fp, u64::MAX, &manifest)?;
-            Ok((work, manifest, failures, counts))
-        },
-    )
-    .await
-    .map_err(|e| Error::bug(format!("the conversion task failed: {e}")))?;
-    let (work, mut manifest, mut all_failures, counts) = done?;
-    root.put(
-        FAILURES_NAME,
-        Bytes::from(failures::to_jsonl(&mut all_failures)),
-    )
-    .await?;
-    let mut info = serde_json::Map::new();
-    info.insert("fingerprint".into(), common.into());
-    let mut inputs = serde_json::Map::new();
-    inputs.insert("mapping".into(), input_digest(&opts.mapping_origin).into());
-    inputs.insert("source".into(), input_digest(&opts.source).into());
-    info.insert("inputs".into(), inputs.into());
-    if let Some((i, n)) = opts.part {
-        info.insert("part".into(), i.into());
-        info.insert("parts".into(), n.into());
-    }
-    let mut hub = serde_json::Map::new();
-    hub.insert("mapping".into(), opts.mapping.name.clone().into());
-    if let Some(d) = &opts.mapping.dataset {
-        hub.insert("dataset".into(), d.clone().into());
-    }
-    if let Some(r) = opts.revision.as_ref().or(opts.mapping.revision.as_ref()) {
-        hub.insert("revision".into(), r.clone().into());
-    }
-    hub.insert("files".into(), files.len().into());
-    hub.insert("session_splits".into(), counts.session_splits.into());
-    info.insert("hub".into(), hub.into());
-    manifest.extra.insert("convert".into(), info.into());
-    root.put(MANIFEST_NAME, Bytes::from(manifest.to_json()))
-        .await?;
-    work.remove()?;
-    Ok(HubSummary {
-        dest: root.display(),
-        records: manifest.records,
-        shards: manifest.shards.len() as u64,
-        bytes: manifest.bytes,
-        files: files.len(),
-        rows: counts.rows,
-        failed: all_failures.len() as u64,
-        session_splits: counts.session_splits,
-        resumed_at_row: next_row,
-        wall_secs: started.elapsed().as_secs_f64(),
-        already_complete: false,
-    })
+    let session = Session::start(target, work, &fingerprint, &settings, plan.start_row())?;
+    Ok(Prepared::Job(Box::new((
+        session,
+        plan,
+        files.len(),
+        fingerprint,
+        only,
+    ))))
 }
 
 /// What every part of one conversion shares: the mapping, the revision, the files (names
-/// and sizes) and the shard size. Parts add their number for their own resume state.
-fn fingerprint(opts: &HubOptions, files: &[(String, u64)]) -> String {
+/// and sizes), the shard size and the format version. Parts add their number, and a retry
+/// the rows it converts, for their own resume state.
+fn fingerprint(
+    opts: &HubOptions,
+    files: &[(String, u64)],
+    only: Option<&HashSet<u64>>,
+) -> Fingerprint {
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(&opts.mapping).expect("a mapping serializes"));
     h.update(format!(
         "\nrevision {:?}\nshard {}\n",
         opts.revision, opts.shard_size
     ));
+    // Only when not the default, so that work directories of earlier versions still resume.
+    if opts.format_minor != editshard::format::VERSION_MINOR {
+        h.update(format!("format 1.{}\n", opts.format_minor));
+    }
     for (f, len) in files {
         h.update(format!("{f}\t{len}\n"));
     }
-    format!("hub-{}", &editshard::hex::hex(&h.finalize())[..32])
+    let common = format!("hub-{}", &editshard::hex::hex(&h.finalize())[..32]);
+    let mut run = common.clone();
+    if let Some((i, n)) = opts.part {
+        run.push_str(&format!("/part-{i}-of-{n}"));
+    }
+    if let Some(only) = only {
+        let mut rows: Vec<u64> = only.iter().copied().collect();
+        rows.sort_unstable();
+        let digest = editshard::hex::hex(&Sha256::digest(format!("{rows:?}").as_bytes()));
+        run.push_str(&format!("/retry-{}", &digest[..16]));
+    }
+    Fingerprint {
+        common,
+        run,
+        inputs: vec![
+            ("mapping", opts.mapping_origin.clone()),
+            ("source", opts.source.clone()),
+        ],
+    }
 }

@@ -1,6 +1,7 @@
 //! The order a Parquet conversion reads rows in, and what a part reads: the row groups of all
 //! files in natural file order, each row numbered across them (its ordinal).
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use editshard_hub::Mapping;
@@ -91,6 +92,7 @@ impl Plan {
         revision: Option<String>,
         next_row: u64,
         budget: u64,
+        only: Option<&HashSet<u64>>,
         sink: &mut dyn FnMut(Event) -> Result<()>,
     ) -> Result<Counts> {
         let mut builder = Builder::new(mapping.clone(), revision);
@@ -124,7 +126,7 @@ impl Plan {
                 }
                 counts.rows += 1;
                 builder.push(row, &mut outs);
-                self.drain(mapping, &mut outs, &mut counts, sink)?;
+                self.drain(mapping, &mut outs, &mut counts, only, sink)?;
                 Ok(ControlFlow::Continue(()))
             });
             match read {
@@ -151,7 +153,7 @@ impl Plan {
                         };
                         outs.push(Out::Failed(f));
                     }
-                    self.drain(mapping, &mut outs, &mut counts, sink)?;
+                    self.drain(mapping, &mut outs, &mut counts, only, sink)?;
                 }
             }
         }
@@ -168,7 +170,7 @@ impl Plan {
                 }
                 counts.rows += 1;
                 builder.push(row, &mut outs);
-                self.drain(mapping, &mut outs, &mut counts, sink)?;
+                self.drain(mapping, &mut outs, &mut counts, only, sink)?;
                 Ok(ControlFlow::Continue(()))
             });
             match read {
@@ -180,7 +182,7 @@ impl Plan {
             }
         }
         builder.flush(&mut outs);
-        self.drain(mapping, &mut outs, &mut counts, sink)?;
+        self.drain(mapping, &mut outs, &mut counts, only, sink)?;
         Ok(counts)
     }
 
@@ -197,14 +199,24 @@ impl Plan {
         mapping: &Mapping,
         outs: &mut Vec<Out>,
         counts: &mut Counts,
+        only: Option<&HashSet<u64>>,
         sink: &mut dyn FnMut(Event) -> Result<()>,
     ) -> Result<()> {
+        // `--retry-failed`: only the listed rows (one record a row: no session key).
+        let wanted = |ordinal: u64| only.is_none_or(|o| o.contains(&ordinal));
         for out in outs.drain(..) {
             match out {
-                Out::Record(r, pos) => sink(Event::Record(r, self.ordinal(&pos)))?,
+                Out::Record(r, pos) => {
+                    let ordinal = self.ordinal(&pos);
+                    if wanted(ordinal) {
+                        sink(Event::Record(r, ordinal))?
+                    }
+                }
                 Out::Failed(f) => {
                     let ordinal = self.ordinal(&f.pos);
-                    sink(Event::Failed(failure(&mapping.name, f, ordinal), ordinal))?
+                    if wanted(ordinal) {
+                        sink(Event::Failed(failure(&mapping.name, f, ordinal), ordinal))?
+                    }
                 }
                 Out::Notice(pos, text) => {
                     counts.session_splits += 1;

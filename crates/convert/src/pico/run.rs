@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
@@ -17,20 +16,13 @@ use super::openimages::OpenImages;
 use super::plan::{self, CollisionPolicy, PlanOptions};
 use super::resolve::{Release, Resolver};
 use super::scores::Scores;
-use crate::failures::{self, FAILURES_NAME, Failure};
-use crate::kill::kill_point;
-use crate::ownership;
+use crate::failures::{self, Failure};
 use crate::progress::{Progress, Summary};
-use crate::session::{Publisher, dest_root, input_digest, work_dir};
+use crate::session::{self, Complete, Ended, Fingerprint, Outcome, Session, ShardSettings, Target};
 use crate::state::Work;
-use editshard::error::{Error, ErrorKind, Result};
-use editshard::lock::DestLock;
-use editshard::manifest::{MANIFEST_NAME, Manifest};
-use editshard::read::find_manifest;
+use editshard::error::{Error, Result};
 use editshard::record::Record;
-use editshard::shard::WriterOptions;
 use editshard::storage::{Location, StorageOptions};
-use editshard::write::DatasetWriter;
 use editshard_pico::edit_types;
 use editshard_pico::layout::CDN_BASE;
 use editshard_pico::rows::Subset;
@@ -65,37 +57,22 @@ pub struct ConvertOptions {
     pub log_interval: Duration,
 }
 
-pub enum Outcome {
-    /// The conversion ran (from the start, or resuming) and finished.
-    Converted(Summary),
-    /// DEST already held this very conversion, finished: nothing was written.
-    AlreadyComplete(Complete),
-}
-
-/// A finished dataset found at DEST with the fingerprint the options give.
-pub struct Complete {
-    pub dest: String,
-    pub records: u64,
-    pub shards: u64,
-    /// Lines of its `failures.jsonl`.
-    pub failed: u64,
-    /// A work directory left behind (a run killed after writing the manifest), now removed.
-    pub removed_work_dir: Option<PathBuf>,
-}
-
-/// Converts a release; see the module docs of [`crate::convert`].
+/// Converts a release; see the module docs of [`crate::pico`].
 ///
-/// Runs on the caller's multi-threaded tokio runtime, holding the destination's lock
-/// ([`DestLock`]: one writer per destination, released at the end whatever the outcome), in
-/// four stages: [`Target::open`] (where the dataset goes and what is there), [`prepare`] (work directory, plan, resume state),
-/// [`write_shards`] (downloads in parallel, records written in plan order and published shard
-/// by shard) and [`finish`] (failures, manifest, summary). The blocking parts (planning over
-/// the JSONL files, writing shards) run on the runtime's blocking threads.
-pub async fn convert(opts: &ConvertOptions) -> Result<Outcome> {
+/// Runs on the caller's multi-threaded tokio runtime, holding the destination's lock (one
+/// writer per destination, released at the end whatever the outcome), as one conversion
+/// [`session`](crate::session): [`prepare`] (work directory, plan, resume state, or DEST
+/// already holding this conversion), [`write_shards`] (downloads in parallel, records written
+/// in plan order and published shard by shard) and [`finish`] (failures, manifest, summary).
+/// The blocking parts (planning over the JSONL files, writing shards) run on the runtime's
+/// blocking threads.
+pub async fn convert(opts: &ConvertOptions) -> Result<Outcome<Summary>> {
     let started = Instant::now();
-    let root = Target::root(opts)?;
-    let command = format!("convert --out {}", opts.out);
-    let lock = DestLock::acquire(&root, &command, opts.break_lock).await?;
+    let storage = StorageOptions {
+        s3_endpoint: opts.s3_endpoint.clone(),
+        ..StorageOptions::default()
+    };
+    let (root, lock) = session::lock(&opts.out, &storage, opts.part, opts.break_lock).await?;
     let result = convert_locked(opts, root, started).await;
     lock.release_after(result).await
 }
@@ -104,79 +81,26 @@ async fn convert_locked(
     opts: &ConvertOptions,
     root: Location,
     started: Instant,
-) -> Result<Outcome> {
-    let target = Target::open(opts, root).await?;
-    let work_dir = work_dir(opts.work_dir.as_deref(), &target.root);
-    let work_dir_existed = work_dir.exists();
-    let prepared = prepare(opts, &target, &work_dir).await;
-    if prepared.is_err() && !work_dir_existed {
-        // Nothing was converted: a wrong argument or input must not leave a work directory
-        // behind (DEST itself, if this run created it and left it empty, goes with the
-        // lock). Best effort: the error is what matters.
-        let _ = std::fs::remove_dir_all(&work_dir);
+) -> Result<Outcome<Summary>> {
+    let target = Target::open(root, opts.work_dir.as_deref(), opts.retry_failed).await?;
+    let prepared = prepare(opts, &target).await;
+    if prepared.is_err() {
+        target.discard_new_work_dir();
     }
     let job = match prepared? {
         Prepared::Job(job) => *job,
         Prepared::Complete(c) => return Ok(Outcome::AlreadyComplete(c)),
     };
-    let written = write_shards(opts, &target, job).await?;
-    finish(opts, &target, written, started).await
-}
-
-/// Where the dataset goes (DEST, or its part directory) and the dataset already there, if any.
-struct Target {
-    root: Location,
-    existing: Option<Manifest>,
-}
-
-impl Target {
-    /// Where this run writes: DEST, or its part directory with `--part`.
-    fn root(opts: &ConvertOptions) -> Result<Location> {
-        let storage_opts = StorageOptions {
-            s3_endpoint: opts.s3_endpoint.clone(),
-            ..StorageOptions::default()
-        };
-        dest_root(&opts.out, &storage_opts, opts.part)
-    }
-
-    /// What `root` (locked by this run) already holds.
-    async fn open(opts: &ConvertOptions, root: Location) -> Result<Target> {
-        // A finished dataset without --retry-failed is checked against the options once they
-        // are planned ([`prepare`]): the same conversion is complete, another one is refused.
-        if let Some(dir) = root.is_local() {
-            // This run holds the lock: a temporary file of ours left here is a killed run's.
-            ownership::remove_leftovers(dir)?;
-        }
-        let existing = find_manifest(&root).await?;
-        if existing.is_none()
-            && let Some(dir) = root.is_local()
-        {
-            ownership::check(dir, &work_dir(opts.work_dir.as_deref(), &root))?;
-        }
-        if existing.is_none() && opts.retry_failed {
-            return Err(Error::invalid(format!(
-                "--retry-failed: {} holds no finished dataset to complete (no {MANIFEST_NAME})",
-                root.display()
-            )));
-        }
-        Ok(Target { root, existing })
-    }
+    let written = write_shards(opts, job).await?;
+    finish(&target, written, started).await
 }
 
 /// Everything decided before the first download.
 struct Job {
-    work: Work,
+    session: Session,
     ctx: Arc<Context>,
     plan: plan::Plan,
-    /// Fingerprint of what every part shares (checked by `merge`) and of this run (checked
-    /// on resume).
-    common: String,
-    fingerprint: String,
-    /// The first plan row not yet in a published shard, and the manifest of those shards.
-    next_row: u64,
-    base: Manifest,
-    /// The named inputs of `common`, recorded in the manifest (see [`fingerprint_inputs`]).
-    inputs: Vec<(&'static str, String)>,
+    fingerprint: Fingerprint,
 }
 
 /// What [`prepare`] found: work to do, or DEST already holding this conversion, finished.
@@ -186,13 +110,11 @@ enum Prepared {
 }
 
 /// Opens the work directory, fetches the release's JSONL files if it is remote, plans the
-/// rows and checks the resume state against the options. A finished dataset at DEST (without
-/// `--retry-failed`) is compared with the options instead: the same fingerprint is
-/// [`Prepared::Complete`] (a work directory left behind is removed), another is refused with
-/// what differs.
-async fn prepare(opts: &ConvertOptions, target: &Target, work_dir: &Path) -> Result<Prepared> {
-    let work_dir_existed = work_dir.exists();
-    let work = Work::open(work_dir)?;
+/// rows and starts the session (which checks the resume state against the options). A
+/// finished dataset at DEST (without `--retry-failed`) is compared with the options instead:
+/// the same fingerprint is [`Prepared::Complete`], another is refused with what differs.
+async fn prepare(opts: &ConvertOptions, target: &Target) -> Result<Prepared> {
+    let work = target.work()?;
     let fetcher = Fetcher::new(opts.fetch.clone(), Cache::new(work.path("cache")))?;
 
     // The release and its JSONL files (downloaded once into the work directory if remote).
@@ -217,11 +139,7 @@ async fn prepare(opts: &ConvertOptions, target: &Target, work_dir: &Path) -> Res
         inputs.push((subset, path));
     }
     let only = if opts.retry_failed {
-        let bytes = target
-            .root
-            .get_max(FAILURES_NAME, failures::MAX_FAILURES_BYTES as u64)
-            .await?;
-        Some(failures::parse_rows(&bytes)?)
+        Some(failures::parse_rows(&target.failures_file().await?)?)
     } else {
         None
     };
@@ -263,35 +181,25 @@ async fn prepare(opts: &ConvertOptions, target: &Target, work_dir: &Path) -> Res
         .await
         .map_err(|e| Error::bug(format!("the planning task failed: {e}")))??
     };
-    let (plan, openimages, scores, (common, fingerprint), fp_inputs, resolver) = planned;
+    let (plan, openimages, scores, (common, run), fp_inputs, resolver) = planned;
+    let fingerprint = Fingerprint {
+        common,
+        run,
+        inputs: fp_inputs,
+    };
 
-    let state = work.load_state()?;
     if let Some(existing) = target.existing.as_ref().filter(|_| finished) {
-        let ours = state.as_ref().is_none_or(|s| s.fingerprint == fingerprint);
-        return already_finished(
-            target,
-            existing,
-            &common,
-            &fp_inputs,
-            work,
-            ours,
-            work_dir_existed,
-        )
-        .await
-        .map(Prepared::Complete);
+        return target
+            .complete(existing, &fingerprint, work)
+            .await
+            .map(Prepared::Complete);
     }
-    if let Some(s) = &state
-        && s.fingerprint != fingerprint
-    {
-        return Err(Error::invalid(format!(
-            "the work directory {} belongs to a different conversion (the options or the input \
-             changed since it was interrupted): re-run the original command to finish it, or \
-             delete the directory to start over",
-            work.dir().display()
-        )));
-    }
-    let next_row = state.as_ref().map_or(0, |s| s.next_row);
-    let base = state.map_or_else(|| Manifest::new(Some(LICENCE.to_string())), |s| s.manifest);
+    let settings = ShardSettings {
+        shard_size: opts.shard_size,
+        format_minor: opts.format_minor,
+        licence: Some(LICENCE.to_string()),
+    };
+    let session = Session::start(target, work, &fingerprint, &settings, 0)?;
     let ctx = Arc::new(Context {
         fetcher,
         resolver,
@@ -303,148 +211,33 @@ async fn prepare(opts: &ConvertOptions, target: &Target, work_dir: &Path) -> Res
         pending_urls: Default::default(),
     });
     Ok(Prepared::Job(Box::new(Job {
-        work,
+        session,
         ctx,
         plan,
-        common,
         fingerprint,
-        next_row,
-        base,
-        inputs: fp_inputs,
     })))
-}
-
-/// DEST holds a finished dataset and no `--retry-failed` was given: if it is this conversion
-/// (same `convert.fingerprint`), it is complete; the work directory goes (it was created just
-/// now, or left behind by a run killed between writing the manifest and removing it) unless it
-/// belongs to another conversion. Otherwise the run is refused, naming what differs.
-async fn already_finished(
-    target: &Target,
-    existing: &Manifest,
-    common: &str,
-    inputs: &[(&'static str, String)],
-    work: Work,
-    work_is_ours: bool,
-    work_dir_existed: bool,
-) -> Result<Complete> {
-    let info = existing.extra.get("convert");
-    let stored = info
-        .and_then(|c| c.get("fingerprint"))
-        .and_then(|f| f.as_str());
-    if stored != Some(common) {
-        if !work_dir_existed {
-            // Created a moment ago by this run: leave DEST as it was.
-            work.remove()?;
-        }
-        let differs = match info
-            .and_then(|c| c.get("inputs"))
-            .and_then(|i| i.as_object())
-        {
-            None if stored.is_none() => {
-                "its manifest records no conversion fingerprint (not written by `convert`)"
-                    .to_string()
-            }
-            None => "its inputs or options differ from these (it predates the record of which)"
-                .to_string(),
-            Some(old) => {
-                let names: Vec<String> = inputs
-                    .iter()
-                    .filter(|(name, value)| {
-                        old.get(*name).and_then(|v| v.as_str()) != Some(&input_digest(value))
-                    })
-                    .map(|(name, value)| format!("{name} (now {})", shorten(value)))
-                    .collect();
-                if names.is_empty() {
-                    "its fingerprint differs from these options'".to_string()
-                } else {
-                    format!("these differ: {}", names.join(", "))
-                }
-            }
-        };
-        return Err(Error::invalid(format!(
-            "{} already holds a finished dataset from a different conversion: {differs}. \
-             Choose another --out, re-run the command that made it, or pass --retry-failed \
-             to convert only the rows listed in its {FAILURES_NAME}",
-            target.root.display()
-        )));
-    }
-    let removed_work_dir = if work_is_ours {
-        let dir = work.dir().to_path_buf();
-        work.remove()?;
-        work_dir_existed.then_some(dir)
-    } else {
-        log::warn!(
-            "{} belongs to another conversion: left as it is",
-            work.dir().display()
-        );
-        None
-    };
-    let failures = failures::count_in(&target.root).await;
-    Ok(Complete {
-        dest: target.root.display(),
-        records: existing.records,
-        shards: existing.shards.len() as u64,
-        failed: failures,
-        removed_work_dir,
-    })
-}
-
-/// At most 120 characters of an input's value, for messages.
-fn shorten(value: &str) -> String {
-    if value.chars().count() <= 120 {
-        value.to_string()
-    } else {
-        format!("{}...", value.chars().take(117).collect::<String>())
-    }
 }
 
 /// What the writing stage leaves for [`finish`].
 struct Written {
-    work: Work,
+    ended: Ended,
     ctx: Arc<Context>,
     plan: plan::Plan,
-    common: String,
-    inputs: Vec<(&'static str, String)>,
-    /// Where this run started in the plan (0 unless it resumed).
-    resumed_at_row: u64,
-    /// The manifest of every shard this conversion wrote (resumed runs included).
-    new_part: Manifest,
-    /// Rows that failed while fetching or writing.
-    run_failures: Vec<Failure>,
+    fingerprint: Fingerprint,
+    part: Option<(u32, u32)>,
 }
 
 /// Downloads the rows' images concurrently (a task on the runtime) while a blocking thread
-/// writes the records strictly in plan order, publishes each finished shard and saves the
-/// resume state after it.
-async fn write_shards(opts: &ConvertOptions, target: &Target, job: Job) -> Result<Written> {
+/// hands the records to the session strictly in plan order (it publishes each finished shard
+/// and saves the resume state after it).
+async fn write_shards(opts: &ConvertOptions, job: Job) -> Result<Written> {
     let Job {
-        mut work,
+        mut session,
         ctx,
         plan,
-        common,
         fingerprint,
-        next_row,
-        base,
-        inputs,
     } = job;
-    let prefix = match &target.existing {
-        Some(m) => format!("retry-{}/shard-", retry_number(m)),
-        None => "shard-".to_string(),
-    };
-    let mut writer = DatasetWriter::create(&work.path("staging"))?
-        .target_shard_bytes(opts.shard_size)
-        .licence(Some(LICENCE.to_string()))
-        // Every image was hashed by `Image::from_bytes` a moment ago; hashing it again in the
-        // writer would be a third SHA-256 pass over every byte (the shard hash is the second).
-        .writer_options(WriterOptions {
-            verify_hashes: false,
-            minor_version: opts.format_minor,
-            ..WriterOptions::default()
-        })
-        .shard_prefix(prefix)
-        .resume_after(base);
-    let mut run_failures = work.reopen_failures(next_row)?;
-
+    let next_row = session.next_row();
     let total_rows = plan.rows.len() as u64;
     let mut progress = Progress::new(total_rows, next_row.min(total_rows), opts.log_interval);
     let batches: Vec<Vec<(u64, plan::PlanRow)>> = plan
@@ -471,66 +264,40 @@ async fn write_shards(opts: &ConvertOptions, target: &Target, job: Job) -> Resul
         }
     });
 
-    let mut publisher = Publisher {
-        root: target.root.clone(),
-        staging: work.path("staging"),
-        rt: tokio::runtime::Handle::current(),
-    };
     let consumer_ctx = ctx.clone();
-    let consumer =
-        tokio::task::spawn_blocking(move || -> Result<(Work, Manifest, Vec<Failure>)> {
-            let mut pending: VecDeque<(u64, u32, Vec<String>)> = VecDeque::new();
-            while let Some(batch) = rx.blocking_recv() {
-                for outcome in batch {
-                    let shards_before = writer.manifest().shards.len();
-                    // The only place image bytes are in memory: one record at a time.
-                    let loaded = match outcome.result {
-                        Ok(pending) => pending.load(),
-                        Err(f) => Err(f),
-                    };
-                    consumer_ctx.done_with(&outcome.http_urls);
-                    pending.push_back((outcome.index, outcome.group, outcome.http_urls));
-                    let failure = match loaded {
-                        Ok(record) => {
-                            let bytes: u64 = record.images().map(|i| i.len).sum();
-                            match writer.append(&record) {
-                                Ok(()) => {
-                                    progress.row(bytes, false);
-                                    kill_point("appended");
-                                    None
-                                }
-                                Err(e) if matches!(e.kind(), ErrorKind::Rejected(_)) => {
-                                    Some(rejected(&record, &e))
-                                }
-                                Err(e) => return Err(e),
-                            }
-                        }
-                        Err(f) => Some(f),
-                    };
-                    if let Some(f) = failure {
+    let consumer = tokio::task::spawn_blocking(move || -> Result<Ended> {
+        let mut pending: VecDeque<(u64, u32, Vec<String>)> = VecDeque::new();
+        while let Some(batch) = rx.blocking_recv() {
+            for outcome in batch {
+                // The only place image bytes are in memory: one record at a time.
+                let loaded = match outcome.result {
+                    Ok(pending) => pending.load(),
+                    Err(f) => Err(f),
+                };
+                consumer_ctx.done_with(&outcome.http_urls);
+                pending.push_back((outcome.index, outcome.group, outcome.http_urls));
+                let published = match loaded {
+                    Ok(record) => {
+                        let bytes: u64 = record.images().map(|i| i.len).sum();
+                        let appended =
+                            session.append(outcome.index, &record, |e| rejected(&record, e))?;
+                        progress.row(if appended.written { bytes } else { 0 }, !appended.written);
+                        appended.published
+                    }
+                    Err(f) => {
                         progress.row(0, true);
-                        work.record_failure(outcome.index, &f)?;
-                        run_failures.push(f);
+                        session.fail(outcome.index, f)?;
+                        false
                     }
-                    if writer.manifest().shards.len() > shards_before {
-                        // The record just appended opened a new shard: everything before it is
-                        // final.
-                        publisher.publish_new(writer.manifest(), shards_before)?;
-                        kill_point("published");
-                        work.save_state(&fingerprint, outcome.index, writer.manifest())?;
-                        kill_point("saved");
-                        evict(&consumer_ctx, &mut pending, outcome.index);
-                    }
+                };
+                if published {
+                    evict(&consumer_ctx, &mut pending, outcome.index);
                 }
             }
-            let shards_before = writer.manifest().shards.len();
-            writer.finish_shard()?;
-            publisher.publish_new(writer.manifest(), shards_before)?;
-            progress.finish();
-            let new_part = writer.manifest().clone();
-            work.save_state(&fingerprint, total_rows, &new_part)?;
-            Ok((work, new_part, run_failures))
-        });
+        }
+        progress.finish();
+        session.end()
+    });
     let written = consumer
         .await
         .map_err(|e| Error::bug(format!("the writing task failed: {e}")))?;
@@ -538,16 +305,12 @@ async fn write_shards(opts: &ConvertOptions, target: &Target, job: Job) -> Resul
     producer
         .await
         .map_err(|e| Error::bug(format!("the download task failed: {e}")))?;
-    let (work, new_part, run_failures) = written?;
     Ok(Written {
-        work,
+        ended: written?,
         ctx,
         plan,
-        common,
-        inputs,
-        resumed_at_row: next_row,
-        new_part,
-        run_failures,
+        fingerprint,
+        part: opts.part,
     })
 }
 
@@ -562,60 +325,44 @@ fn rejected(record: &Record, e: &Error) -> Failure {
     .id(Some(record.id.clone()))
 }
 
-/// Writes `failures.jsonl` and the manifest (last: DEST is a dataset only from then on),
-/// removes the work directory and sums up.
-async fn finish(
-    opts: &ConvertOptions,
-    target: &Target,
-    written: Written,
-    started: Instant,
-) -> Result<Outcome> {
+/// Publishes the dataset (failures, then the manifest) and sums up.
+async fn finish(target: &Target, written: Written, started: Instant) -> Result<Outcome<Summary>> {
     let Written {
-        work,
+        ended,
         ctx,
         plan,
-        common,
-        inputs,
-        resumed_at_row,
-        new_part,
-        run_failures,
+        fingerprint,
+        part,
     } = written;
-    let root = &target.root;
-    let total_rows = plan.rows.len() as u64;
-    let mut all_failures: Vec<Failure> = plan.failures.clone();
-    all_failures.extend(run_failures);
-    let failures_bytes = failures::to_jsonl(&mut all_failures);
-    root.put(FAILURES_NAME, Bytes::from(failures_bytes)).await?;
-    kill_point("finishing");
-    let mut manifest = match target.existing.clone() {
-        Some(mut m) => {
-            m.absorb(&new_part);
-            m
-        }
-        None => new_part,
-    };
-    let mut info = serde_json::Map::new();
-    info.insert("fingerprint".into(), common.into());
-    let digests: serde_json::Map<String, serde_json::Value> = inputs
-        .iter()
-        .map(|(name, value)| (name.to_string(), input_digest(value).into()))
-        .collect();
-    info.insert("inputs".into(), digests.into());
-    if let Some((i, n)) = opts.part {
-        info.insert("part".into(), i.into());
-        info.insert("parts".into(), n.into());
-    }
-    manifest.extra.insert("convert".into(), info.into());
-    root.put(MANIFEST_NAME, Bytes::from(manifest.to_json()))
-        .await?;
-
     let stats = &ctx.fetcher.stats;
+    let fetched = (
+        stats.requests.load(Ordering::Relaxed),
+        stats.retries.load(Ordering::Relaxed),
+        stats.bytes_downloaded.load(Ordering::Relaxed),
+        stats.bytes_local.load(Ordering::Relaxed),
+        stats.cache_hits.load(Ordering::Relaxed),
+    );
+    let local_ignored = ctx.resolver.local_refused();
+    // The fetcher's cache lives in the work directory, which publishing removes.
+    drop(ctx);
+    let published = session::publish(
+        target,
+        ended,
+        plan.failures.clone(),
+        &fingerprint,
+        part,
+        serde_json::Map::new(),
+    )
+    .await?;
+    let manifest = &published.manifest;
+    let total_rows = plan.rows.len() as u64;
     let mut by_reason = BTreeMap::new();
-    for f in &all_failures {
+    for f in &published.failures {
         *by_reason.entry(f.reason.clone()).or_insert(0u64) += 1;
     }
-    let summary = Summary {
-        dest: root.display(),
+    let (requests, retries, bytes_downloaded, bytes_local, cache_hits) = fetched;
+    Ok(Outcome::Converted(Summary {
+        dest: target.root.display(),
         rows_read: plan.rows_read.clone(),
         rows_in_part: total_rows + plan.failures.len() as u64,
         records: manifest.records,
@@ -632,19 +379,15 @@ async fn finish(
         images_stored: manifest.images.stored,
         image_bytes_referenced: manifest.images.bytes_referenced,
         image_bytes_stored: manifest.images.bytes_stored,
-        requests: stats.requests.load(Ordering::Relaxed),
-        retries: stats.retries.load(Ordering::Relaxed),
-        bytes_downloaded: stats.bytes_downloaded.load(Ordering::Relaxed),
-        bytes_local: stats.bytes_local.load(Ordering::Relaxed),
-        cache_hits: stats.cache_hits.load(Ordering::Relaxed),
-        local_ignored: ctx.resolver.local_refused(),
-        resumed_at_row,
+        requests,
+        retries,
+        bytes_downloaded,
+        bytes_local,
+        cache_hits,
+        local_ignored,
+        resumed_at_row: published.resumed_at,
         wall_secs: started.elapsed().as_secs_f64(),
-    };
-    drop(ctx);
-    kill_point("manifest");
-    work.remove()?;
-    Ok(Outcome::Converted(summary))
+    }))
 }
 
 /// Drops cache entries of rows now in a published shard, except those of the source still
@@ -673,16 +416,6 @@ fn evict(ctx: &Context, pending: &mut VecDeque<(u64, u32, Vec<String>)>, next_ro
         }
     }
     *pending = keep;
-}
-
-/// The next free `retry-N` directory name number.
-fn retry_number(m: &Manifest) -> usize {
-    (1..)
-        .find(|n| {
-            let p = format!("retry-{n}/");
-            !m.shards.iter().any(|s| s.path.starts_with(&p))
-        })
-        .expect("some number is free")
 }
 
 async fn download_jsonl(
