@@ -330,7 +330,7 @@ class Dataset:
         """Every record of this view in order: streamed with the background prefetch (its
         memory bounded) for a whole dataset, fetched a few at a time for a filtered view."""
         if self._indices is None:
-            yield from self.iter()
+            yield from self.iter(prefetch_bytes=64 << 20)
             return
         chunk = 16
         for start in range(0, len(self._indices), chunk):
