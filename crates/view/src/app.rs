@@ -1,11 +1,13 @@
-//! The state every request shares: the open dataset, the thumbnail cache and the sampled
-//! statistics of the last few seeds asked for.
+//! The state every request shares: the open dataset, the thumbnail cache, the sampled
+//! statistics of the last few seeds asked for, and the host names the app answers to.
 
 use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
 use editshard::read::Dataset;
 
+use crate::hosts::AllowedHosts;
 use crate::images::image_bytes;
 use crate::stats::{Sampled, sample};
 use crate::thumbs::{ThumbCache, make_thumb};
@@ -16,21 +18,52 @@ pub const THUMB_CACHE_BYTES: usize = 64 << 20;
 /// go). Each is about a kilobyte; the bound is on their number, since any URL makes one.
 pub const SAMPLE_CACHE_ENTRIES: usize = 64;
 
+/// How the app is set up beyond its dataset.
+#[derive(Debug, Clone, Default)]
+pub struct ViewOptions {
+    /// Host names the app answers to besides the loopback names and the address it is bound
+    /// to ([`crate::hosts`]).
+    pub allow_hosts: Vec<String>,
+}
+
 /// What every request shares.
 pub struct App {
     pub ds: Dataset,
     /// The dataset as the user named it (shown in every page's header).
     pub name: String,
     pub thumbs: ThumbCache,
+    /// The `Host` names requests may carry.
+    pub hosts: AllowedHosts,
     samples: SampleCache,
 }
 
 impl App {
+    /// The app with the default options, answering to the loopback names.
     pub fn new(ds: Dataset, name: impl Into<String>) -> Arc<App> {
+        App::with_options(
+            ds,
+            name,
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            &ViewOptions::default(),
+        )
+    }
+
+    /// The app of a server bound to `bound`.
+    pub fn with_options(
+        ds: Dataset,
+        name: impl Into<String>,
+        bound: IpAddr,
+        options: &ViewOptions,
+    ) -> Arc<App> {
+        let mut hosts = AllowedHosts::for_address(bound);
+        for h in &options.allow_hosts {
+            hosts.allow(h);
+        }
         Arc::new(App {
             ds,
             name: name.into(),
             thumbs: ThumbCache::new(THUMB_CACHE_BYTES),
+            hosts,
             samples: SampleCache::default(),
         })
     }

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use editshard::Error;
@@ -40,8 +41,46 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/stats", get(stats))
         .route("/static/{name}", get(static_file))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            check_host,
+        ))
         .layer(axum::middleware::map_response(secure_headers))
         .with_state(app)
+}
+
+/// Refuses a request for a host name the app was not started under (a page on another site
+/// reaching 127.0.0.1 through DNS rebinding carries its own name): see [`crate::hosts`]. A
+/// request without a `Host` (no browser sends one) is served.
+async fn check_host(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let from_uri = req.uri().authority().map(|a| a.host().to_string());
+    let from_header = req
+        .headers()
+        .get_all(header::HOST)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if let Some(bad) = from_uri
+        .into_iter()
+        .chain(from_header)
+        .find(|h| !app.hosts.allows(h))
+    {
+        log::warn!("refused a request for host {bad:?}");
+        let body = format!(
+            "<h1>403</h1><p class=\"error\">This server answers to {} only; this request was \
+             for {}.</p><p class=\"hint\">A web page of another site may be trying to read \
+             this dataset through your browser (DNS rebinding). If you reach the server by \
+             this name on purpose, start it with <code>editshard view --allow-host {}</code>.\
+             </p>",
+            esc(&app.hosts.describe()),
+            esc(&bad),
+            esc(&crate::hosts::host_of(&bad).unwrap_or_else(|| "NAME".to_string())),
+        );
+        return html(
+            StatusCode::FORBIDDEN,
+            page("Forbidden", &app.name, Nav::Record, &body),
+        );
+    }
+    next.run(req).await
 }
 
 async fn secure_headers(mut res: Response) -> Response {
