@@ -13,6 +13,7 @@
 //! - [`convert_support`]: running `editshard convert` and reading the dataset it wrote.
 //! - [`hub_parquet`]: Parquet files in the published schemas of the Hub's editing datasets.
 //! - [`view_fixture`]: a dataset with real images for `editshard view`.
+//! - [`huge_images`]: images small stored and huge decoded (a 13000 x 13000 PNG in 3 MB).
 //! - `src/bin/`: `gen_sample_release`, `gen_bench_release`, `bench_read` (`bench/run.sh`) and
 //!   `bench_scale` (`bench/scale.sh`).
 //!
@@ -24,6 +25,7 @@ pub mod fault_proxy;
 pub mod fault_server;
 pub mod fixtures;
 pub mod hub_parquet;
+pub mod huge_images;
 pub mod records;
 pub mod release;
 pub mod servers;

@@ -1,16 +1,19 @@
 //! The state every request shares: the open dataset, the thumbnail cache, the sampled
-//! statistics of the last few seeds asked for, and the host names the app answers to.
+//! statistics of the last few seeds asked for, the memory image requests may hold, and the
+//! host names the app answers to.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use editshard::read::Dataset;
 
+use crate::budget::{Held, ImageMemory, Refused, deadline};
 use crate::hosts::AllowedHosts;
-use crate::images::image_bytes;
+use crate::images::locate;
 use crate::stats::{Sampled, sample};
-use crate::thumbs::{ThumbCache, make_thumb};
+use crate::thumbs::{ThumbCache, input_memory, make_thumb, probe};
 
 /// Thumbnails kept in memory (bytes).
 pub const THUMB_CACHE_BYTES: usize = 64 << 20;
@@ -19,11 +22,22 @@ pub const THUMB_CACHE_BYTES: usize = 64 << 20;
 pub const SAMPLE_CACHE_ENTRIES: usize = 64;
 
 /// How the app is set up beyond its dataset.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ViewOptions {
+    /// Memory image requests may hold at once ([`crate::budget`]).
+    pub image_memory: u64,
     /// Host names the app answers to besides the loopback names and the address it is bound
     /// to ([`crate::hosts`]).
     pub allow_hosts: Vec<String>,
+}
+
+impl Default for ViewOptions {
+    fn default() -> Self {
+        ViewOptions {
+            image_memory: crate::budget::DEFAULT_IMAGE_MEMORY,
+            allow_hosts: Vec::new(),
+        }
+    }
 }
 
 /// What every request shares.
@@ -32,9 +46,35 @@ pub struct App {
     /// The dataset as the user named it (shown in every page's header).
     pub name: String,
     pub thumbs: ThumbCache,
+    /// Image bytes and decodes in flight, shared by all requests.
+    pub image_memory: Arc<ImageMemory>,
     /// The `Host` names requests may carry.
     pub hosts: AllowedHosts,
     samples: SampleCache,
+}
+
+/// Why a thumbnail could not be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThumbError {
+    /// The server's image memory is in use: try again (503).
+    Busy(String),
+    /// This image cannot be shown as a thumbnail (422).
+    Failed(String),
+}
+
+impl ThumbError {
+    pub fn message(&self) -> &str {
+        match self {
+            ThumbError::Busy(m) | ThumbError::Failed(m) => m,
+        }
+    }
+}
+
+fn refused(r: Refused, what: &str) -> ThumbError {
+    match r {
+        Refused::Busy => ThumbError::Busy(r.message(what)),
+        Refused::TooLarge { .. } => ThumbError::Failed(r.message(what)),
+    }
 }
 
 impl App {
@@ -63,6 +103,7 @@ impl App {
             ds,
             name: name.into(),
             thumbs: ThumbCache::new(THUMB_CACHE_BYTES),
+            image_memory: ImageMemory::new(options.image_memory),
             hosts,
             samples: SampleCache::default(),
         })
@@ -85,21 +126,75 @@ impl App {
         self.samples.len()
     }
 
+    /// The stored bytes of image `k` of record `index`, with the image memory they take held
+    /// until the returned [`Held`] is dropped (when the response is sent).
+    pub async fn image(&self, index: u64, k: usize) -> Result<(Bytes, Held), ImageFailure> {
+        let located = locate(&self.ds, index, k)
+            .await
+            .map_err(ImageFailure::Dataset)?;
+        let held = self
+            .image_memory
+            .reserve(located.len(), deadline())
+            .await
+            .map_err(|r| ImageFailure::Refused(refused(r, &format!("image {k} of #{index}"))))?;
+        let bytes = located
+            .fetch(&self.ds)
+            .await
+            .map_err(ImageFailure::Dataset)?;
+        Ok((bytes, held))
+    }
+
     /// The thumbnail of image `k` of record `index`: from the cache, or one ranged read and a
-    /// decode (off the async workers).
-    pub async fn thumb(&self, index: u64, k: usize) -> Result<bytes::Bytes, String> {
+    /// decode (off the async workers). The image's bytes and its decode are held within the
+    /// image memory: the bytes before they are fetched, the decode (estimated from the
+    /// image's header) before it starts.
+    pub async fn thumb(&self, index: u64, k: usize) -> Result<Bytes, ThumbError> {
         if let Some(t) = self.thumbs.get((index, k)) {
             return Ok(t);
         }
-        let bytes = image_bytes(&self.ds, index, k)
+        let what = format!("the thumbnail of image {k} of #{index}");
+        let hinted = |e: editshard::Error| ThumbError::Failed(format!("{e} (hint: {})", e.hint()));
+        let located = locate(&self.ds, index, k).await.map_err(hinted)?;
+        let until = deadline();
+        let mut held = self
+            .image_memory
+            .reserve(input_memory(located.len()), until)
             .await
-            .map_err(|e| format!("{e} (hint: {})", e.hint()))?;
-        let thumb = tokio::task::spawn_blocking(move || make_thumb(&bytes))
+            .map_err(|r| refused(r, &what))?;
+        // Requests for one thumbnail that waited in line behind its first decode find it made.
+        if let Some(t) = self.thumbs.get((index, k)) {
+            return Ok(t);
+        }
+        let bytes = located.fetch(&self.ds).await.map_err(hinted)?;
+        // The header only (the input's copy a decoder makes is held above).
+        let (bytes, decode_bytes) = tokio::task::spawn_blocking(move || {
+            let estimate = probe(&bytes);
+            (bytes, estimate)
+        })
+        .await
+        .map_err(|e| ThumbError::Failed(format!("reading the image header failed: {e}")))?;
+        let decode_bytes = decode_bytes.map_err(ThumbError::Failed)?;
+        held.grow(decode_bytes, until)
             .await
-            .map_err(|e| format!("making the thumbnail failed: {e}"))??;
+            .map_err(|r| refused(r, &what))?;
+        let thumb = tokio::task::spawn_blocking(move || {
+            let thumb = make_thumb(&bytes);
+            drop((bytes, held));
+            thumb
+        })
+        .await
+        .map_err(|e| ThumbError::Failed(format!("making the thumbnail failed: {e}")))?
+        .map_err(ThumbError::Failed)?;
         self.thumbs.insert((index, k), thumb.clone());
         Ok(thumb)
     }
+}
+
+/// Why an image could not be served.
+#[derive(Debug)]
+pub enum ImageFailure {
+    Dataset(editshard::Error),
+    Refused(ThumbError),
 }
 
 /// A sample's size and seed.

@@ -9,6 +9,7 @@
 //! | [`record_page`] | one record: every field, full images, downloads |
 //! | [`stats`], [`svg`] | counts and distributions, charts as inline SVG |
 //! | [`thumbs`], [`images`] | one image by ranged read; thumbnails and their cache |
+//! | [`budget`] | the memory image requests may hold at once, shared by all of them |
 //! | [`report`] | the self-contained static HTML report |
 //! | [`html`] | escaping and the page frame |
 //!
@@ -17,6 +18,7 @@
 //! Content-Security-Policy that allows no script at all.
 
 pub mod app;
+pub mod budget;
 pub mod cards;
 pub mod gallery;
 pub mod hosts;

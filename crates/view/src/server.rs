@@ -16,10 +16,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use editshard::Error;
 use editshard::read::Images;
+use futures_util::StreamExt;
 
-use crate::app::App;
+use crate::app::{App, ImageFailure, ThumbError};
+use crate::budget::Held;
 use crate::html::{Nav, esc, page};
-use crate::images::{download_name, image_bytes, served_media_type};
+use crate::images::{download_name, served_media_type};
 use crate::query::Selection;
 use crate::stats::{DEFAULT_SAMPLE, DEFAULT_SEED, MAX_SAMPLE, stats_html};
 
@@ -186,10 +188,10 @@ async fn image(
     Path((index, k)): Path<(u64, usize)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    match image_bytes(&app.ds, index, k).await {
-        Ok(bytes) => {
+    match app.image(index, k).await {
+        Ok((bytes, held)) => {
             let media_type = served_media_type(&bytes);
-            let mut res = Response::new(Body::from(bytes));
+            let mut res = Response::new(held_body(bytes, held));
             let h = res.headers_mut();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
             h.insert(
@@ -207,8 +209,46 @@ async fn image(
             }
             res
         }
-        Err(e) => error_page(&app, status_of(&e), &e),
+        Err(ImageFailure::Dataset(e)) => error_page(&app, status_of(&e), &e),
+        Err(ImageFailure::Refused(ThumbError::Busy(msg))) => busy(html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            page("Busy", &app.name, Nav::Record, &message_body(503, &msg)),
+        )),
+        Err(ImageFailure::Refused(ThumbError::Failed(msg))) => html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page("Error", &app.name, Nav::Record, &message_body(422, &msg)),
+        ),
     }
+}
+
+/// Image bytes as a response body that keeps their share of the image memory held until the
+/// body is dropped (sent, or the client gone). Sent in slices of one allocation, so that the
+/// last slice leaves the server about when the memory is given back.
+fn held_body(bytes: bytes::Bytes, held: Held) -> Body {
+    const SLICE: usize = 256 << 10;
+    let slices: Vec<bytes::Bytes> = (0..bytes.len())
+        .step_by(SLICE)
+        .map(|at| bytes.slice(at..(at + SLICE).min(bytes.len())))
+        .collect();
+    drop(bytes);
+    let stream = futures_util::stream::iter(slices).map(move |slice| {
+        let _ = &held;
+        Ok::<_, std::convert::Infallible>(slice)
+    });
+    Body::from_stream(stream)
+}
+
+/// A 503 with `Retry-After`.
+fn busy(mut res: Response) -> Response {
+    res.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(crate::budget::RETRY_AFTER_SECS),
+    );
+    res
+}
+
+fn message_body(status: u16, msg: &str) -> String {
+    format!("<h1>{status}</h1><p class=\"error\">{}</p>", esc(msg))
 }
 
 async fn thumb(State(app): State<Arc<App>>, Path((index, k)): Path<(u64, usize)>) -> Response {
@@ -222,7 +262,15 @@ async fn thumb(State(app): State<Arc<App>>, Path((index, k)): Path<(u64, usize)>
         )
             .into_response(),
         // An image (so the card shows it in place) that says what went wrong.
-        Err(msg) => (
+        Err(ThumbError::Busy(msg)) => busy(
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "image/svg+xml")],
+                error_svg(&msg),
+            )
+                .into_response(),
+        ),
+        Err(ThumbError::Failed(msg)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             [(header::CONTENT_TYPE, "image/svg+xml")],
             error_svg(&msg),
