@@ -9,6 +9,7 @@
 //! - [`fault_proxy`]: a reverse proxy that puts S3 faults (5xx bursts, SlowDown, resets,
 //!   stalls, lost responses) in front of s3s-fs.
 //! - [`tamper`]: shards that lie with valid CRCs (a rewritten index), manifest kept in step.
+//! - [`smuggle`]: a record whose image bytes hold a valid frame of another record.
 //! - [`cli`]: running the `editshard` binary (its path is a parameter) and reading what it left.
 //! - [`convert_support`]: running `editshard convert` and reading the dataset it wrote.
 //! - [`hub_parquet`]: Parquet files in the published schemas of the Hub's editing datasets.
@@ -29,5 +30,6 @@ pub mod huge_images;
 pub mod records;
 pub mod release;
 pub mod servers;
+pub mod smuggle;
 pub mod tamper;
 pub mod view_fixture;

@@ -1,8 +1,9 @@
 //! [`repair`]: a new, valid dataset holding every intact record of a damaged one, and an
 //! account of everything lost (`editshard repair`).
 //!
-//! Each shard goes through [`salvage`](crate::shard::salvage), which resynchronises on frame
-//! boundaries after damage; the records it returns are written with a [`DatasetWriter`] (new
+//! Each shard goes through [`salvage`](crate::shard::salvage), which resynchronises on the
+//! frame boundaries the shard's structure vouches for after damage (never on a frame found
+//! inside another's span); the records it returns are written with a [`DatasetWriter`] (new
 //! shards, new manifest, ids still unique). Every lost range is reported with its shard, byte
 //! offsets and the ids of its records when the shard's index names them, to the caller as it
 //! is found and in `repair-report.json` in the destination.

@@ -23,6 +23,8 @@ mod read_mapped;
 mod read_order;
 #[path = "library/read_s3.rs"]
 mod read_s3;
+#[path = "library/repair.rs"]
+mod repair;
 #[path = "library/servers_smoke.rs"]
 mod servers_smoke;
 #[path = "library/storage_local.rs"]
