@@ -8,6 +8,8 @@
 //! offsets and the ids of its records when the shard's index names them, to the caller as it
 //! is found and in `repair-report.json` in the destination.
 //!
+//! The destination is locked for the run, as `convert`, `mix` and `mirror` lock theirs.
+//!
 //! The source is a local directory. Its manifest names the shards; when the manifest itself
 //! is missing or unusable, the `*.esd` files under the directory (two levels deep, sorted)
 //! are salvaged instead, and that is reported too.
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 use crate::atomic::write_atomically;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::Limits;
+use crate::lock::DestLock;
 use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::shard::salvage::{Loss, salvage};
 use crate::write::DatasetWriter;
@@ -118,10 +121,20 @@ impl RepairReport {
 }
 
 /// Salvages the dataset in the local directory `source` into a new dataset at `dest` (a new
-/// or empty directory: nothing already there is overwritten), calling `on_loss` for each lost range as it is found. Fails only when
-/// the source cannot be listed or the destination cannot be written; damage goes into the
-/// report (and `dest/repair-report.json`).
-pub fn repair(
+/// or empty directory: nothing already there is overwritten), calling `on_loss` for each lost
+/// range as it is found. Fails only when the source cannot be listed or the destination
+/// cannot be written; damage goes into the report (and `dest/repair-report.json`).
+///
+/// `dest` is locked for the run ([`DestLock`]): a second run into it (a `repair`, `convert`,
+/// `mix` or `mirror`) is refused, naming this one.
+pub fn repair(source: &Path, dest: &Path, on_loss: impl FnMut(&ShardLoss)) -> Result<RepairReport> {
+    let command = format!("repair {} --out {}", source.display(), dest.display());
+    let lock = DestLock::acquire_local(dest, &command)?;
+    let result = repair_locked(source, dest, on_loss);
+    lock.release_local_after(result)
+}
+
+fn repair_locked(
     source: &Path,
     dest: &Path,
     mut on_loss: impl FnMut(&ShardLoss),

@@ -1,9 +1,11 @@
 //! `repair` (the library's): a cut-short shard holding, inside an image, the bytes of a valid
-//! frame of another record comes out without that record; what was lost is reported.
+//! frame of another record comes out without that record; what was lost is reported. The
+//! destination is locked for the run.
 
 use std::fs;
 use std::path::Path;
 
+use editshard::lock::{DestLock, LOCK_NAME};
 use editshard::read::Dataset;
 use editshard::read::verify::{VerifyOptions, verify};
 use editshard::repair::repair;
@@ -64,4 +66,49 @@ async fn a_frame_inside_an_image_of_a_cut_short_shard_is_not_repaired_into_a_rec
     let ds = Dataset::open(Location::local(&dst)).await.unwrap();
     let v = verify(&ds, VerifyOptions::default(), |_| {}).await.unwrap();
     assert!(v.is_ok(), "{:?}", v.problems);
+}
+
+/// A small dataset of three shards, intact.
+fn three_shards(dir: &Path) {
+    let mut w = DatasetWriter::create(dir).unwrap().target_shard_bytes(1);
+    for r in editshard_tools::records::mixed() {
+        w.append(&r).unwrap();
+    }
+    let m = w.finish().unwrap();
+    assert!(m.shards.len() >= 3, "{} shards", m.shards.len());
+}
+
+/// A destination another run holds is refused, naming that run, and left as it was; once
+/// released, the same repair runs.
+#[tokio::test]
+async fn a_destination_another_run_is_writing_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    three_shards(&src);
+    let other = DestLock::acquire(&Location::local(&dst), "repair other --out dst", false)
+        .await
+        .unwrap();
+    let e = repair(&src, &dst, |_| {}).unwrap_err().to_string();
+    assert!(
+        e.contains("locked") && e.contains("repair other --out dst"),
+        "{e}"
+    );
+    let left: Vec<_> = fs::read_dir(&dst)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        left,
+        [LOCK_NAME],
+        "nothing written beside the other run's lock"
+    );
+    other.release_after(Ok(())).await.unwrap();
+
+    let report = repair(&src, &dst, |_| {}).unwrap();
+    assert!(report.is_clean());
+    assert_eq!(
+        ids(&dst).await.len(),
+        editshard_tools::records::mixed().len()
+    );
+    assert!(!dst.join(LOCK_NAME).exists(), "the lock is released");
 }
