@@ -11,6 +11,8 @@
 mod fault_read_http;
 #[path = "library/fault_read_s3.rs"]
 mod fault_read_s3;
+#[path = "library/links_in_dest.rs"]
+mod links_in_dest;
 #[path = "library/read_concurrency.rs"]
 mod read_concurrency;
 #[path = "library/read_http.rs"]
