@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use editshard::read::Dataset;
 
-use crate::budget::{Held, ImageMemory, Refused, deadline};
+use crate::budget::{DecodeSlots, Held, ImageMemory, Refused, deadline};
 use crate::hosts::AllowedHosts;
 use crate::images::locate;
 use crate::stats::{Sampled, sample};
@@ -48,6 +48,7 @@ pub struct App {
     pub thumbs: ThumbCache,
     /// Image bytes and decodes in flight, shared by all requests.
     pub image_memory: Arc<ImageMemory>,
+    decode_slots: DecodeSlots,
     /// The `Host` names requests may carry.
     pub hosts: AllowedHosts,
     samples: SampleCache,
@@ -104,6 +105,7 @@ impl App {
             name: name.into(),
             thumbs: ThumbCache::new(THUMB_CACHE_BYTES),
             image_memory: ImageMemory::new(options.image_memory),
+            decode_slots: DecodeSlots::per_core(),
             hosts,
             samples: SampleCache::default(),
         })
@@ -145,9 +147,9 @@ impl App {
     }
 
     /// The thumbnail of image `k` of record `index`: from the cache, or one ranged read and a
-    /// decode (off the async workers). The image's bytes and its decode are held within the
-    /// image memory: the bytes before they are fetched, the decode (estimated from the
-    /// image's header) before it starts.
+    /// decode (off the async workers), in one of the decode slots. The image's bytes and its
+    /// decode are held within the image memory: the bytes before they are fetched, the decode
+    /// (estimated from the image's header) before it starts.
     pub async fn thumb(&self, index: u64, k: usize) -> Result<Bytes, ThumbError> {
         if let Some(t) = self.thumbs.get((index, k)) {
             return Ok(t);
@@ -156,6 +158,11 @@ impl App {
         let hinted = |e: editshard::Error| ThumbError::Failed(format!("{e} (hint: {})", e.hint()));
         let located = locate(&self.ds, index, k).await.map_err(hinted)?;
         let until = deadline();
+        let slot = self
+            .decode_slots
+            .acquire(until)
+            .await
+            .map_err(|r| refused(r, &what))?;
         let mut held = self
             .image_memory
             .reserve(input_memory(located.len()), until)
@@ -179,7 +186,7 @@ impl App {
             .map_err(|r| refused(r, &what))?;
         let thumb = tokio::task::spawn_blocking(move || {
             let thumb = make_thumb(&bytes);
-            drop((bytes, held));
+            drop((bytes, held, slot));
             thumb
         })
         .await

@@ -7,6 +7,12 @@
 //! bytes in that time, or that finds [`MAX_WAITING`] requests already in line, is answered
 //! `503 Service Unavailable` with `Retry-After`. The server itself never holds more than the
 //! budget for images, whatever the number of requests.
+//!
+//! Thumbnails are made in [`DecodeSlots`] as well, one per core: decoding is CPU work, so more
+//! at once would not finish sooner, and a request waiting for a slot holds no memory (were
+//! every waiting request holding its fetched bytes while it waits for the memory to decode
+//! them, the bytes of many waiters could take up the budget that the decode in front of them
+//! needs).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -187,6 +193,41 @@ impl Drop for Held {
         let units = self.units_held();
         self.memory.note(-(i64::from(units) * UNIT as i64));
         // The permit goes back to the semaphore as it drops.
+    }
+}
+
+/// The thumbnail decodes that may run at once; requests wait in line (until their deadline,
+/// [`MAX_WAITING`] at most) for one.
+pub struct DecodeSlots {
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+}
+
+impl DecodeSlots {
+    /// One slot per core the process may use (at least 2).
+    pub fn per_core() -> DecodeSlots {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+        DecodeSlots {
+            slots: Arc::new(Semaphore::new(n)),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// A slot, held until the permit is dropped.
+    pub async fn acquire(&self, deadline: Instant) -> Result<OwnedSemaphorePermit, Refused> {
+        if let Ok(p) = self.slots.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refused::Busy);
+        }
+        let acquired = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        match acquired {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(Refused::Busy),
+        }
     }
 }
 

@@ -66,7 +66,7 @@ async fn check_host(State(app): State<Arc<App>>, req: Request, next: Next) -> Re
         .chain(from_header)
         .find(|h| !app.hosts.allows(h))
     {
-        log::warn!("refused a request for host {bad:?}");
+        log::debug!("refused a request for host {bad:?}");
         let body = format!(
             "<h1>403</h1><p class=\"error\">This server answers to {} only; this request was \
              for {}.</p><p class=\"hint\">A web page of another site may be trying to read \
