@@ -27,6 +27,7 @@ _STORAGE_KEYS = (
     "verify_crc",
     "coalesce_gap",
     "concurrency",
+    "map_local",
 )
 
 
@@ -413,6 +414,7 @@ def open(
     verify_crc: bool = True,
     coalesce_gap: int | None = None,
     concurrency: int | None = None,
+    map_local: bool = True,
 ) -> Dataset:
     """Opens the dataset at ``location``: a local path, ``file:///abs``, ``https://host/prefix``,
     ``hf://datasets/ORG/NAME[@REVISION][/PATH]`` (the Hugging Face Hub) or
@@ -426,6 +428,14 @@ def open(
     http). ``timeout`` (seconds without progress) and ``retries`` apply to HTTP and S3.
     ``images`` picks which images' bytes are fetched ("all", "none" or roles);
     ``skip_corrupt`` makes iteration log and skip damaged records.
+
+    ``map_local`` (default ``True``): the shards of a local dataset are memory-mapped, and
+    image bytes (``Image.data``) are views of the map, not copies. A program that truncates a
+    shard file in place while such a view is alive kills the interpreter with SIGBUS when the
+    view is touched, and one that rewrites it in place changes the bytes seen through the
+    view. editshard itself never does either (it replaces files by renaming new ones over
+    them); if another program may, pass ``map_local=False``: shards are then read with
+    ranged reads into memory the record owns.
     """
     storage: dict[str, Any] = {
         "s3_endpoint": s3_endpoint,
@@ -436,6 +446,7 @@ def open(
         "verify_crc": verify_crc,
         "coalesce_gap": coalesce_gap,
         "concurrency": concurrency,
+        "map_local": map_local,
     }
     storage = {k: v for k, v in storage.items() if v is not None}
     return Dataset(os.fspath(location), images=images, skip_corrupt=skip_corrupt, **storage)

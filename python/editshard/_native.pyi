@@ -202,6 +202,7 @@ class NativeDataset:
         verify_crc: bool = True,
         coalesce_gap: int | None = None,
         concurrency: int | None = None,
+        map_local: bool = True,
     ) -> NativeDataset: ...
     def reopen(self) -> NativeDataset: ...
     @property

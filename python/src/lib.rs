@@ -199,7 +199,7 @@ impl NativeDataset {
 impl NativeDataset {
     /// Opens the dataset at `url`: reads `manifest.json`, nothing else.
     #[staticmethod]
-    #[pyo3(signature = (url, s3_endpoint=None, hf_token=None, timeout=None, connect_timeout=None, retries=None, verify_crc=true, coalesce_gap=None, concurrency=None))]
+    #[pyo3(signature = (url, s3_endpoint=None, hf_token=None, timeout=None, connect_timeout=None, retries=None, verify_crc=true, coalesce_gap=None, concurrency=None, map_local=true))]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
@@ -212,11 +212,15 @@ impl NativeDataset {
         verify_crc: bool,
         coalesce_gap: Option<u64>,
         concurrency: Option<usize>,
+        map_local: bool,
     ) -> PyResult<NativeDataset> {
         let mut storage = storage_options(s3_endpoint, timeout, connect_timeout, retries)?;
         storage.hf_token = hf_token;
         let mut options = DatasetOptions::default();
         options.read.verify = verify_crc;
+        // Local shards are memory-mapped unless told otherwise: a shard truncated or rewritten
+        // in place while mapped would kill the process (SIGBUS) or show through the bytes.
+        options.map_local = map_local;
         if let Some(g) = coalesce_gap {
             options.coalesce_gap = g;
         }

@@ -9,11 +9,13 @@
 //! - [`fault_proxy`]: a reverse proxy that puts S3 faults (5xx bursts, SlowDown, resets,
 //!   stalls, lost responses) in front of s3s-fs.
 //! - [`tamper`]: shards that lie with valid CRCs (a rewritten index), manifest kept in step.
+//! - [`smuggle`]: a record whose image bytes hold a valid frame of another record.
 //! - [`cli`]: running the `editshard` binary (its path is a parameter) and reading what it left.
 //! - [`convert_support`]: running `editshard convert` and reading the dataset it wrote.
 //! - [`hub_cdn`]: the Hugging Face Hub redirecting to its CDN, as two nginx servers.
 //! - [`hub_parquet`]: Parquet files in the published schemas of the Hub's editing datasets.
 //! - [`view_fixture`]: a dataset with real images for `editshard view`.
+//! - [`huge_images`]: images small stored and huge decoded (a 13000 x 13000 PNG in 3 MB).
 //! - `src/bin/`: `gen_sample_release`, `gen_bench_release`, `bench_read` (`bench/run.sh`) and
 //!   `bench_scale` (`bench/scale.sh`).
 //!
@@ -26,8 +28,10 @@ pub mod fault_server;
 pub mod fixtures;
 pub mod hub_cdn;
 pub mod hub_parquet;
+pub mod huge_images;
 pub mod records;
 pub mod release;
 pub mod servers;
+pub mod smuggle;
 pub mod tamper;
 pub mod view_fixture;

@@ -199,9 +199,11 @@ impl DatasetWriter {
     fn start_shard(&mut self) -> Result<()> {
         let name = format!("{}{:05}.esd", self.prefix, self.manifest.shards.len());
         let path = self.dir.join(&name);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
-        }
+        // A prefix with directories (`part-0003-of-0010/shard-`): each made, or found as a
+        // real directory, inside the dataset's directory; never a link to elsewhere.
+        let (sub, _) = crate::safe_dir::split(&name);
+        crate::safe_dir::SafeDir::create_inside(&self.dir, Path::new(sub))
+            .map_err(|e| e.in_shard(name.clone()))?;
         let (file, _) = create_partial(&path).map_err(|e| Error::from(e).in_shard(name.clone()))?;
         let writer = ShardWriter::with_options(
             BufWriter::with_capacity(1 << 20, WritebackFile::new(file)),

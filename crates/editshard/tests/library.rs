@@ -13,6 +13,8 @@ mod fault_read_http;
 mod fault_read_s3;
 #[path = "library/hub_redirects.rs"]
 mod hub_redirects;
+#[path = "library/links_in_dest.rs"]
+mod links_in_dest;
 #[path = "library/read_concurrency.rs"]
 mod read_concurrency;
 #[path = "library/read_http.rs"]
@@ -25,6 +27,8 @@ mod read_mapped;
 mod read_order;
 #[path = "library/read_s3.rs"]
 mod read_s3;
+#[path = "library/repair.rs"]
+mod repair;
 #[path = "library/servers_smoke.rs"]
 mod servers_smoke;
 #[path = "library/storage_local.rs"]

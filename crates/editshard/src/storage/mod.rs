@@ -364,7 +364,7 @@ impl Location {
     pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<()> {
         self.checked(rel)?;
         match &self.backend {
-            Backend::Local(dir) => local::put(&dir.join(rel), bytes).await,
+            Backend::Local(dir) => local::put(dir, rel, bytes).await,
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.put(rel, bytes).await,
         }
@@ -376,7 +376,7 @@ impl Location {
     pub async fn put_file(&self, rel: &str, file: &Path) -> Result<()> {
         self.checked(rel)?;
         match &self.backend {
-            Backend::Local(dir) => local::put_file(&dir.join(rel), file).await,
+            Backend::Local(dir) => local::put_file(dir, rel, file).await,
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.put_file(rel, file, self.part_size).await,
         }
@@ -391,7 +391,7 @@ impl Location {
     pub async fn put_stream(&self, rel: &str, stream: ByteStream) -> Result<u64> {
         self.checked(rel)?;
         match &self.backend {
-            Backend::Local(dir) => local::put_stream(&dir.join(rel), stream).await,
+            Backend::Local(dir) => local::put_stream(dir, rel, stream).await,
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.put_stream(rel, stream, self.part_size).await,
         }
@@ -403,7 +403,7 @@ impl Location {
     pub async fn create_new(&self, rel: &str, bytes: Bytes) -> Result<bool> {
         self.checked(rel)?;
         match &self.backend {
-            Backend::Local(dir) => local::create_new(&dir.join(rel), bytes).await,
+            Backend::Local(dir) => local::create_new(dir, rel, bytes).await,
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.create_new(rel, bytes).await,
         }
@@ -413,7 +413,7 @@ impl Location {
     pub async fn delete(&self, rel: &str) -> Result<()> {
         self.checked(rel)?;
         match &self.backend {
-            Backend::Local(dir) => local::delete(&dir.join(rel)).await,
+            Backend::Local(dir) => local::delete(dir, rel).await,
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.delete(rel).await,
         }
