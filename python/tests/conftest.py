@@ -133,7 +133,10 @@ def wait_port(port: int, timeout: float = 10.0) -> bool:
 
 
 class Nginx:
-    def __init__(self, root: Path, prefix: Path) -> None:
+    #: An access log line with the request's Range header and the body bytes sent.
+    RANGE_LOG = '$request_method $uri "$http_range" $status $body_bytes_sent'
+
+    def __init__(self, root: Path, prefix: Path, log_format: str | None = None) -> None:
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         if not Path(binary).exists():
             pytest.fail(f"nginx not found: {INSTALL_HINT}")
@@ -150,7 +153,8 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log;
 events {{}}
 http {{
-    access_log {self.access_log};
+    {f"log_format editshard '{log_format}';" if log_format else ""}
+    access_log {self.access_log}{" editshard" if log_format else ""};
     client_body_temp_path {temp};
     proxy_temp_path {temp};
     fastcgi_temp_path {temp};

@@ -1,0 +1,430 @@
+"""Ray Data over editshard: :func:`read_editshard` and :class:`EditshardDatasink`.
+
+Requires ``ray[data]`` (``pip install "editshard[ray]"``); ``import editshard`` never imports
+Ray.
+
+>>> import ray, editshard.ray
+>>> ds = editshard.ray.read_editshard("s3://bucket/pico", kind="sft", images="none")
+>>> ds.filter(lambda row: dict(row["scores"]).get("instruction_compliance", 0) > 0.8).count()
+
+Rows have the schema :data:`editshard.ray.SCHEMA` (one row per record; see
+:mod:`editshard._arrow`). Read tasks are planned from ``manifest.json`` alone: whole shards per
+task when there are at least as many shards as tasks, else ranges of records.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+try:
+    import ray.data
+    from ray.data.block import BlockAccessor, BlockMetadata
+    from ray.data.datasource import Datasink, Datasource, ReadTask
+except ImportError as e:  # pragma: no cover - exercised only without ray
+    raise ImportError(
+        'editshard.ray needs Ray Data: pip install "ray[data]" (or "editshard[ray]")'
+    ) from e
+
+import pyarrow as pa
+
+from . import _native
+from ._arrow import SCHEMA, records_table, row_record
+from ._dataset import Dataset, Filter, ImagesSpec, images_spec
+from ._dataset import open as _open
+from ._errors import InvalidError, ObjectNotFoundError
+from ._plan import TaskPlan, plan_tasks
+
+__all__ = ["SCHEMA", "EditshardDatasink", "EditshardDatasource", "read_editshard"]
+
+log = logging.getLogger("editshard")
+
+#: Records fetched per request batch inside a read task (at most; fewer for large records).
+_MAX_BATCH_RECORDS = 256
+#: The bytes a read task aims to hold in one block.
+_TARGET_BLOCK_BYTES = 64 << 20
+#: Assumed in-memory bytes of a record's metadata row (ids, texts, hashes, scores).
+_ROW_OVERHEAD_BYTES = 1024
+
+
+class EditshardDatasource(Datasource):
+    """A :class:`ray.data.Datasource` over an editshard dataset (see :func:`read_editshard`).
+
+    Opening reads ``manifest.json`` only; each read task reopens the dataset in its worker
+    and fetches its records with coalesced ranged reads, the filters and the image projection
+    applied before image bytes are fetched.
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str],
+        *,
+        images: ImagesSpec = "all",
+        kind: str | Sequence[str] | None = None,
+        edit_type: str | Sequence[str] | None = None,
+        category: str | Sequence[str] | None = None,
+        min_score: tuple[str, float] | None = None,
+        skip_corrupt: bool = False,
+        **storage: Any,
+    ) -> None:
+        super().__init__()
+        self._location = os.fspath(location)
+        self._images: ImagesSpec = images
+        self._flags = images_spec(images)
+        self._filter = Filter(kind, edit_type, category, min_score)
+        self._skip_corrupt = bool(skip_corrupt)
+        self._storage = dict(storage)
+        ds = _open(self._location, images="none", **self._storage)
+        manifest = ds.manifest
+        self._shard_records = [int(s["records"]) for s in manifest["shards"]]
+        self._shard_bytes = [int(s["bytes"]) for s in manifest["shards"]]
+        self._shard_paths = [str(s["path"]) for s in manifest["shards"]]
+        self._records = int(manifest["records"])
+        self._image_totals = dict(manifest.get("images", {}))
+        self._display = ds.native.display
+
+    def get_name(self) -> str:
+        return "Editshard"
+
+    # -- size ---------------------------------------------------------------------------
+
+    def _image_bytes_per_record(self) -> float:
+        """Mean image bytes a row carries under this projection, from the manifest's image
+        totals (every reference counts: a row holds its own copy of a shared image)."""
+        if self._records == 0 or self._flags == (False, False, False):
+            return 0.0
+        referenced = int(self._image_totals.get("referenced", 0))
+        bytes_referenced = int(self._image_totals.get("bytes_referenced", 0))
+        if referenced == 0:
+            return 0.0
+        per_image = bytes_referenced / referenced
+        sources = self._records
+        others = max(referenced - sources, 0)
+        source, outputs, rejected = self._flags
+        # The manifest counts images, not images per role: outputs and rejected images share
+        # the non-source count in proportion to the roles asked for.
+        wanted = (sources if source else 0) + others * ((outputs + rejected) / 2)
+        return per_image * wanted / self._records
+
+    def _row_bytes(self) -> float:
+        return _ROW_OVERHEAD_BYTES + self._image_bytes_per_record()
+
+    def estimate_inmemory_data_size(self) -> int:
+        """The rows' in-memory size before filtering, from ``manifest.json``."""
+        return int(self._records * self._row_bytes())
+
+    # -- planning -----------------------------------------------------------------------
+
+    def plan(self, parallelism: int) -> list[TaskPlan]:
+        """The read tasks' record ranges for ``parallelism`` tasks (at most)."""
+        return plan_tasks(self._shard_records, self._shard_bytes, max(1, parallelism))
+
+    def get_read_tasks(
+        self,
+        parallelism: int,
+        per_task_row_limit: int | None = None,
+        data_context: Any = None,
+    ) -> list[ReadTask]:
+        batch = max(1, min(_MAX_BATCH_RECORDS, int(_TARGET_BLOCK_BYTES / self._row_bytes())))
+        tasks = []
+        for plan in self.plan(parallelism):
+            exact = self._filter.is_empty()
+            metadata = BlockMetadata(
+                num_rows=plan.records if exact else None,
+                size_bytes=int(plan.records * self._row_bytes()),
+                input_files=[self._shard_paths[s] for s in plan.shards],
+                exec_stats=None,
+            )
+            read = _RangeRead(
+                self._location,
+                self._storage,
+                self._images,
+                self._filter,
+                self._skip_corrupt,
+                plan.start,
+                plan.end,
+                batch,
+            )
+            tasks.append(
+                ReadTask(read, metadata, schema=SCHEMA, per_task_row_limit=per_task_row_limit)
+            )
+        return tasks
+
+
+class _RangeRead:
+    """A read task's body: records ``[start, end)`` as Arrow tables of ``batch`` records,
+    the next batch fetched (GIL released) while the current one is converted."""
+
+    def __init__(
+        self,
+        location: str,
+        storage: dict[str, Any],
+        images: ImagesSpec,
+        flt: Filter,
+        skip_corrupt: bool,
+        start: int,
+        end: int,
+        batch: int,
+    ) -> None:
+        self.location = location
+        self.storage = storage
+        self.images = images
+        self.filter = flt
+        self.skip_corrupt = skip_corrupt
+        self.start = start
+        self.end = end
+        self.batch = batch
+
+    def __call__(self) -> Iterator[pa.Table]:
+        ds = _open(self.location, images=self.images, **self.storage)
+        flags = images_spec(self.images)
+        fetch = _fetcher(ds, flags, self.filter, self.skip_corrupt)
+        chunks = [
+            list(range(lo, min(lo + self.batch, self.end)))
+            for lo in range(self.start, self.end, self.batch)
+        ]
+        for records in _prefetched(fetch, chunks):
+            kept = [r for r in records if r is not None]
+            if kept:
+                yield records_table(kept)
+
+
+def _fetcher(
+    ds: Dataset, flags: tuple[bool, bool, bool], flt: Filter, skip_corrupt: bool
+) -> Callable[[list[int]], list[_native.Record | None]]:
+    native = ds.native
+    kwargs = flt.native_kwargs()
+
+    def fetch(indices: list[int]) -> list[_native.Record | None]:
+        return native.select(indices, flags, skip_corrupt=skip_corrupt, **kwargs)
+
+    return fetch
+
+
+def _prefetched(
+    fetch: Callable[[list[int]], list[_native.Record | None]], chunks: list[list[int]]
+) -> Iterator[list[_native.Record | None]]:
+    """``fetch(chunk)`` for each chunk in order, one chunk fetched ahead on a thread (the
+    native fetch releases the GIL)."""
+    if not chunks:
+        return
+    result: dict[str, Any] = {}
+
+    def run(chunk: list[int]) -> None:
+        try:
+            result["value"] = fetch(chunk)
+        except BaseException as e:  # noqa: BLE001 - re-raised on the task's thread
+            result["error"] = e
+
+    thread = threading.Thread(target=run, args=(chunks[0],), daemon=True)
+    thread.start()
+    for k in range(len(chunks)):
+        thread.join()
+        if "error" in result:
+            raise result.pop("error")
+        value = result.pop("value")
+        if k + 1 < len(chunks):
+            thread = threading.Thread(target=run, args=(chunks[k + 1],), daemon=True)
+            thread.start()
+        yield value
+
+
+def read_editshard(
+    location: str | os.PathLike[str],
+    *,
+    images: ImagesSpec = "all",
+    kind: str | Sequence[str] | None = None,
+    edit_type: str | Sequence[str] | None = None,
+    category: str | Sequence[str] | None = None,
+    min_score: tuple[str, float] | None = None,
+    skip_corrupt: bool = False,
+    override_num_blocks: int | None = None,
+    concurrency: int | None = None,
+    ray_remote_args: dict[str, Any] | None = None,
+    **options: Any,
+) -> ray.data.Dataset:
+    """An editshard dataset as a :class:`ray.data.Dataset`, one row per record (schema:
+    :data:`SCHEMA`).
+
+    ``images`` ("all", "none" or roles among "source", "outputs", "rejected") picks which
+    images' bytes are fetched: with ``"none"`` no image byte is read, and image columns keep
+    their metadata with ``bytes`` null. ``kind``, ``edit_type``, ``category`` and
+    ``min_score=(name, value)`` keep the records that pass, checked before image bytes are
+    fetched. ``skip_corrupt`` logs and skips damaged records instead of failing the task.
+
+    ``options`` are the storage options of :func:`editshard.open` (``s3_endpoint``,
+    ``timeout``, ``connect_timeout``, ``retries``, ``verify_crc``, ``coalesce_gap``), and
+    ``fetch_concurrency`` for its ``concurrency``. S3 credentials come from each Ray worker's
+    ``AWS_*`` environment (set them on the cluster, or with
+    ``ray.init(runtime_env={"env_vars": {...}})``).
+
+    ``override_num_blocks`` sets the number of read tasks (default: Ray's choice, from the
+    cluster's CPUs and the manifest's size estimate), ``concurrency`` how many run at once,
+    and ``ray_remote_args`` their resources.
+    """
+    storage = dict(options)
+    if "fetch_concurrency" in storage:
+        storage["concurrency"] = storage.pop("fetch_concurrency")
+    source = EditshardDatasource(
+        location,
+        images=images,
+        kind=kind,
+        edit_type=edit_type,
+        category=category,
+        min_score=min_score,
+        skip_corrupt=skip_corrupt,
+        **storage,
+    )
+    return ray.data.read_datasource(
+        source,
+        override_num_blocks=override_num_blocks,
+        concurrency=concurrency,
+        ray_remote_args=ray_remote_args,
+    )
+
+
+#: The columns a row needs to be written (the others are optional).
+_REQUIRED_COLUMNS = ("id", "kind", "source", "turns")
+_STORAGE_OPTIONS = ("s3_endpoint", "timeout", "connect_timeout", "retries")
+
+
+class EditshardDatasink(Datasink):
+    """Writes a Ray dataset of rows in :data:`SCHEMA` (as :func:`read_editshard` gives them)
+    as one editshard dataset at ``location`` (a new or empty local directory, on a file system
+    every worker sees, or an ``s3://`` prefix):
+
+    >>> ds.write_datasink(EditshardDatasink("s3://bucket/filtered"))
+
+    Every write task writes its own part, ``location/part-TTTTT-JOB-N/``, with an
+    :class:`editshard.Writer` (its own shards, ids unique in it, identical images within it
+    stored once). When every task has succeeded, ``on_write_complete`` joins the parts as
+    :func:`editshard.mix` does, keeping their shards where they are: it checks every id is
+    unique across the parts and every shard against its part's manifest (a read of every
+    shard), then publishes ``location/manifest.json`` in one atomic step. A job that fails
+    publishes nothing (its local parts are removed). The options are those of
+    :class:`editshard.Writer` (``shard_size``, ``format_version``, ``licence``, ``dataset``)
+    and its storage options.
+    """
+
+    def __init__(self, location: str | os.PathLike[str], **options: Any) -> None:
+        self._location = os.fspath(location)
+        self._options = dict(options)
+        self._storage = {k: v for k, v in options.items() if k in _STORAGE_OPTIONS}
+        self._job = uuid.uuid4().hex[:8]
+
+    @property
+    def location(self) -> str:
+        return self._location
+
+    def get_name(self) -> str:
+        return "Editshard"
+
+    def _join(self, name: str) -> str:
+        return self._location.rstrip("/") + "/" + name
+
+    def _local_dir(self) -> Path | None:
+        loc = self._location
+        if loc.startswith("file://"):
+            return Path(loc[len("file://") :])
+        if "://" in loc:
+            return None
+        return Path(loc)
+
+    def on_write_start(self, schema: Any = None) -> None:
+        """Refuses, before any task runs, rows without the needed columns and a destination
+        that already holds a dataset or other files."""
+        if schema is not None:
+            names = set(getattr(schema, "names", ()) or ())
+            missing = [c for c in _REQUIRED_COLUMNS if c not in names]
+            if names and missing:
+                raise InvalidError(
+                    f"rows lack the columns {missing} that EditshardDatasink writes: give rows "
+                    "of editshard.ray.SCHEMA, as read_editshard reads them"
+                )
+        try:
+            _open(self._location, images="none", **self._storage)
+        except ObjectNotFoundError:
+            pass
+        else:
+            raise InvalidError(
+                f"{self._location} already holds a dataset (a manifest.json): write to a new "
+                "location; nothing was written"
+            )
+        local = self._local_dir()
+        if local is not None and local.exists():
+            if not local.is_dir():
+                raise InvalidError(f"{local} is not a directory; nothing was written")
+            entries = sorted(p.name for p in local.iterdir())
+            if entries:
+                raise InvalidError(
+                    f"{local} is not empty ({', '.join(entries[:5])}): write to a new or "
+                    "empty directory; nothing was written"
+                )
+
+    def write(self, blocks: Iterable[Any], ctx: Any) -> dict[str, Any]:
+        """Writes this task's rows as one part (none when it got no rows)."""
+        from . import _writer
+
+        name = f"part-{int(ctx.task_idx):05d}-{self._job}-{uuid.uuid4().hex[:6]}"
+        writer: _writer.Writer | None = None
+        try:
+            for block in blocks:
+                table = BlockAccessor.for_block(block).to_arrow()
+                if table.num_rows == 0:
+                    continue
+                if writer is None:
+                    writer = _writer.Writer(self._join(name), **self._options)
+                writer.write_many(row_record(row) for row in table.to_pylist())
+            if writer is None:
+                return {"part": None, "records": 0}
+            records = writer.records
+            writer.close()
+            return {"part": name, "records": records}
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+
+    def on_write_complete(self, write_result: Any) -> None:
+        """Joins the parts and publishes the manifest (an empty dataset when no row came)."""
+        from . import _writer
+
+        returns = [r for r in write_result.write_returns if r and r.get("part")]
+        parts = sorted(str(r["part"]) for r in returns)
+        self._remove_strays(keep=set(parts))
+        if not parts:
+            _writer.Writer(self._location, **self._options).close()
+            return
+        _writer.mix(self._location, {p: self._join(p) for p in parts}, **self._storage)
+
+    def on_write_failed(self, error: Exception) -> None:
+        """Nothing was published; removes this job's local parts (an S3 job's parts stay,
+        without a manifest at ``location``: delete the prefix)."""
+        if self._local_dir() is None:
+            log.warning(
+                "editshard: the write to %s failed (%s); nothing was published, and the "
+                "parts written so far stay under it as part-*-%s-*: delete them",
+                self._location,
+                error,
+                self._job,
+            )
+            return
+        self._remove_strays(keep=set())
+
+    def _remove_strays(self, keep: set[str]) -> None:
+        """Deletes this job's local parts not in ``keep``: those of task attempts that
+        failed or were retried (a mix refuses a directory holding anything it does not
+        write)."""
+        local = self._local_dir()
+        if local is None or not local.is_dir():
+            return
+        for entry in local.iterdir():
+            mine = entry.name.startswith("part-") and f"-{self._job}-" in entry.name
+            if mine and entry.name not in keep:
+                shutil.rmtree(entry, ignore_errors=True)
