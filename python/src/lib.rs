@@ -15,6 +15,7 @@ mod convert;
 mod decode;
 mod errors;
 mod records;
+mod rows;
 
 use editshard::manifest::Manifest;
 use editshard::read::{
@@ -475,6 +476,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyImage>()?;
     m.add_class::<ImageData>()?;
     m.add_function(wrap_pyfunction!(decode::decode_image, m)?)?;
+    m.add_function(wrap_pyfunction!(rows::record_rows, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -316,6 +316,10 @@ impl PyRecord {
             record: Arc::new(record),
         }
     }
+
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
 }
 
 #[pymethods]
