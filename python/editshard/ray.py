@@ -415,16 +415,27 @@ class EditshardDatasink(Datasink):
                 self._job,
             )
             return
-        self._remove_strays(keep=set())
+        removed = self._remove_strays(keep=set())
+        log.info(
+            "editshard: the write to %s failed (%s); nothing was published, and its %d "
+            "parts were removed: %s",
+            self._location,
+            error,
+            len(removed),
+            ", ".join(removed),
+        )
 
-    def _remove_strays(self, keep: set[str]) -> None:
-        """Deletes this job's local parts not in ``keep``: those of task attempts that
-        failed or were retried (a mix refuses a directory holding anything it does not
-        write)."""
+    def _remove_strays(self, keep: set[str]) -> list[str]:
+        """Deletes this job's local parts not in ``keep`` (those of failed or retried task
+        attempts: a mix refuses a directory holding what it does not write); returns their
+        names."""
         local = self._local_dir()
         if local is None or not local.is_dir():
-            return
-        for entry in local.iterdir():
+            return []
+        removed = []
+        for entry in sorted(local.iterdir()):
             mine = entry.name.startswith("part-") and f"-{self._job}-" in entry.name
             if mine and entry.name not in keep:
                 shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry.name)
+        return removed

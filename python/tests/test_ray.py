@@ -404,13 +404,17 @@ def fail_on(target: str) -> Any:
     return check
 
 
-def test_a_failed_job_publishes_nothing(sample: Path, tmp_path: Path) -> None:
+def test_a_failed_job_publishes_nothing(
+    sample: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     ids = [r.id for r in editshard.open(sample, images="none")]
     out = tmp_path / "failed"
-    # One task fails (the last record's), the others write their parts first.
+    # One task fails (the last record's); the first tasks, run before it, write their parts.
     ds = esray.read_editshard(sample, override_num_blocks=4).map(fail_on(ids[-1]))
-    with pytest.raises(Exception, match="job failure"):
+    with caplog.at_level("INFO", logger="editshard"), pytest.raises(Exception, match="job fail"):
         ds.write_datasink(esray.EditshardDatasink(out))
+    removed = re.search(r"its (\d+) parts were removed", caplog.text)
+    assert removed and int(removed.group(1)) >= 1, caplog.text
     assert not (out / "manifest.json").exists()
     assert not out.exists() or list(out.iterdir()) == []
     with pytest.raises(editshard.ObjectNotFoundError):
@@ -432,3 +436,24 @@ def test_destination_holding_data_is_refused(sample: Path, tmp_path: Path) -> No
     with pytest.raises(editshard.InvalidError, match="not empty"):
         esray.read_editshard(sample).write_datasink(esray.EditshardDatasink(busy))
     assert [p.name for p in busy.iterdir()] == ["notes.txt"]
+
+
+def test_readme_example(sample: Path, tmp_path: Path, cli: Path) -> None:
+    import contextlib
+    import io
+
+    from test_examples import readme_python_block
+
+    code = readme_python_block("## Ray Data")
+    # The module's Ray session is already up: the example's ray.init joins it.
+    assert "ray.init(num_cpus=2)" in code
+    code = code.replace("ray.init(num_cpus=2)", "ray.init(ignore_reinit_error=True)")
+    code = code.replace("/tmp/sample-shards", str(sample))
+    code = code.replace("/tmp/sample-short", str(tmp_path / "short"))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md (Ray Data)", "exec"), {})  # noqa: S102 - the README's own code
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "24 ['id', 'kind', 'source', 'turns', 'scores', 'provenance', 'extras']"
+    assert lines[1] == "6"
+    verify(cli, tmp_path / "short")
