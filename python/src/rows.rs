@@ -1,13 +1,14 @@
 //! Records as the rows of `editshard.ray`'s Arrow schema (`editshard/_arrow.py`): plain
-//! Python dicts built straight from the record, for `pyarrow.Table.from_pylist`. The same
+//! Python dicts built straight from the record, for `pyarrow.Table.from_pylist`; image bytes
+//! as memoryviews over the record's own buffers (no copy before Arrow's). The same
 //! rows can be made in Python from `Record.to_dict()`, but that goes through JSON text and a
 //! walk of the result: this is the per-record cost of a Ray read task.
 
 use editshard::record::{Image, Record};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyMemoryView};
 
-use crate::records::PyRecord;
+use crate::records::{ImageData, PyRecord};
 
 /// `[(name, value), ...]` in stored order: an Arrow map's Python form.
 fn score_pairs<'py, 'a>(
@@ -25,7 +26,11 @@ fn score_pairs<'py, 'a>(
 fn image_row<'py>(py: Python<'py>, image: &Image) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     match &image.data {
-        Some(bytes) => d.set_item("bytes", PyBytes::new(py, bytes))?,
+        // A memoryview over the shared bytes: pyarrow copies them once, into the block.
+        Some(bytes) => {
+            let data = Bound::new(py, ImageData::new(bytes.clone()))?;
+            d.set_item("bytes", PyMemoryView::from(data.as_any())?)?;
+        }
         None => d.set_item("bytes", py.None())?,
     }
     d.set_item("media_type", &image.media_type)?;
