@@ -359,7 +359,7 @@ pub struct PyTurn {
 /// A turn of a record (shared with it, as reads give them), or one built in Python.
 enum TurnRef {
     InRecord(Arc<Record>, usize),
-    Own(Turn),
+    Own(Box<Turn>),
 }
 
 impl PyTurn {
@@ -395,7 +395,7 @@ impl PyTurn {
             )
         })?;
         Ok(PyTurn {
-            turn: TurnRef::Own(Turn {
+            turn: TurnRef::Own(Box::new(Turn {
                 instruction,
                 short_instruction,
                 edit_type,
@@ -404,7 +404,7 @@ impl PyTurn {
                 rejected: rejected.iter().map(|i| i.image.clone()).collect(),
                 mask: mask.map(|m| m.image.clone()),
                 instruction_variants,
-            }),
+            })),
         })
     }
 

@@ -129,6 +129,15 @@ def test_constructors_read_what_the_bytes_are() -> None:
         editshard.Record("x", "sft", img, [], extras={"raw": b"bytes"})
     with pytest.raises(ValueError, match="JPEG"):
         editshard.Image.from_numpy(pixels(1, c=4), "JPEG")
+    with pytest.raises(ValueError, match="GIF"):
+        editshard.Image.from_numpy(pixels(1), "GIF")
+    with pytest.raises(TypeError, match="uint8"):
+        editshard.Image.from_numpy(pixels(1).astype(np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        editshard.Image.from_numpy(pixels(1)[0, 0])
+    assert editshard.Record(
+        "x", "sft", img, [], provenance={"line": 4, "row": None}
+    ).provenance == {"line": 4}
 
 
 def test_from_file_keeps_the_bytes(tmp_path: Path) -> None:
