@@ -57,9 +57,7 @@ def binaries() -> Path:
         d = REPO / "target" / profile
         if (d / "editshard").exists() and (d / "gen_bench_release").exists():
             return d
-    raise SystemExit(
-        "build editshard and gen_bench_release first (bench/ray_read.sh does)"
-    )
+    raise SystemExit("build editshard and gen_bench_release first (bench/ray_read.sh does)")
 
 
 def reimage(src: Path, out: Path, seed: int) -> None:
@@ -69,11 +67,10 @@ def reimage(src: Path, out: Path, seed: int) -> None:
     `--realistic` images take minutes to draw without a release build; these take seconds."""
     import io
 
-    import numpy as np
-    from PIL import Image as PILImage
-
     import editshard
+    import numpy as np
     from editshard._arrow import row_record
+    from PIL import Image as PILImage
 
     rng = np.random.default_rng(seed)
     made: dict[str, bytes] = {}
@@ -100,17 +97,12 @@ def reimage(src: Path, out: Path, seed: int) -> None:
     records = []
     for row in editshard._native.record_rows(ds[:]):
         for image in [row["source"]] + [
-            i
-            for t in row["turns"]
-            for i in [t["output"], *t["rejected"], t["mask"]]
-            if i
+            i for t in row["turns"] for i in [t["output"], *t["rejected"], t["mask"]] if i
         ]:
             redraw(image)
             total += len(image["bytes"])
         records.append(row_record(row))
-    shard = max(
-        1 << 20, total // 8
-    )  # about 8 shards, so every reader can split the work
+    shard = max(1 << 20, total // 8)  # about 8 shards, so every reader can split the work
     with editshard.Writer(out, shard_size=shard) as writer:
         writer.write_many(records)
 
@@ -136,14 +128,10 @@ def prepare(
         + ["--multi-turn", mt, "--seed", seed, *gen_args],
         stdout=subprocess.DEVNULL,
     )
-    images = sum(
-        f.stat().st_size for f in rel.rglob("*") if f.suffix in (".png", ".jpg")
-    )
+    images = sum(f.stat().st_size for f in rel.rglob("*") if f.suffix in (".png", ".jpg"))
     # About 8 shards (and so 8 WebDataset tars), so every reader can split the work.
     shard = max(1 << 20, images // 8)
-    log(
-        f"{name}: converting ({images / 1e6:.0f} MB of images, shards of {shard >> 20} MiB)"
-    )
+    log(f"{name}: converting ({images / 1e6:.0f} MB of images, shards of {shard >> 20} MiB)")
     csv = rel / "openimages" / "train-images-boxable-with-rotation.csv"
     run(
         [
@@ -186,8 +174,7 @@ def prepare(
         "images": manifest["images"]["referenced"],
         "tars": len(list((base / "wds").glob("*.tar"))),
         "parquet_files": len(list((base / "hf").rglob("*.parquet"))),
-        "gen": " ".join(gen_args)
-        + (", images redrawn at real sizes" if redraw else ""),
+        "gen": " ".join(gen_args) + (", images redrawn at real sizes" if redraw else ""),
     }
     (base / "counts.json").write_text(json.dumps(counts))
     return counts
@@ -203,9 +190,8 @@ def consume(ds: Any) -> tuple[int, int]:
 
 
 def readers(base: Path) -> dict[str, Callable[[], Any]]:
-    import ray.data
-
     import editshard.ray
+    import ray.data
 
     parquet = sorted(str(p) for p in (base / "hf").rglob("*.parquet"))
     tars = sorted(str(p) for p in (base / "wds").glob("*.tar"))
@@ -213,9 +199,7 @@ def readers(base: Path) -> dict[str, Callable[[], Any]]:
 
     schema = pq.read_schema(parquet[0])
     text_columns = [
-        f.name
-        for f in schema
-        if "bytes" not in str(f.type) and "binary" not in str(f.type)
+        f.name for f in schema if "bytes" not in str(f.type) and "binary" not in str(f.type)
     ]
     return {
         "read_editshard": lambda: editshard.ray.read_editshard(base / "ds"),
@@ -224,9 +208,9 @@ def readers(base: Path) -> dict[str, Callable[[], Any]]:
         'read_editshard, images="none"': lambda: editshard.ray.read_editshard(
             base / "ds", images="none"
         ),
-        "read_parquet, non-image columns": lambda: ray.data.read_parquet(
-            parquet
-        ).select_columns(text_columns),
+        "read_parquet, non-image columns": lambda: ray.data.read_parquet(parquet).select_columns(
+            text_columns
+        ),
     }
 
 
@@ -243,9 +227,7 @@ def measure(base: Path, reps: int, records: int) -> dict[str, dict[str, Any]]:
             times.append(time.perf_counter() - t0)
         seconds = statistics.median(times)
         out[name] = {"seconds": seconds, "rows_s": records / seconds, "bytes": size}
-        log(
-            f"{name}: {records / seconds:.0f} rows/s ({seconds:.2f} s, {size / 1e6:.0f} MB)"
-        )
+        log(f"{name}: {records / seconds:.0f} rows/s ({seconds:.2f} s, {size / 1e6:.0f} MB)")
     return out
 
 
@@ -253,10 +235,12 @@ def table(results: dict[str, dict[str, Any]], counts: dict[str, Any]) -> str:
     base = results["read_parquet"]["rows_s"]
     meta_base = results["read_parquet, non-image columns"]["rows_s"]
     lines = [
-        f"{counts['records']} records, {counts['images']} images, "
-        f"{counts['image_bytes'] / 1e6:.0f} MB of image bytes (`gen_bench_release {counts['gen']}`); "
-        f"{counts['shards']} shards, {counts['tars']} tars, {counts['parquet_files']} Parquet "
-        "files",
+        (
+            f"{counts['records']} records, {counts['images']} images, "
+            f"{counts['image_bytes'] / 1e6:.0f} MB of image bytes "
+            f"(`gen_bench_release {counts['gen']}`); {counts['shards']} shards, "
+            f"{counts['tars']} tars, {counts['parquet_files']} Parquet files"
+        ),
         "",
         "| reader | rows/s | MB/s (Arrow) | vs `read_parquet` |",
         "|---|---:|---:|---:|",
@@ -272,20 +256,12 @@ def table(results: dict[str, dict[str, Any]], counts: dict[str, Any]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--rows", type=int, default=200, help="rows of the realistic release"
-    )
-    ap.add_argument(
-        "--small-rows", type=int, default=4000, help="rows with 64 px images"
-    )
+    ap.add_argument("--rows", type=int, default=200, help="rows of the realistic release")
+    ap.add_argument("--small-rows", type=int, default=4000, help="rows with 64 px images")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument(
-        "--sets", default="realistic,small", help="which releases to measure"
-    )
+    ap.add_argument("--sets", default="realistic,small", help="which releases to measure")
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument(
-        "--workdir", type=Path, help="keep the data here (reused when present)"
-    )
+    ap.add_argument("--workdir", type=Path, help="keep the data here (reused when present)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/editshard-ray-bench.md"))
     args = ap.parse_args()
 
@@ -312,9 +288,8 @@ def main() -> None:
             sections.append(f"### {name} images\n\n{table(results, counts)}")
         ray.shutdown()
         load_after = os.getloadavg()
-        import pyarrow
-
         import editshard
+        import pyarrow
 
         header = (
             f"Ray {ray.__version__}, pyarrow {pyarrow.__version__}, editshard "
