@@ -40,6 +40,8 @@ def ray_session() -> Iterator[None]:
     )
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
+    # A job that stops making progress fails in two minutes rather than Ray's thirty.
+    ctx.execution_no_progress_timeout_s = 120
     yield
     ray.shutdown()
 
