@@ -51,6 +51,10 @@ _MAX_BATCH_RECORDS = 256
 _TARGET_BLOCK_BYTES = 64 << 20
 #: Assumed in-memory bytes of a record's metadata row (ids, texts, hashes, scores).
 _ROW_OVERHEAD_BYTES = 1024
+#: Unless told a number of tasks, a read task gets at least this much to read (or a whole
+#: shard): Ray asks every datasource for 200 tasks or more, and a task has a fixed cost (a
+#: worker, the manifest, the footers of its shards).
+MIN_TASK_BYTES = 64 << 20
 
 
 class EditshardDatasource(Datasource):
@@ -58,7 +62,9 @@ class EditshardDatasource(Datasource):
 
     Opening reads ``manifest.json`` only; each read task reopens the dataset in its worker
     and fetches its records with coalesced ranged reads, the filters and the image projection
-    applied before image bytes are fetched.
+    applied before image bytes are fetched. Of the tasks Ray asks for, at most one per shard
+    or per ``min_task_bytes`` of rows (whichever allows more) are made; 0 makes exactly as
+    many as asked (up to one per record).
     """
 
     def __init__(
@@ -71,9 +77,11 @@ class EditshardDatasource(Datasource):
         category: str | Sequence[str] | None = None,
         min_score: tuple[str, float] | None = None,
         skip_corrupt: bool = False,
+        min_task_bytes: int = MIN_TASK_BYTES,
         **storage: Any,
     ) -> None:
         super().__init__()
+        self._min_task_bytes = max(0, int(min_task_bytes))
         self._location = os.fspath(location)
         self._images: ImagesSpec = images
         self._flags = images_spec(images)
@@ -122,8 +130,14 @@ class EditshardDatasource(Datasource):
     # -- planning -----------------------------------------------------------------------
 
     def plan(self, parallelism: int) -> list[TaskPlan]:
-        """The read tasks' record ranges for ``parallelism`` tasks (at most)."""
-        return plan_tasks(self._shard_records, self._shard_bytes, max(1, parallelism))
+        """The read tasks' record ranges: ``parallelism`` tasks at most, and no more than
+        one per shard or per ``min_task_bytes`` of rows, whichever allows more."""
+        tasks = max(1, parallelism)
+        if self._min_task_bytes > 0:
+            shards = sum(1 for n in self._shard_records if n > 0)
+            by_size = -(-self.estimate_inmemory_data_size() // self._min_task_bytes)
+            tasks = min(tasks, max(shards, by_size, 1))
+        return plan_tasks(self._shard_records, self._shard_bytes, tasks)
 
     def get_read_tasks(
         self,
@@ -264,9 +278,9 @@ def read_editshard(
     ``AWS_*`` environment (set them on the cluster, or with
     ``ray.init(runtime_env={"env_vars": {...}})``).
 
-    ``override_num_blocks`` sets the number of read tasks (default: Ray's choice, from the
-    cluster's CPUs and the manifest's size estimate), ``concurrency`` how many run at once,
-    and ``ray_remote_args`` their resources.
+    ``override_num_blocks`` sets the number of read tasks (by default Ray's request, but no
+    more than one per shard or per :data:`MIN_TASK_BYTES` of rows, whichever allows more),
+    ``concurrency`` how many run at once, and ``ray_remote_args`` their resources.
     """
     storage = dict(options)
     if "fetch_concurrency" in storage:
@@ -279,6 +293,8 @@ def read_editshard(
         category=category,
         min_score=min_score,
         skip_corrupt=skip_corrupt,
+        # A number of tasks the caller asked for is kept as it is.
+        min_task_bytes=0 if override_num_blocks else MIN_TASK_BYTES,
         **storage,
     )
     return ray.data.read_datasource(

@@ -194,7 +194,10 @@ def test_tasks_planned_from_the_manifest(sample: Path) -> None:
     files = [f for t in tasks for f in t.metadata.input_files]
     assert files == [s["path"] for s in shards]
     assert sum(t.metadata.num_rows for t in tasks) == manifest["records"]
-    # More tasks than shards: ranges of records.
+    # Ray asks for 200 tasks whatever the size: a small dataset gets one task per shard.
+    assert len(src.get_read_tasks(200)) == len(shards)
+    # More tasks than shards when asked for exactly (override_num_blocks): ranges of records.
+    src = esray.EditshardDatasource(sample, min_task_bytes=0)
     tasks = src.get_read_tasks(20)
     assert len(tasks) == 20
     assert sum(t.metadata.num_rows for t in tasks) == manifest["records"]
