@@ -17,8 +17,9 @@ Each reader produces every record with every image's bytes (WebDataset without d
 `decoder=None`; Parquet's image structs as they are), consumed on the driver with
 `iter_batches(batch_format="pyarrow")`. Ray picks the number of read tasks for every reader.
 A metadata-only row compares `read_editshard(images="none")` with `read_parquet` of the
-non-image columns. Every figure is the median of --reps runs (rows/s) with its ratio to
-`read_parquet` in the same run; the load average before and after is printed with the table.
+non-image columns. Every figure is the median of --reps runs (rows/s) with its ratios to
+`read_parquet` and `read_webdataset` in the same run; the load average before and after is
+printed with the table.
 """
 
 from __future__ import annotations
@@ -242,14 +243,17 @@ def table(results: dict[str, dict[str, Any]], counts: dict[str, Any]) -> str:
             f"{counts['tars']} tars, {counts['parquet_files']} Parquet files"
         ),
         "",
-        "| reader | rows/s | MB/s (Arrow) | vs `read_parquet` |",
-        "|---|---:|---:|---:|",
+        "| reader | rows/s | MB/s (Arrow) | vs `read_parquet` | vs `read_webdataset` |",
+        "|---|---:|---:|---:|---:|",
     ]
+    wds = results["read_webdataset"]["rows_s"]
     for name, r in results.items():
-        ref = meta_base if "none" in name or "non-image" in name else base
+        meta = "none" in name or "non-image" in name
+        ref = meta_base if meta else base
+        vs_wds = "" if meta else f"{r['rows_s'] / wds:.2f}"
         lines.append(
             f"| `{name}` | {r['rows_s']:.0f} | {r['bytes'] / r['seconds'] / 1e6:.0f} | "
-            f"{r['rows_s'] / ref:.2f} |"
+            f"{r['rows_s'] / ref:.2f} | {vs_wds} |"
         )
     return "\n".join(lines)
 
