@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -347,6 +348,37 @@ def test_writing_to_s3(s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         raise RuntimeError("stop")
     left = s3.data / "bucket" / "failed"
     assert not left.exists() or os.listdir(left) == [], os.listdir(left)
+
+
+def test_gil_released_while_hashing_and_writing(tmp_path: Path) -> None:
+    """Another Python thread keeps running while Rust hashes a new image and while the writer
+    appends (CRCs, compression, file writes): it could not if the GIL were held."""
+    noise = np.random.default_rng(5).integers(0, 256, 48 << 20, dtype=np.uint8).tobytes()
+    data = image_bytes(png(1))[:33] + noise  # a PNG header, then 48 MiB
+    counter = [0]
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            counter[0] += 1
+
+    t = threading.Thread(target=spin)
+    t.start()
+    advanced = []
+    try:
+        with editshard.Writer(tmp_path / "out") as w:
+            before = counter[0]
+            img = editshard.Image(data)
+            advanced.append(counter[0] - before)
+            other = editshard.Image(data[:-1])
+            record = editshard.Record("big", "sft", img, [editshard.Turn("x", output=other)])
+            before = counter[0]
+            w.write(record)
+            advanced.append(counter[0] - before)
+    finally:
+        stop.set()
+        t.join()
+    assert all(n > 1000 for n in advanced), advanced
 
 
 MEMORY_SCRIPT = """
