@@ -200,12 +200,13 @@ impl NativeDataset {
 impl NativeDataset {
     /// Opens the dataset at `url`: reads `manifest.json`, nothing else.
     #[staticmethod]
-    #[pyo3(signature = (url, s3_endpoint=None, timeout=None, connect_timeout=None, retries=None, verify_crc=true, coalesce_gap=None, concurrency=None))]
+    #[pyo3(signature = (url, s3_endpoint=None, hf_token=None, timeout=None, connect_timeout=None, retries=None, verify_crc=true, coalesce_gap=None, concurrency=None))]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
         url: String,
         s3_endpoint: Option<String>,
+        hf_token: Option<String>,
         timeout: Option<f64>,
         connect_timeout: Option<f64>,
         retries: Option<usize>,
@@ -213,7 +214,8 @@ impl NativeDataset {
         coalesce_gap: Option<u64>,
         concurrency: Option<usize>,
     ) -> PyResult<NativeDataset> {
-        let storage = storage_options(s3_endpoint, timeout, connect_timeout, retries)?;
+        let mut storage = storage_options(s3_endpoint, timeout, connect_timeout, retries)?;
+        storage.hf_token = hf_token;
         let mut options = DatasetOptions::default();
         options.read.verify = verify_crc;
         if let Some(g) = coalesce_gap {
