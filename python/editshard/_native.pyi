@@ -292,6 +292,7 @@ def mix(
     copy: bool = False,
     break_lock: bool = False,
     s3_endpoint: str | None = None,
+    hf_token: str | None = None,
     timeout: float | None = None,
     connect_timeout: float | None = None,
     retries: int | None = None,

@@ -157,6 +157,7 @@ def mix(
     copy: bool = False,
     break_lock: bool = False,
     s3_endpoint: str | None = None,
+    hf_token: str | None = None,
     timeout: float | None = None,
     connect_timeout: float | None = None,
     retries: int | None = None,
@@ -164,8 +165,8 @@ def mix(
     """Joins datasets into one at ``out``, as ``editshard mix`` does: each source's shards go
     under ``out/NAME/`` (hard-linked when local on one file system, else copied and checked),
     then one ``manifest.json`` listing them all with each source's counts and licence. Ids must
-    be unique across the sources. ``sources``: locations (named by their last path segment) or
-    a mapping of names to locations. Sources already at ``out/NAME`` (parts that writers wrote
+    be unique across the sources. ``sources``: locations (local, ``https://``, ``s3://``,
+    ``hf://``; named by their last path segment) or a mapping of names to locations. Sources already at ``out/NAME`` (parts that writers wrote
     there) are kept where they are: only the manifest is written. Returns the report."""
     if isinstance(sources, Mapping):
         pairs: list[tuple[str | None, str]] = [
@@ -180,6 +181,7 @@ def mix(
             copy=copy,
             break_lock=break_lock,
             s3_endpoint=s3_endpoint,
+            hf_token=hf_token,
             timeout=timeout,
             connect_timeout=connect_timeout,
             retries=retries,

@@ -11,7 +11,7 @@ use crate::{Runtime, storage_options};
 /// Mixes `sources` (name, location; a missing name is the location's last path segment, as
 /// the command names it) into `out`; returns the report as JSON text.
 #[pyfunction]
-#[pyo3(signature = (out, sources, *, copy=false, break_lock=false, s3_endpoint=None, timeout=None, connect_timeout=None, retries=None))]
+#[pyo3(signature = (out, sources, *, copy=false, break_lock=false, s3_endpoint=None, hf_token=None, timeout=None, connect_timeout=None, retries=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn mix(
     py: Python<'_>,
@@ -20,11 +20,13 @@ pub fn mix(
     copy: bool,
     break_lock: bool,
     s3_endpoint: Option<String>,
+    hf_token: Option<String>,
     timeout: Option<f64>,
     connect_timeout: Option<f64>,
     retries: Option<usize>,
 ) -> PyResult<String> {
-    let storage = storage_options(s3_endpoint, timeout, connect_timeout, retries)?;
+    let mut storage = storage_options(s3_endpoint, timeout, connect_timeout, retries)?;
+    storage.hf_token = hf_token;
     let sources = sources
         .into_iter()
         .map(|(name, given)| {

@@ -189,10 +189,14 @@ impl NativeWriter {
             ));
         }
         let trimmed = location.trim_start();
-        if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
+        if ["http://", "https://", "hf://"]
+            .iter()
+            .any(|scheme| trimmed.starts_with(scheme))
+        {
             return Err(PyValueError::new_err(format!(
-                "{location}: HTTP locations are read-only; write to a local directory or an \
-                 s3:// prefix"
+                "{location}: HTTP and hf:// locations are read-only; write to a local directory \
+                 or an s3:// prefix (and publish to the Hub with its own CLI: see the README's \
+                 \"Host on the Hub or a CDN\")"
             )));
         }
         let storage = storage_options(s3_endpoint, timeout, connect_timeout, retries)?;

@@ -275,8 +275,9 @@ def test_format_1_0_refuses_what_it_cannot_hold(tmp_path: Path) -> None:
     assert editshard.open(tmp_path / "old").manifest["format_version"] == "1.0"
     with pytest.raises(ValueError, match="format_version"):
         editshard.Writer(tmp_path / "x", format_version="2.0")
-    with pytest.raises(ValueError, match="read-only"):
-        editshard.Writer("https://example.com/ds")
+    for read_only in ("https://example.com/ds", "hf://datasets/org/name"):
+        with pytest.raises(ValueError, match="read-only"):
+            editshard.Writer(read_only)
 
 
 def test_save_copies_a_filtered_selection_without_reencoding(sample: Path, tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 //!
 //! Shards roll over at a target size (default 512 MiB). Every shard is written under a
 //! temporary name, synced, then renamed, so a half-written shard never appears under its final
-//! name; `manifest.json` is written the same way, last.
+//! name; `manifest.json` is written the same way, last. [`DestinationWriter`] writes a whole
+//! dataset to a local directory or an `s3://` prefix under the destination's lock, publishing
+//! the manifest only when told the dataset is complete.
 //!
 //! ```
 //! use editshard::write::DatasetWriter;
