@@ -74,8 +74,9 @@ fi
 # Python package (python/): a virtual environment at $TOOLS/pyenv with PyTorch (the CPU-only
 # wheel when its index is reachable, else PyPI's, which brings CUDA libraries), torchdata,
 # NumPy, Pillow, pytest, mypy, ruff, Hugging Face datasets (for its example, and for the
-# CLI test that loads `export --format hf-parquet` with it: export_hf.rs) and zstandard
-# (spec/walk_shard.py decompresses metadata with it); then the
+# CLI test that loads `export --format hf-parquet` with it: export_hf.rs), zstandard
+# (spec/walk_shard.py decompresses metadata with it) and Ray Data (`ray[data]`, for
+# editshard.ray's tests: python/tests/test_ray.py); then the
 # package itself, built from ./python by pip (maturin; cargo's incremental build keeps
 # re-installs quick).
 PYENV="$TOOLS/pyenv"
@@ -97,7 +98,7 @@ else
     fi
     log "python: torch installed in $((SECONDS - start)) s"
 fi
-"$PYENV/bin/pip" install -q numpy pillow pytest mypy ruff torchdata datasets zstandard
+"$PYENV/bin/pip" install -q numpy pillow pytest mypy ruff torchdata datasets zstandard "ray[data]"
 log "python: building and installing ./python"
 start=$SECONDS
 "$PYENV/bin/pip" install -q ./python

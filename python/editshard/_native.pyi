@@ -301,3 +301,5 @@ def mix(
 def decode_image(
     data: bytes, mode: str | None = None, exif_transpose: bool = False
 ) -> npt.NDArray[np.uint8]: ...
+def record_rows(records: list[Record]) -> list[dict[str, Any]]:
+    """The records as rows of `editshard._arrow.SCHEMA` (image bytes as memoryviews)."""

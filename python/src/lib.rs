@@ -18,6 +18,7 @@ mod encode;
 mod errors;
 mod mix;
 mod records;
+mod rows;
 mod writer;
 
 use editshard::manifest::Manifest;
@@ -498,6 +499,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<writer::NativeWriter>()?;
     m.add_function(wrap_pyfunction!(mix::mix, m)?)?;
     m.add_function(wrap_pyfunction!(decode::decode_image, m)?)?;
+    m.add_function(wrap_pyfunction!(rows::record_rows, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
