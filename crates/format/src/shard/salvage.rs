@@ -24,8 +24,9 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 
+use super::options::{ReadOptions, Verify};
 use super::random::{RandomAccessShard, ReadAt};
-use super::stream::{ReadOptions, decode_group};
+use super::stream::decode_group;
 use crate::error::{Error, Result};
 use crate::format::wire::crc32;
 use crate::format::{
@@ -276,8 +277,9 @@ fn open_index<'a, R: ReadAt>(
         );
     }
     let footer = read(source, trailer.index_offset, len + TRAILER_LEN as u64, name)?;
+    // Salvage returns only what checked, against the SHA-256s too.
     let options = ReadOptions {
-        verify: true,
+        verify: Verify::Full,
         limits: *limits,
     };
     RandomAccessShard::from_footer(
