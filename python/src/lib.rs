@@ -21,6 +21,7 @@ use editshard::read::{
     Dataset, DatasetOptions, EpochOrder, Filter, Images, Partition, PlanStream, ReadPlan,
     ResumeState, Shuffle, SkipFn,
 };
+use editshard::shard::Verify;
 use editshard::storage::{Location, StorageOptions};
 use errors::to_py;
 use records::{ImageData, PyImage, PyRecord, PyTurn};
@@ -167,7 +168,7 @@ impl NativeDataset {
 impl NativeDataset {
     /// Opens the dataset at `url`: reads `manifest.json`, nothing else.
     #[staticmethod]
-    #[pyo3(signature = (url, s3_endpoint=None, timeout=None, connect_timeout=None, retries=None, verify_crc=true, coalesce_gap=None, concurrency=None))]
+    #[pyo3(signature = (url, s3_endpoint=None, timeout=None, connect_timeout=None, retries=None, verify="crc", coalesce_gap=None, concurrency=None))]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
@@ -176,7 +177,7 @@ impl NativeDataset {
         timeout: Option<f64>,
         connect_timeout: Option<f64>,
         retries: Option<usize>,
-        verify_crc: bool,
+        verify: &str,
         coalesce_gap: Option<u64>,
         concurrency: Option<usize>,
     ) -> PyResult<NativeDataset> {
@@ -199,7 +200,9 @@ impl NativeDataset {
             storage.retries = r.min(editshard::storage::MAX_RETRIES);
         }
         let mut options = DatasetOptions::default();
-        options.read.verify = verify_crc;
+        options.read.verify = verify
+            .parse::<Verify>()
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
         if let Some(g) = coalesce_gap {
             options.coalesce_gap = g;
         }
