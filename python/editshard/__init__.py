@@ -13,7 +13,7 @@ PyTorch datasets are in :mod:`editshard.torch`.
 from __future__ import annotations
 
 from . import _native
-from ._dataset import Dataset, Filter, ImagesSpec, open
+from ._dataset import Dataset, Filter, ImagesSpec, Verify, open
 from ._errors import (
     CorruptionError,
     Error,
@@ -49,6 +49,7 @@ __all__ = [
     "StorageError",
     "Turn",
     "UnsupportedError",
+    "Verify",
     "Writer",
     "decode_image",
     "mix",

@@ -199,7 +199,7 @@ class NativeDataset:
         timeout: float | None = None,
         connect_timeout: float | None = None,
         retries: int | None = None,
-        verify_crc: bool = True,
+        verify: str = "crc",
         coalesce_gap: int | None = None,
         concurrency: int | None = None,
         map_local: bool = True,

@@ -267,7 +267,7 @@ def read_editshard(
     fetched. ``skip_corrupt`` logs and skips damaged records instead of failing the task.
 
     ``options`` are the storage options of :func:`editshard.open` (``s3_endpoint``,
-    ``timeout``, ``connect_timeout``, ``retries``, ``verify_crc``, ``coalesce_gap``), and
+    ``timeout``, ``connect_timeout``, ``retries``, ``verify``, ``coalesce_gap``), and
     ``fetch_concurrency`` for its ``concurrency``. S3 credentials come from each Ray worker's
     ``AWS_*`` environment (set them on the cluster, or with
     ``ray.init(runtime_env={"env_vars": {...}})``).

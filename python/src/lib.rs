@@ -26,6 +26,7 @@ use editshard::read::{
     Dataset, DatasetOptions, EpochOrder, Filter, Images, Partition, PlanStream, ReadPlan,
     ResumeState, Shuffle, SkipFn,
 };
+use editshard::shard::Verify;
 use editshard::storage::{Location, StorageOptions};
 use errors::to_py;
 use records::{ImageData, PyImage, PyRecord, PyTurn};
@@ -200,7 +201,7 @@ impl NativeDataset {
 impl NativeDataset {
     /// Opens the dataset at `url`: reads `manifest.json`, nothing else.
     #[staticmethod]
-    #[pyo3(signature = (url, s3_endpoint=None, hf_token=None, timeout=None, connect_timeout=None, retries=None, verify_crc=true, coalesce_gap=None, concurrency=None, map_local=true))]
+    #[pyo3(signature = (url, s3_endpoint=None, hf_token=None, timeout=None, connect_timeout=None, retries=None, verify="crc", coalesce_gap=None, concurrency=None, map_local=true))]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
@@ -210,7 +211,7 @@ impl NativeDataset {
         timeout: Option<f64>,
         connect_timeout: Option<f64>,
         retries: Option<usize>,
-        verify_crc: bool,
+        verify: &str,
         coalesce_gap: Option<u64>,
         concurrency: Option<usize>,
         map_local: bool,
@@ -218,7 +219,9 @@ impl NativeDataset {
         let mut storage = storage_options(s3_endpoint, timeout, connect_timeout, retries)?;
         storage.hf_token = hf_token;
         let mut options = DatasetOptions::default();
-        options.read.verify = verify_crc;
+        options.read.verify = verify
+            .parse::<Verify>()
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
         // Local shards are memory-mapped unless told otherwise: a shard truncated or rewritten
         // in place while mapped would kill the process (SIGBUS) or show through the bytes.
         options.map_local = map_local;

@@ -34,6 +34,22 @@ def editshard_bin() -> Path:
     return target / "release" / "editshard"
 
 
+def tool_bin(name: str) -> Path:
+    """A test program of the `editshard-tools` crate (tools/src/bin): beside the CLI when it
+    was built there, else built with cargo into the CLI's target directory and profile."""
+    cli = editshard_bin()
+    beside = cli.parent / name
+    if not beside.exists():
+        release = ["--release"] if cli.parent.name == "release" else []
+        subprocess.run(
+            ["cargo", "build", "--quiet", "-p", "editshard-tools", "--bin", name, *release],
+            cwd=REPO,
+            check=True,
+            env={**os.environ, "CARGO_TARGET_DIR": str(cli.parent.parent)},
+        )
+    return beside
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(editshard_bin()), *args], check=True, capture_output=True, text=True)
 

@@ -8,7 +8,6 @@ use clap::{Args, ValueEnum};
 use super::EXIT_PROBLEMS;
 use editshard::error::Result;
 use editshard::read::Dataset;
-use editshard::read::DatasetOptions;
 use editshard::storage::Location;
 use editshard::units::human_bytes;
 use editshard_export::{ExportOptions, Format, export};
@@ -48,13 +47,15 @@ pub struct ExportArgs {
     pub file_size: String,
     #[command(flatten)]
     pub remote: super::RemoteArgs,
+    #[command(flatten)]
+    pub check: super::CheckArgs,
 }
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
     let storage = args.remote.storage_options();
     let location = Location::parse(&args.dataset, &storage)?;
     let rt = super::runtime()?;
-    let ds = rt.block_on(Dataset::open_with(location, DatasetOptions::default()))?;
+    let ds = rt.block_on(Dataset::open_with(location, args.check.dataset_options()))?;
     let opts = ExportOptions {
         format: match args.format {
             FormatArg::Release => Format::Release,

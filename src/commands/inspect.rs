@@ -32,6 +32,16 @@ impl Source {
         let opts = self.remote.storage_options();
         Dataset::open(Location::parse(&self.dataset, &opts)?).await
     }
+
+    /// Opened to read records, checked as `check` says.
+    async fn open_checked(&self, check: &super::CheckArgs) -> Result<Dataset> {
+        let opts = self.remote.storage_options();
+        Dataset::open_with(
+            Location::parse(&self.dataset, &opts)?,
+            check.dataset_options(),
+        )
+        .await
+    }
 }
 
 /// Writes to stdout; a closed pipe (`| head`) ends the command quietly.
@@ -282,11 +292,13 @@ pub struct CatArgs {
     /// Also fetch the image bytes and print them (base64, as `data`).
     #[arg(long)]
     pub images: bool,
+    #[command(flatten)]
+    pub check: super::CheckArgs,
 }
 
 pub fn run_cat(args: CatArgs) -> Result<ExitCode> {
     super::runtime()?.block_on(async {
-        let ds = args.source.open().await?;
+        let ds = args.source.open_checked(&args.check).await?;
         let limit = args.limit.unwrap_or(u64::MAX);
         if limit == 0 {
             return Ok(ExitCode::SUCCESS);
@@ -341,6 +353,8 @@ pub struct GetArgs {
     /// Directory to write record.json and the images to (created if needed).
     #[arg(long)]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub check: super::CheckArgs,
 }
 
 /// File names of a record's images in canonical order. They are built from positions and
@@ -374,7 +388,7 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
 
 pub fn run_get(args: GetArgs) -> Result<ExitCode> {
     super::runtime()?.block_on(async {
-        let ds = args.source.open().await?;
+        let ds = args.source.open_checked(&args.check).await?;
         let index = args
             .record
             .strip_prefix('#')

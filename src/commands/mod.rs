@@ -129,6 +129,32 @@ impl RemoteArgs {
     }
 }
 
+/// How a reading command checks what it reads (`get`, `cat`, `export`).
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Also check every image read against the SHA-256 in its record's metadata (about
+    /// 1 GB/s a core). Every byte read is checked against its CRC32 either way, and each
+    /// record read by index against its shard's index: that catches damage. The hash catches
+    /// only metadata that disagrees with its images while every CRC is valid (a broken
+    /// writer); `editshard verify` checks it for a whole dataset.
+    #[arg(long)]
+    pub verify_images: bool,
+}
+
+impl CheckArgs {
+    pub fn dataset_options(&self) -> editshard::read::DatasetOptions {
+        let verify = if self.verify_images {
+            editshard::shard::Verify::Full
+        } else {
+            editshard::shard::Verify::Crc
+        };
+        editshard::read::DatasetOptions {
+            read: editshard::shard::ReadOptions::verifying(verify),
+            ..editshard::read::DatasetOptions::default()
+        }
+    }
+}
+
 /// Exit code for "the command ran, and found problems" (failed rows, damaged shards, a
 /// selection that matched nothing).
 pub const EXIT_PROBLEMS: u8 = 1;

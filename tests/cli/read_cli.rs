@@ -517,3 +517,54 @@ fn a_bad_manifest_gets_manifest_advice() {
     assert!(err.contains("not an editshard manifest"), "{err}");
     assert!(!err.contains("the shard is damaged"), "{err}");
 }
+
+/// `--verify-images` on `get`, `cat` and `export` checks each image against its record's
+/// SHA-256; without it, a false hash with valid CRCs (a broken writer's) is read as stored.
+/// `verify` finds it either way.
+#[test]
+fn verify_images_checks_each_images_hash_and_the_default_reads_what_is_stored() {
+    let (dir, ds) = dataset();
+    let id = records()[3].id.clone();
+    editshard_tools::tamper::claim_a_false_hash(Path::new(&ds), &id);
+    let to = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let reads: [(&str, Vec<String>); 3] = [
+        (
+            "get",
+            vec!["get".into(), ds.clone(), id.clone(), "--out".into()],
+        ),
+        ("cat", vec!["cat".into(), ds.clone(), "--images".into()]),
+        (
+            "export",
+            vec![
+                "export".into(),
+                ds.clone(),
+                "--format".into(),
+                "webdataset".into(),
+                "--to".into(),
+            ],
+        ),
+    ];
+    for (what, args) in reads {
+        let mut plain: Vec<String> = args.clone();
+        let mut checked: Vec<String> = args;
+        if what != "cat" {
+            plain.push(to(&format!("{what}-plain")));
+            checked.push(to(&format!("{what}-checked")));
+        }
+        checked.push("--verify-images".into());
+        let plain: Vec<&str> = plain.iter().map(String::as_str).collect();
+        let o = run(&plain);
+        assert!(o.status.success(), "{what}: {o:?}");
+        let checked: Vec<&str> = checked.iter().map(String::as_str).collect();
+        let o = run(&checked);
+        assert!(!o.status.success(), "{what} --verify-images: {o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("SHA-256") && err.contains(&id),
+            "{what}: {err}"
+        );
+    }
+    let o = run(&["verify", &ds]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stdout(&o).contains("SHA-256"), "{}", stdout(&o));
+}

@@ -119,3 +119,36 @@ pub fn rename_record(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
         }
     })
 }
+
+/// Rewrites the shard of the dataset in `dir` that holds record `id` so that the SHA-256 its
+/// first edit's metadata claims is that of other bytes, every CRC valid and the index
+/// describing the frames exactly: what a writer that does not check hashes and mixes up its
+/// images would write. Only `Verify::Full` (and `editshard verify`) can tell. The manifest
+/// entry is refreshed as [`replace_shard`] does.
+pub fn claim_a_false_hash(dir: &Path, id: &str) {
+    use editshard::shard::{RandomAccessShard, ShardReader, ShardWriter, WriterOptions};
+    let manifest = Manifest::parse(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    for (s, entry) in manifest.shards.iter().enumerate() {
+        let bytes = std::fs::read(dir.join(&entry.path)).unwrap();
+        let shard = RandomAccessShard::open(bytes.clone(), entry.path.clone()).unwrap();
+        if shard.index().position(id).is_none() {
+            continue;
+        }
+        let options = WriterOptions {
+            verify_hashes: false,
+            ..WriterOptions::default()
+        };
+        let mut w = ShardWriter::with_options(Vec::new(), options).unwrap();
+        for r in ShardReader::new(&bytes[..]) {
+            let mut r = r.unwrap();
+            if r.id == id {
+                r.turns[0].output.sha256 = Sha256::digest(b"not the bytes stored").into();
+            }
+            w.append(&r).unwrap();
+        }
+        let lying = w.finish().unwrap().0;
+        replace_shard(dir, s, |_| lying);
+        return;
+    }
+    panic!("no record {id:?} in {}", dir.display());
+}

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use editshard::read::{Dataset, DatasetOptions, MappedShardReader, StreamOptions};
 use editshard::record::{Image, Kind, Record, Turn};
+use editshard::shard::Verify;
 use editshard::storage::Location;
 use editshard::write::DatasetWriter;
 use futures_util::{StreamExt, TryStreamExt};
@@ -105,7 +106,12 @@ fn main() {
         mb(plain)
     );
 
-    for (verify, map_local) in [(true, true), (true, false), (false, true)] {
+    for (verify, map_local) in [
+        (Verify::Full, true),
+        (Verify::Crc, true),
+        (Verify::Crc, false),
+        (Verify::None, true),
+    ] {
         let mut options = DatasetOptions::default();
         options.read.verify = verify;
         options.map_local = map_local;
@@ -127,7 +133,8 @@ fn main() {
         });
         assert_eq!(count, n);
         println!(
-            "stream (verify={verify:<5}, mapped={map_local:<5}): {t:>10.2?}  {:>8.0} MB/s  {:.2}x plain",
+            "stream (verify={:<4}, mapped={map_local:<5}): {t:>10.2?}  {:>8.0} MB/s  {:.2}x plain",
+            verify.name(),
             mb(t),
             t.as_secs_f64() / plain.as_secs_f64()
         );

@@ -37,6 +37,8 @@ mod storage_local;
 mod storage_remote;
 #[path = "library/unique_ids.rs"]
 mod unique_ids;
+#[path = "library/verify_levels.rs"]
+mod verify_levels;
 #[path = "library/verify_manifest.rs"]
 mod verify_manifest;
 #[path = "library/write_dest.rs"]

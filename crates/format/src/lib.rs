@@ -54,4 +54,4 @@ pub mod shard;
 pub use error::{Error, ErrorKind, RemoteError, Result};
 pub use manifest::Manifest;
 pub use record::{Image, Kind, Provenance, Record, Score, Turn};
-pub use shard::{RandomAccessShard, ReadOptions, ShardDecoder, ShardReader, ShardWriter};
+pub use shard::{RandomAccessShard, ReadOptions, ShardDecoder, ShardReader, ShardWriter, Verify};

@@ -25,3 +25,5 @@ mod spec_walker;
 mod v1_1;
 #[path = "format/vectors.rs"]
 mod vectors;
+#[path = "format/verify_levels.rs"]
+mod verify_levels;

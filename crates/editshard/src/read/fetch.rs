@@ -252,7 +252,6 @@ pub(crate) async fn fetch_records(
         let shard = &shards[&s];
         let picks = chosen(&out, i);
         let record = out[i].as_mut().expect("kept records are present");
-        let id = record.id.clone();
         let mut slots: Vec<_> = record.images_mut().collect();
         let mut result = Ok(());
         for (k, b) in picks {
@@ -264,26 +263,12 @@ pub(crate) async fn fetch_records(
             let Some(data) = data else {
                 return Err(not_fetched(shard, local));
             };
-            if inner.options.read.verify {
-                let expected = shard.index().blobs[b as usize].crc;
-                let actual = crate::format::wire::crc32(&data);
-                if actual != expected {
-                    result = Err(Error::checksum(expected, actual)
-                        .in_shard(shard.name().to_string())
-                        .at_record(local as u64)
-                        .with_id(id.clone())
-                        .at_offset(range.start));
-                    break;
-                }
-                // The CRC says these are the bytes the index points at; the hash says they
-                // are the record's own.
-                let hashed = shard
-                    .view()
-                    .check_image_hash(local, slots[k], &data, range.start);
-                if let Err(e) = hashed {
-                    result = Err(e);
-                    break;
-                }
+            // The CRC says these are the bytes the index points at (the frame head checked
+            // in phase 1 says the index's reference is the frame's own); with
+            // Verify::Full, the hash says they are the record's own.
+            if let Err(e) = shard.view().check_blob(local, b, slots[k], &data) {
+                result = Err(e);
+                break;
             }
             slots[k].data = Some(data);
         }

@@ -263,10 +263,7 @@ async fn damage_is_located_and_can_be_skipped() {
 
     // With verification off, the damaged bytes are returned as they are.
     let options = DatasetOptions {
-        read: editshard::shard::ReadOptions {
-            verify: false,
-            ..Default::default()
-        },
+        read: editshard::shard::ReadOptions::verifying(editshard::shard::Verify::None),
         ..DatasetOptions::default()
     };
     let unchecked = Dataset::open_with(Location::local(dir.path()), options)

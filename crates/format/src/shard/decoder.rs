@@ -22,7 +22,8 @@ use tokio_util::codec::Decoder;
 
 use crate::error::{Error, Result};
 use crate::record::Record;
-use crate::shard::stream::{ReadOptions, StreamState};
+use crate::shard::options::ReadOptions;
+use crate::shard::stream::StreamState;
 
 /// How much buffer to reserve at once while a large frame arrives. Reserving the whole frame
 /// up front would let a corrupt length field allocate a gigabyte before any byte arrived.

@@ -7,6 +7,8 @@
 
 mod decoder;
 mod hasher;
+mod image_hash;
+mod options;
 mod random;
 mod reader;
 pub mod salvage;
@@ -16,9 +18,10 @@ mod view;
 pub(crate) mod writer;
 
 pub use decoder::ShardDecoder;
+pub use options::{ReadOptions, Verify};
 pub use random::{RandomAccessShard, ReadAt};
 pub use reader::ShardReader;
 pub use salvage::{SalvageReport, salvage};
-pub use stream::{ReadOptions, decode_group};
+pub use stream::decode_group;
 pub use view::ShardView;
 pub use writer::{ShardStats, ShardSummary, ShardWriter, WriterOptions};

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::format::TRAILER_LEN;
 use crate::format::index::ShardIndex;
 use crate::record::Record;
-use crate::shard::stream::ReadOptions;
+use crate::shard::options::{ReadOptions, Verify};
 
 /// Anything that can read a byte range: a file, a buffer, an HTTP or S3 object.
 pub trait ReadAt {
@@ -217,20 +217,32 @@ impl<R: ReadAt> RandomAccessShard<R> {
         self.view.decode(i, &bytes, range.start, false)
     }
 
-    /// Image `k` of record `i` in canonical order (0 is the source): one read, and with
-    /// verification on one more of the record's metadata, whose SHA-256 the bytes must match
-    /// (the CRC alone only says they are the bytes the index points at).
+    /// Image `k` of record `i` in canonical order (0 is the source): one read, checked
+    /// against its CRC. At the default [`Verify::Crc`] one more small read checks the frame's
+    /// head against the index (so the image is the one this record's frame names); at
+    /// [`Verify::Full`] that read takes the record's metadata as well, whose SHA-256 the
+    /// bytes must match.
     pub fn image(&self, i: usize, k: usize) -> Result<Bytes> {
         let range = self.view.image_range(i, k)?;
-        let bytes = self.read(range.clone())?;
-        self.view.check_image(i, k, &bytes)?;
-        if self.view.options().verify {
-            let record = self.metadata(i)?;
-            let image = record.images().nth(k).ok_or_else(|| {
-                Error::malformed(format!("record #{i} has fewer than {} images", k + 1))
-                    .in_shard(self.name())
-            })?;
-            self.view.check_image_hash(i, image, &bytes, range.start)?;
+        let bytes = self.read(range)?;
+        match self.view.options().verify {
+            Verify::None => {}
+            Verify::Crc => {
+                self.view.check_image(i, k, &bytes)?;
+                let head = self.view.frame_head_range(i)?;
+                let head_bytes = self.read(head.clone())?;
+                self.view.check_frame_head(i, &head_bytes, head.start)?;
+            }
+            Verify::Full => {
+                let record = self.metadata(i)?;
+                let image = record.images().nth(k).ok_or_else(|| {
+                    Error::malformed(format!("record #{i} has fewer than {} images", k + 1))
+                        .in_shard(self.name())
+                })?;
+                // The CRC as well: check_blob checks both.
+                let b = self.view.index().record_blobs(i)[k];
+                self.view.check_blob(i, b, image, &bytes)?;
+            }
         }
         Ok(bytes)
     }

@@ -18,7 +18,8 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::record::Record;
-use crate::shard::stream::{ReadOptions, StreamState};
+use crate::shard::options::ReadOptions;
+use crate::shard::stream::StreamState;
 
 pub struct ShardReader<R: Read> {
     input: R,

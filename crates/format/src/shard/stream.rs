@@ -15,24 +15,8 @@ use crate::format::{
     FrameHeader, HEADER_LEN, Limits, ShardHeader, TRAILER_LEN, Trailer, decode_block_with, meta,
 };
 use crate::record::Record;
-
-/// How a reader checks what it reads.
-#[derive(Debug, Clone)]
-pub struct ReadOptions {
-    /// Check every CRC (frames when streaming; metadata and images when reading at random).
-    /// On by default; turning it off is for measurements.
-    pub verify: bool,
-    pub limits: Limits,
-}
-
-impl Default for ReadOptions {
-    fn default() -> Self {
-        ReadOptions {
-            verify: true,
-            limits: Limits::DEFAULT,
-        }
-    }
-}
+use crate::shard::image_hash;
+use crate::shard::options::ReadOptions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -124,7 +108,7 @@ impl StreamState {
 
     /// True when frame CRCs are checked (the default).
     pub fn verifies(&self) -> bool {
-        self.options.verify
+        self.options.verify.checks_crc()
     }
 
     /// True when the next [`feed`](Self::feed) is a frame body, whose CRC a reader may compute
@@ -197,7 +181,7 @@ impl StreamState {
 
     fn frame(&mut self, header: FrameHeader, body: Bytes, at: u64) -> Result<Vec<Record>> {
         let frame_at = self.frame_offset;
-        if self.options.verify {
+        if self.options.verify.checks_crc() {
             let actual = self.body_crc.take().unwrap_or_else(|| crc32(&body));
             if actual != header.body_crc {
                 return Err(Error::checksum(header.body_crc, actual)
@@ -216,6 +200,9 @@ impl StreamState {
                     self.records,
                     self.dictionary.as_ref(),
                 )?;
+                if self.options.verify.checks_hashes() {
+                    image_hash::check_group(&table, &records, at, body.len(), self.records)?;
+                }
                 for (i, r) in table.records.iter().enumerate() {
                     let number = self.records + i as u64;
                     if let Some(first) = self.ids.insert(r.id.clone(), number) {

@@ -22,15 +22,13 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::format::index::ShardIndex;
-use sha2::{Digest, Sha256};
-
 use crate::format::wire::crc32;
 use crate::format::{
     CODEC_STORED, FRAME_GROUP, FRAME_HEADER_LEN, FrameHeader, decode_block_with, meta,
 };
-use crate::hex::hex;
 use crate::record::{Image, Record};
-use crate::shard::stream::ReadOptions;
+use crate::shard::image_hash;
+use crate::shard::options::ReadOptions;
 
 /// A shard's index with the name and options it is read under.
 #[derive(Debug, Clone)]
@@ -38,8 +36,8 @@ pub struct ShardView {
     index: ShardIndex,
     name: String,
     options: ReadOptions,
-    /// The SHA-256 each stored image (blob) was found to have, once hashed: see
-    /// [`ShardView::decode_parts`]. Shared by clones.
+    /// The SHA-256 each stored image (blob) was found to have, once hashed (with
+    /// [`Verify::Full`](super::Verify::Full)): see [`ShardView::check_blob`]. Shared by clones.
     blob_hashes: Arc<[OnceLock<[u8; 32]>]>,
 }
 
@@ -115,65 +113,59 @@ impl ShardView {
         Ok(r.meta_offset..r.meta_offset + u64::from(r.meta_len))
     }
 
-    /// The bytes of image `k` of record `i`, in canonical order (0 is the source).
-    pub fn image_range(&self, i: usize, k: usize) -> Result<Range<u64>> {
+    /// The stored image (blob) number of image `k` of record `i`, in canonical order (0 is
+    /// the source).
+    fn blob_of(&self, i: usize, k: usize) -> Result<u32> {
         self.check_index(i)?;
         let blobs = self.index.record_blobs(i);
-        let Some(&b) = blobs.get(k) else {
-            return Err(Error::invalid(format!(
+        blobs.get(k).copied().ok_or_else(|| {
+            Error::invalid(format!(
                 "record #{i} has {} images, not {}",
                 blobs.len(),
                 k + 1
             ))
-            .in_shard(&self.name));
-        };
-        let blob = self.index.blobs[b as usize];
+            .in_shard(&self.name)
+        })
+    }
+
+    /// The bytes of image `k` of record `i`, in canonical order (0 is the source).
+    pub fn image_range(&self, i: usize, k: usize) -> Result<Range<u64>> {
+        let blob = self.index.blobs[self.blob_of(i, k)? as usize];
         Ok(blob.offset..blob.offset + u64::from(blob.len))
     }
 
-    /// Checks the CRC of image `k` of record `i`, fetched from [`Self::image_range`]. This
-    /// checks the bytes against the index only; [`Self::check_image_hash`] checks them against
+    /// The bytes of the head of record `i`'s frame (header and group table), which
+    /// [`Self::check_frame_head`] checks against the index.
+    pub fn frame_head_range(&self, i: usize) -> Result<Range<u64>> {
+        self.check_index(i)?;
+        let r = &self.index.records[i];
+        Ok(self.index.frames[r.frame as usize].head_range())
+    }
+
+    /// Checks image `k` of record `i`, fetched from [`Self::image_range`], against its CRC
+    /// (unless verification is off). This checks the bytes against the index only:
+    /// [`Self::check_frame_head`] checks that the index's reference is the frame's own, and
+    /// [`Self::check_blob`] (with [`Verify::Full`](super::Verify::Full)) the bytes against
     /// the record's metadata.
     pub fn check_image(&self, i: usize, k: usize, bytes: &[u8]) -> Result<()> {
-        let range = self.image_range(i, k)?;
-        let b = self.index.record_blobs(i)[k];
-        self.check_crc(bytes, self.index.blobs[b as usize].crc, range.start, i)
+        let b = self.blob_of(i, k)?;
+        let blob = self.index.blobs[b as usize];
+        self.check_crc(bytes, blob.crc, blob.offset, i)
     }
 
-    /// Checks that image bytes of record `i` (from byte `offset`) hash to the SHA-256 its
-    /// metadata records: an index pointing a record at another image (with a valid CRC) is
-    /// caught here.
-    pub fn check_image_hash(
-        &self,
-        i: usize,
-        image: &Image,
-        bytes: &[u8],
-        offset: u64,
-    ) -> Result<()> {
-        if !self.options.verify {
-            return Ok(());
-        }
-        let actual: [u8; 32] = Sha256::digest(bytes).into();
-        if actual != image.sha256 {
-            return Err(Error::malformed(format!(
-                "the index points at image bytes whose SHA-256 is {}, but the record's \
-                 metadata says {}",
-                hex(&actual),
-                image.sha256_hex()
-            ))
-            .in_shard(&self.name)
-            .at_record(i as u64)
-            .with_id(&self.index.records[i].id)
-            .at_offset(offset));
-        }
-        Ok(())
+    /// Checks that the head of record `i`'s frame (in `bytes`, which start at `start` and
+    /// cover [`Self::frame_head_range`]) is the one the index describes: the frame length and
+    /// type, and the group table byte for byte (so the record's id, kind, metadata and image
+    /// locations are the frame's own). Nothing is checked with verification off.
+    pub fn check_frame_head(&self, i: usize, bytes: &Bytes, start: u64) -> Result<()> {
+        self.check_index(i)?;
+        let r = &self.index.records[i];
+        self.check_head(i, bytes, start)
+            .map_err(|e| e.in_shard(&self.name).at_record(i as u64).with_id(&r.id))
     }
 
-    /// Checks that the head of record `i`'s frame (in `bytes`, which start at `start`) is the
-    /// one the index describes: the frame length and type, and the group table byte for byte
-    /// (so the record's id, kind, metadata and image locations are the frame's own).
     fn check_head(&self, i: usize, bytes: &Bytes, start: u64) -> Result<()> {
-        if !self.options.verify {
+        if !self.options.verify.checks_crc() {
             return Ok(());
         }
         let r = &self.index.records[i];
@@ -210,21 +202,19 @@ impl ShardView {
 
     /// Decodes record `i` from `bytes`, which hold the file's bytes from `start` and must
     /// cover [`Self::metadata_range`] (and, when `with_data`, [`Self::record_range`]). A batch
-    /// reader fetches one span for several records and calls this for each. With
-    /// verification on (the default), the frame head is checked against the index, the
-    /// metadata against its CRC, and each image against its CRC and its SHA-256.
+    /// reader fetches one span for several records and calls this for each. At the default
+    /// [`Verify::Crc`](super::Verify::Crc), the frame head is checked against the index, the
+    /// metadata and each image against their CRCs; [`Verify::Full`](super::Verify::Full)
+    /// also checks each image against its SHA-256.
     pub fn decode(&self, i: usize, bytes: &Bytes, start: u64, with_data: bool) -> Result<Record> {
-        self.check_index(i)?;
-        let r = &self.index.records[i];
-        self.check_head(i, bytes, start)
-            .map_err(|e| e.in_shard(&self.name).at_record(i as u64).with_id(&r.id))?;
+        self.check_frame_head(i, bytes, start)?;
         self.decode_parts(i, bytes, start, with_data)
     }
 
     /// [`Self::decode`] without the frame head check: the record's own parts (metadata and
-    /// images), each against its CRC and each image against its SHA-256, located by the
-    /// index alone. For salvaging the intact records of a frame whose head is damaged; the
-    /// index's own CRC then vouches for the id.
+    /// images), each against its CRC (and with [`Verify::Full`](super::Verify::Full) each
+    /// image against its SHA-256), located by the index alone. For salvaging the intact
+    /// records of a frame whose head is damaged; the index's own CRC then vouches for the id.
     pub fn decode_parts(
         &self,
         i: usize,
@@ -265,47 +255,56 @@ impl ShardView {
                 let blob = self.index.blobs[b as usize];
                 let data =
                     slice(blob.offset..blob.offset + u64::from(blob.len)).map_err(context)?;
-                self.check_crc(&data, blob.crc, blob.offset, i)?;
-                self.check_blob_hash(i, b, image, &data, blob.offset)?;
+                self.check_blob(i, b, image, &data)?;
                 image.data = Some(data);
             }
         }
         Ok(record)
     }
 
-    /// [`Self::check_image_hash`] for stored image `b`, hashing its bytes only the first time
-    /// this view reads them. What the SHA-256 check catches is an index that points a record
-    /// at other image bytes than its metadata describes; the index is fixed once loaded and
-    /// the metadata is checked against its CRC on every read, so whether blob `b` hashes to
-    /// what a record claims is settled by hashing it once. Every later read still checks the
-    /// bytes' CRC (what catches damage on disk or in transit) and compares the record's
-    /// claimed SHA-256 with the one found, so each read keeps both guarantees, and a warm
-    /// random read costs a CRC pass instead of a ~1 GB/s SHA-256 pass over its images.
-    fn check_blob_hash(
-        &self,
-        i: usize,
-        b: u32,
-        image: &Image,
-        bytes: &[u8],
-        offset: u64,
-    ) -> Result<()> {
-        if !self.options.verify {
+    /// Checks stored image `b` (`bytes`, as fetched from the index's location) for record
+    /// `i`, whose metadata describes it as `image`: its CRC at [`Verify::Crc`] and
+    /// [`Verify::Full`], and at [`Verify::Full`] that it hashes to the record's SHA-256.
+    ///
+    /// The hash is computed only the first time this view reads the blob. What the SHA-256
+    /// check catches is an index that points a record at other image bytes than its metadata
+    /// describes; the index is fixed once loaded and the metadata is checked against its CRC
+    /// on every read, so whether blob `b` hashes to what a record claims is settled by
+    /// hashing it once. Every later read still checks the bytes' CRC (what catches damage on
+    /// disk or in transit) and compares the record's claimed SHA-256 with the one found.
+    ///
+    /// [`Verify::Crc`]: super::Verify::Crc
+    /// [`Verify::Full`]: super::Verify::Full
+    pub fn check_blob(&self, i: usize, b: u32, image: &Image, bytes: &[u8]) -> Result<()> {
+        self.check_index(i)?;
+        let Some(blob) = self.index.blobs.get(b as usize) else {
+            return Err(
+                Error::bug(format!("stored image #{b} does not exist")).in_shard(&self.name)
+            );
+        };
+        self.check_crc(bytes, blob.crc, blob.offset, i)?;
+        if !self.options.verify.checks_hashes() {
             return Ok(());
         }
-        let Some(slot) = self.blob_hashes.get(b as usize) else {
-            return self.check_image_hash(i, image, bytes, offset);
-        };
+        let slot = &self.blob_hashes[b as usize];
         if slot.get() == Some(&image.sha256) {
             return Ok(());
         }
-        self.check_image_hash(i, image, bytes, offset)?;
+        let actual = image_hash::sha256(bytes);
+        if actual != image.sha256 {
+            return Err(image_hash::mismatch(&actual, image)
+                .in_shard(&self.name)
+                .at_record(i as u64)
+                .with_id(&self.index.records[i].id)
+                .at_offset(blob.offset));
+        }
         // Only a hash that matched is kept: a mismatch is reported again on every read.
-        let _ = slot.set(image.sha256);
+        let _ = slot.set(actual);
         Ok(())
     }
 
     fn check_crc(&self, bytes: &[u8], expected: u32, offset: u64, i: usize) -> Result<()> {
-        if !self.options.verify {
+        if !self.options.verify.checks_crc() {
             return Ok(());
         }
         let actual = crc32(bytes);

@@ -1,10 +1,11 @@
 //! An index that disagrees with the frames it describes, with every CRC valid (a writer that
-//! lies, not damage): random access must never return one record's data under another's id,
-//! nor image bytes whose SHA-256 differs from the record's own. It checks the record's frame
-//! header and group table against the index, and each image's SHA-256.
+//! lies, not damage): random access must never return one record's data under another's id.
+//! At the default verification it checks the record's frame header and group table against
+//! the index (for an image read alone too); `Verify::Full` adds each image's SHA-256
+//! (`verify_levels` has a lie only that catches).
 
 use bytes::Bytes;
-use editshard_format::shard::{RandomAccessShard, ShardWriter};
+use editshard_format::shard::{RandomAccessShard, ReadOptions, ShardWriter, Verify};
 use editshard_format::{Image, Kind, Record, Turn};
 use editshard_tools::records::image;
 use editshard_tools::tamper::rewrite_index;
@@ -163,10 +164,10 @@ fn a_shard_with_a_duplicate_id_is_refused_by_every_reader() {
     assert!(err.to_string().contains("twice"), "{err}");
 }
 
-/// A view hashes each stored image once and remembers what it found: a record that points at
-/// an image already verified for another record, but claims another SHA-256, is still caught,
-/// on every read, while the honest record keeps reading. (Decoded with `decode_parts`, which
-/// skips the frame head check that would catch this lie first.)
+/// With `Verify::Full`, a view hashes each stored image once and remembers what it found: a
+/// record that points at an image already verified for another record, but claims another
+/// SHA-256, is still caught, on every read, while the honest record keeps reading. (Decoded
+/// with `decode_parts`, which skips the frame head check that would catch this lie first.)
 #[test]
 fn an_image_verified_once_is_still_checked_against_each_records_claim() {
     // Every image the same length, so that references can be swapped without a length lie.
@@ -177,7 +178,8 @@ fn an_image_verified_once_is_still_checked_against_each_records_claim() {
         // verifies honestly first. a is untouched.
         table.records[1].refs.swap(0, 1);
     }));
-    let shard = RandomAccessShard::open(lying.clone(), "memo.esd").unwrap();
+    let options = ReadOptions::verifying(Verify::Full);
+    let shard = RandomAccessShard::open_with(lying.clone(), "memo.esd", options).unwrap();
     let view = shard.view();
     for round in 0..3 {
         let a = view.decode_parts(0, &lying, 0, true).unwrap();

@@ -8,7 +8,7 @@ use editshard_format::shard::RandomAccessShard;
 use editshard_format::shard::ShardDecoder;
 use editshard_format::shard::ShardReader;
 use editshard_format::shard::{ShardWriter, WriterOptions};
-use editshard_format::{ErrorKind, ReadOptions, Record};
+use editshard_format::{ErrorKind, ReadOptions, Record, Verify};
 use futures_util::StreamExt;
 use tokio_util::codec::FramedRead;
 
@@ -195,10 +195,7 @@ fn verification_can_be_turned_off() {
     let blob = shard.index().blobs[0];
     bytes[blob.offset as usize] ^= 1;
     assert!(stream(&bytes).is_err());
-    let options = ReadOptions {
-        verify: false,
-        ..Default::default()
-    };
+    let options = ReadOptions::verifying(Verify::None);
     let read: Vec<Record> = ShardReader::with_options(&bytes[..], options)
         .collect::<Result<_, _>>()
         .unwrap();

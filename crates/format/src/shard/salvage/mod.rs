@@ -33,7 +33,8 @@ use std::collections::HashSet;
 use bytes::Bytes;
 
 use super::random::{RandomAccessShard, ReadAt};
-use super::stream::{ReadOptions, decode_group};
+use super::options::{ReadOptions, Verify};
+use super::stream::decode_group;
 use crate::error::{Error, Result};
 use crate::format::wire::crc32;
 use crate::format::{
@@ -250,8 +251,9 @@ fn open_index<'a, R: ReadAt>(
         );
     }
     let footer = read(source, trailer.index_offset, len + TRAILER_LEN as u64, name)?;
+    // Salvage returns only what checked, against the SHA-256s too.
     let options = ReadOptions {
-        verify: true,
+        verify: Verify::Full,
         limits: *limits,
     };
     RandomAccessShard::from_footer(
