@@ -12,6 +12,8 @@ use std::path::PathBuf;
 mod convert_http;
 #[path = "cli/convert_hub.rs"]
 mod convert_hub;
+#[path = "cli/convert_hub_hostile.rs"]
+mod convert_hub_hostile;
 #[path = "cli/convert_hub_ops.rs"]
 mod convert_hub_ops;
 #[path = "cli/convert_local.rs"]

@@ -12,6 +12,7 @@
 //! - [`cli`]: running the `editshard` binary (its path is a parameter) and reading what it left.
 //! - [`convert_support`]: running `editshard convert` and reading the dataset it wrote.
 //! - [`hub_parquet`]: Parquet files in the published schemas of the Hub's editing datasets.
+//! - [`parquet_bytes`]: hostile Parquet files byte by byte (lying footers, pages and counts).
 //! - [`view_fixture`]: a dataset with real images for `editshard view`.
 //! - `src/bin/`: `gen_sample_release`, `gen_bench_release`, `bench_read` (`bench/run.sh`) and
 //!   `bench_scale` (`bench/scale.sh`).
@@ -24,6 +25,7 @@ pub mod fault_proxy;
 pub mod fault_server;
 pub mod fixtures;
 pub mod hub_parquet;
+pub mod parquet_bytes;
 pub mod records;
 pub mod release;
 pub mod servers;

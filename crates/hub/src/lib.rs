@@ -4,6 +4,8 @@
 //!   InstructPix2Pix, UltraEdit, HQ-Edit, OmniEdit, AnyEdit) is a built-in mapping file.
 //! - [`source`]: the dataset's files, local or remote (ranged reads through the editshard
 //!   storage layer).
+//! - [`thrift`], [`footer`]: a file's footer checked against its own bytes (counts, nesting,
+//!   placement) before the `parquet` crate decodes it.
 //! - [`reader`]: one file's footer, schema check and rows, a row group at a time in batches
 //!   bounded by a memory budget.
 //! - [`cell`]: a row's values, whatever Arrow type holds them (images as the Hub's `Image`
@@ -11,9 +13,11 @@
 //! - [`records`]: rows into records, multi-turn sessions rebuilt across rows.
 
 pub mod cell;
+pub mod footer;
 pub mod mapping;
 pub mod reader;
 pub mod records;
 pub mod source;
+pub mod thrift;
 
 pub use mapping::Mapping;

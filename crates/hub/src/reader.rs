@@ -66,10 +66,20 @@ impl ParquetFile {
     /// Reads the footer and checks the mapping's columns: every column it names must be there
     /// (unless `optional`), and image columns must hold images.
     pub fn open(object: Object, index: usize, rel: &str, mapping: &Mapping) -> Result<ParquetFile> {
-        let meta = ArrowReaderMetadata::load(&object, ArrowReaderOptions::new()).map_err(|e| {
-            Error::malformed(format!("cannot read the Parquet footer: {e}"))
-                .in_shard(rel.to_string())
-        })?;
+        let malformed = |e: String| {
+            Error::rejected(format!(
+                "not a readable Parquet file: {e}; the file is damaged or not Parquet: \
+                 download it again, or leave it out (the mapping's `files`, --files-from)"
+            ))
+            .in_shard(rel.to_string())
+        };
+        let footer = crate::footer::load(&object).map_err(malformed)?;
+        let hf = hf_features(&footer);
+        // The Arrow schema some writers embed (`ARROW:schema`, an IPC message) is not read:
+        // the Parquet schema gives the types this reader works with.
+        let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+        let meta = ArrowReaderMetadata::try_new(footer, options)
+            .map_err(|e| malformed(format!("cannot read the Parquet schema: {e}")))?;
         let schema = meta.schema().clone();
         let present = |c: &str| {
             schema
@@ -89,7 +99,6 @@ impl ParquetFile {
                 )));
             }
         }
-        let hf = hf_features(&schema);
         let images = [
             Some(&mapping.source),
             Some(&mapping.output),
@@ -261,9 +270,15 @@ impl ParquetFile {
 /// The `datasets` feature schema from the file's `huggingface` metadata key, if present:
 /// column name -> feature (`{"_type": "Image"}`, `{"dtype": "string", "_type": "Value"}`...).
 pub fn hf_features(
-    schema: &arrow_schema::Schema,
+    meta: &parquet::file::metadata::ParquetMetaData,
 ) -> Option<serde_json::Map<String, serde_json::Value>> {
-    let text = schema.metadata().get("huggingface")?;
+    let text = meta
+        .file_metadata()
+        .key_value_metadata()?
+        .iter()
+        .find(|kv| kv.key == "huggingface")?
+        .value
+        .as_deref()?;
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
     let features = v
         .get("info")
