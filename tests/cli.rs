@@ -14,6 +14,8 @@ mod convert_http;
 mod convert_hub;
 #[path = "cli/convert_hub_hostile.rs"]
 mod convert_hub_hostile;
+#[path = "cli/convert_hub_memory.rs"]
+mod convert_hub_memory;
 #[path = "cli/convert_hub_ops.rs"]
 mod convert_hub_ops;
 #[path = "cli/convert_local.rs"]

@@ -38,6 +38,7 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode> {
         revision: args.revision.clone(),
         shard_size: parse_size(&args.shard_size)?,
         batch_memory: parse_size(&args.batch_memory)?,
+        max_image_bytes: parse_size(&args.max_image_size)?,
         part: args.part.as_deref().map(parse_part).transpose()?,
         s3_endpoint: args.s3_endpoint.clone(),
         work_dir: args.work_dir.clone(),

@@ -578,3 +578,18 @@ pub fn footer_length_claiming(path: &Path, len: u32) {
     }
     std::fs::write(path, body).expect("write fixture");
 }
+
+/// `data` compressed with zstd (level 1), for the body of a zstd page.
+pub fn zstd(data: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(data, 1).expect("zstd")
+}
+
+/// zstd of `head` followed by zeros up to `len` bytes, compressed as a stream (nothing of
+/// `len` bytes is held): an honest page of any size in a few kB.
+pub fn zstd_zeros_after(head: &[u8], len: u64) -> Vec<u8> {
+    use std::io::Read;
+    let zeros = std::io::repeat(0).take(len - head.len() as u64);
+    let mut out = Vec::new();
+    zstd::stream::copy_encode(head.chain(zeros), &mut out, 1).expect("zstd");
+    out
+}

@@ -6,17 +6,23 @@
 //!   storage layer).
 //! - [`thrift`], [`footer`]: a file's footer checked against its own bytes (counts, nesting,
 //!   placement) before the `parquet` crate decodes it.
-//! - [`reader`]: one file's footer, schema check and rows, a row group at a time in batches
-//!   bounded by a memory budget.
+//! - [`reader`]: one file's footer, schema check and rows, a row group at a time
+//!   ([`rowgroup`]) in batches bounded by a memory budget.
+//! - [`pages`], [`codec`], [`levels`]: each page checked, charged to the budget and
+//!   decompressed to its stated size before the `parquet` crate decodes it.
 //! - [`cell`]: a row's values, whatever Arrow type holds them (images as the Hub's `Image`
 //!   struct or as plain binary).
 //! - [`records`]: rows into records, multi-turn sessions rebuilt across rows.
 
 pub mod cell;
+pub mod codec;
 pub mod footer;
+pub mod levels;
 pub mod mapping;
+pub mod pages;
 pub mod reader;
 pub mod records;
+pub mod rowgroup;
 pub mod source;
 pub mod thrift;
 

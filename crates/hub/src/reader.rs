@@ -1,21 +1,44 @@
-//! Reading one Parquet file of a dataset: its footer, its schema checked against the
-//! mapping, and its rows one row group at a time, in batches small enough for the memory
-//! budget (the reader streams each column chunk page by page, so a 500 MB row group never
-//! sits in memory whole).
+//! Reading one Parquet file of a dataset: its footer (checked first, [`crate::footer`]),
+//! its schema checked against the mapping, and its rows one row group at a time
+//! ([`crate::rowgroup`]: page by page, in batches the memory budget allows).
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow_schema::DataType;
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
 use crate::cell::{self, Cell};
 use crate::mapping::Mapping;
+use crate::pages::ColumnInfo;
 use crate::source::Object;
 use editshard::{Error, Result};
+
+/// What reading may take: the bytes of rows decoded at once (`--batch-memory`), and the
+/// largest cell (`--max-image-size`): a page or a row over it is refused before it is
+/// decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    pub batch_bytes: u64,
+    pub max_cell: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            batch_bytes: 64 << 20,
+            max_cell: 256 << 20,
+        }
+    }
+}
+
+/// What a row group read hands over: a row, or a row refused on its own (a cell over the
+/// limits) with the reason.
+#[derive(Debug)]
+pub enum Delivery {
+    Row(Row),
+    Refused(Pos, String),
+}
 
 /// Where a row is: the file (its path under SOURCE), the row group, the row from 0 across
 /// the whole file.
@@ -46,16 +69,21 @@ impl Row {
 /// A row group that could not be read past some row.
 #[derive(Debug)]
 pub struct RowGroupError {
-    /// Rows of the row group delivered before the error (from the first one read).
+    /// Rows of the row group delivered (or refused) before the error, from the first one
+    /// asked for.
     pub delivered: u64,
     pub reason: String,
+    /// True when the pages simply ended: the footer lists rows they do not hold.
+    pub missing: bool,
 }
 
 pub struct ParquetFile {
     pub index: usize,
     pub rel: Arc<str>,
-    object: Object,
-    meta: ArrowReaderMetadata,
+    pub(crate) object: Object,
+    pub(crate) meta: ArrowReaderMetadata,
+    /// Each leaf column, as the page reader needs it.
+    pub(crate) columns: Vec<Arc<ColumnInfo>>,
     /// The columns read (all but `null`-typed ones), by index in the file's schema.
     projection: Vec<usize>,
     names: Vec<Arc<str>>,
@@ -138,11 +166,25 @@ impl ParquetFile {
             first_rows.push(n);
             n += u64::try_from(rg.num_rows()).unwrap_or(0);
         }
+        let descr = meta.parquet_schema();
+        let columns = (0..descr.num_columns())
+            .map(|i| {
+                let c = descr.column(i);
+                Arc::new(ColumnInfo {
+                    name: c.path().string(),
+                    physical: c.physical_type(),
+                    type_length: c.type_length(),
+                    max_def: c.max_def_level(),
+                    max_rep: c.max_rep_level(),
+                })
+            })
+            .collect();
         Ok(ParquetFile {
             index,
             rel: Arc::from(rel),
             object,
             meta,
+            columns,
             projection,
             names,
             first_rows,
@@ -161,109 +203,45 @@ impl ParquetFile {
         self.first_rows[rg]
     }
 
-    /// Rows per batch so a batch of the projected columns stays near `budget` bytes.
-    fn batch_rows(&self, rg: usize, budget: u64) -> usize {
-        let g = self.meta.metadata().row_group(rg);
-        let bytes: i64 = self
-            .projection
-            .iter()
-            .map(|&i| {
-                g.column(i)
-                    .uncompressed_size()
-                    .max(g.column(i).compressed_size())
-            })
-            .sum();
-        let rows = g.num_rows().max(1) as u64;
-        let per_row = (bytes.max(1) as u64).div_ceil(rows);
-        (budget / per_row.max(1)).clamp(1, 1024) as usize
-    }
-
-    /// Reads row group `rg` from its row `skip` on, in batches of about `budget` bytes,
-    /// handing each row to `f`; stops at the first error `f` returns, or early when it
-    /// returns `Break` (which the result passes on).
+    /// Reads row group `rg` from its row `skip` on, page by page within `limits`, handing
+    /// each row (or row refused on its own) to `f`; stops at the first error `f` returns,
+    /// or early when it returns `Break` (which the result passes on).
     pub fn read_row_group(
         &self,
         rg: usize,
         skip: u64,
-        budget: u64,
-        mut f: impl FnMut(Row) -> Result<ControlFlow<()>>,
+        limits: ReadLimits,
+        mut f: impl FnMut(Delivery) -> Result<ControlFlow<()>>,
     ) -> std::result::Result<Result<ControlFlow<()>>, RowGroupError> {
-        self.read_columns(rg, skip, budget, &self.projection, &self.names, &mut f)
+        crate::rowgroup::read(
+            self,
+            rg,
+            skip,
+            limits,
+            &self.projection,
+            &self.names,
+            &mut f,
+        )
     }
 
     /// The value of `column` in row `row` of row group `rg`, reading that column only.
-    pub fn cell_at(&self, rg: usize, row: u64, column: &str) -> Result<Cell> {
+    pub fn cell_at(&self, rg: usize, row: u64, column: &str, limits: ReadLimits) -> Result<Cell> {
         let schema = self.meta.schema();
         let Ok(i) = schema.index_of(column) else {
             return Ok(Cell::Null);
         };
         let mut out = Cell::Null;
         let name: Arc<str> = Arc::from(column);
-        let read = self.read_columns(rg, row, 1 << 20, &[i], &[name], &mut |r: Row| {
-            out = r.cells.into_iter().next().map_or(Cell::Null, |(_, c)| c);
+        let read = crate::rowgroup::read(self, rg, row, limits, &[i], &[name], &mut |d| {
+            if let Delivery::Row(r) = d {
+                out = r.cells.into_iter().next().map_or(Cell::Null, |(_, c)| c);
+            }
             Ok(ControlFlow::Break(()))
         });
         match read {
             Ok(_) => Ok(out),
             Err(e) => Err(Error::malformed(e.reason).in_shard(self.rel.to_string())),
         }
-    }
-
-    fn read_columns(
-        &self,
-        rg: usize,
-        skip: u64,
-        budget: u64,
-        columns: &[usize],
-        names: &[Arc<str>],
-        f: &mut dyn FnMut(Row) -> Result<ControlFlow<()>>,
-    ) -> std::result::Result<Result<ControlFlow<()>>, RowGroupError> {
-        let fail = |delivered: u64, e: &dyn std::fmt::Display| RowGroupError {
-            delivered,
-            reason: e.to_string(),
-        };
-        let mask = ProjectionMask::roots(self.meta.parquet_schema(), columns.iter().copied());
-        let batch = self.batch_rows(rg, budget);
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.object.clone(),
-            self.meta.clone(),
-        )
-        .with_row_groups(vec![rg])
-        .with_projection(mask)
-        .with_batch_size(batch)
-        .build()
-        .map_err(|e| fail(0, &e))?;
-        let first = self.first_rows[rg];
-        let mut row_in_rg = 0u64;
-        for b in reader {
-            let b = b.map_err(|e| fail(row_in_rg.saturating_sub(skip), &e))?;
-            for r in 0..b.num_rows() {
-                if row_in_rg >= skip {
-                    let mut cells = Vec::with_capacity(names.len());
-                    for (name, col) in names.iter().zip(b.columns()) {
-                        let c = cell::read(col.as_ref(), r).map_err(|e| {
-                            fail(row_in_rg - skip, &format!("column {name:?}: {e}"))
-                        })?;
-                        cells.push((name.clone(), c));
-                    }
-                    let row = Row {
-                        pos: Pos {
-                            file_index: self.index,
-                            file: self.rel.clone(),
-                            row_group: rg as u64,
-                            row: first + row_in_rg,
-                        },
-                        cells,
-                    };
-                    match f(row) {
-                        Ok(ControlFlow::Continue(())) => {}
-                        stop => return Ok(stop),
-                    }
-                }
-                row_in_rg += 1;
-            }
-        }
-        Ok(Ok(ControlFlow::Continue(())))
     }
 }
 

@@ -11,10 +11,14 @@ use editshard::record::{Image, Kind, Provenance, Record, Score, Turn};
 /// A row that did not become (part of) a record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowFailure {
+    /// The (first) row.
     pub pos: Pos,
     pub id: Option<String>,
+    /// How many rows from `pos` on the failure stands for (the rest of a row group that
+    /// cannot be read, or that its pages do not hold); 1 for a single row.
+    pub rows: u64,
     /// A short code: `missing-image`, `invalid-image`, `bad-row`, `duplicate-turn`,
-    /// `unreadable-row-group`, `invalid-record`.
+    /// `too-large`, `unreadable-row-group`, `missing-rows`, `invalid-record`.
     pub reason: String,
     pub detail: String,
 }
@@ -72,6 +76,7 @@ impl Builder {
                 out.push(Out::Failed(RowFailure {
                     pos: row.pos,
                     id,
+                    rows: 1,
                     reason: reason.into(),
                     detail,
                 }));
@@ -114,6 +119,7 @@ impl Builder {
             if last.order == p.order {
                 out.push(Out::Failed(RowFailure {
                     id: Some(key.clone()),
+                    rows: 1,
                     detail: format!(
                         "session {key:?} has two rows with {} = {} (the first, row {}, is kept)",
                         session.turn, p.order, last.pos.row

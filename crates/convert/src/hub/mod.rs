@@ -45,6 +45,9 @@ pub struct HubOptions {
     pub revision: Option<String>,
     pub shard_size: u64,
     pub batch_memory: u64,
+    /// The largest cell (image) read (`--max-image-size`): a page or row over it is refused
+    /// before it is decoded.
+    pub max_image_bytes: u64,
     pub part: Option<(u32, u32)>,
     pub s3_endpoint: Option<String>,
     pub work_dir: Option<PathBuf>,
@@ -192,7 +195,10 @@ async fn convert_locked(
         staging: work.path("staging"),
         rt: tokio::runtime::Handle::current(),
     };
-    let budget = opts.batch_memory;
+    let limits = editshard_hub::reader::ReadLimits {
+        batch_bytes: opts.batch_memory,
+        max_cell: opts.max_image_bytes,
+    };
     let mapping = opts.mapping.clone();
     let revision = opts.revision.clone();
     let fp = run_fp.clone();
@@ -236,7 +242,7 @@ async fn convert_locked(
                 }
                 Ok(())
             };
-            let counts = plan.run(&mapping, revision, next_row, budget, &mut sink)?;
+            let counts = plan.run(&mapping, revision, next_row, limits, &mut sink)?;
             let before = writer.manifest().shards.len();
             writer.finish_shard()?;
             publisher.publish_new(writer.manifest(), before)?;
@@ -285,7 +291,7 @@ async fn convert_locked(
         bytes: manifest.bytes,
         files: files.len(),
         rows: counts.rows,
-        failed: all_failures.len() as u64,
+        failed: failures::rows_of(&all_failures),
         session_splits: counts.session_splits,
         resumed_at_row: next_row,
         wall_secs: started.elapsed().as_secs_f64(),

@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 
 use editshard_hub::Mapping;
 use editshard_hub::cell::Cell;
-use editshard_hub::reader::{ParquetFile, Pos, Row};
+use editshard_hub::reader::{Delivery, ParquetFile, Pos, ReadLimits, Row};
 use editshard_hub::records::{Builder, Out, RowFailure};
 
 use crate::failures::Failure;
@@ -90,7 +90,7 @@ impl Plan {
         mapping: &Mapping,
         revision: Option<String>,
         next_row: u64,
-        budget: u64,
+        limits: ReadLimits,
         sink: &mut dyn FnMut(Event) -> Result<()>,
     ) -> Result<Counts> {
         let mut builder = Builder::new(mapping.clone(), revision);
@@ -104,7 +104,9 @@ impl Plan {
         let mut counts = Counts::default();
         // A session that started in the previous part is that part's: skip its rows.
         let mut skip_key = match &key_col {
-            Some(k) if next_row == self.start_row() => self.last_key_before(self.range.start, k),
+            Some(k) if next_row == self.start_row() => {
+                self.last_key_before(self.range.start, k, limits)
+            }
             _ => None,
         };
         let mut outs = Vec::new();
@@ -115,7 +117,16 @@ impl Plan {
             }
             let skip = next_row.saturating_sub(unit.first);
             let file = &self.files[unit.file];
-            let read = file.read_row_group(unit.rg, skip, budget, |row| {
+            let read = file.read_row_group(unit.rg, skip, limits, |d| {
+                let row = match d {
+                    Delivery::Row(row) => row,
+                    Delivery::Refused(pos, detail) => {
+                        counts.rows += 1;
+                        outs.push(Out::Failed(refused(pos, detail)));
+                        self.drain(mapping, &mut outs, &mut counts, sink)?;
+                        return Ok(ControlFlow::Continue(()));
+                    }
+                };
                 if skip_key.is_some() {
                     if key_of(&row) == skip_key {
                         return Ok(ControlFlow::Continue(()));
@@ -133,21 +144,32 @@ impl Plan {
                     let _: ControlFlow<()> = r?;
                 }
                 Err(e) => {
-                    for r in skip + e.delivered..unit.rows {
+                    // The rows from there to the end of the row group, as one failure.
+                    let first = skip + e.delivered;
+                    if first < unit.rows {
                         let pos = Pos {
                             file_index: unit.file,
                             file: file.rel.clone(),
                             row_group: unit.rg as u64,
-                            row: file.first_row(unit.rg) + r,
+                            row: file.first_row(unit.rg) + first,
+                        };
+                        let (reason, detail) = if e.missing {
+                            ("missing-rows", format!("{}: {}", file.rel, e.reason))
+                        } else {
+                            (
+                                "unreadable-row-group",
+                                format!(
+                                    "row group {} of {} cannot be read: {}",
+                                    unit.rg, file.rel, e.reason
+                                ),
+                            )
                         };
                         let f = RowFailure {
                             pos,
                             id: None,
-                            reason: "unreadable-row-group".into(),
-                            detail: format!(
-                                "row group {} of {} cannot be read: {}",
-                                unit.rg, file.rel, e.reason
-                            ),
+                            rows: unit.rows - first,
+                            reason: reason.into(),
+                            detail,
                         };
                         outs.push(Out::Failed(f));
                     }
@@ -162,7 +184,10 @@ impl Plan {
             };
             let unit = &self.units[u];
             let file = &self.files[unit.file];
-            let read = file.read_row_group(unit.rg, 0, budget, |row| {
+            let read = file.read_row_group(unit.rg, 0, limits, |d| {
+                let Delivery::Row(row) = d else {
+                    return Ok(ControlFlow::Break(()));
+                };
                 if key_of(&row).as_deref() != Some(open.as_str()) {
                     return Ok(ControlFlow::Break(()));
                 }
@@ -186,10 +211,12 @@ impl Plan {
 
     /// The session key of the last row before unit `u` (`None` at the start, or when it
     /// cannot be read: the previous part then reports that row group).
-    fn last_key_before(&self, u: usize, key: &str) -> Option<String> {
+    fn last_key_before(&self, u: usize, key: &str, limits: ReadLimits) -> Option<String> {
         let unit = self.units[..u].iter().rev().find(|x| x.rows > 0)?;
         let file = &self.files[unit.file];
-        file.cell_at(unit.rg, unit.rows - 1, key).ok()?.as_key()
+        file.cell_at(unit.rg, unit.rows - 1, key, limits)
+            .ok()?
+            .as_key()
     }
 
     fn drain(
@@ -216,6 +243,17 @@ impl Plan {
     }
 }
 
+/// A row refused on its own while reading (a cell over the limits).
+fn refused(pos: Pos, detail: String) -> RowFailure {
+    RowFailure {
+        pos,
+        id: None,
+        rows: 1,
+        reason: "too-large".into(),
+        detail,
+    }
+}
+
 fn failure(name: &str, f: RowFailure, ordinal: u64) -> Failure {
     Failure {
         subset: name.to_string(),
@@ -227,6 +265,7 @@ fn failure(name: &str, f: RowFailure, ordinal: u64) -> Failure {
         file: Some(f.pos.file.to_string()),
         row_group: Some(f.pos.row_group),
         row: Some(f.pos.row),
+        rows: (f.rows > 1).then_some(f.rows),
     }
 }
 
@@ -243,5 +282,6 @@ pub fn failure_of_record(name: &str, record: &Record, ordinal: u64, e: &Error) -
         file: p.file.clone(),
         row_group: p.row_group,
         row: p.row,
+        rows: None,
     }
 }
