@@ -728,3 +728,33 @@ fn the_readme_documents_every_preset_and_its_mapping_example_parses() {
         );
     }
 }
+
+#[test]
+fn gzip_compressed_parquet_converts_like_uncompressed() {
+    use editshard_tools::parquet_bytes as pq;
+    let t = tempfile::tempdir().unwrap();
+    let imgs: Vec<Vec<u8>> = (0..4).map(|k| png(k, 5, 5)).collect();
+    let rows = [
+        ("a", &imgs[0][..], &imgs[1][..]),
+        ("b", &imgs[2][..], &imgs[3][..]),
+    ];
+    let map = crate::convert_hub_hostile::mapping(t.path());
+    let mut outs = Vec::new();
+    for (name, codec) in [("plain", pq::UNCOMPRESSED), ("gzip", pq::GZIP)] {
+        let src = t.path().join(name);
+        pq::simple_file(&src.join("a.parquet"), &rows, codec);
+        let out = t.path().join(format!("{name}-out"));
+        let (o, _) = crate::convert_hub_hostile::convert_measured(&map, &src, &out, &[]);
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        outs.push(records(&out));
+    }
+    assert_eq!(outs[0].len(), 2);
+    assert_eq!(
+        outs[0][1].turns[0].output.data.as_deref(),
+        Some(&imgs[3][..])
+    );
+    assert_eq!(
+        outs[0], outs[1],
+        "gzip pages give the records plain pages give"
+    );
+}

@@ -593,3 +593,49 @@ pub fn zstd_zeros_after(head: &[u8], len: u64) -> Vec<u8> {
     zstd::stream::copy_encode(head.chain(zeros), &mut out, 1).expect("zstd");
     out
 }
+
+/// `data` compressed with gzip, for the body of a gzip page.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+/// A one-row-group file of string column `id` and binary columns `before` and `after`
+/// (the rows given), every page compressed with `codec` ([`UNCOMPRESSED`], [`GZIP`] or
+/// [`ZSTD`]).
+pub fn simple_file(path: &Path, rows: &[(&str, &[u8], &[u8])], codec: i32) {
+    let compress = |body: Vec<u8>| -> Page {
+        let n = rows.len() as i32;
+        let stored = match codec {
+            GZIP => gzip(&body),
+            ZSTD => zstd(&body),
+            _ => body.clone(),
+        };
+        let mut p = Page::data(n, PLAIN, stored);
+        p.uncompressed_size = body.len() as i32;
+        p
+    };
+    let ids: Vec<&[u8]> = rows.iter().map(|r| r.0.as_bytes()).collect();
+    let before: Vec<&[u8]> = rows.iter().map(|r| r.1).collect();
+    let after: Vec<&[u8]> = rows.iter().map(|r| r.2).collect();
+    let columns = vec![
+        Chunk::new(&["id"], BYTE_ARRAY, codec, vec![compress(plain(&ids))]),
+        Chunk::new(
+            &["before"],
+            BYTE_ARRAY,
+            codec,
+            vec![compress(plain(&before))],
+        ),
+        Chunk::new(&["after"], BYTE_ARRAY, codec, vec![compress(plain(&after))]),
+    ];
+    write(
+        path,
+        &[text("id"), binary("before"), binary("after")],
+        &[RowGroup {
+            num_rows: rows.len() as i64,
+            columns,
+        }],
+    );
+}
