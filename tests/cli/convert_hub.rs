@@ -758,3 +758,44 @@ fn gzip_compressed_parquet_converts_like_uncompressed() {
         "gzip pages give the records plain pages give"
     );
 }
+
+#[test]
+fn an_id_column_of_the_wrong_type_is_named_with_its_type() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, out) = (t.path().join("x"), t.path().join("out"));
+    let cols = vec![
+        Col::text_list("sample", vec![Some(vec!["a".into()]), Some(vec![])]),
+        Col::binary("before", vec![Some(png(1, 3, 3)), Some(png(2, 3, 3))]),
+        Col::binary("after", vec![Some(png(3, 3, 3)), Some(png(4, 3, 3))]),
+        Col::i64("prompt", vec![Some(1), Some(2)]),
+    ];
+    write(&src.join("part-1.parquet"), cols, 2, false);
+    let mapping = t.path().join("m.toml");
+    for (id, instruction, column, role, arrow) in [
+        ("id = \"sample\"\n", "x", "sample", "the id", "List("),
+        ("", "prompt", "prompt", "the instruction", "Int64"),
+    ] {
+        let text_of_mapping = format!(
+            "name = \"m\"\n{id}source = \"before\"\noutput = \"after\"\n\
+             instruction = \"{instruction}\"\noptional = [\"x\"]\n"
+        );
+        std::fs::write(&mapping, text_of_mapping).unwrap();
+        let mut args = strings(&[
+            "--mapping",
+            editshard_tools::cli::s(&mapping),
+            editshard_tools::cli::s(&src),
+            "--out",
+        ]);
+        args.push(out.display().to_string());
+        let o = convert(BIN, &args);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let e = text(&o);
+        assert!(
+            e.contains("part-1.parquet")
+                && e.contains(&format!("column {column:?} ({role}) is {arrow}"))
+                && !e.contains("null or empty"),
+            "{e}"
+        );
+        assert!(!out.join("manifest.json").exists());
+    }
+}

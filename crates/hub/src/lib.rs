@@ -6,6 +6,8 @@
 //!   storage layer).
 //! - [`thrift`], [`footer`]: a file's footer checked against its own bytes (counts, nesting,
 //!   placement) before the `parquet` crate decodes it.
+//! - [`schema`]: the mapping's columns checked against a file's schema (present, and of a
+//!   type their field can use).
 //! - [`reader`]: one file's footer, schema check and rows, a row group at a time
 //!   ([`rowgroup`]) in batches bounded by a memory budget.
 //! - [`pages`], [`codec`], [`levels`]: each page checked, charged to the budget and
@@ -23,6 +25,7 @@ pub mod pages;
 pub mod reader;
 pub mod records;
 pub mod rowgroup;
+pub mod schema;
 pub mod source;
 pub mod thrift;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
-use crate::cell::{self, Cell};
+use crate::cell::Cell;
 use crate::mapping::Mapping;
 use crate::pages::ColumnInfo;
 use crate::source::Object;
@@ -109,46 +109,8 @@ impl ParquetFile {
         let meta = ArrowReaderMetadata::try_new(footer, options)
             .map_err(|e| malformed(format!("cannot read the Parquet schema: {e}")))?;
         let schema = meta.schema().clone();
-        let present = |c: &str| {
-            schema
-                .field_with_name(c)
-                .ok()
-                .filter(|f| f.data_type() != &DataType::Null)
-        };
-        let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        for c in mapping.columns() {
-            if present(c).is_none() && !mapping.is_optional(c) {
-                return Err(Error::invalid(format!(
-                    "{rel}: the {} mapping needs column {c:?}, which the file does not have \
-                     (its columns: {}); check the preset or the mapping file, or list the \
-                     column under `optional`",
-                    mapping.name,
-                    columns.join(", ")
-                )));
-            }
-        }
-        let images = [
-            Some(&mapping.source),
-            Some(&mapping.output),
-            mapping.mask.as_ref(),
-        ];
-        for c in images.into_iter().flatten() {
-            let Some(field) = present(c) else { continue };
-            let declared = hf
-                .as_ref()
-                .and_then(|h| h.get(c))
-                .and_then(|f| f.get("_type"))
-                .and_then(|t| t.as_str());
-            if !cell::is_image_type(field.data_type()) || declared.is_some_and(|t| t != "Image") {
-                return Err(Error::invalid(format!(
-                    "{rel}: column {c:?} should hold images but is {} ({}): check the mapping",
-                    field.data_type(),
-                    declared.map_or("no Hugging Face feature".to_string(), |t| format!(
-                        "Hugging Face feature {t}"
-                    ))
-                )));
-            }
-        }
+        crate::schema::check(&schema, hf.as_ref(), mapping)
+            .map_err(|e| Error::invalid(format!("{rel}: {e}")))?;
         let projection: Vec<usize> = schema
             .fields()
             .iter()
