@@ -18,6 +18,8 @@ mod convert_hub_hostile;
 mod convert_hub_memory;
 #[path = "cli/convert_hub_ops.rs"]
 mod convert_hub_ops;
+#[path = "cli/convert_hub_sessions.rs"]
+mod convert_hub_sessions;
 #[path = "cli/convert_local.rs"]
 mod convert_local;
 #[path = "cli/export_hf.rs"]

@@ -14,7 +14,8 @@
 //!   decompressed to its stated size before the `parquet` crate decodes it.
 //! - [`cell`]: a row's values, whatever Arrow type holds them (images as the Hub's `Image`
 //!   struct or as plain binary).
-//! - [`records`]: rows into records, multi-turn sessions rebuilt across rows.
+//! - [`records`], [`sessions`]: rows into records; multi-turn sessions rebuilt from rows in
+//!   any order, with memory bounded per session.
 
 pub mod cell;
 pub mod codec;
@@ -26,6 +27,7 @@ pub mod reader;
 pub mod records;
 pub mod rowgroup;
 pub mod schema;
+pub mod sessions;
 pub mod source;
 pub mod thrift;
 

@@ -175,10 +175,11 @@ impl ParquetFile {
         limits: ReadLimits,
         mut f: impl FnMut(Delivery) -> Result<ControlFlow<()>>,
     ) -> std::result::Result<Result<ControlFlow<()>>, RowGroupError> {
+        let wanted = crate::rowgroup::Wanted::From(skip);
         crate::rowgroup::read(
             self,
             rg,
-            skip,
+            wanted,
             limits,
             &self.projection,
             &self.names,
@@ -186,24 +187,42 @@ impl ParquetFile {
         )
     }
 
-    /// The value of `column` in row `row` of row group `rg`, reading that column only.
-    pub fn cell_at(&self, rg: usize, row: u64, column: &str, limits: ReadLimits) -> Result<Cell> {
-        let schema = self.meta.schema();
-        let Ok(i) = schema.index_of(column) else {
-            return Ok(Cell::Null);
+    /// Reads rows `rows` (increasing, within the row group) of row group `rg`, handing each
+    /// (or its refusal) to `f`.
+    pub fn read_rows(
+        &self,
+        rg: usize,
+        rows: &[u64],
+        limits: ReadLimits,
+        mut f: impl FnMut(Delivery) -> Result<ControlFlow<()>>,
+    ) -> std::result::Result<Result<ControlFlow<()>>, RowGroupError> {
+        let wanted = crate::rowgroup::Wanted::Rows(rows);
+        crate::rowgroup::read(
+            self,
+            rg,
+            wanted,
+            limits,
+            &self.projection,
+            &self.names,
+            &mut f,
+        )
+    }
+
+    /// Reads column `column` alone (e.g. a session key) of every row of row group `rg`,
+    /// handing each row (its one cell) to `f`. A file without the column gives nothing.
+    pub fn read_column(
+        &self,
+        rg: usize,
+        column: &str,
+        limits: ReadLimits,
+        mut f: impl FnMut(Delivery) -> Result<ControlFlow<()>>,
+    ) -> std::result::Result<Result<ControlFlow<()>>, RowGroupError> {
+        let Ok(i) = self.meta.schema().index_of(column) else {
+            return Ok(Ok(ControlFlow::Continue(())));
         };
-        let mut out = Cell::Null;
         let name: Arc<str> = Arc::from(column);
-        let read = crate::rowgroup::read(self, rg, row, limits, &[i], &[name], &mut |d| {
-            if let Delivery::Row(r) = d {
-                out = r.cells.into_iter().next().map_or(Cell::Null, |(_, c)| c);
-            }
-            Ok(ControlFlow::Break(()))
-        });
-        match read {
-            Ok(_) => Ok(out),
-            Err(e) => Err(Error::malformed(e.reason).in_shard(self.rel.to_string())),
-        }
+        let wanted = crate::rowgroup::Wanted::From(0);
+        crate::rowgroup::read(self, rg, wanted, limits, &[i], &[name], &mut f)
     }
 }
 

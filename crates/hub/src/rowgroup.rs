@@ -33,32 +33,93 @@ const MAX_BATCH_ROWS: usize = 1024;
 /// A page may be this much larger than the cell limit (its levels and value lengths).
 const PAGE_SLACK: u64 = 1 << 20;
 
-/// Reads rows `skip..` of row group `rg` of `file`, columns `roots` (top-level fields, in
-/// schema order) named `names`, handing each to `f`.
+/// Which rows of a row group a read wants.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wanted<'a> {
+    /// Row `n` and every one after it.
+    From(u64),
+    /// These rows, in increasing order.
+    Rows(&'a [u64]),
+}
+
+impl Wanted<'_> {
+    fn len(&self, promised: u64) -> u64 {
+        match self {
+            Wanted::From(n) => promised.saturating_sub(*n),
+            Wanted::Rows(r) => r.len() as u64,
+        }
+    }
+
+    /// The `k`-th row wanted.
+    fn row(&self, k: u64) -> u64 {
+        match self {
+            Wanted::From(n) => n + k,
+            Wanted::Rows(r) => r[k as usize],
+        }
+    }
+
+    /// The rows from the `k`-th wanted on, as the reader's selection.
+    fn selection(&self, k: u64, promised: u64) -> RowSelection {
+        let mut out = Vec::new();
+        match self {
+            Wanted::From(n) => {
+                out.push(RowSelector::skip((n + k) as usize));
+                out.push(RowSelector::select((promised - n - k) as usize));
+            }
+            Wanted::Rows(rows) => {
+                let mut at = 0u64;
+                for &r in &rows[k as usize..] {
+                    if r > at {
+                        out.push(RowSelector::skip((r - at) as usize));
+                    }
+                    out.push(RowSelector::select(1));
+                    at = r + 1;
+                }
+            }
+        }
+        // Adjacent selectors of one kind are merged by the conversion.
+        RowSelection::from(out)
+    }
+}
+
+/// Reads the `wanted` rows of row group `rg` of `file`, columns `roots` (top-level fields,
+/// in schema order) named `names`, handing each to `f`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn read(
     file: &ParquetFile,
     rg: usize,
-    skip: u64,
+    wanted: Wanted,
     limits: ReadLimits,
     roots: &[usize],
     names: &[Arc<str>],
     f: &mut dyn FnMut(Delivery) -> Result<ControlFlow<()>>,
 ) -> std::result::Result<Result<ControlFlow<()>>, RowGroupError> {
     let promised = file.rows_in(rg);
+    if let Wanted::Rows(rows) = wanted
+        && rows.iter().any(|&r| r >= promised)
+    {
+        return Err(RowGroupError {
+            delivered: 0,
+            reason: format!("rows past the {promised} of row group {rg} asked for"),
+            missing: true,
+        });
+    }
+    let total = wanted.len(promised);
     let descr = file.meta.parquet_schema();
     let mask = ProjectionMask::roots(descr, roots.iter().copied());
     let leaves: Vec<usize> = (0..descr.num_columns())
         .filter(|&l| mask.leaf_included(l))
         .collect();
     let flat = leaves.iter().all(|&l| file.columns[l].max_rep == 0);
-    let mut at = skip;
-    let fail = |at: u64, reason: String| RowGroupError {
-        delivered: at - skip,
+    // Rows delivered or refused so far: the next is the `k`-th wanted.
+    let mut k = 0u64;
+    let fail = |k: u64, reason: String| RowGroupError {
+        delivered: k,
         reason,
         missing: false,
     };
     let levels = parquet_to_arrow_field_levels(descr, mask, None)
-        .map_err(|e| fail(at, format!("cannot map the columns to Arrow: {e}")))?;
+        .map_err(|e| fail(k, format!("cannot map the columns to Arrow: {e}")))?;
     let meter = Arc::new(Meter::new(descr.num_columns(), limits.batch_bytes));
     let group = OneRowGroup {
         file,
@@ -67,18 +128,14 @@ pub(crate) fn read(
         max_page: limits.max_cell.saturating_add(PAGE_SLACK),
     };
     let mut batch = first_batch(file.meta.metadata().row_group(rg), &leaves, limits);
-    'restart: while at < promised {
-        let selection = RowSelection::from(vec![
-            RowSelector::skip(at as usize),
-            RowSelector::select((promised - at) as usize),
-        ]);
+    'restart: while k < total {
         let mut reader = ParquetRecordBatchReader::try_new_with_row_groups(
             &levels,
             &group,
             batch,
-            Some(selection),
+            Some(wanted.selection(k, promised)),
         )
-        .map_err(|e| fail(at, e.to_string()))?;
+        .map_err(|e| fail(k, e.to_string()))?;
         loop {
             meter.start_batch(batch);
             let b = match reader.next() {
@@ -95,36 +152,36 @@ pub(crate) fn read(
                         continue 'restart;
                     }
                     Some(Refusal::TooLarge(detail)) => {
-                        let pos = file.pos(rg, at);
-                        match f(Delivery::Refused(pos, detail.clone())) {
+                        let row = wanted.row(k);
+                        match f(Delivery::Refused(file.pos(rg, row), detail.clone())) {
                             Ok(ControlFlow::Continue(())) => {}
                             stop => return Ok(stop),
                         }
-                        at += 1;
+                        k += 1;
                         if !flat {
                             // Skipping past a row of a list column decodes its levels again.
                             return Err(fail(
-                                at,
-                                format!("not read past the refused row {}: {detail}", at - 1),
+                                k,
+                                format!("not read past the refused row {row}: {detail}"),
                             ));
                         }
                         continue 'restart;
                     }
-                    _ => return Err(fail(at, e.to_string())),
+                    _ => return Err(fail(k, e.to_string())),
                 },
             };
             for r in 0..b.num_rows() {
                 let mut cells = Vec::with_capacity(names.len());
                 for (name, col) in names.iter().zip(b.columns()) {
                     let c = cell::read(col.as_ref(), r)
-                        .map_err(|e| fail(at, format!("column {name:?}: {e}")))?;
+                        .map_err(|e| fail(k, format!("column {name:?}: {e}")))?;
                     cells.push((name.clone(), c));
                 }
                 let row = Row {
-                    pos: file.pos(rg, at),
+                    pos: file.pos(rg, wanted.row(k)),
                     cells,
                 };
-                at += 1;
+                k += 1;
                 match f(Delivery::Row(row)) {
                     Ok(ControlFlow::Continue(())) => {}
                     stop => return Ok(stop),
@@ -132,11 +189,12 @@ pub(crate) fn read(
             }
         }
     }
-    if at < promised {
+    if k < total {
         return Err(RowGroupError {
-            delivered: at - skip,
+            delivered: k,
             reason: format!(
-                "the footer lists {promised} rows in row group {rg}; its pages hold {at}"
+                "the footer lists {promised} rows in row group {rg}; its pages hold {}",
+                wanted.row(k)
             ),
             missing: true,
         });

@@ -161,7 +161,7 @@ async fn convert_locked(
     })
     .await
     .map_err(|e| Error::bug(format!("reading the footers failed: {e}")))??;
-    let plan = walk::Plan::new(opened, opts.part);
+    let plan = walk::Plan::new(opened, opts.part)?;
     let mut work = Work::open(&work_dir)?;
     let state = work.load_state()?;
     if let Some(s) = &state
