@@ -12,8 +12,14 @@ use std::path::PathBuf;
 mod convert_http;
 #[path = "cli/convert_hub.rs"]
 mod convert_hub;
+#[path = "cli/convert_hub_hostile.rs"]
+mod convert_hub_hostile;
+#[path = "cli/convert_hub_memory.rs"]
+mod convert_hub_memory;
 #[path = "cli/convert_hub_ops.rs"]
 mod convert_hub_ops;
+#[path = "cli/convert_hub_sessions.rs"]
+mod convert_hub_sessions;
 #[path = "cli/convert_local.rs"]
 mod convert_local;
 #[path = "cli/export_hf.rs"]

@@ -14,6 +14,7 @@
 //! - [`convert_support`]: running `editshard convert` and reading the dataset it wrote.
 //! - [`hub_cdn`]: the Hugging Face Hub redirecting to its CDN, as two nginx servers.
 //! - [`hub_parquet`]: Parquet files in the published schemas of the Hub's editing datasets.
+//! - [`parquet_bytes`]: hostile Parquet files byte by byte (lying footers, pages and counts).
 //! - [`view_fixture`]: a dataset with real images for `editshard view`.
 //! - [`huge_images`]: images small stored and huge decoded (a 13000 x 13000 PNG in 3 MB).
 //! - `src/bin/`: `gen_sample_release`, `gen_bench_release`, `bench_read` (`bench/run.sh`) and
@@ -29,6 +30,7 @@ pub mod fixtures;
 pub mod hub_cdn;
 pub mod hub_parquet;
 pub mod huge_images;
+pub mod parquet_bytes;
 pub mod records;
 pub mod release;
 pub mod servers;
