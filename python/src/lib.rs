@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 mod convert;
 mod decode;
 mod errors;
+mod pipeline;
 mod records;
 
 use editshard::manifest::Manifest;
@@ -474,7 +475,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTurn>()?;
     m.add_class::<PyImage>()?;
     m.add_class::<ImageData>()?;
+    m.add_class::<pipeline::PyPipeline>()?;
     m.add_function(wrap_pyfunction!(decode::decode_image, m)?)?;
+    m.add("MAX_DECODE_BYTES", editshard::probe::MAX_DECODE_BYTES)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
