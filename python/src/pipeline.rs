@@ -172,7 +172,7 @@ impl PyPipeline {
         let normalize = match (triple("mean", mean)?, triple("std", std)?) {
             (None, None) => None,
             (Some(m), Some(s)) => {
-                if s.iter().any(|&v| !(v > 0.0) || !v.is_finite()) {
+                if s.iter().any(|&v| v.is_nan() || v <= 0.0 || v.is_infinite()) {
                     return Err(PyValueError::new_err(format!(
                         "std={s:?}: every value must be > 0"
                     )));
@@ -243,6 +243,7 @@ impl PyPipeline {
     /// Renders record i's image of role `roles[k]` into slot i of `outputs[k]` (a writable,
     /// C-contiguous buffer of len(records) slots). Returns, per record, None or its first
     /// failure (role, message, over-the-limit).
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
         py: Python<'_>,

@@ -161,7 +161,7 @@ impl Placement {
 /// `[0, canvas)`; the part of it inside the image `[0, 1)` gives the source span (pixels)
 /// and the destination span (whole canvas pixels, rounded).
 fn axis(a: f64, l: f64, size: u32, canvas: u32) -> Option<(f64, f64, u32, u32)> {
-    if !(l > 0.0) || size == 0 || canvas == 0 {
+    if l.is_nan() || l <= 0.0 || size == 0 || canvas == 0 {
         return None;
     }
     let n = f64::from(canvas);
