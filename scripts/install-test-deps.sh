@@ -110,7 +110,8 @@ if ! "$PYENV/bin/python" -c "import torchvision" >/dev/null 2>&1; then
     fi
     log "python: torchvision installed"
 fi
-"$PYENV/bin/pip" install -q numpy pillow pytest mypy ruff torchdata datasets zstandard
+# webdataset: bench/python_pipeline.py can run in this venv too (its peers without MDS/LitData).
+"$PYENV/bin/pip" install -q numpy pillow pytest mypy ruff torchdata datasets zstandard webdataset
 log "python: building and installing ./python"
 start=$SECONDS
 "$PYENV/bin/pip" install -q ./python
