@@ -110,7 +110,12 @@ impl Pipeline {
         };
         // The image's whole size at the canvas' scale: what a scaled JPEG decode must reach.
         let want = |_, _| {
-            let up = |canvas: u32, frac: f64| (f64::from(canvas) / frac).ceil().min(f64::from(u32::MAX)) as u32;
+            // (Less a hair: 224 / (224 / 298) must stay 298, not round up to 299.)
+            let up = |canvas: u32, frac: f64| {
+                (f64::from(canvas) / frac - 1e-6)
+                    .ceil()
+                    .clamp(1.0, f64::from(u32::MAX)) as u32
+            };
             (up(g.width, p.w), up(g.height, p.h))
         };
         let pixels = decode::decode(job.bytes, channels, want, self.scaled_jpeg, &self.limits)?;

@@ -26,6 +26,8 @@ pub enum Role {
     Source,
     Output,
     Rejected,
+    /// A turn's mask: fetched with the outputs.
+    Mask,
 }
 
 impl Images {
@@ -39,7 +41,7 @@ impl Images {
                 rejected,
             } => match role {
                 Role::Source => source,
-                Role::Output => outputs,
+                Role::Output | Role::Mask => outputs,
                 Role::Rejected => rejected,
             },
         }
@@ -52,6 +54,7 @@ pub fn roles(record: &Record) -> Vec<Role> {
     for turn in &record.turns {
         out.push(Role::Output);
         out.extend(turn.rejected.iter().map(|_| Role::Rejected));
+        out.extend(turn.mask.iter().map(|_| Role::Mask));
     }
     out
 }
@@ -134,6 +137,28 @@ mod tests {
         turn.edit_type = Some(edit_type.to_string());
         turn.category = Some(category.to_string());
         Record::new("sft/x", Kind::Sft, source, vec![turn])
+    }
+
+    #[test]
+    fn roles_follow_the_images_order_masks_included() {
+        let img = || Image::with_info(bytes::Bytes::from_static(b"x"), "image/png".into(), 1, 1);
+        let mut first = Turn::new(img());
+        first.rejected = vec![img()];
+        first.mask = Some(img());
+        let mut second = Turn::new(img());
+        second.mask = Some(img());
+        let r = Record::new("t/x", Kind::MultiTurn, img(), vec![first, second]);
+        // Fetching zips these with the index's blobs (in `Record::images` order): a role
+        // missing here used to leave the last images unfetched (masks never got bytes).
+        assert_eq!(roles(&r).len(), r.images().count());
+        use Role::*;
+        assert_eq!(roles(&r), [Source, Output, Rejected, Mask, Output, Mask]);
+        let outputs = Images::Only {
+            source: false,
+            outputs: true,
+            rejected: false,
+        };
+        assert!(outputs.wants(Mask) && !outputs.wants(Rejected));
     }
 
     #[test]
