@@ -11,7 +11,8 @@ tars, and written by each peer's own writer (MDS, LitData, Parquet for Hugging F
 `datasets`) when its library is installed. Pipelines compared:
 
 - editshard's `Pipeline` (Rust: decode, resize, crop, flip, convert into the batch), with and
-  without the scaled JPEG decode;
+  without the scaled JPEG decode, and with uint8 output for reference (a quarter of the bytes
+  to write into shared memory and hand to the main process);
 - editshard records, WebDataset, MDS, LitData and `datasets` (Parquet), each read with its own
   library and decoded with Pillow, then the same torchvision v2 transforms: each image resized
   (shorter side 512, antialiased; the output straight to the source's resized size), then
@@ -47,6 +48,7 @@ SIZE = 512
 NAMES = [
     "editshard-pipeline",
     "editshard-pipeline-whole-jpeg",
+    "editshard-pipeline-uint8",
     "ceiling",
     "editshard-tv",
     "webdataset-tv",
@@ -57,6 +59,7 @@ NAMES = [
 LABEL = {
     "editshard-pipeline": "editshard `Pipeline` (Rust)",
     "editshard-pipeline-whole-jpeg": "editshard `Pipeline`, `scaled_jpeg=False`",
+    "editshard-pipeline-uint8": "editshard `Pipeline`, `dtype=\"uint8\"` (reference: 1/4 the bytes)",
     "ceiling": "ceiling: decode only, whole images, Rust (`to_numpy`)",
     "editshard-tv": "editshard records + PIL + torchvision v2",
     "webdataset-tv": "WebDataset + PIL + torchvision v2",
@@ -171,7 +174,7 @@ def measure(name: str, w: Path, batch: int, workers: int) -> dict[str, Any]:
             SIZE,
             crop="random",
             flip=0.5,
-            dtype="float32",
+            dtype="uint8" if name.endswith("uint8") else "float32",
             images=("source", "output"),
             scaled_jpeg=not name.endswith("whole-jpeg"),
         )
