@@ -20,6 +20,7 @@ ImagesSpec = str | Sequence[str] | None
 _ROLES = ("source", "outputs", "rejected")
 _STORAGE_KEYS = (
     "s3_endpoint",
+    "hf_token",
     "timeout",
     "connect_timeout",
     "retries",
@@ -370,6 +371,7 @@ def open(
     images: ImagesSpec = "all",
     skip_corrupt: bool = False,
     s3_endpoint: str | None = None,
+    hf_token: str | None = None,
     timeout: float | None = None,
     connect_timeout: float | None = None,
     retries: int | None = None,
@@ -377,17 +379,22 @@ def open(
     coalesce_gap: int | None = None,
     concurrency: int | None = None,
 ) -> Dataset:
-    """Opens the dataset at ``location``: a local path, ``file:///abs``, ``https://host/prefix``
-    or ``s3://bucket/prefix``. Reads ``manifest.json`` only.
+    """Opens the dataset at ``location``: a local path, ``file:///abs``, ``https://host/prefix``,
+    ``hf://datasets/ORG/NAME[@REVISION][/PATH]`` (the Hugging Face Hub) or
+    ``s3://bucket/prefix``. Reads ``manifest.json`` only.
 
     S3 settings come from ``s3_endpoint`` or ``AWS_ENDPOINT_URL(_S3)``, ``AWS_REGION``,
     ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN`` (no credentials:
-    unsigned requests). ``timeout`` (seconds without progress) and ``retries`` apply to HTTP
-    and S3. ``images`` picks which images' bytes are fetched ("all", "none" or roles);
+    unsigned requests). The Hub's come from ``HF_ENDPOINT`` and ``hf_token``, else
+    ``HF_TOKEN``, else the token ``hf auth login`` saved; the token is sent to the Hub only,
+    never to the CDN it redirects to. Redirects are followed (at most 5, never from https to
+    http). ``timeout`` (seconds without progress) and ``retries`` apply to HTTP and S3.
+    ``images`` picks which images' bytes are fetched ("all", "none" or roles);
     ``skip_corrupt`` makes iteration log and skip damaged records.
     """
     storage: dict[str, Any] = {
         "s3_endpoint": s3_endpoint,
+        "hf_token": hf_token,
         "timeout": timeout,
         "connect_timeout": connect_timeout,
         "retries": retries,

@@ -120,6 +120,7 @@ class NativeDataset:
     def open(
         url: str,
         s3_endpoint: str | None = None,
+        hf_token: str | None = None,
         timeout: float | None = None,
         connect_timeout: float | None = None,
         retries: int | None = None,

@@ -168,12 +168,13 @@ impl NativeDataset {
 impl NativeDataset {
     /// Opens the dataset at `url`: reads `manifest.json`, nothing else.
     #[staticmethod]
-    #[pyo3(signature = (url, s3_endpoint=None, timeout=None, connect_timeout=None, retries=None, verify_crc=true, coalesce_gap=None, concurrency=None))]
+    #[pyo3(signature = (url, s3_endpoint=None, hf_token=None, timeout=None, connect_timeout=None, retries=None, verify_crc=true, coalesce_gap=None, concurrency=None))]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
         url: String,
         s3_endpoint: Option<String>,
+        hf_token: Option<String>,
         timeout: Option<f64>,
         connect_timeout: Option<f64>,
         retries: Option<usize>,
@@ -183,6 +184,7 @@ impl NativeDataset {
     ) -> PyResult<NativeDataset> {
         let mut storage = StorageOptions {
             s3_endpoint,
+            hf_token,
             ..StorageOptions::default()
         };
         let secs = |s: f64, what: &str| {

@@ -1,6 +1,6 @@
 //! The library's integration tests, one binary: storage (local, HTTP, S3), reading datasets
-//! (local, HTTP, S3; order, resume, concurrency), reads under injected HTTP and S3 faults, and the
-//! smoke tests of the test servers themselves.
+//! (local, HTTP, S3; order, resume, concurrency), reads under injected HTTP and S3 faults, reads
+//! through redirects and from the Hub (`hf://`), and the smoke tests of the test servers themselves.
 //!
 //! Support (fixtures, nginx and s3s-fs harnesses, the fault server) comes from
 //! `editshard_tools`. Tests against real servers need nginx and s3s-fs
@@ -11,6 +11,8 @@
 mod fault_read_http;
 #[path = "library/fault_read_s3.rs"]
 mod fault_read_s3;
+#[path = "library/hub_redirects.rs"]
+mod hub_redirects;
 #[path = "library/read_concurrency.rs"]
 mod read_concurrency;
 #[path = "library/read_http.rs"]
