@@ -424,3 +424,25 @@ def test_pipeline_memory_bounded_over_an_epoch(big_sample: Path) -> None:
     # A batch is 2 x 6 x 3 x 256 x 256 float32 = 9 MiB; a leak of batches or decoded images
     # (420x420x3 each) would add tens of MiB per epoch.
     assert peak - start < 60
+
+
+class _SharedFlag(torch.utils.data.IterableDataset[dict[str, Any]]):
+    """Notes, where the batch is made, whether its tensors are in shared memory already."""
+
+    def __init__(self, inner: IterableEditDataset) -> None:
+        self.inner = inner
+
+    def __iter__(self) -> Any:
+        for b in self.inner:
+            b["made_shared"] = b["source"].is_shared() and b["output"].is_shared()
+            yield b
+
+
+def test_worker_batches_are_written_into_shared_memory(photo_ds: Path) -> None:
+    # In a worker the pipeline writes into shared memory, so sending the batch to the main
+    # process passes a handle: no copy after the pipeline (in the main process, private).
+    pipe = Pipeline(64, crop="random", flip=0.5)
+    for workers, shared in ((2, True), (0, False)):
+        ds = _SharedFlag(IterableEditDataset(photo_ds, batch_size=4, pipeline=pipe))
+        flags = [b["made_shared"] for b in DataLoader(ds, batch_size=None, num_workers=workers)]
+        assert flags and all(f is shared for f in flags), (workers, flags)
