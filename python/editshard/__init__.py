@@ -1,9 +1,11 @@
-"""editshard: read sharded, verified text-guided image-editing datasets.
+"""editshard: read and write sharded, verified text-guided image-editing datasets.
 
 >>> import editshard
 >>> ds = editshard.open("s3://bucket/pico")          # reads manifest.json only
 >>> rec = ds[0]                                      # one ranged read
 >>> rec.turns[0].instruction, rec.source.to_numpy().shape
+>>> with editshard.Writer("s3://bucket/mine") as w:  # manifest published on a clean exit
+...     w.write(editshard.Record("a/1", "sft", src, [editshard.Turn("...", output=out)]))
 
 PyTorch datasets are in :mod:`editshard.torch`.
 """
@@ -23,6 +25,7 @@ from ._errors import (
     StorageError,
     UnsupportedError,
 )
+from ._writer import Writer, mix, write
 
 Record = _native.Record
 Turn = _native.Turn
@@ -53,6 +56,9 @@ __all__ = [
     "StorageError",
     "Turn",
     "UnsupportedError",
+    "Writer",
     "decode_image",
+    "mix",
     "open",
+    "write",
 ]

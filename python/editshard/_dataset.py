@@ -302,6 +302,41 @@ class Dataset:
             **self._storage,
         )
 
+    # -- saving ------------------------------------------------------------------------
+
+    def save(self, location: str | os.PathLike[str], **options: Any) -> dict[str, Any]:
+        """Copies this dataset's records (a filtered view's only), in order, into a new
+        dataset at ``location`` and returns its manifest. Image bytes are copied as stored:
+        nothing is decoded or re-encoded. Every byte read is checked (CRCs and SHA-256) even
+        if this dataset was opened with ``verify_crc=False``. The options are those of
+        :class:`editshard.Writer`; ``licence`` defaults to this dataset's."""
+        from ._writer import Writer
+
+        options.setdefault("licence", self.manifest.get("licence"))
+        verified = self._storage.get("verify_crc", True)
+        source = Dataset(
+            self._location,
+            images="all",
+            skip_corrupt=self.skip_corrupt,
+            _native_ds=self.native if verified else None,
+            _indices=self._indices,
+            **{**self._storage, "verify_crc": True},
+        )
+        with Writer(location, **options) as w:
+            w.write_many(source._records_in_order())
+        assert w.manifest is not None
+        return w.manifest
+
+    def _records_in_order(self) -> Iterator[Record]:
+        """Every record of this view in order: streamed with the background prefetch (its
+        memory bounded) for a whole dataset, fetched a few at a time for a filtered view."""
+        if self._indices is None:
+            yield from self.iter(prefetch_bytes=64 << 20)
+            return
+        chunk = 16
+        for start in range(0, len(self._indices), chunk):
+            yield from self.native.get_many(self._indices[start : start + chunk], self._images)
+
     # -- iteration ---------------------------------------------------------------------
 
     def iter(

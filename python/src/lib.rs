@@ -11,11 +11,15 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+mod construct;
 mod convert;
 mod decode;
+mod encode;
 mod errors;
+mod mix;
 mod pipeline;
 mod records;
+mod writer;
 
 use editshard::manifest::Manifest;
 use editshard::read::{
@@ -73,6 +77,34 @@ impl Drop for Runtime {
             }
         }
     }
+}
+
+/// Network settings from the keyword arguments every location-taking call accepts.
+fn storage_options(
+    s3_endpoint: Option<String>,
+    timeout: Option<f64>,
+    connect_timeout: Option<f64>,
+    retries: Option<usize>,
+) -> PyResult<StorageOptions> {
+    let mut storage = StorageOptions {
+        s3_endpoint,
+        ..StorageOptions::default()
+    };
+    let secs = |s: f64, what: &str| {
+        Duration::try_from_secs_f64(s).map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err(format!("{what} must be >= 0 seconds"))
+        })
+    };
+    if let Some(t) = timeout {
+        storage.timeout = secs(t, "timeout")?;
+    }
+    if let Some(t) = connect_timeout {
+        storage.connect_timeout = secs(t, "connect_timeout")?;
+    }
+    if let Some(r) = retries {
+        storage.retries = r.min(editshard::storage::MAX_RETRIES);
+    }
+    Ok(storage)
 }
 
 /// Storage and read settings as given from Python, kept to reopen after a fork.
@@ -182,25 +214,8 @@ impl NativeDataset {
         coalesce_gap: Option<u64>,
         concurrency: Option<usize>,
     ) -> PyResult<NativeDataset> {
-        let mut storage = StorageOptions {
-            s3_endpoint,
-            hf_token,
-            ..StorageOptions::default()
-        };
-        let secs = |s: f64, what: &str| {
-            Duration::try_from_secs_f64(s).map_err(|_| {
-                pyo3::exceptions::PyValueError::new_err(format!("{what} must be >= 0 seconds"))
-            })
-        };
-        if let Some(t) = timeout {
-            storage.timeout = secs(t, "timeout")?;
-        }
-        if let Some(t) = connect_timeout {
-            storage.connect_timeout = secs(t, "connect_timeout")?;
-        }
-        if let Some(r) = retries {
-            storage.retries = r.min(editshard::storage::MAX_RETRIES);
-        }
+        let mut storage = storage_options(s3_endpoint, timeout, connect_timeout, retries)?;
+        storage.hf_token = hf_token;
         let mut options = DatasetOptions::default();
         options.read.verify = verify_crc;
         if let Some(g) = coalesce_gap {
@@ -478,6 +493,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyImage>()?;
     m.add_class::<ImageData>()?;
     m.add_class::<pipeline::PyPipeline>()?;
+    m.add_class::<writer::NativeWriter>()?;
+    m.add_function(wrap_pyfunction!(mix::mix, m)?)?;
     m.add_function(wrap_pyfunction!(decode::decode_image, m)?)?;
     m.add("MAX_DECODE_BYTES", editshard::probe::MAX_DECODE_BYTES)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

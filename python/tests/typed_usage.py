@@ -71,3 +71,17 @@ def pipeline_batches(location: str) -> None:
         editshard.decode_image(b"", max_decode_bytes=editshard.MAX_DECODE_BYTES)
     except editshard.DecodeError as e:
         assert e.kind in ("limit", "rejected")
+
+
+def write_some(location: str, pixels: npt.NDArray[np.uint8], jpeg: bytes) -> int:
+    src = editshard.Image(jpeg, url="https://x/a.jpg", scores={"q": 0.5})
+    out: editshard.Image = editshard.Image.from_numpy(pixels, "PNG", caption="c")
+    turn = editshard.Turn("Make it blue", edit_type="Color", output=out, rejected=[src])
+    rec = editshard.Record("a/1", "preference", src, [turn], extras={"k": [1, 2]})
+    with editshard.Writer(location, shard_size="64MiB", licence="CC-BY-4.0") as w:
+        w.write(rec)
+        n: int = w.write_many(iter([rec]))
+    manifest: dict[str, object] = editshard.write(location + "-2", [rec], shard_size=1 << 20)
+    saved = editshard.open(location).filter(kind="sft").save(location + "-sft")
+    report = editshard.mix(location + "-all", {"a": location, "b": location + "-2"})
+    return n + len(manifest) + len(saved) + int(report["records"])

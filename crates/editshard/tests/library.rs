@@ -35,3 +35,5 @@ mod storage_remote;
 mod unique_ids;
 #[path = "library/verify_manifest.rs"]
 mod verify_manifest;
+#[path = "library/write_dest.rs"]
+mod write_dest;

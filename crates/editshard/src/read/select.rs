@@ -12,7 +12,7 @@ pub enum Images {
     All,
     /// Metadata only.
     None,
-    /// Images by role.
+    /// Images by role. A turn's mask (format 1.1) comes with its output.
     Only {
         source: bool,
         outputs: bool,
@@ -26,8 +26,6 @@ pub enum Role {
     Source,
     Output,
     Rejected,
-    /// A turn's mask: fetched with the outputs.
-    Mask,
 }
 
 impl Images {
@@ -41,20 +39,22 @@ impl Images {
                 rejected,
             } => match role {
                 Role::Source => source,
-                Role::Output | Role::Mask => outputs,
+                Role::Output => outputs,
                 Role::Rejected => rejected,
             },
         }
     }
 }
 
-/// The role of each of `record`'s images, in canonical order (see [`Record::images`]).
+/// The role of each of `record`'s images, in canonical order (see [`Record::images`]): one
+/// per image, masks included (a mask has its output's role: the region the edit may change
+/// goes with the edit).
 pub fn roles(record: &Record) -> Vec<Role> {
     let mut out = vec![Role::Source];
     for turn in &record.turns {
         out.push(Role::Output);
         out.extend(turn.rejected.iter().map(|_| Role::Rejected));
-        out.extend(turn.mask.iter().map(|_| Role::Mask));
+        out.extend(turn.mask.iter().map(|_| Role::Output));
     }
     out
 }
@@ -140,25 +140,16 @@ mod tests {
     }
 
     #[test]
-    fn roles_follow_the_images_order_masks_included() {
+    fn every_image_has_a_role_masks_included() {
         let img = || Image::with_info(bytes::Bytes::from_static(b"x"), "image/png".into(), 1, 1);
         let mut first = Turn::new(img());
-        first.rejected = vec![img()];
         first.mask = Some(img());
         let mut second = Turn::new(img());
-        second.mask = Some(img());
-        let r = Record::new("t/x", Kind::MultiTurn, img(), vec![first, second]);
-        // Fetching zips these with the index's blobs (in `Record::images` order): a role
-        // missing here used to leave the last images unfetched (masks never got bytes).
-        assert_eq!(roles(&r).len(), r.images().count());
+        second.rejected = vec![img()];
+        let r = Record::new("m/1", Kind::MultiTurn, img(), vec![first, second]);
         use Role::*;
-        assert_eq!(roles(&r), [Source, Output, Rejected, Mask, Output, Mask]);
-        let outputs = Images::Only {
-            source: false,
-            outputs: true,
-            rejected: false,
-        };
-        assert!(outputs.wants(Mask) && !outputs.wants(Rejected));
+        assert_eq!(roles(&r), [Source, Output, Output, Output, Rejected]);
+        assert_eq!(roles(&r).len(), r.images().count());
     }
 
     #[test]
