@@ -16,6 +16,7 @@ from . import _native
 from ._dataset import Dataset, Filter, ImagesSpec, Verify, open
 from ._errors import (
     CorruptionError,
+    DecodeError,
     Error,
     InvalidError,
     NotFoundError,
@@ -31,11 +32,17 @@ Turn = _native.Turn
 Image = _native.Image
 ImageData = _native.ImageData
 decode_image = _native.decode_image
+#: The most bytes of decoded pixels one image may take unless a call says otherwise (1 GiB,
+#: the limit of ``editshard verify --decode``): ``to_numpy``, ``decode_image`` and
+#: ``editshard.torch.Pipeline`` refuse larger images before decoding them.
+MAX_DECODE_BYTES: int = _native.MAX_DECODE_BYTES
 __version__: str = _native.__version__
 
 __all__ = [
+    "MAX_DECODE_BYTES",
     "CorruptionError",
     "Dataset",
+    "DecodeError",
     "Error",
     "Filter",
     "Image",

@@ -9,6 +9,7 @@ import numpy.typing as npt
 from typing_extensions import Buffer
 
 __version__: str
+MAX_DECODE_BYTES: int
 
 _ImagesFlags: TypeAlias = tuple[bool, bool, bool]
 
@@ -109,9 +110,13 @@ class Image:
     def caption(self) -> str | None:
         """A description of the image's content (format 1.1)."""
     def to_numpy(
-        self, mode: str | None = None, exif_transpose: bool = False
+        self,
+        mode: str | None = None,
+        exif_transpose: bool = False,
+        max_decode_bytes: int = ...,
     ) -> npt.NDArray[np.uint8]:
-        """Decoded pixels, uint8, shape (H, W, C); GIL released while decoding."""
+        """Decoded pixels, uint8, shape (H, W, C); GIL released while decoding. Raises
+        editshard.DecodeError when the pixels would take more than max_decode_bytes."""
     def to_pil(self) -> Any:
         """A PIL.Image.Image (requires Pillow)."""
     def to_dict(self) -> dict[str, Any]: ...
@@ -260,6 +265,42 @@ class NativeDataset:
     ) -> Reader: ...
 
 @final
+class Pipeline:
+    """Decode, resize, crop, flip and convert into batch tensors (editshard.torch.Pipeline)."""
+
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        *,
+        resize: str = "shorter",
+        crop: str | None = "center",
+        flip: float = 0.0,
+        dtype: str = "uint8",
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        interpolation: str = "bilinear",
+        max_decode_bytes: int = ...,
+        scaled_jpeg: bool = True,
+    ) -> None: ...
+    def channels(self, role: str) -> int: ...
+    def placement(
+        self, id: str, ref_width: int, ref_height: int, seed: int, epoch: int
+    ) -> tuple[tuple[int, int, bool], tuple[int, int]]:
+        """((top, left, flipped), (resized height, resized width))."""
+    def run(
+        self,
+        records: list[Record],
+        roles: list[str],
+        outputs: list[Any],
+        seed: int,
+        epoch: int,
+        threads: int,
+    ) -> list[tuple[str, str, bool] | None]:
+        """Writes each record's images into its slot of each output buffer; per record None
+        or its first failure (role, message, over the decode limit)."""
+
+@final
 class NativeWriter:
     def __init__(
         self,
@@ -299,7 +340,10 @@ def mix(
     retries: int | None = None,
 ) -> str: ...
 def decode_image(
-    data: bytes, mode: str | None = None, exif_transpose: bool = False
+    data: bytes,
+    mode: str | None = None,
+    exif_transpose: bool = False,
+    max_decode_bytes: int = ...,
 ) -> npt.NDArray[np.uint8]: ...
 def record_rows(records: list[Record]) -> list[dict[str, Any]]:
     """The records as rows of `editshard._arrow.SCHEMA` (image bytes as memoryviews)."""

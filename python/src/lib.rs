@@ -17,6 +17,7 @@ mod decode;
 mod encode;
 mod errors;
 mod mix;
+mod pipeline;
 mod records;
 mod rows;
 mod writer;
@@ -499,10 +500,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTurn>()?;
     m.add_class::<PyImage>()?;
     m.add_class::<ImageData>()?;
+    m.add_class::<pipeline::PyPipeline>()?;
     m.add_class::<writer::NativeWriter>()?;
     m.add_function(wrap_pyfunction!(mix::mix, m)?)?;
     m.add_function(wrap_pyfunction!(decode::decode_image, m)?)?;
     m.add_function(wrap_pyfunction!(rows::record_rows, m)?)?;
+    m.add("MAX_DECODE_BYTES", editshard::probe::MAX_DECODE_BYTES)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -293,16 +293,18 @@ impl PyImage {
         self.image.caption.as_deref()
     }
 
-    /// Decodes the pixels (GIL released) to a uint8 NumPy array of shape (H, W, C).
-    #[pyo3(signature = (mode=None, exif_transpose=false))]
+    /// Decodes the pixels (GIL released) to a uint8 NumPy array of shape (H, W, C), refusing
+    /// images whose decoded pixels would take more than `max_decode_bytes`.
+    #[pyo3(signature = (mode=None, exif_transpose=false, max_decode_bytes=editshard::probe::MAX_DECODE_BYTES))]
     fn to_numpy<'py>(
         &self,
         py: Python<'py>,
         mode: Option<&str>,
         exif_transpose: bool,
+        max_decode_bytes: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let bytes = self.bytes()?.clone();
-        decode::to_numpy(py, &bytes, mode, exif_transpose)
+        decode::to_numpy(py, &bytes, mode, exif_transpose, max_decode_bytes)
     }
 
     /// The image as a `PIL.Image.Image` (opened lazily by PIL from a copy of the bytes).
@@ -465,7 +467,7 @@ impl PyTurn {
 /// One example: a source image and its turns.
 #[pyclass(module = "editshard._native", name = "Record", frozen)]
 pub struct PyRecord {
-    record: Arc<Record>,
+    pub(crate) record: Arc<Record>,
 }
 
 impl PyRecord {
