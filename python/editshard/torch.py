@@ -193,7 +193,7 @@ class IterableEditDataset(tud.IterableDataset[Any]):
         self,
         location: str | os.PathLike[str],
         *,
-        batch_size: int,
+        batch_size: int = 1,
         shuffle: bool | str = True,
         seed: int = 0,
         window: int = 64,

@@ -32,8 +32,8 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 
-use super::random::{RandomAccessShard, ReadAt};
 use super::options::{ReadOptions, Verify};
+use super::random::{RandomAccessShard, ReadAt};
 use super::stream::decode_group;
 use crate::error::{Error, Result};
 use crate::format::wire::crc32;
