@@ -29,7 +29,7 @@ use editshard::shard::WriterOptions;
 use editshard::storage::{Location, StorageOptions};
 use editshard::write::DatasetWriter;
 use editshard_hub::Mapping;
-use editshard_hub::reader::ParquetFile;
+use editshard_hub::reader::{FileOutline, ParquetFile};
 use editshard_hub::source::{self, Object};
 
 mod walk;
@@ -150,12 +150,14 @@ async fn convert_locked(
     // sizes alone.
     let handle = tokio::runtime::Handle::current();
     let (mapping, src2, files2) = (opts.mapping.clone(), src.clone(), files.clone());
-    let opened = tokio::task::spawn_blocking(move || -> Result<Vec<ParquetFile>> {
+    let opened = tokio::task::spawn_blocking(move || -> Result<Vec<FileOutline>> {
         files2
             .iter()
             .enumerate()
             .map(|(i, (rel, len))| {
+                // Checked now, then let go: a file's footer is read again when its rows are.
                 ParquetFile::open(Object::open(&src2, rel, *len, &handle)?, i, rel, &mapping)
+                    .map(ParquetFile::outline)
             })
             .collect()
     })
