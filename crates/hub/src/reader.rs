@@ -77,6 +77,41 @@ pub struct RowGroupError {
     pub missing: bool,
 }
 
+/// A file's place in the dataset without its footer: its rows per row group, and enough to
+/// open it again. A conversion keeps one per file and one opened file at a time, so that
+/// footers are not all held at once.
+#[derive(Clone)]
+pub struct FileOutline {
+    pub index: usize,
+    pub rel: Arc<str>,
+    object: Object,
+    rows: Vec<u64>,
+}
+
+impl FileOutline {
+    pub fn row_groups(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn rows_in(&self, rg: usize) -> u64 {
+        self.rows[rg]
+    }
+
+    /// Opens the file again; its footer must still list the rows it did.
+    pub fn open(&self, mapping: &Mapping) -> Result<ParquetFile> {
+        let file = ParquetFile::open(self.object.clone(), self.index, &self.rel, mapping)?;
+        let rows: Vec<u64> = (0..file.row_groups()).map(|rg| file.rows_in(rg)).collect();
+        if rows != self.rows {
+            return Err(Error::invalid(format!(
+                "{}: the file changed during the conversion (its footer lists other row \
+                 groups now); convert again",
+                self.rel
+            )));
+        }
+        Ok(file)
+    }
+}
+
 pub struct ParquetFile {
     pub index: usize,
     pub rel: Arc<str>,
@@ -151,6 +186,17 @@ impl ParquetFile {
             names,
             first_rows,
         })
+    }
+
+    /// The file without its footer (see [`FileOutline`]).
+    pub fn outline(self) -> FileOutline {
+        let rows = (0..self.row_groups()).map(|rg| self.rows_in(rg)).collect();
+        FileOutline {
+            index: self.index,
+            rel: self.rel,
+            object: self.object,
+            rows,
+        }
     }
 
     pub fn row_groups(&self) -> usize {
