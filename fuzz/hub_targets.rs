@@ -14,8 +14,11 @@ use editshard_hub::records::{Builder, Out};
 use editshard_hub::source::Object;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
+/// A fuzz target: it takes arbitrary bytes and must neither panic nor hang.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the replay.
-pub const TARGETS: &[(&str, fn(&[u8]))] =
+pub const TARGETS: &[(&str, Target)] =
     &[("hub_footer", hub_footer), ("hub_row_group", hub_row_group)];
 
 /// A file's footer on arbitrary bytes: the bounded check, then (if it passes) the `parquet`

@@ -543,14 +543,13 @@ fn skipped(h: &Header) -> bool {
     h.kind == INDEX_PAGE || ((h.kind == DATA_PAGE || h.kind == DATA_PAGE_V2) && h.num_values == 0)
 }
 
+/// A v1 data page cut into its repetition levels, definition levels and values.
+type V1Parts<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
 /// A v1 data page's repetition levels, definition levels and values: each level run (RLE)
 /// after a 4-byte length, or bit-packed (the deprecated BIT_PACKED) in a length the count
 /// gives; a level the column does not have is empty.
-fn v1_split<'a>(
-    buf: &'a [u8],
-    column: &ColumnInfo,
-    h: &Header,
-) -> Result<(&'a [u8], &'a [u8], &'a [u8]), String> {
+fn v1_split<'a>(buf: &'a [u8], column: &ColumnInfo, h: &Header) -> Result<V1Parts<'a>, String> {
     let mut at = 0usize;
     let mut parts: [&[u8]; 2] = [&[], &[]];
     for (i, (max, encoding)) in [
