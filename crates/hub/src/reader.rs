@@ -221,16 +221,7 @@ impl ParquetFile {
         limits: ReadLimits,
         mut f: impl FnMut(Delivery) -> Result<ControlFlow<()>>,
     ) -> std::result::Result<Result<ControlFlow<()>>, RowGroupError> {
-        let wanted = crate::rowgroup::Wanted::From(skip);
-        crate::rowgroup::read(
-            self,
-            rg,
-            wanted,
-            limits,
-            &self.projection,
-            &self.names,
-            &mut f,
-        )
+        self.read_wanted(rg, crate::rowgroup::Wanted::From(skip), limits, &mut f)
     }
 
     /// Reads rows `rows` (increasing, within the row group) of row group `rg`, handing each
@@ -242,16 +233,19 @@ impl ParquetFile {
         limits: ReadLimits,
         mut f: impl FnMut(Delivery) -> Result<ControlFlow<()>>,
     ) -> std::result::Result<Result<ControlFlow<()>>, RowGroupError> {
-        let wanted = crate::rowgroup::Wanted::Rows(rows);
-        crate::rowgroup::read(
-            self,
-            rg,
-            wanted,
-            limits,
-            &self.projection,
-            &self.names,
-            &mut f,
-        )
+        self.read_wanted(rg, crate::rowgroup::Wanted::Rows(rows), limits, &mut f)
+    }
+
+    /// The rows `wanted` of row group `rg`, through this file's projection of the mapped
+    /// columns.
+    fn read_wanted(
+        &self,
+        rg: usize,
+        wanted: crate::rowgroup::Wanted<'_>,
+        limits: ReadLimits,
+        f: &mut dyn FnMut(Delivery) -> Result<ControlFlow<()>>,
+    ) -> std::result::Result<Result<ControlFlow<()>>, RowGroupError> {
+        crate::rowgroup::read(self, rg, wanted, limits, &self.projection, &self.names, f)
     }
 
     /// Reads column `column` alone (e.g. a session key) of every row of row group `rg`,
