@@ -13,6 +13,8 @@ use editshard_tools::fixtures::{mixed, same, write};
 use editshard_tools::servers::S3Server;
 use futures_util::StreamExt;
 
+/// `url` on `server`, through `endpoint` (the server, or a proxy in front of it), with a
+/// short timeout and `retries`.
 fn location(server: &S3Server, endpoint: &str, url: &str, retries: usize) -> Location {
     let opts = StorageOptions {
         s3_endpoint: Some(endpoint.to_string()),
@@ -20,13 +22,7 @@ fn location(server: &S3Server, endpoint: &str, url: &str, retries: usize) -> Loc
         retries,
         ..StorageOptions::default()
     };
-    let (key, secret) = (server.access_key, server.secret_key);
-    Location::parse_with_env(url, &opts, move |name| match name {
-        "AWS_ACCESS_KEY_ID" => Some(key.to_string()),
-        "AWS_SECRET_ACCESS_KEY" => Some(secret.to_string()),
-        _ => None,
-    })
-    .unwrap()
+    server.location(url, opts)
 }
 
 /// s3s-fs with a dataset under `s3://faults/ds`, and a proxy in front of it.

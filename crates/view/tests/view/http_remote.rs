@@ -126,17 +126,7 @@ async fn every_page_works_over_s3() {
     server.create_bucket("datasets");
     let dir = tempfile::tempdir().unwrap();
     let manifest = editshard_tools::view_fixture::write(dir.path(), 40);
-    let opts = StorageOptions {
-        s3_endpoint: Some(server.endpoint.clone()),
-        ..StorageOptions::default()
-    };
-    let (key, secret) = (server.access_key, server.secret_key);
-    let loc = Location::parse_with_env("s3://datasets/view/v1", &opts, move |name| match name {
-        "AWS_ACCESS_KEY_ID" => Some(key.to_string()),
-        "AWS_SECRET_ACCESS_KEY" => Some(secret.to_string()),
-        _ => None,
-    })
-    .unwrap();
+    let loc = server.location("s3://datasets/view/v1", StorageOptions::default());
     for s in &manifest.shards {
         loc.put_file(&s.path, &dir.path().join(&s.path))
             .await
