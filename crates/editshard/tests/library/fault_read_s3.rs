@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use editshard::advice::hint;
 use editshard::manifest::MANIFEST_NAME;
 use editshard::read::{Dataset, StreamOptions};
 use editshard::storage::{Location, StorageOptions};
@@ -130,7 +131,7 @@ async fn exhausted_retries_name_the_object_and_a_later_read_succeeds() {
         .find(|&i| ds.locate(i).unwrap().0 == 1)
         .unwrap();
     let e = ds.get(index).await.unwrap_err();
-    let msg = format!("{e} ({})", e.hint());
+    let msg = format!("{e} ({})", hint(&e));
     assert!(
         msg.contains(&format!("s3://faults/ds/{victim}")) && msg.contains("503"),
         "{msg}"
