@@ -10,7 +10,7 @@ use editshard::manifest::MANIFEST_NAME;
 use editshard::read::{Dataset, StreamOptions};
 use editshard::storage::{Location, StorageOptions};
 use editshard_tools::fault_proxy::{Fault, FaultProxy};
-use editshard_tools::fixtures::{mixed, same, write};
+use editshard_tools::fixtures::{mixed, same, upload, write};
 use editshard_tools::servers::S3Server;
 use futures_util::StreamExt;
 
@@ -40,16 +40,7 @@ async fn setup() -> (
     let manifest = write(dir.path(), &records, 16 << 10, 4);
     assert!(manifest.shards.len() >= 3, "want several shards");
     let direct = location(&server, &server.endpoint, "s3://faults/ds", 0);
-    for s in &manifest.shards {
-        direct
-            .put_file(&s.path, &dir.path().join(&s.path))
-            .await
-            .unwrap();
-    }
-    direct
-        .put_file(MANIFEST_NAME, &dir.path().join(MANIFEST_NAME))
-        .await
-        .unwrap();
+    upload(&direct, dir.path(), &manifest).await;
     let proxy = FaultProxy::start(server.port);
     (server, proxy, records, manifest)
 }

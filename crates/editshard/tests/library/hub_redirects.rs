@@ -300,14 +300,7 @@ async fn s3_signatures_never_reach_the_origin_a_redirect_names() {
     let records = dataset(dir.path());
     let manifest: editshard::manifest::Manifest =
         serde_json::from_slice(&std::fs::read(dir.path().join(MANIFEST_NAME)).unwrap()).unwrap();
-    for shard in &manifest.shards {
-        loc.put_file(&shard.path, &dir.path().join(&shard.path))
-            .await
-            .unwrap();
-    }
-    loc.put_file(MANIFEST_NAME, &dir.path().join(MANIFEST_NAME))
-        .await
-        .unwrap();
+    editshard_tools::fixtures::upload(&loc, dir.path(), &manifest).await;
 
     // The CDN serves the bucket's files under the same paths.
     let cdn_root = tempfile::tempdir().unwrap();

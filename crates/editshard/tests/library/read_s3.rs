@@ -2,10 +2,9 @@
 
 use std::collections::HashSet;
 
-use editshard::manifest::MANIFEST_NAME;
 use editshard::read::{Dataset, Images, Partition, ReadPlan, ResumeState, Shuffle, StreamOptions};
 use editshard::storage::StorageOptions;
-use editshard_tools::fixtures::{mixed, same, write};
+use editshard_tools::fixtures::{mixed, same, upload, write};
 use editshard_tools::servers::S3Server;
 use futures_util::StreamExt;
 
@@ -17,15 +16,7 @@ async fn upload_then_stream_shuffle_and_fetch_by_id() {
     let records = mixed(30, Some(2_000));
     let manifest = write(dir.path(), &records, 16 << 10, 4);
     let loc = server.location("s3://datasets/pico/v1", StorageOptions::default());
-    // Shards first, manifest last: a reader never sees a manifest naming a missing shard.
-    for s in &manifest.shards {
-        loc.put_file(&s.path, &dir.path().join(&s.path))
-            .await
-            .unwrap();
-    }
-    loc.put_file(MANIFEST_NAME, &dir.path().join(MANIFEST_NAME))
-        .await
-        .unwrap();
+    upload(&loc, dir.path(), &manifest).await;
 
     let ds = Dataset::open(loc.clone()).await.unwrap();
     assert_eq!(ds.len(), 30);

@@ -1,6 +1,5 @@
 //! The app over a dataset behind nginx (request counts from its access log) and in s3s-fs.
 
-use editshard::manifest::MANIFEST_NAME;
 use editshard::read::Dataset;
 use editshard::storage::{Location, StorageOptions};
 use editshard_tools::servers::{Nginx, S3Server};
@@ -127,14 +126,7 @@ async fn every_page_works_over_s3() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = editshard_tools::view_fixture::write(dir.path(), 40);
     let loc = server.location("s3://datasets/view/v1", StorageOptions::default());
-    for s in &manifest.shards {
-        loc.put_file(&s.path, &dir.path().join(&s.path))
-            .await
-            .unwrap();
-    }
-    loc.put_file(MANIFEST_NAME, &dir.path().join(MANIFEST_NAME))
-        .await
-        .unwrap();
+    editshard_tools::fixtures::upload(&loc, dir.path(), &manifest).await;
 
     let app = start(Dataset::open(loc).await.unwrap()).await;
     let all = records(40);
