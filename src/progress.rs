@@ -4,8 +4,11 @@
 //! readable and greppable.
 
 use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use editshard::mirror::{MirrorObserver, Outcome, ShardEvent};
+use editshard_convert::progress::ConvertObserver;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use editshard::units::human_bytes;
@@ -70,6 +73,97 @@ impl MirrorObserver for MirrorBar {
         match &self.bar {
             Some(bar) => bar.println(line),
             None => eprintln!("{line}"),
+        }
+    }
+}
+
+/// Draws a conversion's progress on stderr: on a terminal, a bar with rows/s, MB/s and ETA;
+/// otherwise (logs, CI, batch jobs) one plain line every `interval`, so a cluster log shows
+/// progress without carriage returns.
+pub struct ConvertBar {
+    interval: Duration,
+    state: Mutex<ConvertCounts>,
+}
+
+/// What a [`ConvertBar`] has been told so far.
+struct ConvertCounts {
+    bar: Option<ProgressBar>,
+    total: u64,
+    done: u64,
+    failed: u64,
+    bytes: u64,
+    start: Instant,
+    last_log: Instant,
+}
+
+impl ConvertBar {
+    pub fn new(interval: Duration) -> ConvertBar {
+        let now = Instant::now();
+        ConvertBar {
+            interval,
+            state: Mutex::new(ConvertCounts {
+                bar: None,
+                total: 0,
+                done: 0,
+                failed: 0,
+                bytes: 0,
+                start: now,
+                last_log: now,
+            }),
+        }
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, ConvertCounts> {
+        // A panic while drawing leaves counts that are still counts.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl ConvertObserver for ConvertBar {
+    fn start(&self, total: u64, already: u64) {
+        let mut c = self.counts();
+        c.bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} rows  {per_sec}  {msg}  ETA {eta}",
+                )
+                .expect("valid template"),
+            );
+            bar.set_position(already);
+            bar
+        });
+        let now = Instant::now();
+        (c.total, c.done, c.start, c.last_log) = (total, already, now, now);
+    }
+
+    fn row(&self, image_bytes: u64, failed: bool) {
+        let mut c = self.counts();
+        c.done += 1;
+        c.bytes += image_bytes;
+        c.failed += u64::from(failed);
+        let secs = c.start.elapsed().as_secs_f64().max(1e-3);
+        let mbs = c.bytes as f64 / 1e6 / secs;
+        if let Some(bar) = &c.bar {
+            bar.set_position(c.done);
+            bar.set_message(format!("{mbs:.1} MB/s  {} failed", c.failed));
+        } else if c.last_log.elapsed() >= self.interval {
+            c.last_log = Instant::now();
+            eprintln!(
+                "editshard convert: {}/{} rows ({:.1}%), {:.1} MB/s of images, {} failed, {:.0} s elapsed",
+                c.done,
+                c.total,
+                100.0 * c.done as f64 / c.total.max(1) as f64,
+                mbs,
+                c.failed,
+                secs
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.counts().bar {
+            bar.finish_and_clear();
         }
     }
 }

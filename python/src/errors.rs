@@ -11,7 +11,7 @@ fn class_name(e: &editshard::Error) -> &'static str {
     }
     let class = match e.kind() {
         ErrorKind::Io(io) => io.kind(),
-        ErrorKind::Remote(remote) => remote.class,
+        ErrorKind::Remote(remote) => remote.kind(),
         ErrorKind::Unsupported(_) => return "UnsupportedError",
         _ => return "InvalidError",
     };
@@ -47,8 +47,8 @@ fn build(py: Python<'_>, e: &editshard::Error) -> PyResult<PyErr> {
     value.setattr("id", e.id())?;
     value.setattr("offset", e.offset())?;
     value.setattr("kind", kind_name(e))?;
-    value.setattr("http_status", e.http_status())?;
-    value.setattr("hint", e.hint())?;
+    value.setattr("http_status", editshard::storage::http_status(e))?;
+    value.setattr("hint", editshard::advice::hint(e))?;
     Ok(PyErr::from_value(value))
 }
 

@@ -2,10 +2,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
+use crate::progress::ConvertBar;
 use editshard::error::{Error, Result};
 use editshard_convert::merge;
 use editshard_convert::pico::fetch::FetchOptions;
@@ -252,7 +254,7 @@ pub fn options(args: &ConvertArgs) -> Result<ConvertOptions> {
         s3_endpoint: args.s3_endpoint.clone(),
         work_dir: args.work_dir.clone(),
         break_lock: args.break_lock,
-        log_interval: secs(args.log_interval, "log-interval")?,
+        observer: Arc::new(ConvertBar::new(secs(args.log_interval, "log-interval")?)),
     })
 }
 

@@ -607,7 +607,7 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
             let problems: Vec<serde_json::Value> = report
                 .problems
                 .iter()
-                .map(|p| serde_json::json!({"problem": p.to_string(), "hint": p.hint()}))
+                .map(|p| serde_json::json!({"problem": p.to_string(), "hint": editshard::advice::hint(p)}))
                 .collect();
             let mut summary = serde_json::json!({
                 "shards": report.shards,

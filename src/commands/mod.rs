@@ -181,7 +181,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("editshard: {e}\n  hint: {}", e.hint());
+            eprintln!("editshard: {e}\n  hint: {}", editshard::advice::hint(&e));
             ExitCode::from(EXIT_ERROR)
         }
     }

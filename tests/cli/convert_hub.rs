@@ -22,6 +22,38 @@ pub fn run(preset: &str, src: &Path, out: &Path, extra: &[&str]) -> std::process
     convert(BIN, &args)
 }
 
+/// Converts `src` with `preset` (and `extra`) once per kill point into a folder of its own
+/// under `scratch`: killed there (`EDITSHARD_TEST_KILL_AT`), then the same command run again
+/// must end with exactly `reference`'s bytes and no work directory left.
+pub fn assert_kills_resume_to(
+    preset: &str,
+    src: &Path,
+    extra: &[&str],
+    reference: &Path,
+    kills: &[&str],
+    scratch: &Path,
+) {
+    for kill in kills {
+        let out = scratch.join(format!("out-{}", kill.replace(':', "-")));
+        let s = editshard_tools::cli::s;
+        let mut args = vec!["convert", "--preset", preset, s(src), "--out", s(&out)];
+        args.extend(extra);
+        let o = editshard_tools::cli::editshard_cmd(BIN)
+            .args(&args)
+            .env("EDITSHARD_TEST_KILL_AT", kill)
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{kill}: not killed\n{}", text(&o));
+        let o = editshard_tools::cli::editshard_cmd(BIN)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{kill}: {}", text(&o));
+        assert!(!out.join(".editshard-work").exists(), "{kill}");
+        editshard_tools::convert_support::assert_same_tree(reference, &out);
+    }
+}
+
 fn img(b: &[u8], name: &str) -> ImageCell {
     Some((b.to_vec(), Some(name.to_string())))
 }

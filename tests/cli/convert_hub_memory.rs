@@ -4,8 +4,9 @@
 //! entries in one row, a 1 GiB cell. Each is converted, or its rows refused, in memory
 //! bounded by `--batch-memory` and the cell limit, measured as the peak RSS of the command.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use editshard::record::Record;
 use editshard_tools::cli::text;
 use editshard_tools::convert_support::{failures, records};
 use editshard_tools::hub_parquet::png;
@@ -77,11 +78,62 @@ fn assert_peak(what: &str, peak: u64, bound: u64) {
     );
 }
 
+/// The peak a conversion within a 32 MiB batch budget stays under: the batch (its values and
+/// the page it is in), the shard writer's open group (64 MiB), the record being written, the
+/// process.
+const BUDGETED: u64 = 2 * 32 * MIB + 64 * MIB + BASE;
+
+/// One case: a temporary folder holding the mapping and the source folder `src`.
+struct Case {
+    dir: tempfile::TempDir,
+    map: PathBuf,
+    src: PathBuf,
+}
+
+impl Case {
+    fn new(src: &str) -> Case {
+        let dir = tempfile::tempdir().unwrap();
+        let map = mapping(dir.path());
+        let src = dir.path().join(src);
+        Case { dir, map, src }
+    }
+
+    /// `src/a.parquet`: `rows` rows with `after` as the output column (see [`file`]).
+    fn write(&self, rows: usize, after: Chunk, extra: &[SchemaElement], chunks: Vec<Chunk>) {
+        file(&self.src.join("a.parquet"), rows, after, extra, chunks);
+    }
+
+    /// Converts into `out`, with `extra`: the output, the folder and the peak RSS.
+    fn convert(&self, out: &str, extra: &[&str]) -> (std::process::Output, PathBuf, u64) {
+        let out = self.dir.path().join(out);
+        let (o, peak) = convert_measured(&self.map, &self.src, &out, extra);
+        (o, out, peak)
+    }
+
+    /// Converts into `out`, where the one row must be refused for `reason` (exit 1, one
+    /// failure), in memory under `bound`: the refusal's detail.
+    fn refused(&self, out: &str, extra: &[&str], reason: &str, what: &str, bound: u64) -> String {
+        let (o, out, peak) = self.convert(out, extra);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let f = failures(&out);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0]["reason"], reason, "{f:?}");
+        assert_peak(what, peak, bound);
+        f[0]["detail"].as_str().unwrap().to_string()
+    }
+
+    /// Converts with `--batch-memory 32MiB`, which must succeed under [`BUDGETED`]: the records.
+    fn within_budget(&self, what: &str) -> Vec<Record> {
+        let (o, out, peak) = self.convert("out", &["--batch-memory", "32MiB"]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_peak(what, peak, BUDGETED);
+        records(&out)
+    }
+}
+
 #[test]
 fn a_snappy_page_claiming_two_gib_is_refused_before_allocating() {
-    let t = tempfile::tempdir().unwrap();
-    let map = mapping(t.path());
-    let src = t.path().join("snappy");
+    let case = Case::new("snappy");
     let value = png(3, 4, 4);
     let claimed = i32::MAX;
     let mut page = Page::data(
@@ -90,45 +142,24 @@ fn a_snappy_page_claiming_two_gib_is_refused_before_allocating() {
         pq::snappy_claiming(claimed as u64, &pq::plain(&[&value])),
     );
     page.uncompressed_size = claimed;
-    file(
-        &src.join("a.parquet"),
-        1,
-        Chunk::new(&["after"], pq::BYTE_ARRAY, pq::SNAPPY, vec![page]),
-        &[],
-        vec![],
-    );
+    let after = Chunk::new(&["after"], pq::BYTE_ARRAY, pq::SNAPPY, vec![page]);
+    case.write(1, after, &[], vec![]);
     // Over the cell limit: refused from its header alone.
-    let out = t.path().join("out");
-    let (o, peak) = convert_measured(&map, &src, &out, &[]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let f = failures(&out);
-    assert_eq!(f.len(), 1, "{f:?}");
-    assert_eq!(f[0]["reason"], "too-large");
-    assert!(
-        f[0]["detail"].as_str().unwrap().contains("2147483647"),
-        "{f:?}"
-    );
-    assert_peak("snappy claiming 2 GiB", peak, BASE);
+    let what = "snappy claiming 2 GiB";
+    let detail = case.refused("out", &[], "too-large", what, BASE);
+    assert!(detail.contains("2147483647"), "{detail}");
     // Under a cell limit that allows it, the Snappy data cannot hold what it claims.
-    let out = t.path().join("out-4g");
-    let (o, peak) = convert_measured(&map, &src, &out, &["--max-image-size", "4GiB"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let f = failures(&out);
-    assert_eq!(f[0]["reason"], "unreadable-row-group", "{f:?}");
-    assert!(
-        f[0]["detail"].as_str().unwrap().contains("cannot expand"),
-        "{f:?}"
-    );
-    assert_peak("snappy claiming 2 GiB, 4 GiB cell limit", peak, BASE);
+    let what = "snappy claiming 2 GiB, 4 GiB cell limit";
+    let allowed = ["--max-image-size", "4GiB"];
+    let detail = case.refused("out-4g", &allowed, "unreadable-row-group", what, BASE);
+    assert!(detail.contains("cannot expand"), "{detail}");
 }
 
 #[test]
 fn a_dictionary_value_repeated_over_many_rows_is_read_within_the_budget() {
     const VALUE: usize = 3 << 20;
     const ROWS: usize = 1000;
-    let t = tempfile::tempdir().unwrap();
-    let map = mapping(t.path());
-    let src = t.path().join("dict");
+    let case = Case::new("dict");
     // One 3 MiB image in the dictionary, its index repeated in every row: honest sizes, a
     // file of a few kB, 3 GB once every row holds its value.
     let value = big_png(7, VALUE);
@@ -138,41 +169,24 @@ fn a_dictionary_value_repeated_over_many_rows_is_read_within_the_budget() {
     dict_page.uncompressed_size = dict.len() as i32;
     let mut data_page = Page::data(ROWS as i32, pq::RLE_DICTIONARY, pq::zstd(&indices));
     data_page.uncompressed_size = indices.len() as i32;
-    file(
-        &src.join("a.parquet"),
+    let pages = vec![dict_page, data_page];
+    case.write(
         ROWS,
-        Chunk::new(
-            &["after"],
-            pq::BYTE_ARRAY,
-            pq::ZSTD,
-            vec![dict_page, data_page],
-        ),
+        Chunk::new(&["after"], pq::BYTE_ARRAY, pq::ZSTD, pages),
         &[],
         vec![],
     );
-    assert!(std::fs::metadata(src.join("a.parquet")).unwrap().len() < 200_000);
-    let out = t.path().join("out");
-    let (o, peak) = convert_measured(&map, &src, &out, &["--batch-memory", "32MiB"]);
-    assert!(o.status.success(), "{}", text(&o));
-    let recs = records(&out);
+    assert!(std::fs::metadata(case.src.join("a.parquet")).unwrap().len() < 200_000);
+    let recs = case.within_budget("a dictionary value in 1000 rows");
     assert_eq!(recs.len(), ROWS);
     assert_eq!(recs[999].turns[0].output.data.as_deref(), Some(&value[..]));
-    // The batch (32 MiB: its values and the page it is in), the shard writer's open group
-    // (64 MiB), the record being written, the process.
-    assert_peak(
-        "a dictionary value in 1000 rows",
-        peak,
-        2 * 32 * MIB + 64 * MIB + BASE,
-    );
 }
 
 #[test]
 fn a_footer_understating_sizes_does_not_size_the_batches() {
     const VALUE: usize = 8 << 20;
     const ROWS: usize = 64;
-    let t = tempfile::tempdir().unwrap();
-    let map = mapping(t.path());
-    let src = t.path().join("under");
+    let case = Case::new("under");
     // One honest zstd page per row, 8 MiB each; the footer says the chunk decodes to 1 kB,
     // which would make every row one batch.
     let pages = (0..ROWS as u32)
@@ -185,26 +199,16 @@ fn a_footer_understating_sizes_does_not_size_the_batches() {
         .collect();
     let mut after = Chunk::new(&["after"], pq::BYTE_ARRAY, pq::ZSTD, pages);
     after.uncompressed = Some(1000);
-    file(&src.join("a.parquet"), ROWS, after, &[], vec![]);
-    let out = t.path().join("out");
-    let (o, peak) = convert_measured(&map, &src, &out, &["--batch-memory", "32MiB"]);
-    assert!(o.status.success(), "{}", text(&o));
-    let recs = records(&out);
+    case.write(ROWS, after, &[], vec![]);
+    let recs = case.within_budget("a footer understating 512 MiB of pages");
     assert_eq!(recs.len(), ROWS);
     assert_eq!(recs[63].turns[0].output.len, VALUE as u64);
-    assert_peak(
-        "a footer understating 512 MiB of pages",
-        peak,
-        2 * 32 * MIB + 64 * MIB + BASE,
-    );
 }
 
 #[test]
 fn a_list_of_thirty_million_entries_is_refused_before_it_is_decoded() {
     const ENTRIES: u32 = 30_000_000;
-    let t = tempfile::tempdir().unwrap();
-    let map = mapping(t.path());
-    let src = t.path().join("list");
+    let case = Case::new("list");
     // `tags`: list<int32>, one row whose list repeats dictionary entry 0 thirty million
     // times: a few dozen bytes of runs.
     let schema = [
@@ -230,26 +234,18 @@ fn a_list_of_thirty_million_entries_is_refused_before_it_is_decoded() {
         pq::UNCOMPRESSED,
         vec![Page::data(1, pq::PLAIN, pq::plain(&[&png(9, 4, 4)]))],
     );
-    file(&src.join("a.parquet"), 1, after, &schema, vec![tags]);
-    let out = t.path().join("out");
-    let (o, peak) = convert_measured(&map, &src, &out, &[]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let f = failures(&out);
-    assert_eq!(f.len(), 1, "{f:?}");
-    assert_eq!(f[0]["reason"], "too-large");
-    let detail = f[0]["detail"].as_str().unwrap();
+    case.write(1, after, &schema, vec![tags]);
+    let what = "a list of 30 million entries";
+    let detail = case.refused("out", &[], "too-large", what, BASE);
     assert!(
         detail.contains("tags") && detail.contains("1048576"),
         "{detail}"
     );
-    assert_peak("a list of 30 million entries", peak, BASE);
 }
 
 #[test]
 fn a_one_gib_cell_is_refused_before_it_is_read() {
-    let t = tempfile::tempdir().unwrap();
-    let map = mapping(t.path());
-    let src = t.path().join("gib");
+    let case = Case::new("gib");
     // An honest page: 1 GiB once decompressed, a few hundred kB of zstd.
     let head = pq::plain(&[&png(5, 4, 4)]);
     let len = 1u64 << 30;
@@ -257,23 +253,11 @@ fn a_one_gib_cell_is_refused_before_it_is_read() {
     head_with_len.extend_from_slice(&head[4..]);
     let mut page = Page::data(1, pq::PLAIN, pq::zstd_zeros_after(&head_with_len, len));
     page.uncompressed_size = len as i32;
-    file(
-        &src.join("a.parquet"),
-        1,
-        Chunk::new(&["after"], pq::BYTE_ARRAY, pq::ZSTD, vec![page]),
-        &[],
-        vec![],
-    );
-    let out = t.path().join("out");
-    let (o, peak) = convert_measured(&map, &src, &out, &[]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let f = failures(&out);
-    assert_eq!(f.len(), 1, "{f:?}");
-    assert_eq!(f[0]["reason"], "too-large");
-    let detail = f[0]["detail"].as_str().unwrap();
+    let after = Chunk::new(&["after"], pq::BYTE_ARRAY, pq::ZSTD, vec![page]);
+    case.write(1, after, &[], vec![]);
+    let detail = case.refused("out", &[], "too-large", "a 1 GiB cell", BASE);
     assert!(
         detail.contains("1073741824") && detail.contains("after"),
         "{detail}"
     );
-    assert_peak("a 1 GiB cell", peak, BASE);
 }

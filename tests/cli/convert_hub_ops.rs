@@ -7,12 +7,12 @@ use std::path::Path;
 
 use editshard::record::Record;
 use editshard_tools::cli::{editshard_cmd, run_with_peak_rss, s};
-use editshard_tools::convert_support::{assert_same_tree, failures, records, text};
+use editshard_tools::convert_support::{failures, records, text};
 use editshard_tools::hub_parquet::{Col, png, write};
 use editshard_tools::servers::Nginx;
 
 use crate::BIN;
-use crate::convert_hub::{magicbrush_fixture, run};
+use crate::convert_hub::{assert_kills_resume_to, magicbrush_fixture, run};
 
 /// Records by id, their JSON (all metadata, image hashes) and image bytes.
 fn by_id(recs: &[Record]) -> Vec<(String, serde_json::Value, Vec<Vec<u8>>)> {
@@ -130,28 +130,15 @@ fn a_killed_conversion_resumes_to_the_same_bytes() {
             .success()
     );
     assert!(records(&reference).len() == 14 && failures(&reference).len() == 1);
-    for kill in ["appended:3", "published:2", "saved:4", "published:9"] {
-        let out = t.path().join(format!("out-{}", kill.replace(':', "-")));
-        let mut args = vec![
-            "convert",
-            "--preset",
-            "instructpix2pix",
-            s(&src),
-            "--out",
-            s(&out),
-        ];
-        args.extend(small);
-        let o = editshard_cmd(BIN)
-            .args(&args)
-            .env("EDITSHARD_TEST_KILL_AT", kill)
-            .output()
-            .unwrap();
-        assert!(!o.status.success(), "{kill}: not killed\n{}", text(&o));
-        let o = editshard_cmd(BIN).args(&args).output().unwrap();
-        assert!(o.status.success(), "{kill}: {}", text(&o));
-        assert!(!out.join(".editshard-work").exists());
-        assert_same_tree(&reference, &out);
-    }
+    let kills = ["appended:3", "published:2", "saved:4", "published:9"];
+    assert_kills_resume_to(
+        "instructpix2pix",
+        &src,
+        &small,
+        &reference,
+        &kills,
+        t.path(),
+    );
 }
 
 #[test]

@@ -8,12 +8,12 @@ use std::path::Path;
 
 use editshard::record::Kind;
 use editshard_tools::cli::{editshard_cmd, s, text};
-use editshard_tools::convert_support::{assert_same_tree, convert, failures, records, strings};
+use editshard_tools::convert_support::{convert, failures, records, strings};
 use editshard_tools::hub_parquet::png;
 use editshard_tools::parquet_bytes::{self as pq, Chunk, Page, RowGroup, SchemaElement};
 
 use crate::BIN;
-use crate::convert_hub::{MbRow, magicbrush_file, run, sha};
+use crate::convert_hub::{MbRow, assert_kills_resume_to, magicbrush_file, run, sha};
 use crate::convert_hub_hostile::convert_measured;
 
 /// Four sessions (3, 2, 4 and 1 turns, each turn's source the previous turn's output), as
@@ -129,27 +129,8 @@ fn a_shuffled_magicbrush_download_converts_to_its_sessions() {
     let reference = t.path().join("reference");
     let small = ["--shard-size", "1"];
     assert!(run("magicbrush", &src, &reference, &small).status.success());
-    for kill in ["appended:1", "published:2", "saved:3"] {
-        let out = t.path().join(format!("out-{}", kill.replace(':', "-")));
-        let mut args = vec![
-            "convert",
-            "--preset",
-            "magicbrush",
-            s(&src),
-            "--out",
-            s(&out),
-        ];
-        args.extend(small);
-        let o = editshard_cmd(BIN)
-            .args(&args)
-            .env("EDITSHARD_TEST_KILL_AT", kill)
-            .output()
-            .unwrap();
-        assert!(!o.status.success(), "{kill}: not killed\n{}", text(&o));
-        let o = editshard_cmd(BIN).args(&args).output().unwrap();
-        assert!(o.status.success(), "{kill}: {}", text(&o));
-        assert_same_tree(&reference, &out);
-    }
+    let kills = ["appended:1", "published:2", "saved:3"];
+    assert_kills_resume_to("magicbrush", &src, &small, &reference, &kills, t.path());
 }
 
 #[test]

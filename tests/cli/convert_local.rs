@@ -69,6 +69,13 @@ fn every_field_is_mapped_and_rows_rebuild_exactly() {
         "{}",
         text(&o)
     );
+    // Progress, drawn by the command from what the engine reports: stderr is no terminal
+    // here, so a plain line per row (`--log-interval 0`), the first and the last.
+    let progress = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        progress.contains("editshard convert: 1/") && progress.contains("rows (100.0%)"),
+        "{progress}"
+    );
     let m = manifest(&out);
     assert_eq!(m.records, 36);
     assert!(

@@ -5,9 +5,10 @@ use crate::records;
 
 use std::path::Path;
 
-use editshard::manifest::Manifest;
+use editshard::manifest::{MANIFEST_NAME, Manifest};
 use editshard::record::Record;
 use editshard::shard::WriterOptions;
+use editshard::storage::Location;
 use editshard::write::DatasetWriter;
 
 /// `n` records cycling through the four kinds; every id is distinct. With `image_len`, every
@@ -60,4 +61,17 @@ pub fn write(dir: &Path, records: &[Record], shard_bytes: u64, group_records: us
 /// The record as a reader returns it with all images: same metadata and bytes.
 pub fn same(a: &Record, b: &Record) -> bool {
     a == b && a.images().zip(b.images()).all(|(x, y)| x.data == y.data)
+}
+
+/// Uploads the dataset `manifest` describes, written in `dir`, to `loc`: shards first,
+/// manifest last, as a reader must never see a manifest naming a missing shard.
+pub async fn upload(loc: &Location, dir: &Path, manifest: &Manifest) {
+    for s in &manifest.shards {
+        loc.put_file(&s.path, &dir.join(&s.path))
+            .await
+            .unwrap_or_else(|e| panic!("upload {}: {e}", s.path));
+    }
+    loc.put_file(MANIFEST_NAME, &dir.join(MANIFEST_NAME))
+        .await
+        .unwrap_or_else(|e| panic!("upload {MANIFEST_NAME}: {e}"));
 }

@@ -4,6 +4,7 @@
 //!   seed; the test suite's fixtures, the bundled sample and the benchmark releases come from it.
 //! - [`records`]: deterministic records of every kind, for the format tests.
 //! - [`fixtures`]: datasets for the reading tests, written with `DatasetWriter`.
+//! - [`fuzz_replay`]: kept fuzz inputs and seeds through the targets' bodies, on stable.
 //! - [`servers`]: real servers on loopback (nginx, http or https, and s3s-fs), killed on drop.
 //! - [`fault_server`]: a std-only HTTP/1.1 server that misbehaves on demand.
 //! - [`fault_proxy`]: a reverse proxy that puts S3 faults (5xx bursts, SlowDown, resets,
@@ -27,6 +28,7 @@ pub mod convert_support;
 pub mod fault_proxy;
 pub mod fault_server;
 pub mod fixtures;
+pub mod fuzz_replay;
 pub mod hub_cdn;
 pub mod hub_parquet;
 pub mod huge_images;

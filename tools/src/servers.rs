@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use editshard::storage::{Location, StorageOptions};
 use tempfile::TempDir;
 
 /// How long a server may take to accept connections before the test fails.
@@ -401,6 +402,22 @@ impl S3Server {
     /// Path of an object's file on disk (for tests that corrupt or inspect objects).
     pub fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
         self.data_dir.join(bucket).join(key)
+    }
+
+    /// `url` (`s3://BUCKET/PREFIX`) on this server, with its keys as the credentials (given
+    /// as the environment, never read from the process's); `options` set the rest, their
+    /// endpoint this server's unless set (a proxy in front of it).
+    pub fn location(&self, url: &str, mut options: StorageOptions) -> Location {
+        if options.s3_endpoint.is_none() {
+            options.s3_endpoint = Some(self.endpoint.clone());
+        }
+        let (key, secret) = (self.access_key, self.secret_key);
+        Location::parse_with_env(url, &options, move |name| match name {
+            "AWS_ACCESS_KEY_ID" => Some(key.to_string()),
+            "AWS_SECRET_ACCESS_KEY" => Some(secret.to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|e| panic!("{url} on s3s-fs: {e}"))
     }
 }
 

@@ -1,80 +1,36 @@
-//! Progress while converting and the summary table at the end.
+//! How a conversion reports progress, and the summary table at the end.
 //!
-//! On a terminal: an indicatif bar with rows/s, MB/s and ETA. Otherwise (logs, CI, batch
-//! jobs): one plain line every `--log-interval` seconds, so a cluster log shows progress
-//! without carriage returns.
+//! The engine draws and prints nothing while it works: it calls a [`ConvertObserver`] the
+//! caller provides, once per row handled. The `editshard` command turns these calls into a
+//! progress bar on a terminal, or a plain line every `--log-interval` seconds otherwise; a
+//! program (or the Python package) passes [`Quiet`], or an observer of its own.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
-use std::time::{Duration, Instant};
+use std::fmt;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-pub struct Progress {
-    bar: Option<ProgressBar>,
-    total: u64,
-    done: u64,
-    failed: u64,
-    bytes: u64,
-    start: Instant,
-    last_log: Instant,
-    interval: Duration,
+/// Receives a conversion's progress. Every method has an empty default; the methods are
+/// called from the thread that writes the records, one call at a time.
+pub trait ConvertObserver: Send + Sync {
+    /// The rows of this run are about to be written: `total` rows in the plan, of which an
+    /// earlier run already handled `already`.
+    fn start(&self, _total: u64, _already: u64) {}
+    /// One more row handled: `image_bytes` of images in the record it became (0 when it
+    /// failed, or was refused).
+    fn row(&self, _image_bytes: u64, _failed: bool) {}
+    /// Every row of the run is handled (the summary comes next).
+    fn finish(&self) {}
 }
 
-impl Progress {
-    pub fn new(total: u64, already: u64, interval: Duration) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} rows  {per_sec}  {msg}  ETA {eta}",
-                )
-                .expect("valid template"),
-            );
-            bar.set_position(already);
-            bar
-        });
-        let now = Instant::now();
-        Progress {
-            bar,
-            total,
-            done: already,
-            failed: 0,
-            bytes: 0,
-            start: now,
-            last_log: now,
-            interval,
-        }
-    }
+/// An observer that ignores everything (library use, tests).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Quiet;
 
-    /// One row handled: `bytes` of images (0 if it failed).
-    pub fn row(&mut self, bytes: u64, failed: bool) {
-        self.done += 1;
-        self.bytes += bytes;
-        self.failed += u64::from(failed);
-        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
-        let mbs = self.bytes as f64 / 1e6 / secs;
-        if let Some(bar) = &self.bar {
-            bar.set_position(self.done);
-            bar.set_message(format!("{mbs:.1} MB/s  {} failed", self.failed));
-        } else if self.last_log.elapsed() >= self.interval {
-            self.last_log = Instant::now();
-            eprintln!(
-                "editshard convert: {}/{} rows ({:.1}%), {:.1} MB/s of images, {} failed, {:.0} s elapsed",
-                self.done,
-                self.total,
-                100.0 * self.done as f64 / self.total.max(1) as f64,
-                mbs,
-                self.failed,
-                secs
-            );
-        }
-    }
+impl ConvertObserver for Quiet {}
 
-    pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+// Options holding an observer stay `Debug`.
+impl fmt::Debug for dyn ConvertObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConvertObserver")
     }
 }
 

@@ -6,6 +6,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`advice`] | what to do about an [`Error`]: the advice the command, the Python package and the viewer show |
 //! | [`storage`] | [`Location`](storage::Location): local, HTTP and S3 (features `http`, `s3`), ranged reads, atomic puts |
 //! | [`read`] | [`Dataset`](read::Dataset): by index and id, streams, shuffled resumable epochs, [`verify`](read::verify) |
 //! | [`write`] | [`DatasetWriter`](write::DatasetWriter): shards rolled over at a size, manifest last |
@@ -45,6 +46,7 @@ pub use editshard_format::{
     error, format, hex, id_set, image_info, label, manifest, path, record, shard,
 };
 
+pub mod advice;
 pub mod atomic;
 pub mod lock;
 pub mod mirror;

@@ -5,16 +5,16 @@
 //! up with [`Error::in_shard`], [`Error::at_record`] and friends, so the parser deep down only
 //! has to know the offset it was looking at.
 //!
-//! What to *do* about it is separate: [`Error::hint`] gives advice for a person, which the
-//! `editshard` command prints on a line of its own. `{}` shows what and where only; the
-//! alternate form `{:#}` adds the hint in parentheses.
+//! What to *do* about it is not this crate's business: the core knows no commands, stores or
+//! credentials. The layer that does gives the advice (`editshard::advice::hint`, which the
+//! `editshard` command prints on a line of its own, and the Python package and the viewer
+//! show).
 //!
 //! ```
 //! use editshard_format::Error;
 //! let e = Error::checksum(1, 2).in_shard("shard-00000.esd").at_offset(16);
 //! assert_eq!(e.to_string(), "shard-00000.esd, byte 16: CRC32 mismatch: stored 0x00000001, computed 0x00000002");
 //! assert!(e.is_corruption());
-//! assert!(format!("{e:#}").contains("editshard verify"));
 //! ```
 
 use std::fmt;
@@ -46,28 +46,13 @@ pub enum ErrorKind {
     /// image, a record the format cannot hold (an id too long, image bytes that do not match
     /// their hash). A converter reports such a row and goes on.
     Rejected(String),
-    /// A request to a remote store (HTTP or S3) failed, after its retries.
-    Remote(Box<RemoteError>),
+    /// A request to a remote store (HTTP or S3) failed, after its retries. The store layer's
+    /// own error (the `editshard` crate's `RemoteError`: operation, HTTP status) is the inner
+    /// error, and the kind the closest I/O kind (`NotFound`, `PermissionDenied`, `TimedOut`,
+    /// `Other`): this crate has no network and knows neither.
+    Remote(io::Error),
     /// An internal invariant does not hold: a bug in editshard, to be reported.
     Bug(String),
-}
-
-/// A failed request to a remote store, with the HTTP status when the server sent one and the
-/// client library's error as its source.
-#[derive(Debug)]
-pub struct RemoteError {
-    /// The operation: `GET`, `PUT`, `HEAD`, ...
-    pub op: String,
-    /// The HTTP status of the last response, if there was one.
-    pub status: Option<u16>,
-    /// What kind of failure this was, as the closest I/O error kind (`NotFound`,
-    /// `PermissionDenied`, `TimedOut`, `Other`).
-    pub class: io::ErrorKind,
-    /// What to do, when the layer that raised the error knows better than its status tells
-    /// (a refused redirect, the credentials a particular store takes): [`Error::hint`] then
-    /// gives this.
-    pub advice: Option<&'static str>,
-    pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// An error with its location.
@@ -117,8 +102,13 @@ impl Error {
     pub fn bug(msg: impl Into<String>) -> Self {
         Error::new(ErrorKind::Bug(msg.into()))
     }
-    pub fn remote(error: RemoteError) -> Self {
-        Error::new(ErrorKind::Remote(Box::new(error)))
+    /// A failed request to a remote store: `error` is the store layer's error, `class` the
+    /// closest I/O kind of failure.
+    pub fn remote(
+        class: io::ErrorKind,
+        error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::new(ErrorKind::Remote(io::Error::new(class, error)))
     }
     pub fn checksum(expected: u32, actual: u32) -> Self {
         Error::new(ErrorKind::Checksum { expected, actual })
@@ -139,6 +129,11 @@ impl Error {
     pub fn offset(&self) -> Option<u64> {
         self.offset
     }
+    /// The minor format version of the shard the error arose in, when it is newer than this
+    /// reader's ([`Error::from_minor`]).
+    pub fn newer_minor(&self) -> Option<u16> {
+        self.newer_minor
+    }
 
     /// True when the bytes themselves are damaged (as opposed to an I/O failure or a usage
     /// error): the kind of error `skip_corrupt` may skip and `verify` reports as damage.
@@ -156,16 +151,8 @@ impl Error {
     pub fn is_not_found(&self) -> bool {
         match &self.kind {
             ErrorKind::Io(e) => e.kind() == io::ErrorKind::NotFound,
-            ErrorKind::Remote(r) => r.class == io::ErrorKind::NotFound,
+            ErrorKind::Remote(e) => e.kind() == io::ErrorKind::NotFound,
             _ => false,
-        }
-    }
-
-    /// The HTTP status behind a remote failure, if the server sent one.
-    pub fn http_status(&self) -> Option<u16> {
-        match &self.kind {
-            ErrorKind::Remote(r) => r.status,
-            _ => None,
         }
     }
 
@@ -215,103 +202,6 @@ impl Error {
         }
         self
     }
-
-    /// Advice for a person: what to do about this error. The `editshard` command prints it
-    /// under the error; a library caller may show it or not.
-    pub fn hint(&self) -> &'static str {
-        if self.newer_minor.is_some() {
-            return "the shard was written by a newer version of the format than this editshard \
-                    reads: upgrade editshard";
-        }
-        match &self.kind {
-            ErrorKind::Io(e) => match e.kind() {
-                io::ErrorKind::NotFound => {
-                    "check the path or URL (a dataset has manifest.json at its root)"
-                }
-                io::ErrorKind::PermissionDenied => "check permissions or credentials",
-                io::ErrorKind::StorageFull => {
-                    "free some space, then run the same command again: finished work is kept"
-                }
-                io::ErrorKind::TimedOut => {
-                    "check the network or the server, or allow a longer timeout, then retry"
-                }
-                // A path of the wrong kind or in the wrong place: running again changes nothing.
-                io::ErrorKind::AlreadyExists
-                | io::ErrorKind::NotADirectory
-                | io::ErrorKind::IsADirectory
-                | io::ErrorKind::DirectoryNotEmpty
-                | io::ErrorKind::ReadOnlyFilesystem
-                | io::ErrorKind::InvalidInput
-                | io::ErrorKind::InvalidFilename => {
-                    "check the paths given: a file where a directory is expected (or the \
-                     reverse), or a read-only place"
-                }
-                // Transient by nature.
-                io::ErrorKind::Interrupted
-                | io::ErrorKind::ConnectionReset
-                | io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::BrokenPipe
-                | io::ErrorKind::WouldBlock => "run the same command again: finished work is kept",
-                _ => {
-                    "check the path or location named above; if it is right, run the same \
-                      command again"
-                }
-            },
-            ErrorKind::Remote(r) if r.advice.is_some() => r.advice.unwrap_or_default(),
-            ErrorKind::Remote(r) => match r.status {
-                Some(404) => {
-                    "no such object: check the URL or prefix (a dataset has manifest.json at \
-                     its root)"
-                }
-                Some(401 | 403) => {
-                    "access denied: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or \
-                     AWS_SESSION_TOKEN) and the bucket's permissions"
-                }
-                Some(416) => {
-                    "the object is shorter than expected: it changed or is truncated; fetch it \
-                     again"
-                }
-                Some(429 | 500..=599) => {
-                    "the server is overloaded or failing and retries were exhausted: try again \
-                     later or allow more retries"
-                }
-                Some(400..=499) => {
-                    "the server refused the request: check the URL, region and endpoint"
-                }
-                _ if r.class == io::ErrorKind::TimedOut => {
-                    "the server stopped sending: check the network or the server, or allow a \
-                     longer timeout, then retry"
-                }
-                _ => "check the network and the endpoint (AWS_ENDPOINT_URL), then retry",
-            },
-            // A manifest is not a shard: `repair` rebuilds it from the shards.
-            ErrorKind::Checksum { .. } | ErrorKind::Malformed(_) | ErrorKind::Truncated(_)
-                if self
-                    .shard
-                    .as_deref()
-                    .is_some_and(|s| s.ends_with(crate::manifest::MANIFEST_NAME)) =>
-            {
-                "manifest.json is damaged, or not an editshard manifest: check the location \
-                 (a dataset has manifest.json at its root) or fetch it again; `editshard \
-                 repair` writes a new dataset, manifest included, from the shards"
-            }
-            ErrorKind::Checksum { .. } | ErrorKind::Malformed(_) | ErrorKind::Truncated(_) => {
-                "the shard is damaged or incomplete: fetch it again (e.g. `editshard mirror`) \
-                 and check it with `editshard verify`; without a good copy, `editshard repair` \
-                 salvages every intact record"
-            }
-            ErrorKind::Unsupported(_) => "upgrade editshard to read this file",
-            ErrorKind::Limit(_) => {
-                "the input exceeds a safety limit: if the file is trusted, raise the limit \
-                 (see spec/FORMAT.md, Limits)"
-            }
-            ErrorKind::Invalid(_) => "fix the call or its arguments",
-            ErrorKind::Rejected(_) => "the input cannot be stored as it is: fix or drop it",
-            ErrorKind::Bug(_) => {
-                "this is a bug in editshard: please report it with the command that caused it"
-            }
-        }
-    }
 }
 
 impl fmt::Display for Error {
@@ -353,25 +243,7 @@ impl fmt::Display for Error {
             ErrorKind::Limit(m) => write!(f, "limit exceeded: {m}")?,
             ErrorKind::Invalid(m) => write!(f, "invalid: {m}")?,
             ErrorKind::Rejected(m) => write!(f, "rejected: {m}")?,
-            ErrorKind::Remote(r) => {
-                write!(f, "{} failed", r.op)?;
-                if let Some(status) = r.status {
-                    write!(f, ": HTTP {status}")?;
-                }
-                let shown = r.source.to_string();
-                write!(f, ": {shown}")?;
-                // The root cause is often deep in the chain (object_store over reqwest over
-                // hyper) and not in the top message: "error following redirect" says
-                // nothing of which redirect was refused, nor why.
-                let mut root: &dyn std::error::Error = r.source.as_ref();
-                while let Some(next) = root.source() {
-                    root = next;
-                }
-                let cause = root.to_string();
-                if !shown.contains(&cause) {
-                    write!(f, ": {cause}")?;
-                }
-            }
+            ErrorKind::Remote(e) => write!(f, "{e}")?,
             ErrorKind::Bug(m) => write!(f, "internal error: {m}")?,
         }
         if let Some(minor) = self.newer_minor {
@@ -384,9 +256,6 @@ impl fmt::Display for Error {
                 crate::format::VERSION_MINOR
             )?;
         }
-        if f.alternate() {
-            write!(f, " ({})", self.hint())?;
-        }
         Ok(())
     }
 }
@@ -395,7 +264,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
             ErrorKind::Io(e) => Some(e),
-            ErrorKind::Remote(r) => Some(r.source.as_ref()),
+            ErrorKind::Remote(e) => Some(e),
             _ => None,
         }
     }

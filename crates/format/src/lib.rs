@@ -51,7 +51,7 @@ pub mod path;
 pub mod record;
 pub mod shard;
 
-pub use error::{Error, ErrorKind, RemoteError, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use manifest::Manifest;
 pub use record::{Image, Kind, Provenance, Record, Score, Turn};
 pub use shard::{RandomAccessShard, ReadOptions, ShardDecoder, ShardReader, ShardWriter, Verify};

@@ -7,27 +7,17 @@ mod hub_targets;
 
 use std::path::Path;
 
+use editshard_tools::fuzz_replay::replay;
+
 #[test]
 fn every_seed_and_kept_input_runs_clean() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")); // crates/hub
-    let mut replayed = 0;
-    for (name, target) in hub_targets::TARGETS {
-        for dir in [
+    let replayed = replay(hub_targets::TARGETS, |name| {
+        vec![
             root.join("tests/fuzz-regressions").join(name),
             root.join("../../fuzz/seeds").join(name),
-        ] {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries {
-                let path = entry.unwrap().path();
-                let data = std::fs::read(&path).unwrap();
-                let outcome = std::panic::catch_unwind(|| target(&data));
-                assert!(outcome.is_ok(), "{name} panicked on {}", path.display());
-                replayed += 1;
-            }
-        }
-    }
+        ]
+    });
     // A moved directory would otherwise pass silently.
     assert!(replayed >= 10, "only {replayed} inputs replayed");
 }

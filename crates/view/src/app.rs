@@ -155,7 +155,9 @@ impl App {
             return Ok(t);
         }
         let what = format!("the thumbnail of image {k} of #{index}");
-        let hinted = |e: editshard::Error| ThumbError::Failed(format!("{e} (hint: {})", e.hint()));
+        let hinted = |e: editshard::Error| {
+            ThumbError::Failed(format!("{e} (hint: {})", editshard::advice::hint(&e)))
+        };
         let located = locate(&self.ds, index, k).await.map_err(hinted)?;
         let until = deadline();
         let slot = self

@@ -106,7 +106,7 @@ pub fn error_card(index: u64, error: &Error) -> String {
          <span class=\"kind\">damaged</span> <span class=\"index\">#{index}</span></header>\
          <p class=\"error\">{}</p><p class=\"hint\">hint: {}</p></article>",
         esc(&error.to_string()),
-        esc(error.hint())
+        esc(editshard::advice::hint(error))
     )
 }
 

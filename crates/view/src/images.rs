@@ -22,10 +22,6 @@ impl Located {
         self.range.end - self.range.start
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// One ranged read of the image, CRC-checked.
     pub async fn fetch(&self, ds: &Dataset) -> Result<Bytes> {
         let (shard, local) = (&self.shard, self.local);
@@ -63,11 +59,6 @@ pub async fn locate(ds: &Dataset, index: u64, k: usize) -> Result<Located> {
         k,
         range,
     })
-}
-
-/// Image `k` of global record `index`: one ranged read, CRC-checked.
-pub async fn image_bytes(ds: &Dataset, index: u64, k: usize) -> Result<Bytes> {
-    locate(ds, index, k).await?.fetch(ds).await
 }
 
 /// The media type to serve image bytes with: sniffed from the bytes (never the dataset's own

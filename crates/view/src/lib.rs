@@ -1,46 +1,50 @@
 //! `editshard view`: browse an editshard dataset in a web browser, wherever it is stored
 //! (a local directory, `https://...`, `s3://...`), reading only what is on screen.
 //!
+//! The crate's public face is [`Viewer`] (the app, bound and served), [`report_html`] (the
+//! static report) and their options; its modules are its own:
+//!
 //! | module | what it holds |
 //! |---|---|
-//! | [`server`], [`app`] | the axum routes and security headers; the state they share |
-//! | [`hosts`] | the `Host` names the app answers to (DNS rebinding) |
-//! | [`gallery`], [`cards`], [`pick`], [`query`] | the paged, filtered grid and its URL |
-//! | [`record_page`] | one record: every field, full images, downloads |
-//! | [`stats`], [`svg`] | counts and distributions, charts as inline SVG |
-//! | [`thumbs`], [`images`] | one image by ranged read; thumbnails and their cache |
-//! | [`budget`] | the memory image requests may hold at once, shared by all of them |
-//! | [`report`] | the self-contained static HTML report |
-//! | [`html`] | escaping and the page frame |
+//! | `server`, `app` | the axum routes and security headers; the state they share |
+//! | `hosts` | the `Host` names the app answers to (DNS rebinding) |
+//! | `gallery`, `cards`, `pick`, `query` | the paged, filtered grid and its URL |
+//! | `record_page` | one record: every field, full images, downloads |
+//! | `stats`, `svg` | counts and distributions, charts as inline SVG |
+//! | `thumbs`, `images` | one image by ranged read; thumbnails and their cache |
+//! | `budget` | the memory image requests may hold at once, shared by all of them |
+//! | `report` | the self-contained static HTML report |
+//! | `html` | escaping and the page frame |
 //!
 //! The app is read-only, binds to loopback unless told otherwise, answers only requests for
 //! the host names it was started under, escapes every string from the dataset and sends a
 //! Content-Security-Policy that allows no script at all.
 
-pub mod app;
-pub mod budget;
-pub mod cards;
-pub mod gallery;
-pub mod hosts;
-pub mod html;
-pub mod images;
-pub mod pick;
-pub mod query;
-pub mod record_page;
-pub mod report;
-pub mod server;
-pub mod stats;
-pub mod svg;
-pub mod thumbs;
+pub(crate) mod app;
+pub(crate) mod budget;
+pub(crate) mod cards;
+pub(crate) mod gallery;
+pub(crate) mod hosts;
+pub(crate) mod html;
+pub(crate) mod images;
+pub(crate) mod pick;
+pub(crate) mod query;
+pub(crate) mod record_page;
+pub(crate) mod report;
+pub(crate) mod server;
+pub(crate) mod stats;
+pub(crate) mod svg;
+pub(crate) mod thumbs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use editshard::read::Dataset;
 
-pub use app::{App, ViewOptions};
+pub use app::{App, SAMPLE_CACHE_ENTRIES, ViewOptions};
+pub use html::url_encode;
 pub use report::{ReportOptions, report_html};
-pub use server::router;
+pub use server::{CSP, router};
 
 /// A bound listener for the app over `ds`; `serve` runs it.
 pub struct Viewer {

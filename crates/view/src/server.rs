@@ -117,7 +117,7 @@ fn error_page(app: &App, status: StatusCode, e: &Error) -> Response {
         "<h1>{}</h1><p class=\"error\">{}</p><p class=\"hint\">hint: {}</p>",
         status.as_u16(),
         esc(&e.to_string()),
-        esc(e.hint())
+        esc(editshard::advice::hint(e))
     );
     html(status, page("Error", &app.name, Nav::Record, &body))
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
@@ -17,7 +17,7 @@ use super::plan::{self, CollisionPolicy, PlanOptions};
 use super::resolve::{Release, Resolver};
 use super::scores::Scores;
 use crate::failures::{self, Failure};
-use crate::progress::{Progress, Summary};
+use crate::progress::{ConvertObserver, Summary};
 use crate::session::{self, Complete, Ended, Fingerprint, Outcome, Session, ShardSettings, Target};
 use crate::state::Work;
 use editshard::error::{Error, Result};
@@ -54,7 +54,8 @@ pub struct ConvertOptions {
     pub work_dir: Option<PathBuf>,
     /// Delete a lock left at a remote DEST by a run that is gone ([`DestLock::acquire`]).
     pub break_lock: bool,
-    pub log_interval: Duration,
+    /// Told of every row as it is handled ([`crate::progress::Quiet`]: nothing is shown).
+    pub observer: Arc<dyn ConvertObserver>,
 }
 
 /// Converts a release; see the module docs of [`crate::pico`].
@@ -239,7 +240,8 @@ async fn write_shards(opts: &ConvertOptions, job: Job) -> Result<Written> {
     } = job;
     let next_row = session.next_row();
     let total_rows = plan.rows.len() as u64;
-    let mut progress = Progress::new(total_rows, next_row.min(total_rows), opts.log_interval);
+    let progress = opts.observer.clone();
+    progress.start(total_rows, next_row.min(total_rows));
     let batches: Vec<Vec<(u64, plan::PlanRow)>> = plan
         .batches
         .iter()

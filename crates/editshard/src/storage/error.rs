@@ -1,12 +1,81 @@
 //! Turning `object_store` and file-system failures into [`crate::Error`]s that name the
 //! object, keep the original error as their source, and carry the HTTP status when there was
-//! one ([`RemoteError`]). What to do about them is [`Error::hint`]'s job.
+//! one ([`RemoteError`]). What to do about them is [`crate::advice`]'s job.
 
+use std::fmt;
 use std::io;
 
-use crate::error::Error;
-#[cfg(feature = "remote")]
-use crate::error::RemoteError;
+use crate::error::{Error, ErrorKind};
+
+/// A failed request to a remote store, with the HTTP status when the server sent one and the
+/// client library's error as its source. It travels inside [`Error`] as
+/// [`ErrorKind::Remote`] (the format core carries it without knowing what it is);
+/// [`RemoteError::of`] finds it again.
+#[derive(Debug)]
+pub struct RemoteError {
+    /// The operation: `GET`, `PUT`, `HEAD`, ...
+    pub op: String,
+    /// The HTTP status of the last response, if there was one.
+    pub status: Option<u16>,
+    /// What kind of failure this was, as the closest I/O error kind (`NotFound`,
+    /// `PermissionDenied`, `TimedOut`, `Other`).
+    pub class: io::ErrorKind,
+    /// What to do, when the layer that raised the error knows better than its status tells
+    /// (a refused redirect, the credentials a particular store takes):
+    /// [`advice::hint`](crate::advice::hint) then gives this.
+    pub advice: Option<&'static str>,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl RemoteError {
+    /// The remote failure behind `e`, if it is one.
+    pub fn of(e: &Error) -> Option<&RemoteError> {
+        match e.kind() {
+            ErrorKind::Remote(inner) => inner.get_ref()?.downcast_ref::<RemoteError>(),
+            _ => None,
+        }
+    }
+}
+
+/// The HTTP status behind a remote failure, if the server sent one.
+pub fn http_status(e: &Error) -> Option<u16> {
+    RemoteError::of(e).and_then(|r| r.status)
+}
+
+impl From<RemoteError> for Error {
+    fn from(e: RemoteError) -> Self {
+        Error::remote(e.class, e)
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed", self.op)?;
+        if let Some(status) = self.status {
+            write!(f, ": HTTP {status}")?;
+        }
+        let shown = self.source.to_string();
+        write!(f, ": {shown}")?;
+        // The root cause is often deep in the chain (object_store over reqwest over hyper)
+        // and not in the top message: "error following redirect" says nothing of which
+        // redirect was refused, nor why.
+        let mut root: &dyn std::error::Error = self.source.as_ref();
+        while let Some(next) = root.source() {
+            root = next;
+        }
+        let cause = root.to_string();
+        if !shown.contains(&cause) {
+            write!(f, ": {cause}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RemoteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
 
 /// The HTTP status behind an `object_store` error, if the server sent one.
 ///
@@ -14,7 +83,7 @@ use crate::error::RemoteError;
 /// status is recovered from the variant where it has one and otherwise from the message,
 /// which always spells it out as "status code: NNN" or similar.
 #[cfg(feature = "remote")]
-pub(crate) fn http_status(e: &object_store::Error) -> Option<u16> {
+fn store_status(e: &object_store::Error) -> Option<u16> {
     match e {
         object_store::Error::NotFound { .. } => return Some(404),
         object_store::Error::PermissionDenied { .. } => return Some(403),
@@ -67,7 +136,7 @@ pub(crate) fn remote_advised(
     e: object_store::Error,
     auth_advice: Option<&'static str>,
 ) -> Error {
-    let status = http_status(&e);
+    let status = store_status(&e);
     let refused = refused_redirect(&e);
     let class = match (&e, status) {
         (object_store::Error::NotFound { .. }, _) | (_, Some(404)) => io::ErrorKind::NotFound,
@@ -80,7 +149,7 @@ pub(crate) fn remote_advised(
         (None, Some(401 | 403)) => auth_advice,
         _ => None,
     };
-    Error::remote(RemoteError {
+    Error::from(RemoteError {
         op: op.into(),
         status,
         class,
@@ -115,7 +184,7 @@ pub(crate) fn remote_finish(what: &str, e: object_store::Error) -> Error {
     if !(text.contains("DELETE") && text.contains("uploadId")) {
         return remote("complete multipart upload", what, e);
     }
-    Error::remote(RemoteError {
+    Error::from(RemoteError {
         op: "complete multipart upload (unconfirmed: its answer was lost or it failed, and \
              aborting the upload was then refused, as a store refuses once an upload completed; \
              run the command again: a complete, intact copy is found and kept)"

@@ -50,7 +50,7 @@ mod local;
 #[cfg(feature = "remote")]
 mod remote;
 
-pub use error::is_not_found;
+pub use error::{RemoteError, http_status, is_not_found};
 pub use local::{map_file, populate_map};
 
 /// A stream of an object's bytes, in order.

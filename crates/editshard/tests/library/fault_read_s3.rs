@@ -5,14 +5,17 @@
 
 use std::time::Duration;
 
+use editshard::advice::hint;
 use editshard::manifest::MANIFEST_NAME;
 use editshard::read::{Dataset, StreamOptions};
 use editshard::storage::{Location, StorageOptions};
 use editshard_tools::fault_proxy::{Fault, FaultProxy};
-use editshard_tools::fixtures::{mixed, same, write};
+use editshard_tools::fixtures::{mixed, same, upload, write};
 use editshard_tools::servers::S3Server;
 use futures_util::StreamExt;
 
+/// `url` on `server`, through `endpoint` (the server, or a proxy in front of it), with a
+/// short timeout and `retries`.
 fn location(server: &S3Server, endpoint: &str, url: &str, retries: usize) -> Location {
     let opts = StorageOptions {
         s3_endpoint: Some(endpoint.to_string()),
@@ -20,13 +23,7 @@ fn location(server: &S3Server, endpoint: &str, url: &str, retries: usize) -> Loc
         retries,
         ..StorageOptions::default()
     };
-    let (key, secret) = (server.access_key, server.secret_key);
-    Location::parse_with_env(url, &opts, move |name| match name {
-        "AWS_ACCESS_KEY_ID" => Some(key.to_string()),
-        "AWS_SECRET_ACCESS_KEY" => Some(secret.to_string()),
-        _ => None,
-    })
-    .unwrap()
+    server.location(url, opts)
 }
 
 /// s3s-fs with a dataset under `s3://faults/ds`, and a proxy in front of it.
@@ -43,16 +40,7 @@ async fn setup() -> (
     let manifest = write(dir.path(), &records, 16 << 10, 4);
     assert!(manifest.shards.len() >= 3, "want several shards");
     let direct = location(&server, &server.endpoint, "s3://faults/ds", 0);
-    for s in &manifest.shards {
-        direct
-            .put_file(&s.path, &dir.path().join(&s.path))
-            .await
-            .unwrap();
-    }
-    direct
-        .put_file(MANIFEST_NAME, &dir.path().join(MANIFEST_NAME))
-        .await
-        .unwrap();
+    upload(&direct, dir.path(), &manifest).await;
     let proxy = FaultProxy::start(server.port);
     (server, proxy, records, manifest)
 }
@@ -134,7 +122,7 @@ async fn exhausted_retries_name_the_object_and_a_later_read_succeeds() {
         .find(|&i| ds.locate(i).unwrap().0 == 1)
         .unwrap();
     let e = ds.get(index).await.unwrap_err();
-    let msg = format!("{e} ({})", e.hint());
+    let msg = format!("{e} ({})", hint(&e));
     assert!(
         msg.contains(&format!("s3://faults/ds/{victim}")) && msg.contains("503"),
         "{msg}"

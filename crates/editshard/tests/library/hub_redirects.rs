@@ -8,9 +8,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use editshard::Record;
+use editshard::advice::hint;
 use editshard::manifest::MANIFEST_NAME;
 use editshard::read::{Dataset, StreamOptions};
-use editshard::storage::{Location, StorageOptions};
+use editshard::storage::{Location, StorageOptions, http_status};
 use editshard_tools::fault_proxy::{Fault, FaultProxy};
 use editshard_tools::fault_server::{Behavior, FaultServer};
 use editshard_tools::fixtures::{mixed, write};
@@ -150,13 +151,13 @@ async fn the_token_option_is_sent_and_without_one_the_hub_refuses_saying_what_to
         .await
         .err()
         .expect("the hub wants a token");
-    assert_eq!(err.http_status(), Some(401), "{err:#}");
+    assert_eq!(http_status(&err), Some(401), "{err}");
     assert!(
         err.to_string()
             .contains("hf://datasets/editshard-test/pico/manifest.json"),
         "{err}"
     );
-    assert!(err.hint().contains("HF_TOKEN"), "{}", err.hint());
+    assert!(hint(&err).contains("HF_TOKEN"), "{}", hint(&err));
     assert_eq!(servers.cdn.request_count(), 0);
 
     // The option, with no HF_TOKEN in the environment.
@@ -232,7 +233,7 @@ async fn an_expired_target_is_resolved_again_from_the_url_the_user_named() {
     s.cdn.always(shard, Behavior::Status(403, vec![]));
     let loc = Location::parse(&s.hub.url(), &options()).unwrap();
     let err = read_all(loc).await.expect_err("the CDN refuses");
-    assert_eq!(err.http_status(), Some(403), "{err:#}");
+    assert_eq!(http_status(&err), Some(403), "{err}");
     let at_hub = s.hub.requests().iter().filter(|r| r.path == shard).count();
     assert!((1..=4).contains(&at_hub), "{at_hub} resolutions");
 }
@@ -267,7 +268,7 @@ async fn five_redirects_are_followed_and_a_sixth_is_refused_naming_it() {
         "{text}"
     );
     assert!(text.contains("more than 5 redirects"), "{text}");
-    assert!(err.hint().contains("curl"), "{}", err.hint());
+    assert!(hint(&err).contains("curl"), "{}", hint(&err));
     assert_eq!(s.cdn.request_count(), 0, "the sixth target was contacted");
     // Not retried: a refusal is not a transient failure.
     let asks = s
@@ -299,14 +300,7 @@ async fn s3_signatures_never_reach_the_origin_a_redirect_names() {
     let records = dataset(dir.path());
     let manifest: editshard::manifest::Manifest =
         serde_json::from_slice(&std::fs::read(dir.path().join(MANIFEST_NAME)).unwrap()).unwrap();
-    for shard in &manifest.shards {
-        loc.put_file(&shard.path, &dir.path().join(&shard.path))
-            .await
-            .unwrap();
-    }
-    loc.put_file(MANIFEST_NAME, &dir.path().join(MANIFEST_NAME))
-        .await
-        .unwrap();
+    editshard_tools::fixtures::upload(&loc, dir.path(), &manifest).await;
 
     // The CDN serves the bucket's files under the same paths.
     let cdn_root = tempfile::tempdir().unwrap();
@@ -351,9 +345,9 @@ async fn s3_signatures_never_reach_the_origin_a_redirect_names() {
         "{text}"
     );
     assert!(
-        err.hint().contains("writes only to the origin"),
+        hint(&err).contains("writes only to the origin"),
         "{}",
-        err.hint()
+        hint(&err)
     );
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(cdn.request_count(), 0, "the PUT reached the other origin");
@@ -408,7 +402,7 @@ async fn a_redirect_from_https_to_plain_http_is_refused() {
         "{text}"
     );
     assert!(text.contains("from https to plain http"), "{text}");
-    assert!(err.hint().contains("https"), "{}", err.hint());
+    assert!(hint(&err).contains("https"), "{}", hint(&err));
     // The hub was reached over TLS with the token; the CDN never.
     let (hub, cdn) = servers.settled_logs();
     assert_eq!(hub.len(), 1, "{hub:?}");

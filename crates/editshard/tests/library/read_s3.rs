@@ -2,26 +2,11 @@
 
 use std::collections::HashSet;
 
-use editshard::manifest::MANIFEST_NAME;
 use editshard::read::{Dataset, Images, Partition, ReadPlan, ResumeState, Shuffle, StreamOptions};
-use editshard::storage::{Location, StorageOptions};
-use editshard_tools::fixtures::{mixed, same, write};
+use editshard::storage::StorageOptions;
+use editshard_tools::fixtures::{mixed, same, upload, write};
 use editshard_tools::servers::S3Server;
 use futures_util::StreamExt;
-
-fn location(server: &S3Server, url: &str) -> Location {
-    let opts = StorageOptions {
-        s3_endpoint: Some(server.endpoint.clone()),
-        ..StorageOptions::default()
-    };
-    let (key, secret) = (server.access_key, server.secret_key);
-    Location::parse_with_env(url, &opts, move |name| match name {
-        "AWS_ACCESS_KEY_ID" => Some(key.to_string()),
-        "AWS_SECRET_ACCESS_KEY" => Some(secret.to_string()),
-        _ => None,
-    })
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_then_stream_shuffle_and_fetch_by_id() {
@@ -30,16 +15,8 @@ async fn upload_then_stream_shuffle_and_fetch_by_id() {
     let dir = tempfile::tempdir().unwrap();
     let records = mixed(30, Some(2_000));
     let manifest = write(dir.path(), &records, 16 << 10, 4);
-    let loc = location(&server, "s3://datasets/pico/v1");
-    // Shards first, manifest last: a reader never sees a manifest naming a missing shard.
-    for s in &manifest.shards {
-        loc.put_file(&s.path, &dir.path().join(&s.path))
-            .await
-            .unwrap();
-    }
-    loc.put_file(MANIFEST_NAME, &dir.path().join(MANIFEST_NAME))
-        .await
-        .unwrap();
+    let loc = server.location("s3://datasets/pico/v1", StorageOptions::default());
+    upload(&loc, dir.path(), &manifest).await;
 
     let ds = Dataset::open(loc.clone()).await.unwrap();
     assert_eq!(ds.len(), 30);

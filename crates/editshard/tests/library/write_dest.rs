@@ -179,20 +179,6 @@ fn a_repeated_id_is_refused_and_the_writer_goes_on() {
     assert!(got.iter().zip(&records).all(|(a, b)| same(a, b)) && got.len() == 3);
 }
 
-fn s3_location(server: &S3Server, url: &str) -> Location {
-    let opts = StorageOptions {
-        s3_endpoint: Some(server.endpoint.clone()),
-        ..StorageOptions::default()
-    };
-    let (key, secret) = (server.access_key, server.secret_key);
-    Location::parse_with_env(url, &opts, move |name| match name {
-        "AWS_ACCESS_KEY_ID" => Some(key.to_string()),
-        "AWS_SECRET_ACCESS_KEY" => Some(secret.to_string()),
-        _ => None,
-    })
-    .unwrap()
-}
-
 #[test]
 fn an_s3_dataset_is_uploaded_shard_by_shard_and_an_abort_deletes_it() {
     let rt = runtime();
@@ -204,7 +190,7 @@ fn an_s3_dataset_is_uploaded_shard_by_shard_and_an_abort_deletes_it() {
         ..options()
     };
     let records = mixed(40, Some(1_500));
-    let loc = s3_location(&server, "s3://out/ds");
+    let loc = server.location("s3://out/ds", StorageOptions::default());
     let mut w = DestinationWriter::create(loc.clone(), opts.clone(), rt.handle().clone()).unwrap();
     assert!(
         server
@@ -229,7 +215,7 @@ fn an_s3_dataset_is_uploaded_shard_by_shard_and_an_abort_deletes_it() {
     let got = read_all(&rt, loc);
     assert!(got.iter().zip(&records).all(|(a, b)| same(a, b)) && got.len() == 40);
 
-    let loc = s3_location(&server, "s3://out/aborted");
+    let loc = server.location("s3://out/aborted", StorageOptions::default());
     let mut w = DestinationWriter::create(loc, opts, rt.handle().clone()).unwrap();
     for r in &records {
         w.append(r).unwrap();

@@ -8,28 +8,17 @@ mod targets;
 
 use std::path::Path;
 
+use editshard_tools::fuzz_replay::replay;
+
 #[test]
 fn every_kept_input_runs_clean() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")); // crates/format
-    let workspace = root.join("../..");
-    let mut replayed = 0;
-    for (name, target) in targets::TARGETS {
-        for dir in [
+    let replayed = replay(targets::TARGETS, |name| {
+        vec![
             root.join("tests/fuzz-regressions").join(name),
-            workspace.join("fuzz/seeds").join(name),
-        ] {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries {
-                let path = entry.unwrap().path();
-                let data = std::fs::read(&path).unwrap();
-                let outcome = std::panic::catch_unwind(|| target(&data));
-                assert!(outcome.is_ok(), "{name} panicked on {}", path.display());
-                replayed += 1;
-            }
-        }
-    }
+            root.join("../../fuzz/seeds").join(name),
+        ]
+    });
     // Guard against a silently empty replay (a moved directory would otherwise pass).
     assert!(replayed >= 20, "only {replayed} inputs replayed");
 }

@@ -165,14 +165,14 @@ fn errors_name_the_shard_record_and_offset() {
     assert_eq!(err.record(), Some(2), "first record of the damaged group");
     let frame = shard.index().frames[shard.index().records[2].frame as usize];
     assert_eq!(err.offset(), Some(frame.offset));
-    // What and where in Display; what to do in the hint (`{:#}` shows both).
-    let text = format!("{err:#}");
+    // What and where in Display; what to do is advice, given by the layer that knows the
+    // commands (`editshard::advice`), never by the core.
+    let text = err.to_string();
     assert!(
-        text.contains("shard-00000.esd") && text.contains("record #2") && text.contains("verify"),
+        text.contains("shard-00000.esd") && text.contains("record #2"),
         "{text}"
     );
-    assert!(err.hint().contains("editshard verify"), "{}", err.hint());
-    assert!(!err.to_string().contains("verify"), "{err}");
+    assert!(!text.contains("verify"), "{text}");
 
     let shard = RandomAccessShard::open(Bytes::from(bytes), "t.esd").unwrap();
     let err = shard.get(2).unwrap_err();

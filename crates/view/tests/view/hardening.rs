@@ -6,7 +6,7 @@ use std::io::BufRead;
 use std::path::Path;
 use std::time::Duration;
 
-use editshard_view::app::SAMPLE_CACHE_ENTRIES;
+use editshard_view::SAMPLE_CACHE_ENTRIES;
 
 use crate::support::{dataset_dir, open_local, start};
 

@@ -4,7 +4,7 @@
 
 use editshard::read::{Dataset, Images};
 use editshard_tools::view_fixture::{HOSTILE_INDEX, HOSTILE_INSTRUCTION, records};
-use editshard_view::server::CSP;
+use editshard_view::CSP;
 use editshard_view::{ReportOptions, report_html};
 
 use crate::support::{
@@ -70,11 +70,7 @@ async fn filters_in_the_url_select_records() {
     assert_eq!(prefs.len(), 10);
 
     let edit = "Change overall color tone (warm ↔ cool)";
-    let by_edit = indices(&format!(
-        "edit_type={}",
-        editshard_view::html::url_encode(edit)
-    ))
-    .await;
+    let by_edit = indices(&format!("edit_type={}", editshard_view::url_encode(edit))).await;
     assert_eq!(
         by_edit,
         expect(&|r| r.turns.iter().any(|t| t.edit_type.as_deref() == Some(edit)))
@@ -205,7 +201,7 @@ async fn record_page_json_images_and_downloads() {
     let found = get(&format!(
         "{}/find?id={}",
         app.url,
-        editshard_view::html::url_encode(&all[17].id)
+        editshard_view::url_encode(&all[17].id)
     ))
     .await;
     assert_eq!(

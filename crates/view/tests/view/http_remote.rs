@@ -1,6 +1,5 @@
 //! The app over a dataset behind nginx (request counts from its access log) and in s3s-fs.
 
-use editshard::manifest::MANIFEST_NAME;
 use editshard::read::Dataset;
 use editshard::storage::{Location, StorageOptions};
 use editshard_tools::servers::{Nginx, S3Server};
@@ -126,25 +125,8 @@ async fn every_page_works_over_s3() {
     server.create_bucket("datasets");
     let dir = tempfile::tempdir().unwrap();
     let manifest = editshard_tools::view_fixture::write(dir.path(), 40);
-    let opts = StorageOptions {
-        s3_endpoint: Some(server.endpoint.clone()),
-        ..StorageOptions::default()
-    };
-    let (key, secret) = (server.access_key, server.secret_key);
-    let loc = Location::parse_with_env("s3://datasets/view/v1", &opts, move |name| match name {
-        "AWS_ACCESS_KEY_ID" => Some(key.to_string()),
-        "AWS_SECRET_ACCESS_KEY" => Some(secret.to_string()),
-        _ => None,
-    })
-    .unwrap();
-    for s in &manifest.shards {
-        loc.put_file(&s.path, &dir.path().join(&s.path))
-            .await
-            .unwrap();
-    }
-    loc.put_file(MANIFEST_NAME, &dir.path().join(MANIFEST_NAME))
-        .await
-        .unwrap();
+    let loc = server.location("s3://datasets/view/v1", StorageOptions::default());
+    editshard_tools::fixtures::upload(&loc, dir.path(), &manifest).await;
 
     let app = start(Dataset::open(loc).await.unwrap()).await;
     let all = records(40);

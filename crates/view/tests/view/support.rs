@@ -105,7 +105,7 @@ pub fn img_srcs(html: &str) -> Vec<String> {
 /// thumbnails, statistics, the stylesheet.
 pub async fn every_endpoint_answers(base: &str) {
     let all = editshard_tools::view_fixture::records(40);
-    let find = format!("/find?id={}", editshard_view::html::url_encode(&all[9].id));
+    let find = format!("/find?id={}", editshard_view::url_encode(&all[9].id));
     for (path, content_type) in [
         ("/", "text/html; charset=utf-8"),
         (
