@@ -109,8 +109,8 @@ pub fn populate_map(map: &Bytes, range: Range<usize>) {
 
 /// True when every page of `range` of a mapped file (from [`map_file`]) is in the page cache
 /// now (`mincore`): reading it then waits on no disk, only on minor faults, so a caller may
-/// read or populate it in place instead of handing it to a blocking thread. False when any
-/// page is not, or when the kernel cannot say.
+/// read it in place instead of populating it on a blocking thread first. False when any page
+/// is not, or when the kernel cannot say.
 pub fn is_resident(map: &Bytes, range: Range<usize>) -> bool {
     let range = range.start.min(map.len())..range.end.min(map.len());
     if range.is_empty() {
@@ -132,26 +132,6 @@ pub fn is_resident(map: &Bytes, range: Range<usize>) -> bool {
         )
     };
     rc == 0 && pages.iter().all(|p| p & 1 == 1)
-}
-
-/// Maps `range` of a mapped file into this process's page tables in one call
-/// (`MADV_POPULATE_READ`), without read-ahead advice: for a range [`is_resident`] found in
-/// the page cache, where it costs no disk wait and replaces one minor fault every few pages.
-/// Best effort, like [`populate_map`].
-pub fn map_resident(map: &Bytes, range: Range<usize>) {
-    let range = range.start.min(map.len())..range.end.min(map.len());
-    if range.is_empty() {
-        return;
-    }
-    let page = rustix::param::page_size();
-    let addr = map.as_ptr() as usize + range.start;
-    let aligned = addr & !(page - 1);
-    let len = range.end - range.start + (addr - aligned);
-    // SAFETY: advice only, on a range within the live mapping (see `populate_map`).
-    unsafe {
-        let ptr = aligned as *mut std::ffi::c_void;
-        let _ = rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxPopulateRead);
-    }
 }
 
 pub(super) async fn head(path: &Path) -> Result<Option<u64>> {
