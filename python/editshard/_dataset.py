@@ -146,6 +146,9 @@ class Dataset:
         self._nat: _native.NativeDataset = _native_ds
         self._pid = os.getpid()
         self._indices = _indices
+        # Fixed for the life of the view (the manifest's count or the view's indices): read
+        # once, not through the native handle on every index check.
+        self._len = len(_indices) if _indices is not None else len(_native_ds)
         self._index_set_cache = set(_indices) if _indices is not None else None
         self._manifest: dict[str, Any] | None = None
 
@@ -224,10 +227,10 @@ class Dataset:
     # -- random access -----------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._indices) if self._indices is not None else len(self.native)
+        return self._len
 
     def _global(self, index: int) -> int:
-        n = len(self)
+        n = self._len
         i = index + n if index < 0 else index
         if not 0 <= i < n:
             raise IndexError(f"record index {index} out of range for {n} records")
@@ -280,7 +283,7 @@ class Dataset:
         """Several records, in the order asked; neighbouring byte ranges are fetched with one
         request."""
         spec = self._images if images is None else images_spec(images)
-        return list(self.native.get_many([self._global(int(i)) for i in indices], spec))
+        return self.native.get_many([self._global(int(i)) for i in indices], spec)
 
     # -- views -------------------------------------------------------------------------
 
