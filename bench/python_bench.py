@@ -306,7 +306,11 @@ class WidsReader:
         return len(self.ds)
 
     def get(self, i):
-        s = self.ds[i]
+        # wids hands out each member as a BytesIO over its bytes
+        s = {
+            k: (v.getvalue() if hasattr(v, "getvalue") else v)
+            for k, v in self.ds[i].items()
+        }
         return s["__key__"], wds_meta(s), wds_images(s)
 
     def seq(self):
