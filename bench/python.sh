@@ -2,11 +2,15 @@
 # The Python read benchmark (bench/python_bench.py) with the project's venv.
 #
 #   bash bench/python.sh [--rows 200] [--reps 5] [--keep --workdir DIR] ...
+#   bash bench/python.sh --pipeline [--rows 100] [--reps 3] ...
 #
 # Builds the release binaries it needs (generator, converter), makes sure its own venv holds
-# torch, Pillow, NumPy, the editshard package and the peers' libraries, then runs the
-# benchmark; all arguments go to python_bench.py (see its --help). The table is printed and
-# written to /tmp/editshard-python-bench.md (--out).
+# torch, torchvision, Pillow, NumPy, the editshard package and the peers' libraries, then runs
+# the benchmark; all arguments go to python_bench.py (see its --help). The table is printed and
+# written to /tmp/editshard-python-bench.md (--out). With --pipeline it runs the training
+# throughput benchmark instead (bench/python_pipeline.py: pairs/s of 512x512 float tensors
+# with a paired random crop and flip through editshard.torch.Pipeline and through PIL +
+# torchvision v2 over each peer; table to /tmp/editshard-pipeline-bench.md).
 #
 # The peers live in a venv of their own (BENCH_VENV, default
 # ~/.cache/editshard-tools/bench-pyenv), never in the test suite's: mosaicml-streaming pins
@@ -19,6 +23,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV="${BENCH_VENV:-$HOME/.cache/editshard-tools/bench-pyenv}"
 PY="$VENV/bin/python"
+script=bench/python_bench.py
+if [[ "${1:-}" == "--pipeline" ]]; then
+    shift
+    script=bench/python_pipeline.py
+fi
 cargo build --release --quiet -p editshard-cli -p editshard-tools
 if [[ ! -x "$PY" ]]; then
     echo "== creating the benchmark venv $VENV (torch and the peers: a few GB, once)" >&2
@@ -32,6 +41,10 @@ if [[ -n "${EDITSHARD_SITE:-}" ]]; then
 else
     # The package as it is in this checkout (quick when cargo's build is warm).
     "$VENV/bin/pip" install -q ./python
+fi
+if ! "$PY" -c 'import torchvision' 2> /dev/null; then
+    # Its wheels pin one torch version: keep the venv's.
+    "$VENV/bin/pip" install -q torchvision "torch==$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')"
 fi
 if ! "$PY" -c 'import editshard, torch, PIL, numpy' 2> /dev/null; then
     echo "$PY lacks editshard/torch/Pillow/numpy: delete $VENV and run again" >&2
@@ -47,4 +60,4 @@ if [[ -n "$missing" ]]; then
     echo "peers not installed ($missing); their rows will say so. To install them:" >&2
     echo "  $VENV/bin/pip install webdataset wids pyarrow pylance tfrecord mosaicml-streaming litdata" >&2
 fi
-exec "$PY" bench/python_bench.py "$@"
+exec "$PY" "$script" "$@"

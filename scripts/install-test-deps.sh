@@ -72,10 +72,12 @@ else
 fi
 
 # Python package (python/): a virtual environment at $TOOLS/pyenv with PyTorch (the CPU-only
-# wheel when its index is reachable, else PyPI's, which brings CUDA libraries), torchdata,
+# wheel when its index is reachable, else PyPI's, which brings CUDA libraries), torchvision,
+# torchdata,
 # NumPy, Pillow, pytest, mypy, ruff, Hugging Face datasets (for its example, and for the
-# CLI test that loads `export --format hf-parquet` with it: export_hf.rs) and zstandard
-# (spec/walk_shard.py decompresses metadata with it); then the
+# CLI test that loads `export --format hf-parquet` with it: export_hf.rs), zstandard
+# (spec/walk_shard.py decompresses metadata with it) and Ray Data (`ray[data]`, for
+# editshard.ray's tests: python/tests/test_ray.py); then the
 # package itself, built from ./python by pip (maturin; cargo's incremental build keeps
 # re-installs quick).
 PYENV="$TOOLS/pyenv"
@@ -97,7 +99,20 @@ else
     fi
     log "python: torch installed in $((SECONDS - start)) s"
 fi
-"$PYENV/bin/pip" install -q numpy pillow pytest mypy ruff torchdata datasets zstandard
+# torchvision: python/tests/test_pipeline.py checks editshard.torch.Pipeline's resampling
+# against its v2 transforms. Its wheels pin one torch version: keep the installed one, from
+# the index it came from.
+if ! "$PYENV/bin/python" -c "import torchvision" >/dev/null 2>&1; then
+    torch_version="$("$PYENV/bin/python" -c "import torch; print(torch.__version__.split('+')[0])")"
+    if "$PYENV/bin/python" -c "import torch, sys; sys.exit(0 if '+cpu' in torch.__version__ else 1)"; then
+        "$PYENV/bin/pip" install -q torchvision "torch==$torch_version" --index-url https://download.pytorch.org/whl/cpu
+    else
+        "$PYENV/bin/pip" install -q torchvision "torch==$torch_version"
+    fi
+    log "python: torchvision installed"
+fi
+# webdataset: bench/python_pipeline.py can run in this venv too (its peers without MDS/LitData).
+"$PYENV/bin/pip" install -q numpy pillow pytest mypy ruff torchdata datasets zstandard webdataset "ray[data]"
 log "python: building and installing ./python"
 start=$SECONDS
 "$PYENV/bin/pip" install -q ./python

@@ -24,6 +24,9 @@ echo "== cargo test"
 test_log="$(mktemp)"
 trap 'rm -f "$test_log"' EXIT
 cargo test --workspace --features editshard-cli/test-hooks 2>&1 | tee "$test_log"
+# The Python package's own Rust crate of pixel work (python/pipeline; python/ is a workspace
+# of its own, excluded from the root's).
+cargo test --manifest-path python/Cargo.toml -p editshard-pipeline 2>&1 | tee -a "$test_log"
 
 # The Python package's tests (python/tests), in the venv install-test-deps.sh prepared (it
 # also installed the package from ./python). They convert the sample release with the CLI

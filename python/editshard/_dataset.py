@@ -21,12 +21,14 @@ ImagesSpec = str | Sequence[str] | None
 _ROLES = ("source", "outputs", "rejected")
 _STORAGE_KEYS = (
     "s3_endpoint",
+    "hf_token",
     "timeout",
     "connect_timeout",
     "retries",
     "verify",
     "coalesce_gap",
     "concurrency",
+    "map_local",
 )
 
 
@@ -329,6 +331,41 @@ class Dataset:
             **self._storage,
         )
 
+    # -- saving ------------------------------------------------------------------------
+
+    def save(self, location: str | os.PathLike[str], **options: Any) -> dict[str, Any]:
+        """Copies this dataset's records (a filtered view's only), in order, into a new
+        dataset at ``location`` and returns its manifest. Image bytes are copied as stored:
+        nothing is decoded or re-encoded. Every byte read is checked (CRCs and each image's
+        SHA-256: ``verify="full"``) whatever this dataset was opened with. The options are those of
+        :class:`editshard.Writer`; ``licence`` defaults to this dataset's."""
+        from ._writer import Writer
+
+        options.setdefault("licence", self.manifest.get("licence"))
+        verified = self._storage.get("verify", "crc") == "full"
+        source = Dataset(
+            self._location,
+            images="all",
+            skip_corrupt=self.skip_corrupt,
+            _native_ds=self.native if verified else None,
+            _indices=self._indices,
+            **{**self._storage, "verify": "full"},
+        )
+        with Writer(location, **options) as w:
+            w.write_many(source._records_in_order())
+        assert w.manifest is not None
+        return w.manifest
+
+    def _records_in_order(self) -> Iterator[Record]:
+        """Every record of this view in order: streamed with the background prefetch (its
+        memory bounded) for a whole dataset, fetched a few at a time for a filtered view."""
+        if self._indices is None:
+            yield from self.iter(prefetch_bytes=64 << 20)
+            return
+        chunk = 16
+        for start in range(0, len(self._indices), chunk):
+            yield from self.native.get_many(self._indices[start : start + chunk], self._images)
+
     # -- iteration ---------------------------------------------------------------------
 
     def iter(
@@ -398,22 +435,36 @@ def open(
     images: ImagesSpec = "all",
     skip_corrupt: bool = False,
     s3_endpoint: str | None = None,
+    hf_token: str | None = None,
     timeout: float | None = None,
     connect_timeout: float | None = None,
     retries: int | None = None,
     verify: Verify = "crc",
     coalesce_gap: int | None = None,
     concurrency: int | None = None,
+    map_local: bool = True,
     verify_crc: bool | None = None,
 ) -> Dataset:
-    """Opens the dataset at ``location``: a local path, ``file:///abs``, ``https://host/prefix``
-    or ``s3://bucket/prefix``. Reads ``manifest.json`` only.
+    """Opens the dataset at ``location``: a local path, ``file:///abs``, ``https://host/prefix``,
+    ``hf://datasets/ORG/NAME[@REVISION][/PATH]`` (the Hugging Face Hub) or
+    ``s3://bucket/prefix``. Reads ``manifest.json`` only.
 
     S3 settings come from ``s3_endpoint`` or ``AWS_ENDPOINT_URL(_S3)``, ``AWS_REGION``,
     ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN`` (no credentials:
-    unsigned requests). ``timeout`` (seconds without progress) and ``retries`` apply to HTTP
-    and S3. ``images`` picks which images' bytes are fetched ("all", "none" or roles);
+    unsigned requests). The Hub's come from ``HF_ENDPOINT`` and ``hf_token``, else
+    ``HF_TOKEN``, else the token ``hf auth login`` saved; the token is sent to the Hub only,
+    never to the CDN it redirects to. Redirects are followed (at most 5, never from https to
+    http). ``timeout`` (seconds without progress) and ``retries`` apply to HTTP and S3.
+    ``images`` picks which images' bytes are fetched ("all", "none" or roles);
     ``skip_corrupt`` makes iteration log and skip damaged records.
+
+    ``map_local`` (default ``True``): the shards of a local dataset are memory-mapped, and
+    image bytes (``Image.data``) are views of the map, not copies. A program that truncates a
+    shard file in place while such a view is alive kills the interpreter with SIGBUS when the
+    view is touched, and one that rewrites it in place changes the bytes seen through the
+    view. editshard itself never does either (it replaces files by renaming new ones over
+    them); if another program may, pass ``map_local=False``: shards are then read with
+    ranged reads into memory the record owns.
 
     ``verify`` is what every read checks: ``"crc"`` (the default) checks every byte read
     against its CRC32 and each record's frame head against the shard's index, which catches
@@ -424,12 +475,14 @@ def open(
     """
     storage: dict[str, Any] = {
         "s3_endpoint": s3_endpoint,
+        "hf_token": hf_token,
         "timeout": timeout,
         "connect_timeout": connect_timeout,
         "retries": retries,
         "verify": verify,
         "coalesce_gap": coalesce_gap,
         "concurrency": concurrency,
+        "map_local": map_local,
     }
     storage = {k: v for k, v in storage.items() if v is not None}
     if verify_crc is not None:

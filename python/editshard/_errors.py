@@ -96,8 +96,14 @@ class InvalidError(Error, ValueError):
     """A call or its arguments were invalid."""
 
 
+class DecodeError(Error, ValueError):
+    """An image does not decode (``kind="rejected"``), or its decoded pixels would take more
+    than the decode limit (``kind="limit"``). ``id`` names the record when one is known."""
+
+
 __all__ = [
     "CorruptionError",
+    "DecodeError",
     "Error",
     "InvalidError",
     "NotFoundError",

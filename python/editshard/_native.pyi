@@ -1,11 +1,15 @@
 """Type stubs of the Rust extension module `editshard._native`."""
 
-from typing import Any, TypeAlias, final
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Self, TypeAlias, final
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import Buffer
 
 __version__: str
+MAX_DECODE_BYTES: int
 
 _ImagesFlags: TypeAlias = tuple[bool, bool, bool]
 
@@ -20,7 +24,60 @@ class ImageData:
 
 @final
 class Image:
-    """One stored image: metadata always, bytes when fetched."""
+    """One stored image: metadata always, bytes when fetched. Made from encoded bytes to be
+    written: media type, width and height read from the header, SHA-256 computed (GIL
+    released)."""
+
+    def __init__(
+        self,
+        data: Buffer | ImageData,
+        *,
+        media_type: str | None = None,
+        url: str | None = None,
+        path: str | None = None,
+        caption: str | None = None,
+        scores: Mapping[str, float] | None = None,
+        rotation: int | None = None,
+    ) -> None: ...
+    @classmethod
+    def from_file(
+        cls,
+        file: str | os.PathLike[str],
+        *,
+        media_type: str | None = None,
+        url: str | None = None,
+        path: str | None = None,
+        caption: str | None = None,
+        scores: Mapping[str, float] | None = None,
+        rotation: int | None = None,
+    ) -> Self:
+        """The bytes of a file, stored as they are."""
+    @classmethod
+    def from_pil(
+        cls,
+        img: Any,
+        format: str = "PNG",
+        *,
+        url: str | None = None,
+        path: str | None = None,
+        caption: str | None = None,
+        scores: Mapping[str, float] | None = None,
+        rotation: int | None = None,
+    ) -> Self:
+        """A PIL image encoded by Pillow in ``format``."""
+    @classmethod
+    def from_numpy(
+        cls,
+        array: npt.NDArray[np.uint8],
+        format: str = "PNG",
+        *,
+        url: str | None = None,
+        path: str | None = None,
+        caption: str | None = None,
+        scores: Mapping[str, float] | None = None,
+        rotation: int | None = None,
+    ) -> Self:
+        """A uint8 (H, W) or (H, W, C) array encoded in Rust as PNG, JPEG or lossless WEBP."""
 
     @property
     def data(self) -> ImageData | None:
@@ -53,15 +110,32 @@ class Image:
     def caption(self) -> str | None:
         """A description of the image's content (format 1.1)."""
     def to_numpy(
-        self, mode: str | None = None, exif_transpose: bool = False
+        self,
+        mode: str | None = None,
+        exif_transpose: bool = False,
+        max_decode_bytes: int = ...,
     ) -> npt.NDArray[np.uint8]:
-        """Decoded pixels, uint8, shape (H, W, C); GIL released while decoding."""
+        """Decoded pixels, uint8, shape (H, W, C); GIL released while decoding. Raises
+        editshard.DecodeError when the pixels would take more than max_decode_bytes."""
     def to_pil(self) -> Any:
         """A PIL.Image.Image (requires Pillow)."""
     def to_dict(self) -> dict[str, Any]: ...
 
 @final
 class Turn:
+    def __init__(
+        self,
+        instruction: str | None,
+        *,
+        short_instruction: str | None = None,
+        edit_type: str | None = None,
+        category: str | None = None,
+        output: Image | None = None,
+        rejected: Sequence[Image] = (),
+        mask: Image | None = None,
+        instruction_variants: Sequence[str] = (),
+    ) -> None:
+        """A turn to write; ``output`` is required."""
     @property
     def instruction(self) -> str | None: ...
     @property
@@ -86,6 +160,17 @@ class Turn:
 
 @final
 class Record:
+    def __init__(
+        self,
+        id: str,
+        kind: str,
+        source: Image,
+        turns: Sequence[Turn],
+        *,
+        provenance: Mapping[str, Any] | None = None,
+        extras: Mapping[str, Any] | None = None,
+    ) -> None:
+        """A record to write; ``kind``: 'sft', 'preference', 'multi-turn' or 'generic'."""
     @property
     def id(self) -> str: ...
     @property
@@ -115,12 +200,14 @@ class NativeDataset:
     def open(
         url: str,
         s3_endpoint: str | None = None,
+        hf_token: str | None = None,
         timeout: float | None = None,
         connect_timeout: float | None = None,
         retries: int | None = None,
         verify: str = "crc",
         coalesce_gap: int | None = None,
         concurrency: int | None = None,
+        map_local: bool = True,
     ) -> NativeDataset: ...
     def reopen(self) -> NativeDataset: ...
     @property
@@ -177,6 +264,86 @@ class NativeDataset:
         prefetch_bytes: int = ...,
     ) -> Reader: ...
 
+@final
+class Pipeline:
+    """Decode, resize, crop, flip and convert into batch tensors (editshard.torch.Pipeline)."""
+
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        *,
+        resize: str = "shorter",
+        crop: str | None = "center",
+        flip: float = 0.0,
+        dtype: str = "uint8",
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        interpolation: str = "bilinear",
+        max_decode_bytes: int = ...,
+        scaled_jpeg: bool = True,
+    ) -> None: ...
+    def channels(self, role: str) -> int: ...
+    def placement(
+        self, id: str, ref_width: int, ref_height: int, seed: int, epoch: int
+    ) -> tuple[tuple[int, int, bool], tuple[int, int]]:
+        """((top, left, flipped), (resized height, resized width))."""
+    def run(
+        self,
+        records: list[Record],
+        roles: list[str],
+        outputs: list[Any],
+        seed: int,
+        epoch: int,
+        threads: int,
+    ) -> list[tuple[str, str, bool] | None]:
+        """Writes each record's images into its slot of each output buffer; per record None
+        or its first failure (role, message, over the decode limit)."""
+
+@final
+class NativeWriter:
+    def __init__(
+        self,
+        location: str,
+        *,
+        shard_size: int | str,
+        format_version: str,
+        licence: str | None = None,
+        dataset: str | None = None,
+        s3_endpoint: str | None = None,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        retries: int | None = None,
+        break_lock: bool = False,
+    ) -> None: ...
+    def write(self, record: Record) -> None: ...
+    def write_many(self, records: Iterable[Record]) -> int: ...
+    def close(self) -> str: ...
+    def abort(self) -> None: ...
+    @property
+    def records(self) -> int: ...
+    @property
+    def is_open(self) -> bool: ...
+    @property
+    def display(self) -> str: ...
+
+def mix(
+    out: str,
+    sources: list[tuple[str | None, str]],
+    *,
+    copy: bool = False,
+    break_lock: bool = False,
+    s3_endpoint: str | None = None,
+    hf_token: str | None = None,
+    timeout: float | None = None,
+    connect_timeout: float | None = None,
+    retries: int | None = None,
+) -> str: ...
 def decode_image(
-    data: bytes, mode: str | None = None, exif_transpose: bool = False
+    data: bytes,
+    mode: str | None = None,
+    exif_transpose: bool = False,
+    max_decode_bytes: int = ...,
 ) -> npt.NDArray[np.uint8]: ...
+def record_rows(records: list[Record]) -> list[dict[str, Any]]:
+    """The records as rows of `editshard._arrow.SCHEMA` (image bytes as memoryviews)."""

@@ -11,6 +11,9 @@ runtime, thread or connection crosses a fork), so ``num_workers``, ``fork``/``sp
 ``persistent_workers`` all work. Items are :class:`editshard.Record` objects, or whatever
 ``transform(record)`` returns; records are not tensors, so without a transform use
 ``collate_fn=list``.
+
+With ``pipeline=Pipeline(...)`` (see :class:`Pipeline`), an item is a whole batch of
+tensors decoded and augmented in Rust: use ``DataLoader(ds, batch_size=None, ...)``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import torch.utils.data as tud
 
 from ._dataset import Dataset, Filter, ImagesSpec, images_spec, shuffle_name
 from ._dataset import open as _open
+from ._pipeline import Pipeline
 
 Transform = Callable[[Any], Any] | None
 
@@ -42,20 +46,57 @@ def _dist_rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+class _Epoch:
+    """An epoch number shared with DataLoader worker processes (persistent ones too), so
+    ``set_epoch()`` in the main process reaches workers started earlier."""
+
+    def __init__(self, epoch: int = 0) -> None:
+        self.value = multiprocessing.RawValue("q", epoch)
+
+    def __getstate__(self) -> dict[str, Any]:
+        if multiprocessing.context.get_spawning_popen() is None:
+            # Not starting a worker: shared memory cannot travel, the number can.
+            return {"epoch": int(self.value.value)}
+        return {"shared": self.value}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.value = (
+            state["shared"] if "shared" in state else multiprocessing.RawValue("q", state["epoch"])
+        )
+
+
 class EditDataset(tud.Dataset[Any]):
     """Map-style dataset: ``ds[i]`` is ``transform(record i)`` (or the record).
 
     ``options`` are those of :func:`editshard.open` (``images``, ``s3_endpoint``,
     ``timeout``, ``retries``, ...). Use it with any sampler; with several workers each opens
     its own handle lazily.
+
+    With ``pipeline``, ``ds[indices]`` (a list of indices, as a ``BatchSampler`` gives them)
+    is one batch of tensors, and ``ds[i]`` a batch of one: use
+    ``DataLoader(ds, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last))``.
+    The crops are drawn from (``seed``, the epoch set by :meth:`set_epoch`, record id).
     """
 
     def __init__(
-        self, location: str | os.PathLike[str], transform: Transform = None, **options: Any
+        self,
+        location: str | os.PathLike[str],
+        transform: Transform = None,
+        *,
+        pipeline: Pipeline | None = None,
+        seed: int = 0,
+        **options: Any,
     ) -> None:
+        if pipeline is not None and transform is not None:
+            raise ValueError("give a transform or a pipeline, not both")
         self.location = os.fspath(location)
         self.transform = transform
+        self.pipeline = pipeline
+        self.seed = int(seed)
+        if pipeline is not None and options.get("images") is None:
+            options["images"] = pipeline.fetch
         self.options = options
+        self._epoch = _Epoch()
         self._ds: Dataset | None = _open(self.location, **options)
 
     @property
@@ -64,16 +105,42 @@ class EditDataset(tud.Dataset[Any]):
             self._ds = _open(self.location, **self.options)
         return self._ds
 
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.value.value)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Selects the epoch the pipeline's crops and flips are drawn for."""
+        self._epoch.value.value = int(epoch)
+
     def __len__(self) -> int:
         return len(self.dataset)
 
     def _apply(self, record: Any) -> Any:
         return self.transform(record) if self.transform is not None else record
 
-    def __getitem__(self, index: int) -> Any:
+    def _batch(self, indices: Sequence[int]) -> dict[str, Any]:
+        assert self.pipeline is not None
+        records = self.dataset.get_many(list(indices))
+        return self.pipeline(
+            records,
+            epoch=self.epoch,
+            seed=self.seed,
+            skip_corrupt=self.dataset.skip_corrupt,
+        )
+
+    def __getitem__(self, index: Any) -> Any:
+        if self.pipeline is not None:
+            many = not isinstance(index, int) and isinstance(index, Sequence)
+            return self._batch([int(i) for i in index] if many else [int(index)])
         return self._apply(self.dataset[index])
 
     def __getitems__(self, indices: Sequence[int]) -> list[Any]:
+        if self.pipeline is not None:
+            raise TypeError(
+                "with a pipeline, every item is a batch: use DataLoader(ds, batch_size=None, "
+                "sampler=BatchSampler(...)) rather than the loader's batch_size"
+            )
         return [self._apply(r) for r in self.dataset.get_many(list(indices))]
 
     def __getstate__(self) -> dict[str, Any]:
@@ -113,29 +180,41 @@ class IterableEditDataset(tud.IterableDataset[Any]):
     ``options``: those of :func:`editshard.open` plus the filters ``kind``, ``edit_type``,
     ``category``, ``min_score``; ``prefetch_batches`` and ``prefetch_bytes`` bound the
     background fetching per worker.
+
+    With ``pipeline``, each item is one batch of ``batch_size`` records as tensors (see
+    :class:`Pipeline`): use ``DataLoader(ds, batch_size=None, ...)``; ``len(ds)`` is then the
+    number of batches. Crops and flips are drawn from (``seed``, epoch, record id), so they
+    do not depend on the number of workers or ranks, and a resumed epoch gets the same ones.
+    Records whose images fail are skipped with ``skip_corrupt=True`` (the batch is topped
+    up with repeats of its other records, keeping equal steps).
     """
 
     def __init__(
         self,
         location: str | os.PathLike[str],
         *,
-        batch_size: int,
+        batch_size: int = 1,
         shuffle: bool | str = True,
         seed: int = 0,
         window: int = 64,
         rank: int | None = None,
         world_size: int | None = None,
         transform: Transform = None,
+        pipeline: Pipeline | None = None,
         equal_steps: str | None = "pad",
         kind: str | Sequence[str] | None = None,
         edit_type: str | Sequence[str] | None = None,
         category: str | Sequence[str] | None = None,
         min_score: tuple[str, float] | None = None,
-        images: ImagesSpec = "all",
+        images: ImagesSpec = None,
         prefetch_batches: int = 4,
         prefetch_bytes: int = 256 << 20,
         **options: Any,
     ) -> None:
+        if pipeline is not None and transform is not None:
+            raise ValueError("give a transform or a pipeline, not both")
+        if pipeline is not None and images is None:
+            images = pipeline.fetch
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if equal_steps not in ("pad", "drop", None):
@@ -154,6 +233,7 @@ class IterableEditDataset(tud.IterableDataset[Any]):
         self.rank = int(rank)
         self.world_size = int(world_size)
         self.transform = transform
+        self.pipeline = pipeline
         self.equal_steps = equal_steps
         self.filter = Filter(kind, edit_type, category, min_score)
         self.images = images
@@ -215,7 +295,9 @@ class IterableEditDataset(tud.IterableDataset[Any]):
 
     def __len__(self) -> int:
         """Samples this rank yields per epoch (exact with ``equal_steps``; without it, an
-        upper bound)."""
+        upper bound); with a pipeline, batches."""
+        if self.pipeline is not None:
+            return self.steps_per_epoch()
         return self.steps_per_epoch() * self.batch_size
 
     # -- epochs and state ----------------------------------------------------------------
@@ -354,18 +436,27 @@ class IterableEditDataset(tud.IterableDataset[Any]):
                 if mine is None:
                     if first >= n:
                         break
-                    for r in records:
-                        self._produced += 1
-                        yield self._apply(r)
+                    if self.pipeline is not None:
+                        if records:
+                            self._produced += b
+                            yield self._batch(records, fill=False)
+                    else:
+                        for r in records:
+                            self._produced += 1
+                            yield self._apply(r)
                     j += 1
                     continue
                 need = b - len(records)
                 if need > 0:
                     records += self._fill(native, n, first, b, records, last, spec, filtering)
                 last = records
-                for r in records[:b]:
-                    self._produced += 1
-                    yield self._apply(r)
+                if self.pipeline is not None:
+                    self._produced += b
+                    yield self._batch(records[:b], fill=True)
+                else:
+                    for r in records[:b]:
+                        self._produced += 1
+                        yield self._apply(r)
                 j += 1
             # The epoch is complete: a later pass starts from its beginning.
             if self._resume_epoch == self.epoch:
@@ -416,6 +507,16 @@ class IterableEditDataset(tud.IterableDataset[Any]):
     def _apply(self, record: Any) -> Any:
         return self.transform(record) if self.transform is not None else record
 
+    def _batch(self, records: list[Any], fill: bool) -> dict[str, Any]:
+        assert self.pipeline is not None
+        return self.pipeline(
+            records,
+            epoch=self.epoch,
+            seed=self.seed,
+            skip_corrupt=self.dataset.skip_corrupt,
+            fill=fill,
+        )
+
 
 def _loader_steps(state: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """Steps taken and one dataset state from a ``StatefulDataLoader.state_dict()``."""
@@ -435,4 +536,4 @@ def _loader_steps(state: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     raise ValueError("not a StatefulDataLoader state_dict nor an editshard state")
 
 
-__all__ = ["EditDataset", "IterableEditDataset"]
+__all__ = ["EditDataset", "IterableEditDataset", "Pipeline"]

@@ -62,3 +62,15 @@ pub fn to_py(e: editshard::Error) -> PyErr {
         })
     })
 }
+
+/// An image that does not decode, or would take more than the decode limit, as
+/// `editshard.DecodeError` (a `ValueError`); `kind` is "limit" or "rejected".
+pub fn decode_error(py: Python<'_>, message: &str, over_limit: bool) -> PyErr {
+    let built = || -> PyResult<PyErr> {
+        let class = py.import("editshard._errors")?.getattr("DecodeError")?;
+        let value = class.call1((message,))?;
+        value.setattr("kind", if over_limit { "limit" } else { "rejected" })?;
+        Ok(PyErr::from_value(value))
+    };
+    built().unwrap_or_else(|_| pyo3::exceptions::PyValueError::new_err(message.to_string()))
+}

@@ -11,10 +11,16 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+mod construct;
 mod convert;
 mod decode;
+mod encode;
 mod errors;
+mod mix;
+mod pipeline;
 mod records;
+mod rows;
+mod writer;
 
 use editshard::manifest::Manifest;
 use editshard::read::{
@@ -73,6 +79,34 @@ impl Drop for Runtime {
             }
         }
     }
+}
+
+/// Network settings from the keyword arguments every location-taking call accepts.
+fn storage_options(
+    s3_endpoint: Option<String>,
+    timeout: Option<f64>,
+    connect_timeout: Option<f64>,
+    retries: Option<usize>,
+) -> PyResult<StorageOptions> {
+    let mut storage = StorageOptions {
+        s3_endpoint,
+        ..StorageOptions::default()
+    };
+    let secs = |s: f64, what: &str| {
+        Duration::try_from_secs_f64(s).map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err(format!("{what} must be >= 0 seconds"))
+        })
+    };
+    if let Some(t) = timeout {
+        storage.timeout = secs(t, "timeout")?;
+    }
+    if let Some(t) = connect_timeout {
+        storage.connect_timeout = secs(t, "connect_timeout")?;
+    }
+    if let Some(r) = retries {
+        storage.retries = r.min(editshard::storage::MAX_RETRIES);
+    }
+    Ok(storage)
 }
 
 /// Storage and read settings as given from Python, kept to reopen after a fork.
@@ -168,41 +202,30 @@ impl NativeDataset {
 impl NativeDataset {
     /// Opens the dataset at `url`: reads `manifest.json`, nothing else.
     #[staticmethod]
-    #[pyo3(signature = (url, s3_endpoint=None, timeout=None, connect_timeout=None, retries=None, verify="crc", coalesce_gap=None, concurrency=None))]
+    #[pyo3(signature = (url, s3_endpoint=None, hf_token=None, timeout=None, connect_timeout=None, retries=None, verify="crc", coalesce_gap=None, concurrency=None, map_local=true))]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
         url: String,
         s3_endpoint: Option<String>,
+        hf_token: Option<String>,
         timeout: Option<f64>,
         connect_timeout: Option<f64>,
         retries: Option<usize>,
         verify: &str,
         coalesce_gap: Option<u64>,
         concurrency: Option<usize>,
+        map_local: bool,
     ) -> PyResult<NativeDataset> {
-        let mut storage = StorageOptions {
-            s3_endpoint,
-            ..StorageOptions::default()
-        };
-        let secs = |s: f64, what: &str| {
-            Duration::try_from_secs_f64(s).map_err(|_| {
-                pyo3::exceptions::PyValueError::new_err(format!("{what} must be >= 0 seconds"))
-            })
-        };
-        if let Some(t) = timeout {
-            storage.timeout = secs(t, "timeout")?;
-        }
-        if let Some(t) = connect_timeout {
-            storage.connect_timeout = secs(t, "connect_timeout")?;
-        }
-        if let Some(r) = retries {
-            storage.retries = r.min(editshard::storage::MAX_RETRIES);
-        }
+        let mut storage = storage_options(s3_endpoint, timeout, connect_timeout, retries)?;
+        storage.hf_token = hf_token;
         let mut options = DatasetOptions::default();
         options.read.verify = verify
             .parse::<Verify>()
             .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+        // Local shards are memory-mapped unless told otherwise: a shard truncated or rewritten
+        // in place while mapped would kill the process (SIGBUS) or show through the bytes.
+        options.map_local = map_local;
         if let Some(g) = coalesce_gap {
             options.coalesce_gap = g;
         }
@@ -477,7 +500,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTurn>()?;
     m.add_class::<PyImage>()?;
     m.add_class::<ImageData>()?;
+    m.add_class::<pipeline::PyPipeline>()?;
+    m.add_class::<writer::NativeWriter>()?;
+    m.add_function(wrap_pyfunction!(mix::mix, m)?)?;
     m.add_function(wrap_pyfunction!(decode::decode_image, m)?)?;
+    m.add_function(wrap_pyfunction!(rows::record_rows, m)?)?;
+    m.add("MAX_DECODE_BYTES", editshard::probe::MAX_DECODE_BYTES)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

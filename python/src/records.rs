@@ -1,22 +1,37 @@
-//! Records, turns and images as frozen Python objects sharing the Rust data.
+//! Records, turns and images as frozen Python objects sharing the Rust data: those a read
+//! returns, and those built in Python to be written (the constructors, whose arguments are
+//! checked and converted by [`crate::construct`]).
 
 use std::ffi::c_int;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use editshard::record::{Image, Record};
-use pyo3::exceptions::{PyBufferError, PyValueError};
+use editshard::record::{Image, Kind, Record, Turn};
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyBufferError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList, PyType};
 
+use crate::construct;
 use crate::convert::json_to_py;
 use crate::decode;
+use crate::encode;
 
 /// Image bytes owned by Rust, readable through the buffer protocol without a copy:
 /// `memoryview(data)`, `bytes(data)` (one copy), `numpy.frombuffer(data, numpy.uint8)`.
 #[pyclass(module = "editshard._native", name = "ImageData", frozen)]
 pub struct ImageData {
     data: Bytes,
+}
+
+impl ImageData {
+    pub fn new(data: Bytes) -> ImageData {
+        ImageData { data }
+    }
+    pub fn bytes(&self) -> &Bytes {
+        &self.data
+    }
 }
 
 #[pymethods]
@@ -162,6 +177,106 @@ impl PyImage {
 
 #[pymethods]
 impl PyImage {
+    /// An image to write, from its encoded bytes (`bytes`, an `ImageData`, or any buffer of
+    /// bytes): the media type, width and height are read from the header (JPEG, PNG, WebP)
+    /// and the bytes hashed, with the GIL released. The bytes are stored as they are.
+    #[new]
+    #[pyo3(signature = (data, *, media_type=None, url=None, path=None, caption=None, scores=None, rotation=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        media_type: Option<&str>,
+        url: Option<String>,
+        path: Option<String>,
+        caption: Option<String>,
+        scores: Option<&Bound<'_, PyAny>>,
+        rotation: Option<u16>,
+    ) -> PyResult<PyImage> {
+        let bytes = construct::image_bytes(data)?;
+        let mut image = construct::describe(py, bytes, media_type)?;
+        image.url = url;
+        image.path = path;
+        image.caption = caption;
+        image.rotation = rotation;
+        if let Some(s) = scores {
+            image.scores = construct::scores(s)?;
+        }
+        Ok(PyImage { image })
+    }
+
+    /// An image from the bytes of a file, stored as they are (no decoding or re-encoding).
+    /// Keyword arguments are the constructor's.
+    #[classmethod]
+    #[pyo3(signature = (file, **kwargs))]
+    fn from_file<'py>(
+        cls: &Bound<'py, PyType>,
+        file: PathBuf,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let data = cls
+            .py()
+            .detach(|| std::fs::read(&file))
+            .map_err(|e| PyOSError::new_err(format!("cannot read {}: {e}", file.display())))?;
+        cls.call((ImageData::new(Bytes::from(data)),), kwargs)
+    }
+
+    /// A PIL image, encoded by Pillow in `format` ("PNG", "JPEG", "WEBP"). Keyword arguments
+    /// are the constructor's.
+    #[classmethod]
+    #[pyo3(signature = (img, format="PNG", **kwargs))]
+    fn from_pil<'py>(
+        cls: &Bound<'py, PyType>,
+        img: &Bound<'py, PyAny>,
+        format: &str,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let bio = cls.py().import("io")?.call_method0("BytesIO")?;
+        let save_kwargs = PyDict::new(cls.py());
+        save_kwargs.set_item("format", format)?;
+        img.call_method("save", (&bio,), Some(&save_kwargs))?;
+        cls.call((bio.call_method0("getvalue")?,), kwargs)
+    }
+
+    /// A uint8 array of shape (H, W) or (H, W, C) with C = 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA),
+    /// encoded in Rust with the GIL released as `format`: "PNG", "JPEG" (quality 95; no
+    /// alpha) or "WEBP" (lossless). Keyword arguments are the constructor's.
+    #[classmethod]
+    #[pyo3(signature = (array, format="PNG", **kwargs))]
+    fn from_numpy<'py>(
+        cls: &Bound<'py, PyType>,
+        array: &Bound<'py, PyAny>,
+        format: &str,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = cls.py();
+        let contiguous = py
+            .import("numpy")?
+            .call_method1("ascontiguousarray", (array,))?;
+        let dtype = contiguous.getattr("dtype")?.str()?.to_string();
+        let buffer = PyBuffer::<u8>::get(&contiguous).map_err(|e| {
+            PyTypeError::new_err(format!("from_numpy needs a uint8 array, not {dtype}: {e}"))
+        })?;
+        let shape = buffer.shape().to_vec();
+        let (height, width, channels) = match shape[..] {
+            [h, w] => (h, w, 1),
+            [h, w, c] => (h, w, c),
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "from_numpy needs an array of shape (H, W) or (H, W, C), not {shape:?}"
+                )));
+            }
+        };
+        let color = encode::color_type(channels).map_err(PyValueError::new_err)?;
+        let too_big = |n: usize| u32::try_from(n).map_err(|_| PyValueError::new_err("too large"));
+        let (w, h) = (too_big(width)?, too_big(height)?);
+        let pixels = buffer.to_vec(py)?;
+        let encoded = py
+            .detach(|| encode::encode(&pixels, w, h, color, format))
+            .map_err(PyValueError::new_err)?;
+        cls.call((ImageData::new(Bytes::from(encoded)),), kwargs)
+    }
+
     /// The encoded bytes (buffer protocol, no copy), or None when not fetched.
     #[getter]
     fn data(&self) -> Option<ImageData> {
@@ -216,16 +331,18 @@ impl PyImage {
         self.image().caption.as_deref()
     }
 
-    /// Decodes the pixels (GIL released) to a uint8 NumPy array of shape (H, W, C).
-    #[pyo3(signature = (mode=None, exif_transpose=false))]
+    /// Decodes the pixels (GIL released) to a uint8 NumPy array of shape (H, W, C), refusing
+    /// images whose decoded pixels would take more than `max_decode_bytes`.
+    #[pyo3(signature = (mode=None, exif_transpose=false, max_decode_bytes=editshard::probe::MAX_DECODE_BYTES))]
     fn to_numpy<'py>(
         &self,
         py: Python<'py>,
         mode: Option<&str>,
         exif_transpose: bool,
+        max_decode_bytes: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let bytes = self.bytes()?.clone();
-        decode::to_numpy(py, &bytes, mode, exif_transpose)
+        decode::to_numpy(py, &bytes, mode, exif_transpose, max_decode_bytes)
     }
 
     /// The image as a `PIL.Image.Image` (opened lazily by PIL from a copy of the bytes).
@@ -278,18 +395,61 @@ impl PyImage {
 /// One instruction and its result.
 #[pyclass(module = "editshard._native", name = "Turn", frozen)]
 pub struct PyTurn {
-    record: Arc<Record>,
-    index: usize,
+    turn: TurnRef,
+}
+
+/// A turn of a record (shared with it, as reads give them), or one built in Python.
+enum TurnRef {
+    InRecord(Arc<Record>, usize),
+    Own(Box<Turn>),
 }
 
 impl PyTurn {
-    fn turn(&self) -> &editshard::record::Turn {
-        &self.record.turns[self.index]
+    fn turn(&self) -> &Turn {
+        match &self.turn {
+            TurnRef::InRecord(record, index) => &record.turns[*index],
+            TurnRef::Own(turn) => turn,
+        }
     }
 }
 
 #[pymethods]
 impl PyTurn {
+    /// A turn to write. `output` (the edited image; for preference records the chosen one)
+    /// is required; `rejected` are failed edits of the same instruction, `mask` the region
+    /// the edit may change (format 1.1).
+    #[new]
+    #[pyo3(signature = (instruction, *, short_instruction=None, edit_type=None, category=None, output=None, rejected=Vec::new(), mask=None, instruction_variants=Vec::new()))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        instruction: Option<String>,
+        short_instruction: Option<String>,
+        edit_type: Option<String>,
+        category: Option<String>,
+        output: Option<PyRef<'_, PyImage>>,
+        rejected: Vec<PyRef<'_, PyImage>>,
+        mask: Option<PyRef<'_, PyImage>>,
+        instruction_variants: Vec<String>,
+    ) -> PyResult<PyTurn> {
+        let output = output.ok_or_else(|| {
+            PyValueError::new_err(
+                "a turn needs its output image: Turn(instruction, output=editshard.Image(...))",
+            )
+        })?;
+        Ok(PyTurn {
+            turn: TurnRef::Own(Box::new(Turn {
+                instruction,
+                short_instruction,
+                edit_type,
+                category,
+                output: output.image.clone(),
+                rejected: rejected.iter().map(|i| i.image.clone()).collect(),
+                mask: mask.map(|m| m.image.clone()),
+                instruction_variants,
+            })),
+        })
+    }
+
     #[getter]
     fn instruction(&self) -> Option<&str> {
         self.turn().instruction.as_deref()
@@ -346,7 +506,7 @@ impl PyTurn {
 /// One example: a source image and its turns.
 #[pyclass(module = "editshard._native", name = "Record", frozen)]
 pub struct PyRecord {
-    record: Arc<Record>,
+    pub(crate) record: Arc<Record>,
 }
 
 impl PyRecord {
@@ -355,10 +515,47 @@ impl PyRecord {
             record: Arc::new(record),
         }
     }
+
+    pub fn record(&self) -> &Arc<Record> {
+        &self.record
+    }
 }
 
 #[pymethods]
 impl PyRecord {
+    /// A record to write: `kind` is "sft", "preference", "multi-turn" or "generic";
+    /// `provenance` a dict with the keys `Record.provenance` has; `extras` a dict of JSON
+    /// values (the source row's other fields).
+    #[new]
+    #[pyo3(signature = (id, kind, source, turns, *, provenance=None, extras=None))]
+    fn py_new(
+        id: String,
+        kind: &str,
+        source: PyRef<'_, PyImage>,
+        turns: Vec<PyRef<'_, PyTurn>>,
+        provenance: Option<&Bound<'_, PyAny>>,
+        extras: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyRecord> {
+        let kind = Kind::from_name(kind).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "unknown kind {kind:?}: expected one of sft, preference, multi-turn, generic"
+            ))
+        })?;
+        let mut record = Record::new(
+            id,
+            kind,
+            source.image.clone(),
+            turns.iter().map(|t| t.turn().clone()).collect(),
+        );
+        if let Some(p) = provenance {
+            record.provenance = construct::provenance(p)?;
+        }
+        if let Some(e) = extras {
+            record.extras = construct::extras(e)?;
+        }
+        Ok(PyRecord::new(record))
+    }
+
     #[getter]
     fn id(&self) -> &str {
         &self.record.id
@@ -376,8 +573,7 @@ impl PyRecord {
     fn turns(&self) -> Vec<PyTurn> {
         (0..self.record.turns.len())
             .map(|index| PyTurn {
-                record: self.record.clone(),
-                index,
+                turn: TurnRef::InRecord(self.record.clone(), index),
             })
             .collect()
     }

@@ -148,8 +148,15 @@ def wait_port(port: int, timeout: float = 10.0) -> bool:
     return False
 
 
+TLS = REPO / "tools" / "tls"  # test-only certificate for 127.0.0.1, signed by ca.pem
+
+
 class Nginx:
-    def __init__(self, root: Path, prefix: Path) -> None:
+    """nginx on 127.0.0.1 serving ``root``. ``directives`` go into its ``server`` block; with
+    them the access log has one line per request: method, target, status, Range and
+    Authorization (``-`` when absent), tab-separated. ``tls`` serves https (tools/tls)."""
+
+    def __init__(self, root: Path, prefix: Path, directives: str = "", tls: bool = False) -> None:
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         if not Path(binary).exists():
             pytest.fail(f"nginx not found: {INSTALL_HINT}")
@@ -159,6 +166,20 @@ class Nginx:
         conf = prefix / "nginx.conf"
         temp = prefix / "tmp"
         temp.mkdir()
+        self.scheme = "https" if tls else "http"
+        log = (
+            "log_format fields '$request_method\\t$request_uri\\t$status\\t$http_range\\t"
+            "$http_authorization';\n"
+            f"    access_log {self.access_log} fields;"
+            if directives
+            else f"access_log {self.access_log};"
+        )
+        listen = f"127.0.0.1:{self.port}" + (" ssl" if tls else "")
+        if tls:
+            directives += (
+                f"\n        ssl_certificate {TLS / 'localhost.pem'};"
+                f"\n        ssl_certificate_key {TLS / 'localhost.key'};"
+            )
         conf.write_text(
             f"""daemon off;
 worker_processes 1;
@@ -166,15 +187,16 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log;
 events {{}}
 http {{
-    access_log {self.access_log};
+    {log}
     client_body_temp_path {temp};
     proxy_temp_path {temp};
     fastcgi_temp_path {temp};
     uwsgi_temp_path {temp};
     scgi_temp_path {temp};
     server {{
-        listen 127.0.0.1:{self.port};
+        listen {listen};
         root {root};
+        {directives}
     }}
 }}
 """
@@ -195,7 +217,11 @@ http {{
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def fields(self) -> list[list[str]]:
+        """The log lines of a server started with ``directives``, split into their fields."""
+        return [line.split("\t") for line in self.requests()]
 
     def requests(self) -> list[str]:
         time.sleep(0.05)  # nginx writes the log line after the response
@@ -222,6 +248,54 @@ def nginx(sample: Path, tmp_path: Path) -> Iterator[Nginx]:
     server = Nginx(root, prefix)
     yield server
     server.stop()
+
+
+HUB_REPO = "editshard-test/pico"
+HUB_TOKEN = "hf_editshardTestToken"
+
+
+class HubCdn:
+    """The Hugging Face Hub in front of its CDN (see testing.md): the hub answers
+    ``/datasets/{HUB_REPO}/resolve/main/PATH`` only with ``Authorization: Bearer {HUB_TOKEN}``
+    (else 401), with a 302 to the CDN's ``/blobs/PATH?X-Amz-Signature=x``; the CDN serves the
+    dataset there and refuses (400) any request with an Authorization header."""
+
+    def __init__(self, dataset: Path, prefix: Path, https_hub: bool = False) -> None:
+        (prefix / "cdn").mkdir()
+        (prefix / "hub").mkdir()
+        self.cdn = Nginx(
+            dataset,
+            prefix / "cdn",
+            f"location /blobs/ {{ if ($http_authorization) {{ return 400; }} alias {dataset}/; }}",
+        )
+        self.hub = Nginx(
+            dataset,
+            prefix / "hub",
+            f"location ~ ^/datasets/{HUB_REPO}/resolve/main/(.*)$ {{ "
+            f'if ($http_authorization != "Bearer {HUB_TOKEN}") {{ return 401; }} '
+            f"return 302 {self.cdn.url}/blobs/$1?X-Amz-Signature=x; }} "
+            "location / { return 404; }",
+            tls=https_hub,
+        )
+
+    location = f"hf://datasets/{HUB_REPO}"
+
+    def stop(self) -> None:
+        self.hub.stop()
+        self.cdn.stop()
+
+
+@pytest.fixture()
+def hub_cdn(sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubCdn]:
+    """The sample dataset behind a hub and its CDN; HF_ENDPOINT names the hub, HF_TOKEN is
+    unset and HF_HOME empty (no token file of the machine's user is read)."""
+    servers = HubCdn(sample, tmp_path)
+    monkeypatch.setenv("HF_ENDPOINT", servers.hub.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_TOKEN_PATH", raising=False)
+    yield servers
+    servers.stop()
 
 
 class S3:

@@ -80,6 +80,13 @@ def test_masks_captions_variants_and_provenance(ds: editshard.Dataset) -> None:
     assert mask is not None and mask.path == "masks/3-1.png" and mask.len == 24
     # The mask is an image of the record, last in its turn (canonical order).
     assert [i.sha256 for i in r.images()][-1] == r.turns[-1].mask.sha256
+    # Its bytes are fetched, with every image and with the outputs (they were never fetched:
+    # the fetch listed no role for masks and dropped a record's last images).
+    assert mask.data is not None and len(mask.data) == 24
+    outputs_only = ds.with_images(["outputs"])[3].turns[0]
+    assert outputs_only.mask is not None and outputs_only.mask.has_data
+    source_only = ds.with_images(["source"])[3].turns[0].mask
+    assert source_only is not None and not source_only.has_data
     assert r.provenance["dataset"] == "osunlp/MagicBrush"
     assert r.provenance["row_group"] == 0 and r.provenance["row"] == 3
     d = r.to_dict()

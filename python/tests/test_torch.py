@@ -306,3 +306,10 @@ def test_skip_corrupt_with_workers_keeps_steps(sample_copy: Path) -> None:
     strict = IterableEditDataset(sample_copy, batch_size=b, seed=3, transform=record_id)
     with pytest.raises(editshard.CorruptionError):
         list(DataLoader(strict, batch_size=b, num_workers=0, collate_fn=list))
+
+
+def test_iterable_dataset_works_with_a_plain_dataloader(sample: Path) -> None:
+    """``batch_size`` defaults to a plain ``DataLoader``'s (1): no argument is required."""
+    ds = IterableEditDataset(sample, shuffle=False, transform=record_id, images="none")
+    ids = [batch[0] for batch in DataLoader(ds)]
+    assert len(ids) == 36 and len(set(ids)) == 36

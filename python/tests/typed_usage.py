@@ -7,7 +7,7 @@ import numpy.typing as npt
 from torch.utils.data import DataLoader
 
 import editshard
-from editshard.torch import EditDataset, IterableEditDataset
+from editshard.torch import EditDataset, IterableEditDataset, Pipeline
 
 
 def first_pixels(location: str) -> npt.NDArray[np.uint8]:
@@ -50,3 +50,38 @@ def loaders(location: str) -> None:
     for batch in DataLoader(it, batch_size=8, collate_fn=list):
         assert batch
     assert len(m) >= 0
+
+
+def pipeline_batches(location: str) -> None:
+    import torch
+
+    pipe = Pipeline(
+        (256, 320), crop="random", flip=0.5, dtype="bfloat16", mean=[0.5] * 3, std=[0.5] * 3
+    )
+    ds = IterableEditDataset(location, batch_size=8, seed=1, pipeline=pipe)
+    for batch in DataLoader(ds, batch_size=None, num_workers=2):
+        source: torch.Tensor = batch["source"]
+        ids: list[str] = batch["id"]
+        assert source.shape[0] == len(ids)
+    m = EditDataset(location, pipeline=pipe, seed=3)
+    m.set_epoch(2)
+    box = pipe.placement(m.dataset[0], epoch=2, seed=3)
+    assert box["flip"] in (True, False)
+    try:
+        editshard.decode_image(b"", max_decode_bytes=editshard.MAX_DECODE_BYTES)
+    except editshard.DecodeError as e:
+        assert e.kind in ("limit", "rejected")
+
+
+def write_some(location: str, pixels: npt.NDArray[np.uint8], jpeg: bytes) -> int:
+    src = editshard.Image(jpeg, url="https://x/a.jpg", scores={"q": 0.5})
+    out: editshard.Image = editshard.Image.from_numpy(pixels, "PNG", caption="c")
+    turn = editshard.Turn("Make it blue", edit_type="Color", output=out, rejected=[src])
+    rec = editshard.Record("a/1", "preference", src, [turn], extras={"k": [1, 2]})
+    with editshard.Writer(location, shard_size="64MiB", licence="CC-BY-4.0") as w:
+        w.write(rec)
+        n: int = w.write_many(iter([rec]))
+    manifest: dict[str, object] = editshard.write(location + "-2", [rec], shard_size=1 << 20)
+    saved = editshard.open(location).filter(kind="sft").save(location + "-sft")
+    report = editshard.mix(location + "-all", {"a": location, "b": location + "-2"})
+    return n + len(manifest) + len(saved) + int(report["records"])

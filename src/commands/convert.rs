@@ -154,36 +154,9 @@ pub struct MergeArgs {
     pub s3_endpoint: Option<String>,
 }
 
-/// `512MiB`, `2GB`, `64k`, `1000`: bytes.
-pub fn parse_size(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        _ => {
-            return Err(Error::invalid(format!(
-                "size {s:?}: unknown unit (use e.g. 512MiB, 2GB)"
-            )));
-        }
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| Error::invalid(format!("size {s:?} is not a number with a unit")))?;
-    let bytes = n * mult as f64;
-    if !(1.0..=1e15).contains(&bytes) {
-        return Err(Error::invalid(format!("size {s:?} is out of range")));
-    }
-    Ok(bytes as u64)
-}
+/// `512MiB`, `2GB`, `64k`, `1000`: bytes (the library's, which the Python writer's
+/// `shard_size` takes too).
+pub use editshard::units::parse_size;
 
 pub fn parse_part(s: &str) -> Result<(u32, u32)> {
     let bad = || {

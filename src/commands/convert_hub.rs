@@ -34,6 +34,7 @@ pub fn run(args: &ConvertArgs) -> Result<ExitCode> {
         shard_size: parse_size(&args.shard_size)?,
         format_minor: parse_format_version(&args.format_version)?,
         batch_memory: parse_size(&args.batch_memory)?,
+        max_image_bytes: parse_size(&args.max_image_size)?,
         part: args.part.as_deref().map(parse_part).transpose()?,
         retry_failed: args.retry_failed,
         s3_endpoint: args.s3_endpoint.clone(),

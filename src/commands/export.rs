@@ -32,7 +32,10 @@ pub struct ExportArgs {
     pub to: PathBuf,
     #[arg(long, value_enum, default_value = "release")]
     pub format: FormatArg,
-    /// Write into a non-empty directory, replacing files of the same names.
+    /// Write into a non-empty directory: files of the same names are replaced, and an earlier
+    /// export's files of the same format that this one does not write again are removed
+    /// (webdataset: shard-NNNNN.tar; hf-parquet: data/train-NNNNN-of-MMMMM.parquet; and
+    /// their *.partial). Nothing else is removed.
     #[arg(long)]
     pub force: bool,
     /// hf-parquet: the largest row group (bytes, or e.g. 100MB, 64MiB); a record larger than
@@ -77,6 +80,13 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
     );
     for (name, n) in &report.written {
         out.push_str(&format!("  {name}: {n}\n"));
+    }
+    if !report.removed.is_empty() {
+        out.push_str(&format!(
+            "  {} files of an earlier export removed (--force): {}\n",
+            report.removed.len(),
+            report.removed.join(", ")
+        ));
     }
     if !report.problems.is_empty() {
         out.push_str(&format!(

@@ -105,6 +105,10 @@ pub struct RemoteArgs {
     /// S3 endpoint (MinIO, R2, ...); default from AWS_ENDPOINT_URL(_S3).
     #[arg(long)]
     pub s3_endpoint: Option<String>,
+    /// Hugging Face token for hf:// locations (default: HF_TOKEN, else the token `hf auth
+    /// login` saved); sent to the Hub only, never to the CDN it redirects to.
+    #[arg(long, value_name = "TOKEN")]
+    pub hf_token: Option<String>,
     /// Seconds to wait for the next bytes of a response.
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
@@ -117,6 +121,7 @@ impl RemoteArgs {
     pub fn storage_options(&self) -> editshard::storage::StorageOptions {
         editshard::storage::StorageOptions {
             s3_endpoint: self.s3_endpoint.clone(),
+            hf_token: self.hf_token.clone(),
             timeout: std::time::Duration::from_secs(self.timeout.max(1)),
             retries: self.retries,
             ..editshard::storage::StorageOptions::default()

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
 use clap::Args;
-use editshard_view::{ReportOptions, Viewer, report_html};
+use editshard_view::{ReportOptions, ViewOptions, Viewer, report_html};
 
 use editshard::Result;
 use editshard::read::Dataset;
@@ -21,6 +21,17 @@ pub struct ViewArgs {
     /// Address to listen on. Anything but loopback lets other machines browse the dataset.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
+    /// Also answer requests for this host name (repeatable): a machine name or a reverse
+    /// proxy's. Without it, only localhost, 127.0.0.1, [::1] and the --host address are
+    /// served; any other Host is refused (a web page rebinding its name to this address
+    /// cannot read the dataset through a browser).
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_host: Vec<String>,
+    /// Memory that image requests may hold at once (image bytes being served, thumbnail
+    /// decodes estimated from each image's header), shared by all requests: the rest wait up
+    /// to 10 s, then get 503 with Retry-After.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
+    pub image_memory: String,
     /// Open the gallery in the default browser (xdg-open / open).
     #[arg(long)]
     pub open: bool,
@@ -57,7 +68,17 @@ pub fn run(args: ViewArgs) -> Result<ExitCode> {
             );
             return Ok(ExitCode::SUCCESS);
         }
-        let viewer = Viewer::bind(ds, &args.dataset, SocketAddr::new(args.host, args.port)).await?;
+        let options = ViewOptions {
+            image_memory: super::convert::parse_size(&args.image_memory)?,
+            allow_hosts: args.allow_host.clone(),
+        };
+        let viewer = Viewer::bind_with(
+            ds,
+            &args.dataset,
+            SocketAddr::new(args.host, args.port),
+            &options,
+        )
+        .await?;
         let addr = viewer.local_addr();
         if !args.host.is_loopback() {
             eprintln!(

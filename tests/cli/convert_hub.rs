@@ -465,16 +465,22 @@ fn hq_edit_binary_images_natural_file_order_and_a_corrupt_row_group() {
         assert_eq!(r.provenance.licence.as_deref(), Some("cc-by-nc-4.0"));
         assert!(r.source.path.is_none());
     }
+    // Its two rows, as one line standing for both.
     let f = failures(&out);
-    assert_eq!(f.len(), 2, "{f:?}");
-    for (x, row) in f.iter().zip([2, 3]) {
-        assert_eq!(x["file"], "data/HQ-Edit_2.parquet");
-        assert_eq!(
-            (x["row_group"].as_u64(), x["row"].as_u64()),
-            (Some(1), Some(row))
-        );
-        assert_eq!(x["reason"], "unreadable-row-group");
-    }
+    assert_eq!(f.len(), 1, "{f:?}");
+    let x = &f[0];
+    assert_eq!(x["file"], "data/HQ-Edit_2.parquet");
+    assert_eq!(
+        (
+            x["row_group"].as_u64(),
+            x["row"].as_u64(),
+            x["rows"].as_u64()
+        ),
+        (Some(1), Some(2), Some(2))
+    );
+    assert_eq!(x["reason"], "unreadable-row-group");
+    assert_eq!(x["line"], 6, "the first of the two rows, across the files");
+    assert!(text(&o).contains("failed rows         2"), "{}", text(&o));
 }
 
 #[test]
@@ -720,5 +726,76 @@ fn the_readme_documents_every_preset_and_its_mapping_example_parses() {
             readme.contains(&format!("--preset {name}")),
             "README has no `--preset {name}`"
         );
+    }
+}
+
+#[test]
+fn gzip_compressed_parquet_converts_like_uncompressed() {
+    use editshard_tools::parquet_bytes as pq;
+    let t = tempfile::tempdir().unwrap();
+    let imgs: Vec<Vec<u8>> = (0..4).map(|k| png(k, 5, 5)).collect();
+    let rows = [
+        ("a", &imgs[0][..], &imgs[1][..]),
+        ("b", &imgs[2][..], &imgs[3][..]),
+    ];
+    let map = crate::convert_hub_hostile::mapping(t.path());
+    let mut outs = Vec::new();
+    for (name, codec) in [("plain", pq::UNCOMPRESSED), ("gzip", pq::GZIP)] {
+        let src = t.path().join(name);
+        pq::simple_file(&src.join("a.parquet"), &rows, codec);
+        let out = t.path().join(format!("{name}-out"));
+        let (o, _) = crate::convert_hub_hostile::convert_measured(&map, &src, &out, &[]);
+        assert!(o.status.success(), "{name}: {}", text(&o));
+        outs.push(records(&out));
+    }
+    assert_eq!(outs[0].len(), 2);
+    assert_eq!(
+        outs[0][1].turns[0].output.data.as_deref(),
+        Some(&imgs[3][..])
+    );
+    assert_eq!(
+        outs[0], outs[1],
+        "gzip pages give the records plain pages give"
+    );
+}
+
+#[test]
+fn an_id_column_of_the_wrong_type_is_named_with_its_type() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, out) = (t.path().join("x"), t.path().join("out"));
+    let cols = vec![
+        Col::text_list("sample", vec![Some(vec!["a".into()]), Some(vec![])]),
+        Col::binary("before", vec![Some(png(1, 3, 3)), Some(png(2, 3, 3))]),
+        Col::binary("after", vec![Some(png(3, 3, 3)), Some(png(4, 3, 3))]),
+        Col::i64("prompt", vec![Some(1), Some(2)]),
+    ];
+    write(&src.join("part-1.parquet"), cols, 2, false);
+    let mapping = t.path().join("m.toml");
+    for (id, instruction, column, role, arrow) in [
+        ("id = \"sample\"\n", "x", "sample", "the id", "List("),
+        ("", "prompt", "prompt", "the instruction", "Int64"),
+    ] {
+        let text_of_mapping = format!(
+            "name = \"m\"\n{id}source = \"before\"\noutput = \"after\"\n\
+             instruction = \"{instruction}\"\noptional = [\"x\"]\n"
+        );
+        std::fs::write(&mapping, text_of_mapping).unwrap();
+        let mut args = strings(&[
+            "--mapping",
+            editshard_tools::cli::s(&mapping),
+            editshard_tools::cli::s(&src),
+            "--out",
+        ]);
+        args.push(out.display().to_string());
+        let o = convert(BIN, &args);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let e = text(&o);
+        assert!(
+            e.contains("part-1.parquet")
+                && e.contains(&format!("column {column:?} ({role}) is {arrow}"))
+                && !e.contains("null or empty"),
+            "{e}"
+        );
+        assert!(!out.join("manifest.json").exists());
     }
 }

@@ -317,3 +317,120 @@ fn an_empty_dataset_exports_one_loadable_file() {
     );
     assert_eq!(got["image_columns"]["turn.mask"], json!(true));
 }
+
+/// An `Image` value's `path` is a bare file name on every OS whatever the record's path or
+/// URL holds (backslash directories, a drive, NUL and other control characters, a device
+/// name, nothing left but `..`), as `datasets` loads it; the info column keeps the path as it
+/// was.
+#[test]
+fn image_paths_are_bare_file_names_on_every_os() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ds, out) = (tmp.path().join("ds"), tmp.path().join("hf"));
+    let cases: [(&str, Option<&str>); 6] = [
+        ("images\\positive-edit\\a.png", Some("a.png")),
+        ("C:\\Users\\me\\b.png", Some("b.png")),
+        ("images/x\0y.png", Some("xy.png")),
+        ("images/z\u{1}\u{7f}.png\n", Some("z.png")),
+        ("images/nul.png", Some("_nul.png")),
+        ("images/sub\\..", None),
+    ];
+    let all: Vec<Record> = cases
+        .iter()
+        .enumerate()
+        .map(|(n, (path, _))| {
+            let mut r = records::sft(n as u32, n as u32);
+            r.turns[0].output.path = Some(path.to_string());
+            r.source.url = Some(format!("https://h/dir\\{n}\\s{n}.jpg"));
+            r
+        })
+        .collect();
+    fixtures::write(&ds, &all, 1 << 20, 4);
+    let o = editshard(
+        crate::BIN,
+        &["export", s(&ds), "--to", s(&out), "--format", "hf-parquet"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let got = load(&out, &[], &tmp.path().join("hf-home"));
+    let rows = got["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), cases.len());
+    for (n, (row, (path, want))) in rows.iter().zip(cases).enumerate() {
+        let turn = &row["turns"][0];
+        assert_eq!(turn["output"]["path"], json!(want), "{path:?}");
+        assert_eq!(turn["output_info"]["path"], json!(path), "{path:?}");
+        assert_eq!(row["source_image"]["path"], json!(format!("s{n}.jpg")));
+    }
+}
+
+/// `--force` over an earlier export of more files: the `train-NNNNN-of-MMMMM.parquet` files it
+/// wrote that the new export does not write again are gone, with its leftover temporary
+/// files, so `datasets` loads only the new rows; files of other names stay.
+#[test]
+fn force_over_a_larger_export_leaves_none_of_its_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (large, small, out) = (
+        tmp.path().join("large"),
+        tmp.path().join("small"),
+        tmp.path().join("hf"),
+    );
+    fixtures::write(&large, &fixtures::mixed(12, Some(6000)), 1 << 20, 4);
+    let few = fixtures::mixed(3, Some(6000));
+    fixtures::write(&small, &few, 1 << 20, 4);
+    let o = editshard(
+        crate::BIN,
+        &[
+            "export",
+            s(&large),
+            "--to",
+            s(&out),
+            "--format",
+            "hf-parquet",
+            "--file-size",
+            "20KB",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let earlier = fs::read_dir(out.join("data")).unwrap().count();
+    assert!(earlier >= 3, "expected several files");
+    let others = [
+        "README.md",
+        "data/notes.txt",
+        "data/test-00000-of-00001.parquet.bak",
+        "data/train-00000-of-00002.parquet.orig",
+        "data/train-0000-of-0002.parquet.txt",
+    ];
+    for name in others {
+        fs::write(out.join(name), b"someone else's").unwrap();
+    }
+    fs::write(
+        out.join("data/train-00009.parquet.partial"),
+        b"a killed run's",
+    )
+    .unwrap();
+    let o = editshard(
+        crate::BIN,
+        &[
+            "export",
+            s(&small),
+            "--to",
+            s(&out),
+            "--format",
+            "hf-parquet",
+            "--force",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let mut want: Vec<&str> = others.to_vec();
+    want.push("data/train-00000-of-00001.parquet");
+    want.sort();
+    let got: Vec<String> = editshard_tools::cli::tree(&out).into_keys().collect();
+    assert_eq!(got, want);
+    let loaded = load(&out, &[], &tmp.path().join("hf-home"));
+    let ids: Vec<&str> = loaded["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let want: Vec<&str> = few.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, want);
+}

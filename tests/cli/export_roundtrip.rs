@@ -315,7 +315,7 @@ fn png(seed: u8) -> Image {
 }
 
 /// An sft record as convert makes it, with `output_image` = `path`.
-fn sft_record(n: u8, path: &str, source_url: &str) -> Record {
+pub fn sft_record(n: u8, path: &str, source_url: &str) -> Record {
     let mut src = png(n);
     src.url = Some(source_url.into());
     let mut out = png(100 + n);
@@ -469,38 +469,53 @@ fn symlinks_at_temporary_names_are_not_followed() {
     }
 }
 
+/// The export formats, as `--format` names them.
+pub const FORMATS: [&str; 3] = ["release", "webdataset", "hf-parquet"];
+
+/// The ways [`damaged_dataset`] damages a dataset.
+pub const DAMAGES: [&str; 2] = ["a lying record count", "a shard cut short"];
+
+/// A dataset of 8 sft records in several shards, damaged as `damage` ([`DAMAGES`]) says, so
+/// that every export of it fails (late: after every shard but the damaged one was read).
+/// Returns the manifest as written and the index of the shard that the error must name.
+pub fn damaged_dataset(ds: &Path, damage: &str) -> (Manifest, usize) {
+    let mut w = DatasetWriter::create(ds).unwrap().target_shard_bytes(1500);
+    for n in 0..8u8 {
+        let path = format!("images/{n}.png");
+        w.append(&sft_record(n, &path, &format!("https://h/{n}.jpg")))
+            .unwrap();
+    }
+    let mut m = w.finish().unwrap();
+    assert!(m.shards.len() >= 2 && m.shards[0].records >= 2, "{m:?}");
+    let last = m.shards.len() - 1;
+    match damage {
+        "a lying record count" => {
+            m.shards[0].records -= 1;
+            m.records -= 1;
+            // The summaries lie in step (else the manifest is refused on open).
+            *m.kinds.values_mut().find(|n| **n > 0).unwrap() -= 1;
+            fs::write(ds.join("manifest.json"), m.to_json()).unwrap();
+            (m, 0)
+        }
+        _ => {
+            let path = ds.join(&m.shards[last].path);
+            let bytes = fs::read(&path).unwrap();
+            fs::write(&path, &bytes[..bytes.len() - 20]).unwrap();
+            (m, last)
+        }
+    }
+}
+
 /// Every exporter reads each shard to its verified end (index and trailer checked), or fails:
 /// a record beyond a manifest's lying count is an error, not dropped or moved to another
 /// tar, and a shard whose tail was cut off is an error, not an export with exit 0.
 #[test]
 fn exports_read_every_shard_to_its_verified_end() {
-    for format in ["release", "webdataset", "hf-parquet"] {
-        for damage in ["a lying record count", "a shard cut short"] {
+    for format in FORMATS {
+        for damage in DAMAGES {
             let tmp = tempfile::tempdir().unwrap();
             let ds = tmp.path().join("ds");
-            let mut w = DatasetWriter::create(&ds).unwrap().target_shard_bytes(1500);
-            for n in 0..8u8 {
-                let path = format!("images/{n}.png");
-                w.append(&sft_record(n, &path, &format!("https://h/{n}.jpg")))
-                    .unwrap();
-            }
-            let mut m = w.finish().unwrap();
-            assert!(m.shards.len() >= 2 && m.shards[0].records >= 2, "{m:?}");
-            let last = m.shards.len() - 1;
-            match damage {
-                "a lying record count" => {
-                    m.shards[0].records -= 1;
-                    m.records -= 1;
-                    // The summaries lie in step (else the manifest is refused on open).
-                    *m.kinds.values_mut().find(|n| **n > 0).unwrap() -= 1;
-                    fs::write(ds.join("manifest.json"), m.to_json()).unwrap();
-                }
-                _ => {
-                    let path = ds.join(&m.shards[last].path);
-                    let bytes = fs::read(&path).unwrap();
-                    fs::write(&path, &bytes[..bytes.len() - 20]).unwrap();
-                }
-            }
+            let (m, shard) = damaged_dataset(&ds, damage);
             let out = tmp.path().join("out");
             let o = editshard(
                 crate::BIN,
@@ -511,11 +526,6 @@ fn exports_read_every_shard_to_its_verified_end() {
                 "{format}, {damage}: exported with success\n{}",
                 text(&o)
             );
-            let shard = if damage == "a lying record count" {
-                0
-            } else {
-                last
-            };
             assert!(
                 text(&o).contains(&m.shards[shard].path),
                 "{format}, {damage}: the error does not name the shard\n{}",

@@ -1,5 +1,7 @@
 //! `editshard view` as a user runs it: one command on a dataset in S3 (s3s-fs) serves the
-//! gallery on loopback, and `--report` writes one self-contained HTML file.
+//! gallery on loopback, and `--report` writes one self-contained HTML file; `--image-memory`
+//! bounds the server's memory under a burst of huge thumbnails, and `--allow-host` adds a host
+//! name to the few it answers.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -116,4 +118,128 @@ fn one_command_browses_a_dataset_in_s3() {
     assert_eq!(html.matches("<article class=\"card").count(), 8);
     assert!(html.contains("src=\"data:image/jpeg;base64,"));
     assert!(!html.contains("src=\"/") && !html.contains("src=\"http"));
+}
+
+/// GET `path` with the `Host` header `host`: the status.
+fn status_for_host(port: u16, path: &str, host: &str) -> u16 {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    conn.read_to_end(&mut reply).unwrap();
+    String::from_utf8_lossy(&reply)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no answer for {path}"))
+}
+
+/// A field of `/proc/PID/status`, in bytes.
+fn proc_status(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
+}
+
+/// `--image-memory` bounds the server's memory under a burst of thumbnail requests for
+/// images 48 MB decoded (each answered 200 or 503, the server serving after), and
+/// `--allow-host` adds a host name to the ones served; any other is refused.
+#[test]
+fn image_memory_and_allowed_hosts() {
+    use editshard::record::{Image, Kind, Record, Turn};
+    const BUDGET: u64 = 64 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dir.path().join("ds");
+    let huge =
+        Image::from_bytes(editshard_tools::huge_images::black_png(4000, 4000).into()).unwrap();
+    let mut w = editshard::write::DatasetWriter::create(&ds).unwrap();
+    for i in 0..8 {
+        w.append(&Record::new(
+            format!("sft/huge-{i}"),
+            Kind::Sft,
+            huge.clone(),
+            vec![Turn::new(huge.clone())],
+        ))
+        .unwrap();
+    }
+    w.finish().unwrap();
+
+    let mut child = editshard_tools::cli::editshard_cmd(crate::BIN)
+        .args(["view", s(&ds), "--port", "0", "--image-memory", "64MiB"])
+        .args(["--allow-host", "dataset-box.lan"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stderr = child.stderr.take().unwrap();
+    let _guard = Killed(child);
+    let mut stderr = BufReader::new(stderr);
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    // Read to the end, so that a line the server writes later finds its pipe open.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let port: u16 = line
+        .split("at http://127.0.0.1:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no serving line: {line}"))
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    assert_eq!(status_for_host(port, "/record/1/json", "evil.example"), 403);
+    assert_eq!(status_for_host(port, "/record/1/json", "other.lan:80"), 403);
+    assert_eq!(
+        status_for_host(port, "/record/1/json", "dataset-box.lan:8080"),
+        200
+    );
+    assert_eq!(status_for_host(port, "/", "localhost"), 200);
+
+    let before = proc_status(pid, "VmRSS:");
+    let burst: Vec<_> = (0..64)
+        .map(|n| {
+            std::thread::spawn(move || {
+                status_for_host(
+                    port,
+                    &format!("/thumb/{}/{}", n % 8, n / 8 % 2),
+                    "127.0.0.1",
+                )
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = burst.into_iter().map(|t| t.join().unwrap()).collect();
+    let peak = proc_status(pid, "VmHWM:");
+    eprintln!(
+        "64 requests: {} answered 200, {} 503; RSS {} MB before, peak {} MB",
+        statuses.iter().filter(|&&s| s == 200).count(),
+        statuses.iter().filter(|&&s| s == 503).count(),
+        before >> 20,
+        peak >> 20
+    );
+    assert!(
+        statuses.iter().all(|&s| s == 200 || s == 503),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert!(
+        peak <= before + BUDGET + (48 << 20),
+        "peak RSS {} MB, {} MB before, a {} MB budget",
+        peak >> 20,
+        before >> 20,
+        BUDGET >> 20
+    );
+    assert_eq!(status_for_host(port, "/", "127.0.0.1"), 200);
+    assert_eq!(status_for_host(port, "/thumb/7/1", "127.0.0.1"), 200);
 }

@@ -42,6 +42,9 @@ pub enum Fault {
     /// Forward (the server acts on it), then close without any response: the client cannot
     /// know whether its request took effect.
     DropResponse,
+    /// Answer with this redirect status and `Location: {base}{path}` (the request's path and
+    /// query) without forwarding: the store sends the client elsewhere, e.g. to a CDN.
+    Redirect(u16, String),
 }
 
 impl Fault {
@@ -319,6 +322,14 @@ async fn respond(client: &mut TcpStream, status: u16, body: &str) -> std::io::Re
     client.shutdown().await
 }
 
+async fn redirect(client: &mut TcpStream, status: u16, location: &str) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status} Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    client.write_all(head.as_bytes()).await?;
+    client.shutdown().await
+}
+
 async fn handle(
     mut client: TcpStream,
     upstream_port: u16,
@@ -343,6 +354,9 @@ async fn handle(
     let fault = plan.lock().unwrap().pick(&method, &path);
     if let Some(Fault::Status(status, text)) = &fault {
         return respond(&mut client, *status, text).await;
+    }
+    if let Some(Fault::Redirect(status, base)) = &fault {
+        return redirect(&mut client, *status, &format!("{base}{path}")).await;
     }
 
     let mut upstream = TcpStream::connect((Ipv4Addr::LOCALHOST, upstream_port)).await?;
@@ -378,7 +392,7 @@ async fn handle(
             client.flush().await?;
             tokio::time::sleep(d).await;
         }
-        Some(Fault::DropResponse) | Some(Fault::Status(..)) => {}
+        Some(Fault::DropResponse) | Some(Fault::Status(..)) | Some(Fault::Redirect(..)) => {}
     }
     client.shutdown().await
 }

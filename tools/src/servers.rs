@@ -118,11 +118,34 @@ pub struct LogLine {
     pub range: Option<String>,
     /// Body bytes sent (`$body_bytes_sent`).
     pub bytes: u64,
+    /// The request's `Authorization` header, if it had one.
+    pub authorization: Option<String>,
+    /// Its S3 signature headers `x-amz-date` and `x-amz-security-token`, if it had them.
+    pub amz_date: Option<String>,
+    pub amz_security_token: Option<String>,
+}
+
+/// What an nginx serves beyond its root: directives for its `server` block, and TLS.
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    /// Written into the `server` block after `root` (e.g. `location` blocks).
+    pub directives: String,
+    /// Serve https with `tools/tls/` (see [`tls_ca_path`]).
+    pub tls: bool,
+}
+
+/// The certificate authority that signed `tools/tls/localhost.pem` (for 127.0.0.1 and
+/// localhost): what a client of an https test server is told to trust, e.g. with
+/// `SSL_CERT_FILE`. Test-only keys, committed on purpose.
+pub fn tls_ca_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tls/ca.pem")
 }
 
 /// nginx serving `root` on 127.0.0.1:`port`, with a private config and log.
 pub struct Nginx {
     pub port: u16,
+    /// `http` or `https`.
+    pub scheme: &'static str,
     pub root: PathBuf,
     pub access_log_path: PathBuf,
     child: Child,
@@ -139,7 +162,25 @@ impl Nginx {
     }
 
     pub fn start(root: &Path) -> Nginx {
+        Self::start_site(root, &Site::default())
+    }
+
+    /// nginx serving `root` with `site`'s directives (and TLS, if asked).
+    pub fn start_site(root: &Path, site: &Site) -> Nginx {
         let bin = Self::binary();
+        let tls_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tls");
+        let (listen_tls, tls_files) = if site.tls {
+            (
+                " ssl",
+                format!(
+                    "ssl_certificate {};\n        ssl_certificate_key {};",
+                    tls_dir.join("localhost.pem").display(),
+                    tls_dir.join("localhost.key").display()
+                ),
+            )
+        } else {
+            ("", String::new())
+        };
         let root = root.canonicalize().expect("nginx root must exist");
         let prefix = tempfile::tempdir().expect("tempdir");
         let p = prefix.path();
@@ -159,7 +200,7 @@ pid {pid};
 error_log {err} warn;
 events {{ worker_connections 256; }}
 http {{
-    log_format editshard '$request_method\t$request_uri\t$status\t$http_range\t$body_bytes_sent';
+    log_format editshard '$request_method\t$request_uri\t$status\t$http_range\t$body_bytes_sent\t$http_authorization\t$http_x_amz_date\t$http_x_amz_security_token';
     access_log {acc} editshard;
     client_body_temp_path {p}/client_body;
     proxy_temp_path {p}/proxy;
@@ -170,9 +211,11 @@ http {{
     sendfile on;
     keepalive_timeout 30s;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{listen_tls};
         server_name localhost;
         root {root};
+        {tls_files}
+        {directives}
     }}
 }}
 "#,
@@ -182,6 +225,7 @@ http {{
                 err = error_log.display(),
                 acc = access_log_path.display(),
                 root = root.display(),
+                directives = site.directives,
             );
             fs::write(&conf, config).expect("write nginx.conf");
             let _ = fs::remove_file(&error_log);
@@ -202,6 +246,7 @@ http {{
         let (child, port) = spawn_listening("nginx", &error_log, make, |_| pid_file.exists());
         Nginx {
             port,
+            scheme: if site.tls { "https" } else { "http" },
             root,
             access_log_path,
             child,
@@ -210,7 +255,7 @@ http {{
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     /// The access log so far. nginx writes a line when a request finishes, which
@@ -260,12 +305,22 @@ fn parse_log_line(line: &str) -> Option<LogLine> {
         r => Some(r.to_string()),
     };
     let bytes = f.next()?.parse().ok()?;
+    let mut header = || match f.next() {
+        None | Some("-") => None,
+        Some(a) => Some(a.to_string()),
+    };
+    let authorization = header();
+    let amz_date = header();
+    let amz_security_token = header();
     Some(LogLine {
         method,
         path,
         status,
         range,
         bytes,
+        authorization,
+        amz_date,
+        amz_security_token,
     })
 }
 

@@ -10,7 +10,8 @@
 //!
 //! Parquet conversions (`--preset`, `--mapping`) add `file`, `row_group` and `row` (see
 //! [`Failure::file`]) with the reasons `missing-image`, `invalid-image`, `bad-row`,
-//! `duplicate-turn`, `unreadable-row-group` and `invalid-record`.
+//! `duplicate-turn`, `too-large`, `unreadable-row-group`, `missing-rows` and
+//! `invalid-record`; a line may stand for several consecutive rows (`rows`).
 
 use std::collections::HashSet;
 
@@ -22,12 +23,30 @@ pub const FAILURES_NAME: &str = "failures.jsonl";
 /// Largest failures file `--retry-failed` reads.
 pub const MAX_FAILURES_BYTES: usize = 1 << 30;
 
-/// How many failures the `failures.jsonl` in `root` lists (0 without one).
+/// How many rows the `failures.jsonl` in `root` lists as failed (0 without one): a line
+/// counts for its `rows`.
 pub async fn count_in(root: &editshard::storage::Location) -> u64 {
-    root.get_max(FAILURES_NAME, MAX_FAILURES_BYTES as u64)
-        .await
-        .map(|b| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count() as u64)
-        .unwrap_or(0)
+    let Ok(bytes) = root.get_max(FAILURES_NAME, MAX_FAILURES_BYTES as u64).await else {
+        return 0;
+    };
+    bytes
+        .split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_slice::<Failure>(l)
+                .ok()
+                .and_then(|f| f.rows)
+                .unwrap_or(1)
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
+/// How many rows `failures` stand for (a line counts for its `rows`).
+pub fn rows_of(failures: &[Failure]) -> u64 {
+    failures
+        .iter()
+        .map(|f| f.rows.unwrap_or(1))
+        .fold(0, u64::saturating_add)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +66,11 @@ pub struct Failure {
     pub row_group: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row: Option<u64>,
+    /// Parquet sources: how many consecutive rows from `row` (and `line`) this line stands
+    /// for, when more than one (the rest of a row group that cannot be read, or rows its
+    /// footer lists and its pages do not hold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
 }
 
 impl Failure {
@@ -66,6 +90,7 @@ impl Failure {
             file: None,
             row_group: None,
             row: None,
+            rows: None,
         }
     }
     pub fn id(mut self, id: Option<String>) -> Self {

@@ -11,7 +11,8 @@
 //! | [`write`] | [`DatasetWriter`](write::DatasetWriter): shards rolled over at a size, manifest last |
 //! | [`mirror`] | verified, resumable copies between locations, and subsets |
 //! | [`mix`] | several datasets as one mixture, with each source's counts and licences |
-//! | [`lock`] | one writer per destination (`convert`, `mirror`) |
+//! | [`lock`] | one writer per destination (`convert`, `mirror`, `mix`, `repair`) |
+//! | [`safe_dir`] | directories inside a destination, made and entered without following a link |
 //! | [`repair`] | a new dataset from every intact record of a damaged one, and what was lost |
 //! | [`probe`] | full image decoding, for `verify --decode` and conversion |
 //! | [`record`], [`format`], [`shard`], [`manifest`] | the format core |
@@ -52,6 +53,7 @@ pub mod ownership;
 pub mod probe;
 pub mod read;
 pub mod repair;
+pub mod safe_dir;
 pub mod storage;
 pub mod units;
 pub mod write;

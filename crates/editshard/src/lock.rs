@@ -1,5 +1,5 @@
-//! One writer per destination: the lock `convert` and `mirror` hold on the location they
-//! write, so that two runs can never interleave their shards and manifests there.
+//! One writer per destination: the lock `convert`, `mirror`, `mix` and `repair` hold on the
+//! location they write, so that two runs can never interleave their shards and manifests there.
 //!
 //! The lock is an object named [`LOCK_NAME`] at the destination's root, holding who took it
 //! ([`Holder`]: command, pid, host, start time, and a random token that tells a run its own
@@ -127,6 +127,31 @@ impl DestLock {
         }
     }
 
+    /// Takes the lock on the local directory `dir` (created if it does not exist), blocking
+    /// the calling thread: for synchronous commands (`repair`). As [`acquire`](Self::acquire)
+    /// for a local destination.
+    #[cfg(unix)]
+    pub fn acquire_local(dir: &std::path::Path, command: &str) -> Result<DestLock> {
+        let holder = Holder::new(command);
+        let dest = Location::local(dir);
+        let created_dir = !dir.exists();
+        let file = local::acquire(dir, &dest, &holder)?;
+        Ok(DestLock {
+            dest,
+            holder,
+            file: Some(file),
+            created_dir,
+        })
+    }
+
+    /// [`release_after`](Self::release_after) for a lock taken with
+    /// [`acquire_local`](Self::acquire_local), without a runtime.
+    #[cfg(unix)]
+    pub fn release_local_after<T>(mut self, result: Result<T>) -> Result<T> {
+        let released = self.release_local().unwrap_or(Ok(()));
+        settle(result, released)
+    }
+
     /// Who holds this lock (this run).
     pub fn holder(&self) -> &Holder {
         &self.holder
@@ -137,36 +162,35 @@ impl DestLock {
     /// logged after a failed one (whose own error matters more).
     pub async fn release_after<T>(self, result: Result<T>) -> Result<T> {
         let released = self.release().await;
-        match (result, released) {
-            (Ok(v), Ok(())) => Ok(v),
-            (Ok(_), Err(e)) => Err(e),
-            (Err(e), Ok(())) => Err(e),
-            (Err(e), Err(r)) => {
-                log::warn!("{r}");
-                Err(e)
-            }
+        settle(result, released)
+    }
+
+    /// Releases a local lock (`None` for a remote one).
+    #[cfg(unix)]
+    fn release_local(&mut self) -> Option<Result<()>> {
+        let file = self.file.take()?;
+        // Deleted while still held, so that no other run takes over the old file in
+        // between; `local::acquire` checks that the file it holds is still the named one.
+        let path = self.dest.display_of(LOCK_NAME);
+        let removed = std::fs::remove_file(&path);
+        drop(file);
+        if self.created_dir
+            && let Some(dir) = self.dest.is_local()
+        {
+            // Fails, as it should, unless the run left the directory empty.
+            let _ = std::fs::remove_dir(dir);
         }
+        Some(match removed {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::from(e).in_shard(path)),
+        })
     }
 
     async fn release(mut self) -> Result<()> {
         #[cfg(unix)]
-        if let Some(file) = self.file.take() {
-            // Deleted while still held, so that no other run takes over the old file in
-            // between; `local::acquire` checks that the file it holds is still the named one.
-            let path = self.dest.display_of(LOCK_NAME);
-            let removed = std::fs::remove_file(&path);
-            drop(file);
-            if self.created_dir
-                && let Some(dir) = self.dest.is_local()
-            {
-                // Fails, as it should, unless the run left the directory empty.
-                let _ = std::fs::remove_dir(dir);
-            }
-            return match removed {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(Error::from(e).in_shard(path)),
-            };
+        if let Some(released) = self.release_local() {
+            return released;
         }
         // Remote: delete the object only if it is still ours (it may have been broken and
         // taken by another run since).
@@ -181,6 +205,21 @@ impl DestLock {
             }
             Ok(None) => Ok(()),
             _ => self.dest.delete(LOCK_NAME).await,
+        }
+    }
+}
+
+/// The outcome of a run that held a lock, once the lock is released: a failure to release is
+/// an error after a successful run (the next run would be refused), and only logged after a
+/// failed one (whose own error matters more).
+fn settle<T>(result: Result<T>, released: Result<()>) -> Result<T> {
+    match (result, released) {
+        (Ok(v), Ok(())) => Ok(v),
+        (Ok(_), Err(e)) => Err(e),
+        (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(r)) => {
+            log::warn!("{r}");
+            Err(e)
         }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Shards roll over at a target size (default 512 MiB). Every shard is written under a
 //! temporary name, synced, then renamed, so a half-written shard never appears under its final
-//! name; `manifest.json` is written the same way, last.
+//! name; `manifest.json` is written the same way, last. [`DestinationWriter`] writes a whole
+//! dataset to a local directory or an `s3://` prefix under the destination's lock, publishing
+//! the manifest only when told the dataset is complete.
 //!
 //! ```
 //! use editshard::write::DatasetWriter;
@@ -30,6 +32,9 @@ use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::record::Record;
 use crate::shard::{RandomAccessShard, ReadOptions, ShardSummary, ShardWriter, WriterOptions};
 use crate::writeback::WritebackFile;
+
+mod dest;
+pub use dest::{DestinationOptions, DestinationWriter};
 
 pub const DEFAULT_SHARD_BYTES: u64 = 512 << 20;
 
@@ -194,9 +199,11 @@ impl DatasetWriter {
     fn start_shard(&mut self) -> Result<()> {
         let name = format!("{}{:05}.esd", self.prefix, self.manifest.shards.len());
         let path = self.dir.join(&name);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
-        }
+        // A prefix with directories (`part-0003-of-0010/shard-`): each made, or found as a
+        // real directory, inside the dataset's directory; never a link to elsewhere.
+        let (sub, _) = crate::safe_dir::split(&name);
+        crate::safe_dir::SafeDir::create_inside(&self.dir, Path::new(sub))
+            .map_err(|e| e.in_shard(name.clone()))?;
         let (file, _) = create_partial(&path).map_err(|e| Error::from(e).in_shard(name.clone()))?;
         let writer = ShardWriter::with_options(
             BufWriter::with_capacity(1 << 20, WritebackFile::new(file)),
@@ -206,11 +213,16 @@ impl DatasetWriter {
         Ok(())
     }
 
-    /// Finishes the open shard (if any): footer, sync, rename. Returns its summary.
+    /// Finishes the open shard (if any): footer, sync, rename. Returns its summary. A shard
+    /// opened for a record that was then refused holds nothing: it is removed, not finished.
     pub fn finish_shard(&mut self) -> Result<Option<ShardSummary>> {
         let Some(open) = self.open.take() else {
             return Ok(None);
         };
+        if open.writer.records() == 0 {
+            self.remove_partial(&open.name)?;
+            return Ok(None);
+        }
         let name = open.name;
         let context = |e: Error| e.in_shard(name.clone());
         let (buf, summary) = open.writer.finish().map_err(context)?;
@@ -230,6 +242,30 @@ impl DatasetWriter {
     /// The manifest as it stands (finished shards only).
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// Records appended so far: those of the finished shards and of the open one.
+    pub fn records(&self) -> u64 {
+        self.manifest.records + self.open.as_ref().map_or(0, |o| o.writer.records())
+    }
+
+    /// Gives up the open shard (its temporary file is removed) and returns the manifest of
+    /// the finished ones, whose files stay: the caller decides what becomes of them.
+    pub fn discard(mut self) -> Result<Manifest> {
+        if let Some(open) = self.open.take() {
+            drop(open.writer);
+            self.remove_partial(&open.name)?;
+        }
+        Ok(self.manifest)
+    }
+
+    fn remove_partial(&self, name: &str) -> Result<()> {
+        match fs::remove_file(partial_path(&self.dir.join(name))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::from(e).in_shard(name.to_string()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Finishes the last shard and writes `manifest.json`.

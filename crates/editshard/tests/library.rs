@@ -1,6 +1,6 @@
 //! The library's integration tests, one binary: storage (local, HTTP, S3), reading datasets
-//! (local, HTTP, S3; order, resume, concurrency), reads under injected HTTP and S3 faults, and the
-//! smoke tests of the test servers themselves.
+//! (local, HTTP, S3; order, resume, concurrency), reads under injected HTTP and S3 faults, reads
+//! through redirects and from the Hub (`hf://`), and the smoke tests of the test servers themselves.
 //!
 //! Support (fixtures, nginx and s3s-fs harnesses, the fault server) comes from
 //! `editshard_tools`. Tests against real servers need nginx and s3s-fs
@@ -11,6 +11,10 @@
 mod fault_read_http;
 #[path = "library/fault_read_s3.rs"]
 mod fault_read_s3;
+#[path = "library/hub_redirects.rs"]
+mod hub_redirects;
+#[path = "library/links_in_dest.rs"]
+mod links_in_dest;
 #[path = "library/read_concurrency.rs"]
 mod read_concurrency;
 #[path = "library/read_http.rs"]
@@ -23,6 +27,8 @@ mod read_mapped;
 mod read_order;
 #[path = "library/read_s3.rs"]
 mod read_s3;
+#[path = "library/repair.rs"]
+mod repair;
 #[path = "library/servers_smoke.rs"]
 mod servers_smoke;
 #[path = "library/storage_local.rs"]
@@ -35,3 +41,5 @@ mod unique_ids;
 mod verify_levels;
 #[path = "library/verify_manifest.rs"]
 mod verify_manifest;
+#[path = "library/write_dest.rs"]
+mod write_dest;

@@ -9,25 +9,25 @@
 //! - [`Format::HfParquet`]: Parquet files that Hugging Face `datasets` loads with typed
 //!   `Image` features ([`hf_parquet`]).
 //!
-//! Every file is written under a temporary name and renamed when complete, and every path
-//! goes through [`OutDir`], which refuses anything that would land outside the output
-//! directory, whatever the record ids and image paths contain.
+//! Every file is written under a temporary name, and all are renamed to their final names only
+//! when the whole dataset was read and verified ([`OutDir::publish`]): a failed export
+//! publishes nothing. Every path goes through [`OutDir`], which refuses anything that would
+//! land outside the output directory, whatever the record ids and image paths contain.
 
-use std::collections::HashSet;
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use editshard::error::{Error, Result};
-use editshard::path::check_relative_path;
 use futures_util::StreamExt;
 
 use editshard::read::{Dataset, RecordStream, StreamOptions};
 use editshard::record::{Image, Record};
 
 pub mod hf_parquet;
+mod out_dir;
 pub mod release;
 pub mod webdataset;
+
+pub use out_dir::OutDir;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
@@ -40,7 +40,11 @@ pub enum Format {
 #[derive(Debug, Clone, Default)]
 pub struct ExportOptions {
     pub format: Format,
-    /// Write into a non-empty directory, replacing files of the same names.
+    /// Write into a non-empty directory: files of the same names are replaced, and an earlier
+    /// export's files of the same format that this one does not write again are removed
+    /// ([`OutDir::replaces`]; WebDataset: `shard-NNNNN.tar`, HF Parquet:
+    /// `data/train-NNNNN-of-MMMMM.parquet`, and their temporary names). Nothing else is
+    /// removed.
     pub force: bool,
     /// Row group and file sizes of [`Format::HfParquet`].
     pub hf: hf_parquet::HfOptions,
@@ -56,6 +60,9 @@ pub struct ExportReport {
     pub bytes: u64,
     /// Records that could not be exported, with the reason (each names the record).
     pub problems: Vec<String>,
+    /// Files of an earlier export of the same format that this one removed (`--force`), as
+    /// [`OutDir::replaces`] says.
+    pub removed: Vec<String>,
     pub secs: f64,
 }
 
@@ -81,7 +88,9 @@ pub async fn export(ds: &Dataset, to: &Path, opts: &ExportOptions) -> Result<Exp
             Format::WebDataset => webdataset::export(records, &manifest, &mut out),
             Format::HfParquet => hf_parquet::export(records, &mut out, opts.hf),
         };
-        let mut report = exported.inspect_err(|_| out.discard_partials())?;
+        let published = exported.and_then(|report| out.publish().map(|()| report));
+        let mut report = published.inspect_err(|_| out.discard_partials())?;
+        report.removed = std::mem::take(&mut out.removed);
         report.files = out.files;
         report.bytes = out.bytes;
         Ok(report)
@@ -102,143 +111,6 @@ impl Iterator for BlockingRecords {
     type Item = Result<Record>;
     fn next(&mut self) -> Option<Result<Record>> {
         self.rt.block_on(self.stream.next())
-    }
-}
-
-/// The output directory. Every path is relative and checked; every directory created is
-/// checked to resolve inside the root, so neither a hostile id or path (`..`, absolute,
-/// backslashes) nor a symbolic link met on the way can send a write elsewhere.
-pub struct OutDir {
-    root: PathBuf,
-    checked: HashSet<PathBuf>,
-    /// Temporary files not yet renamed or removed: a failed export removes them.
-    partials: HashSet<PathBuf>,
-    pub files: u64,
-    pub bytes: u64,
-}
-
-impl OutDir {
-    pub fn create(root: &Path, force: bool) -> Result<OutDir> {
-        let shown = root.display().to_string();
-        fs::create_dir_all(root).map_err(|e| Error::from(e).in_shard(shown.clone()))?;
-        let root = root
-            .canonicalize()
-            .map_err(|e| Error::from(e).in_shard(shown.clone()))?;
-        let non_empty = fs::read_dir(&root)
-            .map_err(|e| Error::from(e).in_shard(shown.clone()))?
-            .next()
-            .is_some();
-        if non_empty && !force {
-            return Err(Error::invalid(format!(
-                "{shown} is not empty: export into an empty or new directory, or pass --force \
-                 to write into it (files of the same names are replaced)"
-            )));
-        }
-        Ok(OutDir {
-            root,
-            checked: HashSet::new(),
-            partials: HashSet::new(),
-            files: 0,
-            bytes: 0,
-        })
-    }
-
-    /// The absolute path of `rel`, its parent directory created and checked.
-    pub fn prepare(&mut self, rel: &str) -> Result<PathBuf> {
-        check_relative_path(rel).map_err(|e| e.in_shard(self.root.display().to_string()))?;
-        let path = self.root.join(rel);
-        let parent = path.parent().unwrap_or(&self.root).to_path_buf();
-        if !self.checked.contains(&parent) {
-            let shown = parent.display().to_string();
-            // Directory by directory, refusing a symbolic link before anything is created
-            // through it (create_dir_all would make directories wherever a link points).
-            let mut dir = self.root.clone();
-            for part in rel.split('/').take(rel.split('/').count() - 1) {
-                dir.push(part);
-                match fs::symlink_metadata(&dir) {
-                    Ok(m) if m.file_type().is_symlink() => {
-                        return Err(Error::invalid(format!(
-                            "{} is a symbolic link inside the output directory: refused \
-                             (nothing is written through a link)",
-                            dir.display()
-                        )));
-                    }
-                    Ok(_) => {}
-                    Err(_) => {
-                        fs::create_dir(&dir).map_err(|e| Error::from(e).in_shard(shown.clone()))?
-                    }
-                }
-            }
-            let real = parent
-                .canonicalize()
-                .map_err(|e| Error::from(e).in_shard(shown.clone()))?;
-            if !real.starts_with(&self.root) {
-                return Err(Error::invalid(format!(
-                    "{shown} resolves to {} (a symbolic link?), outside the output directory: \
-                     refused",
-                    real.display()
-                )));
-            }
-            self.checked.insert(parent);
-        }
-        Ok(path)
-    }
-
-    /// Writes `rel` atomically.
-    pub fn write(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
-        let path = self.prepare(rel)?;
-        let partial = editshard::atomic::partial_path(&path);
-        let shown = path.display().to_string();
-        let result = (|| {
-            let mut f = editshard::atomic::create_new(&partial)?;
-            f.write_all(bytes)?;
-            f.flush()?;
-            drop(f);
-            fs::rename(&partial, &path)
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&partial);
-            return Err(Error::from(e).in_shard(shown));
-        }
-        self.files += 1;
-        self.bytes += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// The temporary name `path` (from [`Self::prepare`]) is written under, remembered until
-    /// [`Self::commit`] so that a failed export leaves none behind.
-    pub fn partial_of(&mut self, path: &Path) -> PathBuf {
-        let partial = editshard::atomic::partial_path(path);
-        self.partials.insert(partial.clone());
-        partial
-    }
-
-    /// Remembers a temporary file of the exporter's own (removed on failure, or by
-    /// [`Self::forget`] once the exporter removed it).
-    pub fn track(&mut self, temporary: &Path) {
-        self.partials.insert(temporary.to_path_buf());
-    }
-
-    pub fn forget(&mut self, temporary: &Path) {
-        self.partials.remove(temporary);
-    }
-
-    /// Removes every temporary file still there (the export failed).
-    pub fn discard_partials(&mut self) {
-        for p in self.partials.drain() {
-            let _ = fs::remove_file(p);
-        }
-    }
-
-    /// Renames a finished `partial` (from [`Self::partial_of`]) to `path`.
-    pub fn commit(&mut self, partial: &Path, path: &Path) -> Result<()> {
-        let len = fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
-        fs::rename(partial, path)
-            .map_err(|e| Error::from(e).in_shard(path.display().to_string()))?;
-        self.partials.remove(partial);
-        self.files += 1;
-        self.bytes += len;
-        Ok(())
     }
 }
 

@@ -18,6 +18,11 @@
 //! `external/<host>/<path>`. Source files are named after their URL (`sources/<host>/<path>`)
 //! when that is a plain path, else `sources/by-sha256/<hex>.<ext>`. Sources and images shared
 //! by several rows are written once; two different images claiming one path is reported.
+//! Every file is written under a temporary name; when the whole dataset was read, the images
+//! are published, then the JSONL files that name them. Over an earlier export (`--force`) the
+//! three JSONL files are rewritten whole, so none of its rows remain; its images that no new
+//! row names are left where they were (their names follow no pattern of the export's own by
+//! which they could be told from someone else's files, and nothing reads them).
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -45,23 +50,13 @@ pub fn export(
         claimed: HashMap::new(),
         spills: Vec::new(),
     };
-    for s in Subset::ALL {
-        w.spills.push(Spill::create(out, s)?);
-    }
-    let mut report = ExportReport::default();
-    for (seq, record) in records.enumerate() {
-        let record = record?;
-        report.records += 1;
-        if let Err(problem) = w.add(out, &record, seq as u64) {
-            report.problems.push(problem);
-        }
-    }
-    for spill in w.spills {
-        let name = spill.subset.file().to_string();
-        let rows = spill.finish(out)?;
-        report.written.push((name, rows));
-    }
-    Ok(report)
+    let written = w.write(records, out);
+    // Every image was written under its temporary name: published once the whole dataset
+    // was read, before the JSONL files that name them ([`OutDir::publish`], after this).
+    let images = || w.claimed.keys().map(String::as_str);
+    written
+        .and_then(|report| out.publish_written(images()).map(|()| report))
+        .inspect_err(|_| out.discard_written(images()))
 }
 
 struct ReleaseWriter {
@@ -71,6 +66,31 @@ struct ReleaseWriter {
 }
 
 impl ReleaseWriter {
+    /// Writes every record's files and the three JSONL files, all under temporary names.
+    fn write(
+        &mut self,
+        records: impl Iterator<Item = Result<Record>>,
+        out: &mut OutDir,
+    ) -> Result<ExportReport> {
+        for s in Subset::ALL {
+            self.spills.push(Spill::create(out, s)?);
+        }
+        let mut report = ExportReport::default();
+        for (seq, record) in records.enumerate() {
+            let record = record?;
+            report.records += 1;
+            if let Err(problem) = self.add(out, &record, seq as u64) {
+                report.problems.push(problem);
+            }
+        }
+        for spill in std::mem::take(&mut self.spills) {
+            let name = spill.subset.file().to_string();
+            let rows = spill.finish(out)?;
+            report.written.push((name, rows));
+        }
+        Ok(report)
+    }
+
     /// Writes one record's files and spills its row; an `Err` names the record and why it
     /// was left out (nothing of it is written then).
     fn add(
@@ -130,7 +150,8 @@ impl ReleaseWriter {
                 continue;
             }
             let bytes = image_bytes(image, id)?;
-            out.write(&rel, bytes).map_err(|e| format!("{id}: {e}"))?;
+            out.write_unpublished(&rel, bytes)
+                .map_err(|e| format!("{id}: {e}"))?;
             self.claimed.insert(rel, image.sha256);
         }
         row.insert("local_input_image".into(), Value::String(source));
@@ -260,7 +281,7 @@ impl Spill {
         drop(spill);
         let _ = fs::remove_file(&self.path);
         out.forget(&self.path);
-        out.commit(&partial, &path)?;
+        out.finish(partial, path);
         Ok(self.index.len() as u64)
     }
 }

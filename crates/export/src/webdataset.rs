@@ -22,7 +22,9 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 
+use super::out_dir::is_file_number;
 use super::{ExportReport, OutDir, extension};
+use editshard::atomic::PARTIAL_SUFFIX;
 use editshard::error::{Error, Result};
 use editshard::manifest::Manifest;
 use editshard::record::{Kind, Record};
@@ -83,6 +85,7 @@ pub fn export(
     let mut report = ExportReport::default();
     let mut records = records;
     let mut global = 0u64;
+    out.replaces("", is_tar_name)?;
     for (s, shard) in manifest.shards.iter().enumerate() {
         let mut tar = open(out, s)?;
         for _ in 0..shard.records {
@@ -121,6 +124,15 @@ pub fn export(
         ))
         .with_id(extra.id)),
     }
+}
+
+/// A tar as this export names them, `shard-NNNNN.tar`, or its temporary name: an earlier
+/// export's when this one does not write it again.
+fn is_tar_name(name: &str) -> bool {
+    let name = name.strip_suffix(PARTIAL_SUFFIX).unwrap_or(name);
+    name.strip_prefix("shard-")
+        .and_then(|n| n.strip_suffix(".tar"))
+        .is_some_and(is_file_number)
 }
 
 fn open(out: &mut OutDir, s: usize) -> Result<OpenTar> {
@@ -162,7 +174,11 @@ fn close(out: &mut OutDir, tar: OpenTar) -> Result<()> {
     w.flush()
         .map_err(|e| Error::from(e).in_shard(shown.clone()))?;
     drop(w);
-    out.commit(&tar.partial, &tar.path)
+    // Published with the rest once the whole dataset was read: the stream verifies a shard
+    // (its index, trailer and record count) only after its last record, when this tar is
+    // already written.
+    out.finish(tar.partial, tar.path);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -200,5 +216,26 @@ mod tests {
         let names: Vec<String> = members(&r).unwrap().into_iter().map(|m| m.0).collect();
         assert_eq!(names, ["json", "src.jpg", "turn1.png", "turn2.png"]);
         assert_eq!(key(12), "000000012");
+    }
+
+    #[test]
+    fn earlier_tars_are_told_by_their_names() {
+        for own in [
+            "shard-00000.tar",
+            "shard-123456.tar",
+            "shard-00007.tar.partial",
+        ] {
+            assert!(is_tar_name(own), "{own}");
+        }
+        for other in [
+            "shard-0001.tar",
+            "shard-x.tar",
+            "shard-00001.tar.gz",
+            "shard-00001.tar.partial.partial",
+            "my-shard-00001.tar",
+            "notes.txt",
+        ] {
+            assert!(!is_tar_name(other), "{other}");
+        }
     }
 }

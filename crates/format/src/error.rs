@@ -63,6 +63,10 @@ pub struct RemoteError {
     /// What kind of failure this was, as the closest I/O error kind (`NotFound`,
     /// `PermissionDenied`, `TimedOut`, `Other`).
     pub class: io::ErrorKind,
+    /// What to do, when the layer that raised the error knows better than its status tells
+    /// (a refused redirect, the credentials a particular store takes): [`Error::hint`] then
+    /// gives this.
+    pub advice: Option<&'static str>,
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
@@ -253,6 +257,7 @@ impl Error {
                       command again"
                 }
             },
+            ErrorKind::Remote(r) if r.advice.is_some() => r.advice.unwrap_or_default(),
             ErrorKind::Remote(r) => match r.status {
                 Some(404) => {
                     "no such object: check the URL or prefix (a dataset has manifest.json at \

@@ -20,7 +20,7 @@
 //! scores = ["clip", "ssim"]          # numbers, as the output image's scores
 //! optional = ["mask"]                # columns that may be missing (or all-null `null` type)
 //! [session]                          # several rows make one multi-turn record
-//! key = "session_id"                 # rows sharing it (consecutive) ...
+//! key = "session_id"                 # rows sharing it (in any order; at most 64) ...
 //! turn = "turn"                      # ... ordered by it; turn k's source = turn k-1's output
 //! ```
 //!

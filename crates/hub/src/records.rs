@@ -1,33 +1,52 @@
-//! Rows into records: one row per record, or (with a `[session]` mapping) the consecutive
-//! rows sharing a session key as one multi-turn record whose turns follow the turn column.
+//! Rows into records: one row per record, or (with a `[session]` mapping) the rows sharing
+//! a session key, wherever they are ([`crate::sessions`]), as one multi-turn record whose
+//! turns follow the turn column.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::cell::Cell;
 use crate::mapping::Mapping;
 use crate::reader::{Pos, Row};
+use crate::sessions::{MAX_SESSION_TURNS, SessionIndex};
 use editshard::record::{Image, Kind, Provenance, Record, Score, Turn};
 
 /// A row that did not become (part of) a record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowFailure {
+    /// The (first) row.
     pub pos: Pos,
     pub id: Option<String>,
+    /// How many rows from `pos` on the failure stands for (the rest of a row group that
+    /// cannot be read, or that its pages do not hold); 1 for a single row.
+    pub rows: u64,
     /// A short code: `missing-image`, `invalid-image`, `bad-row`, `duplicate-turn`,
-    /// `unreadable-row-group`, `invalid-record`.
+    /// `session-too-long`, `too-large`, `unreadable-row-group`, `missing-rows`,
+    /// `invalid-record`.
     pub reason: String,
     pub detail: String,
 }
 
-/// What the builder hands back.
+/// What the builder hands back. Records and failures carry the ordinal they are handed back
+/// at (the row whose arrival completed them: a session's last row), which only grows: a
+/// conversion resumed from it redoes exactly what came after.
 #[derive(Debug)]
 pub enum Out {
-    /// A record and the position of its first row.
-    Record(Box<Record>, Pos),
-    Failed(RowFailure),
+    Record(Box<Record>, u64),
+    Failed(RowFailure, u64),
     /// Something a person should know that did not stop a row: a session whose turn's source
     /// is not the previous turn's output (it is split there).
     Notice(Pos, String),
+    /// A session whose turns were let go to stay within memory is complete: read its rows
+    /// (ordinals) again and hand them to [`Builder::complete`] with `at`.
+    Reread {
+        key: String,
+        rows: Vec<u64>,
+        at: u64,
+    },
 }
 
 struct Piece {
@@ -39,13 +58,51 @@ struct Piece {
     extras: Map<String, Value>,
 }
 
+impl Piece {
+    /// The piece with its images copied out of the batch they came from (a view would keep
+    /// the whole batch in memory while the session waits for its other rows).
+    fn owned(mut self) -> Piece {
+        let own = |img: &mut Image| {
+            if let Some(d) = &img.data {
+                img.data = Some(Bytes::copy_from_slice(d));
+            }
+        };
+        own(&mut self.source);
+        own(&mut self.turn.output);
+        if let Some(m) = &mut self.turn.mask {
+            own(m);
+        }
+        self
+    }
+
+    fn bytes(&self) -> u64 {
+        let len = |img: &Image| img.data.as_ref().map_or(0, |d| d.len() as u64);
+        len(&self.source) + len(&self.turn.output) + self.turn.mask.as_ref().map_or(0, len)
+    }
+}
+
+/// A session some of whose rows have come.
+#[derive(Default)]
+struct Open {
+    pieces: Vec<Piece>,
+    failures: Vec<RowFailure>,
+    bytes: u64,
+    /// Its turns were let go: it is read again when complete.
+    deferred: bool,
+    last: u64,
+}
+
 pub struct Builder {
     mapping: Mapping,
     /// The columns the mapping names (`Mapping::columns`), taken once: every other column
     /// of a row goes to the record's extras.
     mapped: Vec<String>,
     revision: Option<String>,
-    open: Option<(String, Vec<Piece>)>,
+    /// With a `[session]` mapping: where each session's rows are.
+    index: Option<Arc<SessionIndex>>,
+    open: HashMap<String, Open>,
+    open_bytes: u64,
+    max_open_bytes: u64,
 }
 
 impl Builder {
@@ -55,55 +112,183 @@ impl Builder {
             mapped: mapping.columns().into_iter().map(String::from).collect(),
             mapping,
             revision,
-            open: None,
+            index: None,
+            open: HashMap::new(),
+            open_bytes: 0,
+            max_open_bytes: 0,
         }
     }
 
-    /// The key of the session still open (its rows may go on in the next row group or file).
-    pub fn open_key(&self) -> Option<&str> {
-        self.open.as_ref().map(|(k, _)| k.as_str())
+    /// Sessions as `index` finds them, keeping at most `max_open_bytes` of images of
+    /// sessions still open.
+    pub fn with_sessions(mut self, index: Arc<SessionIndex>, max_open_bytes: u64) -> Builder {
+        self.index = Some(index);
+        self.max_open_bytes = max_open_bytes;
+        self
     }
 
-    pub fn push(&mut self, row: Row, out: &mut Vec<Out>) {
-        let piece = match self.piece(&row) {
-            Ok(p) => p,
-            Err((reason, detail)) => {
-                let id = self.id_of(&row);
-                out.push(Out::Failed(RowFailure {
-                    pos: row.pos,
-                    id,
-                    reason: reason.into(),
-                    detail,
-                }));
+    /// Takes row `ordinal`.
+    pub fn push(&mut self, row: Row, ordinal: u64, out: &mut Vec<Out>) {
+        let Some(index) = self.index.clone() else {
+            match self.piece(&row) {
+                Ok(piece) => {
+                    let id = piece.id_value.clone().unwrap_or_else(|| row_id(&piece.pos));
+                    let record = self.record(id, Kind::Sft, vec![piece], Map::new());
+                    out.push(Out::Record(Box::new(record), ordinal));
+                }
+                Err(e) => out.push(Out::Failed(self.failure(&row, e), ordinal)),
+            }
+            return;
+        };
+        let key = match self.id_of(&row) {
+            Some(k) if !k.is_empty() => k,
+            // The piece's error names the empty key.
+            _ => {
+                let e = self.piece(&row).err().unwrap_or(("bad-row", String::new()));
+                out.push(Out::Failed(self.failure(&row, e), ordinal));
                 return;
             }
         };
-        if self.mapping.session.is_none() {
-            let id = piece.id_value.clone().unwrap_or_else(|| row_id(&piece.pos));
-            let pos = piece.pos.clone();
-            out.push(Out::Record(
-                Box::new(self.record(id, Kind::Sft, vec![piece], Map::new())),
-                pos,
+        if index.too_long(&key) {
+            let detail = format!(
+                "session {key:?} has more than {MAX_SESSION_TURNS} rows (turns); a session \
+                 is one record, and at most {MAX_SESSION_TURNS} turns are put in one"
+            );
+            out.push(Out::Failed(
+                self.failure(&row, ("session-too-long", detail)),
+                ordinal,
             ));
             return;
         }
-        let key = piece.id_value.clone().unwrap_or_default();
-        match &mut self.open {
-            Some((k, pieces)) if *k == key => pieces.push(piece),
-            _ => {
-                self.flush(out);
-                self.open = Some((key, vec![piece]));
+        let last = index.span(&key).map_or(ordinal, |s| s.last);
+        let mut open = self.open.remove(&key).unwrap_or(Open {
+            last,
+            ..Open::default()
+        });
+        if !open.deferred {
+            match self.piece(&row) {
+                Ok(p) if ordinal >= last && open.pieces.is_empty() => open.pieces.push(p),
+                Ok(p) => {
+                    let p = p.owned();
+                    open.bytes += p.bytes();
+                    self.open_bytes += p.bytes();
+                    open.pieces.push(p);
+                }
+                Err(e) => open.failures.push(self.failure(&row, e)),
+            }
+        }
+        if ordinal >= last {
+            self.close(key, open, ordinal, out);
+        } else {
+            self.open.insert(key, open);
+            self.shed();
+        }
+    }
+
+    /// Completes the sessions whose last row came before `ordinal` without reaching the
+    /// builder (it could not be read).
+    pub fn passed(&mut self, ordinal: u64, out: &mut Vec<Out>) {
+        let mut done: Vec<(u64, String)> = self
+            .open
+            .iter()
+            .filter(|(_, o)| o.last < ordinal)
+            .map(|(k, o)| (o.last, k.clone()))
+            .collect();
+        done.sort();
+        for (last, key) in done {
+            if let Some(o) = self.open.remove(&key) {
+                self.close(key, o, last, out);
             }
         }
     }
 
-    /// Ends the open session, if any (a new key came, or the input ended).
-    pub fn flush(&mut self, out: &mut Vec<Out>) {
-        let Some((key, mut pieces)) = self.open.take() else {
+    /// Completes every session still open: those whose last row lies at or past `end` (rows
+    /// this run does not read in order: beyond its part) are read again whole.
+    pub fn finish(&mut self, end: u64, out: &mut Vec<Out>) {
+        let mut rest: Vec<(u64, String)> =
+            self.open.iter().map(|(k, o)| (o.last, k.clone())).collect();
+        rest.sort();
+        for (last, key) in rest {
+            let Some(mut o) = self.open.remove(&key) else {
+                continue;
+            };
+            if last >= end && !o.deferred {
+                self.open_bytes -= o.bytes;
+                o = Open {
+                    deferred: true,
+                    last,
+                    ..Open::default()
+                };
+            }
+            self.close(key, o, last, out);
+        }
+    }
+
+    /// Puts together a session read again ([`Out::Reread`]): `rows` are those of its rows
+    /// that could be read, in order.
+    pub fn complete(&mut self, key: String, rows: Vec<Row>, at: u64, out: &mut Vec<Out>) {
+        let mut open = Open::default();
+        for row in rows {
+            match self.piece(&row) {
+                Ok(p) => open.pieces.push(p),
+                Err(e) => open.failures.push(self.failure(&row, e)),
+            }
+        }
+        self.assemble(key, open, at, out);
+    }
+
+    fn close(&mut self, key: String, open: Open, at: u64, out: &mut Vec<Out>) {
+        self.open_bytes -= open.bytes;
+        if open.deferred {
+            let rows = self
+                .index
+                .as_ref()
+                .map_or_else(Vec::new, |ix| ix.rows(&key).to_vec());
+            out.push(Out::Reread { key, rows, at });
+        } else {
+            self.assemble(key, open, at, out);
+        }
+    }
+
+    /// Over the budget for open sessions: the largest lets go of its turns.
+    fn shed(&mut self) {
+        while self.open_bytes > self.max_open_bytes {
+            let Some(largest) = self
+                .open
+                .values_mut()
+                .filter(|o| !o.deferred)
+                .max_by_key(|o| o.bytes)
+            else {
+                return;
+            };
+            self.open_bytes -= largest.bytes;
+            largest.bytes = 0;
+            largest.deferred = true;
+            largest.pieces = Vec::new();
+            largest.failures = Vec::new();
+        }
+    }
+
+    fn failure(&self, row: &Row, (reason, detail): (&'static str, String)) -> RowFailure {
+        RowFailure {
+            pos: row.pos.clone(),
+            id: self.id_of(row),
+            rows: 1,
+            reason: reason.into(),
+            detail,
+        }
+    }
+
+    /// The session's records (split where a turn's source is not the previous output) and
+    /// its rows' failures, handed back at `at`.
+    fn assemble(&mut self, key: String, open: Open, at: u64, out: &mut Vec<Out>) {
+        out.extend(open.failures.into_iter().map(|f| Out::Failed(f, at)));
+        let mut pieces = open.pieces;
+        if pieces.is_empty() {
             return;
-        };
+        }
         let session = self.mapping.session.clone().expect("sessions only");
-        pieces.sort_by_key(|p| p.order);
+        pieces.sort_by(|a, b| (a.order, &a.pos).cmp(&(b.order, &b.pos)));
         let mut runs: Vec<Vec<Piece>> = Vec::new();
         for p in pieces {
             let Some(run) = runs.last_mut() else {
@@ -112,15 +297,20 @@ impl Builder {
             };
             let last = run.last().expect("runs are never empty");
             if last.order == p.order {
-                out.push(Out::Failed(RowFailure {
-                    id: Some(key.clone()),
-                    detail: format!(
-                        "session {key:?} has two rows with {} = {} (the first, row {}, is kept)",
-                        session.turn, p.order, last.pos.row
-                    ),
-                    pos: p.pos,
-                    reason: "duplicate-turn".into(),
-                }));
+                out.push(Out::Failed(
+                    RowFailure {
+                        id: Some(key.clone()),
+                        rows: 1,
+                        detail: format!(
+                            "session {key:?} has two rows with {} = {} (the first, row {} of \
+                             {}, is kept)",
+                            session.turn, p.order, last.pos.row, last.pos.file
+                        ),
+                        pos: p.pos,
+                        reason: "duplicate-turn".into(),
+                    },
+                    at,
+                ));
             } else if last.turn.output.sha256 != p.source.sha256 {
                 out.push(Out::Notice(
                     p.pos.clone(),
@@ -146,11 +336,8 @@ impl Builder {
                 session.turn.clone(),
                 Value::Array(run.iter().map(|p| Value::from(p.order)).collect()),
             );
-            let pos = run[0].pos.clone();
-            out.push(Out::Record(
-                Box::new(self.record(id, Kind::MultiTurn, run, extras)),
-                pos,
-            ));
+            let record = self.record(id, Kind::MultiTurn, run, extras);
+            out.push(Out::Record(Box::new(record), at));
         }
     }
 

@@ -1,12 +1,54 @@
 //! One image of one record, fetched alone: the shard index (cached footer) gives its byte
 //! range, so this is one ranged read, CRC-checked, with no metadata read.
 
+use std::ops::Range;
+use std::sync::Arc;
+
 use bytes::Bytes;
-use editshard::read::Dataset;
+use editshard::read::{Dataset, LoadedShard};
 use editshard::{Error, Result};
 
-/// Image `k` (canonical order, 0 is the source) of global record `index`.
-pub async fn image_bytes(ds: &Dataset, index: u64, k: usize) -> Result<Bytes> {
+/// Image `k` of a record, located through its shard's index (nothing fetched yet).
+pub struct Located {
+    shard: Arc<LoadedShard>,
+    local: usize,
+    k: usize,
+    range: Range<u64>,
+}
+
+impl Located {
+    /// The image's stored length, from the index (what fetching it holds in memory).
+    pub fn len(&self) -> u64 {
+        self.range.end - self.range.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// One ranged read of the image, CRC-checked.
+    pub async fn fetch(&self, ds: &Dataset) -> Result<Bytes> {
+        let (shard, local) = (&self.shard, self.local);
+        let start = self.range.start;
+        let bytes = ds
+            .location()
+            .get_range(shard.path(), self.range.clone())
+            .await
+            .map_err(|e| e.at_record(local as u64))?;
+        shard
+            .view()
+            .check_image(local, self.k, &bytes)
+            .map_err(|e| {
+                e.in_shard(shard.name())
+                    .at_record(local as u64)
+                    .at_offset(start)
+            })?;
+        Ok(bytes)
+    }
+}
+
+/// Image `k` (canonical order, 0 is the source) of global record `index`, located.
+pub async fn locate(ds: &Dataset, index: u64, k: usize) -> Result<Located> {
     let (s, local) = ds.locate(index).ok_or_else(|| {
         Error::invalid(format!(
             "record #{index} does not exist: the dataset has {} records",
@@ -15,18 +57,17 @@ pub async fn image_bytes(ds: &Dataset, index: u64, k: usize) -> Result<Bytes> {
     })?;
     let shard = ds.shard(s).await?;
     let range = shard.view().image_range(local, k)?;
-    let start = range.start;
-    let bytes = ds
-        .location()
-        .get_range(shard.path(), range)
-        .await
-        .map_err(|e| e.at_record(local as u64))?;
-    shard.view().check_image(local, k, &bytes).map_err(|e| {
-        e.in_shard(shard.name())
-            .at_record(local as u64)
-            .at_offset(start)
-    })?;
-    Ok(bytes)
+    Ok(Located {
+        shard,
+        local,
+        k,
+        range,
+    })
+}
+
+/// Image `k` of global record `index`: one ranged read, CRC-checked.
+pub async fn image_bytes(ds: &Dataset, index: u64, k: usize) -> Result<Bytes> {
+    locate(ds, index, k).await?.fetch(ds).await
 }
 
 /// The media type to serve image bytes with: sniffed from the bytes (never the dataset's own

@@ -4,19 +4,24 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`server`], [`app`] | the axum routes and security headers; the state they share |
+//! | [`hosts`] | the `Host` names the app answers to (DNS rebinding) |
 //! | [`gallery`], [`cards`], [`pick`], [`query`] | the paged, filtered grid and its URL |
 //! | [`record_page`] | one record: every field, full images, downloads |
 //! | [`stats`], [`svg`] | counts and distributions, charts as inline SVG |
 //! | [`thumbs`], [`images`] | one image by ranged read; thumbnails and their cache |
+//! | [`budget`] | the memory image requests may hold at once, shared by all of them |
 //! | [`report`] | the self-contained static HTML report |
 //! | [`html`] | escaping and the page frame |
 //!
-//! The app is read-only, binds to loopback unless told otherwise, escapes every string from
-//! the dataset and sends a Content-Security-Policy that allows no script at all.
+//! The app is read-only, binds to loopback unless told otherwise, answers only requests for
+//! the host names it was started under, escapes every string from the dataset and sends a
+//! Content-Security-Policy that allows no script at all.
 
 pub mod app;
+pub mod budget;
 pub mod cards;
 pub mod gallery;
+pub mod hosts;
 pub mod html;
 pub mod images;
 pub mod pick;
@@ -33,7 +38,7 @@ use std::sync::Arc;
 
 use editshard::read::Dataset;
 
-pub use app::App;
+pub use app::{App, ViewOptions};
 pub use report::{ReportOptions, report_html};
 pub use server::router;
 
@@ -44,14 +49,25 @@ pub struct Viewer {
 }
 
 impl Viewer {
-    /// Binds `addr` (port 0 picks a free one).
+    /// Binds `addr` (port 0 picks a free one), with the default options.
     pub async fn bind(ds: Dataset, name: &str, addr: SocketAddr) -> editshard::Result<Viewer> {
+        Viewer::bind_with(ds, name, addr, &ViewOptions::default()).await
+    }
+
+    /// Binds `addr` (port 0 picks a free one). The app answers to the loopback names, the
+    /// bound address and `options.allow_hosts`.
+    pub async fn bind_with(
+        ds: Dataset,
+        name: &str,
+        addr: SocketAddr,
+        options: &ViewOptions,
+    ) -> editshard::Result<Viewer> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| editshard::Error::from(e).in_shard(format!("listening on {addr}")))?;
         Ok(Viewer {
             listener,
-            app: App::new(ds, name),
+            app: App::with_options(ds, name, addr.ip(), options),
         })
     }
 

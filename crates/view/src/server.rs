@@ -9,16 +9,19 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use editshard::Error;
 use editshard::read::Images;
+use futures_util::StreamExt;
 
-use crate::app::App;
+use crate::app::{App, ImageFailure, ThumbError};
+use crate::budget::Held;
 use crate::html::{Nav, esc, page};
-use crate::images::{download_name, image_bytes, served_media_type};
+use crate::images::{download_name, served_media_type};
 use crate::query::Selection;
 use crate::stats::{DEFAULT_SAMPLE, DEFAULT_SEED, MAX_SAMPLE, stats_html};
 
@@ -40,8 +43,46 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/stats", get(stats))
         .route("/static/{name}", get(static_file))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            check_host,
+        ))
         .layer(axum::middleware::map_response(secure_headers))
         .with_state(app)
+}
+
+/// Refuses a request for a host name the app was not started under (a page on another site
+/// reaching 127.0.0.1 through DNS rebinding carries its own name): see [`crate::hosts`]. A
+/// request without a `Host` (no browser sends one) is served.
+async fn check_host(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let from_uri = req.uri().authority().map(|a| a.host().to_string());
+    let from_header = req
+        .headers()
+        .get_all(header::HOST)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if let Some(bad) = from_uri
+        .into_iter()
+        .chain(from_header)
+        .find(|h| !app.hosts.allows(h))
+    {
+        log::debug!("refused a request for host {bad:?}");
+        let body = format!(
+            "<h1>403</h1><p class=\"error\">This server answers to {} only; this request was \
+             for {}.</p><p class=\"hint\">A web page of another site may be trying to read \
+             this dataset through your browser (DNS rebinding). If you reach the server by \
+             this name on purpose, start it with <code>editshard view --allow-host {}</code>.\
+             </p>",
+            esc(&app.hosts.describe()),
+            esc(&bad),
+            esc(&crate::hosts::host_of(&bad).unwrap_or_else(|| "NAME".to_string())),
+        );
+        return html(
+            StatusCode::FORBIDDEN,
+            page("Forbidden", &app.name, Nav::Record, &body),
+        );
+    }
+    next.run(req).await
 }
 
 async fn secure_headers(mut res: Response) -> Response {
@@ -147,10 +188,10 @@ async fn image(
     Path((index, k)): Path<(u64, usize)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    match image_bytes(&app.ds, index, k).await {
-        Ok(bytes) => {
+    match app.image(index, k).await {
+        Ok((bytes, held)) => {
             let media_type = served_media_type(&bytes);
-            let mut res = Response::new(Body::from(bytes));
+            let mut res = Response::new(held_body(bytes, held));
             let h = res.headers_mut();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
             h.insert(
@@ -168,8 +209,46 @@ async fn image(
             }
             res
         }
-        Err(e) => error_page(&app, status_of(&e), &e),
+        Err(ImageFailure::Dataset(e)) => error_page(&app, status_of(&e), &e),
+        Err(ImageFailure::Refused(ThumbError::Busy(msg))) => busy(html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            page("Busy", &app.name, Nav::Record, &message_body(503, &msg)),
+        )),
+        Err(ImageFailure::Refused(ThumbError::Failed(msg))) => html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page("Error", &app.name, Nav::Record, &message_body(422, &msg)),
+        ),
     }
+}
+
+/// Image bytes as a response body that keeps their share of the image memory held until the
+/// body is dropped (sent, or the client gone). Sent in slices of one allocation, so that the
+/// last slice leaves the server about when the memory is given back.
+fn held_body(bytes: bytes::Bytes, held: Held) -> Body {
+    const SLICE: usize = 256 << 10;
+    let slices: Vec<bytes::Bytes> = (0..bytes.len())
+        .step_by(SLICE)
+        .map(|at| bytes.slice(at..(at + SLICE).min(bytes.len())))
+        .collect();
+    drop(bytes);
+    let stream = futures_util::stream::iter(slices).map(move |slice| {
+        let _ = &held;
+        Ok::<_, std::convert::Infallible>(slice)
+    });
+    Body::from_stream(stream)
+}
+
+/// A 503 with `Retry-After`.
+fn busy(mut res: Response) -> Response {
+    res.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(crate::budget::RETRY_AFTER_SECS),
+    );
+    res
+}
+
+fn message_body(status: u16, msg: &str) -> String {
+    format!("<h1>{status}</h1><p class=\"error\">{}</p>", esc(msg))
 }
 
 async fn thumb(State(app): State<Arc<App>>, Path((index, k)): Path<(u64, usize)>) -> Response {
@@ -183,7 +262,15 @@ async fn thumb(State(app): State<Arc<App>>, Path((index, k)): Path<(u64, usize)>
         )
             .into_response(),
         // An image (so the card shows it in place) that says what went wrong.
-        Err(msg) => (
+        Err(ThumbError::Busy(msg)) => busy(
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "image/svg+xml")],
+                error_svg(&msg),
+            )
+                .into_response(),
+        ),
+        Err(ThumbError::Failed(msg)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             [(header::CONTENT_TYPE, "image/svg+xml")],
             error_svg(&msg),

@@ -25,8 +25,43 @@ pub fn thumb_size(width: u32, height: u32) -> (u32, u32) {
     (scale(width), scale(height))
 }
 
-/// Decodes `bytes` and encodes a JPEG thumbnail; the error says why it could not.
-pub fn make_thumb(bytes: &[u8]) -> Result<Bytes, String> {
+/// Reads the header of `bytes` (nothing is decoded) and estimates the memory decoding it into
+/// a thumbnail takes beyond [`input_memory`] ([`decode_memory`]).
+pub fn probe(bytes: &[u8]) -> Result<u64, String> {
+    use image::ImageDecoder;
+    let reader = reader(bytes)?;
+    let format = reader.format();
+    let decoder = reader
+        .into_decoder()
+        .map_err(|e| format!("cannot decode the image: {e}"))?;
+    Ok(decode_memory(format, decoder.total_bytes()))
+}
+
+/// What an image of `stored` bytes takes before it is decoded: its bytes, and the copy a
+/// decoder may make of them (the JPEG decoder reads its input whole, even to read the header).
+pub fn input_memory(stored: u64) -> u64 {
+    stored.saturating_mul(2)
+}
+
+/// What decoding an image into `pixels` bytes takes beyond its input: the pixels, the
+/// decoder's working planes (JPEG and WebP decode through per-component or YUV planes, up to
+/// as large as the image again; PNG decodes row by row into the pixels) and the thumbnail's
+/// buffers.
+pub fn decode_memory(format: Option<image::ImageFormat>, pixels: u64) -> u64 {
+    let planes = match format {
+        Some(image::ImageFormat::Png) => 0,
+        _ => pixels,
+    };
+    pixels
+        .saturating_add(planes)
+        .saturating_add(THUMB_WORK_BYTES)
+}
+
+/// The thumbnail's buffers and the encoder's: a 256 px square in RGB, a few times.
+const THUMB_WORK_BYTES: u64 = 1 << 20;
+
+/// A reader of `bytes` with the decoder limits set.
+fn reader(bytes: &[u8]) -> Result<image::ImageReader<Cursor<&[u8]>>, String> {
     let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| format!("cannot read the image: {e}"))?;
@@ -35,9 +70,19 @@ pub fn make_thumb(bytes: &[u8]) -> Result<Bytes, String> {
     limits.max_image_height = Some(MAX_DECODE_SIDE);
     limits.max_alloc = Some(MAX_DECODE_ALLOC);
     reader.limits(limits);
-    let img = reader
+    Ok(reader)
+}
+
+/// Decodes `bytes` and encodes a JPEG thumbnail; the error says why it could not. (The server
+/// reserves the memory [`probe`] estimates first.)
+pub fn make_thumb(bytes: &[u8]) -> Result<Bytes, String> {
+    let img = reader(bytes)?
         .decode()
         .map_err(|e| format!("cannot decode the image: {e}"))?;
+    encode_thumb(&img)
+}
+
+fn encode_thumb(img: &image::DynamicImage) -> Result<Bytes, String> {
     let small = img.thumbnail(THUMB_SIDE, THUMB_SIDE).to_rgb8();
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 82)

@@ -8,6 +8,8 @@
 
 #[path = "view/browser.rs"]
 mod browser;
+#[path = "view/hardening.rs"]
+mod hardening;
 #[path = "view/http_local.rs"]
 mod http_local;
 #[path = "view/http_remote.rs"]

@@ -39,6 +39,9 @@ pub struct HubOptions {
     /// The minor format version to write (`--format-version 1.N`).
     pub format_minor: u16,
     pub batch_memory: u64,
+    /// The largest cell (image) read (`--max-image-size`): a page or row over it is refused
+    /// before it is decoded.
+    pub max_image_bytes: u64,
     pub part: Option<(u32, u32)>,
     /// Convert only the rows listed in the finished dataset's `failures.jsonl` (rows that
     /// failed on a network error, say), into `retry-N/` shards.
@@ -97,7 +100,10 @@ async fn convert_locked(
     };
     let mut session = session;
     let next_row = session.next_row();
-    let budget = opts.batch_memory;
+    let limits = editshard_hub::reader::ReadLimits {
+        batch_bytes: opts.batch_memory,
+        max_cell: opts.max_image_bytes,
+    };
     let mapping = opts.mapping.clone();
     let revision = opts.revision.clone();
     let format_minor = opts.format_minor;
@@ -120,7 +126,7 @@ async fn convert_locked(
             &mapping,
             revision,
             next_row,
-            budget,
+            limits,
             only.as_ref(),
             &mut sink,
         )?;
@@ -151,7 +157,7 @@ async fn convert_locked(
         bytes: manifest.bytes,
         files,
         rows: counts.rows,
-        failed: published.failures.len() as u64,
+        failed: failures::rows_of(&published.failures),
         session_splits: counts.session_splits,
         resumed_at_row: published.resumed_at,
         wall_secs: started.elapsed().as_secs_f64(),
@@ -229,7 +235,7 @@ async fn prepare(opts: &HubOptions, target: &Target, storage: &StorageOptions) -
     })
     .await
     .map_err(|e| Error::bug(format!("reading the footers failed: {e}")))??;
-    let plan = walk::Plan::new(opened, opts.part);
+    let plan = walk::Plan::new(opened, opts.part)?;
     let settings = ShardSettings {
         shard_size: opts.shard_size,
         format_minor: opts.format_minor,

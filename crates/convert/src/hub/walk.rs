@@ -1,20 +1,30 @@
 //! The order a Parquet conversion reads rows in, and what a part reads: the row groups of all
 //! files in natural file order, each row numbered across them (its ordinal).
+//!
+//! With a `[session]` mapping, a first pass reads the session key column of every row group
+//! (editshard-hub's `sessions`): a session is then put together at its last row, wherever
+//! its rows are. A session belongs to the part its first row is in; its rows in later parts'
+//! row groups are read again by position when the part ends. Records and failures come out
+//! with the ordinal of the row that completed them, which only grows: a resumed run starts
+//! again at the first row of any session not finished before its saved ordinal, and skips
+//! what was finished.
 
 use std::collections::HashSet;
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
+use std::sync::Arc;
 
 use editshard_hub::Mapping;
 use editshard_hub::cell::Cell;
-use editshard_hub::reader::{ParquetFile, Pos, Row};
+use editshard_hub::reader::{Delivery, ParquetFile, Pos, ReadLimits, Row};
 use editshard_hub::records::{Builder, Out, RowFailure};
+use editshard_hub::sessions::SessionIndex;
 
 use crate::failures::Failure;
 use editshard::error::{Error, Result};
 use editshard::record::Record;
 
-/// What the walk hands the writer: a record with the ordinal of its first row, or a row that
-/// failed with its ordinal.
+/// What the walk hands the writer: a record, or a row that failed, with the ordinal of the
+/// row that completed it (a record's own first row, or a session's last).
 pub enum Event {
     Record(Box<Record>, u64),
     Failed(Failure, u64),
@@ -38,11 +48,22 @@ pub struct Plan {
     file_starts: Vec<u64>,
     units: Vec<Unit>,
     /// The units of this part: `units[range]`.
-    range: std::ops::Range<usize>,
+    range: Range<usize>,
+}
+
+/// What a run needs to decide about each row.
+struct RunState<'a> {
+    mapping: &'a Mapping,
+    next_row: u64,
+    /// `--retry-failed`: only these rows (one record a row: no session key).
+    only: Option<&'a HashSet<u64>>,
+    part: Range<u64>,
+    index: Option<Arc<SessionIndex>>,
+    limits: ReadLimits,
 }
 
 impl Plan {
-    pub fn new(files: Vec<ParquetFile>, part: Option<(u32, u32)>) -> Plan {
+    pub fn new(files: Vec<ParquetFile>, part: Option<(u32, u32)>) -> Result<Plan> {
         let mut units = Vec::new();
         let mut file_starts = Vec::new();
         let mut n = 0u64;
@@ -56,7 +77,12 @@ impl Plan {
                     first: n,
                     rows,
                 });
-                n += rows;
+                n = n.checked_add(rows).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "{}: the files' footers list more than 2^64 rows in all",
+                        f.rel
+                    ))
+                })?;
             }
         }
         let u = units.len();
@@ -64,20 +90,35 @@ impl Plan {
             Some((i, p)) => (i as usize * u / p as usize)..((i as usize + 1) * u / p as usize),
             None => 0..u,
         };
-        Plan {
+        Ok(Plan {
             files,
             file_starts,
             units,
             range,
-        }
+        })
     }
 
     /// The ordinal of this part's first row.
     pub fn start_row(&self) -> u64 {
-        self.units.get(self.range.start).map_or_else(
-            || self.units.last().map_or(0, |u| u.first + u.rows),
-            |u| u.first,
-        )
+        self.units
+            .get(self.range.start)
+            .map_or_else(|| self.end_row(), |u| u.first)
+    }
+
+    /// The ordinal after this part's last row.
+    fn end_row(&self) -> u64 {
+        match self
+            .range
+            .end
+            .checked_sub(1)
+            .and_then(|u| self.units.get(u))
+        {
+            Some(u) if !self.range.is_empty() => u.first + u.rows,
+            _ => self.units.get(self.range.start).map_or_else(
+                || self.units.last().map_or(0, |u| u.first + u.rows),
+                |u| u.first,
+            ),
+        }
     }
 
     fn ordinal(&self, pos: &Pos) -> u64 {
@@ -91,42 +132,66 @@ impl Plan {
         mapping: &Mapping,
         revision: Option<String>,
         next_row: u64,
-        budget: u64,
+        limits: ReadLimits,
         only: Option<&HashSet<u64>>,
         sink: &mut dyn FnMut(Event) -> Result<()>,
     ) -> Result<Counts> {
         let mut builder = Builder::new(mapping.clone(), revision);
-        let key_col = mapping.session.as_ref().map(|s| s.key.clone());
-        let key_of = |row: &Row| {
-            key_col
-                .as_ref()
-                .and_then(|k| row.get(k))
-                .and_then(Cell::as_key)
+        let index = match &mapping.session {
+            Some(s) => {
+                let ix = Arc::new(self.key_pass(&s.key, limits));
+                builder = builder.with_sessions(ix.clone(), limits.batch_bytes);
+                Some(ix)
+            }
+            None => None,
         };
+        let run = RunState {
+            mapping,
+            next_row,
+            only,
+            part: self.start_row()..self.end_row(),
+            index,
+            limits,
+        };
+        // Earlier rows of sessions not finished before `next_row` are read again.
+        let restart = run.index.as_ref().map_or(next_row, |ix| {
+            ix.spans()
+                .filter(|(k, s)| {
+                    run.part.contains(&s.first) && s.last >= next_row && !ix.too_long(k)
+                })
+                .map(|(_, s)| s.first)
+                .fold(next_row, u64::min)
+        });
         let mut counts = Counts::default();
-        // A session that started in the previous part is that part's: skip its rows.
-        let mut skip_key = match &key_col {
-            Some(k) if next_row == self.start_row() => self.last_key_before(self.range.start, k),
-            _ => None,
-        };
         let mut outs = Vec::new();
         for u in self.range.clone() {
             let unit = &self.units[u];
-            if unit.first + unit.rows <= next_row {
+            if unit.first + unit.rows <= restart {
                 continue;
             }
-            let skip = next_row.saturating_sub(unit.first);
+            let skip = restart.saturating_sub(unit.first);
             let file = &self.files[unit.file];
-            let read = file.read_row_group(unit.rg, skip, budget, |row| {
-                if skip_key.is_some() {
-                    if key_of(&row) == skip_key {
-                        return Ok(ControlFlow::Continue(()));
-                    }
-                    skip_key = None;
+            let read = file.read_row_group(unit.rg, skip, limits, |d| {
+                let pos = match &d {
+                    Delivery::Row(r) => &r.pos,
+                    Delivery::Refused(pos, _) => pos,
+                };
+                let ordinal = self.ordinal(pos);
+                let row = match &d {
+                    Delivery::Row(r) => Some(r),
+                    Delivery::Refused(..) => None,
+                };
+                if !run.wants(ordinal, row) {
+                    return Ok(ControlFlow::Continue(()));
                 }
                 counts.rows += 1;
-                builder.push(row, &mut outs);
-                self.drain(mapping, &mut outs, &mut counts, only, sink)?;
+                match d {
+                    Delivery::Row(row) => builder.push(row, ordinal, &mut outs),
+                    Delivery::Refused(pos, detail) => {
+                        outs.push(Out::Failed(refused(pos, detail), ordinal));
+                    }
+                }
+                self.drain(&run, &mut builder, &mut outs, &mut counts, sink)?;
                 Ok(ControlFlow::Continue(()))
             });
             match read {
@@ -135,96 +200,158 @@ impl Plan {
                     let _: ControlFlow<()> = r?;
                 }
                 Err(e) => {
-                    for r in skip + e.delivered..unit.rows {
+                    // The rows from there to the end of the row group, as one failure.
+                    let first = skip + e.delivered;
+                    if first < unit.rows && unit.first + first >= next_row {
                         let pos = Pos {
                             file_index: unit.file,
                             file: file.rel.clone(),
                             row_group: unit.rg as u64,
-                            row: file.first_row(unit.rg) + r,
+                            row: file.first_row(unit.rg) + first,
+                        };
+                        let (reason, detail) = if e.missing {
+                            ("missing-rows", format!("{}: {}", file.rel, e.reason))
+                        } else {
+                            (
+                                "unreadable-row-group",
+                                format!(
+                                    "row group {} of {} cannot be read: {}",
+                                    unit.rg, file.rel, e.reason
+                                ),
+                            )
                         };
                         let f = RowFailure {
                             pos,
                             id: None,
-                            reason: "unreadable-row-group".into(),
-                            detail: format!(
-                                "row group {} of {} cannot be read: {}",
-                                unit.rg, file.rel, e.reason
-                            ),
+                            rows: unit.rows - first,
+                            reason: reason.into(),
+                            detail,
                         };
-                        outs.push(Out::Failed(f));
+                        outs.push(Out::Failed(f, unit.first + first));
                     }
-                    self.drain(mapping, &mut outs, &mut counts, only, sink)?;
                 }
             }
+            // Sessions whose last row was in rows that could not be read end here.
+            builder.passed(unit.first + unit.rows, &mut outs);
+            self.drain(&run, &mut builder, &mut outs, &mut counts, sink)?;
         }
-        // A session still open at the end of the part goes on into the next part's rows.
-        'more: for u in self.range.end..self.units.len() {
-            let Some(open) = builder.open_key().map(str::to_string) else {
-                break;
-            };
-            let unit = &self.units[u];
-            let file = &self.files[unit.file];
-            let read = file.read_row_group(unit.rg, 0, budget, |row| {
-                if key_of(&row).as_deref() != Some(open.as_str()) {
-                    return Ok(ControlFlow::Break(()));
-                }
-                counts.rows += 1;
-                builder.push(row, &mut outs);
-                self.drain(mapping, &mut outs, &mut counts, only, sink)?;
-                Ok(ControlFlow::Continue(()))
-            });
-            match read {
-                Ok(Ok(ControlFlow::Continue(()))) => {}
-                Ok(Ok(ControlFlow::Break(()))) => break 'more,
-                Ok(Err(e)) => return Err(e),
-                // The next part reports the row group.
-                Err(_) => break 'more,
-            }
-        }
-        builder.flush(&mut outs);
-        self.drain(mapping, &mut outs, &mut counts, only, sink)?;
+        builder.finish(run.part.end, &mut outs);
+        self.drain(&run, &mut builder, &mut outs, &mut counts, sink)?;
         Ok(counts)
     }
 
-    /// The session key of the last row before unit `u` (`None` at the start, or when it
-    /// cannot be read: the previous part then reports that row group).
-    fn last_key_before(&self, u: usize, key: &str) -> Option<String> {
-        let unit = self.units[..u].iter().rev().find(|x| x.rows > 0)?;
-        let file = &self.files[unit.file];
-        file.cell_at(unit.rg, unit.rows - 1, key).ok()?.as_key()
+    /// The first pass of a session mapping: the key of every row of the dataset, read from
+    /// the key column alone. Rows whose key cannot be read are left out (the converting
+    /// pass reports them).
+    fn key_pass(&self, key: &str, limits: ReadLimits) -> SessionIndex {
+        let mut ix = SessionIndex::default();
+        for unit in &self.units {
+            let file = &self.files[unit.file];
+            let _ = file.read_column(unit.rg, key, limits, |d| {
+                if let Delivery::Row(r) = d
+                    && let Some(k) = r.cells.first().and_then(|(_, c)| c.as_key())
+                    && !k.is_empty()
+                {
+                    ix.add(k, self.ordinal(&r.pos));
+                }
+                Ok(ControlFlow::Continue(()))
+            });
+        }
+        log::info!("{} sessions in {} files", ix.len(), self.files.len());
+        ix
+    }
+
+    /// The rows at `ordinals` (increasing), those that can be read.
+    fn reread(&self, ordinals: &[u64], limits: ReadLimits) -> Vec<Row> {
+        let mut rows = Vec::new();
+        let mut i = 0;
+        while i < ordinals.len() {
+            let o = ordinals[i];
+            let u = self.units.partition_point(|u| u.first + u.rows <= o);
+            let Some(unit) = self.units.get(u) else { break };
+            let mut local = Vec::new();
+            while i < ordinals.len() && ordinals[i] < unit.first + unit.rows {
+                local.push(ordinals[i] - unit.first);
+                i += 1;
+            }
+            let file = &self.files[unit.file];
+            let _ = file.read_rows(unit.rg, &local, limits, |d| {
+                if let Delivery::Row(r) = d {
+                    rows.push(r);
+                }
+                Ok(ControlFlow::Continue(()))
+            });
+        }
+        rows
     }
 
     fn drain(
         &self,
-        mapping: &Mapping,
+        run: &RunState,
+        builder: &mut Builder,
         outs: &mut Vec<Out>,
         counts: &mut Counts,
-        only: Option<&HashSet<u64>>,
         sink: &mut dyn FnMut(Event) -> Result<()>,
     ) -> Result<()> {
-        // `--retry-failed`: only the listed rows (one record a row: no session key).
-        let wanted = |ordinal: u64| only.is_none_or(|o| o.contains(&ordinal));
-        for out in outs.drain(..) {
-            match out {
-                Out::Record(r, pos) => {
-                    let ordinal = self.ordinal(&pos);
-                    if wanted(ordinal) {
-                        sink(Event::Record(r, ordinal))?
+        while !outs.is_empty() {
+            for out in std::mem::take(outs) {
+                match out {
+                    // Finished before the saved ordinal: written by the run that saved it.
+                    Out::Record(_, at) | Out::Failed(_, at) if at < run.next_row => {}
+                    Out::Record(_, at) | Out::Failed(_, at)
+                        if run.only.is_some_and(|o| !o.contains(&at)) => {}
+                    Out::Record(r, at) => sink(Event::Record(r, at))?,
+                    Out::Failed(f, at) => {
+                        let line = self.ordinal(&f.pos);
+                        sink(Event::Failed(failure(&run.mapping.name, f, line), at))?
                     }
-                }
-                Out::Failed(f) => {
-                    let ordinal = self.ordinal(&f.pos);
-                    if wanted(ordinal) {
-                        sink(Event::Failed(failure(&mapping.name, f, ordinal), ordinal))?
+                    Out::Notice(pos, text) => {
+                        counts.session_splits += 1;
+                        log::warn!("{}, row {}: {text}", pos.file, pos.row);
                     }
-                }
-                Out::Notice(pos, text) => {
-                    counts.session_splits += 1;
-                    log::warn!("{}, row {}: {text}", pos.file, pos.row);
+                    Out::Reread { key, rows, at } => {
+                        let read = self.reread(&rows, run.limits);
+                        builder.complete(key, read, at, outs);
+                    }
                 }
             }
         }
         Ok(())
+    }
+}
+
+impl RunState<'_> {
+    /// Whether row `ordinal` is this run's to convert: from `next_row` on, and before it
+    /// the rows of sessions not finished by then; never a row of a session that begins in
+    /// an earlier part.
+    fn wants(&self, ordinal: u64, row: Option<&Row>) -> bool {
+        let (Some(ix), Some(row)) = (&self.index, row) else {
+            return ordinal >= self.next_row;
+        };
+        let key = self
+            .mapping
+            .session
+            .as_ref()
+            .and_then(|s| row.get(&s.key))
+            .and_then(Cell::as_key);
+        match key.as_deref().and_then(|k| Some((k, ix.span(k)?))) {
+            Some((k, s)) if !ix.too_long(k) => {
+                self.part.contains(&s.first)
+                    && (ordinal >= self.next_row || s.last >= self.next_row)
+            }
+            _ => ordinal >= self.next_row,
+        }
+    }
+}
+
+/// A row refused on its own while reading (a cell over the limits).
+fn refused(pos: Pos, detail: String) -> RowFailure {
+    RowFailure {
+        pos,
+        id: None,
+        rows: 1,
+        reason: "too-large".into(),
+        detail,
     }
 }
 
@@ -239,10 +366,12 @@ fn failure(name: &str, f: RowFailure, ordinal: u64) -> Failure {
         file: Some(f.pos.file.to_string()),
         row_group: Some(f.pos.row_group),
         row: Some(f.pos.row),
+        rows: (f.rows > 1).then_some(f.rows),
     }
 }
 
-/// The failure for a record the writer refused (a duplicate id, an id too long).
+/// The failure for a record the writer refused (a duplicate id, an id too long); its line is
+/// that of the row that completed the record (a session's last row).
 pub fn failure_of_record(name: &str, record: &Record, ordinal: u64, e: &Error) -> Failure {
     let p = &record.provenance;
     Failure {
@@ -255,5 +384,6 @@ pub fn failure_of_record(name: &str, record: &Record, ordinal: u64, e: &Error) -
         file: p.file.clone(),
         row_group: p.row_group,
         row: p.row,
+        rows: None,
     }
 }

@@ -203,19 +203,19 @@ pub(crate) fn checked(
 /// such files (an unfinished multipart upload is invisible; a bucket lifecycle rule
 /// clears it).
 pub fn remove_stale_partials(dst: &Location, rel: &str) {
-    let Some(dir) = dst.is_local() else {
+    let Some(root) = dst.is_local() else {
         return;
     };
-    let path = dir.join(rel);
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+    let (dir, name) = crate::safe_dir::split(rel);
+    // Entered without following a link: nothing outside DST is listed or removed.
+    let Ok(Some(parent)) = crate::safe_dir::SafeDir::open_inside(root, Path::new(dir)) else {
         return;
     };
-    let name = name.to_string_lossy();
-    let Ok(entries) = std::fs::read_dir(parent) else {
+    let Ok(entries) = parent.names() else {
         return;
     };
-    for entry in entries.flatten() {
-        let file = entry.file_name().to_string_lossy().into_owned();
+    for entry in entries {
+        let file = entry.to_string_lossy().into_owned();
         let Some((base, Some(pid))) = crate::atomic::temporary_of(&file) else {
             continue;
         };
@@ -223,7 +223,7 @@ pub fn remove_stale_partials(dst: &Location, rel: &str) {
             && !Path::new("/proc").join(pid.to_string()).exists()
             && Path::new("/proc/self").exists();
         if base == name && gone {
-            let _ = std::fs::remove_file(entry.path());
+            let _ = parent.remove_file(&entry);
         }
     }
 }

@@ -3,7 +3,8 @@
 //! through the mirror's checking stream, which publishes only bytes that match the source
 //! manifest.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -12,6 +13,7 @@ use crate::mirror::shard::{
     AtDest, Expected, checked, hash_object, inspect, remove_stale_partials,
 };
 use crate::mirror::{Progress, Quiet};
+use crate::safe_dir::{self, SafeDir};
 use crate::storage::Location;
 
 use super::MixOptions;
@@ -33,6 +35,13 @@ pub async fn place(
 ) -> Result<Placed> {
     let want = Expected::from(entry);
     let progress = Arc::new(Progress::new(Arc::new(Quiet)));
+    // Locally, the shard's directory is made (or found) as a real directory inside DEST, and
+    // a link at the shard's own name is refused: read through, a link to a copy of the shard
+    // elsewhere would pass as placed.
+    let local_dir = match dest.is_local() {
+        Some(root) => Some(local_parent(root, rel).await?),
+        None => None,
+    };
     match inspect(dest, rel, &want, &progress).await? {
         AtDest::Intact => return Ok(Placed::Kept),
         AtDest::Missing => {}
@@ -47,16 +56,8 @@ pub async fn place(
         }
     }
     if !opts.copy_only
-        && let (Some(from), Some(to)) = (src.is_local(), dest.is_local())
-        && link(
-            &from.join(src_rel),
-            &to.join(rel),
-            dest,
-            rel,
-            &want,
-            &progress,
-        )
-        .await?
+        && let (Some(from), Some(dir)) = (src.is_local(), local_dir)
+        && link(&from.join(src_rel), dir, dest, rel, &want, &progress).await?
     {
         return Ok(Placed::Linked);
     }
@@ -67,12 +68,31 @@ pub async fn place(
     Ok(Placed::Copied)
 }
 
-/// Hard-links `from` at `to` (through a temporary name, renamed once its hash is checked).
-/// `Ok(false)` when no link can be made (another file system, a file system without links):
-/// the caller copies instead.
+/// The directory of `rel` inside the local DEST `root`, made or entered without following a
+/// link; refused when `rel` itself is a link.
+async fn local_parent(root: &Path, rel: &str) -> Result<Arc<SafeDir>> {
+    let (dir, _) = safe_dir::split(rel);
+    let (root_owned, dir) = (root.to_path_buf(), PathBuf::from(dir));
+    let parent = tokio::task::spawn_blocking(move || SafeDir::create_inside(&root_owned, &dir))
+        .await
+        .map_err(|e| Error::bug(format!("making a directory failed: {e}")))??;
+    let path = root.join(rel);
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::invalid(format!(
+            "{} is a symbolic link: refused (a mixture's shards are files it places itself); \
+             remove the link and run the same mix again",
+            path.display()
+        )));
+    }
+    Ok(Arc::new(parent))
+}
+
+/// Hard-links `from` in `dir` at the name of `rel` (through a temporary name, renamed once
+/// its hash is checked). `Ok(false)` when no link can be made (another file system, a file
+/// system without links): the caller copies instead.
 async fn link(
     from: &Path,
-    to: &Path,
+    dir: Arc<SafeDir>,
     dest: &Location,
     rel: &str,
     want: &Expected,
@@ -82,24 +102,24 @@ async fn link(
     if !std::fs::symlink_metadata(from).is_ok_and(|m| m.file_type().is_file()) {
         return Ok(false);
     }
-    let partial = crate::atomic::partial_path(to);
-    let parent = to.parent().unwrap_or(to);
-    let shown = to.display().to_string();
-    std::fs::create_dir_all(parent).map_err(|e| Error::from(e).in_shard(shown.clone()))?;
-    let _ = std::fs::remove_file(&partial);
-    if std::fs::hard_link(from, &partial).is_err() {
+    let name = OsString::from(safe_dir::split(rel).1);
+    let mut partial = name.clone();
+    partial.push(crate::atomic::PARTIAL_SUFFIX);
+    let shown = dest.display_of(rel);
+    let _ = dir.remove_file(&partial);
+    if dir.hard_link(from, &partial).is_err() {
         return Ok(false);
     }
     let partial_rel = format!("{rel}{}", crate::atomic::PARTIAL_SUFFIX);
     let (bytes, sha) = match hash_object(dest, &partial_rel, progress).await {
         Ok(h) => h,
         Err(e) => {
-            let _ = std::fs::remove_file(&partial);
+            let _ = dir.remove_file(&partial);
             return Err(e);
         }
     };
     if bytes != want.bytes || sha != want.sha256 {
-        let _ = std::fs::remove_file(&partial);
+        let _ = dir.remove_file(&partial);
         return Err(Error::malformed(format!(
             "{}: {bytes} bytes with SHA-256 {sha}, where its manifest says {} bytes with \
              SHA-256 {}: the source is damaged (editshard verify names the damage); nothing \
@@ -109,6 +129,8 @@ async fn link(
             want.sha256
         )));
     }
-    std::fs::rename(&partial, to).map_err(|e| Error::from(e).in_shard(shown))?;
+    dir.rename(&partial, &name)
+        .map_err(|e| Error::from(e).in_shard(shown))?;
+    dir.sync();
     Ok(true)
 }

@@ -12,7 +12,7 @@ pub enum Images {
     All,
     /// Metadata only.
     None,
-    /// Images by role.
+    /// Images by role. A turn's mask (format 1.1) comes with its output.
     Only {
         source: bool,
         outputs: bool,
@@ -46,12 +46,15 @@ impl Images {
     }
 }
 
-/// The role of each of `record`'s images, in canonical order (see [`Record::images`]).
+/// The role of each of `record`'s images, in canonical order (see [`Record::images`]): one
+/// per image, masks included (a mask has its output's role: the region the edit may change
+/// goes with the edit).
 pub fn roles(record: &Record) -> Vec<Role> {
     let mut out = vec![Role::Source];
     for turn in &record.turns {
         out.push(Role::Output);
         out.extend(turn.rejected.iter().map(|_| Role::Rejected));
+        out.extend(turn.mask.iter().map(|_| Role::Output));
     }
     out
 }
@@ -134,6 +137,19 @@ mod tests {
         turn.edit_type = Some(edit_type.to_string());
         turn.category = Some(category.to_string());
         Record::new("sft/x", Kind::Sft, source, vec![turn])
+    }
+
+    #[test]
+    fn every_image_has_a_role_masks_included() {
+        let img = || Image::with_info(bytes::Bytes::from_static(b"x"), "image/png".into(), 1, 1);
+        let mut first = Turn::new(img());
+        first.mask = Some(img());
+        let mut second = Turn::new(img());
+        second.rejected = vec![img()];
+        let r = Record::new("m/1", Kind::MultiTurn, img(), vec![first, second]);
+        use Role::*;
+        assert_eq!(roles(&r), [Source, Output, Output, Output, Rejected]);
+        assert_eq!(roles(&r).len(), r.images().count());
     }
 
     #[test]

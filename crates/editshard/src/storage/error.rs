@@ -55,20 +55,52 @@ fn status_in(text: &str) -> Option<u16> {
 /// as the source, with the HTTP status and the kind of failure.
 #[cfg(feature = "remote")]
 pub(crate) fn remote(op: impl Into<String>, what: &str, e: object_store::Error) -> Error {
+    remote_advised(op, what, e, None)
+}
+
+/// [`remote`], with `auth_advice` as the advice for a 401 or 403 (the store knows what
+/// credentials it takes). A refused redirect carries its own advice.
+#[cfg(feature = "remote")]
+pub(crate) fn remote_advised(
+    op: impl Into<String>,
+    what: &str,
+    e: object_store::Error,
+    auth_advice: Option<&'static str>,
+) -> Error {
     let status = http_status(&e);
+    let refused = refused_redirect(&e);
     let class = match (&e, status) {
         (object_store::Error::NotFound { .. }, _) | (_, Some(404)) => io::ErrorKind::NotFound,
         (_, Some(401 | 403)) => io::ErrorKind::PermissionDenied,
         _ if is_timeout(&e) => io::ErrorKind::TimedOut,
         _ => io::ErrorKind::Other,
     };
+    let advice = match (refused, status) {
+        (Some(r), _) => Some(r.advice),
+        (None, Some(401 | 403)) => auth_advice,
+        _ => None,
+    };
     Error::remote(RemoteError {
         op: op.into(),
         status,
         class,
+        advice,
         source: Box::new(e),
     })
     .in_shard(what.to_string())
+}
+
+/// The redirect that was refused, when that is why the request failed.
+#[cfg(feature = "remote")]
+fn refused_redirect(e: &object_store::Error) -> Option<&crate::net::RedirectRefused> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<crate::net::RedirectRefused>() {
+            return Some(r);
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// Wraps a failure to finish a multipart upload. `object_store`'s `WriteMultipart::finish`
@@ -90,6 +122,7 @@ pub(crate) fn remote_finish(what: &str, e: object_store::Error) -> Error {
             .into(),
         status: None,
         class: io::ErrorKind::Interrupted,
+        advice: None,
         source: Box::new(e),
     })
     .in_shard(what.to_string())

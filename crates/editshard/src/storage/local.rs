@@ -1,7 +1,9 @@
 //! The local-directory backend.
 
+use std::ffi::{OsStr, OsString};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -11,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 use super::ByteStream;
 use super::error::local as err;
 use crate::error::{Error, Result};
+use crate::safe_dir::{self, SafeDir};
 
 /// Read size of a streamed local file: large enough that per-read overhead vanishes.
 const STREAM_CHUNK: usize = 1 << 20;
@@ -153,146 +156,189 @@ pub(super) async fn get_stream(path: &Path) -> Result<ByteStream> {
     Ok(stream.boxed())
 }
 
-/// A temporary name next to `path`, unique within this process and among processes.
-fn temp_path(path: &Path) -> PathBuf {
+/// A temporary name next to `file`, unique within this process and among processes.
+fn temp_name(file: &OsStr) -> OsString {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut s = path.as_os_str().to_os_string();
+    let mut s = file.to_os_string();
     s.push(format!(
         ".{}-{n}{}",
         std::process::id(),
         crate::atomic::PARTIAL_SUFFIX
     ));
-    PathBuf::from(s)
+    s
 }
 
-async fn create_parent(path: &Path) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        if !parent.as_os_str().is_empty() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| err("create directory", &name(parent), e))?;
-        }
-    }
-    Ok(())
+/// Runs a blocking step on the blocking pool, its error located at `shown`.
+async fn blocking<T: Send + 'static>(
+    shown: &str,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::from(std::io::Error::other(e)).in_shard(shown.to_string()))?
 }
 
-/// Syncs `tmp`, renames it to `path` and syncs the directory; removes `tmp` on failure.
-async fn commit(tmp: &Path, path: &Path) -> Result<()> {
-    let result = async {
-        let f = tokio::fs::OpenOptions::new().write(true).open(tmp).await?;
-        f.sync_all().await?;
-        drop(f);
-        tokio::fs::rename(tmp, path).await?;
-        if let Some(parent) = path.parent() {
-            if let Ok(d) = tokio::fs::File::open(parent).await {
-                // Best effort: not every file system can sync a directory.
-                let _ = d.sync_all().await;
-            }
-        }
-        Ok::<_, std::io::Error>(())
+/// Where the object `rel` of the directory `root` is written: its directory, made and entered
+/// without following a symbolic link ([`SafeDir`]), and its file name.
+async fn parent_of(root: &Path, rel: &str) -> Result<(Arc<SafeDir>, OsString)> {
+    let (dir, file) = safe_dir::split(rel);
+    let (root_owned, dir) = (root.to_path_buf(), PathBuf::from(dir));
+    let shown = name(&root.join(rel));
+    let parent = blocking(&shown, move || SafeDir::create_inside(&root_owned, &dir)).await?;
+    Ok((Arc::new(parent), OsString::from(file)))
+}
+
+/// A new temporary file in `dir` for the object named `file`, exclusively created.
+async fn create_temp(
+    dir: &Arc<SafeDir>,
+    file: &OsStr,
+    shown: &str,
+) -> Result<(tokio::fs::File, OsString)> {
+    let tmp = temp_name(file);
+    let (d, t) = (dir.clone(), tmp.clone());
+    let f = blocking(shown, move || d.create_new(&t).map_err(Error::from))
+        .await
+        .map_err(|e| e.in_shard(shown.to_string()))?;
+    Ok((tokio::fs::File::from_std(f), tmp))
+}
+
+/// Syncs the temporary file `f` (`tmp` in `dir`), renames it to `file` and syncs the
+/// directory; removes it on failure.
+async fn commit(
+    mut f: tokio::fs::File,
+    dir: &Arc<SafeDir>,
+    tmp: OsString,
+    file: OsString,
+    shown: &str,
+) -> Result<()> {
+    let synced = async {
+        f.flush().await?;
+        f.sync_all().await
     }
     .await;
-    if let Err(e) = result {
-        let _ = tokio::fs::remove_file(tmp).await;
-        return Err(err("write", &name(path), e));
-    }
-    Ok(())
-}
-
-pub(super) async fn put(path: &Path, bytes: Bytes) -> Result<()> {
-    create_parent(path).await?;
-    let tmp = temp_path(path);
-    let written = async {
-        let mut f = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .await?;
-        f.write_all(&bytes).await?;
-        f.flush().await
-    }
-    .await;
-    if let Err(e) = written {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(err("write", &name(path), e));
-    }
-    commit(&tmp, path).await
-}
-
-pub(super) async fn put_file(path: &Path, file: &Path) -> Result<()> {
-    create_parent(path).await?;
-    let tmp = temp_path(path);
-    if let Err(e) = tokio::fs::copy(file, &tmp).await {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(err(
-            &format!("copy from {}", file.display()),
-            &name(path),
-            e,
-        ));
-    }
-    commit(&tmp, path).await
-}
-
-pub(super) async fn put_stream(path: &Path, mut stream: ByteStream) -> Result<u64> {
-    create_parent(path).await?;
-    let tmp = temp_path(path);
-    let written = async {
-        let mut f = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
+    drop(f);
+    let d = dir.clone();
+    let result = match synced {
+        Ok(()) => {
+            blocking(shown, move || {
+                let renamed = d.rename(&tmp, &file);
+                if renamed.is_err() {
+                    let _ = d.remove_file(&tmp);
+                } else {
+                    d.sync();
+                }
+                renamed.map_err(Error::from)
+            })
             .await
-            .map_err(|e| err("write", &name(path), e))?;
+        }
+        Err(e) => {
+            let _ = blocking(shown, move || d.remove_file(&tmp).map_err(Error::from)).await;
+            Err(Error::from(e))
+        }
+    };
+    result.map_err(|e| e.in_shard(shown.to_string()))
+}
+
+async fn discard(dir: &Arc<SafeDir>, tmp: OsString, shown: &str) {
+    let d = dir.clone();
+    let _ = blocking(shown, move || d.remove_file(&tmp).map_err(Error::from)).await;
+}
+
+pub(super) async fn put(root: &Path, rel: &str, bytes: Bytes) -> Result<()> {
+    let shown = name(&root.join(rel));
+    let (dir, file) = parent_of(root, rel).await?;
+    let (mut f, tmp) = create_temp(&dir, &file, &shown).await?;
+    if let Err(e) = f.write_all(&bytes).await {
+        drop(f);
+        discard(&dir, tmp, &shown).await;
+        return Err(err("write", &shown, e));
+    }
+    commit(f, &dir, tmp, file, &shown).await
+}
+
+pub(super) async fn put_file(root: &Path, rel: &str, from: &Path) -> Result<()> {
+    let shown = name(&root.join(rel));
+    let (dir, file) = parent_of(root, rel).await?;
+    let (mut f, tmp) = create_temp(&dir, &file, &shown).await?;
+    let copied = async {
+        let mut src = tokio::fs::File::open(from).await?;
+        tokio::io::copy(&mut src, &mut f).await
+    }
+    .await;
+    if let Err(e) = copied {
+        drop(f);
+        discard(&dir, tmp, &shown).await;
+        return Err(err(&format!("copy from {}", from.display()), &shown, e));
+    }
+    commit(f, &dir, tmp, file, &shown).await
+}
+
+pub(super) async fn put_stream(root: &Path, rel: &str, mut stream: ByteStream) -> Result<u64> {
+    let shown = name(&root.join(rel));
+    let (dir, file) = parent_of(root, rel).await?;
+    let (mut f, tmp) = create_temp(&dir, &file, &shown).await?;
+    let written = async {
         let mut n = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
             f.write_all(&chunk)
                 .await
-                .map_err(|e| err("write", &name(path), e))?;
+                .map_err(|e| err("write", &shown, e))?;
             n += chunk.len() as u64;
         }
-        f.flush().await.map_err(|e| err("write", &name(path), e))?;
         Ok::<_, Error>(n)
     }
     .await;
     match written {
-        Ok(n) => commit(&tmp, path).await.map(|()| n),
+        Ok(n) => commit(f, &dir, tmp, file, &shown).await.map(|()| n),
         Err(e) => {
-            let _ = tokio::fs::remove_file(&tmp).await;
+            drop(f);
+            discard(&dir, tmp, &shown).await;
             Err(e)
         }
     }
 }
 
-pub(super) async fn create_new(path: &Path, bytes: Bytes) -> Result<bool> {
-    create_parent(path).await?;
-    let mut f = match tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .await
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-        Err(e) => return Err(err("create", &name(path), e)),
+pub(super) async fn create_new(root: &Path, rel: &str, bytes: Bytes) -> Result<bool> {
+    let shown = name(&root.join(rel));
+    let (dir, file) = parent_of(root, rel).await?;
+    let (d, n) = (dir.clone(), file.clone());
+    let created = blocking(&shown, move || match d.create_new(&n) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(Error::from(e)),
+    })
+    .await
+    .map_err(|e| e.in_shard(shown.clone()))?;
+    let Some(f) = created else {
+        return Ok(false);
     };
+    let mut f = tokio::fs::File::from_std(f);
     let written = async {
         f.write_all(&bytes).await?;
         f.sync_all().await
     }
     .await;
     if let Err(e) = written {
-        let _ = tokio::fs::remove_file(path).await;
-        return Err(err("write", &name(path), e));
+        drop(f);
+        discard(&dir, file, &shown).await;
+        return Err(err("write", &shown, e));
     }
     Ok(true)
 }
 
-pub(super) async fn delete(path: &Path) -> Result<()> {
-    match tokio::fs::remove_file(path).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(err("delete", &name(path), e)),
-    }
+/// Deletes the object `rel` of the directory `root` (nothing is followed through a link in
+/// its directories either).
+pub(super) async fn delete(root: &Path, rel: &str) -> Result<()> {
+    let shown = name(&root.join(rel));
+    let (dir, file) = safe_dir::split(rel);
+    let (root, dir, file) = (root.to_path_buf(), PathBuf::from(dir), OsString::from(file));
+    blocking(&shown.clone(), move || {
+        match SafeDir::open_inside(&root, &dir)? {
+            Some(d) => d.remove_file(&file).map_err(|e| err("delete", &shown, e)),
+            None => Ok(()),
+        }
+    })
+    .await
 }

@@ -1,5 +1,6 @@
 //! Where a dataset's bytes live: a local directory, an `http(s)://` prefix read with ranged
-//! GETs, or an `s3://bucket/prefix` on any S3-compatible store.
+//! GETs, a dataset repository on the Hugging Face Hub (`hf://datasets/ORG/NAME[@REVISION][/PATH]`,
+//! read over HTTP), or an `s3://bucket/prefix` on any S3-compatible store.
 //!
 //! A [`Location`] names a directory-like prefix; every operation takes a path relative to it
 //! (checked with [`crate::path::check_relative_path`], so nothing outside the prefix is
@@ -23,6 +24,14 @@
 //! (default `us-east-1`); credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
 //! `AWS_SESSION_TOKEN`. Without credentials requests are unsigned (public buckets): no
 //! instance-metadata or other credential endpoint is ever contacted.
+//!
+//! The Hub: `hf://datasets/ORG/NAME@REV/PATH` is read from
+//! `{HF_ENDPOINT or https://huggingface.co}/datasets/ORG/NAME/resolve/{REV or main}/PATH`,
+//! with `StorageOptions::hf_token`, else `HF_TOKEN`, else the token file `hf auth login`
+//! writes, sent as a bearer token to that origin only.
+//!
+//! Reads follow redirects, to other origins too (at most 5, never from https to plain http),
+//! and credentials go only to the origin the location names: see [`crate::net`].
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -35,6 +44,8 @@ use crate::error::{Error, Result};
 use crate::path::check_relative_path;
 
 mod error;
+#[cfg(feature = "http")]
+mod hub;
 mod local;
 #[cfg(feature = "remote")]
 mod remote;
@@ -57,6 +68,9 @@ pub struct StorageOptions {
     /// Retries of a failed request (5xx, 429, connection errors, timeouts), with exponential
     /// back-off from 100 ms up to 5 s. Capped at [`MAX_RETRIES`].
     pub retries: usize,
+    /// The Hugging Face token for `hf://` locations; overrides `HF_TOKEN` and the token file.
+    /// Sent as a bearer token to the Hub's origin only, never to where it redirects.
+    pub hf_token: Option<String>,
 }
 
 /// Upper bound on [`StorageOptions::retries`].
@@ -71,6 +85,7 @@ impl Default for StorageOptions {
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             retries: 5,
+            hf_token: None,
         }
     }
 }
@@ -96,14 +111,14 @@ impl std::fmt::Debug for Location {
 }
 
 impl Location {
-    /// Parses `"path/to/dir"`, `"file:///abs"`, `"http(s)://host/prefix"` or
-    /// `"s3://bucket/prefix"`.
+    /// Parses `"path/to/dir"`, `"file:///abs"`, `"http(s)://host/prefix"`,
+    /// `"hf://datasets/ORG/NAME[@REVISION][/PATH]"` or `"s3://bucket/prefix"`.
     pub fn parse(url: &str, opts: &StorageOptions) -> Result<Location> {
         Self::parse_with_env(url, opts, |name| std::env::var(name).ok())
     }
 
-    /// [`parse`](Self::parse) with the `AWS_*` variables looked up through `env` instead
-    /// of the process environment (for programs that manage credentials themselves).
+    /// [`parse`](Self::parse) with the `AWS_*` and `HF_*` variables looked up through `env`
+    /// instead of the process environment (for programs that manage credentials themselves).
     pub fn parse_with_env(
         url: &str,
         opts: &StorageOptions,
@@ -114,8 +129,8 @@ impl Location {
         let url = url.trim();
         let bad = |why: &str| {
             Error::invalid(format!(
-                "location {url:?}: {why} (expected a path, file:///abs, http(s)://host/prefix or \
-                 s3://bucket/prefix)"
+                "location {url:?}: {why} (expected a path, file:///abs, http(s)://host/prefix, \
+                 hf://datasets/ORG/NAME[@REVISION][/PATH] or s3://bucket/prefix)"
             ))
         };
         if url.is_empty() {
@@ -129,12 +144,36 @@ impl Location {
         } else if url.starts_with("http://") || url.starts_with("https://") {
             #[cfg(feature = "http")]
             {
-                Backend::Remote(remote::Remote::http(url, opts)?)
+                Backend::Remote(remote::Remote::http(url, opts, None, None)?)
             }
             #[cfg(not(feature = "http"))]
             return Err(bad(
                 "this build has no HTTP support (the `http` feature is off)",
             ));
+        } else if let Some(rest) = url.strip_prefix("hf://") {
+            #[cfg(feature = "http")]
+            {
+                let repo = hub::HubPath::parse(rest)?;
+                let endpoint = env("HF_ENDPOINT")
+                    .filter(|e| !e.trim().is_empty())
+                    .unwrap_or_else(|| hub::DEFAULT_ENDPOINT.to_string());
+                let token = opts
+                    .hf_token
+                    .clone()
+                    .filter(|t| !t.trim().is_empty())
+                    .or_else(|| hub::token_from_env(&env));
+                Backend::Remote(remote::Remote::http(
+                    &repo.url(&endpoint),
+                    opts,
+                    token.as_deref(),
+                    Some(repo.display()),
+                )?)
+            }
+            #[cfg(not(feature = "http"))]
+            return Err(bad(&format!(
+                "cannot reach the Hub path {rest:?}: this build has no HTTP support (the `http` \
+                 feature is off)"
+            )));
         } else if let Some(rest) = url.strip_prefix("s3://") {
             #[cfg(feature = "s3")]
             {
@@ -335,7 +374,7 @@ impl Location {
     pub async fn put(&self, rel: &str, bytes: Bytes) -> Result<()> {
         self.checked(rel)?;
         match &self.backend {
-            Backend::Local(dir) => local::put(&dir.join(rel), bytes).await,
+            Backend::Local(dir) => local::put(dir, rel, bytes).await,
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.put(rel, bytes).await,
         }
@@ -347,7 +386,7 @@ impl Location {
     pub async fn put_file(&self, rel: &str, file: &Path) -> Result<()> {
         self.checked(rel)?;
         match &self.backend {
-            Backend::Local(dir) => local::put_file(&dir.join(rel), file).await,
+            Backend::Local(dir) => local::put_file(dir, rel, file).await,
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.put_file(rel, file, self.part_size).await,
         }
@@ -362,7 +401,7 @@ impl Location {
     pub async fn put_stream(&self, rel: &str, stream: ByteStream) -> Result<u64> {
         self.checked(rel)?;
         match &self.backend {
-            Backend::Local(dir) => local::put_stream(&dir.join(rel), stream).await,
+            Backend::Local(dir) => local::put_stream(dir, rel, stream).await,
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.put_stream(rel, stream, self.part_size).await,
         }
@@ -374,7 +413,7 @@ impl Location {
     pub async fn create_new(&self, rel: &str, bytes: Bytes) -> Result<bool> {
         self.checked(rel)?;
         match &self.backend {
-            Backend::Local(dir) => local::create_new(&dir.join(rel), bytes).await,
+            Backend::Local(dir) => local::create_new(dir, rel, bytes).await,
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.create_new(rel, bytes).await,
         }
@@ -384,7 +423,7 @@ impl Location {
     pub async fn delete(&self, rel: &str) -> Result<()> {
         self.checked(rel)?;
         match &self.backend {
-            Backend::Local(dir) => local::delete(&dir.join(rel)).await,
+            Backend::Local(dir) => local::delete(dir, rel).await,
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.delete(rel).await,
         }

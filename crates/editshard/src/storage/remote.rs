@@ -18,7 +18,7 @@ use object_store::{
 };
 use tokio::io::AsyncReadExt;
 
-use super::error::{local as local_err, remote as err, remote_finish};
+use super::error::{local as local_err, remote as err, remote_advised, remote_finish};
 use super::{ByteStream, MAX_RETRIES, StorageOptions};
 use crate::error::{Error, Result};
 #[cfg(feature = "s3")]
@@ -38,7 +38,15 @@ pub(super) struct Remote {
     base: String,
     /// Whether the store supports multipart uploads (S3 does, plain HTTP does not).
     multipart: bool,
+    /// What to do about a 401 or 403, when the store knows better than the generic advice.
+    auth_advice: Option<&'static str>,
 }
+
+/// A 401 or 403 from the Hub.
+#[cfg(feature = "http")]
+const HUB_AUTH_ADVICE: &str = "the Hub refused: for a private or gated dataset, set HF_TOKEN (or \
+    --hf-token) to a token with read access to it (and accept its terms on its page if it is \
+    gated); check the name, revision and HF_ENDPOINT";
 
 fn client_options(opts: &StorageOptions, allow_http: bool) -> ClientOptions {
     // No bound on a whole request: a large shard may stream for minutes. The read timeout
@@ -55,6 +63,7 @@ fn connector(opts: &StorageOptions, allow_http: bool) -> crate::net::Connector {
         connect_timeout: opts.connect_timeout,
         read_timeout: opts.timeout,
         allow_http,
+        bearer: None,
     }
 }
 
@@ -84,25 +93,49 @@ fn redact(url: &str) -> String {
 }
 
 impl Remote {
+    /// A plain HTTP(S) location at `url` (read-only). `token` is sent as a bearer token to
+    /// `url`'s origin only; `shown` names the location in messages (default: `url` without
+    /// credentials).
     #[cfg(feature = "http")]
-    pub(super) fn http(url: &str, opts: &StorageOptions) -> Result<Remote> {
+    pub(super) fn http(
+        url: &str,
+        opts: &StorageOptions,
+        token: Option<&str>,
+        shown: Option<String>,
+    ) -> Result<Remote> {
         crate::net::ensure_tls_provider();
         let base = url.trim_end_matches('/').to_string();
-        let shown = redact(&base);
+        let shown = shown.unwrap_or_else(|| redact(&base));
+        let invalid = |why: String| {
+            Error::invalid(format!("cannot use {shown:?} as an HTTP location: {why}"))
+        };
+        let bearer = match token {
+            Some(token) => {
+                let parsed = reqwest::Url::parse(&base).map_err(|e| invalid(e.to_string()))?;
+                let bearer = crate::net::Bearer::new(&parsed, token).ok_or_else(|| {
+                    invalid("the token holds characters an HTTP header cannot".to_string())
+                })?;
+                Some(bearer)
+            }
+            None => None,
+        };
+        let hub = bearer.is_some() || shown.starts_with("hf://");
+        let allow_http = base.starts_with("http://");
+        let mut connector = connector(opts, allow_http);
+        connector.bearer = bearer;
         let store = HttpBuilder::new()
             .with_url(base.as_str())
-            .with_client_options(client_options(opts, base.starts_with("http://")))
-            .with_http_connector(connector(opts, base.starts_with("http://")))
+            .with_client_options(client_options(opts, allow_http))
+            .with_http_connector(connector)
             .with_retry(retry_config(opts))
             .build()
-            .map_err(|e| {
-                Error::invalid(format!("cannot use {shown:?} as an HTTP location: {e}"))
-            })?;
+            .map_err(|e| invalid(e.to_string()))?;
         Ok(Remote {
             store: Arc::new(store),
             prefix: Vec::new(),
             base: shown,
             multipart: false,
+            auth_advice: hub.then_some(HUB_AUTH_ADVICE),
         })
     }
 
@@ -185,6 +218,7 @@ impl Remote {
                 .collect(),
             base: shown,
             multipart: true,
+            auth_advice: None,
         })
     }
 
@@ -203,6 +237,11 @@ impl Remote {
         format!("{}/{rel}", self.base)
     }
 
+    /// A failed read of this store, with its advice on access errors.
+    fn read_err(&self, op: impl Into<String>, what: &str, e: object_store::Error) -> Error {
+        remote_advised(op, what, e, self.auth_advice)
+    }
+
     fn path(&self, rel: &str) -> ObjectPath {
         ObjectPath::from_iter(self.prefix.iter().map(String::as_str).chain(rel.split('/')))
     }
@@ -212,13 +251,16 @@ impl Remote {
         self.store
             .get(&self.path(rel))
             .await
-            .map_err(|e| err("GET", shown, e))
+            .map_err(|e| self.read_err("GET", shown, e))
     }
 
     pub(super) async fn get(&self, rel: &str) -> Result<Bytes> {
         let shown = self.display_of(rel);
         let result = self.open(rel, &shown).await?;
-        result.bytes().await.map_err(|e| err("GET", &shown, e))
+        result
+            .bytes()
+            .await
+            .map_err(|e| self.read_err("GET", &shown, e))
     }
 
     pub(super) async fn get_range(&self, rel: &str, range: Range<u64>) -> Result<Bytes> {
@@ -228,7 +270,7 @@ impl Remote {
             .get_range(&self.path(rel), range)
             .await
             .map_err(|e| {
-                err(
+                self.read_err(
                     format!("GET bytes {start}..{end}"),
                     &self.display_of(rel),
                     e,
@@ -240,7 +282,7 @@ impl Remote {
         match self.store.head(&self.path(rel)).await {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(err("HEAD", &self.display_of(rel), e)),
+            Err(e) => Err(self.read_err("HEAD", &self.display_of(rel), e)),
         }
     }
 

@@ -10,9 +10,10 @@
 //! record larger than that is a row group of its own) and files of about
 //! [`HfOptions::file_bytes`] (500 MB). Records are written one at a time as they stream in,
 //! so memory holds the row group being encoded plus one record, whatever the dataset's size.
-//! Each file is written under a temporary name and renamed when the export completes (the
-//! number of files is known only then).
+//! Each file is written under a temporary name and renamed when the export completes (as
+//! every export's files are; here the number of files, in every name, is known only then).
 
+pub mod file_name;
 pub mod row;
 pub mod schema;
 
@@ -27,7 +28,9 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
+use super::out_dir::is_file_number;
 use super::{ExportReport, OutDir};
+use editshard::atomic::PARTIAL_SUFFIX;
 use editshard::error::{Error, Result};
 use editshard::record::Record;
 
@@ -53,6 +56,26 @@ impl Default for HfOptions {
 /// The split every record goes to.
 const SPLIT: &str = "train";
 
+/// The directory the files are written in.
+const DIR: &str = "data";
+
+/// A file as this export names them, `train-NNNNN-of-MMMMM.parquet`, or as it names them while
+/// they are written, `train-NNNNN.parquet.partial`: an earlier export's when this one does not
+/// write it again.
+fn is_parquet_name(name: &str) -> bool {
+    fn numbered(name: &str) -> Option<&str> {
+        name.strip_prefix(SPLIT)?
+            .strip_prefix('-')?
+            .strip_suffix(".parquet")
+    }
+    match name.strip_suffix(PARTIAL_SUFFIX) {
+        Some(writing) => numbered(writing).is_some_and(is_file_number),
+        None => numbered(name)
+            .and_then(|n| n.split_once("-of-"))
+            .is_some_and(|(i, of)| is_file_number(i) && is_file_number(of)),
+    }
+}
+
 struct OpenFile {
     writer: ArrowWriter<BufWriter<File>>,
     partial: PathBuf,
@@ -69,6 +92,7 @@ pub fn export(
     let mut report = ExportReport::default();
     let mut done: Vec<(PathBuf, u64)> = Vec::new();
     let mut file: Option<OpenFile> = None;
+    out.replaces(DIR, is_parquet_name)?;
     for record in records {
         let record = record?;
         report.records += 1;
@@ -119,9 +143,9 @@ pub fn export(
     }
     let n = done.len();
     for (i, (partial, rows)) in done.into_iter().enumerate() {
-        let name = format!("data/{SPLIT}-{i:05}-of-{n:05}.parquet");
+        let name = format!("{DIR}/{SPLIT}-{i:05}-of-{n:05}.parquet");
         let path = out.prepare(&name)?;
-        out.commit(&partial, &path)?;
+        out.finish(partial, path);
         report.written.push((name, rows));
     }
     Ok(report)
@@ -168,7 +192,7 @@ fn open(
     props: &WriterProperties,
 ) -> Result<OpenFile> {
     // The final name needs the number of files: until then, the file's own index.
-    let path = out.prepare(&format!("data/{SPLIT}-{i:05}.parquet"))?;
+    let path = out.prepare(&format!("{DIR}/{SPLIT}-{i:05}.parquet"))?;
     let partial = out.partial_of(&path);
     let shown = partial.display().to_string();
     let file = editshard::atomic::create_new(&partial)
@@ -194,4 +218,31 @@ fn close(f: OpenFile) -> Result<(PathBuf, u64)> {
         .map_err(|e| Error::from(std::io::Error::other(e.to_string())).in_shard(shown.clone()))?;
     w.flush().map_err(|e| Error::from(e).in_shard(shown))?;
     Ok((f.partial, f.rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_parquet_name;
+
+    #[test]
+    fn earlier_files_are_told_by_their_names() {
+        for own in [
+            "train-00000-of-00001.parquet",
+            "train-00012-of-123456.parquet",
+            "train-00003.parquet.partial",
+        ] {
+            assert!(is_parquet_name(own), "{own}");
+        }
+        for other in [
+            "train-00003.parquet",
+            "train-00000-of-00001.parquet.partial",
+            "train-0000-of-0002.parquet",
+            "test-00000-of-00001.parquet",
+            "train-00000-of-00002.parquet.orig",
+            "train-extra.parquet",
+            "notes.txt",
+        ] {
+            assert!(!is_parquet_name(other), "{other}");
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //! [`ShardReader`] or the async [`ShardDecoder`] (both drive the same state machine), or one
 //! record at a time by index with [`RandomAccessShard`] (whose decoding half,
 //! [`ShardView`], does no I/O and serves async readers too); and the intact records of a
-//! damaged one with [`salvage`], which resynchronises on frame boundaries.
+//! damaged one with [`salvage`], which resynchronises on the frame boundaries the shard's
+//! structure vouches for.
 
 mod decoder;
 mod hasher;

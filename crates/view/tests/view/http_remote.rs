@@ -176,3 +176,53 @@ async fn every_page_works_over_s3() {
     assert!(stats.status == 200 && stats.text().contains("sample of 40 records"));
     every_endpoint_answers(&app.url).await;
 }
+
+/// `view` over a dataset on the Hub (`hf://`), whose answers redirect to a CDN (two nginx,
+/// `editshard_tools::hub_cdn`): pages and thumbnails come from the CDN by ranged reads, and
+/// the token reaches the hub only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_dataset_is_browsed_through_its_cdn() {
+    use editshard_tools::hub_cdn::{HubCdn, TOKEN};
+    let root = tempfile::tempdir().unwrap();
+    editshard_tools::view_fixture::write(&root.path().join("ds"), 30);
+    let servers = HubCdn::start(&root.path().join("ds"));
+    let no_home = tempfile::tempdir().unwrap();
+    let env = servers.env(no_home.path());
+    let loc = Location::parse_with_env(&servers.location(), &StorageOptions::default(), |k| {
+        env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let app = start(Dataset::open(loc).await.unwrap()).await;
+    let html = get(&format!("{}/", app.url)).await.text();
+    assert_eq!(card_indices(&html), (0..24).collect::<Vec<u64>>());
+    let srcs = img_srcs(&html);
+    assert!(!srcs.is_empty());
+    for src in &srcs {
+        assert_eq!(get(&format!("{}{src}", app.url)).await.status, 200);
+    }
+    every_endpoint_answers(&app.url).await;
+
+    let (hub, cdn) = servers.settled_logs();
+    assert!(!hub.is_empty());
+    for line in &hub {
+        assert_eq!(line.status, 302, "{line:?}");
+        assert_eq!(
+            line.authorization.as_deref(),
+            Some(&*format!("Bearer {TOKEN}"))
+        );
+    }
+    assert!(
+        cdn.iter()
+            .all(|l| l.authorization.is_none() && matches!(l.status, 200 | 206)),
+        "{cdn:#?}"
+    );
+    let ranged = cdn.iter().filter(|l| l.range.is_some()).count();
+    assert!(ranged >= srcs.len(), "{ranged} ranged reads: {cdn:#?}");
+    // Each object is resolved at the hub once or so, not once per read.
+    assert!(
+        hub.len() * 4 < cdn.len(),
+        "{} at the hub, {} at the CDN",
+        hub.len(),
+        cdn.len()
+    );
+}

@@ -1,15 +1,22 @@
 //! [`repair`]: a new, valid dataset holding every intact record of a damaged one, and an
 //! account of everything lost (`editshard repair`).
 //!
-//! Each shard goes through [`salvage`](crate::shard::salvage), which resynchronises on frame
-//! boundaries after damage; the records it returns are written with a [`DatasetWriter`] (new
+//! Each shard goes through [`salvage`](crate::shard::salvage), which resynchronises on the
+//! frame boundaries the shard's structure vouches for after damage (never on a frame found
+//! inside another's span); the records it returns are written with a [`DatasetWriter`] (new
 //! shards, new manifest, ids still unique). Every lost range is reported with its shard, byte
 //! offsets and the ids of its records when the shard's index names them, to the caller as it
 //! is found and in `repair-report.json` in the destination.
 //!
+//! The destination is locked for the run, as `convert`, `mix` and `mirror` lock theirs, and
+//! marked as the repair's until it completes: a repair killed at any point is run again with
+//! the same command, which removes what the killed one wrote and starts over ([`dest`]).
+//!
 //! The source is a local directory. Its manifest names the shards; when the manifest itself
 //! is missing or unusable, the `*.esd` files under the directory (two levels deep, sorted)
 //! are salvaged instead, and that is reported too.
+
+mod dest;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -17,12 +24,15 @@ use std::path::{Path, PathBuf};
 use crate::atomic::write_atomically;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::Limits;
+use crate::lock::DestLock;
 use crate::manifest::{MANIFEST_NAME, Manifest};
 use crate::shard::salvage::{Loss, salvage};
 use crate::write::DatasetWriter;
 
 /// The report file written into the destination.
 pub const REPORT_NAME: &str = "repair-report.json";
+
+pub use dest::MARKER_NAME;
 
 /// One lost range of one shard.
 #[derive(Debug, Clone)]
@@ -117,23 +127,27 @@ impl RepairReport {
 }
 
 /// Salvages the dataset in the local directory `source` into a new dataset at `dest` (a new
-/// or empty directory: nothing already there is overwritten), calling `on_loss` for each lost range as it is found. Fails only when
-/// the source cannot be listed or the destination cannot be written; damage goes into the
-/// report (and `dest/repair-report.json`).
-pub fn repair(
+/// or empty directory, or one an interrupted repair left: nothing else there is overwritten),
+/// calling `on_loss` for each lost range as it is found. Fails only when the source cannot be
+/// listed or the destination cannot be written; damage goes into the report (and
+/// `dest/repair-report.json`).
+///
+/// `dest` is locked for the run ([`DestLock`]): a second run into it (a `repair`, `convert`,
+/// `mix` or `mirror`) is refused, naming this one. A destination an interrupted repair left
+/// (marked by its [`MARKER_NAME`]) is taken over: what that run wrote is removed first.
+pub fn repair(source: &Path, dest: &Path, on_loss: impl FnMut(&ShardLoss)) -> Result<RepairReport> {
+    let command = format!("repair {} --out {}", source.display(), dest.display());
+    let lock = DestLock::acquire_local(dest, &command)?;
+    let result = repair_locked(source, dest, on_loss);
+    lock.release_local_after(result)
+}
+
+fn repair_locked(
     source: &Path,
     dest: &Path,
     mut on_loss: impl FnMut(&ShardLoss),
 ) -> Result<RepairReport> {
-    let foreign = crate::ownership::foreign_entries(dest, |_| false)?;
-    if !foreign.is_empty() {
-        return Err(Error::invalid(format!(
-            "{} is not empty ({}): repair writes a new dataset into a new or empty directory, \
-             so that nothing there is overwritten; choose another --out",
-            dest.display(),
-            crate::ownership::list_names(&foreign)
-        )));
-    }
+    dest::prepare(dest)?;
     let mut report = RepairReport::default();
     let mut note = |report: &mut RepairReport, loss: ShardLoss| {
         on_loss(&loss);
@@ -263,6 +277,7 @@ pub fn repair(
     let json = serde_json::to_vec_pretty(&report.to_json(source))
         .map_err(|e| Error::bug(format!("the repair report does not serialize: {e}")))?;
     write_atomically(&dest.join(REPORT_NAME), &json)?;
+    dest::finish(dest)?;
     Ok(report)
 }
 

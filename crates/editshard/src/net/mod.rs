@@ -1,4 +1,7 @@
-//! Process-wide network set-up shared by every HTTP and S3 client.
+//! Network set-up shared by every HTTP and S3 client: the TLS provider, and how redirects
+//! are followed ([`redirect`]'s rules, applied under object_store by [`follow`]: reads go
+//! to other origins too, at most 5 hops, never https to http, credentials only to the origin
+//! the user named, each object's final URL remembered).
 
 /// Installs rustls' ring crypto provider as the process default, once. reqwest and
 /// object_store are built without a provider of their own (so that aws-lc-sys, a slow C build,
@@ -11,39 +14,11 @@ pub fn ensure_tls_provider() {
     });
 }
 
-/// Most redirects a request follows.
-pub const MAX_REDIRECTS: usize = 5;
+mod follow;
+mod redirect;
 
-/// The redirect rule of every HTTP client editshard makes: follow at most [`MAX_REDIRECTS`]
-/// redirects, and only within the origin (scheme, host and port) of the request. A redirect to
-/// another origin is an error naming both, so a server cannot send a reader (or the
-/// credentials and the trust that come with its URL) somewhere the user did not name.
-pub fn same_origin_redirects() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
-        let Some(first) = attempt.previous().first() else {
-            return attempt.follow();
-        };
-        let same = |a: &reqwest::Url, b: &reqwest::Url| {
-            a.scheme() == b.scheme()
-                && a.host_str() == b.host_str()
-                && a.port_or_known_default() == b.port_or_known_default()
-        };
-        if !same(attempt.url(), first) {
-            let why = format!(
-                "{} redirected to another origin ({}); editshard follows redirects only within \
-                 the origin it was given",
-                first,
-                attempt.url()
-            );
-            return attempt.error(why);
-        }
-        if attempt.previous().len() > MAX_REDIRECTS {
-            let why = format!("{first}: more than {MAX_REDIRECTS} redirects");
-            return attempt.error(why);
-        }
-        attempt.follow()
-    })
-}
+pub(crate) use follow::Bearer;
+pub use redirect::{MAX_REDIRECTS, Origin, RedirectRefused};
 
 /// The redirect rule for downloading a release's images, whose URLs the release lists on
 /// hosts that do redirect elsewhere (Flickr's `farmN.staticflickr.com` to
@@ -68,14 +43,17 @@ pub fn download_redirects() -> reqwest::redirect::Policy {
     })
 }
 
-/// object_store's HTTP connector with editshard's redirect rule ([`same_origin_redirects`]);
-/// object_store's own client would follow any redirect. It reproduces what editshard sets in
-/// `ClientOptions`: timeouts and whether plain `http://` is allowed.
+/// object_store's HTTP connector: a reqwest client that follows no redirect itself, under
+/// [`follow::FollowRedirects`], which follows them by editshard's rules (see
+/// [`redirect`]). It reproduces what editshard sets in `ClientOptions`: timeouts and whether
+/// plain `http://` is allowed.
 #[derive(Debug, Clone)]
 pub(crate) struct Connector {
     pub connect_timeout: std::time::Duration,
     pub read_timeout: std::time::Duration,
     pub allow_http: bool,
+    /// A bearer token for the origin the user named (`HF_TOKEN` for `hf://`).
+    pub bearer: Option<Bearer>,
 }
 
 impl object_store::client::HttpConnector for Connector {
@@ -88,12 +66,14 @@ impl object_store::client::HttpConnector for Connector {
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_timeout)
             .https_only(!self.allow_http)
-            .redirect(same_origin_redirects())
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| object_store::Error::Generic {
                 store: "HTTP",
                 source: Box::new(e),
             })?;
-        Ok(object_store::client::HttpClient::new(client))
+        Ok(object_store::client::HttpClient::new(
+            follow::FollowRedirects::new(client, self.bearer.clone()),
+        ))
     }
 }

@@ -1,0 +1,279 @@
+//! Hub conversion's memory bound (README, Guarantees) against Parquet files that claim
+//! little and decode to a lot: a page whose Snappy preamble claims 2 GiB, a dictionary value
+//! repeated over a thousand rows, a footer understating its sizes, a list of 30 million
+//! entries in one row, a 1 GiB cell. Each is converted, or its rows refused, in memory
+//! bounded by `--batch-memory` and the cell limit, measured as the peak RSS of the command.
+
+use std::path::Path;
+
+use editshard_tools::cli::text;
+use editshard_tools::convert_support::{failures, records};
+use editshard_tools::hub_parquet::png;
+use editshard_tools::parquet_bytes::{self as pq, Chunk, Page, RowGroup, SchemaElement};
+
+use crate::convert_hub_hostile::{convert_measured, mapping};
+
+const MIB: u64 = 1 << 20;
+
+/// What the process takes besides what it reads (code, runtime, buffers): measured at
+/// 20-30 MiB for a small conversion.
+const BASE: u64 = 64 * MIB;
+
+/// A row group of `rows` rows: `id` (plain strings), `before` (a small PNG each) and the
+/// given `after` chunk, plus `extra` schema elements and their leaves' chunks.
+fn file(path: &Path, rows: usize, after: Chunk, extra: &[SchemaElement], extra_chunks: Vec<Chunk>) {
+    let ids: Vec<String> = (0..rows).map(|k| format!("r{k}")).collect();
+    let ids: Vec<&[u8]> = ids.iter().map(|s| s.as_bytes()).collect();
+    let small = png(1, 4, 4);
+    let befores: Vec<&[u8]> = (0..rows).map(|_| &small[..]).collect();
+    let mut schema = vec![pq::text("id"), pq::binary("before"), pq::binary("after")];
+    let mut columns = vec![
+        Chunk::new(
+            &["id"],
+            pq::BYTE_ARRAY,
+            pq::UNCOMPRESSED,
+            vec![Page::data(rows as i32, pq::PLAIN, pq::plain(&ids))],
+        ),
+        Chunk::new(
+            &["before"],
+            pq::BYTE_ARRAY,
+            pq::UNCOMPRESSED,
+            vec![Page::data(rows as i32, pq::PLAIN, pq::plain(&befores))],
+        ),
+        after,
+    ];
+    schema.extend_from_slice(extra);
+    columns.extend(extra_chunks);
+    pq::write(
+        path,
+        &schema,
+        &[RowGroup {
+            num_rows: rows as i64,
+            columns,
+        }],
+    );
+}
+
+/// A PNG followed by zeros up to `len` bytes (an image as far as the converter checks),
+/// marked with `seed` after the PNG so that each is distinct.
+fn big_png(seed: u32, len: usize) -> Vec<u8> {
+    let mut v = png(seed, 4, 4);
+    v.extend_from_slice(&seed.to_le_bytes());
+    v.resize(len, 0);
+    v
+}
+
+fn assert_peak(what: &str, peak: u64, bound: u64) {
+    eprintln!(
+        "{what}: peak RSS {} MiB (bound {} MiB)",
+        peak / MIB,
+        bound / MIB
+    );
+    assert!(
+        peak < bound,
+        "{what}: peak RSS {} MiB, over {} MiB",
+        peak / MIB,
+        bound / MIB
+    );
+}
+
+#[test]
+fn a_snappy_page_claiming_two_gib_is_refused_before_allocating() {
+    let t = tempfile::tempdir().unwrap();
+    let map = mapping(t.path());
+    let src = t.path().join("snappy");
+    let value = png(3, 4, 4);
+    let claimed = i32::MAX;
+    let mut page = Page::data(
+        1,
+        pq::PLAIN,
+        pq::snappy_claiming(claimed as u64, &pq::plain(&[&value])),
+    );
+    page.uncompressed_size = claimed;
+    file(
+        &src.join("a.parquet"),
+        1,
+        Chunk::new(&["after"], pq::BYTE_ARRAY, pq::SNAPPY, vec![page]),
+        &[],
+        vec![],
+    );
+    // Over the cell limit: refused from its header alone.
+    let out = t.path().join("out");
+    let (o, peak) = convert_measured(&map, &src, &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let f = failures(&out);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["reason"], "too-large");
+    assert!(
+        f[0]["detail"].as_str().unwrap().contains("2147483647"),
+        "{f:?}"
+    );
+    assert_peak("snappy claiming 2 GiB", peak, BASE);
+    // Under a cell limit that allows it, the Snappy data cannot hold what it claims.
+    let out = t.path().join("out-4g");
+    let (o, peak) = convert_measured(&map, &src, &out, &["--max-image-size", "4GiB"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let f = failures(&out);
+    assert_eq!(f[0]["reason"], "unreadable-row-group", "{f:?}");
+    assert!(
+        f[0]["detail"].as_str().unwrap().contains("cannot expand"),
+        "{f:?}"
+    );
+    assert_peak("snappy claiming 2 GiB, 4 GiB cell limit", peak, BASE);
+}
+
+#[test]
+fn a_dictionary_value_repeated_over_many_rows_is_read_within_the_budget() {
+    const VALUE: usize = 3 << 20;
+    const ROWS: usize = 1000;
+    let t = tempfile::tempdir().unwrap();
+    let map = mapping(t.path());
+    let src = t.path().join("dict");
+    // One 3 MiB image in the dictionary, its index repeated in every row: honest sizes, a
+    // file of a few kB, 3 GB once every row holds its value.
+    let value = big_png(7, VALUE);
+    let dict = pq::plain(&[&value]);
+    let indices = pq::indices(1, &[pq::rle_run(ROWS as u32, 0, 1)]);
+    let mut dict_page = Page::dictionary(1, pq::zstd(&dict));
+    dict_page.uncompressed_size = dict.len() as i32;
+    let mut data_page = Page::data(ROWS as i32, pq::RLE_DICTIONARY, pq::zstd(&indices));
+    data_page.uncompressed_size = indices.len() as i32;
+    file(
+        &src.join("a.parquet"),
+        ROWS,
+        Chunk::new(
+            &["after"],
+            pq::BYTE_ARRAY,
+            pq::ZSTD,
+            vec![dict_page, data_page],
+        ),
+        &[],
+        vec![],
+    );
+    assert!(std::fs::metadata(src.join("a.parquet")).unwrap().len() < 200_000);
+    let out = t.path().join("out");
+    let (o, peak) = convert_measured(&map, &src, &out, &["--batch-memory", "32MiB"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let recs = records(&out);
+    assert_eq!(recs.len(), ROWS);
+    assert_eq!(recs[999].turns[0].output.data.as_deref(), Some(&value[..]));
+    // The batch (32 MiB: its values and the page it is in), the shard writer's open group
+    // (64 MiB), the record being written, the process.
+    assert_peak(
+        "a dictionary value in 1000 rows",
+        peak,
+        2 * 32 * MIB + 64 * MIB + BASE,
+    );
+}
+
+#[test]
+fn a_footer_understating_sizes_does_not_size_the_batches() {
+    const VALUE: usize = 8 << 20;
+    const ROWS: usize = 64;
+    let t = tempfile::tempdir().unwrap();
+    let map = mapping(t.path());
+    let src = t.path().join("under");
+    // One honest zstd page per row, 8 MiB each; the footer says the chunk decodes to 1 kB,
+    // which would make every row one batch.
+    let pages = (0..ROWS as u32)
+        .map(|k| {
+            let body = pq::plain(&[&big_png(k, VALUE)]);
+            let mut p = Page::data(1, pq::PLAIN, pq::zstd(&body));
+            p.uncompressed_size = body.len() as i32;
+            p
+        })
+        .collect();
+    let mut after = Chunk::new(&["after"], pq::BYTE_ARRAY, pq::ZSTD, pages);
+    after.uncompressed = Some(1000);
+    file(&src.join("a.parquet"), ROWS, after, &[], vec![]);
+    let out = t.path().join("out");
+    let (o, peak) = convert_measured(&map, &src, &out, &["--batch-memory", "32MiB"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let recs = records(&out);
+    assert_eq!(recs.len(), ROWS);
+    assert_eq!(recs[63].turns[0].output.len, VALUE as u64);
+    assert_peak(
+        "a footer understating 512 MiB of pages",
+        peak,
+        2 * 32 * MIB + 64 * MIB + BASE,
+    );
+}
+
+#[test]
+fn a_list_of_thirty_million_entries_is_refused_before_it_is_decoded() {
+    const ENTRIES: u32 = 30_000_000;
+    let t = tempfile::tempdir().unwrap();
+    let map = mapping(t.path());
+    let src = t.path().join("list");
+    // `tags`: list<int32>, one row whose list repeats dictionary entry 0 thirty million
+    // times: a few dozen bytes of runs.
+    let schema = [
+        SchemaElement::group("tags", pq::OPTIONAL, 1, Some(pq::LIST)),
+        SchemaElement::group("list", pq::REPEATED, 1, None),
+        SchemaElement::leaf("element", pq::INT32, pq::OPTIONAL, None),
+    ];
+    let mut body = pq::levels(&[pq::rle_run(1, 0, 1), pq::rle_run(ENTRIES - 1, 1, 1)]);
+    body.extend(pq::levels(&[pq::rle_run(ENTRIES, 3, 2)]));
+    body.extend(pq::indices(1, &[pq::rle_run(ENTRIES, 0, 1)]));
+    let tags = Chunk::new(
+        &["tags", "list", "element"],
+        pq::INT32,
+        pq::UNCOMPRESSED,
+        vec![
+            Page::dictionary(1, 5i32.to_le_bytes().to_vec()),
+            Page::data(ENTRIES as i32, pq::RLE_DICTIONARY, body),
+        ],
+    );
+    let after = Chunk::new(
+        &["after"],
+        pq::BYTE_ARRAY,
+        pq::UNCOMPRESSED,
+        vec![Page::data(1, pq::PLAIN, pq::plain(&[&png(9, 4, 4)]))],
+    );
+    file(&src.join("a.parquet"), 1, after, &schema, vec![tags]);
+    let out = t.path().join("out");
+    let (o, peak) = convert_measured(&map, &src, &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let f = failures(&out);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["reason"], "too-large");
+    let detail = f[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("tags") && detail.contains("1048576"),
+        "{detail}"
+    );
+    assert_peak("a list of 30 million entries", peak, BASE);
+}
+
+#[test]
+fn a_one_gib_cell_is_refused_before_it_is_read() {
+    let t = tempfile::tempdir().unwrap();
+    let map = mapping(t.path());
+    let src = t.path().join("gib");
+    // An honest page: 1 GiB once decompressed, a few hundred kB of zstd.
+    let head = pq::plain(&[&png(5, 4, 4)]);
+    let len = 1u64 << 30;
+    let mut head_with_len = ((len - 4) as u32).to_le_bytes().to_vec();
+    head_with_len.extend_from_slice(&head[4..]);
+    let mut page = Page::data(1, pq::PLAIN, pq::zstd_zeros_after(&head_with_len, len));
+    page.uncompressed_size = len as i32;
+    file(
+        &src.join("a.parquet"),
+        1,
+        Chunk::new(&["after"], pq::BYTE_ARRAY, pq::ZSTD, vec![page]),
+        &[],
+        vec![],
+    );
+    let out = t.path().join("out");
+    let (o, peak) = convert_measured(&map, &src, &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let f = failures(&out);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["reason"], "too-large");
+    let detail = f[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("1073741824") && detail.contains("after"),
+        "{detail}"
+    );
+    assert_peak("a 1 GiB cell", peak, BASE);
+}
