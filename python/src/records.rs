@@ -150,6 +150,12 @@ impl PyImage {
         }
     }
 
+    fn alone(image: Image) -> PyImage {
+        PyImage {
+            of: ImageOf::Alone(image),
+        }
+    }
+
     /// The image. A slot always names an image of its record: slots are made from the
     /// record's own turns below.
     fn image(&self) -> &Image {
@@ -202,7 +208,7 @@ impl PyImage {
         if let Some(s) = scores {
             image.scores = construct::scores(s)?;
         }
-        Ok(PyImage { image })
+        Ok(PyImage::alone(image))
     }
 
     /// An image from the bytes of a file, stored as they are (no decoding or re-encoding).
@@ -442,9 +448,9 @@ impl PyTurn {
                 short_instruction,
                 edit_type,
                 category,
-                output: output.image.clone(),
-                rejected: rejected.iter().map(|i| i.image.clone()).collect(),
-                mask: mask.map(|m| m.image.clone()),
+                output: output.image().clone(),
+                rejected: rejected.iter().map(|i| i.image().clone()).collect(),
+                mask: mask.map(|m| m.image().clone()),
                 instruction_variants,
             })),
         })
@@ -469,22 +475,30 @@ impl PyTurn {
     /// The edited image (for preference records: the chosen one).
     #[getter]
     fn output(&self) -> PyImage {
-        PyImage::in_record(&self.record, Slot::Output(self.index))
+        match &self.turn {
+            TurnRef::InRecord(r, t) => PyImage::in_record(r, Slot::Output(*t)),
+            TurnRef::Own(turn) => PyImage::alone(turn.output.clone()),
+        }
     }
     /// Failed edits of the same instruction (preference records).
     #[getter]
     fn rejected(&self) -> Vec<PyImage> {
-        (0..self.turn().rejected.len())
-            .map(|k| PyImage::in_record(&self.record, Slot::Rejected(self.index, k)))
-            .collect()
+        match &self.turn {
+            TurnRef::InRecord(r, t) => (0..r.turns[*t].rejected.len())
+                .map(|k| PyImage::in_record(r, Slot::Rejected(*t, k)))
+                .collect(),
+            TurnRef::Own(turn) => turn.rejected.iter().cloned().map(PyImage::alone).collect(),
+        }
     }
     /// The region the edit may change, as an image (MagicBrush-style datasets; format 1.1).
     #[getter]
     fn mask(&self) -> Option<PyImage> {
-        self.turn()
-            .mask
-            .is_some()
-            .then(|| PyImage::in_record(&self.record, Slot::Mask(self.index)))
+        let turn = self.turn();
+        turn.mask.as_ref()?;
+        Some(match &self.turn {
+            TurnRef::InRecord(r, t) => PyImage::in_record(r, Slot::Mask(*t)),
+            TurnRef::Own(own) => PyImage::alone(own.mask.clone()?),
+        })
     }
     /// Other phrasings of the instruction, in the source's order (format 1.1).
     #[getter]
@@ -544,7 +558,7 @@ impl PyRecord {
         let mut record = Record::new(
             id,
             kind,
-            source.image.clone(),
+            source.image().clone(),
             turns.iter().map(|t| t.turn().clone()).collect(),
         );
         if let Some(p) = provenance {
