@@ -296,3 +296,37 @@ fn remote_sources_mix_into_s3() {
     let v = s3(&["verify", "s3://mix/all"]);
     assert!(v.status.success(), "{}", text(&v));
 }
+
+/// A link planted inside `DEST/NAME/` where a source's shard directory goes: refused with
+/// exit 2, naming it; nothing written through it, linked or copied.
+#[test]
+fn a_link_planted_inside_dest_name_is_not_written_through() {
+    for copy in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, out, outside) = (
+            tmp.path().join("pico"),
+            tmp.path().join("mix"),
+            tmp.path().join("outside"),
+        );
+        let mut w = DatasetWriter::create(&src)
+            .unwrap()
+            .shard_prefix("part-0/shard-")
+            .target_shard_bytes(16 << 10);
+        for r in view_fixture::records(4) {
+            w.append(&r).unwrap();
+        }
+        w.finish().unwrap();
+        fs::create_dir_all(out.join("pico")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, out.join("pico/part-0")).unwrap();
+        let mut args = vec!["mix", "--out", s(&out), s(&src)];
+        if copy {
+            args.push("--copy");
+        }
+        let o = editshard(crate::BIN, &args);
+        assert_eq!(o.status.code(), Some(2), "--copy {copy}: {}", text(&o));
+        assert!(text(&o).contains("symbolic link"), "{}", text(&o));
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "--copy {copy}");
+        assert!(!out.join("manifest.json").exists());
+    }
+}

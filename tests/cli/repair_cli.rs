@@ -180,3 +180,37 @@ fn a_missing_manifest_or_shard_is_reported_and_the_rest_salvaged() {
         .collect();
     assert_eq!(got, want);
 }
+
+/// A shard cut short just after an image whose bytes hold a valid frame of `sft/smuggled`:
+/// `repair` exits 1, reports the cut frame as LOST, and the new dataset (which `verify`
+/// passes) holds no record that was not in the source.
+#[test]
+fn a_frame_inside_an_image_is_not_repaired_into_a_record() {
+    use editshard_tools::smuggle;
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    let mut w = DatasetWriter::create(&src).unwrap();
+    for r in smuggle::records_with_carrier() {
+        w.append(&r).unwrap();
+    }
+    let m = w.finish().unwrap();
+    let shard = src.join(&m.shards[0].path);
+    let opened = RandomAccessShard::open(fs::File::open(&shard).unwrap(), "s").unwrap();
+    let (image, _) = smuggle::carrier_image_and_frame(&opened);
+    let bytes = fs::read(&shard).unwrap();
+    fs::write(&shard, &bytes[..image.end as usize]).unwrap();
+
+    let o = editshard(crate::BIN, &["repair", s(&src), "--out", s(&dst)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .any(|l| l.starts_with("LOST") && l.contains(&m.shards[0].path)),
+        "{}",
+        text(&o)
+    );
+    let ids: Vec<String> = records_in(&dst).into_iter().map(|r| r.id).collect();
+    assert!(!ids.iter().any(|id| id == smuggle::SMUGGLED_ID), "{ids:?}");
+    let o = editshard(crate::BIN, &["verify", s(&dst)]);
+    assert!(o.status.success(), "{}", text(&o));
+}

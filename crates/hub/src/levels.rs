@@ -117,6 +117,28 @@ pub fn runs(
     Ok(())
 }
 
+/// Checks `count` levels of an RLE/bit-packed hybrid run `data`: every run's bytes present,
+/// every level at most `max` (the `parquet` crate's decoders index by them unchecked).
+/// Returns how many are `max` (for definition levels: the values present).
+pub fn check(data: &[u8], max: i16, count: u64) -> Result<u64, String> {
+    let width = (16 - (max as u16).leading_zeros()) as u8;
+    let (mut seen, mut at_max) = (0u64, 0u64);
+    runs(data, width, count, |value, len| {
+        if value > max as u32 {
+            return Err(format!("a level of {value}, over the column's {max}"));
+        }
+        seen += len;
+        if value == max as u32 {
+            at_max += len;
+        }
+        Ok(())
+    })?;
+    if seen < count {
+        return Err(format!("the levels end after {seen} of {count} values"));
+    }
+    Ok(at_max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

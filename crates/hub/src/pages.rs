@@ -252,6 +252,8 @@ pub struct ChunkPages {
     peeked: Option<Header>,
     /// The largest entry of the chunk's dictionary (0 before its dictionary page).
     dict_max: u64,
+    /// Whether the chunk's dictionary page has been read.
+    have_dict: bool,
     records: RecordCounter,
     /// "row group 3, column \"after\"": where errors happen.
     at: Arc<str>,
@@ -280,6 +282,7 @@ impl ChunkPages {
             max_page,
             peeked: None,
             dict_max: 0,
+            have_dict: false,
             records: RecordCounter::default(),
             at,
         }
@@ -379,6 +382,12 @@ impl ChunkPages {
         } else {
             self.cost(&h)
         };
+        if (h.kind == DATA_PAGE || h.kind == DATA_PAGE_V2)
+            && matches!(h.encoding, 2 | 8)
+            && !self.have_dict
+        {
+            return Err(self.err("a dictionary-encoded page before any dictionary page"));
+        }
         self.meter.charge(self.slot, held, out)?;
         let body_at = self.pos + h.len;
         let body = self.object.get_bytes(body_at, h.compressed as usize)?;
@@ -388,13 +397,20 @@ impl ChunkPages {
         let enc = |e: i32| encoding(e).map_err(fail);
         match h.kind {
             DICTIONARY_PAGE => {
-                let buf =
+                let mut buf =
                     codec::decompress(self.codec, &body, uncompressed as usize).map_err(fail)?;
                 self.dict_max = match self.column.physical {
-                    PhysicalType::BYTE_ARRAY => largest_entry(&buf, h.num_values as u64)
-                        .map_err(|e| fail(format!("dictionary page: {e}")))?,
+                    PhysicalType::BYTE_ARRAY => {
+                        let (max, used) = largest_entry(&buf, h.num_values as u64)
+                            .map_err(|e| fail(format!("dictionary page: {e}")))?;
+                        // Only its entries: the `parquet` crate divides the rest by their
+                        // count.
+                        buf.truncate(used);
+                        max
+                    }
                     _ => 0,
                 };
+                self.have_dict = true;
                 Ok(Page::DictionaryPage {
                     buf: Bytes::from(buf),
                     num_values: h.num_values as u32,
@@ -405,10 +421,12 @@ impl ChunkPages {
             DATA_PAGE => {
                 let buf =
                     codec::decompress(self.codec, &body, uncompressed as usize).map_err(fail)?;
+                let (rep, def, values) = v1_split(&buf, &self.column, &h).map_err(fail)?;
+                let present = self.check_levels(rep, def, &h).map_err(fail)?;
                 if self.column.max_rep > 0 {
-                    let rep = v1_levels(&buf).map_err(fail)?;
                     self.count_records(rep, h.num_values)?;
                 }
+                check_values(values, h.encoding, present, &self.column).map_err(fail)?;
                 Ok(Page::DataPage {
                     buf: Bytes::from(buf),
                     num_values: h.num_values as u32,
@@ -436,8 +454,18 @@ impl ChunkPages {
                     )));
                 }
                 let (lv, values) = body.split_at(levels as usize);
+                let (rep, def) = lv.split_at(h.rep_len as usize);
+                let present = self.check_levels(rep, def, &h).map_err(fail)?;
+                if present.is_some_and(|p| p != (h.num_values - h.num_nulls) as u64) {
+                    return Err(fail(format!(
+                        "{} values and {} nulls in the header, {} values in the levels",
+                        h.num_values,
+                        h.num_nulls,
+                        present.unwrap_or(0)
+                    )));
+                }
                 if self.column.max_rep > 0 {
-                    self.count_records(&lv[..h.rep_len as usize], h.num_values)?;
+                    self.count_records(rep, h.num_values)?;
                 }
                 let codec = if h.is_compressed {
                     self.codec
@@ -446,6 +474,15 @@ impl ChunkPages {
                 };
                 let values = codec::decompress(codec, values, (uncompressed - levels) as usize)
                     .map_err(fail)?;
+                // All nulls: whatever follows the levels is not values (the `parquet` crate
+                // divides by the count of non-null values it expects).
+                let values = if h.num_nulls == h.num_values {
+                    Vec::new()
+                } else {
+                    values
+                };
+                let present = Some((h.num_values - h.num_nulls) as u64);
+                check_values(&values, h.encoding, present, &self.column).map_err(fail)?;
                 let mut buf = Vec::with_capacity(uncompressed as usize);
                 buf.extend_from_slice(lv);
                 buf.extend_from_slice(&values);
@@ -465,6 +502,27 @@ impl ChunkPages {
         }
     }
 
+    /// Checks a data page's levels (RLE runs; the deprecated BIT_PACKED levels are left to
+    /// the `parquet` crate, which bounds them by their length).
+    /// Returns the number of values present (not null), when the levels say it.
+    fn check_levels(&self, rep: &[u8], def: &[u8], h: &Header) -> Result<Option<u64>, String> {
+        let count = h.num_values as u64;
+        let mut present = (self.column.max_def == 0).then_some(count);
+        for (data, max, encoding, what) in [
+            (rep, self.column.max_rep, h.rep_encoding, "repetition"),
+            (def, self.column.max_def, h.def_encoding, "definition"),
+        ] {
+            if max > 0 && (h.kind == DATA_PAGE_V2 || encoding == 3) {
+                let at_max = crate::levels::check(data, max, count)
+                    .map_err(|e| format!("{what} levels: {e}"))?;
+                if what == "definition" {
+                    present = Some(at_max);
+                }
+            }
+        }
+        Ok(present)
+    }
+
     /// Counts the rows of a list column's page; a row over
     /// [`MAX_ROW_LEVELS`](crate::levels::MAX_ROW_LEVELS) values is
     /// refused before the page is decoded.
@@ -479,19 +537,90 @@ impl ChunkPages {
     }
 }
 
-/// The repetition levels of a v1 data page of a repeated column: they come first, after
-/// their 4-byte length.
-fn v1_levels(buf: &[u8]) -> Result<&[u8], String> {
-    let Some(len) = buf.get(..4) else {
-        return Err("a data page too short for its levels".into());
-    };
-    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    buf.get(4..4 + len)
-        .ok_or_else(|| format!("levels of {len} bytes in a page of {}", buf.len()))
+/// Pages passed over: index pages, and data pages of no values (nothing to decode; the
+/// `parquet` crate divides by their count).
+fn skipped(h: &Header) -> bool {
+    h.kind == INDEX_PAGE || ((h.kind == DATA_PAGE || h.kind == DATA_PAGE_V2) && h.num_values == 0)
 }
 
-/// The length of the longest of the `count` PLAIN byte arrays in `buf` (a dictionary).
-fn largest_entry(buf: &[u8], count: u64) -> Result<u64, String> {
+/// A v1 data page cut into its repetition levels, definition levels and values.
+type V1Parts<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
+/// A v1 data page's repetition levels, definition levels and values: each level run (RLE)
+/// after a 4-byte length, or bit-packed (the deprecated BIT_PACKED) in a length the count
+/// gives; a level the column does not have is empty.
+fn v1_split<'a>(buf: &'a [u8], column: &ColumnInfo, h: &Header) -> Result<V1Parts<'a>, String> {
+    let mut at = 0usize;
+    let mut parts: [&[u8]; 2] = [&[], &[]];
+    for (i, (max, encoding)) in [
+        (column.max_rep, h.rep_encoding),
+        (column.max_def, h.def_encoding),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if max == 0 {
+            continue;
+        }
+        let len = if encoding == 4 {
+            let width = (16 - (max as u16).leading_zeros()) as usize;
+            (h.num_values as usize * width).div_ceil(8)
+        } else {
+            let Some(l) = buf.get(at..at + 4) else {
+                return Err("a data page too short for its levels".into());
+            };
+            at += 4;
+            u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize
+        };
+        let end = at
+            .checked_add(len)
+            .filter(|&e| e <= buf.len())
+            .ok_or_else(|| format!("levels of {len} bytes in a page of {}", buf.len()))?;
+        parts[i] = &buf[at..end];
+        at = end;
+    }
+    Ok((parts[0], parts[1], &buf[at..]))
+}
+
+/// Checks what the `parquet` crate's decoders assume of a page's values without checking:
+/// dictionary indices are at most 32 bits wide; fixed-width values split into byte streams
+/// fill them exactly (`present` values, when the levels say how many).
+fn check_values(
+    values: &[u8],
+    encoding: i32,
+    present: Option<u64>,
+    column: &ColumnInfo,
+) -> Result<(), String> {
+    if let (2 | 8, Some(&width)) = (encoding, values.first())
+        && width > 32
+    {
+        return Err(format!("dictionary indices {width} bits wide"));
+    }
+    if encoding == 9 {
+        let width = match column.physical {
+            PhysicalType::INT32 | PhysicalType::FLOAT => 4,
+            PhysicalType::INT64 | PhysicalType::DOUBLE => 8,
+            PhysicalType::FIXED_LEN_BYTE_ARRAY => column.type_length.max(1) as u64,
+            _ => return Err("BYTE_STREAM_SPLIT values of a variable-width type".into()),
+        };
+        let expected = present.map(|p| p.saturating_mul(width));
+        if values.len() as u64 % width != 0 || expected.is_some_and(|e| e != values.len() as u64) {
+            return Err(format!(
+                "{} bytes of BYTE_STREAM_SPLIT values of {width} bytes each ({} expected)",
+                values.len(),
+                present.map_or("?".to_string(), |p| p.to_string())
+            ));
+        }
+        if present.is_none() {
+            return Err("BYTE_STREAM_SPLIT values whose count the levels do not give".into());
+        }
+    }
+    Ok(())
+}
+
+/// The length of the longest of the `count` PLAIN byte arrays in `buf` (a dictionary), and
+/// the bytes they take.
+fn largest_entry(buf: &[u8], count: u64) -> Result<(u64, usize), String> {
     let mut pos = 0usize;
     let mut max = 0u64;
     for i in 0..count {
@@ -506,7 +635,7 @@ fn largest_entry(buf: &[u8], count: u64) -> Result<u64, String> {
         pos += len as usize;
         max = max.max(len);
     }
-    Ok(max)
+    Ok((max, pos))
 }
 
 impl Iterator for ChunkPages {
@@ -523,7 +652,7 @@ impl PageReader for ChunkPages {
             let Some(h) = self.header()? else {
                 return Ok(None);
             };
-            if h.kind == INDEX_PAGE {
+            if skipped(&h) {
                 self.advance(&h);
                 continue;
             }
@@ -537,11 +666,11 @@ impl PageReader for ChunkPages {
                 return Ok(None);
             };
             let flat = self.column.max_rep == 0;
+            if skipped(&h) {
+                self.advance(&h);
+                continue;
+            }
             return Ok(Some(match h.kind {
-                INDEX_PAGE => {
-                    self.advance(&h);
-                    continue;
-                }
                 DICTIONARY_PAGE => PageMetadata {
                     num_rows: None,
                     num_levels: None,
@@ -579,7 +708,8 @@ mod tests {
         dict.extend_from_slice(b"abc");
         dict.extend_from_slice(&1u32.to_le_bytes());
         dict.push(b'z');
-        assert_eq!(largest_entry(&dict, 2).unwrap(), 3);
+        assert_eq!(largest_entry(&dict, 2).unwrap(), (3, 12));
+        assert_eq!(largest_entry(&dict, 0).unwrap(), (0, 0));
         assert!(largest_entry(&dict, 3).is_err());
         let mut lying = u32::MAX.to_le_bytes().to_vec();
         lying.push(0);

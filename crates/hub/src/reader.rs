@@ -77,6 +77,41 @@ pub struct RowGroupError {
     pub missing: bool,
 }
 
+/// A file's place in the dataset without its footer: its rows per row group, and enough to
+/// open it again. A conversion keeps one per file and one opened file at a time, so that
+/// footers are not all held at once.
+#[derive(Clone)]
+pub struct FileOutline {
+    pub index: usize,
+    pub rel: Arc<str>,
+    object: Object,
+    rows: Vec<u64>,
+}
+
+impl FileOutline {
+    pub fn row_groups(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn rows_in(&self, rg: usize) -> u64 {
+        self.rows[rg]
+    }
+
+    /// Opens the file again; its footer must still list the rows it did.
+    pub fn open(&self, mapping: &Mapping) -> Result<ParquetFile> {
+        let file = ParquetFile::open(self.object.clone(), self.index, &self.rel, mapping)?;
+        let rows: Vec<u64> = (0..file.row_groups()).map(|rg| file.rows_in(rg)).collect();
+        if rows != self.rows {
+            return Err(Error::invalid(format!(
+                "{}: the file changed during the conversion (its footer lists other row \
+                 groups now); convert again",
+                self.rel
+            )));
+        }
+        Ok(file)
+    }
+}
+
 pub struct ParquetFile {
     pub index: usize,
     pub rel: Arc<str>,
@@ -153,6 +188,17 @@ impl ParquetFile {
         })
     }
 
+    /// The file without its footer (see [`FileOutline`]).
+    pub fn outline(self) -> FileOutline {
+        let rows = (0..self.row_groups()).map(|rg| self.rows_in(rg)).collect();
+        FileOutline {
+            index: self.index,
+            rel: self.rel,
+            object: self.object,
+            rows,
+        }
+    }
+
     pub fn row_groups(&self) -> usize {
         self.first_rows.len()
     }
@@ -175,16 +221,7 @@ impl ParquetFile {
         limits: ReadLimits,
         mut f: impl FnMut(Delivery) -> Result<ControlFlow<()>>,
     ) -> std::result::Result<Result<ControlFlow<()>>, RowGroupError> {
-        let wanted = crate::rowgroup::Wanted::From(skip);
-        crate::rowgroup::read(
-            self,
-            rg,
-            wanted,
-            limits,
-            &self.projection,
-            &self.names,
-            &mut f,
-        )
+        self.read_wanted(rg, crate::rowgroup::Wanted::From(skip), limits, &mut f)
     }
 
     /// Reads rows `rows` (increasing, within the row group) of row group `rg`, handing each
@@ -196,16 +233,19 @@ impl ParquetFile {
         limits: ReadLimits,
         mut f: impl FnMut(Delivery) -> Result<ControlFlow<()>>,
     ) -> std::result::Result<Result<ControlFlow<()>>, RowGroupError> {
-        let wanted = crate::rowgroup::Wanted::Rows(rows);
-        crate::rowgroup::read(
-            self,
-            rg,
-            wanted,
-            limits,
-            &self.projection,
-            &self.names,
-            &mut f,
-        )
+        self.read_wanted(rg, crate::rowgroup::Wanted::Rows(rows), limits, &mut f)
+    }
+
+    /// The rows `wanted` of row group `rg`, through this file's projection of the mapped
+    /// columns.
+    fn read_wanted(
+        &self,
+        rg: usize,
+        wanted: crate::rowgroup::Wanted<'_>,
+        limits: ReadLimits,
+        f: &mut dyn FnMut(Delivery) -> Result<ControlFlow<()>>,
+    ) -> std::result::Result<Result<ControlFlow<()>>, RowGroupError> {
+        crate::rowgroup::read(self, rg, wanted, limits, &self.projection, &self.names, f)
     }
 
     /// Reads column `column` alone (e.g. a session key) of every row of row group `rg`,

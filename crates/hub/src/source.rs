@@ -105,6 +105,8 @@ pub struct Object {
 enum Inner {
     Local(Arc<File>),
     Remote(Arc<Remote>),
+    /// A file already in memory (tests, fuzzing).
+    Memory(Bytes),
 }
 
 /// A remote object and the last windows read from it (one per column being read, as the
@@ -187,6 +189,19 @@ impl Object {
                 Ok(buf.into())
             }
             Inner::Remote(r) => r.read(start, len, self.len),
+            Inner::Memory(b) => {
+                let from = start.min(b.len() as u64) as usize;
+                let to = start.saturating_add(len).min(b.len() as u64) as usize;
+                Ok(b.slice(from..to))
+            }
+        }
+    }
+
+    /// A Parquet file held in memory.
+    pub fn from_bytes(bytes: Bytes) -> Object {
+        Object {
+            len: bytes.len() as u64,
+            inner: Inner::Memory(bytes),
         }
     }
 }
@@ -229,6 +244,10 @@ impl ChunkReader for Object {
                 pos: start,
                 end: self.len,
             })),
+            Inner::Memory(b) => {
+                let from = start.min(b.len() as u64) as usize;
+                Ok(Box::new(std::io::Cursor::new(b.slice(from..))))
+            }
         }
     }
 

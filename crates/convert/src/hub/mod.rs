@@ -21,7 +21,7 @@ use crate::session::{self, Fingerprint, Outcome, Session, ShardSettings, Target}
 use editshard::error::{Error, Result};
 use editshard::storage::{Location, StorageOptions};
 use editshard_hub::Mapping;
-use editshard_hub::reader::ParquetFile;
+use editshard_hub::reader::{FileOutline, ParquetFile};
 use editshard_hub::source::{self, Object};
 
 mod walk;
@@ -224,12 +224,14 @@ async fn prepare(opts: &HubOptions, target: &Target, storage: &StorageOptions) -
     // sizes alone.
     let handle = tokio::runtime::Handle::current();
     let (mapping, files2) = (opts.mapping.clone(), files.clone());
-    let opened = tokio::task::spawn_blocking(move || -> Result<Vec<ParquetFile>> {
+    let opened = tokio::task::spawn_blocking(move || -> Result<Vec<FileOutline>> {
         files2
             .iter()
             .enumerate()
             .map(|(i, (rel, len))| {
+                // Checked now, then let go: a file's footer is read again when its rows are.
                 ParquetFile::open(Object::open(&src, rel, *len, &handle)?, i, rel, &mapping)
+                    .map(ParquetFile::outline)
             })
             .collect()
     })

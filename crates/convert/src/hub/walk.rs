@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use editshard_hub::Mapping;
 use editshard_hub::cell::Cell;
-use editshard_hub::reader::{Delivery, ParquetFile, Pos, ReadLimits, Row};
+use editshard_hub::reader::{Delivery, FileOutline, ParquetFile, Pos, ReadLimits, Row};
 use editshard_hub::records::{Builder, Out, RowFailure};
 use editshard_hub::sessions::SessionIndex;
 
@@ -44,7 +44,9 @@ struct Unit {
 }
 
 pub struct Plan {
-    files: Vec<ParquetFile>,
+    files: Vec<FileOutline>,
+    /// The file opened last (its footer), for the rows read next.
+    opened: std::cell::RefCell<Option<Arc<ParquetFile>>>,
     file_starts: Vec<u64>,
     units: Vec<Unit>,
     /// The units of this part: `units[range]`.
@@ -63,7 +65,7 @@ struct RunState<'a> {
 }
 
 impl Plan {
-    pub fn new(files: Vec<ParquetFile>, part: Option<(u32, u32)>) -> Result<Plan> {
+    pub fn new(files: Vec<FileOutline>, part: Option<(u32, u32)>) -> Result<Plan> {
         let mut units = Vec::new();
         let mut file_starts = Vec::new();
         let mut n = 0u64;
@@ -92,6 +94,7 @@ impl Plan {
         };
         Ok(Plan {
             files,
+            opened: std::cell::RefCell::new(None),
             file_starts,
             units,
             range,
@@ -121,6 +124,18 @@ impl Plan {
         }
     }
 
+    /// File `i`, opened (its footer read again) unless it was the last one opened.
+    fn file(&self, i: usize, mapping: &Mapping) -> Result<Arc<ParquetFile>> {
+        let mut opened = self.opened.borrow_mut();
+        if let Some(f) = opened.as_ref().filter(|f| f.index == i) {
+            return Ok(f.clone());
+        }
+        *opened = None;
+        let f = Arc::new(self.files[i].open(mapping)?);
+        *opened = Some(f.clone());
+        Ok(f)
+    }
+
     fn ordinal(&self, pos: &Pos) -> u64 {
         self.file_starts[pos.file_index] + pos.row
     }
@@ -139,7 +154,7 @@ impl Plan {
         let mut builder = Builder::new(mapping.clone(), revision);
         let index = match &mapping.session {
             Some(s) => {
-                let ix = Arc::new(self.key_pass(&s.key, limits));
+                let ix = Arc::new(self.key_pass(mapping, &s.key, limits)?);
                 builder = builder.with_sessions(ix.clone(), limits.batch_bytes);
                 Some(ix)
             }
@@ -170,7 +185,7 @@ impl Plan {
                 continue;
             }
             let skip = restart.saturating_sub(unit.first);
-            let file = &self.files[unit.file];
+            let file = self.file(unit.file, mapping)?;
             let read = file.read_row_group(unit.rg, skip, limits, |d| {
                 let pos = match &d {
                     Delivery::Row(r) => &r.pos,
@@ -243,10 +258,10 @@ impl Plan {
     /// The first pass of a session mapping: the key of every row of the dataset, read from
     /// the key column alone. Rows whose key cannot be read are left out (the converting
     /// pass reports them).
-    fn key_pass(&self, key: &str, limits: ReadLimits) -> SessionIndex {
+    fn key_pass(&self, mapping: &Mapping, key: &str, limits: ReadLimits) -> Result<SessionIndex> {
         let mut ix = SessionIndex::default();
         for unit in &self.units {
-            let file = &self.files[unit.file];
+            let file = self.file(unit.file, mapping)?;
             let _ = file.read_column(unit.rg, key, limits, |d| {
                 if let Delivery::Row(r) = d
                     && let Some(k) = r.cells.first().and_then(|(_, c)| c.as_key())
@@ -258,11 +273,11 @@ impl Plan {
             });
         }
         log::info!("{} sessions in {} files", ix.len(), self.files.len());
-        ix
+        Ok(ix)
     }
 
     /// The rows at `ordinals` (increasing), those that can be read.
-    fn reread(&self, ordinals: &[u64], limits: ReadLimits) -> Vec<Row> {
+    fn reread(&self, mapping: &Mapping, ordinals: &[u64], limits: ReadLimits) -> Vec<Row> {
         let mut rows = Vec::new();
         let mut i = 0;
         while i < ordinals.len() {
@@ -274,7 +289,9 @@ impl Plan {
                 local.push(ordinals[i] - unit.first);
                 i += 1;
             }
-            let file = &self.files[unit.file];
+            let Ok(file) = self.file(unit.file, mapping) else {
+                continue;
+            };
             let _ = file.read_rows(unit.rg, &local, limits, |d| {
                 if let Delivery::Row(r) = d {
                     rows.push(r);
@@ -310,7 +327,7 @@ impl Plan {
                         log::warn!("{}, row {}: {text}", pos.file, pos.row);
                     }
                     Out::Reread { key, rows, at } => {
-                        let read = self.reread(&rows, run.limits);
+                        let read = self.reread(run.mapping, &rows, run.limits);
                         builder.complete(key, read, at, outs);
                     }
                 }
