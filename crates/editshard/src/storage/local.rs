@@ -342,3 +342,36 @@ pub(super) async fn delete(root: &Path, rel: &str) -> Result<()> {
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file whose first `written` bytes hold data and whose rest, up to `len`, is a hole
+    /// (never written, so never in the page cache).
+    fn file_with_hole(dir: &Path, written: usize, len: u64) -> PathBuf {
+        let path = dir.join("shard");
+        let mut file = std::fs::File::create(&path).unwrap();
+        std::io::Write::write_all(&mut file, &vec![7u8; written]).unwrap();
+        file.set_len(len).unwrap();
+        path
+    }
+
+    #[test]
+    fn written_pages_are_resident_and_a_hole_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let page = rustix::param::page_size();
+        let path = file_with_hole(dir.path(), 16 * page, 256 * page as u64);
+        let map = map_file(&path).unwrap();
+        // Just written: in the page cache, so read in place; an offset inside a page and a
+        // range past the end (clamped to the map) included.
+        assert!(is_resident(&map, 0..16 * page));
+        assert!(is_resident(&map, 3..5 * page + 17));
+        assert!(is_resident(&map, 5..5));
+        assert!(is_resident(&map, 300 * page..400 * page));
+        // A range reaching into the hole has pages no one has read: not resident, so a
+        // reader populates it off the runtime instead of faulting it in.
+        assert!(!is_resident(&map, 0..256 * page));
+        assert!(!is_resident(&map, 200 * page..201 * page));
+    }
+}
