@@ -37,10 +37,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
+
+import pybench_common as common
 
 REPO = Path(__file__).resolve().parent.parent
 FORMATS = [
@@ -1104,22 +1105,8 @@ def du(path):
 
 
 def child(args_list, timeout):
-    cmd = [sys.executable, str(Path(__file__).resolve())] + [str(a) for a in args_list]
-    try:
-        p = subprocess.run(
-            cmd, check=False, capture_output=True, text=True, timeout=timeout
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout} s"}
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
-    if p.returncode != 0 or not lines:
-        tail = (p.stderr or p.stdout).strip().splitlines()
-        msg = next((ln for ln in reversed(tail) if ln.strip()), f"exit {p.returncode}")
-        return {
-            "error": f"exit {p.returncode}: {msg.strip()[:200]}",
-            "stderr": p.stderr[-4000:],
-        }
-    return json.loads(lines[-1][len("RESULT ") :])
+    """One measurement (or peer write) of this script in a child process."""
+    return common.child(__file__, args_list, timeout)
 
 
 def med(xs):
@@ -1168,21 +1155,8 @@ def main():
     formats = [f for f in args.formats.split(",") if f]
     start = time.perf_counter()
 
-    if args.workdir:
-        w = Path(args.workdir).resolve()
-        if w.exists() and not args.reuse:
-            if any(w.iterdir()) and not (w / ".editshard-python-bench").exists():
-                raise SystemExit(
-                    f"{w} is not empty and not a previous python_bench directory"
-                )
-            shutil.rmtree(w)
-        w.mkdir(parents=True, exist_ok=True)
-    else:
-        w = Path(tempfile.mkdtemp(prefix="editshard-pybench.", dir="/tmp"))
-    (w / ".editshard-python-bench").touch()
-    log = lambda msg: print(
-        f"== {msg} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True
-    )
+    w = common.workdir(args.workdir, args.reuse, "editshard-pybench.")
+    log = common.logger(start)
     try:
         if args.reuse and (w / "counts.json").exists():
             info = json.loads((w / "counts.json").read_text())
@@ -1237,12 +1211,7 @@ def main():
             "note": "the release itself",
         }
 
-        # Everything into the page cache.
-        for p in w.rglob("*"):
-            if p.is_file() and p.suffix != ".json":
-                with open(p, "rb") as f:
-                    while f.read(1 << 24):
-                        pass
+        common.warm_page_cache(w)
 
         results = {}
         reps_of = {"seq": args.reps, "random": args.reps, "dl": args.dl_reps}
