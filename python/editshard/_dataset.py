@@ -114,6 +114,20 @@ class Filter:
         )
 
 
+# This process's id, kept current in a fork's child by the hook below, so that `native`
+# compares it on every call instead of asking the kernel (a getpid system call was 1-2% of a
+# first `ds[i]` from Python; bench/README.md, "Python read benchmark").
+_this_pid = os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    global _this_pid
+    _this_pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Dataset:
     """An editshard dataset opened for reading (see :func:`editshard.open`).
 
@@ -146,7 +160,7 @@ class Dataset:
         if _native_ds is None:
             _native_ds = _native.NativeDataset.open(str(os.fspath(location)), **storage)
         self._nat: _native.NativeDataset = _native_ds
-        self._pid = os.getpid()
+        self._pid = _this_pid
         self._indices = _indices
         # Fixed for the life of the view (the manifest's count or the view's indices): read
         # once, not through the native handle on every index check.
@@ -159,7 +173,7 @@ class Dataset:
     @property
     def native(self) -> _native.NativeDataset:
         """The native handle, reopened (without I/O) if this process is a fork's child."""
-        pid = os.getpid()
+        pid = _this_pid
         if self._pid != pid:
             with self._lock:
                 if self._pid != pid:
