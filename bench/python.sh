@@ -15,6 +15,10 @@
 # The peers live in a venv of their own (BENCH_VENV, default
 # ~/.cache/editshard-tools/bench-pyenv), never in the test suite's: mosaicml-streaming pins
 # NumPy below 2.2 and drags in a `transformers` that does not import next to `datasets`.
+#
+# EDITSHARD_SITE=DIR uses the editshard package installed in DIR (`pip install --target DIR
+# WHEEL`, e.g. a wheel built with maturin into a warm target directory) instead of installing
+# ./python into the venv: several checkouts can then share one benchmark venv.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV="${BENCH_VENV:-$HOME/.cache/editshard-tools/bench-pyenv}"
@@ -30,26 +34,30 @@ if [[ ! -x "$PY" ]]; then
     "${PYTHON:-python3}" -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip
     "$VENV/bin/pip" install -q torch numpy pillow \
-        webdataset pyarrow pylance tfrecord mosaicml-streaming litdata
+        webdataset wids pyarrow pylance tfrecord mosaicml-streaming litdata
+fi
+if [[ -n "${EDITSHARD_SITE:-}" ]]; then
+    export PYTHONPATH="$EDITSHARD_SITE${PYTHONPATH:+:$PYTHONPATH}"
+else
+    # The package as it is in this checkout (quick when cargo's build is warm).
+    "$VENV/bin/pip" install -q ./python
 fi
 if ! "$PY" -c 'import torchvision' 2> /dev/null; then
     # Its wheels pin one torch version: keep the venv's.
     "$VENV/bin/pip" install -q torchvision "torch==$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')"
 fi
-# The package as it is in this checkout (quick when cargo's build is warm).
-"$VENV/bin/pip" install -q ./python
 if ! "$PY" -c 'import editshard, torch, PIL, numpy' 2> /dev/null; then
     echo "$PY lacks editshard/torch/Pillow/numpy: delete $VENV and run again" >&2
     exit 2
 fi
 missing=$("$PY" - << 'PYEOF'
 import importlib.util as u
-print(" ".join(m for m in ["webdataset", "pyarrow", "lance", "tfrecord", "streaming", "litdata"]
+print(" ".join(m for m in ["webdataset", "wids", "pyarrow", "lance", "tfrecord", "streaming", "litdata"]
                if u.find_spec(m) is None))
 PYEOF
 )
 if [[ -n "$missing" ]]; then
     echo "peers not installed ($missing); their rows will say so. To install them:" >&2
-    echo "  $VENV/bin/pip install webdataset pyarrow pylance tfrecord mosaicml-streaming litdata" >&2
+    echo "  $VENV/bin/pip install webdataset wids pyarrow pylance tfrecord mosaicml-streaming litdata" >&2
 fi
 exec "$PY" "$script" "$@"

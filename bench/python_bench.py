@@ -32,20 +32,25 @@ import os
 import platform
 import pstats
 import random
+import re
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
 
+import pybench_common as common
+
 REPO = Path(__file__).resolve().parent.parent
 FORMATS = [
     "editshard",
-    "editshard-nocrc",
+    "editshard-full",
+    "editshard-none",
     "webdataset",
+    "tar",
+    "wids",
     "parquet",
     "lance",
     "tfrecord",
@@ -54,9 +59,12 @@ FORMATS = [
     "loose",
 ]
 LABEL = {
-    "editshard": "editshard (`editshard`)",
-    "editshard-nocrc": "editshard, `verify_crc=False` (reference)",
+    "editshard": 'editshard (`editshard`, default `verify="crc"`)',
+    "editshard-full": 'editshard, `verify="full"` (reference: each image\'s SHA-256 too)',
+    "editshard-none": 'editshard, `verify="none"` (reference: nothing checked)',
     "webdataset": "WebDataset tars (`webdataset`)",
+    "tar": "the same tars, member index + `os.pread` (what users write)",
+    "wids": "the same tars, indexed (`wids`)",
     "parquet": "Parquet (`pyarrow`)",
     "lance": "Lance (`pylance`)",
     "tfrecord": "TFRecord (`tfrecord`)",
@@ -64,7 +72,23 @@ LABEL = {
     "litdata": "LitData (`litdata`)",
     "loose": "loose files, `open().read()` (floor)",
 }
-PEERS = ["webdataset", "parquet", "lance", "tfrecord", "mds", "litdata"]
+PEERS = ["webdataset", "tar", "wids", "parquet", "lance", "tfrecord", "mds", "litdata"]
+# What each format's reader imports: imported before a fresh process's clock starts (a
+# DataLoader worker forked from the main process has them already).
+MODULES = {
+    "editshard": ["editshard", "editshard.torch"],
+    "editshard-full": ["editshard", "editshard.torch"],
+    "editshard-none": ["editshard", "editshard.torch"],
+    "webdataset": ["webdataset"],
+    "tar": ["tarfile"],
+    "wids": ["wids"],
+    "parquet": ["pyarrow.parquet", "pyarrow.dataset"],
+    "lance": ["lance"],
+    "tfrecord": ["tfrecord", "tfrecord.reader"],
+    "mds": ["streaming"],
+    "litdata": ["litdata"],
+    "loose": [],
+}
 WRITTEN = ["parquet", "lance", "tfrecord", "mds", "litdata"]
 BATCH = 4  # DataLoader batch size
 WORKERS = 4
@@ -132,13 +156,13 @@ def es_images(rec):
 class EditshardReader:
     random_access = True
 
-    verify_crc = True
+    verify = "crc"
 
     def __init__(self, w):
         import editshard
 
         self.path = str(w / "ds")
-        self.ds = editshard.open(self.path, verify_crc=self.verify_crc)
+        self.ds = editshard.open(self.path, verify=self.verify)
 
     def __len__(self):
         return len(self.ds)
@@ -154,11 +178,17 @@ class EditshardReader:
     def torch_dataset(self):
         from editshard.torch import EditDataset
 
-        return EditDataset(self.path, transform=es_decode_record), {}
+        return EditDataset(
+            self.path, transform=es_decode_record, verify=self.verify
+        ), {}
 
 
-class EditshardNoCrcReader(EditshardReader):
-    verify_crc = False
+class EditshardFullReader(EditshardReader):
+    verify = "full"
+
+
+class EditshardNoneReader(EditshardReader):
+    verify = "none"
 
 
 def es_decode_record(rec):
@@ -168,7 +198,9 @@ def es_decode_record(rec):
 def es_native_decode_record(rec):
     import torch
 
-    return [torch.from_numpy(im.to_numpy()) for im in rec.images() if im.data is not None]
+    return [
+        torch.from_numpy(im.to_numpy()) for im in rec.images() if im.data is not None
+    ]
 
 
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".webp")
@@ -192,8 +224,99 @@ class WebDatasetReader:
             yield s["__key__"], wds_meta(s), wds_images(s)
 
     def torch_dataset(self):
-        d = self.wds.WebDataset(self.urls, shardshuffle=False, empty_check=False).map(wds_decode)
+        d = self.wds.WebDataset(self.urls, shardshuffle=False, empty_check=False).map(
+            wds_decode
+        )
         return d, {}
+
+
+WDS_NAME = re.compile(r"^((?:.*/|)[^./]+)[.]([^/]*)$")
+
+
+def tar_index(w):
+    """Every record of the exported tars as (key, tar path, [(member ext, offset, size)]), in
+    order, from the tar headers (what a user indexing tars for random access writes once)."""
+    import tarfile
+
+    out = []
+    for url in sorted(str(p) for p in (w / "wds").glob("*.tar")):
+        with tarfile.open(url) as tf:
+            for m in tf:
+                if not m.isfile():
+                    continue
+                key, ext = WDS_NAME.match(m.name).groups()
+                if not out or out[-1][0] != key or out[-1][1] != url:
+                    out.append((key, url, []))
+                out[-1][2].append((ext, m.offset_data, m.size))
+    return out
+
+
+class TarPreadReader:
+    """The WebDataset tars read by a member index (built from the tar headers when opened)
+    and one `os.pread` per member."""
+
+    random_access = True
+
+    def __init__(self, w):
+        self.index = tar_index(w)
+        self.fds = {}
+
+    def __len__(self):
+        return len(self.index)
+
+    def _fd(self, url):
+        fd = self.fds.get(url)
+        if fd is None:
+            fd = self.fds[url] = os.open(url, os.O_RDONLY)
+        return fd
+
+    def get(self, i):
+        key, url, members = self.index[i]
+        fd = self._fd(url)
+        meta, imgs = None, []
+        for ext, off, size in sorted(members):
+            if ext.lower().endswith("json"):
+                meta = json.loads(os.pread(fd, size, off))
+            elif ("." + ext).lower().endswith(IMAGE_EXT):
+                imgs.append(os.pread(fd, size, off))
+        return key, meta, imgs
+
+    def seq(self):
+        for i in range(len(self.index)):
+            yield self.get(i)
+
+
+class WidsReader:
+    """The WebDataset tars through `wids.ShardListDataset` (random access by index over
+    tars; it indexes each tar's headers on first use), with no decoding."""
+
+    random_access = True
+
+    def __init__(self, w):
+        import wids
+
+        counts = {}
+        for _key, url, _m in tar_index(w):
+            counts[url] = counts.get(url, 0) + 1
+        shards = [{"url": url, "nsamples": n} for url, n in sorted(counts.items())]
+        self.ds = wids.ShardListDataset(
+            shards, transformations=[], localname=lambda u: u
+        )
+
+    def __len__(self):
+        return len(self.ds)
+
+    def get(self, i):
+        # wids hands out each member as a BytesIO over its bytes
+        s = {
+            k: (v.getvalue() if hasattr(v, "getvalue") else v)
+            for k, v in self.ds[i].items()
+        }
+        return s["__key__"], wds_meta(s), wds_images(s)
+
+    def seq(self):
+        for i in range(len(self.ds)):
+            yield self.get(i)
 
 
 def wds_meta(s):
@@ -315,7 +438,9 @@ class LanceTorch:
 
         if self.ds is None:
             self.ds = lance.dataset(self.path)
-        return [[decode(b) for b in imgs] for _, _, imgs in arrow_rows(self.ds.take(idx))]
+        return [
+            [decode(b) for b in imgs] for _, _, imgs in arrow_rows(self.ds.take(idx))
+        ]
 
     def __getitem__(self, i):
         return self._take([i])[0]
@@ -325,7 +450,10 @@ class LanceTorch:
 
 
 class TFRecordReader:
-    random_access = False  # the index only serves sharding across workers
+    """`tfrecord_loader` in order; by index, the offsets in its index file and one `pread`
+    per record, parsed with its `example_pb2` (the library's loader only shards by index)."""
+
+    random_access = True
 
     def __init__(self, w):
         from tfrecord import reader
@@ -334,6 +462,8 @@ class TFRecordReader:
         self.path = str(w / "tfrecord" / "data.tfrecord")
         self.index = str(w / "tfrecord" / "data.index")
         self.n = json.loads((w / "counts.json").read_text())["records"]
+        self.offsets = None
+        self.fd = None
 
     def __len__(self):
         return self.n
@@ -341,6 +471,21 @@ class TFRecordReader:
     def seq(self):
         for ex in self.reader.tfrecord_loader(self.path, None):
             yield bytes(ex["id"]), json.loads(bytes(ex["meta"])), tf_images(ex)
+
+    def get(self, i):
+        from tfrecord import example_pb2
+
+        if self.offsets is None:
+            lines = Path(self.index).read_text().splitlines()
+            self.offsets = [tuple(map(int, ln.split())) for ln in lines]
+            self.fd = os.open(self.path, os.O_RDONLY)
+        off, length = self.offsets[i]
+        # length u64, its CRC u32, the example, its CRC u32
+        ex = example_pb2.Example()
+        ex.ParseFromString(os.pread(self.fd, length - 16, off + 12))
+        mapping = {"byte": "bytes_list", "float": "float_list", "int": "int64_list"}
+        d = self.reader.extract_feature_dict(ex.features, None, mapping)
+        return bytes(d["id"]), json.loads(bytes(d["meta"])), tf_images(d)
 
     def torch_dataset(self):
         from tfrecord.torch.dataset import TFRecordDataset
@@ -481,8 +626,11 @@ class LooseTorch:
 
 READERS = {
     "editshard": EditshardReader,
-    "editshard-nocrc": EditshardNoCrcReader,
+    "editshard-full": EditshardFullReader,
+    "editshard-none": EditshardNoneReader,
     "webdataset": WebDatasetReader,
+    "tar": TarPreadReader,
+    "wids": WidsReader,
     "parquet": ParquetReader,
     "lance": LanceReader,
     "tfrecord": TFRecordReader,
@@ -524,23 +672,67 @@ def vm_rss():
     return 0
 
 
+def import_modules(fmt):
+    import importlib
+
+    for m in MODULES.get(fmt, []):
+        importlib.import_module(m)
+
+
 def measure(fmt, mode, w, reps, samples, seed, dl_records):
+    import_modules(fmt)
+    if mode == "seq_fresh":
+        # What a fresh DataLoader worker pays: open the dataset, read every record once. This
+        # process has read nothing before (the page cache is warm).
+        t0 = time.perf_counter()
+        r = READERS[fmt](w)
+        c = consume(r.seq())
+        return {
+            "times": [time.perf_counter() - t0],
+            "records": c[0],
+            "images": c[1],
+            "bytes": c[2],
+        }
+    if mode == "random_fresh":
+        # The first reads of a fresh process: each record read once, none before (footers,
+        # indexes and shard maps are loaded as the reads need them).
+        t0 = time.perf_counter()
+        r = READERS[fmt](w)
+        open_s = time.perf_counter() - t0
+        if not getattr(r, "random_access", False):
+            return {"unsupported": True}
+        n = len(r)
+        rng = random.Random(seed)
+        lat = []
+        for i in rng.sample(range(n), min(n, samples)):
+            t0 = time.perf_counter()
+            consume([r.get(i)])
+            lat.append(time.perf_counter() - t0)
+        return {"p50": [pct(lat, 0.5)], "p99": [pct(lat, 0.99)], "open_s": open_s}
     rss0 = vm_rss()
     r = READERS[fmt](w)
     if mode == "seq":
+        consume(r.seq())  # warm-up: this process's first pass is seq_fresh's
         times, counts = [], None
         for _ in range(reps):
             t0 = time.perf_counter()
             c = consume(r.seq())
             times.append(time.perf_counter() - t0)
             counts = c
-        return {"times": times, "records": counts[0], "images": counts[1], "bytes": counts[2]}
+        return {
+            "times": times,
+            "records": counts[0],
+            "images": counts[1],
+            "bytes": counts[2],
+        }
     if mode == "random":
         if not getattr(r, "random_access", False):
             return {"unsupported": True}
         n = len(r)
         rng = random.Random(seed)
-        for i in rng.sample(range(n), min(n, 20)):  # warm-up: open, footers, first reads
+        for i in range(
+            n
+        ):  # warm-up: every record read once (random_fresh times first reads)
             consume([r.get(i)])
         p50s, p99s = [], []
         for _ in range(reps):
@@ -564,7 +756,9 @@ def measure(fmt, mode, w, reps, samples, seed, dl_records):
         loader_cls = extra.get("loader", tud.DataLoader)
         times, nimg, nrec = [], 0, 0
         for _ in range(reps):
-            loader = loader_cls(d, batch_size=BATCH, num_workers=WORKERS, collate_fn=collate_list)
+            loader = loader_cls(
+                d, batch_size=BATCH, num_workers=WORKERS, collate_fn=collate_list
+            )
             t0 = time.perf_counter()
             nrec = nimg = 0
             for batch in loader:
@@ -604,7 +798,9 @@ def profile_editshard(w, n_prof):
 
     path = str(w / "ds")
     d = TimedEditshard(path)
-    loader = tud.DataLoader(d, batch_size=BATCH, num_workers=WORKERS, collate_fn=collate_list)
+    loader = tud.DataLoader(
+        d, batch_size=BATCH, num_workers=WORKERS, collate_fn=collate_list
+    )
     fetch = dec = 0.0
     t0 = time.perf_counter()
     for batch in loader:
@@ -623,10 +819,20 @@ def profile_editshard(w, n_prof):
     total = sum(v[2] for v in st.stats.values())  # tottime
     rows = sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:8]
     top = [
-        {"func": f"{Path(k[0]).name}:{k[1]}({k[2]})", "tottime": v[2], "share": v[2] / total}
+        {
+            "func": f"{Path(k[0]).name}:{k[1]}({k[2]})",
+            "tottime": v[2],
+            "share": v[2] / total,
+        }
         for k, v in rows
     ]
-    return {"fetch_s": fetch, "decode_s": dec, "wall_s": wall, "top": top, "profiled": len(idx)}
+    return {
+        "fetch_s": fetch,
+        "decode_s": dec,
+        "wall_s": wall,
+        "top": top,
+        "profiled": len(idx),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -661,7 +867,11 @@ def write_peer(fmt, w):
         import pyarrow as pa
 
         schema = pa.schema(
-            [("id", pa.string()), ("meta", pa.string()), ("images", pa.list_(pa.binary()))]
+            [
+                ("id", pa.string()),
+                ("meta", pa.string()),
+                ("images", pa.list_(pa.binary())),
+            ]
         )
 
         def batches():
@@ -684,7 +894,9 @@ def write_peer(fmt, w):
         else:
             import lance
 
-            lance.write_dataset(pa.RecordBatchReader.from_batches(schema, batches()), str(out))
+            lance.write_dataset(
+                pa.RecordBatchReader.from_batches(schema, batches()), str(out)
+            )
     elif fmt == "tfrecord":
         from tfrecord.tools.tfrecord2idx import create_index
         from tfrecord.writer import TFRecordWriter
@@ -749,9 +961,20 @@ def litdata_item(arg):
 def prepare(args, w):
     rel = w / "rel"
     binary = REPO / "target" / "release"
-    if not (binary / "editshard").exists() or not (binary / "gen_bench_release").exists():
+    if (
+        not (binary / "editshard").exists()
+        or not (binary / "gen_bench_release").exists()
+    ):
         run(
-            ["cargo", "build", "--release", "-p", "editshard-cli", "-p", "editshard-tools"],
+            [
+                "cargo",
+                "build",
+                "--release",
+                "-p",
+                "editshard-cli",
+                "-p",
+                "editshard-tools",
+            ],
             cwd=REPO,
         )
     rows = args.rows
@@ -804,7 +1027,15 @@ def prepare(args, w):
     info["convert_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     run(
-        [binary / "editshard", "export", w / "ds", "--to", w / "wds", "--format", "webdataset"],
+        [
+            binary / "editshard",
+            "export",
+            w / "ds",
+            "--to",
+            w / "wds",
+            "--format",
+            "webdataset",
+        ],
         stdout=subprocess.DEVNULL,
     )
     info["export_s"] = time.perf_counter() - t0
@@ -812,7 +1043,9 @@ def prepare(args, w):
     # Counts, and each record's image files in the release (for the loose-files floor).
     import csv
 
-    with open(rel / "openimages" / "train-images-boxable-with-rotation.csv", newline="") as f:
+    with open(
+        rel / "openimages" / "train-images-boxable-with-rotation.csv", newline=""
+    ) as f:
         by_url = {r["OriginalURL"]: r["ImageID"] for r in csv.DictReader(f)}
     n = nimg = nbytes = k_max = 0
     loose = []
@@ -825,7 +1058,9 @@ def prepare(args, w):
         for (p, u), b in zip(row["paths"], row["images"]):
             f = locate(rel, p, u, by_url)
             if f is None or f.stat().st_size != len(b):
-                raise SystemExit(f"release file for image path {p!r} not found (or size differs)")
+                raise SystemExit(
+                    f"release file for image path {p!r} not found (or size differs)"
+                )
             paths.append(str(f))
         loose.append(paths)
     (w / "loose.json").write_text(json.dumps(loose))
@@ -870,17 +1105,8 @@ def du(path):
 
 
 def child(args_list, timeout):
-    cmd = [sys.executable, str(Path(__file__).resolve())] + [str(a) for a in args_list]
-    try:
-        p = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout} s"}
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
-    if p.returncode != 0 or not lines:
-        tail = (p.stderr or p.stdout).strip().splitlines()
-        msg = next((ln for ln in reversed(tail) if ln.strip()), f"exit {p.returncode}")
-        return {"error": f"exit {p.returncode}: {msg.strip()[:200]}", "stderr": p.stderr[-4000:]}
-    return json.loads(lines[-1][len("RESULT ") :])
+    """One measurement (or peer write) of this script in a child process."""
+    return common.child(__file__, args_list, timeout)
 
 
 def med(xs):
@@ -892,37 +1118,45 @@ def fmt_ratio(x):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     ap.add_argument("--rows", type=int, default=int(os.environ.get("ROWS", "100")))
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "42")))
     ap.add_argument("--reps", type=int, default=int(os.environ.get("REPS", "5")))
     ap.add_argument("--dl-reps", type=int, default=int(os.environ.get("DL_REPS", "3")))
-    ap.add_argument("--samples", type=int, default=int(os.environ.get("SAMPLES", "200")))
+    ap.add_argument(
+        "--samples", type=int, default=int(os.environ.get("SAMPLES", "200"))
+    )
+    ap.add_argument(
+        "--fresh-samples",
+        type=int,
+        default=int(os.environ.get("FRESH_SAMPLES", "50")),
+        help="first reads timed in each fresh process (random_fresh)",
+    )
+    ap.add_argument(
+        "--modes",
+        default="seq_fresh,seq,random_fresh,random,dl",
+        help="measurements, in order: seq_fresh, seq, random_fresh, random, dl",
+    )
     ap.add_argument("--profile-records", type=int, default=24)
-    ap.add_argument("--shard-size", default="auto", help="convert --shard-size; auto: ~8 shards")
+    ap.add_argument(
+        "--shard-size", default="auto", help="convert --shard-size; auto: ~8 shards"
+    )
     ap.add_argument("--formats", default=",".join(FORMATS))
     ap.add_argument("--workdir")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--reuse", action="store_true", help="reuse a kept workdir's data")
-    ap.add_argument("--timeout", type=int, default=900, help="per child process, seconds")
+    ap.add_argument(
+        "--timeout", type=int, default=900, help="per child process, seconds"
+    )
     ap.add_argument("--out", default="/tmp/editshard-python-bench.md")
     args = ap.parse_args()
     formats = [f for f in args.formats.split(",") if f]
     start = time.perf_counter()
 
-    if args.workdir:
-        w = Path(args.workdir).resolve()
-        if w.exists() and not args.reuse:
-            if any(w.iterdir()) and not (w / ".editshard-python-bench").exists():
-                raise SystemExit(f"{w} is not empty and not a previous python_bench directory")
-            shutil.rmtree(w)
-        w.mkdir(parents=True, exist_ok=True)
-    else:
-        w = Path(tempfile.mkdtemp(prefix="editshard-pybench.", dir="/tmp"))
-    (w / ".editshard-python-bench").touch()
-    log = lambda msg: print(
-        f"== {msg} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True
-    )
+    w = common.workdir(args.workdir, args.reuse, "editshard-pybench.")
+    log = common.logger(start)
     try:
         if args.reuse and (w / "counts.json").exists():
             info = json.loads((w / "counts.json").read_text())
@@ -953,67 +1187,104 @@ def main():
             "bytes": du(w / "ds"),
             "note": "`editshard convert` from the release",
         }
-        writes["editshard-nocrc"] = {
-            "seconds": info["convert_s"],
-            "bytes": du(w / "ds"),
-            "note": "the same dataset",
-        }
+        for ref in ("editshard-full", "editshard-none"):
+            writes[ref] = {
+                "seconds": info["convert_s"],
+                "bytes": du(w / "ds"),
+                "note": "the same dataset",
+            }
+        for same_tars in ("tar", "wids"):
+            writes[same_tars] = {
+                "seconds": info["export_s"],
+                "bytes": du(w / "wds"),
+                "note": "the WebDataset export",
+            }
         writes["webdataset"] = {
             "seconds": info["export_s"],
             "bytes": du(w / "wds"),
             "note": f"`editshard export --format webdataset`, "
             f"{len(list((w / 'wds').glob('*.tar')))} tar(s)",
         }
-        writes["loose"] = {"seconds": info["gen_s"], "bytes": None, "note": "the release itself"}
+        writes["loose"] = {
+            "seconds": info["gen_s"],
+            "bytes": None,
+            "note": "the release itself",
+        }
 
-        # Everything into the page cache.
-        for p in w.rglob("*"):
-            if p.is_file() and p.suffix != ".json":
-                with open(p, "rb") as f:
-                    while f.read(1 << 24):
-                        pass
+        common.warm_page_cache(w)
 
         results = {}
-        modes = [("seq", args.reps), ("random", args.reps), ("dl", args.dl_reps)]
+        reps_of = {"seq": args.reps, "random": args.reps, "dl": args.dl_reps}
+        modes = [m for m in args.modes.split(",") if m]
+        load = {}
         for fmt in formats:
-            if fmt == "editshard-nocrc":
+            if fmt in writes and "error" in writes[fmt]:
                 results[fmt] = {
-                    m: child(
+                    m: {"error": "not written: " + writes[fmt]["error"]} for m in modes
+                }
+                continue
+            results[fmt] = {}
+            for mode in modes:
+                if mode == "dl" and fmt in ("editshard-full", "editshard-none"):
+                    results[fmt][mode] = {
+                        "error": "(not run: as editshard, decode-bound)"
+                    }
+                    continue
+                log(f"{fmt}: {mode}")
+                load[(fmt, mode)] = Path("/proc/loadavg").read_text().split()[0]
+                if mode.endswith("_fresh"):
+                    # One fresh process per repetition, each reading as a new worker would.
+                    parts = [
+                        child(
+                            [
+                                "_measure",
+                                fmt,
+                                mode,
+                                w,
+                                1,
+                                args.fresh_samples,
+                                args.seed + k,
+                                0,
+                            ],
+                            args.timeout,
+                        )
+                        for k in range(args.reps)
+                    ]
+                    res = next(
+                        (p for p in parts if "error" in p or p.get("unsupported")), None
+                    )
+                    if res is None:
+                        res = dict(parts[0])
+                        for key in ("times", "p50", "p99", "open_s"):
+                            if key in res:
+                                res[key] = [
+                                    x
+                                    for p in parts
+                                    for x in (
+                                        p[key] if isinstance(p[key], list) else [p[key]]
+                                    )
+                                ]
+                else:
+                    res = child(
                         [
                             "_measure",
                             fmt,
-                            m,
+                            mode,
                             w,
-                            reps,
+                            reps_of[mode],
                             args.samples,
                             args.seed,
                             args.profile_records,
                         ],
                         args.timeout,
                     )
-                    for m, reps in modes[:2]
-                }
-                results[fmt]["dl"] = {"error": "(not run: same as editshard, decode-bound)"}
-                continue
-            if fmt in writes and "error" in writes[fmt]:
-                results[fmt] = {
-                    m: {"error": "not written: " + writes[fmt]["error"]} for m, _ in modes
-                }
-                continue
-            results[fmt] = {}
-            for mode, reps in modes:
-                log(f"{fmt}: {mode}")
-                res = child(
-                    ["_measure", fmt, mode, w, reps, args.samples, args.seed, args.profile_records],
-                    args.timeout,
-                )
                 if "error" in res:
                     print(
                         f"   {fmt} {mode} failed: {res['error']}\n{res.get('stderr', '')[-1500:]}",
                         file=sys.stderr,
                     )
                 results[fmt][mode] = res
-        if "editshard" in formats:
+        if "editshard" in formats and "dl" in modes:
             log("editshard: DataLoader with the native decoder, and the worker profile")
             results["editshard"]["dl_native"] = child(
                 [
@@ -1042,14 +1313,20 @@ def main():
                 args.timeout,
             )
         else:
-            profile = {"error": "editshard not measured"}
+            profile = {"error": "(not run: no DataLoader measurement in --modes)"}
         total = time.perf_counter() - start
-        md = report(args, info, writes, results, profile, formats, total)
+        md = report(args, info, writes, results, profile, formats, total, load)
         print(md)
         Path(args.out).write_text(md)
         (w / "results.json").write_text(
             json.dumps(
-                {"info": info, "writes": writes, "results": results, "profile": profile}, indent=1
+                {
+                    "info": info,
+                    "writes": writes,
+                    "results": results,
+                    "profile": profile,
+                },
+                indent=1,
             )
         )
         print(f"written to {args.out}", file=sys.stderr)
@@ -1060,7 +1337,7 @@ def main():
             shutil.rmtree(w, ignore_errors=True)
 
 
-def report(args, info, writes, results, profile, formats, total):
+def report(args, info, writes, results, profile, formats, total, load_at):
     n_rec, n_img, n_bytes = info["records"], info["images"], info["image_bytes"]
     cpu = next(
         (
@@ -1087,82 +1364,106 @@ def report(args, info, writes, results, profile, formats, total):
         f"{info['multi_turn']} multi-turn; seed {args.seed}) -> {n_rec} records in editshard "
         f"shards of {info.get('shard_size')}, {n_img} image "
         f"references, {n_bytes / 1e6:.1f} MB of image bytes per pass. Medians of {args.reps} "
-        f"repetitions (DataLoader: {args.dl_reps}); random access: {args.samples} warm reads per "
-        f"repetition. Whole run {total:.0f} s."
+        f"repetitions (fresh: {args.reps} fresh processes, {args.fresh_samples} first reads "
+        f"each; warm random: {args.samples} reads per repetition after every record was read "
+        f"once; DataLoader: {args.dl_reps}). Whole run {total:.0f} s."
     )
     P("")
 
     def val(fmt, mode):
-        r = results.get(fmt, {}).get(mode)
-        if r is None:
-            return None
-        return r
+        return results.get(fmt, {}).get(mode)
 
     def ok(r):
         return r is not None and "error" not in r and not r.get("unsupported")
 
-    # Sequential
-    seq = {f: n_rec / med(results[f]["seq"]["times"]) for f in formats if ok(val(f, "seq"))}
-    rnd = {f: med(results[f]["random"]["p50"]) for f in formats if ok(val(f, "random"))}
-    rnd99 = {f: med(results[f]["random"]["p99"]) for f in formats if ok(val(f, "random"))}
+    mb_per_rec = n_bytes / n_rec / 1e6
+    seq = {
+        m: {f: n_rec / med(val(f, m)["times"]) for f in formats if ok(val(f, m))}
+        for m in ("seq_fresh", "seq")
+    }
+    rnd = {
+        m: {f: med(val(f, m)["p50"]) for f in formats if ok(val(f, m))}
+        for m in ("random_fresh", "random")
+    }
+    rnd99 = {f: med(val(f, "random")["p99"]) for f in formats if ok(val(f, "random"))}
     dl = {
-        f: results[f]["dl"]["images"] / med(results[f]["dl"]["times"])
+        f: val(f, "dl")["images"] / med(val(f, "dl")["times"])
         for f in formats
         if ok(val(f, "dl"))
     }
-    best_seq = max((seq[f] for f in PEERS if f in seq), default=None)
-    best_rnd = min((rnd[f] for f in PEERS if f in rnd), default=None)
-    best_dl = max((dl[f] for f in PEERS if f in dl), default=None)
+
+    def best(table, pick):
+        peers = [f for f in PEERS if f in table]
+        return (
+            (
+                pick(peers, key=lambda f: table[f]),
+                table[pick(peers, key=lambda f: table[f])],
+            )
+            if peers
+            else (None, None)
+        )
+
+    best_seq = {m: best(seq[m], max) for m in seq}
+    best_rnd = {m: best(rnd[m], min) for m in rnd}
+    best_dl = best(dl, max)
 
     def why(f, mode):
         r = val(f, mode)
         if r is None:
             return "not run"
         if r.get("unsupported"):
-            return "no random access in its library"
+            return "no random access"
         if r["error"].startswith("("):
             return r["error"]
         return "**failed**: " + r["error"].replace("|", "\\|")
 
+    def seq_cell(f, m):
+        if f not in seq[m]:
+            return why(f, m)
+        r = val(f, m)
+        bad = (
+            ""
+            if (r["records"], r["images"], r["bytes"]) == (n_rec, n_img, n_bytes)
+            else f" (read {r['records']} records/{r['images']} images!)"
+        )
+        return f"{seq[m][f] * mb_per_rec:.0f}{bad}"
+
+    def seq_ratio(f, m):
+        b = best_seq[m][1]
+        return fmt_ratio(seq[m][f] / b) if f in seq[m] and b else ""
+
+    def rnd_cell(f, m):
+        if f not in rnd[m]:
+            return why(f, m)
+        extra = f" / {rnd99[f] * 1e3:.3f}" if m == "random" else ""
+        return f"{rnd[m][f] * 1e3:.3f}{extra}"
+
+    def rnd_ratio(f, m):
+        b = best_rnd[m][1]
+        return fmt_ratio(b / rnd[m][f]) if f in rnd[m] and b else ""
+
     P(
-        "| Format (library) | Sequential records/s | MB/s | ratio to fastest peer | "
-        "Random p50 / p99 ms (RSS growth) | p50 ratio (fastest peer p50 / this) | DataLoader images/s | ratio | "
-        "Written in (s) | Size (MB) |"
+        "| Format (library) | Sequential MB/s, fresh process | ratio | warm | ratio | "
+        "Random p50 ms, fresh process (first reads) | ratio | warm p50 / p99 | ratio | "
+        "DataLoader images/s | ratio | Written in (s) | Size (MB) |"
     )
-    P("|---|---|---|---|---|---|---|---|---|---|")
+    P("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for f in formats:
         cells = [LABEL[f]]
-        if f in seq:
-            check = results[f]["seq"]
-            bad = (
-                ""
-                if (check["records"], check["images"], check["bytes"]) == (n_rec, n_img, n_bytes)
-                else f" (read {check['records']} records/{check['images']} images!)"
-            )
-            cells += [
-                f"{seq[f]:.0f}{bad}",
-                f"{seq[f] * n_bytes / n_rec / 1e6:.0f}",
-                fmt_ratio(seq[f] / best_seq) if best_seq else "-",
-            ]
-        else:
-            cells += [why(f, "seq"), "", ""]
-        if f in rnd:
-            cells += [
-                (
-                    f"{rnd[f] * 1e3:.3f} / {rnd99[f] * 1e3:.3f} "
-                    f"(+{results[f]['random'].get('rss_mb', 0):.0f} MB)"
-                ),
-                fmt_ratio(best_rnd / rnd[f]) if best_rnd else "-",
-            ]
-        else:
-            cells += [why(f, "random"), ""]
+        for m in ("seq_fresh", "seq"):
+            cells += [seq_cell(f, m), seq_ratio(f, m)]
+        for m in ("random_fresh", "random"):
+            cells += [rnd_cell(f, m), rnd_ratio(f, m)]
         if f in dl:
             extra = (
                 ""
-                if results[f]["dl"]["images"] == n_img
-                else f" ({results[f]['dl']['images']} of {n_img} images!)"
+                if val(f, "dl")["images"] == n_img
+                else f" ({val(f, 'dl')['images']} of {n_img} images!)"
             )
-            cells += [f"{dl[f]:.1f}{extra}", fmt_ratio(dl[f] / best_dl) if best_dl else "-"]
+            cells += [
+                f"{dl[f]:.1f}{extra}",
+                fmt_ratio(dl[f] / best_dl[1]) if best_dl[1] else "",
+            ]
         else:
             cells += [why(f, "dl"), ""]
         wr = writes.get(f, {})
@@ -1175,33 +1476,50 @@ def report(args, info, writes, results, profile, formats, total):
                 f"{wr['bytes'] / 1e6:.0f}" if wr.get("bytes") else "-",
             ]
         P("| " + " | ".join(cells) + " |")
-    nat = results.get("editshard", {}).get("dl_native")
+    nat = val("editshard", "dl_native")
     if ok(nat):
         ips = nat["images"] / med(nat["times"])
         P(
-            f"| editshard, DataLoader decoding with `img.to_numpy()` (Rust, GIL released) | | | | | | "
-            f"{ips:.1f} | {fmt_ratio(ips / best_dl) if best_dl else '-'} | | |"
+            f"| editshard, DataLoader decoding with `img.to_numpy()` (Rust, GIL released) "
+            f"| | | | | | | | | {ips:.1f} | {fmt_ratio(ips / best_dl[1]) if best_dl[1] else '-'} | | |"
         )
     P("")
     P(
-        "Ratios are to the fastest of the six peers (WebDataset, Parquet, Lance, TFRecord, MDS, "
-        "LitData) in this run; the loose-files row is the floor, not a peer. "
-        "DataLoader: 4 workers, batch size 4, every image decoded with Pillow to a uint8 tensor "
-        "(the same decode for every format)."
+        "Ratios: sequential, this format's MB/s over the fastest peer's; random, the fastest "
+        "peer's p50 over this format's (above 1: faster). Peers: "
+        + ", ".join(LABEL[f] for f in PEERS if f in formats)
+        + "; the editshard references and the loose-files floor are not peers. Fresh: each "
+        "repetition a new process that opens the dataset and reads (sequential: open plus one "
+        "pass; random: first reads, the open timed apart), as a DataLoader worker does every "
+        "epoch; the page cache is warm. DataLoader: 4 workers, batch size 4, every image "
+        "decoded with Pillow to a uint8 tensor."
     )
+    if load_at:
+        P("")
+        P(
+            "Load average (1 min) when each measurement started: "
+            + ", ".join(f"{f} {m} {v}" for (f, m), v in load_at.items())
+            + "."
+        )
     P("")
     P("| Target | Result | |")
     P("|---|---|---|")
-    if "editshard" in seq and best_seq:
-        r = seq["editshard"] / best_seq
-        P(f"| Sequential records/s >= 1.5x the fastest peer | {r:.2f}x | {mark(r >= 1.5)} |")
-    if "editshard" in rnd and best_rnd:
-        r = best_rnd / rnd["editshard"]
-        who = min((f for f in PEERS if f in rnd), key=lambda f: rnd[f])
-        P(
-            f"| Random access p50 >= 3x faster than the fastest peer that has it ({who}) | "
-            f"{r:.2f}x | {mark(r >= 3)} |"
-        )
+    for m, what in (("seq_fresh", "fresh process"), ("seq", "warm")):
+        who, b = best_seq[m]
+        if "editshard" in seq[m] and b:
+            r = seq[m]["editshard"] / b
+            P(
+                f"| Sequential MB/s, {what}, >= 1.5x the fastest peer ({who}) | {r:.2f}x | "
+                f"{mark(r >= 1.5)} |"
+            )
+    for m, what in (("random_fresh", "fresh process"), ("random", "warm")):
+        who, b = best_rnd[m]
+        if "editshard" in rnd[m] and b:
+            P(
+                f"| Random p50, {what}, below the fastest peer with random access ({who}, "
+                f"{b * 1e3:.3f} ms) | {rnd[m]['editshard'] * 1e3:.3f} ms | "
+                f"{mark(rnd[m]['editshard'] < b)} |"
+            )
     if "error" not in profile:
         busy = profile["fetch_s"] + profile["decode_s"]
         share = profile["fetch_s"] / busy
@@ -1224,7 +1542,7 @@ def report(args, info, writes, results, profile, formats, total):
         for t in profile["top"]:
             P(f"| `{t['func']}` | {t['tottime']:.3f} | {t['share']:.1%} |")
     else:
-        P(f"| DataLoader profile | **failed**: {profile['error']} | |")
+        P(f"| DataLoader profile | {profile['error']} | |")
     P("")
     return "\n".join(out)
 
@@ -1256,7 +1574,10 @@ if __name__ == "__main__":
                 fmt, w = sys.argv[2], Path(sys.argv[3])
                 t0 = time.perf_counter()
                 write_peer(fmt, w)
-                print("RESULT " + json.dumps({"seconds": time.perf_counter() - t0}), flush=True)
+                print(
+                    "RESULT " + json.dumps({"seconds": time.perf_counter() - t0}),
+                    flush=True,
+                )
             else:
                 fmt, mode, w = sys.argv[2], sys.argv[3], Path(sys.argv[4])
                 reps, samples, seed, dl_records = map(int, sys.argv[5:9])

@@ -33,15 +33,14 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import pybench_common as common  # noqa: E402
 import python_bench as pb  # noqa: E402
 
 SIZE = 512
@@ -59,7 +58,7 @@ NAMES = [
 LABEL = {
     "editshard-pipeline": "editshard `Pipeline` (Rust)",
     "editshard-pipeline-whole-jpeg": "editshard `Pipeline`, `scaled_jpeg=False`",
-    "editshard-pipeline-uint8": "editshard `Pipeline`, `dtype=\"uint8\"` (reference: 1/4 the bytes)",
+    "editshard-pipeline-uint8": 'editshard `Pipeline`, `dtype="uint8"` (reference: 1/4 the bytes)',
     "ceiling": "ceiling: decode only, whole images, Rust (`to_numpy`)",
     "editshard-tv": "editshard records + PIL + torchvision v2",
     "webdataset-tv": "WebDataset + PIL + torchvision v2",
@@ -230,20 +229,6 @@ def measure(name: str, w: Path, batch: int, workers: int) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - t0, "pairs": pairs}
 
 
-def child(args: list[Any], timeout: int) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve())] + [str(a) for a in args]
-    try:
-        p = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout} s"}
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
-    if p.returncode != 0 or not lines:
-        tail = (p.stderr or p.stdout).strip().splitlines()
-        msg = next((ln for ln in reversed(tail) if ln.strip()), f"exit {p.returncode}")
-        return {"error": f"exit {p.returncode}: {msg.strip()[:200]}", "stderr": p.stderr[-3000:]}
-    return dict(json.loads(lines[-1][len("RESULT ") :]))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rows", type=int, default=int(os.environ.get("ROWS", "100")))
@@ -261,20 +246,11 @@ def main() -> None:
     args = ap.parse_args()
     names = [n for n in args.names.split(",") if n]
     start = time.perf_counter()
-    if args.workdir:
-        w = Path(args.workdir).resolve()
-        w.mkdir(parents=True, exist_ok=True)
-    else:
-        w = Path(tempfile.mkdtemp(prefix="editshard-pipebench.", dir="/tmp"))
-
-    def log(msg: str) -> None:
-        print(f"== {msg} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+    w = common.workdir(args.workdir, args.reuse, "editshard-pipebench.")
+    log = common.logger(start)
 
     try:
         if not (args.reuse and (w / "counts.json").exists()):
-            if any(w.iterdir()) and not (w / ".editshard-python-bench").exists():
-                raise SystemExit(f"{w} is not empty and not a python_bench directory")
-            (w / ".editshard-python-bench").touch()
             log(f"generating, converting and exporting {args.rows} rows")
             pb.prepare(args, w)
         info = json.loads((w / "counts.json").read_text())
@@ -289,11 +265,7 @@ def main() -> None:
                 written[name] = res["error"]
             else:
                 (w / f"{fmt}.written").write_text(json.dumps(res))
-        for p in w.rglob("*"):  # everything into the page cache
-            if p.is_file():
-                with open(p, "rb") as f:
-                    while f.read(1 << 24):
-                        pass
+        common.warm_page_cache(w)
         load_before = os.getloadavg()
         results: dict[str, dict[str, Any]] = {}
         for name in names:
@@ -302,7 +274,9 @@ def main() -> None:
                 continue
             log(f"{name}")
             runs = [
-                child(["_measure", name, w, args.batch, args.workers], args.timeout)
+                common.child(
+                    __file__, ["_measure", name, w, args.batch, args.workers], args.timeout
+                )
                 for _ in range(args.reps)
             ]
             errors = [r for r in runs if "error" in r]

@@ -114,6 +114,20 @@ class Filter:
         )
 
 
+# This process's id, kept current in a fork's child by the hook below, so that `native`
+# compares it on every call instead of asking the kernel (a getpid system call was 1-2% of a
+# first `ds[i]` from Python; bench/README.md, "Python read benchmark").
+_this_pid = os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    global _this_pid
+    _this_pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Dataset:
     """An editshard dataset opened for reading (see :func:`editshard.open`).
 
@@ -146,8 +160,11 @@ class Dataset:
         if _native_ds is None:
             _native_ds = _native.NativeDataset.open(str(os.fspath(location)), **storage)
         self._nat: _native.NativeDataset = _native_ds
-        self._pid = os.getpid()
+        self._pid = _this_pid
         self._indices = _indices
+        # Fixed for the life of the view (the manifest's count or the view's indices): read
+        # once, not through the native handle on every index check.
+        self._len = len(_indices) if _indices is not None else len(_native_ds)
         self._index_set_cache = set(_indices) if _indices is not None else None
         self._manifest: dict[str, Any] | None = None
 
@@ -156,7 +173,7 @@ class Dataset:
     @property
     def native(self) -> _native.NativeDataset:
         """The native handle, reopened (without I/O) if this process is a fork's child."""
-        pid = os.getpid()
+        pid = _this_pid
         if self._pid != pid:
             with self._lock:
                 if self._pid != pid:
@@ -226,10 +243,10 @@ class Dataset:
     # -- random access -----------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._indices) if self._indices is not None else len(self.native)
+        return self._len
 
     def _global(self, index: int) -> int:
-        n = len(self)
+        n = self._len
         i = index + n if index < 0 else index
         if not 0 <= i < n:
             raise IndexError(f"record index {index} out of range for {n} records")
@@ -282,7 +299,7 @@ class Dataset:
         """Several records, in the order asked; neighbouring byte ranges are fetched with one
         request."""
         spec = self._images if images is None else images_spec(images)
-        return list(self.native.get_many([self._global(int(i)) for i in indices], spec))
+        return self.native.get_many([self._global(int(i)) for i in indices], spec)
 
     # -- views -------------------------------------------------------------------------
 

@@ -120,15 +120,59 @@ fn json_err(e: serde_json::Error) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 
+/// Which image of a record a [`PyImage`] shows.
+#[derive(Clone, Copy)]
+enum Slot {
+    Source,
+    Output(usize),
+    Rejected(usize, usize),
+    Mask(usize),
+}
+
+/// Where a [`PyImage`]'s image lives: in the record it was read with (shared, not copied:
+/// a record's images are handed out without cloning their metadata), or on its own (an image
+/// unpickled alone).
+enum ImageOf {
+    Record(Arc<Record>, Slot),
+    Alone(Image),
+}
+
 /// One stored image: metadata always, bytes when they were fetched.
 #[pyclass(module = "editshard._native", name = "Image", frozen)]
 pub struct PyImage {
-    pub image: Image,
+    of: ImageOf,
 }
 
 impl PyImage {
+    fn in_record(record: &Arc<Record>, slot: Slot) -> PyImage {
+        PyImage {
+            of: ImageOf::Record(record.clone(), slot),
+        }
+    }
+
+    fn alone(image: Image) -> PyImage {
+        PyImage {
+            of: ImageOf::Alone(image),
+        }
+    }
+
+    /// The image. A slot always names an image of its record: slots are made from the
+    /// record's own turns below.
+    fn image(&self) -> &Image {
+        match &self.of {
+            ImageOf::Alone(image) => image,
+            ImageOf::Record(r, Slot::Source) => &r.source,
+            ImageOf::Record(r, Slot::Output(t)) => &r.turns[*t].output,
+            ImageOf::Record(r, Slot::Rejected(t, k)) => &r.turns[*t].rejected[*k],
+            ImageOf::Record(r, Slot::Mask(t)) => r.turns[*t]
+                .mask
+                .as_ref()
+                .expect("a mask slot is made only for a turn with a mask"),
+        }
+    }
+
     fn bytes(&self) -> PyResult<&Bytes> {
-        self.image.data.as_ref().ok_or_else(|| {
+        self.image().data.as_ref().ok_or_else(|| {
             PyValueError::new_err(
                 "this image's bytes were not fetched (metadata-only read or an image \
                  projection without this image)",
@@ -164,7 +208,7 @@ impl PyImage {
         if let Some(s) = scores {
             image.scores = construct::scores(s)?;
         }
-        Ok(PyImage { image })
+        Ok(PyImage::alone(image))
     }
 
     /// An image from the bytes of a file, stored as they are (no decoding or re-encoding).
@@ -242,55 +286,55 @@ impl PyImage {
     /// The encoded bytes (buffer protocol, no copy), or None when not fetched.
     #[getter]
     fn data(&self) -> Option<ImageData> {
-        self.image.data.clone().map(|data| ImageData { data })
+        self.image().data.clone().map(|data| ImageData { data })
     }
     #[getter]
     fn has_data(&self) -> bool {
-        self.image.data.is_some()
+        self.image().data.is_some()
     }
     #[getter]
     fn media_type(&self) -> &str {
-        &self.image.media_type
+        &self.image().media_type
     }
     #[getter]
     fn width(&self) -> u32 {
-        self.image.width
+        self.image().width
     }
     #[getter]
     fn height(&self) -> u32 {
-        self.image.height
+        self.image().height
     }
     /// Length of the encoded bytes (known even when they were not fetched).
     #[getter]
     fn len(&self) -> u64 {
-        self.image.len
+        self.image().len
     }
     #[getter]
     fn sha256(&self) -> String {
-        self.image.sha256_hex()
+        self.image().sha256_hex()
     }
     #[getter]
     fn url(&self) -> Option<&str> {
-        self.image.url.as_deref()
+        self.image().url.as_deref()
     }
     #[getter]
     fn path(&self) -> Option<&str> {
-        self.image.path.as_deref()
+        self.image().path.as_deref()
     }
     /// Counter-clockwise rotation in degrees recorded by the source (Open Images); the
     /// pixels are not rotated.
     #[getter]
     fn rotation(&self) -> Option<u16> {
-        self.image.rotation
+        self.image().rotation
     }
     #[getter]
     fn scores<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        scores_dict(py, &self.image)
+        scores_dict(py, self.image())
     }
     /// A description of the image's content, if the source dataset has one (format 1.1).
     #[getter]
     fn caption(&self) -> Option<&str> {
-        self.image.caption.as_deref()
+        self.image().caption.as_deref()
     }
 
     /// Decodes the pixels (GIL released) to a uint8 NumPy array of shape (H, W, C), refusing
@@ -316,17 +360,17 @@ impl PyImage {
 
     /// Metadata as a dict (no bytes).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_to_py(py, &serde_json::to_value(&self.image).map_err(json_err)?)
+        json_to_py(py, &serde_json::to_value(self.image()).map_err(json_err)?)
     }
 
     fn __repr__(&self) -> String {
         format!(
             "<editshard.Image {} {}x{}, {} bytes{}>",
-            self.image.media_type,
-            self.image.width,
-            self.image.height,
-            self.image.len,
-            if self.image.data.is_some() {
+            self.image().media_type,
+            self.image().width,
+            self.image().height,
+            self.image().len,
+            if self.image().data.is_some() {
                 ""
             } else {
                 ", not fetched"
@@ -337,8 +381,8 @@ impl PyImage {
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let me = slf.get();
-        let json = serde_json::to_string(&me.image).map_err(json_err)?;
-        let data = me.image.data.as_ref().map(|d| PyBytes::new(py, d));
+        let json = serde_json::to_string(me.image()).map_err(json_err)?;
+        let data = me.image().data.as_ref().map(|d| PyBytes::new(py, d));
         let ctor = py.get_type::<PyImage>().getattr("_from_pickle")?;
         Ok((ctor, (json, data)).into_pyobject(py)?.into_any())
     }
@@ -348,7 +392,9 @@ impl PyImage {
     fn _from_pickle(json: &str, data: Option<Bound<'_, PyBytes>>) -> PyResult<PyImage> {
         let mut image: Image = serde_json::from_str(json).map_err(json_err)?;
         image.data = data.map(|b| Bytes::copy_from_slice(b.as_bytes()));
-        Ok(PyImage { image })
+        Ok(PyImage {
+            of: ImageOf::Alone(image),
+        })
     }
 }
 
@@ -402,9 +448,9 @@ impl PyTurn {
                 short_instruction,
                 edit_type,
                 category,
-                output: output.image.clone(),
-                rejected: rejected.iter().map(|i| i.image.clone()).collect(),
-                mask: mask.map(|m| m.image.clone()),
+                output: output.image().clone(),
+                rejected: rejected.iter().map(|i| i.image().clone()).collect(),
+                mask: mask.map(|m| m.image().clone()),
                 instruction_variants,
             })),
         })
@@ -429,23 +475,30 @@ impl PyTurn {
     /// The edited image (for preference records: the chosen one).
     #[getter]
     fn output(&self) -> PyImage {
-        PyImage {
-            image: self.turn().output.clone(),
+        match &self.turn {
+            TurnRef::InRecord(r, t) => PyImage::in_record(r, Slot::Output(*t)),
+            TurnRef::Own(turn) => PyImage::alone(turn.output.clone()),
         }
     }
     /// Failed edits of the same instruction (preference records).
     #[getter]
     fn rejected(&self) -> Vec<PyImage> {
-        self.turn()
-            .rejected
-            .iter()
-            .map(|i| PyImage { image: i.clone() })
-            .collect()
+        match &self.turn {
+            TurnRef::InRecord(r, t) => (0..r.turns[*t].rejected.len())
+                .map(|k| PyImage::in_record(r, Slot::Rejected(*t, k)))
+                .collect(),
+            TurnRef::Own(turn) => turn.rejected.iter().cloned().map(PyImage::alone).collect(),
+        }
     }
     /// The region the edit may change, as an image (MagicBrush-style datasets; format 1.1).
     #[getter]
     fn mask(&self) -> Option<PyImage> {
-        self.turn().mask.clone().map(|image| PyImage { image })
+        let turn = self.turn();
+        turn.mask.as_ref()?;
+        Some(match &self.turn {
+            TurnRef::InRecord(r, t) => PyImage::in_record(r, Slot::Mask(*t)),
+            TurnRef::Own(own) => PyImage::alone(own.mask.clone()?),
+        })
     }
     /// Other phrasings of the instruction, in the source's order (format 1.1).
     #[getter]
@@ -505,7 +558,7 @@ impl PyRecord {
         let mut record = Record::new(
             id,
             kind,
-            source.image.clone(),
+            source.image().clone(),
             turns.iter().map(|t| t.turn().clone()).collect(),
         );
         if let Some(p) = provenance {
@@ -528,9 +581,7 @@ impl PyRecord {
     }
     #[getter]
     fn source(&self) -> PyImage {
-        PyImage {
-            image: self.record.source.clone(),
-        }
+        PyImage::in_record(&self.record, Slot::Source)
     }
     #[getter]
     fn turns(&self) -> Vec<PyTurn> {
@@ -564,12 +615,20 @@ impl PyRecord {
     fn extras<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         json_to_py(py, &serde_json::Value::Object(self.record.extras.clone()))
     }
-    /// Every image: the source, then each turn's output, its rejected images and its mask.
+    /// Every image: the source, then each turn's output, its rejected images and its mask
+    /// (the order of `Record::images`).
     fn images(&self) -> Vec<PyImage> {
-        self.record
-            .images()
-            .map(|i| PyImage { image: i.clone() })
-            .collect()
+        let mut out = vec![PyImage::in_record(&self.record, Slot::Source)];
+        for (t, turn) in self.record.turns.iter().enumerate() {
+            out.push(PyImage::in_record(&self.record, Slot::Output(t)));
+            for k in 0..turn.rejected.len() {
+                out.push(PyImage::in_record(&self.record, Slot::Rejected(t, k)));
+            }
+            if turn.mask.is_some() {
+                out.push(PyImage::in_record(&self.record, Slot::Mask(t)));
+            }
+        }
+        out
     }
     /// All metadata as plain Python values (no image bytes).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

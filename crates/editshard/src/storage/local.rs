@@ -110,6 +110,33 @@ pub fn populate_map(map: &Bytes, range: Range<usize>) {
     }
 }
 
+/// True when every page of `range` of a mapped file (from [`map_file`]) is in the page cache
+/// now (`mincore`): reading it then waits on no disk, only on minor faults, so a caller may
+/// read it in place instead of populating it on a blocking thread first. False when any page
+/// is not, or when the kernel cannot say.
+pub fn is_resident(map: &Bytes, range: Range<usize>) -> bool {
+    let range = range.start.min(map.len())..range.end.min(map.len());
+    if range.is_empty() {
+        return true;
+    }
+    let page = rustix::param::page_size();
+    let addr = map.as_ptr() as usize + range.start;
+    let aligned = addr & !(page - 1);
+    let len = range.end - range.start + (addr - aligned);
+    let mut pages = vec![0u8; len.div_ceil(page)];
+    // SAFETY: `aligned` is page-aligned and `aligned..aligned + len` lies within the live
+    // mapping that `map` keeps alive (rounded down to its first page, which is mapped too);
+    // `pages` holds one byte for each page of that range, as mincore(2) writes.
+    let rc = unsafe {
+        libc::mincore(
+            aligned as *mut libc::c_void,
+            len,
+            pages.as_mut_ptr().cast::<libc::c_uchar>(),
+        )
+    };
+    rc == 0 && pages.iter().all(|p| p & 1 == 1)
+}
+
 pub(super) async fn head(path: &Path) -> Result<Option<u64>> {
     match tokio::fs::metadata(path).await {
         Ok(m) if m.is_file() => Ok(Some(m.len())),
@@ -314,4 +341,37 @@ pub(super) async fn delete(root: &Path, rel: &str) -> Result<()> {
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file whose first `written` bytes hold data and whose rest, up to `len`, is a hole
+    /// (never written, so never in the page cache).
+    fn file_with_hole(dir: &Path, written: usize, len: u64) -> PathBuf {
+        let path = dir.join("shard");
+        let mut file = std::fs::File::create(&path).unwrap();
+        std::io::Write::write_all(&mut file, &vec![7u8; written]).unwrap();
+        file.set_len(len).unwrap();
+        path
+    }
+
+    #[test]
+    fn written_pages_are_resident_and_a_hole_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let page = rustix::param::page_size();
+        let path = file_with_hole(dir.path(), 16 * page, 256 * page as u64);
+        let map = map_file(&path).unwrap();
+        // Just written: in the page cache, so read in place; an offset inside a page and a
+        // range past the end (clamped to the map) included.
+        assert!(is_resident(&map, 0..16 * page));
+        assert!(is_resident(&map, 3..5 * page + 17));
+        assert!(is_resident(&map, 5..5));
+        assert!(is_resident(&map, 300 * page..400 * page));
+        // A range reaching into the hole has pages no one has read: not resident, so a
+        // reader populates it off the runtime instead of faulting it in.
+        assert!(!is_resident(&map, 0..256 * page));
+        assert!(!is_resident(&map, 200 * page..201 * page));
+    }
 }

@@ -336,7 +336,17 @@ impl Location {
     /// Brings `range` of a mapped object into memory (see [`Location::map`]) before it is
     /// read, on a blocking thread, so that an async reader of the map does not stall its
     /// runtime on the disk.
+    ///
+    /// A range already in the page cache (the common case of a warm dataset) is left as it
+    /// is: its reader faults it in without waiting on the disk (a fault maps several pages
+    /// of a file at once, and none are taken again by a process that mapped them before).
+    /// Handing it to a blocking thread and waiting was half the time of a warm random read
+    /// from Python, and populating it in place (`MADV_POPULATE_READ`, which walks every page
+    /// even when mapped) half again (py-spy; bench/README.md, "Python read benchmark").
     pub(crate) async fn populate(map: &Bytes, range: Range<usize>) {
+        if local::is_resident(map, range.clone()) {
+            return;
+        }
         let map = map.clone();
         let _ = tokio::task::spawn_blocking(move || local::populate_map(&map, range)).await;
     }
