@@ -277,3 +277,41 @@ fn a_one_gib_cell_is_refused_before_it_is_read() {
     );
     assert_peak("a 1 GiB cell", peak, BASE);
 }
+
+#[test]
+fn honest_pages_larger_than_the_budget_are_read_one_page_at_a_time() {
+    const VALUE: usize = 2 << 20;
+    const PER_PAGE: usize = 48;
+    const PAGES: usize = 3;
+    let t = tempfile::tempdir().unwrap();
+    let map = mapping(t.path());
+    let src = t.path().join("pages");
+    // Three honest, uncompressed 96 MiB pages of 2 MiB images (the Hub writes image columns
+    // uncompressed since `datasets` 4.1), with the default 64 MiB budget: a page is read
+    // whole, never two at once, and handed on without a copy.
+    let pages = (0..PAGES)
+        .map(|p| {
+            let values: Vec<Vec<u8>> = (0..PER_PAGE)
+                .map(|k| big_png((p * PER_PAGE + k) as u32, VALUE))
+                .collect();
+            let refs: Vec<&[u8]> = values.iter().map(|v| &v[..]).collect();
+            Page::data(PER_PAGE as i32, pq::PLAIN, pq::plain(&refs))
+        })
+        .collect();
+    let after = Chunk::new(&["after"], pq::BYTE_ARRAY, pq::UNCOMPRESSED, pages);
+    file(&src.join("a.parquet"), PAGES * PER_PAGE, after, &[], vec![]);
+    let out = t.path().join("out");
+    let (o, peak) = convert_measured(&map, &src, &out, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let recs = records(&out);
+    assert_eq!(recs.len(), PAGES * PER_PAGE);
+    assert_eq!(
+        recs[PER_PAGE + 1].turns[0].output.data.as_deref(),
+        Some(&big_png(PER_PAGE as u32 + 1, VALUE)[..])
+    );
+    // One page (96 MiB) and the next being read, the shard writer's open group (64 MiB,
+    // whose images are views of the pages they came from), the process: 533 MiB before
+    // pages were handed on without a copy.
+    let page = (PER_PAGE * VALUE) as u64;
+    assert_peak("honest 96 MiB pages", peak, 2 * page + 64 * MIB + BASE);
+}
