@@ -179,7 +179,7 @@ impl ParquetFile {
                 })
             })
             .collect();
-        let decoded = schema.fields().iter().map(|f| as_views(f)).collect();
+        let decoded = schema.fields().iter().map(as_views).collect();
         Ok(ParquetFile {
             index,
             rel: Arc::from(rel),
