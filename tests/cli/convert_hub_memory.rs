@@ -310,8 +310,8 @@ fn honest_pages_larger_than_the_budget_are_read_one_page_at_a_time() {
         Some(&big_png(PER_PAGE as u32 + 1, VALUE)[..])
     );
     // One page (96 MiB) and the next being read, the shard writer's open group (64 MiB,
-    // whose images are views of the pages they came from), the process: 533 MiB before
-    // pages were handed on without a copy.
+    // whose images are views of the pages they came from), the process. Measured: 201 MiB
+    // (issue 25 measured 533 MB for honest 96 MB pages when each page was copied whole).
     let page = (PER_PAGE * VALUE) as u64;
     assert_peak("honest 96 MiB pages", peak, 2 * page + 64 * MIB + BASE);
 }
