@@ -113,3 +113,42 @@ settle() {
 log_reqs() { settle; wc -l < "$NG/access.log"; }
 log_bytes() { awk -F'\t' '{ s += $5 } END { print s + 0 }' "$NG/access.log"; }
 clear_log() { settle; : > "$NG/access.log"; }
+
+# vs_cp REPS BYTES OUT_DIR CP_SOURCES CONVERT_CMD...: alternates `cp -r CP_SOURCES OUT_DIR/cp/`
+# + `sync` (the disk's own copy rate) with CONVERT_CMD (which must write into OUT_DIR/out and
+# fsync its output), REPS times each, pending writes flushed before every timing. Prints one
+# line per repetition (both times, the ratio cp/convert of that repetition, the load average)
+# and sets CP_S, CONV_S (median seconds) and RATIO (median of the per-repetition ratios), so
+# that a loaded machine's drift moves both sides of a ratio together. CP_SOURCES is one
+# string of paths separated by spaces.
+vs_cp() {
+    local reps=$1 bytes=$2 dir=$3 sources=$4
+    shift 4
+    local cp=() conv=() ratios=() t0 t1 c v r src
+    read -r -a src <<< "$sources"
+    for r in $(seq "$reps"); do
+        rm -rf "$dir/cp" "$dir/out"
+        sync
+        mkdir -p "$dir/cp"
+        t0=$(date +%s.%N)
+        cp -r "${src[@]}" "$dir/cp/"
+        sync
+        t1=$(date +%s.%N)
+        c=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
+        rm -rf "$dir/cp"
+        sync
+        t0=$(date +%s.%N)
+        "$@" > /dev/null
+        t1=$(date +%s.%N)
+        v=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
+        cp+=("$c") conv+=("$v") ratios+=("$(awk -v c="$c" -v v="$v" 'BEGIN { printf "%.3f", c / v }')")
+        printf '  rep %s: cp -r + sync %s s (%.0f MB/s), convert %s s (%.0f MB/s), ratio %s, load %s\n' \
+            "$r" "$c" "$(awk -v b="$bytes" -v t="$c" 'BEGIN { print b / t / 1e6 }')" \
+            "$v" "$(awk -v b="$bytes" -v t="$v" 'BEGIN { print b / t / 1e6 }')" \
+            "${ratios[-1]}" "$(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    done
+    local med='sort -g | awk "{ a[NR] = \$1 } END { print a[int((NR + 1) / 2)] }"'
+    CP_S=$(printf '%s\n' "${cp[@]}" | eval "$med")
+    CONV_S=$(printf '%s\n' "${conv[@]}" | eval "$med")
+    RATIO=$(printf '%s\n' "${ratios[@]}" | eval "$med")
+}

@@ -419,3 +419,35 @@ fn format_version_1_0_keeps_each_rows_place_in_the_provenance() {
     assert!(run("instructpix2pix", &src, &out11, &[]).status.success());
     assert!(records(&out11).iter().all(|r| r.provenance.row.is_some()));
 }
+
+/// A symbolic link planted in DEST where the Hub conversion makes a directory (the next
+/// `retry-N/`, a `--part` directory) is refused with exit 2, naming it; nothing is written
+/// through it.
+#[test]
+fn a_link_planted_in_dest_is_not_written_through() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("ip2p");
+    ip2p_many(&src, 2, 6);
+    let outside = t.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let refused = |o: &std::process::Output| {
+        assert_eq!(o.status.code(), Some(2), "{}", text(o));
+        assert!(text(o).contains("symbolic link"), "{}", text(o));
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            0,
+            "written through"
+        );
+    };
+    let out = t.path().join("out");
+    let o = run("instructpix2pix", &src, &out, &["--allow-failures"]);
+    assert!(o.status.success(), "{}", text(&o));
+    ip2p_files(&src, 2, 6, false);
+    std::os::unix::fs::symlink(&outside, out.join("retry-1")).unwrap();
+    refused(&run("instructpix2pix", &src, &out, &["--retry-failed"]));
+
+    let parts = t.path().join("parts");
+    fs::create_dir(&parts).unwrap();
+    std::os::unix::fs::symlink(&outside, parts.join("part-0000-of-0002")).unwrap();
+    refused(&run("instructpix2pix", &src, &parts, &["--part", "0/2"]));
+}

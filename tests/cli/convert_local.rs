@@ -855,3 +855,57 @@ fn work_directories_and_locks_that_are_not_ours_are_refused_untouched() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(!work.exists());
 }
+
+/// A symbolic link planted in DEST where convert makes a directory (the next `retry-N/` of a
+/// finished dataset, a `--part` directory) is refused with exit 2, naming it; nothing is
+/// written through it.
+#[test]
+fn a_link_planted_in_dest_is_not_written_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = ReleaseSpec {
+        sft: 4,
+        preference: 0,
+        multi_turn: 0,
+        ..ReleaseSpec::default()
+    };
+    let rel = generate_release(&tmp.path().join("rel"), &spec).unwrap();
+    let outside = tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let refused = |o: &std::process::Output| {
+        assert_eq!(o.status.code(), Some(2), "{}", text(o));
+        assert!(text(o).contains("symbolic link"), "{}", text(o));
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            0,
+            "written through"
+        );
+    };
+
+    // One edited image missing: a finished dataset with one failure, to retry.
+    let edit = rel
+        .files
+        .keys()
+        .find(|k| k.starts_with("images/"))
+        .unwrap()
+        .clone();
+    let aside = tmp.path().join("aside.png");
+    fs::rename(rel.path(&edit), &aside).unwrap();
+    let out = tmp.path().join("out");
+    let mut args = local_args(&rel, &out);
+    args.push("--allow-failures".into());
+    let o = convert(crate::BIN, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(failures(&out).len(), 1);
+    fs::rename(&aside, rel.path(&edit)).unwrap();
+    std::os::unix::fs::symlink(&outside, out.join("retry-1")).unwrap();
+    let mut retry = local_args(&rel, &out);
+    retry.push("--retry-failed".into());
+    refused(&convert(crate::BIN, &retry));
+
+    let parts = tmp.path().join("parts");
+    fs::create_dir(&parts).unwrap();
+    std::os::unix::fs::symlink(&outside, parts.join("part-0000-of-0002")).unwrap();
+    let mut part = local_args(&rel, &parts);
+    part.extend(strings(&["--part", "0/2"]));
+    refused(&convert(crate::BIN, &part));
+}

@@ -13,7 +13,7 @@
 //! `duplicate-turn`, `too-large`, `unreadable-row-group`, `missing-rows` and
 //! `invalid-record`; a line may stand for several consecutive rows (`rows`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +47,31 @@ pub fn rows_of(failures: &[Failure]) -> u64 {
         .iter()
         .map(|f| f.rows.unwrap_or(1))
         .fold(0, u64::saturating_add)
+}
+
+/// What a conversion's failures add up to, counted as they are written (the failures
+/// themselves go to disk: a dataset where every row fails is not held in memory).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Lines of `failures.jsonl`.
+    pub lines: u64,
+    /// Rows they stand for (a line counts for its `rows`).
+    pub rows: u64,
+    /// Lines by reason.
+    pub by_reason: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    pub fn add(&mut self, f: &Failure) {
+        self.lines += 1;
+        self.rows = self.rows.saturating_add(f.rows.unwrap_or(1));
+        match self.by_reason.get_mut(&f.reason) {
+            Some(n) => *n += 1,
+            None => {
+                self.by_reason.insert(f.reason.clone(), 1);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

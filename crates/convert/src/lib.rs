@@ -15,6 +15,7 @@
 //! program (the Python package among them) can convert too.
 
 pub mod failures;
+mod failures_file;
 pub mod hub;
 mod kill;
 pub mod merge;

@@ -26,16 +26,18 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::failures::{self, FAILURES_NAME, Failure};
+use crate::failures::{self, FAILURES_NAME, Failure, Tally};
+use crate::failures_file;
 use crate::kill::kill_point;
 use crate::ownership;
 use crate::part_dir;
-use crate::state::Work;
+use crate::state::{FAILURES_SORTED, FAILURES_SPILL, Work};
 use editshard::error::{Error, ErrorKind, Result};
 use editshard::lock::DestLock;
 use editshard::manifest::{MANIFEST_NAME, Manifest};
 use editshard::read::find_manifest;
 use editshard::record::Record;
+use editshard::safe_dir::SafeDir;
 use editshard::shard::WriterOptions;
 use editshard::storage::{Location, StorageOptions};
 use editshard::write::DatasetWriter;
@@ -88,6 +90,11 @@ pub async fn lock(
     break_lock: bool,
 ) -> Result<(Location, DestLock)> {
     let root = dest_root(out, storage, part)?;
+    if let (Some((i, n)), Some(dest)) = (part, Location::parse(out, storage)?.is_local()) {
+        // A part directory already in DEST must be a directory, not a link planted there
+        // (DEST itself is the user's choice); a missing one is made with the lock.
+        SafeDir::open_inside(dest, Path::new(&part_dir(i, n)))?;
+    }
     let lock = DestLock::acquire(&root, &format!("convert --out {out}"), break_lock).await?;
     Ok((root, lock))
 }
@@ -239,7 +246,6 @@ pub struct Session {
     writer: DatasetWriter,
     publisher: Publisher,
     run: String,
-    failures: Vec<Failure>,
     /// The ordinal of the record appended last: the records of a split session share one,
     /// and resuming from it would write the earlier ones again.
     last_ordinal: Option<u64>,
@@ -299,7 +305,7 @@ impl Session {
             })
             .shard_prefix(prefix)
             .resume_after(base);
-        let failures = work.reopen_failures(next_row)?;
+        work.reopen_failures(next_row)?;
         let publisher = Publisher {
             root: target.root.clone(),
             staging: work.path("staging"),
@@ -310,7 +316,6 @@ impl Session {
             writer,
             publisher,
             run: fp.run.clone(),
-            failures,
             last_ordinal: None,
             resumed_at: next_row,
         })
@@ -361,11 +366,10 @@ impl Session {
         Ok(Appended { written, published })
     }
 
-    /// Lists a row (ordinal `ordinal`) that did not become a record.
+    /// Lists a row (ordinal `ordinal`) that did not become a record: recorded in the work
+    /// directory at once, never held in memory.
     pub fn fail(&mut self, ordinal: u64, failure: Failure) -> Result<()> {
-        self.work.record_failure(ordinal, &failure)?;
-        self.failures.push(failure);
-        Ok(())
+        self.work.record_failure(ordinal, &failure)
     }
 
     /// Finishes the last shard, publishes it and saves the state as done.
@@ -378,7 +382,6 @@ impl Session {
         Ok(Ended {
             work: self.work,
             manifest,
-            failures: self.failures,
             resumed_at: self.resumed_at,
         })
     }
@@ -389,8 +392,6 @@ pub struct Ended {
     work: Work,
     /// The shards this conversion wrote (resumed runs included).
     pub manifest: Manifest,
-    /// Rows that failed while converting (earlier runs' included).
-    pub failures: Vec<Failure>,
     /// Where this run started (0 unless it resumed).
     pub resumed_at: u64,
 }
@@ -398,37 +399,40 @@ pub struct Ended {
 /// What [`publish`] wrote.
 pub struct Published {
     pub manifest: Manifest,
-    pub failures: Vec<Failure>,
+    /// What `failures.jsonl` lists.
+    pub failures: Tally,
     pub resumed_at: u64,
 }
 
-/// Writes `failures.jsonl` (the session's failures and `planned`, the rows the driver refused
-/// before converting) and then the manifest, with the conversion's record under `convert`
+/// Writes `failures.jsonl` (the session's failures, read back from the work directory and
+/// sorted in bounded memory, and `planned`, the rows the driver refused before converting,
+/// sorted) and then the manifest, with the conversion's record under `convert`
 /// (fingerprint, input digests, part, and the driver's `details`): DEST is a dataset only from
 /// then on. A retry's shards are absorbed into the dataset's manifest. Removes the work
 /// directory last.
 pub async fn publish(
     target: &Target,
     ended: Ended,
-    planned: Vec<Failure>,
+    planned: &[Failure],
     fp: &Fingerprint,
     part: Option<(u32, u32)>,
     details: serde_json::Map<String, serde_json::Value>,
 ) -> Result<Published> {
     let Ended {
-        work,
+        mut work,
         manifest: written,
-        failures: run_failures,
         resumed_at,
     } = ended;
-    let mut all_failures = planned;
-    all_failures.extend(run_failures);
+    let recorded = work.recorded_failures()?;
+    let (sorted, spill) = (work.path(FAILURES_SORTED), work.path(FAILURES_SPILL));
+    let planned = planned.to_vec();
+    let (tally, sorted) = tokio::task::spawn_blocking(move || {
+        failures_file::write_sorted(&planned, recorded, &spill, &sorted).map(|t| (t, sorted))
+    })
+    .await
+    .map_err(|e| Error::bug(format!("writing {FAILURES_NAME} failed: {e}")))??;
     let root = &target.root;
-    root.put(
-        FAILURES_NAME,
-        Bytes::from(failures::to_jsonl(&mut all_failures)),
-    )
-    .await?;
+    root.put_file(FAILURES_NAME, &sorted).await?;
     kill_point("finishing");
     let mut manifest = match target.existing.clone() {
         Some(mut m) => {
@@ -457,7 +461,7 @@ pub async fn publish(
     work.remove()?;
     Ok(Published {
         manifest,
-        failures: all_failures,
+        failures: tally,
         resumed_at,
     })
 }
@@ -527,12 +531,12 @@ impl Publisher {
             let local = self.staging.join(&shard.path);
             match self.root.is_local() {
                 Some(dir) => {
-                    let target = dir.join(&shard.path);
-                    if let Some(parent) = target.parent() {
-                        std::fs::create_dir_all(parent)?;
-                    }
+                    // Its directory (`retry-N/`, or DEST itself) entered without following a
+                    // link planted in DEST: nothing is moved outside it.
+                    let (sub, name) = editshard::safe_dir::split(&shard.path);
+                    let parent = SafeDir::create_inside(dir, Path::new(sub))?;
                     // Same file system (the work directory is inside DEST): a rename.
-                    if std::fs::rename(&local, &target).is_err() {
+                    if parent.rename_into(&local, name.as_ref()).is_err() {
                         self.rt.block_on(self.root.put_file(&shard.path, &local))?;
                         std::fs::remove_file(&local)?;
                     }

@@ -5,6 +5,8 @@
 //!                              plan got, and the counts of the shards already in DEST
 //! WORK/shards.jsonl            the entries of those shards, one a line, in order
 //! WORK/failures.partial.jsonl  {"row": i, "failure": {...}} for rows failed while fetching
+//! WORK/failures.sorted.jsonl   failures.jsonl before it is published (failures-sort/: its
+//!                              sorted runs while it is written)
 //! WORK/cache/                  downloaded images not yet in a published shard (see cache.rs)
 //! WORK/staging/                the shard being written
 //! WORK/release/                the JSONL files, when the release is a URL
@@ -49,12 +51,23 @@ pub const MARKER: &str = "editshard-work";
 /// The published shards' manifest entries, one a line (see the module docs).
 const SHARDS_LOG: &str = "shards.jsonl";
 
+/// The failures recorded so far, one `{"row", "failure"}` a line.
+const FAILURES_PARTIAL: &str = "failures.partial.jsonl";
+/// `failures.partial.jsonl` being rewritten by a resumed run.
+const FAILURES_REWRITE: &str = "failures.rewrite.partial";
+/// `failures.jsonl` sorted, before it is published, and the runs sorting it spills.
+pub const FAILURES_SORTED: &str = "failures.sorted.jsonl";
+pub const FAILURES_SPILL: &str = "failures-sort";
+
 /// What a conversion puts in its work directory, besides the marker: removed when it
 /// completes (see the module docs). Each must be what editshard made, never a link.
-const ENTRIES: [&str; 6] = [
+const ENTRIES: [&str; 9] = [
     "state.json",
     SHARDS_LOG,
-    "failures.partial.jsonl",
+    FAILURES_PARTIAL,
+    FAILURES_REWRITE,
+    FAILURES_SORTED,
+    FAILURES_SPILL,
     "cache",
     "staging",
     "release",
@@ -302,11 +315,15 @@ impl Work {
         write_atomically(&self.path("state.json"), &bytes)
     }
 
-    /// Reads back the failures of rows before `next_row` (later ones will be redone), rewrites
-    /// the file with just those, and opens it for appending.
-    pub fn reopen_failures(&mut self, next_row: u64) -> Result<Vec<Failure>> {
-        let path = self.path("failures.partial.jsonl");
-        let mut kept = Vec::new();
+    /// Keeps the failures of rows before `next_row` (later ones will be redone), rewriting
+    /// the file line by line with just those, and opens it for appending.
+    pub fn reopen_failures(&mut self, next_row: u64) -> Result<()> {
+        let path = self.path(FAILURES_PARTIAL);
+        let rewritten = self.path(FAILURES_REWRITE);
+        let context =
+            |p: &Path, e: std::io::Error| Error::from(e).in_shard(p.display().to_string());
+        let mut out =
+            std::io::BufWriter::new(File::create(&rewritten).map_err(|e| context(&rewritten, e))?);
         if let Ok(file) = File::open(&path) {
             for line in BufReader::new(file).lines() {
                 // A line torn by a kill is the last one, and belongs to a row being redone.
@@ -315,18 +332,43 @@ impl Work {
                     break;
                 };
                 if p.row < next_row {
-                    kept.push(p);
+                    out.write_all(line.as_bytes())
+                        .and_then(|()| out.write_all(b"\n"))
+                        .map_err(|e| context(&rewritten, e))?;
                 }
             }
         }
-        let mut out = Vec::new();
-        for p in &kept {
-            serde_json::to_writer(&mut out, p).expect("serializes");
-            out.push(b'\n');
-        }
-        write_atomically(&path, &out)?;
+        let file = out
+            .into_inner()
+            .map_err(|e| context(&rewritten, e.into_error()))?;
+        file.sync_all().map_err(|e| context(&rewritten, e))?;
+        fs::rename(&rewritten, &path).map_err(|e| context(&path, e))?;
         self.failures = Some(OpenOptions::new().append(true).open(&path)?);
-        Ok(kept.into_iter().map(|p| p.failure).collect())
+        Ok(())
+    }
+
+    /// The failures recorded so far, read back one at a time in the order they were
+    /// recorded.
+    pub fn recorded_failures(&mut self) -> Result<impl Iterator<Item = Result<Failure>> + use<>> {
+        if let Some(f) = &mut self.failures {
+            f.flush()?;
+        }
+        let path = self.path(FAILURES_PARTIAL);
+        let lines = match File::open(&path) {
+            Ok(f) => Some(BufReader::new(f).lines()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::from(e).in_shard(path.display().to_string())),
+        };
+        Ok(lines.into_iter().flatten().map(move |line| {
+            let bad = |e: String| {
+                Error::malformed(format!("{}: {e}", path.display()))
+                    .in_shard(path.display().to_string())
+            };
+            let line = line.map_err(|e| bad(e.to_string()))?;
+            serde_json::from_str::<PartialFailure>(&line)
+                .map(|p| p.failure)
+                .map_err(|e| bad(e.to_string()))
+        }))
     }
 
     pub fn record_failure(&mut self, row: u64, failure: &Failure) -> Result<()> {

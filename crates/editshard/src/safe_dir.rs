@@ -106,6 +106,12 @@ impl SafeDir {
         Ok(rustix::fs::renameat(&self.fd, from, &self.fd, to)?)
     }
 
+    /// Moves the file at `from` (a path of the caller's, on the same file system) to `name`
+    /// here (a link at `name` is replaced, not followed).
+    pub fn rename_into(&self, from: &Path, name: &OsStr) -> std::io::Result<()> {
+        Ok(rustix::fs::renameat(CWD, from, &self.fd, name)?)
+    }
+
     /// Removes the file (or link) `name` here; one that does not exist is not an error.
     pub fn remove_file(&self, name: &OsStr) -> std::io::Result<()> {
         match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {

@@ -205,8 +205,11 @@ impl DatasetWriter {
         crate::safe_dir::SafeDir::create_inside(&self.dir, Path::new(sub))
             .map_err(|e| e.in_shard(name.clone()))?;
         let (file, _) = create_partial(&path).map_err(|e| Error::from(e).in_shard(name.clone()))?;
+        // The buffer gathers the small parts (headers, tables, metadata); a write at least
+        // its size (an image, most of a shard's bytes) bypasses it, saving a copy of every
+        // image byte.
         let writer = ShardWriter::with_options(
-            BufWriter::with_capacity(1 << 20, WritebackFile::new(file)),
+            BufWriter::with_capacity(64 << 10, WritebackFile::new(file)),
             self.options.clone(),
         )?;
         self.open = Some(OpenShard { writer, name });

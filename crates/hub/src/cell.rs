@@ -94,9 +94,7 @@ pub fn read(array: &dyn Array, row: usize) -> Result<Cell, String> {
         DataType::Utf8View => Cell::Text(array.as_string_view().value(row).to_string()),
         DataType::Binary => Cell::Bytes(shared::<i32>(array, row)),
         DataType::LargeBinary => Cell::Bytes(shared::<i64>(array, row)),
-        DataType::BinaryView => {
-            Cell::Bytes(Bytes::copy_from_slice(array.as_binary_view().value(row)))
-        }
+        DataType::BinaryView => Cell::Bytes(shared_view(array, row)),
         DataType::List(_) => list::<i32>(array, row)?,
         DataType::LargeList(_) => list::<i64>(array, row)?,
         DataType::Struct(_) => {
@@ -124,19 +122,44 @@ pub fn read(array: &dyn Array, row: usize) -> Result<Cell, String> {
     })
 }
 
+/// An Arrow buffer as the owner of [`Bytes`].
+struct Owner(arrow_buffer::Buffer);
+
+impl AsRef<[u8]> for Owner {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+}
+
 /// The binary value at `row` without copying it: a view of the batch's values buffer (an
 /// image is the bulk of a row; copying it would add its size again to what a batch takes).
 fn shared<O: OffsetSizeTrait>(array: &dyn Array, row: usize) -> Bytes {
-    struct Owner(arrow_buffer::Buffer);
-    impl AsRef<[u8]> for Owner {
-        fn as_ref(&self) -> &[u8] {
-            self.0.as_slice()
-        }
-    }
     let a = array.as_binary::<O>();
     let offsets = a.value_offsets();
     let (start, end) = (offsets[row].as_usize(), offsets[row + 1].as_usize());
     Bytes::from_owner(Owner(a.values().clone())).slice(start..end)
+}
+
+/// The binary value at `row` of a view array without copying it: a slice of the buffer its
+/// view points into (the page it was read from: the reader decodes binary columns so, and an
+/// image then goes from the page to the shard with no copy in between). Values of up to 12
+/// bytes live in the view itself and are copied.
+fn shared_view(array: &dyn Array, row: usize) -> Bytes {
+    let a = array.as_binary_view();
+    let view = a.views()[row];
+    let len = view as u32 as usize;
+    if len <= 12 {
+        return Bytes::copy_from_slice(a.value(row));
+    }
+    // A long view: length, 4-byte prefix, buffer index, offset (32 bits each, low first).
+    let (buffer, offset) = ((view >> 64) as u32 as usize, (view >> 96) as u32 as usize);
+    match a.data_buffers().get(buffer) {
+        Some(b) if offset.checked_add(len).is_some_and(|end| end <= b.len()) => {
+            Bytes::from_owner(Owner(b.clone())).slice(offset..offset + len)
+        }
+        // Not what the reader makes; the array's own accessor says what it holds.
+        _ => Bytes::copy_from_slice(a.value(row)),
+    }
 }
 
 fn list<O: OffsetSizeTrait>(array: &dyn Array, row: usize) -> Result<Cell, String> {

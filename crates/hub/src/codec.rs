@@ -6,6 +6,8 @@
 
 use std::io::Read;
 
+use bytes::Bytes;
+
 /// The codecs this build reads (Parquet's `CompressionCodec` numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
@@ -47,8 +49,9 @@ pub fn snappy_max_output(n: usize) -> u64 {
     (n as u64).div_ceil(3).saturating_mul(64) + 64
 }
 
-/// `input` decompressed with `codec`, which must give exactly `expected` bytes.
-pub fn decompress(codec: Codec, input: &[u8], expected: usize) -> Result<Vec<u8>, String> {
+/// `input` decompressed with `codec`, which must give exactly `expected` bytes. An
+/// uncompressed page is handed on as it is (no copy: the Hub writes image columns so).
+pub fn decompress(codec: Codec, input: &Bytes, expected: usize) -> Result<Bytes, String> {
     let out = match codec {
         Codec::Uncompressed => {
             if input.len() != expected {
@@ -57,7 +60,7 @@ pub fn decompress(codec: Codec, input: &[u8], expected: usize) -> Result<Vec<u8>
                     input.len()
                 ));
             }
-            input.to_vec()
+            return Ok(input.clone());
         }
         Codec::Snappy => {
             let stated = snap::raw::decompress_len(input)
@@ -78,7 +81,7 @@ pub fn decompress(codec: Codec, input: &[u8], expected: usize) -> Result<Vec<u8>
                 .decompress(input, &mut out)
                 .map_err(|e| format!("damaged Snappy data: {e}"))?;
             out.truncate(n);
-            out
+            Bytes::from(out)
         }
         Codec::Zstd => {
             if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(input)
@@ -88,19 +91,24 @@ pub fn decompress(codec: Codec, input: &[u8], expected: usize) -> Result<Vec<u8>
                     "the zstd frame states {size} bytes, the page header {expected}"
                 ));
             }
-            let mut d = zstd::stream::read::Decoder::with_buffer(input)
+            let mut d = zstd::stream::read::Decoder::with_buffer(&input[..])
                 .map_err(|e| format!("zstd: {e}"))?;
             let log = (usize::BITS - expected.leading_zeros())
                 .clamp(MIN_ZSTD_WINDOW_LOG, MAX_ZSTD_WINDOW_LOG);
             d.window_log_max(log).map_err(|e| format!("zstd: {e}"))?;
-            read_bounded(d, input.len(), expected).map_err(|e| format!("damaged zstd data: {e}"))?
+            Bytes::from(
+                read_bounded(d, input.len(), expected)
+                    .map_err(|e| format!("damaged zstd data: {e}"))?,
+            )
         }
-        Codec::Gzip => read_bounded(
-            flate2::read::MultiGzDecoder::new(input),
-            input.len(),
-            expected,
-        )
-        .map_err(|e| format!("damaged gzip data: {e}"))?,
+        Codec::Gzip => Bytes::from(
+            read_bounded(
+                flate2::read::MultiGzDecoder::new(&input[..]),
+                input.len(),
+                expected,
+            )
+            .map_err(|e| format!("damaged gzip data: {e}"))?,
+        ),
     };
     if out.len() != expected {
         return Err(format!(
@@ -129,10 +137,11 @@ mod tests {
         // Snappy stating 2^31 - 1 bytes in a few: refused before allocating.
         let mut lying = vec![0xff, 0xff, 0xff, 0xff, 0x07];
         lying.extend_from_slice(&[0x0c, b'a', b'b', b'c', b'd']);
+        let lying = Bytes::from(lying);
         let e = decompress(Codec::Snappy, &lying, (1 << 31) - 1).unwrap_err();
         assert!(e.contains("cannot expand"), "{e}");
         // zstd of 1 MiB of zeros said to be 1000 bytes: stops just past 1000.
-        let big = zstd::bulk::compress(&vec![0u8; 1 << 20], 3).unwrap();
+        let big = Bytes::from(zstd::bulk::compress(&vec![0u8; 1 << 20], 3).unwrap());
         let e = decompress(Codec::Zstd, &big, 1000).unwrap_err();
         assert!(e.contains("1048576") || e.contains("1001"), "{e}");
         let ok = decompress(Codec::Zstd, &big, 1 << 20).unwrap();
@@ -140,8 +149,13 @@ mod tests {
         // gzip, honest and understated.
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &[7u8; 5000]).unwrap();
-        let gz = gz.finish().unwrap();
+        let gz = Bytes::from(gz.finish().unwrap());
         assert_eq!(decompress(Codec::Gzip, &gz, 5000).unwrap(), vec![7u8; 5000]);
+        // Uncompressed: the same bytes, not a copy of them.
+        let plain = Bytes::from(vec![1u8; 64]);
+        let same = decompress(Codec::Uncompressed, &plain, 64).unwrap();
+        assert_eq!(same.as_ptr(), plain.as_ptr());
+        assert!(decompress(Codec::Uncompressed, &plain, 63).is_err());
         assert!(decompress(Codec::Gzip, &gz, 4999).is_err());
     }
 }

@@ -399,6 +399,7 @@ impl ChunkPages {
             DICTIONARY_PAGE => {
                 let mut buf =
                     codec::decompress(self.codec, &body, uncompressed as usize).map_err(fail)?;
+                drop(body);
                 self.dict_max = match self.column.physical {
                     PhysicalType::BYTE_ARRAY => {
                         let (max, used) = largest_entry(&buf, h.num_values as u64)
@@ -412,7 +413,7 @@ impl ChunkPages {
                 };
                 self.have_dict = true;
                 Ok(Page::DictionaryPage {
-                    buf: Bytes::from(buf),
+                    buf,
                     num_values: h.num_values as u32,
                     encoding: enc(h.encoding)?,
                     is_sorted: h.is_sorted,
@@ -421,6 +422,8 @@ impl ChunkPages {
             DATA_PAGE => {
                 let buf =
                     codec::decompress(self.codec, &body, uncompressed as usize).map_err(fail)?;
+                // A compressed body is not needed once decompressed.
+                drop(body);
                 let (rep, def, values) = v1_split(&buf, &self.column, &h).map_err(fail)?;
                 let present = self.check_levels(rep, def, &h).map_err(fail)?;
                 if self.column.max_rep > 0 {
@@ -428,7 +431,7 @@ impl ChunkPages {
                 }
                 check_values(values, h.encoding, present, &self.column).map_err(fail)?;
                 Ok(Page::DataPage {
-                    buf: Bytes::from(buf),
+                    buf,
                     num_values: h.num_values as u32,
                     encoding: enc(h.encoding)?,
                     def_level_encoding: enc(h.def_encoding)?,
@@ -453,7 +456,7 @@ impl ChunkPages {
                         body.len()
                     )));
                 }
-                let (lv, values) = body.split_at(levels as usize);
+                let lv = &body[..levels as usize];
                 let (rep, def) = lv.split_at(h.rep_len as usize);
                 let present = self.check_levels(rep, def, &h).map_err(fail)?;
                 if present.is_some_and(|p| p != (h.num_values - h.num_nulls) as u64) {
@@ -472,22 +475,31 @@ impl ChunkPages {
                 } else {
                     Codec::Uncompressed
                 };
-                let values = codec::decompress(codec, values, (uncompressed - levels) as usize)
-                    .map_err(fail)?;
+                let raw_values = body.slice(levels as usize..);
+                let values =
+                    codec::decompress(codec, &raw_values, (uncompressed - levels) as usize)
+                        .map_err(fail)?;
                 // All nulls: whatever follows the levels is not values (the `parquet` crate
                 // divides by the count of non-null values it expects).
                 let values = if h.num_nulls == h.num_values {
-                    Vec::new()
+                    Bytes::new()
                 } else {
                     values
                 };
                 let present = Some((h.num_values - h.num_nulls) as u64);
                 check_values(&values, h.encoding, present, &self.column).map_err(fail)?;
-                let mut buf = Vec::with_capacity(uncompressed as usize);
-                buf.extend_from_slice(lv);
-                buf.extend_from_slice(&values);
+                let buf =
+                    if values.as_ptr() == raw_values.as_ptr() && values.len() == raw_values.len() {
+                        // Uncompressed: levels and values are the body as it was read.
+                        body
+                    } else {
+                        let mut buf = Vec::with_capacity(levels as usize + values.len());
+                        buf.extend_from_slice(lv);
+                        buf.extend_from_slice(&values);
+                        Bytes::from(buf)
+                    };
                 Ok(Page::DataPageV2 {
-                    buf: Bytes::from(buf),
+                    buf,
                     num_values: h.num_values as u32,
                     encoding: enc(h.encoding)?,
                     num_nulls: h.num_nulls as u32,

@@ -5,7 +5,7 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use arrow_schema::DataType;
+use arrow_schema::{DataType, FieldRef, Fields};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
 use crate::cell::Cell;
@@ -122,6 +122,9 @@ pub struct ParquetFile {
     /// The columns read (all but `null`-typed ones), by index in the file's schema.
     projection: Vec<usize>,
     names: Vec<Arc<str>>,
+    /// The types the rows are decoded to: the file's, with binary columns as views of the
+    /// pages they are in (no copy of an image between the page and the shard).
+    pub(crate) decoded: Fields,
     first_rows: Vec<u64>,
 }
 
@@ -176,6 +179,7 @@ impl ParquetFile {
                 })
             })
             .collect();
+        let decoded = schema.fields().iter().map(as_views).collect();
         Ok(ParquetFile {
             index,
             rel: Arc::from(rel),
@@ -184,6 +188,7 @@ impl ParquetFile {
             columns,
             projection,
             names,
+            decoded,
             first_rows,
         })
     }
@@ -264,6 +269,18 @@ impl ParquetFile {
         let wanted = crate::rowgroup::Wanted::From(0);
         crate::rowgroup::read(self, rg, wanted, limits, &[i], &[name], &mut f)
     }
+}
+
+/// `field` with its binary types (at any depth) as binary views.
+fn as_views(field: &FieldRef) -> FieldRef {
+    let t = match field.data_type() {
+        DataType::Binary | DataType::LargeBinary => DataType::BinaryView,
+        DataType::Struct(fields) => DataType::Struct(fields.iter().map(as_views).collect()),
+        DataType::List(item) => DataType::List(as_views(item)),
+        DataType::LargeList(item) => DataType::LargeList(as_views(item)),
+        other => other.clone(),
+    };
+    Arc::new(field.as_ref().clone().with_data_type(t))
 }
 
 /// The `datasets` feature schema from the file's `huggingface` metadata key, if present:

@@ -118,7 +118,7 @@ pub(crate) fn read(
         reason,
         missing: false,
     };
-    let levels = parquet_to_arrow_field_levels(descr, mask, None)
+    let levels = parquet_to_arrow_field_levels(descr, mask, Some(&file.decoded))
         .map_err(|e| fail(k, format!("cannot map the columns to Arrow: {e}")))?;
     let meter = Arc::new(Meter::new(descr.num_columns(), limits.batch_bytes));
     let group = OneRowGroup {

@@ -108,29 +108,54 @@ async fn convert_locked(
     let revision = opts.revision.clone();
     let format_minor = opts.format_minor;
     let done = tokio::task::spawn_blocking(move || -> Result<(session::Ended, walk::Counts)> {
-        let mut sink = |event: walk::Event| -> Result<()> {
-            match event {
-                walk::Event::Record(mut record, ordinal) => {
-                    if format_minor == 0 {
-                        format_1_0_provenance(&mut record, ordinal);
+        // Rows are read, decoded and made into records (each image's SHA-256 taken) on a
+        // thread of their own while this one writes them (CRCs, the file, publishing; the
+        // shard's SHA-256 on the writer's own thread): the stages overlap instead of taking
+        // turns. A few records wait between them at most.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<walk::Event>(PIPELINE_RECORDS);
+        let read_mapping = mapping.clone();
+        std::thread::scope(|scope| {
+            let reader = std::thread::Builder::new()
+                .name("editshard-hub-read".into())
+                .spawn_scoped(scope, move || {
+                    let mut sink = |event: walk::Event| -> Result<()> {
+                        tx.send(event)
+                            .map_err(|_| Error::bug("the writing stage stopped"))
+                    };
+                    plan.run(
+                        &read_mapping,
+                        revision,
+                        next_row,
+                        limits,
+                        only.as_ref(),
+                        &mut sink,
+                    )
+                })
+                .map_err(|e| Error::from(e).in_shard("the reading thread".to_string()))?;
+            let mut write = |event: walk::Event| -> Result<()> {
+                match event {
+                    walk::Event::Record(mut record, ordinal) => {
+                        if format_minor == 0 {
+                            format_1_0_provenance(&mut record, ordinal);
+                        }
+                        session.append(ordinal, &record, |e| {
+                            walk::failure_of_record(&mapping.name, &record, ordinal, e)
+                        })?;
                     }
-                    session.append(ordinal, &record, |e| {
-                        walk::failure_of_record(&mapping.name, &record, ordinal, e)
-                    })?;
+                    walk::Event::Failed(f, ordinal) => session.fail(ordinal, f)?,
                 }
-                walk::Event::Failed(f, ordinal) => session.fail(ordinal, f)?,
-            }
-            Ok(())
-        };
-        let counts = plan.run(
-            &mapping,
-            revision,
-            next_row,
-            limits,
-            only.as_ref(),
-            &mut sink,
-        )?;
-        Ok((session.end()?, counts))
+                Ok(())
+            };
+            let written = rx.iter().try_for_each(&mut write);
+            // A failed write stops the reader at its next record.
+            drop(rx);
+            let counts = reader
+                .join()
+                .map_err(|_| Error::bug("the reading thread panicked"))?;
+            written?;
+            let counts = counts?;
+            Ok((session.end()?, counts))
+        })
     })
     .await
     .map_err(|e| Error::bug(format!("the conversion task failed: {e}")))?;
@@ -147,8 +172,7 @@ async fn convert_locked(
     hub.insert("session_splits".into(), counts.session_splits.into());
     let mut details = serde_json::Map::new();
     details.insert("hub".into(), hub.into());
-    let published =
-        session::publish(&target, ended, Vec::new(), &fingerprint, opts.part, details).await?;
+    let published = session::publish(&target, ended, &[], &fingerprint, opts.part, details).await?;
     let manifest = &published.manifest;
     Ok(Outcome::Converted(HubSummary {
         dest: target.root.display(),
@@ -157,12 +181,16 @@ async fn convert_locked(
         bytes: manifest.bytes,
         files,
         rows: counts.rows,
-        failed: failures::rows_of(&published.failures),
+        failed: published.failures.rows,
         session_splits: counts.session_splits,
         resumed_at_row: published.resumed_at,
         wall_secs: started.elapsed().as_secs_f64(),
     }))
 }
+
+/// Records (or failures) read ahead of the writer at most: enough for the two stages to
+/// overlap; each holds its images (views of the pages they were read from).
+const PIPELINE_RECORDS: usize = 4;
 
 /// `--format-version 1.0` has no place for a row's dataset, revision, row group and row in
 /// the file: the provenance keeps the file and the row's 1-based number across all files

@@ -1,6 +1,6 @@
 //! The conversion driver: plan, fetch in parallel, write in plan order, publish, resume.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -350,7 +350,7 @@ async fn finish(target: &Target, written: Written, started: Instant) -> Result<O
     let published = session::publish(
         target,
         ended,
-        plan.failures.clone(),
+        &plan.failures,
         &fingerprint,
         part,
         serde_json::Map::new(),
@@ -358,10 +358,7 @@ async fn finish(target: &Target, written: Written, started: Instant) -> Result<O
     .await?;
     let manifest = &published.manifest;
     let total_rows = plan.rows.len() as u64;
-    let mut by_reason = BTreeMap::new();
-    for f in &published.failures {
-        *by_reason.entry(f.reason.clone()).or_insert(0u64) += 1;
-    }
+    let by_reason = published.failures.by_reason.clone();
     let (requests, retries, bytes_downloaded, bytes_local, cache_hits) = fetched;
     Ok(Outcome::Converted(Summary {
         dest: target.root.display(),
