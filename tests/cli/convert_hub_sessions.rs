@@ -333,3 +333,71 @@ fn interleaved_sessions_are_held_within_the_budget() {
         peak >> 20
     );
 }
+
+/// Converts one file of `turns` (session key `s` for every row; each turn's source the
+/// previous turn's output) written by `turn_col`, returning the run's output and DEST.
+fn one_session_with_turns(
+    dir: &Path,
+    turn_col: editshard_tools::hub_parquet::Col,
+    rows: usize,
+) -> (std::process::Output, std::path::PathBuf) {
+    use editshard_tools::hub_parquet::{Col, write};
+    let (src, out) = (dir.join("src"), dir.join("out"));
+    let images: Vec<Vec<u8>> = (0..=rows as u32).map(|k| png(k, 4, 4)).collect();
+    let cols = vec![
+        Col::text("sid", vec![Some("s".into()); rows]),
+        turn_col,
+        Col::binary(
+            "before",
+            (0..rows).map(|k| Some(images[k].clone())).collect(),
+        ),
+        Col::binary(
+            "after",
+            (0..rows).map(|k| Some(images[k + 1].clone())).collect(),
+        ),
+        Col::text("say", vec![Some("red".into()); rows]),
+    ];
+    write(&src.join("a.parquet"), cols, rows, false);
+    let mapping = dir.join("m.toml");
+    std::fs::write(
+        &mapping,
+        "name = \"m\"\nsource = \"before\"\noutput = \"after\"\ninstruction = \"say\"\n\
+         [session]\nkey = \"sid\"\nturn = \"step\"\n",
+    )
+    .unwrap();
+    let mut args = strings(&["--mapping", s(&mapping), s(&src), "--out"]);
+    args.push(out.display().to_string());
+    (convert(BIN, &args), out)
+}
+
+#[test]
+fn turn_numbers_are_compared_exactly_and_out_of_range_ones_refused() {
+    use editshard_tools::hub_parquet::Col;
+    // Integer turns past 2^53 differ by one: two turns, not a duplicate (an f64 would
+    // round both to the same number).
+    let t = tempfile::tempdir().unwrap();
+    let big = 1i64 << 53;
+    let (o, out) = one_session_with_turns(
+        t.path(),
+        Col::i64("step", vec![Some(big), Some(big + 1)]),
+        2,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(failures(&out).is_empty(), "{:?}", failures(&out));
+    let got = sessions_of(&out);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.len(), 2, "{got:?}");
+    // A float turn beyond the integers' range is not an integer turn (not i64::MAX).
+    let t = tempfile::tempdir().unwrap();
+    let (o, out) =
+        one_session_with_turns(t.path(), Col::f64("step", vec![Some(1.0), Some(1e300)]), 2);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let f = failures(&out);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["row"], 1);
+    assert!(
+        f[0]["detail"].as_str().unwrap().contains("not an integer"),
+        "{f:?}"
+    );
+    assert_eq!(records(&out).len(), 1);
+}

@@ -411,14 +411,21 @@ impl Builder {
         let id_value = match self.id_column() {
             Some(c) => match row.get(c).and_then(Cell::as_key) {
                 Some(v) if !v.is_empty() => Some(v),
-                _ => return Err(("bad-row", format!("column {c:?} (the id) is null or empty"))),
+                _ => {
+                    let role = if m.session.is_some() {
+                        "the session key"
+                    } else {
+                        "the id"
+                    };
+                    return Err(("bad-row", format!("column {c:?} ({role}) is null or empty")));
+                }
             },
             None => None,
         };
         let order = match &m.session {
-            Some(s) => match row.get(&s.turn).and_then(Cell::as_f64) {
-                Some(v) if v.fract() == 0.0 => v as i64,
-                _ => {
+            Some(s) => match row.get(&s.turn).and_then(turn_number) {
+                Some(v) => v,
+                None => {
                     return Err((
                         "bad-row",
                         format!("column {:?} (the turn order) is not an integer", s.turn),
@@ -553,6 +560,23 @@ pub fn split_of(file: &str) -> String {
         }
     }
     stem.to_string()
+}
+
+/// A turn column's value as an exact integer: integers as they are (not through an f64,
+/// which rounds past 2^53 and would make two turns one), whole floats within the range of
+/// `i64` (not saturated to its ends); anything else is not a turn number.
+fn turn_number(c: &Cell) -> Option<i64> {
+    match c {
+        Cell::Int(i) => Some(*i),
+        Cell::Bool(b) => Some(i64::from(*b)),
+        Cell::Float(f)
+            if f.fract() == 0.0
+                && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(f) =>
+        {
+            Some(*f as i64)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
