@@ -848,3 +848,33 @@ fn work_directories_and_locks_that_are_not_ours_are_refused_untouched() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(!work.exists());
 }
+
+/// `convert --part I/N` writes into DEST/part-IIII-of-NNNN/: a symbolic link planted there
+/// (to an empty directory, which a conversion would take) is refused, nothing written
+/// through it.
+#[test]
+fn a_link_at_a_part_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rel = generate_release(&tmp.path().join("rel"), &ReleaseSpec::default()).unwrap();
+    let outside = tmp.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    let out = tmp.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::symlink(&outside, out.join("part-0000-of-0002")).unwrap();
+    let mut args = local_args(&rel, &out);
+    args.extend(strings(&["--part", "0/2"]));
+    let o = convert(crate::BIN, &args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("symbolic link"), "{}", text(&o));
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "wrote through the link"
+    );
+    // The other part, a real directory, converts.
+    let mut args = local_args(&rel, &out);
+    args.extend(strings(&["--part", "1/2"]));
+    let o = convert(crate::BIN, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(out.join("part-0001-of-0002/manifest.json").is_file());
+}

@@ -489,7 +489,15 @@ pub fn dest_root(
 ) -> Result<Location> {
     let dest = Location::parse(out, storage)?;
     match part {
-        Some((i, n)) => dest.child(&part_dir(i, n)),
+        Some((i, n)) => {
+            if let Some(root) = dest.is_local() {
+                // The part directory is made (or entered) here without following a link:
+                // a link planted at its name would otherwise take the whole part elsewhere.
+                std::fs::create_dir_all(root).map_err(|e| Error::from(e).in_shard(out))?;
+                editshard::safe_dir::SafeDir::create_inside(root, Path::new(&part_dir(i, n)))?;
+            }
+            dest.child(&part_dir(i, n))
+        }
         None => Ok(dest),
     }
 }
