@@ -331,6 +331,28 @@ impl Builder {
             } else {
                 format!("{key}#{}", run[0].order)
             };
+            // A session too large for one record: each of its rows is refused, by position
+            // (the shard writer would refuse the record as one row, the others unreported).
+            let room = editshard::format::Limits::DEFAULT.record_image_room();
+            let bytes = session_image_bytes(&run);
+            if bytes > room {
+                for p in run {
+                    out.push(Out::Failed(
+                        RowFailure {
+                            id: Some(id.clone()),
+                            rows: 1,
+                            detail: format!(
+                                "session {key:?}: its turns' images take {bytes} bytes \
+                                 together, over the {room} one record may hold"
+                            ),
+                            pos: p.pos,
+                            reason: "too-large".into(),
+                        },
+                        at,
+                    ));
+                }
+                continue;
+            }
             let mut extras = Map::new();
             extras.insert(
                 session.turn.clone(),
@@ -560,6 +582,23 @@ pub fn split_of(file: &str) -> String {
         }
     }
     stem.to_string()
+}
+
+/// The bytes of a session's distinct images (a turn's source is the previous turn's output,
+/// stored once).
+fn session_image_bytes(run: &[Piece]) -> u64 {
+    let mut distinct = std::collections::HashSet::new();
+    run.iter()
+        .flat_map(|p| {
+            std::iter::once(&p.source).chain(
+                std::iter::once(&p.turn.output)
+                    .chain(p.turn.rejected.iter())
+                    .chain(p.turn.mask.iter()),
+            )
+        })
+        .filter(|i| distinct.insert(i.sha256))
+        .map(|i| i.len)
+        .sum()
 }
 
 /// A turn column's value as an exact integer: integers as they are (not through an f64,
