@@ -314,3 +314,153 @@ fn interleaved_sessions_are_held_within_the_budget() {
         peak >> 20
     );
 }
+
+/// Converts one file of `turns` (session key `s` for every row; each turn's source the
+/// previous turn's output) written by `turn_col`, returning the run's output and DEST.
+fn one_session_with_turns(
+    dir: &Path,
+    turn_col: editshard_tools::hub_parquet::Col,
+    rows: usize,
+) -> (std::process::Output, std::path::PathBuf) {
+    use editshard_tools::hub_parquet::{Col, write};
+    let (src, out) = (dir.join("src"), dir.join("out"));
+    let images: Vec<Vec<u8>> = (0..=rows as u32).map(|k| png(k, 4, 4)).collect();
+    let cols = vec![
+        Col::text("sid", vec![Some("s".into()); rows]),
+        turn_col,
+        Col::binary(
+            "before",
+            (0..rows).map(|k| Some(images[k].clone())).collect(),
+        ),
+        Col::binary(
+            "after",
+            (0..rows).map(|k| Some(images[k + 1].clone())).collect(),
+        ),
+        Col::text("say", vec![Some("red".into()); rows]),
+    ];
+    write(&src.join("a.parquet"), cols, rows, false);
+    let mapping = dir.join("m.toml");
+    std::fs::write(
+        &mapping,
+        "name = \"m\"\nsource = \"before\"\noutput = \"after\"\ninstruction = \"say\"\n\
+         [session]\nkey = \"sid\"\nturn = \"step\"\n",
+    )
+    .unwrap();
+    let mut args = strings(&["--mapping", s(&mapping), s(&src), "--out"]);
+    args.push(out.display().to_string());
+    (convert(BIN, &args), out)
+}
+
+#[test]
+fn turn_numbers_are_compared_exactly_and_out_of_range_ones_refused() {
+    use editshard_tools::hub_parquet::Col;
+    // Integer turns past 2^53 differ by one: two turns, not a duplicate (an f64 would
+    // round both to the same number).
+    let t = tempfile::tempdir().unwrap();
+    let big = 1i64 << 53;
+    let (o, out) = one_session_with_turns(
+        t.path(),
+        Col::i64("step", vec![Some(big), Some(big + 1)]),
+        2,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(failures(&out).is_empty(), "{:?}", failures(&out));
+    let got = sessions_of(&out);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.len(), 2, "{got:?}");
+    // A float turn beyond the integers' range is not an integer turn (not i64::MAX).
+    let t = tempfile::tempdir().unwrap();
+    let (o, out) =
+        one_session_with_turns(t.path(), Col::f64("step", vec![Some(1.0), Some(1e300)]), 2);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let f = failures(&out);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["row"], 1);
+    assert!(
+        f[0]["detail"].as_str().unwrap().contains("not an integer"),
+        "{f:?}"
+    );
+    assert_eq!(records(&out).len(), 1);
+}
+
+/// A session whose turns' images cannot fit one record (18 turns of 60 MiB images, 1.05 GiB
+/// in an 80 kB file): each of its rows is refused as too large, by position, and the
+/// conversion goes on; before, the shard writer's refusal of the record's frame ended the
+/// whole conversion (exit 2, no manifest).
+#[test]
+fn a_session_too_large_for_one_record_is_refused_row_by_row() {
+    const TURNS: usize = 18;
+    const SIZE: u64 = 60 << 20;
+    let t = tempfile::tempdir().unwrap();
+    let (src, out) = (t.path().join("src"), t.path().join("out"));
+    let page = |k: u32| {
+        let mut head = ((SIZE - 4) as u32).to_le_bytes().to_vec();
+        head.extend_from_slice(&png(k, 4, 4));
+        let mut p = Page::data(1, pq::PLAIN, pq::zstd_zeros_after(&head, SIZE));
+        p.uncompressed_size = SIZE as i32;
+        p
+    };
+    // Rows: the big session's turns, then one small session that converts.
+    let rows = TURNS + 1;
+    let mut keys: Vec<&[u8]> = vec![b"big"; TURNS];
+    keys.push(b"small");
+    let mut turns: Vec<u8> = (0..TURNS as i32).flat_map(|t| t.to_le_bytes()).collect();
+    turns.extend(0i32.to_le_bytes());
+    let small_page = |k: u32| {
+        let body = pq::plain(&[&png(k, 4, 4)]);
+        let mut p = Page::data(1, pq::PLAIN, pq::zstd(&body));
+        p.uncompressed_size = body.len() as i32;
+        p
+    };
+    let mut before: Vec<Page> = (0..TURNS as u32).map(page).collect();
+    before.push(small_page(900));
+    let mut after: Vec<Page> = (1..=TURNS as u32).map(page).collect();
+    after.push(small_page(901));
+    let schema = [
+        pq::text("sid"),
+        SchemaElement::leaf("step", pq::INT32, pq::REQUIRED, None),
+        pq::binary("before"),
+        pq::binary("after"),
+    ];
+    let columns = vec![
+        Chunk::new(
+            &["sid"],
+            pq::BYTE_ARRAY,
+            pq::UNCOMPRESSED,
+            vec![Page::data(rows as i32, pq::PLAIN, pq::plain(&keys))],
+        ),
+        Chunk::new(
+            &["step"],
+            pq::INT32,
+            pq::UNCOMPRESSED,
+            vec![Page::data(rows as i32, pq::PLAIN, turns)],
+        ),
+        Chunk::new(&["before"], pq::BYTE_ARRAY, pq::ZSTD, before),
+        Chunk::new(&["after"], pq::BYTE_ARRAY, pq::ZSTD, after),
+    ];
+    pq::write(
+        &src.join("a.parquet"),
+        &schema,
+        &[RowGroup {
+            num_rows: rows as i64,
+            columns,
+        }],
+    );
+    let mapping = t.path().join("m.toml");
+    std::fs::write(
+        &mapping,
+        "name = \"m\"\nsource = \"before\"\noutput = \"after\"\n\
+         [session]\nkey = \"sid\"\nturn = \"step\"\n",
+    )
+    .unwrap();
+    let (o, _) = convert_measured(&mapping, &src, &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let f = failures(&out);
+    assert_eq!(f.len(), TURNS, "{f:?}");
+    let mut rows_failed: Vec<u64> = f.iter().map(|x| x["row"].as_u64().unwrap()).collect();
+    rows_failed.sort();
+    assert_eq!(rows_failed, (0..TURNS as u64).collect::<Vec<_>>());
+    assert!(f.iter().all(|x| x["reason"] == "too-large"), "{f:?}");
+    let ids: Vec<String> = records(&out).into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["small"]);
+}

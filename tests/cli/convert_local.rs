@@ -908,4 +908,10 @@ fn a_link_planted_in_dest_is_not_written_through() {
     let mut part = local_args(&rel, &parts);
     part.extend(strings(&["--part", "0/2"]));
     refused(&convert(crate::BIN, &part));
+    // The other part, a directory convert makes itself, converts.
+    let mut part = local_args(&rel, &parts);
+    part.extend(strings(&["--part", "1/2"]));
+    let o = convert(crate::BIN, &part);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(parts.join("part-0001-of-0002/manifest.json").is_file());
 }

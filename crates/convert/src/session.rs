@@ -90,11 +90,6 @@ pub async fn lock(
     break_lock: bool,
 ) -> Result<(Location, DestLock)> {
     let root = dest_root(out, storage, part)?;
-    if let (Some((i, n)), Some(dest)) = (part, Location::parse(out, storage)?.is_local()) {
-        // A part directory already in DEST must be a directory, not a link planted there
-        // (DEST itself is the user's choice); a missing one is made with the lock.
-        SafeDir::open_inside(dest, Path::new(&part_dir(i, n)))?;
-    }
     let lock = DestLock::acquire(&root, &format!("convert --out {out}"), break_lock).await?;
     Ok((root, lock))
 }
@@ -493,7 +488,15 @@ pub fn dest_root(
 ) -> Result<Location> {
     let dest = Location::parse(out, storage)?;
     match part {
-        Some((i, n)) => dest.child(&part_dir(i, n)),
+        Some((i, n)) => {
+            if let Some(root) = dest.is_local() {
+                // The part directory is made (or entered) here without following a link:
+                // a link planted at its name would otherwise take the whole part elsewhere.
+                std::fs::create_dir_all(root).map_err(|e| Error::from(e).in_shard(out))?;
+                editshard::safe_dir::SafeDir::create_inside(root, Path::new(&part_dir(i, n)))?;
+            }
+            dest.child(&part_dir(i, n))
+        }
         None => Ok(dest),
     }
 }

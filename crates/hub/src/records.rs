@@ -331,6 +331,28 @@ impl Builder {
             } else {
                 format!("{key}#{}", run[0].order)
             };
+            // A session too large for one record: each of its rows is refused, by position
+            // (the shard writer would refuse the record as one row, the others unreported).
+            let room = editshard::format::Limits::DEFAULT.record_image_room();
+            let bytes = session_image_bytes(&run);
+            if bytes > room {
+                for p in run {
+                    out.push(Out::Failed(
+                        RowFailure {
+                            id: Some(id.clone()),
+                            rows: 1,
+                            detail: format!(
+                                "session {key:?}: its turns' images take {bytes} bytes \
+                                 together, over the {room} one record may hold"
+                            ),
+                            pos: p.pos,
+                            reason: "too-large".into(),
+                        },
+                        at,
+                    ));
+                }
+                continue;
+            }
             let mut extras = Map::new();
             extras.insert(
                 session.turn.clone(),
@@ -411,14 +433,21 @@ impl Builder {
         let id_value = match self.id_column() {
             Some(c) => match row.get(c).and_then(Cell::as_key) {
                 Some(v) if !v.is_empty() => Some(v),
-                _ => return Err(("bad-row", format!("column {c:?} (the id) is null or empty"))),
+                _ => {
+                    let role = if m.session.is_some() {
+                        "the session key"
+                    } else {
+                        "the id"
+                    };
+                    return Err(("bad-row", format!("column {c:?} ({role}) is null or empty")));
+                }
             },
             None => None,
         };
         let order = match &m.session {
-            Some(s) => match row.get(&s.turn).and_then(Cell::as_f64) {
-                Some(v) if v.fract() == 0.0 => v as i64,
-                _ => {
+            Some(s) => match row.get(&s.turn).and_then(turn_number) {
+                Some(v) => v,
+                None => {
                     return Err((
                         "bad-row",
                         format!("column {:?} (the turn order) is not an integer", s.turn),
@@ -553,6 +582,40 @@ pub fn split_of(file: &str) -> String {
         }
     }
     stem.to_string()
+}
+
+/// The bytes of a session's distinct images (a turn's source is the previous turn's output,
+/// stored once).
+fn session_image_bytes(run: &[Piece]) -> u64 {
+    let mut distinct = std::collections::HashSet::new();
+    run.iter()
+        .flat_map(|p| {
+            std::iter::once(&p.source).chain(
+                std::iter::once(&p.turn.output)
+                    .chain(p.turn.rejected.iter())
+                    .chain(p.turn.mask.iter()),
+            )
+        })
+        .filter(|i| distinct.insert(i.sha256))
+        .map(|i| i.len)
+        .sum()
+}
+
+/// A turn column's value as an exact integer: integers as they are (not through an f64,
+/// which rounds past 2^53 and would make two turns one), whole floats within the range of
+/// `i64` (not saturated to its ends); anything else is not a turn number.
+fn turn_number(c: &Cell) -> Option<i64> {
+    match c {
+        Cell::Int(i) => Some(*i),
+        Cell::Bool(b) => Some(i64::from(*b)),
+        Cell::Float(f)
+            if f.fract() == 0.0
+                && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(f) =>
+        {
+            Some(*f as i64)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -110,6 +110,15 @@ pub fn check(
     let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     for c in mapping.columns() {
         if present(c).is_none() && !mapping.is_optional(c) {
+            if schema.field_with_name(c).is_ok() {
+                // Arrow's `null` type: a column every row of which is null (what pyarrow
+                // writes for a column of Nones), which is as good as absent.
+                return Err(format!(
+                    "the {} mapping needs column {c:?}, which holds only nulls in this file \
+                     (Arrow type null): fill it, or list the column under `optional`",
+                    mapping.name
+                ));
+            }
             return Err(format!(
                 "the {} mapping needs column {c:?}, which the file does not have (its \
                  columns: {}); check the preset or the mapping file, or list the column under \
@@ -172,5 +181,22 @@ mod tests {
             Field::new("b", DataType::Binary, true),
         ]);
         check(&ok, None, &m).unwrap();
+    }
+
+    #[test]
+    fn a_needed_column_of_nulls_is_not_called_missing() {
+        let m = Mapping::parse(
+            "name = \"x\"\nid = \"k\"\nsource = \"a\"\noutput = \"b\"\n",
+            "test",
+        )
+        .unwrap();
+        let schema = Schema::new(vec![
+            Field::new("k", DataType::Null, true),
+            Field::new("a", DataType::Binary, true),
+            Field::new("b", DataType::Binary, true),
+        ]);
+        let e = check(&schema, None, &m).unwrap_err();
+        assert!(e.contains("\"k\", which holds only nulls"), "{e}");
+        assert!(!e.contains("does not have"), "{e}");
     }
 }

@@ -49,14 +49,20 @@ fn bare(path: &str) -> Option<String> {
     if name.is_empty() {
         return None;
     }
-    if is_windows_device(&name) {
-        name.insert(0, '_');
-    }
     if name.len() > MAX_NAME_BYTES {
         let cut = (name.len() - MAX_NAME_BYTES..name.len())
             .find(|&i| name.is_char_boundary(i))
             .unwrap_or(name.len());
         name.drain(..cut);
+    }
+    // After the cut: the end kept of a long name may itself start with a device's name.
+    if is_windows_device(&name) {
+        if name.len() < MAX_NAME_BYTES {
+            name.insert(0, '_');
+        } else {
+            let first = name.chars().next().map_or(0, char::len_utf8);
+            name.replace_range(..first, "_");
+        }
     }
     Some(name)
 }
@@ -114,5 +120,10 @@ mod tests {
         let long = format!("{}.png", "\u{e9}".repeat(200));
         let name = named(Some(&long), None).unwrap();
         assert!(name.len() <= 255 && name.ends_with("\u{e9}.png"), "{name}");
+        // A long name whose last 255 bytes start with a device's name.
+        let long = format!("x/yCON.{}.png", "a".repeat(247));
+        let name = named(Some(&long), None).unwrap();
+        assert!(name.len() <= 255, "{}", name.len());
+        assert!(!is_windows_device(&name), "{name}");
     }
 }

@@ -94,6 +94,13 @@ impl Limits {
         max_frames: 1 << 24,
         max_dictionary_len: 1 << 20,
     };
+
+    /// The most bytes a record's distinct images may take together: a record is never split
+    /// across frames, and its frame also holds its metadata block (at most `max_meta_len`)
+    /// and the group table.
+    pub const fn record_image_room(&self) -> u64 {
+        (self.max_frame_len as u64).saturating_sub(self.max_meta_len as u64 + (64 << 10))
+    }
 }
 
 impl Default for Limits {

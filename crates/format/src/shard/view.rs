@@ -120,9 +120,8 @@ impl ShardView {
         let blobs = self.index.record_blobs(i);
         blobs.get(k).copied().ok_or_else(|| {
             Error::invalid(format!(
-                "record #{i} has {} images, not {}",
+                "record #{i} has {} images: it has no image {k} (they count from 0)",
                 blobs.len(),
-                k + 1
             ))
             .in_shard(&self.name)
         })

@@ -294,6 +294,21 @@ impl<W: Write> ShardWriter<W> {
                 return fail(format!("image {k}: length does not match its bytes"));
             }
         }
+        // A record's frame holds its distinct images: refused here, as this record, rather
+        // than when its group is written (an error that ends the shard).
+        let mut distinct = std::collections::HashSet::new();
+        let images: u64 = record
+            .images()
+            .filter(|i| distinct.insert(i.sha256))
+            .map(|i| i.len)
+            .sum();
+        let room = self.limits.record_image_room();
+        if images > room {
+            return fail(format!(
+                "its images take {images} bytes together; a record's images must fit one frame \
+                 ({room} bytes with room for its metadata)"
+            ));
+        }
         Ok(())
     }
 

@@ -219,3 +219,36 @@ fn empty_shard_is_valid() {
     assert_eq!(stream_async(&bytes).unwrap(), vec![]);
     assert_eq!(random(&bytes).unwrap(), vec![]);
 }
+
+/// A record whose images cannot fit one frame together (each under the blob limit) is
+/// refused when it is appended, as one record, with the writer still usable: not when its
+/// group is written, where the error ended the whole shard (and `convert` with it).
+#[test]
+fn a_record_whose_images_cannot_fit_one_frame_is_refused_on_append() {
+    // Two distinct 510 MiB images (zeroed allocations the check never touches).
+    let mut record = records::sft(1, 1);
+    let template = record.source.clone();
+    let huge = |tag: u8| {
+        let mut i = template.clone();
+        let data = Bytes::from(vec![0u8; 510 << 20]);
+        i.len = data.len() as u64;
+        i.data = Some(data);
+        i.sha256 = [tag; 32];
+        i
+    };
+    record.source = huge(1);
+    record.turns[0].output = huge(2);
+    let options = WriterOptions {
+        verify_hashes: false,
+        ..WriterOptions::default()
+    };
+    let mut w = ShardWriter::with_options(Vec::new(), options).unwrap();
+    let e = w.append(&record).unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Rejected(_)), "{e}");
+    assert!(e.to_string().contains("one frame"), "{e}");
+    // The writer goes on.
+    let small = records::sft(2, 2);
+    w.append(&small).unwrap();
+    let bytes = w.finish().unwrap().0;
+    assert_eq!(stream(&bytes).unwrap(), vec![small]);
+}

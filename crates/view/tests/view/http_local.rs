@@ -284,6 +284,9 @@ async fn request_paths_cannot_reach_other_files() {
         "/manifest.json",
         "/../../etc/passwd",
         "/image/0/99",
+        // The largest image number: the error naming it must not overflow.
+        "/image/0/18446744073709551615",
+        "/thumb/0/18446744073709551615",
         "/record/999",
         "/thumb/..%2Fsecret.txt/0",
         "/image/0/..%2F..%2Fsecret.txt",
