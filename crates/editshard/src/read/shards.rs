@@ -290,7 +290,8 @@ impl Inner {
         };
         let range = entry.footer_offset..entry.footer_offset.saturating_add(entry.footer_length);
         let footer = read_range(&self.location, &entry.path, mapped.as_ref(), range, &name).await?;
-        let view = ShardView::from_footer(
+        // Over a mapped file, an index stored uncompressed is read in place.
+        let view = ShardView::from_footer_shared(
             name.clone(),
             self.options.read.clone(),
             &footer,

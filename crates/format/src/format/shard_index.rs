@@ -216,6 +216,11 @@ impl ShardIndex {
         }
     }
 
+    /// Record `i`, if the shard has it.
+    pub fn get(&self, i: usize) -> Option<RecordLoc<'_>> {
+        (i < self.len()).then(|| self.record(i))
+    }
+
     /// Every record in order.
     pub fn records(&self) -> impl ExactSizeIterator<Item = RecordLoc<'_>> + '_ {
         (0..self.len()).map(|i| self.record(i))
@@ -253,6 +258,11 @@ impl ShardIndex {
             len,
             crc,
         }
+    }
+
+    /// Every stored image in order.
+    pub fn blobs(&self) -> impl ExactSizeIterator<Item = BlobLoc> + '_ {
+        (0..self.blobs.len() as u32).map(|b| self.blob(b))
     }
 
     pub fn frames(&self) -> &[FrameLoc] {

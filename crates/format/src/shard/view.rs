@@ -30,6 +30,9 @@ use crate::record::{Image, Record};
 use crate::shard::image_hash;
 use crate::shard::options::ReadOptions;
 
+/// One slot per stored image for the SHA-256 it was found to have.
+type BlobHashes = Box<[OnceLock<[u8; 32]>]>;
+
 /// A shard's index with the name and options it is read under.
 #[derive(Debug, Clone)]
 pub struct ShardView {
@@ -39,7 +42,7 @@ pub struct ShardView {
     /// The SHA-256 each stored image (blob) was found to have, once hashed (with
     /// [`Verify::Full`](super::Verify::Full)): see [`ShardView::check_blob`]. Shared by clones;
     /// allocated on the first hash, so that views read at other levels hold nothing per image.
-    blob_hashes: Arc<OnceLock<Box<[OnceLock<[u8; 32]>]>>>,
+    blob_hashes: Arc<OnceLock<BlobHashes>>,
 }
 
 impl ShardView {
