@@ -15,8 +15,8 @@ use bytes::Bytes;
 use super::group::{GroupTable, LocatedTable};
 use super::wire::{Cursor, put_varint};
 use super::{
-    CODEC_STORED, CODEC_ZSTD, FRAME_DICTIONARY, FRAME_GROUP, FRAME_HEADER_LEN, FRAME_INDEX,
-    Limits, decode_block, encode_block,
+    CODEC_STORED, CODEC_ZSTD, FRAME_DICTIONARY, FRAME_GROUP, FRAME_HEADER_LEN, FRAME_INDEX, Limits,
+    decode_block, encode_block,
 };
 use crate::error::{Error, Result};
 
@@ -218,4 +218,3 @@ impl<'a> IndexBody<'a> {
         Ok(dictionary)
     }
 }
-

@@ -18,9 +18,7 @@ use super::dict::Dictionary;
 use super::header::{FrameHeader, Trailer};
 use super::index::{IndexBody, WalkedEntry};
 use super::wire::crc32;
-use super::{
-    CODEC_ZSTD_DICT, FRAME_DICTIONARY, FRAME_HEADER_LEN, HEADER_LEN, Limits, TRAILER_LEN,
-};
+use super::{CODEC_ZSTD_DICT, FRAME_DICTIONARY, FRAME_HEADER_LEN, HEADER_LEN, Limits, TRAILER_LEN};
 use crate::error::{Error, Result};
 use crate::record::Kind;
 
@@ -283,7 +281,9 @@ impl ShardIndex {
     fn frame_of_record(&self, i: usize) -> usize {
         // The last frame starting at or before record `i` is its group: a frame of another
         // type that follows the group starts after it.
-        self.frames.partition_point(|f| f.first_record as usize <= i) - 1
+        self.frames
+            .partition_point(|f| f.first_record as usize <= i)
+            - 1
     }
 
     /// The memory this index holds (what a cache of loaded footers should count): the

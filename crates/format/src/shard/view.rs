@@ -210,13 +210,18 @@ impl ShardView {
 
     /// Checks image `k` of a record decoded without images (`bytes`, fetched from
     /// [`Self::image_range`]) as [`Self::check_image_of`] does, and puts them in it.
-    pub fn attach_image(&self, i: usize, k: usize, record: &mut Record, bytes: Bytes) -> Result<()> {
+    pub fn attach_image(
+        &self,
+        i: usize,
+        k: usize,
+        record: &mut Record,
+        bytes: Bytes,
+    ) -> Result<()> {
         let Some(image) = record.images_mut().nth(k) else {
-            return Err(Error::invalid(format!(
-                "record #{i} has fewer than {} images",
-                k + 1
-            ))
-            .in_shard(&self.name));
+            return Err(
+                Error::invalid(format!("record #{i} has fewer than {} images", k + 1))
+                    .in_shard(&self.name),
+            );
         };
         self.check_image_of(i, k, image, &bytes)?;
         image.data = Some(bytes);

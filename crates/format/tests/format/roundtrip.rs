@@ -122,7 +122,11 @@ fn groups_respect_their_limits() {
     };
     let bytes = write(&records, options);
     let shard = RandomAccessShard::open(Bytes::from(bytes.clone()), "t.esd").unwrap();
-    let groups = shard.index().frames().iter().filter(|f| f.frame_type == 0x01);
+    let groups = shard
+        .index()
+        .frames()
+        .iter()
+        .filter(|f| f.frame_type == 0x01);
     assert_eq!(groups.count(), 4);
     assert_eq!(stream(&bytes).unwrap(), records);
 }

@@ -260,7 +260,9 @@ fn a_frame_inside_an_image_of_a_shard_cut_short_is_not_a_record() {
     // Cut at the end of the carrier's image (the smuggled frame whole before the cut), and at
     // every byte from there to the end of the carrier's frame.
     let (bytes, records, index, image, frame) = smuggling_shard();
-    let carrier_frame = index.record(index.position(smuggle::CARRIER_ID).unwrap()).frame;
+    let carrier_frame = index
+        .record(index.position(smuggle::CARRIER_ID).unwrap())
+        .frame;
     let want: Vec<usize> = (0..records.len())
         .filter(|&i| index.record(i).frame < carrier_frame)
         .collect();
@@ -284,7 +286,9 @@ fn a_frame_inside_an_image_of_a_damaged_frame_is_not_a_record() {
     // No index, and the carrier's frame damaged outside the smuggled bytes (its length field
     // whole): the walk goes on after the carrier's frame, not inside it.
     let (bytes, records, index, image, frame) = smuggling_shard();
-    let carrier_frame = index.record(index.position(smuggle::CARRIER_ID).unwrap()).frame;
+    let carrier_frame = index
+        .record(index.position(smuggle::CARRIER_ID).unwrap())
+        .frame;
     for at in [
         frame.start + 9,
         image.start + 1,
