@@ -295,11 +295,10 @@ impl ShardIndex {
         } else {
             0
         };
-        // A parsed dictionary holds its tables beside the bytes (about as large again).
-        let dictionary = self.dictionary.as_ref().map_or(0, |d| 2 * d.bytes().len());
         (size_of::<Self>()
+            // The dictionary's bytes are in the payload; its prepared form is kept for the
+            // few dictionaries used last in the process (see `Dictionary`), not per index.
             + payload
-            + dictionary
             + self.frames.capacity() * size_of::<FrameLoc>()
             + self.records.capacity() * size_of::<RecordSlot>()
             + self.blobs.capacity() * size_of::<BlobSlot>()
