@@ -5,6 +5,8 @@
 //! ```text
 //! bench_footprint synth DIR --records N [--per-shard N]   a dataset of N tiny records
 //! bench_footprint touch DATASET [--cache-mib N]           read one record of every shard
+//!                [--gets N]                               (N: both footer cache budgets), then
+//!                                                         N random metadata reads
 //! ```
 //!
 //! `synth` writes records shaped like the release's (the ids, metadata and image counts of
@@ -42,7 +44,7 @@ fn run() -> Res<()> {
     let mut args = std::env::args().skip(1);
     let mode = args.next().ok_or(usage)?;
     let target = args.next().ok_or(usage)?;
-    let (mut records, mut per_shard, mut cache_mib) = (None, 556u64, None);
+    let (mut records, mut per_shard, mut cache_mib, mut gets) = (None, 556u64, None, 0u64);
     while let Some(flag) = args.next() {
         let v: u64 = args
             .next()
@@ -52,6 +54,7 @@ fn run() -> Res<()> {
             "--records" => records = Some(v),
             "--per-shard" => per_shard = v.max(1),
             "--cache-mib" => cache_mib = Some(v),
+            "--gets" => gets = v,
             _ => return Err(format!("unknown option {flag}; {usage}")),
         }
     }
@@ -62,7 +65,7 @@ fn run() -> Res<()> {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?
-            .block_on(touch(&target, cache_mib)),
+            .block_on(touch(&target, cache_mib, gets)),
         _ => Err(format!("unknown mode {mode}; {usage}")),
     }
 }
@@ -104,12 +107,13 @@ fn rss_anon_kib() -> Res<u64> {
         .ok_or_else(|| "no RssAnon in /proc/self/status".to_string())
 }
 
-async fn touch(target: &str, cache_mib: Option<u64>) -> Res<()> {
+async fn touch(target: &str, cache_mib: Option<u64>, gets: u64) -> Res<()> {
     let location =
         Location::parse(target, &StorageOptions::default()).map_err(|e| e.to_string())?;
     let mut options = DatasetOptions::default();
     if let Some(mib) = cache_mib {
         options.footer_cache_bytes = mib << 20;
+        options.mapped_footer_cache_bytes = mib << 20;
     }
     let ds = Dataset::open_with(location, options)
         .await
@@ -133,11 +137,30 @@ async fn touch(target: &str, cache_mib: Option<u64>) -> Res<()> {
         first += ds.manifest().shards[s].records;
     }
     let after = rss_anon_kib()?;
+    // Random metadata reads after: what a footer cache smaller than the footers costs.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let t = std::time::Instant::now();
+    for _ in 0..gets {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let record = ds
+            .get_with(state % ds.len(), Images::None)
+            .await
+            .map_err(|e| e.to_string())?;
+        std::hint::black_box(record);
+    }
+    if gets > 0 {
+        let us = t.elapsed().as_secs_f64() * 1e6 / gets as f64;
+        println!("random_metadata_get_us={us:.1}");
+    }
+    let after_gets = rss_anon_kib()?;
     println!("records={}", ds.len());
     println!("shards={shards}");
     println!("footers_cached={}", ds.footers_loaded());
     println!("footer_heap_bytes_all_shards={held}");
     println!("rss_anon_open_kib={before}");
     println!("rss_anon_touched_kib={after}");
+    println!("rss_anon_after_gets_kib={after_gets}");
     Ok(())
 }

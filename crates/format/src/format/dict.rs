@@ -10,8 +10,7 @@
 //! dictionary frame body = type 0x03 | flags 0 | dictionary bytes (magic 37 A4 30 EC, ...)
 //! ```
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -21,35 +20,10 @@ use crate::error::{Error, Result};
 pub const DICTIONARY_MAGIC: [u8; 4] = [0x37, 0xA4, 0x30, 0xEC];
 
 /// A shard's metadata dictionary, checked and prepared for decompression. Cheap to clone.
-///
-/// The prepared form (zstd's `DDict`: the content and its entropy tables, some 30 KiB beyond
-/// the bytes) is kept for the last [`PREPARED_KEPT`] dictionaries used in the process, not
-/// one per loaded shard: a reader that has touched thousands of shards holds thousands of
-/// dictionaries' bytes (in their indexes) but prepares again only when it goes back to a
-/// shard it has not read from lately.
 #[derive(Clone)]
 pub struct Dictionary {
     bytes: Bytes,
-    /// Names this dictionary (and its clones) in the cache of prepared dictionaries.
-    key: u64,
-}
-
-type Prepared = Arc<zstd::zstd_safe::DDict<'static>>;
-
-/// How many prepared dictionaries the process keeps.
-pub const PREPARED_KEPT: usize = 16;
-
-/// The prepared dictionaries most recently used, the most recent last.
-static PREPARED: Mutex<Vec<(u64, Prepared)>> = Mutex::new(Vec::new());
-static NEXT_KEY: AtomicU64 = AtomicU64::new(0);
-
-fn keep_prepared(key: u64, ddict: Prepared) {
-    let mut kept = PREPARED.lock().unwrap_or_else(|e| e.into_inner());
-    kept.retain(|(k, _)| *k != key);
-    if kept.len() >= PREPARED_KEPT {
-        kept.remove(0);
-    }
-    kept.push((key, ddict));
+    ddict: Arc<zstd::zstd_safe::DDict<'static>>,
 }
 
 impl std::fmt::Debug for Dictionary {
@@ -90,9 +64,10 @@ impl Dictionary {
                  entropy tables)",
             )
         })?;
-        let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
-        keep_prepared(key, Arc::new(ddict));
-        Ok(Dictionary { bytes, key })
+        Ok(Dictionary {
+            bytes,
+            ddict: Arc::new(ddict),
+        })
     }
 
     /// The dictionary as stored.
@@ -105,21 +80,8 @@ impl Dictionary {
         u32::from_le_bytes(self.bytes[4..8].try_into().expect("checked on parse"))
     }
 
-    /// The dictionary prepared for decompression: kept from a recent use, or prepared again
-    /// (zstd loaded it when it was parsed, so it loads again).
-    pub(crate) fn ddict(&self) -> Option<Prepared> {
-        {
-            let mut kept = PREPARED.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(k) = kept.iter().position(|(key, _)| *key == self.key) {
-                let entry = kept.remove(k);
-                let ddict = entry.1.clone();
-                kept.push(entry);
-                return Some(ddict);
-            }
-        }
-        let ddict: Prepared = Arc::new(zstd::zstd_safe::DDict::try_create(&self.bytes)?);
-        keep_prepared(self.key, ddict.clone());
-        Some(ddict)
+    pub(crate) fn ddict(&self) -> &zstd::zstd_safe::DDict<'static> {
+        &self.ddict
     }
 
     /// Trains a dictionary of at most `max_len` bytes on `samples` (zstd's ZDICT, fastCover,

@@ -240,11 +240,8 @@ fn decompress_with_dictionary(
             })?);
         }
         let dctx = slot.as_mut().expect("set above");
-        let ddict = dict.ddict().ok_or_else(|| {
-            std::io::Error::other("zstd could not load the shard's dictionary again")
-        })?;
         let mut out = Vec::with_capacity(declared);
-        dctx.decompress_using_ddict(&mut out, stored, &ddict)
+        dctx.decompress_using_ddict(&mut out, stored, dict.ddict())
             .map_err(|code| std::io::Error::other(zstd::zstd_safe::get_error_name(code)))?;
         Ok(out)
     })

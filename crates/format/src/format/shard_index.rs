@@ -295,10 +295,15 @@ impl ShardIndex {
         } else {
             0
         };
+        // The dictionary's bytes are in the payload; zstd's prepared form holds them again
+        // with its entropy tables (about 27 kB more).
+        let dictionary = self
+            .dictionary
+            .as_ref()
+            .map_or(0, |d| d.bytes().len() + (27 << 10));
         (size_of::<Self>()
-            // The dictionary's bytes are in the payload; its prepared form is kept for the
-            // few dictionaries used last in the process (see `Dictionary`), not per index.
             + payload
+            + dictionary
             + self.frames.capacity() * size_of::<FrameLoc>()
             + self.records.capacity() * size_of::<RecordSlot>()
             + self.blobs.capacity() * size_of::<BlobSlot>()
