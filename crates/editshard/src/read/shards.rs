@@ -2,8 +2,7 @@
 //! [`Dataset`](super::Dataset) and the batch fetcher share. Loading a footer is one ranged
 //! read; after it, a record's ranges are known without I/O ([`ShardView`]).
 //!
-//! The cache has a byte budget ([`DatasetOptions::footer_cache_bytes`], and a smaller one for
-//! mapped local shards, [`DatasetOptions::mapped_footer_cache_bytes`]): when the footers
+//! The cache has a byte budget ([`DatasetOptions::footer_cache_bytes`]): when the footers
 //! loaded exceed it, the least recently used are dropped (and loaded again if needed), so
 //! memory stays bounded however many shards a reader touches. A footer in use stays alive
 //! through its `Arc` until its user is done.
@@ -39,15 +38,10 @@ pub struct DatasetOptions {
     pub span_slack: u64,
     /// Requests in flight at once for one batch.
     pub concurrency: usize,
-    /// Bytes of loaded shard footers kept (their memory, as `ShardIndex::heap_bytes` counts
-    /// it: about 150 bytes a record) for remote shards, whose footer costs a request to load
-    /// again; the least recently used go beyond it. At least one footer is always kept.
+    /// Bytes of parsed shard footers kept loaded (their memory, estimated by
+    /// `ShardIndex::heap_bytes`: about 300 bytes a record); the least recently used go beyond
+    /// it. At least one footer is always kept.
     pub footer_cache_bytes: u64,
-    /// The same for memory-mapped local shards, whose compressed footers stay in the page
-    /// cache (shared by every process reading the dataset): loading one again is CPU only
-    /// (decompressing and checking some 20 kB, no I/O), so a small budget keeps a reader's
-    /// memory flat however large the dataset, e.g. in each DataLoader worker of a node.
-    pub mapped_footer_cache_bytes: u64,
     /// Local shards are memory-mapped (default): records are zero-copy slices of the page
     /// cache. Set to false to read them with `pread`s into fresh buffers instead, for shards
     /// that another program might truncate or rewrite in place while they are read (a mapped
@@ -67,7 +61,6 @@ impl Default for DatasetOptions {
             span_slack: 16 << 20,
             concurrency: 8,
             footer_cache_bytes: 256 << 20,
-            mapped_footer_cache_bytes: 16 << 20,
             map_local: true,
         }
     }
@@ -260,11 +253,7 @@ impl Inner {
                     // What the parsed index holds in memory (several times the footer's
                     // compressed bytes on disk, which the cache counted before).
                     let cost = shard.index().heap_bytes().saturating_add(256);
-                    let budget = if shard.mapped().is_some() {
-                        inner.options.mapped_footer_cache_bytes
-                    } else {
-                        inner.options.footer_cache_bytes
-                    };
+                    let budget = inner.options.footer_cache_bytes;
                     footers.insert(s, shard.clone(), cost, budget);
                 }
             }

@@ -420,34 +420,24 @@ async fn the_footer_cache_keeps_to_its_budget() {
         assert!(index_bytes > m.shards[s].footer_length, "shard {s}");
         largest = largest.max(index_bytes + 256);
     }
-    // Mapped shards keep to their own budget, shards read with preads to the other.
-    let mapped = DatasetOptions {
-        mapped_footer_cache_bytes: 3 * largest,
-        ..DatasetOptions::default()
-    };
-    let read = DatasetOptions {
+    let options = DatasetOptions {
         footer_cache_bytes: 3 * largest,
-        mapped_footer_cache_bytes: 0,
-        map_local: false,
         ..DatasetOptions::default()
     };
-    for options in [mapped, read] {
-        let what = if options.map_local { "mapped" } else { "read" };
-        let ds = Dataset::open_with(Location::local(dir.path()), options)
-            .await
-            .unwrap();
-        // Twice through every record, jumping between shards.
-        for round in 0..2 {
-            for k in 0..records.len() {
-                let i = (k * 7 + round) % records.len();
-                let got = ds.get(i as u64).await.unwrap();
-                assert!(same(&got, &records[i]), "{what}: record {i}");
-                assert!(
-                    ds.footers_loaded() <= 3,
-                    "{what}: {} footers loaded",
-                    ds.footers_loaded()
-                );
-            }
+    let ds = Dataset::open_with(Location::local(dir.path()), options)
+        .await
+        .unwrap();
+    // Twice through every record, jumping between shards.
+    for round in 0..2 {
+        for k in 0..records.len() {
+            let i = (k * 7 + round) % records.len();
+            let got = ds.get(i as u64).await.unwrap();
+            assert!(same(&got, &records[i]), "record {i}");
+            assert!(
+                ds.footers_loaded() <= 3,
+                "{} footers loaded",
+                ds.footers_loaded()
+            );
         }
     }
     // Unbounded (the default budget holds them all): every shard's footer stays.
