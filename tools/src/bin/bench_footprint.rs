@@ -5,7 +5,7 @@
 //! ```text
 //! bench_footprint synth DIR --records N [--per-shard N]   a dataset of N tiny records
 //! bench_footprint touch DATASET [--cache-mib N]           read one record of every shard
-//!                [--gets N]                               (N: both footer cache budgets), then
+//!                [--gets N]                               (N: the footer cache budget), then
 //!                                                         N random metadata reads
 //! ```
 //!
@@ -113,7 +113,6 @@ async fn touch(target: &str, cache_mib: Option<u64>, gets: u64) -> Res<()> {
     let mut options = DatasetOptions::default();
     if let Some(mib) = cache_mib {
         options.footer_cache_bytes = mib << 20;
-        options.mapped_footer_cache_bytes = mib << 20;
     }
     let ds = Dataset::open_with(location, options)
         .await

@@ -39,7 +39,8 @@ pub struct DatasetOptions {
     /// Requests in flight at once for one batch.
     pub concurrency: usize,
     /// Bytes of parsed shard footers kept loaded (their memory, estimated by
-    /// `ShardIndex::heap_bytes`: about 300 bytes a record); the least recently used go beyond
+    /// `ShardIndex::heap_bytes`: about 200 bytes a record, a third of it the shard's prepared
+    /// metadata dictionary); the least recently used go beyond
     /// it. At least one footer is always kept.
     pub footer_cache_bytes: u64,
     /// Local shards are memory-mapped (default): records are zero-copy slices of the page
