@@ -10,7 +10,8 @@
 # cold open over HTTP (Dataset::open: requests, bytes, time); a metadata-only `editshard cat`
 # over HTTP (time, requests, bytes, peak RSS); `get` by id over HTTP (p50/p99, requests per
 # record); one full shuffled epoch through Dataset::reader from the directory (records/s, peak
-# RSS). HTTP is a private nginx on 127.0.0.1 whose access log counts requests and bytes. Prints
+# RSS); the anonymous memory (RssAnon) of a process that read one record of every shard
+# (bench_footprint touch; bench/footprint.sh takes it to 4M records). HTTP is a private nginx on 127.0.0.1 whose access log counts requests and bytes. Prints
 # a markdown growth table (one row per size, then the ratio of each size to the one before)
 # and writes it to bench/scale-results-DATE.md. See bench/README.md ("Scale").
 #
@@ -19,7 +20,7 @@
 # ~380 records a shard, close to what a 512 MiB shard of the real release holds); GETS [1000]
 # ids fetched; OPEN_REPS [5]; EPOCH_HTTP [0] (1: also the epoch over HTTP); KEEP=1 keeps
 # WORKDIR; RESULTS [bench/scale-results-DATE.md]; BIN_DIR [unset: build target/release]: take
-# editshard, gen_bench_release and bench_scale from there instead (e.g. copies, so that a
+# editshard, gen_bench_release, bench_scale and bench_footprint from there instead (e.g. copies, so that a
 # build may run meanwhile). A full-size release is ~1M small files: a WORKDIR on tmpfs
 # (/dev/shm) spares the disk (the shards' fsyncs are then free; per-row costs are what is
 # measured here).
@@ -63,12 +64,13 @@ else
     # One command: built separately, the two packages unify their dependencies' features
     # differently and each rebuild the other's.
     cargo build --release --quiet -p editshard-tools --bin gen_bench_release --bin bench_scale \
-        -p editshard-cli --bin editshard
+        --bin bench_footprint -p editshard-cli --bin editshard
     B=$REPO/target/release
 fi
 BIN=$B/editshard
 GEN=$B/gen_bench_release
 BS=$B/bench_scale
+FP=$B/bench_footprint
 
 start_nginx .editshard-scale
 URL=http://127.0.0.1:$PORT/ds
@@ -144,6 +146,10 @@ for SIZE in $SIZES; do
         EH_REQ=$(log_reqs)
     fi
 
+    log "$ROWS rows: anonymous memory of a reader that touched every shard (local)"
+    "$FP" touch "$DS" > "$W/touch.out"
+    TOUCH_ANON=$(calc "%.1f" "$(val "$W/touch.out" rss_anon_touched_kib) / 1024")
+
     G=$W/get.out
     {
         echo "rows=$ROWS records=$RECORDS img_files=$IMG_FILES img_bytes=$IMG_BYTES gen_s=$GEN_S"
@@ -154,6 +160,7 @@ for SIZE in $SIZES; do
         echo "get_req=$GET_REQ get_bytes=$GET_BYTES get_rpr=$GET_RPR get_cand=$(val "$G" candidate_shards_per_id)"
         echo "get_filter_us=$(val "$G" filter_check_us_per_id) get_rss=$(rss_mb "$W/get.time")"
         echo "epoch_s=$EPOCH_S epoch_rps=$EPOCH_RPS epoch_rss=$EPOCH_RSS eh_rps=$EH_RPS eh_rss=$EH_RSS eh_req=$EH_REQ"
+        echo "touch_anon=$TOUCH_ANON"
     } | tr '\n' ' ' >> "$ROWS_FILE"
     echo >> "$ROWS_FILE"
     tail -n 1 "$ROWS_FILE" >&2

@@ -48,18 +48,18 @@ END {
         print line
     }
     print ""
-    split("rows open_req open_bytes open_ms cat_s cat_us_pr cat_req cat_bytes cat_rss get_p50 get_p99 get_rpr get_cand get_filter_us epoch_rps epoch_rss", c2, " ")
-    split("%d %.1f %d %.1f %.2f %.1f %d %d %.1f %.0f %.0f %.2f %.3f %.1f %.0f %.1f", f2, " ")
-    print "| Rows | Open: requests | Open: bytes | Open (ms) | `cat` over HTTP (s) | `cat`: µs / record | `cat`: requests | `cat`: bytes | `cat` peak RSS (MB) | get by id p50 (µs) | get p99 (µs) | get: requests / record | get: shards checked / id | get: filter check (µs / id) | Shuffled epoch (records/s) | Epoch peak RSS (MB) |"
-    print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    split("rows open_req open_bytes open_ms cat_s cat_us_pr cat_req cat_bytes cat_rss get_p50 get_p99 get_rpr get_cand get_filter_us epoch_rps epoch_rss touch_anon", c2, " ")
+    split("%d %.1f %d %.1f %.2f %.1f %d %d %.1f %.0f %.0f %.2f %.3f %.1f %.0f %.1f %.1f", f2, " ")
+    print "| Rows | Open: requests | Open: bytes | Open (ms) | `cat` over HTTP (s) | `cat`: µs / record | `cat`: requests | `cat`: bytes | `cat` peak RSS (MB) | get by id p50 (µs) | get p99 (µs) | get: requests / record | get: shards checked / id | get: filter check (µs / id) | Shuffled epoch (records/s) | Epoch peak RSS (MB) | Every shard touched: RssAnon (MB) |"
+    print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for (r = 1; r <= n; r++) {
         line = "|"
-        for (i = 1; i <= 16; i++) line = line " " f(v[r, c2[i]], f2[i]) " |"
+        for (i = 1; i <= 17; i++) line = line " " f(v[r, c2[i]], f2[i]) " |"
         print line
     }
     for (r = 2; r <= n; r++) {
         line = "| " v[r, "rows"] " / " v[r - 1, "rows"] ": " ratio(v[r, "rows"], v[r - 1, "rows"]) " |"
-        for (i = 2; i <= 16; i++) line = line " " ratio(v[r, c2[i]], v[r - 1, c2[i]]) " |"
+        for (i = 2; i <= 17; i++) line = line " " ratio(v[r, c2[i]], v[r - 1, c2[i]]) " |"
         print line
     }
     if (v[n, "eh_rps"] != "nan") {

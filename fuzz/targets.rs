@@ -61,7 +61,9 @@ pub fn footer(data: &[u8]) {
     if let Ok(index) = ShardIndex::parse_footer(&data[2..], offset, &Limits::DEFAULT) {
         for i in 0..index.len() {
             let _ = index.record_span(i);
-            let _ = index.position(&index.records[i].id);
+            let _ = index.record_blobs(i);
+            let id = index.record(i).id;
+            assert_eq!(index.position(id), Some(i), "every id finds its own record");
         }
     }
 }

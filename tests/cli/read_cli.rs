@@ -205,12 +205,12 @@ fn verify_passes_clean_and_locates_damage() {
         let ds = Dataset::open(Location::local(&ds_path)).await.unwrap();
         let (s, local) = ds.locate(7).unwrap();
         let shard = ds.shard(s).await.unwrap();
-        let blob = shard.index().blobs[shard.index().record_blobs(local)[1] as usize];
+        let blob = shard.index().blob(shard.index().record_blobs(local)[1]);
         (
             shard.path().to_string(),
             local,
             blob.offset,
-            shard.index().records[local].id.clone(),
+            shard.index().record(local).id.to_string(),
         )
     });
     flip(&Path::new(&ds_path).join(&shard_path), offset + 30);

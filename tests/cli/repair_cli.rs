@@ -85,8 +85,8 @@ fn a_damaged_dataset_repairs_to_every_intact_record_and_names_the_lost() {
         .unwrap()
         .index()
         .clone();
-    let victim = index.records[0].id.clone();
-    let blob = index.blobs[index.record_blobs(0)[1] as usize];
+    let victim = index.record(0).id.to_string();
+    let blob = index.blob(index.record_blobs(0)[1]);
     let mut bytes = fs::read(&shard0).unwrap();
     bytes[blob.offset as usize + 5] ^= 0xff;
     fs::write(&shard0, &bytes).unwrap();
@@ -96,12 +96,11 @@ fn a_damaged_dataset_repairs_to_every_intact_record_and_names_the_lost() {
         .unwrap()
         .index()
         .clone();
-    let last = *index1.frames.last().unwrap();
+    let last = *index1.frames().last().unwrap();
     let cut: Vec<String> = index1
-        .records
-        .iter()
-        .filter(|r| r.frame as usize == index1.frames.len() - 1)
-        .map(|r| r.id.clone())
+        .records()
+        .filter(|r| r.frame as usize == index1.frames().len() - 1)
+        .map(|r| r.id.to_string())
         .collect();
     let bytes = fs::read(&shard1).unwrap();
     fs::write(&shard1, &bytes[..(last.offset + last.len / 2) as usize]).unwrap();

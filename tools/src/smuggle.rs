@@ -26,7 +26,7 @@ pub fn smuggled_frame() -> Vec<u8> {
     w.append(&record).unwrap();
     let bytes = w.finish().unwrap().0;
     let shard = RandomAccessShard::open(Bytes::from(bytes.clone()), "smuggled").unwrap();
-    let frame = shard.index().frames[0];
+    let frame = shard.index().frames()[0];
     bytes[frame.offset as usize..(frame.offset + frame.len) as usize].to_vec()
 }
 
@@ -64,6 +64,6 @@ pub fn carrier_image_and_frame<R: editshard::shard::ReadAt>(
         .position(CARRIER_ID)
         .expect("the shard holds the carrier");
     let image = shard.view().image_range(i, 1).unwrap();
-    let frame = index.frames[index.records[i].frame as usize];
+    let frame = index.frames()[index.record(i).frame as usize];
     (image, frame.offset..frame.offset + frame.len)
 }

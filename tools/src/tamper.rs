@@ -69,7 +69,7 @@ pub fn replace_shard(dir: &Path, s: usize, f: impl FnOnce(Vec<u8>) -> Vec<u8>) {
     // The id filter in step with the ids the (possibly lying) index now names.
     if let Ok(shard) = editshard::shard::RandomAccessShard::open(bytes.clone(), entry.path.clone())
     {
-        let ids = shard.index().records.iter().map(|r| r.id.as_str());
+        let ids = shard.index().records().map(|r| r.id);
         entry.id_filter = editshard::manifest::IdFilter::build(ids);
     }
     std::fs::write(&manifest_path, manifest.to_json()).unwrap();

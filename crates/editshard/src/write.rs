@@ -172,8 +172,8 @@ impl DatasetWriter {
             let Some(shard) = self.open_finished(s) else {
                 continue;
             };
-            for r in &shard?.index().records {
-                self.ids.insert(&r.id, s as u32);
+            for r in shard?.index().records() {
+                self.ids.insert(r.id, s as u32);
             }
         }
         self.ids_pending = false;

@@ -278,8 +278,7 @@ fn metadata_decode(records: &[Record]) {
     let (v11, summary) = shard(1);
     let meta = |s: &RandomAccessShard<Bytes>| {
         s.index()
-            .records
-            .iter()
+            .records()
             .map(|r| u64::from(r.meta_len))
             .sum::<u64>()
     };

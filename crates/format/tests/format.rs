@@ -9,6 +9,8 @@
 mod damage;
 #[path = "format/fuzz_regressions.rs"]
 mod fuzz_regressions;
+#[path = "format/index_in_place.rs"]
+mod index_in_place;
 #[path = "format/lying_index.rs"]
 mod lying_index;
 #[path = "format/overhead.rs"]

@@ -136,7 +136,7 @@ async fn index_accepts(
         .locate(index)
         .ok_or_else(|| Error::bug(format!("record #{index} is past the end")))?;
     let shard = ds.shard(s).await?;
-    let loc = &shard.index().records[local];
+    let loc = shard.index().record(local);
     let kind_ok = sel.kind.is_none_or(|k| k == loc.kind);
     let id_ok = id_needle.is_none_or(|needle| loc.id.to_lowercase().contains(needle));
     Ok(kind_ok && id_ok)

@@ -218,7 +218,7 @@ fn frames(dir: &Path, o: &Opts) -> Res<()> {
             .map_err(|e| e.to_string())?;
         let spans: Vec<(u64, u64)> = shard
             .index()
-            .frames
+            .frames()
             .iter()
             .map(|f| (f.offset, f.len))
             .collect();
@@ -474,7 +474,7 @@ fn random(dir: &Path, o: &Opts) -> Res<()> {
     let mut mbuf = vec![0u8; 1 << 20];
     let mut meta_pread = |s: usize, i: usize| -> Res<Duration> {
         use std::os::unix::fs::FileExt;
-        let loc = &shards[s].index().records[i];
+        let loc = shards[s].index().record(i);
         let len = loc.meta_len as usize;
         if mbuf.len() < len {
             mbuf.resize(len, 0);
@@ -664,11 +664,11 @@ fn get(target: &str, o: &Opts) -> Res<()> {
             let (s, local) = ds.locate(index).ok_or("index out of range")?;
             let shard = ds.shard(s).await.map_err(|e| e.to_string())?;
             let ix = shard.index();
-            let rec = &ix.records[local];
+            let rec = &ix.record(local);
             let meta = rec.meta_offset..rec.meta_offset + u64::from(rec.meta_len);
             let ranges: Vec<std::ops::Range<u64>> = std::iter::once(meta)
                 .chain(ix.record_blobs(local).iter().map(|&b| {
-                    let blob = ix.blobs[b as usize];
+                    let blob = ix.blob(b);
                     blob.offset..blob.offset + u64::from(blob.len)
                 }))
                 .collect();

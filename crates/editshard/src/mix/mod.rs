@@ -127,8 +127,8 @@ async fn check_unique_ids(sources: &[MixSource], opened: &[Dataset]) -> Result<(
     for (k, ds) in opened.iter().enumerate() {
         for s in 0..ds.manifest().shards.len() {
             let shard = ds.shard(s).await?;
-            for r in &shard.index().records {
-                if let Some(&first) = seen.get(&r.id) {
+            for r in shard.index().records() {
+                if let Some(&first) = seen.get(r.id) {
                     let (a, b) = (&sources[first], &sources[k]);
                     return Err(Error::invalid(format!(
                         "record id {:?} is in source {:?} ({}) and in source {:?} ({}, shard \
@@ -141,9 +141,9 @@ async fn check_unique_ids(sources: &[MixSource], opened: &[Dataset]) -> Result<(
                         b.given,
                         shard.path()
                     ))
-                    .with_id(r.id.clone()));
+                    .with_id(r.id));
                 }
-                seen.insert(r.id.clone(), k);
+                seen.insert(r.id.to_string(), k);
             }
         }
     }

@@ -157,48 +157,33 @@ pub(crate) async fn fetch_records(
     let todo: Vec<usize> = (0..wants.len())
         .filter(|&i| {
             let (s, local) = wants[i];
-            filter.accepts_kind(shards[&s].index().records[local].kind)
+            filter.accepts_kind(shards[&s].index().record(local).kind)
         })
         .collect();
     let mut out: Vec<Option<Record>> = vec![None; wants.len()];
 
     // Phase 1: metadata, and when every image is wanted regardless of metadata, the images
-    // too: as the record's whole span (one request) when that span holds little else.
+    // too (the view says which ranges: the record's whole span when it holds little else).
     let direct = images == Images::All && !filter.needs_metadata();
     let mut first: BTreeMap<usize, (Arc<LoadedShard>, Vec<Range<u64>>)> = BTreeMap::new();
     for &i in &todo {
         let (s, local) = wants[i];
         let shard = &shards[&s];
-        let entry = first
+        let ranges = shard
+            .view()
+            .fetch_ranges(local, direct, inner.options.span_slack)?;
+        first
             .entry(s)
-            .or_insert_with(|| (shard.clone(), Vec::new()));
-        let meta = meta_range(shard, local);
-        if !direct {
-            entry.1.push(meta);
-            continue;
-        }
-        let span = shard.index().record_span(local);
-        let blobs: Vec<Range<u64>> = shard
-            .index()
-            .record_blobs(local)
-            .iter()
-            .map(|&b| blob_range(shard, b))
-            .collect();
-        let needed: u64 =
-            (meta.end - meta.start) + blobs.iter().map(|r| r.end - r.start).sum::<u64>();
-        if (span.end - span.start).saturating_sub(needed) <= inner.options.span_slack {
-            entry.1.push(span);
-        } else {
-            entry.1.push(meta);
-            entry.1.extend(blobs);
-        }
+            .or_insert_with(|| (shard.clone(), Vec::new()))
+            .1
+            .extend(ranges);
     }
     let fetched = fetch_all(inner, first).await?;
     let mut kept = Vec::new();
     for &i in &todo {
         let (s, local) = wants[i];
         let shard = &shards[&s];
-        let range = meta_range(shard, local);
+        let range = shard.view().metadata_range(local)?;
         let Some((bytes, start)) = fetched.get(&s).and_then(|f| f.covering(&range)) else {
             return Err(not_fetched(shard, local));
         };
@@ -216,24 +201,23 @@ pub(crate) async fn fetch_records(
     }
 
     // Phase 2: the chosen images not fetched yet.
-    let chosen = |out: &[Option<Record>], i: usize| -> Vec<(usize, u32)> {
+    let chosen = |out: &[Option<Record>], i: usize| -> Result<Vec<(usize, Range<u64>)>> {
         let record = out[i].as_ref().expect("kept records are present");
         let (s, local) = wants[i];
-        let blobs = shards[&s].index().record_blobs(local);
-        roles(record)
+        let ranges = shards[&s].view().image_ranges(local)?;
+        Ok(roles(record)
             .into_iter()
-            .zip(blobs)
+            .zip(ranges)
             .enumerate()
             .filter(|(_, (role, _))| images.wants(*role))
-            .map(|(k, (_, &b))| (k, b))
-            .collect()
+            .map(|(k, (_, range))| (k, range))
+            .collect())
     };
     let mut second: BTreeMap<usize, (Arc<LoadedShard>, Vec<Range<u64>>)> = BTreeMap::new();
     for &i in &kept {
         let s = wants[i].0;
         let shard = &shards[&s];
-        for (_, b) in chosen(&out, i) {
-            let range = blob_range(shard, b);
+        for (_, range) in chosen(&out, i)? {
             if fetched.get(&s).and_then(|f| f.covering(&range)).is_none() {
                 let entry = second
                     .entry(s)
@@ -250,12 +234,10 @@ pub(crate) async fn fetch_records(
     for &i in &kept {
         let (s, local) = wants[i];
         let shard = &shards[&s];
-        let picks = chosen(&out, i);
+        let picks = chosen(&out, i)?;
         let record = out[i].as_mut().expect("kept records are present");
-        let mut slots: Vec<_> = record.images_mut().collect();
         let mut result = Ok(());
-        for (k, b) in picks {
-            let range = blob_range(shard, b);
+        for (k, range) in picks {
             let data = fetched
                 .get(&s)
                 .and_then(|f| f.slice(&range))
@@ -263,33 +245,19 @@ pub(crate) async fn fetch_records(
             let Some(data) = data else {
                 return Err(not_fetched(shard, local));
             };
-            // The CRC says these are the bytes the index points at (the frame head checked
-            // in phase 1 says the index's reference is the frame's own); with
-            // Verify::Full, the hash says they are the record's own.
-            if let Err(e) = shard.view().check_blob(local, b, slots[k], &data) {
+            // The view checks the bytes: their CRC (the frame head checked in phase 1 says
+            // the index's reference is the frame's own) and, with Verify::Full, the hash
+            // the record's metadata gives.
+            if let Err(e) = shard.view().attach_image(local, k, record, data) {
                 result = Err(e);
                 break;
             }
-            slots[k].data = Some(data);
         }
         if let Err(e) = result {
             out[i] = damaged(e, skip)?;
         }
     }
     Ok(out)
-}
-
-/// What decoding a record's metadata needs: its frame's head (checked against the index)
-/// through its metadata block.
-fn meta_range(shard: &LoadedShard, local: usize) -> Range<u64> {
-    let r = &shard.index().records[local];
-    let frame = shard.index().frames[r.frame as usize];
-    frame.offset..r.meta_offset + u64::from(r.meta_len)
-}
-
-fn blob_range(shard: &LoadedShard, b: u32) -> Range<u64> {
-    let blob = shard.index().blobs[b as usize];
-    blob.offset..blob.offset + u64::from(blob.len)
 }
 
 #[cfg(test)]

@@ -39,7 +39,8 @@ pub struct DatasetOptions {
     /// Requests in flight at once for one batch.
     pub concurrency: usize,
     /// Bytes of parsed shard footers kept loaded (their memory, estimated by
-    /// `ShardIndex::heap_bytes`: about 300 bytes a record); the least recently used go beyond
+    /// `ShardIndex::heap_bytes`: about 200 bytes a record, a third of it the shard's prepared
+    /// metadata dictionary); the least recently used go beyond
     /// it. At least one footer is always kept.
     pub footer_cache_bytes: u64,
     /// Local shards are memory-mapped (default): records are zero-copy slices of the page
@@ -290,7 +291,8 @@ impl Inner {
         };
         let range = entry.footer_offset..entry.footer_offset.saturating_add(entry.footer_length);
         let footer = read_range(&self.location, &entry.path, mapped.as_ref(), range, &name).await?;
-        let view = ShardView::from_footer(
+        // Over a mapped file, an index stored uncompressed is read in place.
+        let view = ShardView::from_footer_shared(
             name.clone(),
             self.options.read.clone(),
             &footer,

@@ -58,10 +58,10 @@ pub async fn verify(
         verify_shard(ds, s, options, &mut report, &mut problems).await?;
         check_unique_ids(ds, s, &mut ids, &mut problems).await?;
         if let Ok(shard) = ds.shard(s).await {
-            let blobs = &shard.index().blobs;
-            report.counted.images_stored += blobs.len() as u64;
+            let index = shard.index();
+            report.counted.images_stored += index.blob_count() as u64;
             report.counted.image_bytes_stored +=
-                blobs.iter().map(|b| u64::from(b.len)).sum::<u64>();
+                index.blobs().map(|b| u64::from(b.len)).sum::<u64>();
         }
         for p in problems {
             on_problem(&p);
@@ -144,9 +144,9 @@ async fn check_unique_ids(
         return Ok(());
     };
     let filter = &ds.manifest().shards[s].id_filter;
-    for (local, loc) in shard.index().records.iter().enumerate() {
-        if !filter.may_contain(&loc.id) {
-            let frame = shard.index().frames[loc.frame as usize];
+    for (local, loc) in shard.index().records().enumerate() {
+        if !filter.may_contain(loc.id) {
+            let frame = shard.index().frames()[loc.frame as usize];
             problems.push(
                 Error::malformed(format!(
                     "the manifest's id filter for this shard does not hold record id {:?}: a \
@@ -155,27 +155,21 @@ async fn check_unique_ids(
                 ))
                 .in_shard(shard.name().to_string())
                 .at_record(local as u64)
-                .with_id(loc.id.clone())
+                .with_id(loc.id)
                 .at_offset(frame.offset),
             );
         }
-        let Some((ps, pl)) = ids.insert(&loc.id, (s as u32, local as u32)) else {
+        let Some((ps, pl)) = ids.insert(loc.id, (s as u32, local as u32)) else {
             continue;
         };
         // A hash hit: confirm it against the earlier record's id.
         let Ok(earlier) = ds.shard(ps as usize).await else {
             continue;
         };
-        if earlier
-            .index()
-            .records
-            .get(pl as usize)
-            .map(|r| r.id.as_str())
-            != Some(&loc.id)
-        {
+        if earlier.index().get(pl as usize).map(|r| r.id) != Some(loc.id) {
             continue;
         }
-        let frame = shard.index().frames[loc.frame as usize];
+        let frame = shard.index().frames()[loc.frame as usize];
         problems.push(
             Error::malformed(format!(
                 "record id {:?} is also record #{pl} of {}: ids are unique in a dataset, and \
@@ -185,7 +179,7 @@ async fn check_unique_ids(
             ))
             .in_shard(shard.name().to_string())
             .at_record(local as u64)
-            .with_id(loc.id.clone())
+            .with_id(loc.id)
             .at_offset(frame.offset),
         );
     }
@@ -266,13 +260,13 @@ async fn verify_shard(
     let mut damaged_from: Option<u64> = None;
     let check = |record: Record, problems: &mut Vec<Error>, report: &mut VerifyReport| {
         if let Some(index) = &index {
-            match index.index().records.get(yielded.get() as usize) {
+            match index.index().get(yielded.get() as usize) {
                 Some(loc) if loc.id == record.id => {}
                 other => problems.push(located(
                     Error::malformed(format!(
                         "the stream has record {:?} where the index lists {:?}",
                         record.id,
-                        other.map(|l| l.id.as_str())
+                        other.map(|l| l.id)
                     ))
                     .at_record(yielded.get()),
                 )),

@@ -99,7 +99,7 @@ async fn metadata_only_transfers_under_five_percent() {
     let mut groups = 0;
     for sh in 0..shards {
         let index = ds.shard(sh).await.unwrap();
-        let mut frames: Vec<u32> = index.index().records.iter().map(|r| r.frame).collect();
+        let mut frames: Vec<u32> = index.index().records().map(|r| r.frame).collect();
         frames.dedup();
         groups += frames.len();
     }

@@ -191,7 +191,7 @@ async fn filters_by_kind_edit_type_and_score() {
 async fn damage(dir: &std::path::Path, ds: &Dataset, victim: u64) -> String {
     let (s, local) = ds.locate(victim).unwrap();
     let shard = ds.shard(s).await.unwrap();
-    let blob = shard.index().blobs[shard.index().record_blobs(local)[0] as usize];
+    let blob = shard.index().blob(shard.index().record_blobs(local)[0]);
     let path = dir.join(shard.path());
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[blob.offset as usize + 3] ^= 0x40;

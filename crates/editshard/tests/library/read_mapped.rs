@@ -131,7 +131,7 @@ async fn mapped_and_copied_datasets_read_the_same_and_fail_the_same() {
     let mut bytes = std::fs::read(&paths[0]).unwrap();
     let ds = open(dir.path(), false).await;
     let shard = ds.shard(0).await.unwrap();
-    let blob = shard.index().blobs[shard.index().record_blobs(1)[0] as usize];
+    let blob = shard.index().blob(shard.index().record_blobs(1)[0]);
     bytes[blob.offset as usize + 1] ^= 0x01;
     // Replaced by rename, as a dataset's files always are.
     let tmp = dir.path().join("replacement");

@@ -145,7 +145,7 @@ fn damaged_three_shards(dir: &Path) {
         .unwrap()
         .index()
         .clone();
-    let blob = index.blobs[index.record_blobs(0)[0] as usize];
+    let blob = index.blob(index.record_blobs(0)[0]);
     let mut bytes = fs::read(&last).unwrap();
     bytes[blob.offset as usize] ^= 0xff;
     fs::write(&last, bytes).unwrap();

@@ -37,6 +37,16 @@ pub struct BlobEntry {
     pub crc: u32,
 }
 
+/// A parsed group table with where its entries are in the bytes it was parsed from.
+#[derive(Debug, Clone)]
+pub struct LocatedTable {
+    pub table: GroupTable,
+    /// Cursor position of each record's entry (its id length).
+    pub record_at: Vec<usize>,
+    /// Cursor position of each blob's entry (its length).
+    pub blob_at: Vec<usize>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupTable {
     pub records: Vec<RecordEntry>,
@@ -68,10 +78,19 @@ impl GroupTable {
     /// Parses a table and checks it is self-consistent: counts and lengths within `limits`,
     /// every reference naming an existing blob, every blob referenced.
     pub fn parse(c: &mut Cursor<'_>, limits: &Limits) -> Result<GroupTable> {
+        Self::parse_located(c, limits).map(|located| located.table)
+    }
+
+    /// [`Self::parse`], also returning where each record's and each blob's entry starts
+    /// (as [`Cursor::position`]s): what an index read in place keeps instead of the table.
+    pub fn parse_located(c: &mut Cursor<'_>, limits: &Limits) -> Result<LocatedTable> {
+        let mut record_at = Vec::new();
+        let mut blob_at = Vec::new();
         let n_records = c.varint_in("group record count", 1, limits.max_group_records.into())?;
         let n_blobs = c.varint_in("group blob count", 0, limits.max_group_blobs.into())?;
         let mut table = GroupTable::default();
         for _ in 0..n_records {
+            record_at.push(c.position());
             let id_len = c.varint_in("record id length", 1, limits.max_id_len.into())?;
             let id = c.utf8("record id", id_len as usize)?.to_string();
             let at = c.offset();
@@ -112,6 +131,7 @@ impl GroupTable {
             });
         }
         for _ in 0..n_blobs {
+            blob_at.push(c.position());
             let len = c.varint_in("blob length", 1, limits.max_frame_len.into())? as u32;
             let crc = c.u32("blob CRC")?;
             table.blobs.push(BlobEntry { len, crc });
@@ -128,7 +148,11 @@ impl GroupTable {
             ))
             .at_offset(c.offset()));
         }
-        Ok(table)
+        Ok(LocatedTable {
+            table,
+            record_at,
+            blob_at,
+        })
     }
 
     /// Length of [`encode`](Self::encode)'s output, without encoding.

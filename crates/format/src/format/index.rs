@@ -7,21 +7,20 @@
 //! itself. A format 1.1 shard with a metadata dictionary has the dictionary repeated after
 //! the frame entries, so a random-access reader has it without another read.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::dict::Dictionary;
-use super::group::GroupTable;
-use super::header::{FrameHeader, Trailer};
-use super::wire::{Cursor, crc32, put_varint};
+use super::group::{GroupTable, LocatedTable};
+use super::wire::{Cursor, put_varint};
 use super::{
-    CODEC_STORED, CODEC_ZSTD, CODEC_ZSTD_DICT, FRAME_DICTIONARY, FRAME_GROUP, FRAME_HEADER_LEN,
-    FRAME_INDEX, HEADER_LEN, Limits, TRAILER_LEN, decode_block, encode_block,
+    CODEC_STORED, CODEC_ZSTD, FRAME_DICTIONARY, FRAME_GROUP, FRAME_HEADER_LEN, FRAME_INDEX, Limits,
+    decode_block, encode_block,
 };
 use crate::error::{Error, Result};
-use crate::record::Kind;
+
+pub use super::shard_index::{BlobLoc, FrameLoc, RecordLoc, ShardIndex};
 
 /// One frame as the index lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +78,48 @@ impl IndexFrame {
 
     /// Parses an index frame body. `base` is the absolute offset of the body.
     pub fn parse_body(body: &[u8], base: u64, limits: &Limits) -> Result<IndexFrame> {
+        let body = IndexBody::open(body, base, limits)?;
+        let mut frames = Vec::new();
+        let dictionary = body.walk(limits, |entry| {
+            frames.push(IndexEntry {
+                frame_len: entry.frame_len,
+                frame_type: entry.frame_type,
+                table: entry.table.map(|t| t.located.table),
+            });
+            Ok(())
+        })?;
+        let dictionary = dictionary.map(|range| Bytes::copy_from_slice(&body.payload[range]));
+        Ok(IndexFrame { frames, dictionary })
+    }
+}
+
+/// An index frame body whose type is checked and whose payload is decompressed.
+pub(crate) struct IndexBody<'a> {
+    /// The payload: borrowed from the body when stored, else decompressed.
+    pub payload: Cow<'a, [u8]>,
+    /// The absolute offset reported for payload position 0: the file's, when stored;
+    /// otherwise the codec byte's (offsets inside a compressed payload do not exist in the
+    /// file).
+    pub base: u64,
+    codec: u8,
+}
+
+/// One frame entry of an index payload, as [`IndexBody::walk`] meets it.
+pub(crate) struct WalkedEntry {
+    pub frame_len: u64,
+    pub frame_type: u8,
+    /// For a group frame: its table and the payload positions of the table's bytes.
+    pub table: Option<WalkedTable>,
+}
+
+pub(crate) struct WalkedTable {
+    pub located: LocatedTable,
+    pub span: Range<usize>,
+}
+
+impl<'a> IndexBody<'a> {
+    /// Checks the frame type and decompresses the payload (within `max_index_len`).
+    pub fn open(body: &'a [u8], base: u64, limits: &Limits) -> Result<IndexBody<'a>> {
         let mut c = Cursor::new(body, base);
         let frame_type = c.u8("frame type")?;
         if frame_type != FRAME_INDEX {
@@ -90,13 +131,38 @@ impl IndexFrame {
         c.u8("frame flags")?;
         let at = c.offset();
         let codec = c.u8("index codec")?;
+        if codec == CODEC_STORED {
+            let rest = c.rest();
+            if rest.len() > limits.max_index_len as usize {
+                // What decode_block says of a stored block over the limit.
+                decode_block(codec, rest, limits.max_index_len, "index")
+                    .map_err(|e| e.at_offset(at))?;
+            }
+            return Ok(IndexBody {
+                payload: Cow::Borrowed(rest),
+                base: at + 1,
+                codec,
+            });
+        }
         let payload = decode_block(codec, c.rest(), limits.max_index_len, "index")
             .map_err(|e| e.at_offset(at))?;
-        // Offsets inside a compressed payload do not exist in the file; report the payload's.
-        let payload_base = if codec == CODEC_STORED { at + 1 } else { at };
-        let mut p = Cursor::new(&payload, payload_base);
+        Ok(IndexBody {
+            payload: Cow::Owned(payload),
+            base: at,
+            codec,
+        })
+    }
+
+    /// Parses the payload, checking every entry against `limits` (and each group table for
+    /// consistency), and hands each frame entry to `entry` in order. Returns the payload
+    /// positions of the dictionary's copy, when the index lists a dictionary frame.
+    pub fn walk(
+        &self,
+        limits: &Limits,
+        mut entry: impl FnMut(WalkedEntry) -> Result<()>,
+    ) -> Result<Option<Range<usize>>> {
+        let mut p = Cursor::new(&self.payload, self.base);
         let n = p.varint_in("index frame count", 0, limits.max_frames.into())?;
-        let mut frames = Vec::new();
         let mut dictionary_len = None;
         for _ in 0..n {
             let frame_len = p.varint_in(
@@ -123,306 +189,32 @@ impl IndexFrame {
                 }
             }
             let table = if frame_type == FRAME_GROUP {
-                Some(GroupTable::parse(&mut p, limits)?)
+                let start = p.position();
+                let located = GroupTable::parse_located(&mut p, limits)?;
+                Some(WalkedTable {
+                    located,
+                    span: start..p.position(),
+                })
             } else {
                 None
             };
-            frames.push(IndexEntry {
+            entry(WalkedEntry {
                 frame_len,
                 frame_type,
                 table,
-            });
+            })?;
         }
         let dictionary = match dictionary_len {
-            Some(len) => Some(Bytes::copy_from_slice(
-                p.bytes("the index's copy of the dictionary", len as usize)?,
-            )),
+            Some(len) => {
+                let start = p.position();
+                p.bytes("the index's copy of the dictionary", len as usize)?;
+                Some(start..p.position())
+            }
             None => None,
         };
-        if codec == CODEC_ZSTD || codec == CODEC_STORED {
+        if self.codec == CODEC_ZSTD || self.codec == CODEC_STORED {
             p.finish("index")?;
         }
-        Ok(IndexFrame { frames, dictionary })
-    }
-}
-
-/// Where one record's pieces are in the shard file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordLoc {
-    pub id: String,
-    pub kind: Kind,
-    /// Index into [`ShardIndex::frames`].
-    pub frame: u32,
-    /// Absolute offset of the stored metadata block.
-    pub meta_offset: u64,
-    pub meta_len: u32,
-    pub meta_crc: u32,
-    pub meta_codec: u8,
-    /// Range into [`ShardIndex::refs`]: the record's images in canonical order.
-    pub refs: Range<u32>,
-}
-
-/// Where one stored image is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlobLoc {
-    pub offset: u64,
-    pub len: u32,
-    pub crc: u32,
-}
-
-/// Where one frame is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FrameLoc {
-    pub offset: u64,
-    pub len: u64,
-    pub frame_type: u8,
-    /// For a group frame, where its table's encoding is in [`ShardIndex::tables`] (empty for
-    /// other frames): a random read compares the frame's own table with it.
-    pub table: (u32, u32),
-}
-
-impl FrameLoc {
-    /// The frame's head: its header, type, flags and group table, up to where its data
-    /// starts. A random read fetches it with the record to check the index against it.
-    pub fn head_range(&self) -> Range<u64> {
-        self.offset..self.offset + FRAME_HEADER_LEN as u64 + 2 + u64::from(self.table.1)
-    }
-}
-
-/// The resolved index of one shard: every record, frame and image with absolute offsets.
-#[derive(Debug, Clone)]
-pub struct ShardIndex {
-    pub trailer: Trailer,
-    pub frames: Vec<FrameLoc>,
-    pub records: Vec<RecordLoc>,
-    pub blobs: Vec<BlobLoc>,
-    /// Global blob numbers of all records' images, sliced by [`RecordLoc::refs`].
-    pub refs: Vec<u32>,
-    /// Every group table as the index encodes it (sliced by [`FrameLoc::table`]): the frame
-    /// must hold the same bytes.
-    pub tables: Vec<u8>,
-    /// The shard's metadata dictionary (format 1.1), for records of codec 2.
-    pub dictionary: Option<Dictionary>,
-    ids: HashMap<String, u32>,
-}
-
-impl ShardIndex {
-    /// Parses the footer: the index frame followed by the trailer. `footer` may start earlier
-    /// than the index frame (a speculative read of the file's tail); `footer_offset` is the
-    /// absolute offset of `footer[0]`, so `footer_offset + footer.len()` is the file length.
-    pub fn parse_footer(footer: &[u8], footer_offset: u64, limits: &Limits) -> Result<ShardIndex> {
-        if footer.len() < TRAILER_LEN {
-            return Err(Error::truncated(format!(
-                "a shard ends with a {TRAILER_LEN}-byte trailer; only {} bytes given",
-                footer.len()
-            ))
-            .at_offset(footer_offset));
-        }
-        let trailer_at = footer_offset + (footer.len() - TRAILER_LEN) as u64;
-        let trailer = Trailer::parse(&footer[footer.len() - TRAILER_LEN..], trailer_at)?;
-        if trailer.index_offset < footer_offset {
-            return Err(Error::invalid(format!(
-                "the footer read starts at byte {footer_offset} but the index starts at {}",
-                trailer.index_offset
-            )));
-        }
-        let start = (trailer.index_offset - footer_offset) as usize;
-        let frame = &footer[start..footer.len() - TRAILER_LEN];
-        let header = FrameHeader::parse(frame, trailer.index_offset)?;
-        if header.frame_len() != frame.len() as u64 {
-            return Err(Error::malformed(format!(
-                "the index frame header says {} bytes but the trailer says {}",
-                header.frame_len(),
-                frame.len()
-            ))
-            .at_offset(trailer.index_offset));
-        }
-        let body = &frame[FRAME_HEADER_LEN..];
-        let actual = crc32(body);
-        if actual != header.body_crc {
-            return Err(Error::checksum(header.body_crc, actual).at_offset(trailer.index_offset));
-        }
-        let body_base = trailer.index_offset + FRAME_HEADER_LEN as u64;
-        let index = IndexFrame::parse_body(body, body_base, limits)?;
-        ShardIndex::resolve_with(index, trailer, limits)
-    }
-
-    /// Turns the frame list into absolute locations and checks that it adds up: the frames
-    /// tile the file from the header to the index, and the record count matches the trailer.
-    pub fn resolve(index: IndexFrame, trailer: Trailer) -> Result<ShardIndex> {
-        Self::resolve_with(index, trailer, &Limits::DEFAULT)
-    }
-
-    /// [`Self::resolve`] under `limits`.
-    pub fn resolve_with(
-        index: IndexFrame,
-        trailer: Trailer,
-        limits: &Limits,
-    ) -> Result<ShardIndex> {
-        let at = trailer.index_offset;
-        let dictionary = match index.dictionary {
-            Some(bytes) => Some(
-                Dictionary::parse(bytes, limits.max_dictionary_len).map_err(|e| e.at_offset(at))?,
-            ),
-            None => None,
-        };
-        let mut dictionary_seen = false;
-        let mut out = ShardIndex {
-            trailer,
-            frames: Vec::with_capacity(index.frames.len()),
-            records: Vec::new(),
-            blobs: Vec::new(),
-            refs: Vec::new(),
-            tables: Vec::new(),
-            dictionary,
-            ids: HashMap::new(),
-        };
-        let mut offset = HEADER_LEN as u64;
-        for (frame_no, entry) in index.frames.into_iter().enumerate() {
-            let table_start = out.tables.len();
-            if let Some(table) = &entry.table {
-                table.encode(&mut out.tables);
-            }
-            out.frames.push(FrameLoc {
-                offset,
-                len: entry.frame_len,
-                frame_type: entry.frame_type,
-                // The payload is at most 256 MiB, so these fit.
-                table: (table_start as u32, (out.tables.len() - table_start) as u32),
-            });
-            dictionary_seen |= entry.frame_type == FRAME_DICTIONARY;
-            if let Some(table) = entry.table {
-                if let Some(r) = table
-                    .records
-                    .iter()
-                    .find(|r| r.meta_codec == CODEC_ZSTD_DICT && !dictionary_seen)
-                {
-                    return Err(Error::malformed(format!(
-                        "record {:?} (frame {frame_no}, byte {offset}) uses the shard's \
-                         dictionary (codec 2) but no dictionary frame precedes it",
-                        r.id
-                    ))
-                    .at_offset(at));
-                }
-                let data_start = offset + FRAME_HEADER_LEN as u64 + 2 + table.encoded_len() as u64;
-                if data_start + table.data_len() != offset + entry.frame_len {
-                    return Err(Error::malformed(format!(
-                        "index entry for frame {frame_no} (byte {offset}) does not add up: \
-                         length {} but table and data need {}",
-                        entry.frame_len,
-                        data_start + table.data_len() - offset
-                    ))
-                    .at_offset(at));
-                }
-                let blob_base = out.blobs.len() as u32;
-                for (b, rel) in table.blobs.iter().zip(table.blob_offsets()) {
-                    out.blobs.push(BlobLoc {
-                        offset: data_start + rel,
-                        len: b.len,
-                        crc: b.crc,
-                    });
-                }
-                let meta_offsets = table.meta_offsets();
-                for (r, rel) in table.records.into_iter().zip(meta_offsets) {
-                    let first = out.refs.len() as u32;
-                    out.refs.extend(r.refs.iter().map(|b| blob_base + b));
-                    let number = out.records.len() as u32;
-                    if out.ids.insert(r.id.clone(), number).is_some() {
-                        return Err(Error::malformed(format!(
-                            "record id {:?} appears twice in the shard",
-                            r.id
-                        ))
-                        .at_offset(at));
-                    }
-                    out.records.push(RecordLoc {
-                        id: r.id,
-                        kind: r.kind,
-                        frame: frame_no as u32,
-                        meta_offset: data_start + rel,
-                        meta_len: r.meta_len,
-                        meta_crc: r.meta_crc,
-                        meta_codec: r.meta_codec,
-                        refs: first..out.refs.len() as u32,
-                    });
-                }
-            }
-            offset = offset
-                .checked_add(entry.frame_len)
-                .ok_or_else(|| Error::malformed("frame lengths overflow").at_offset(at))?;
-        }
-        if offset != trailer.index_offset {
-            return Err(Error::malformed(format!(
-                "the indexed frames end at byte {offset} but the index starts at {}",
-                trailer.index_offset
-            ))
-            .at_offset(at));
-        }
-        if out.records.len() as u64 != trailer.record_count {
-            return Err(Error::malformed(format!(
-                "the index lists {} records but the trailer says {}",
-                out.records.len(),
-                trailer.record_count
-            ))
-            .at_offset(at));
-        }
-        Ok(out)
-    }
-
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-    /// The memory this parsed index holds, estimated from its parts: what a cache of loaded
-    /// footers should count. Several times the footer's bytes on disk, which are compressed
-    /// and hold each id once (here it is held twice: in its record and in the id map).
-    pub fn heap_bytes(&self) -> u64 {
-        use std::mem::size_of;
-        // A String's heap block, rounded up as allocators do, plus the map's per-entry share
-        // (key, value, control byte, load factor).
-        let id = |s: &String| s.capacity().div_ceil(16) as u64 * 16;
-        let ids: u64 = self.records.iter().map(|r| 2 * id(&r.id)).sum();
-        let map_entry = (size_of::<String>() + size_of::<u32>() + 1) as u64 * 8 / 7;
-        size_of::<Self>() as u64
-            + ids
-            + self.records.capacity() as u64 * (size_of::<RecordLoc>() as u64 + map_entry)
-            + (self.frames.capacity() * size_of::<FrameLoc>()) as u64
-            + (self.blobs.capacity() * size_of::<BlobLoc>()) as u64
-            + (self.refs.capacity() * size_of::<u32>()) as u64
-            + self.tables.capacity() as u64
-    }
-    /// The record with this id, if the shard has it.
-    pub fn position(&self, id: &str) -> Option<usize> {
-        self.ids.get(id).map(|&i| i as usize)
-    }
-    /// Global blob numbers of record `i`'s images, in canonical order.
-    pub fn record_blobs(&self, i: usize) -> &[u32] {
-        let r = &self.records[i].refs;
-        &self.refs[r.start as usize..r.end as usize]
-    }
-    /// The encoded group table of frame `f` (empty for other frames).
-    pub fn table_bytes(&self, f: usize) -> &[u8] {
-        let (start, len) = self.frames[f].table;
-        &self.tables[start as usize..(start + len) as usize]
-    }
-    /// The byte range covering record `i`'s frame head (see [`FrameLoc::head_range`]), its
-    /// metadata and all its images: one ranged read fetches the whole record and what checks
-    /// that the index describes it truthfully.
-    pub fn record_span(&self, i: usize) -> Range<u64> {
-        let r = &self.records[i];
-        let mut start = self.frames[r.frame as usize].offset;
-        let mut end = r.meta_offset + u64::from(r.meta_len);
-        for &b in self.record_blobs(i) {
-            let blob = self.blobs[b as usize];
-            start = start.min(blob.offset);
-            end = end.max(blob.offset + u64::from(blob.len));
-        }
-        start..end
-    }
-    /// Length of the footer (index frame and trailer): the bytes a reader fetches to open
-    /// the shard.
-    pub fn footer_len(&self) -> u64 {
-        self.trailer.index_len + TRAILER_LEN as u64
+        Ok(dictionary)
     }
 }

@@ -21,6 +21,7 @@ pub mod group;
 pub mod header;
 pub mod index;
 pub mod meta;
+pub mod shard_index;
 pub mod wire;
 
 pub use dict::Dictionary;

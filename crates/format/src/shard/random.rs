@@ -239,9 +239,8 @@ impl<R: ReadAt> RandomAccessShard<R> {
                     Error::malformed(format!("record #{i} has fewer than {} images", k + 1))
                         .in_shard(self.name())
                 })?;
-                // The CRC as well: check_blob checks both.
-                let b = self.view.index().record_blobs(i)[k];
-                self.view.check_blob(i, b, image, &bytes)?;
+                // The CRC as well: check_image_of checks both.
+                self.view.check_image_of(i, k, image, &bytes)?;
             }
         }
         Ok(bytes)

@@ -30,6 +30,9 @@ use crate::record::{Image, Record};
 use crate::shard::image_hash;
 use crate::shard::options::ReadOptions;
 
+/// One slot per stored image for the SHA-256 it was found to have.
+type BlobHashes = Box<[OnceLock<[u8; 32]>]>;
+
 /// A shard's index with the name and options it is read under.
 #[derive(Debug, Clone)]
 pub struct ShardView {
@@ -37,8 +40,9 @@ pub struct ShardView {
     name: String,
     options: ReadOptions,
     /// The SHA-256 each stored image (blob) was found to have, once hashed (with
-    /// [`Verify::Full`](super::Verify::Full)): see [`ShardView::check_blob`]. Shared by clones.
-    blob_hashes: Arc<[OnceLock<[u8; 32]>]>,
+    /// [`Verify::Full`](super::Verify::Full)): see [`ShardView::check_blob`]. Shared by clones;
+    /// allocated on the first hash, so that views read at other levels hold nothing per image.
+    blob_hashes: Arc<OnceLock<BlobHashes>>,
 }
 
 impl ShardView {
@@ -51,13 +55,29 @@ impl ShardView {
     ) -> Result<ShardView> {
         let index = ShardIndex::parse_footer(footer, footer_offset, &options.limits)
             .map_err(|e| e.in_shard(&name))?;
-        let blob_hashes = (0..index.blobs.len()).map(|_| OnceLock::new()).collect();
-        Ok(ShardView {
+        Ok(Self::with_index(name, options, index))
+    }
+
+    /// [`Self::from_footer`] over shared bytes (a memory map): see
+    /// [`ShardIndex::parse_footer_shared`].
+    pub fn from_footer_shared(
+        name: String,
+        options: ReadOptions,
+        footer: &Bytes,
+        footer_offset: u64,
+    ) -> Result<ShardView> {
+        let index = ShardIndex::parse_footer_shared(footer, footer_offset, &options.limits)
+            .map_err(|e| e.in_shard(&name))?;
+        Ok(Self::with_index(name, options, index))
+    }
+
+    fn with_index(name: String, options: ReadOptions, index: ShardIndex) -> ShardView {
+        ShardView {
             index,
             name,
             options,
-            blob_hashes,
-        })
+            blob_hashes: Arc::default(),
+        }
     }
 
     pub fn index(&self) -> &ShardIndex {
@@ -101,16 +121,15 @@ impl ShardView {
     /// this is little more than the block itself.
     pub fn metadata_range(&self, i: usize) -> Result<Range<u64>> {
         self.check_index(i)?;
-        let r = &self.index.records[i];
-        let frame = self.index.frames[r.frame as usize];
-        Ok(frame.offset..r.meta_offset + u64::from(r.meta_len))
+        let r = self.index.record(i);
+        let frame = self.index.frames()[r.frame as usize];
+        Ok(frame.offset..r.meta_range().end)
     }
 
     /// The bytes of record `i`'s stored metadata block alone.
     pub fn metadata_block_range(&self, i: usize) -> Result<Range<u64>> {
         self.check_index(i)?;
-        let r = &self.index.records[i];
-        Ok(r.meta_offset..r.meta_offset + u64::from(r.meta_len))
+        Ok(self.index.record(i).meta_range())
     }
 
     /// The stored image (blob) number of image `k` of record `i`, in canonical order (0 is
@@ -129,16 +148,47 @@ impl ShardView {
 
     /// The bytes of image `k` of record `i`, in canonical order (0 is the source).
     pub fn image_range(&self, i: usize, k: usize) -> Result<Range<u64>> {
-        let blob = self.index.blobs[self.blob_of(i, k)? as usize];
-        Ok(blob.offset..blob.offset + u64::from(blob.len))
+        Ok(self.index.blob(self.blob_of(i, k)?).range())
+    }
+
+    /// The bytes of each of record `i`'s images, in canonical order (0 is the source).
+    pub fn image_ranges(&self, i: usize) -> Result<Vec<Range<u64>>> {
+        self.check_index(i)?;
+        Ok(self
+            .index
+            .record_blobs(i)
+            .into_iter()
+            .map(|b| self.index.blob(b).range())
+            .collect())
+    }
+
+    /// The ranges to fetch to decode record `i` (with [`Self::decode`]): its
+    /// [`Self::metadata_range`] alone without images; with images, its whole
+    /// [`Self::record_range`] (one request) when that holds at most `slack` bytes of other
+    /// records, else the metadata range and each image's.
+    pub fn fetch_ranges(&self, i: usize, images: bool, slack: u64) -> Result<Vec<Range<u64>>> {
+        let meta = self.metadata_range(i)?;
+        if !images {
+            return Ok(vec![meta]);
+        }
+        let span = self.record_range(i)?;
+        let blobs = self.image_ranges(i)?;
+        let needed: u64 =
+            (meta.end - meta.start) + blobs.iter().map(|r| r.end - r.start).sum::<u64>();
+        if (span.end - span.start).saturating_sub(needed) <= slack {
+            return Ok(vec![span]);
+        }
+        let mut ranges = vec![meta];
+        ranges.extend(blobs);
+        Ok(ranges)
     }
 
     /// The bytes of the head of record `i`'s frame (header and group table), which
     /// [`Self::check_frame_head`] checks against the index.
     pub fn frame_head_range(&self, i: usize) -> Result<Range<u64>> {
         self.check_index(i)?;
-        let r = &self.index.records[i];
-        Ok(self.index.frames[r.frame as usize].head_range())
+        let r = self.index.record(i);
+        Ok(self.index.frames()[r.frame as usize].head_range())
     }
 
     /// Checks image `k` of record `i`, fetched from [`Self::image_range`], against its CRC
@@ -147,9 +197,34 @@ impl ShardView {
     /// [`Self::check_blob`] (with [`Verify::Full`](super::Verify::Full)) the bytes against
     /// the record's metadata.
     pub fn check_image(&self, i: usize, k: usize, bytes: &[u8]) -> Result<()> {
-        let b = self.blob_of(i, k)?;
-        let blob = self.index.blobs[b as usize];
+        let blob = self.index.blob(self.blob_of(i, k)?);
         self.check_crc(bytes, blob.crc, blob.offset, i)
+    }
+
+    /// Checks image `k` of record `i` (`bytes`, fetched from [`Self::image_range`]) as
+    /// [`Self::check_blob`] does, `image` being what the record's metadata says of it.
+    pub fn check_image_of(&self, i: usize, k: usize, image: &Image, bytes: &[u8]) -> Result<()> {
+        self.check_blob(i, self.blob_of(i, k)?, image, bytes)
+    }
+
+    /// Checks image `k` of a record decoded without images (`bytes`, fetched from
+    /// [`Self::image_range`]) as [`Self::check_image_of`] does, and puts them in it.
+    pub fn attach_image(
+        &self,
+        i: usize,
+        k: usize,
+        record: &mut Record,
+        bytes: Bytes,
+    ) -> Result<()> {
+        let Some(image) = record.images_mut().nth(k) else {
+            return Err(
+                Error::invalid(format!("record #{i} has fewer than {} images", k + 1))
+                    .in_shard(&self.name),
+            );
+        };
+        self.check_image_of(i, k, image, &bytes)?;
+        image.data = Some(bytes);
+        Ok(())
     }
 
     /// Checks that the head of record `i`'s frame (in `bytes`, which start at `start` and
@@ -158,17 +233,19 @@ impl ShardView {
     /// locations are the frame's own). Nothing is checked with verification off.
     pub fn check_frame_head(&self, i: usize, bytes: &Bytes, start: u64) -> Result<()> {
         self.check_index(i)?;
-        let r = &self.index.records[i];
-        self.check_head(i, bytes, start)
-            .map_err(|e| e.in_shard(&self.name).at_record(i as u64).with_id(&r.id))
+        self.check_head(i, bytes, start).map_err(|e| {
+            e.in_shard(&self.name)
+                .at_record(i as u64)
+                .with_id(self.index.record(i).id)
+        })
     }
 
     fn check_head(&self, i: usize, bytes: &Bytes, start: u64) -> Result<()> {
         if !self.options.verify.checks_crc() {
             return Ok(());
         }
-        let r = &self.index.records[i];
-        let frame = self.index.frames[r.frame as usize];
+        let r = self.index.record(i);
+        let frame = self.index.frames()[r.frame as usize];
         let range = frame.head_range();
         let head = slice(bytes, start, range.clone())?;
         let header = FrameHeader::parse(&head, frame.offset)?;
@@ -222,11 +299,10 @@ impl ShardView {
         with_data: bool,
     ) -> Result<Record> {
         self.check_index(i)?;
-        let r = &self.index.records[i];
-        let context = |e: Error| e.in_shard(&self.name).at_record(i as u64).with_id(&r.id);
+        let r = self.index.record(i);
+        let context = |e: Error| e.in_shard(&self.name).at_record(i as u64).with_id(r.id);
         let slice = |range: Range<u64>| slice(bytes, start, range);
-        let stored =
-            slice(r.meta_offset..r.meta_offset + u64::from(r.meta_len)).map_err(context)?;
+        let stored = slice(r.meta_range()).map_err(context)?;
         self.check_crc(&stored, r.meta_crc, r.meta_offset, i)?;
         let raw = decode_block_with(
             r.meta_codec,
@@ -239,10 +315,10 @@ impl ShardView {
         let blobs = self.index.record_blobs(i);
         let lens: Vec<u64> = blobs
             .iter()
-            .map(|&b| u64::from(self.index.blobs[b as usize].len))
+            .map(|&b| u64::from(self.index.blob(b).len))
             .collect();
         let compressed = r.meta_codec != CODEC_STORED;
-        let mut record = meta::decode(&raw, r.meta_offset, &r.id, r.kind, &lens).map_err(|e| {
+        let mut record = meta::decode(&raw, r.meta_offset, r.id, r.kind, &lens).map_err(|e| {
             context(if compressed {
                 e.set_offset(r.meta_offset)
             } else {
@@ -250,10 +326,8 @@ impl ShardView {
             })
         })?;
         if with_data {
-            for (image, &b) in record.images_mut().zip(blobs) {
-                let blob = self.index.blobs[b as usize];
-                let data =
-                    slice(blob.offset..blob.offset + u64::from(blob.len)).map_err(context)?;
+            for (image, b) in record.images_mut().zip(blobs) {
+                let data = slice(self.index.blob(b).range()).map_err(context)?;
                 self.check_blob(i, b, image, &data)?;
                 image.data = Some(data);
             }
@@ -276,16 +350,22 @@ impl ShardView {
     /// [`Verify::Full`]: super::Verify::Full
     pub fn check_blob(&self, i: usize, b: u32, image: &Image, bytes: &[u8]) -> Result<()> {
         self.check_index(i)?;
-        let Some(blob) = self.index.blobs.get(b as usize) else {
+        if b as usize >= self.index.blob_count() {
             return Err(
                 Error::bug(format!("stored image #{b} does not exist")).in_shard(&self.name)
             );
-        };
+        }
+        let blob = self.index.blob(b);
         self.check_crc(bytes, blob.crc, blob.offset, i)?;
         if !self.options.verify.checks_hashes() {
             return Ok(());
         }
-        let slot = &self.blob_hashes[b as usize];
+        let hashes = self.blob_hashes.get_or_init(|| {
+            (0..self.index.blob_count())
+                .map(|_| OnceLock::new())
+                .collect()
+        });
+        let slot = &hashes[b as usize];
         if slot.get() == Some(&image.sha256) {
             return Ok(());
         }
@@ -294,7 +374,7 @@ impl ShardView {
             return Err(image_hash::mismatch(&actual, image)
                 .in_shard(&self.name)
                 .at_record(i as u64)
-                .with_id(&self.index.records[i].id)
+                .with_id(self.index.record(i).id)
                 .at_offset(blob.offset));
         }
         // Only a hash that matched is kept: a mismatch is reported again on every read.
@@ -308,11 +388,10 @@ impl ShardView {
         }
         let actual = crc32(bytes);
         if actual != expected {
-            let r = &self.index.records[i];
             return Err(Error::checksum(expected, actual)
                 .in_shard(&self.name)
                 .at_record(i as u64)
-                .with_id(&r.id)
+                .with_id(self.index.record(i).id)
                 .at_offset(offset));
         }
         Ok(())

@@ -18,11 +18,10 @@ fn overhead_per_record(records: &[Record]) -> f64 {
     let shard = RandomAccessShard::open(Bytes::from(bytes.clone()), "o.esd").unwrap();
     let index = shard.index();
     let payload: u64 = index
-        .records
-        .iter()
+        .records()
         .map(|r| u64::from(r.meta_len) + r.id.len() as u64)
         .sum::<u64>()
-        + index.blobs.iter().map(|b| u64::from(b.len)).sum::<u64>();
+        + index.blobs().map(|b| u64::from(b.len)).sum::<u64>();
     (bytes.len() as u64 - payload) as f64 / records.len() as f64
 }
 

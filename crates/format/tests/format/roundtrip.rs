@@ -74,9 +74,9 @@ fn shared_images_are_stored_once_and_counted() {
     // preference 1 reuses sft 1's source and edit; multi-turn 7 reuses sft 2's source.
     assert_eq!(s.images_stored, referenced - 3);
     let shard = RandomAccessShard::open(Bytes::from(bytes.clone()), "t.esd").unwrap();
-    assert_eq!(shard.index().blobs.len() as u64, s.images_stored);
+    assert_eq!(shard.index().blob_count() as u64, s.images_stored);
     // Groups: {sft1, pref1}, {sft2, mt7}, {generic3}, {sft4}.
-    assert_eq!(shard.index().frames.len(), 4);
+    assert_eq!(shard.index().frames().len(), 4);
     assert_eq!(summary.bytes, bytes.len() as u64);
     assert_eq!(
         summary.footer_offset + summary.footer_len,
@@ -105,7 +105,7 @@ fn random_access_projection_reads_only_what_is_asked() {
         assert_eq!(shard.get_by_id(&want.id).unwrap().as_ref(), Some(want));
         // The span of one record is one contiguous range inside one frame.
         let span = shard.index().record_span(i);
-        let frame = shard.index().frames[shard.index().records[i].frame as usize];
+        let frame = shard.index().frames()[shard.index().record(i).frame as usize];
         assert!(span.start >= frame.offset && span.end <= frame.offset + frame.len);
     }
     assert!(shard.get_by_id("missing").unwrap().is_none());
@@ -122,7 +122,11 @@ fn groups_respect_their_limits() {
     };
     let bytes = write(&records, options);
     let shard = RandomAccessShard::open(Bytes::from(bytes.clone()), "t.esd").unwrap();
-    let groups = shard.index().frames.iter().filter(|f| f.frame_type == 0x01);
+    let groups = shard
+        .index()
+        .frames()
+        .iter()
+        .filter(|f| f.frame_type == 0x01);
     assert_eq!(groups.count(), 4);
     assert_eq!(stream(&bytes).unwrap(), records);
 }
@@ -153,7 +157,7 @@ fn errors_name_the_shard_record_and_offset() {
     let records = records::mixed();
     let mut bytes = write(&records, WriterOptions::default());
     let shard = RandomAccessShard::open(Bytes::from(bytes.clone()), "t.esd").unwrap();
-    let blob = shard.index().blobs[shard.index().record_blobs(2)[1] as usize];
+    let blob = shard.index().blob(shard.index().record_blobs(2)[1]);
     bytes[blob.offset as usize + 3] ^= 0x20;
 
     let err = ShardReader::new(&bytes[..])
@@ -163,7 +167,7 @@ fn errors_name_the_shard_record_and_offset() {
     assert!(matches!(err.kind(), ErrorKind::Checksum { .. }));
     assert_eq!(err.shard(), Some("shard-00000.esd"));
     assert_eq!(err.record(), Some(2), "first record of the damaged group");
-    let frame = shard.index().frames[shard.index().records[2].frame as usize];
+    let frame = shard.index().frames()[shard.index().record(2).frame as usize];
     assert_eq!(err.offset(), Some(frame.offset));
     // What and where in Display; what to do is advice, given by the layer that knows the
     // commands (`editshard::advice`), never by the core.
@@ -192,7 +196,7 @@ fn verification_can_be_turned_off() {
     let records = vec![records::sft(1, 1)];
     let mut bytes = write(&records, WriterOptions::default());
     let shard = RandomAccessShard::open(Bytes::from(bytes.clone()), "t.esd").unwrap();
-    let blob = shard.index().blobs[0];
+    let blob = shard.index().blob(0);
     bytes[blob.offset as usize] ^= 1;
     assert!(stream(&bytes).is_err());
     let options = ReadOptions::verifying(Verify::None);

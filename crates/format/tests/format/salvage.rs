@@ -30,7 +30,7 @@ fn shard() -> (Vec<u8>, Vec<Record>, ShardIndex) {
         .unwrap()
         .index()
         .clone();
-    assert!(index.frames.len() >= 3, "want several groups");
+    assert!(index.frames().len() >= 3, "want several groups");
     (bytes, records, index)
 }
 
@@ -68,11 +68,11 @@ fn assert_recovered(got: &[Record], records: &[Record], want: &[usize], what: &s
 }
 
 fn parts(index: &ShardIndex, i: usize) -> Vec<std::ops::Range<u64>> {
-    let r = &index.records[i];
+    let r = &index.record(i);
     let mut out = Vec::new();
     out.push(r.meta_offset..r.meta_offset + u64::from(r.meta_len));
-    for &b in index.record_blobs(i) {
-        let blob = index.blobs[b as usize];
+    for b in index.record_blobs(i) {
+        let blob = index.blob(b);
         out.push(blob.offset..blob.offset + u64::from(blob.len));
     }
     out
@@ -99,7 +99,7 @@ fn every_truncation_keeps_every_whole_frame() {
         let (got, report) = run(&bytes[..len]);
         let want: Vec<usize> = (0..records.len())
             .filter(|&i| {
-                let f = index.frames[index.records[i].frame as usize];
+                let f = index.frames()[index.record(i).frame as usize];
                 f.offset + f.len <= len as u64
             })
             .collect();
@@ -155,7 +155,7 @@ fn without_index(bytes: &mut [u8]) {
 /// The records not in frame `k`.
 fn outside_frame(records: &[Record], index: &ShardIndex, k: u32) -> Vec<usize> {
     (0..records.len())
-        .filter(|&i| index.records[i].frame != k)
+        .filter(|&i| index.record(i).frame != k)
         .collect()
 }
 
@@ -165,7 +165,7 @@ fn without_an_index_a_damaged_frame_is_skipped_by_its_own_length() {
     let (bytes, records, index) = shard();
     let mut damaged = bytes.clone();
     without_index(&mut damaged);
-    let middle = index.frames[1];
+    let middle = index.frames()[1];
     damaged[(middle.offset + middle.len / 2) as usize] ^= 0xff;
     let (got, report) = run(&damaged);
     assert_recovered(&got, &records, &outside_frame(&records, &index, 1), "body");
@@ -186,7 +186,7 @@ fn without_an_index_a_damaged_length_field_is_placed_by_the_frames_crc() {
     for mask in [0x40u8, 0x01, 0xff] {
         let mut damaged = bytes.clone();
         without_index(&mut damaged);
-        let middle = index.frames[1];
+        let middle = index.frames()[1];
         damaged[middle.offset as usize] ^= mask;
         let (got, report) = run(&damaged);
         let all: Vec<usize> = (0..records.len()).collect();
@@ -209,12 +209,12 @@ fn without_an_index_a_frame_whose_length_and_crc_are_both_damaged_ends_the_walk(
     let (bytes, records, index) = shard();
     let mut damaged = bytes.clone();
     without_index(&mut damaged);
-    let middle = index.frames[1];
+    let middle = index.frames()[1];
     damaged[middle.offset as usize + 3] ^= 0x80; // its length: past every limit
     damaged[middle.offset as usize + 4] ^= 0xff; // its CRC
     let (got, report) = run(&damaged);
     let before: Vec<usize> = (0..records.len())
-        .filter(|&i| index.records[i].frame == 0)
+        .filter(|&i| index.record(i).frame == 0)
         .collect();
     assert_recovered(&got, &records, &before, "length and CRC");
     let loss = report
@@ -260,9 +260,11 @@ fn a_frame_inside_an_image_of_a_shard_cut_short_is_not_a_record() {
     // Cut at the end of the carrier's image (the smuggled frame whole before the cut), and at
     // every byte from there to the end of the carrier's frame.
     let (bytes, records, index, image, frame) = smuggling_shard();
-    let carrier_frame = index.records[index.position(smuggle::CARRIER_ID).unwrap()].frame;
+    let carrier_frame = index
+        .record(index.position(smuggle::CARRIER_ID).unwrap())
+        .frame;
     let want: Vec<usize> = (0..records.len())
-        .filter(|&i| index.records[i].frame < carrier_frame)
+        .filter(|&i| index.record(i).frame < carrier_frame)
         .collect();
     for cut in image.end - 4..frame.end {
         let (got, report) = run(&bytes[..cut as usize]);
@@ -284,7 +286,9 @@ fn a_frame_inside_an_image_of_a_damaged_frame_is_not_a_record() {
     // No index, and the carrier's frame damaged outside the smuggled bytes (its length field
     // whole): the walk goes on after the carrier's frame, not inside it.
     let (bytes, records, index, image, frame) = smuggling_shard();
-    let carrier_frame = index.records[index.position(smuggle::CARRIER_ID).unwrap()].frame;
+    let carrier_frame = index
+        .record(index.position(smuggle::CARRIER_ID).unwrap())
+        .frame;
     for at in [
         frame.start + 9,
         image.start + 1,

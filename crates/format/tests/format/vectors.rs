@@ -152,9 +152,13 @@ fn the_1_1_vector_has_a_dictionary_and_every_new_field() {
     let shard = RandomAccessShard::open(Bytes::from(pinned), "editing-1.1").unwrap();
     let index = shard.index();
     assert!(index.dictionary.is_some(), "a dictionary frame");
-    let dict_frames = index.frames.iter().filter(|f| f.frame_type == 0x03).count();
+    let dict_frames = index
+        .frames()
+        .iter()
+        .filter(|f| f.frame_type == 0x03)
+        .count();
     assert_eq!(dict_frames, 1);
-    let codec2 = index.records.iter().filter(|r| r.meta_codec == 2).count();
+    let codec2 = index.records().filter(|r| r.meta_codec == 2).count();
     assert!(
         codec2 > index.len() / 2,
         "{codec2} of {} use codec 2",

@@ -166,17 +166,17 @@ fn walk_indexed<R: ReadAt, E: FnMut(Record) -> Result<()>>(
 ) -> Result<()> {
     let index = shard.index();
     let dictionary = index.dictionary.as_ref();
-    for (k, frame) in index.frames.iter().enumerate() {
-        // Records are numbered in frame order: this frame's are one run.
-        let first = index.records.partition_point(|r| (r.frame as usize) < k);
-        let end = index.records.partition_point(|r| (r.frame as usize) <= k);
-        let listed = &index.records[first..end];
+    for (k, frame) in index.frames().iter().enumerate() {
+        let (first, end) = (index.frame_records(k).start, index.frame_records(k).end);
         let problem = match read_frame(source, frame.offset, size, limits, dictionary) {
             Ok(Frame::Group { len, records })
                 if len == frame.len
                     && frame.frame_type == FRAME_GROUP
-                    && records.len() == listed.len()
-                    && records.iter().zip(listed).all(|(r, l)| r.id == l.id) =>
+                    && records.len() == end - first
+                    && records
+                        .iter()
+                        .zip(first..end)
+                        .all(|(r, l)| r.id == index.record(l).id) =>
             {
                 for r in records {
                     sink.record(r, frame.offset)?;
@@ -209,7 +209,7 @@ fn walk_indexed<R: ReadAt, E: FnMut(Record) -> Result<()>>(
                 Ok(record) => sink.record(record, frame.offset)?,
                 Err(_) => lost.push(LostRecord {
                     number: Some(i as u64),
-                    id: index.records[i].id.clone(),
+                    id: index.record(i).id.to_string(),
                 }),
             }
         }
