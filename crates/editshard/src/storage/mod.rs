@@ -400,6 +400,23 @@ impl Location {
         }
     }
 
+    /// Copies `rel` from `src` to `rel` here without the bytes passing through this process,
+    /// where the store can (two prefixes of one S3 bucket, same endpoint and credentials,
+    /// an object of at most 5 GiB: `CopyObject`, which publishes the copy whole or not at
+    /// all). `bytes` is the object's expected length. `Ok(false)`: the store cannot, the
+    /// caller streams instead ([`put_stream`](Self::put_stream)).
+    pub async fn copy_from(&self, src: &Location, rel: &str, bytes: u64) -> Result<bool> {
+        self.checked(rel)?;
+        match (&self.backend, &src.backend) {
+            #[cfg(feature = "remote")]
+            (Backend::Remote(to), Backend::Remote(from)) => to.copy_from(from, rel, bytes).await,
+            _ => {
+                let _ = bytes;
+                Ok(false)
+            }
+        }
+    }
+
     /// Writes the object only if nothing is stored under `rel` yet: `Ok(false)` when something
     /// is (local: an exclusive create; S3: a conditional PUT, `If-None-Match: *`). Atomic
     /// against a concurrent `create_new` of the same name, which is what locks are made of.

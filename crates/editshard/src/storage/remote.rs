@@ -40,7 +40,13 @@ pub(super) struct Remote {
     multipart: bool,
     /// What to do about a 401 or 403, when the store knows better than the generic advice.
     auth_advice: Option<&'static str>,
+    /// S3: the endpoint, region, bucket and access key. Two locations with the same one are
+    /// prefixes of one bucket reached alike, between which the store copies by itself.
+    same_bucket: Option<String>,
 }
+
+/// The largest object one `CopyObject` copies (S3's limit).
+const MAX_COPY_OBJECT: u64 = 5 << 30;
 
 /// A 401 or 403 from the Hub.
 #[cfg(feature = "http")]
@@ -136,6 +142,7 @@ impl Remote {
             base: shown,
             multipart: false,
             auth_advice: hub.then_some(HUB_AUTH_ADVICE),
+            same_bucket: None,
         })
     }
 
@@ -175,12 +182,21 @@ impl Remote {
         let allow_http = endpoint
             .as_deref()
             .is_some_and(|e| e.starts_with("http://"));
+        let same_bucket = format!(
+            "{}\n{region}\n{bucket}\n{}",
+            endpoint.as_deref().unwrap_or("aws").trim_end_matches('/'),
+            env("AWS_ACCESS_KEY_ID").unwrap_or_default()
+        );
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(bucket)
             .with_region(region)
             .with_client_options(client_options(opts, allow_http))
             .with_http_connector(connector(opts, allow_http))
-            .with_retry(retry_config(opts));
+            .with_retry(retry_config(opts))
+            // Every PUT and every part carries its SHA-256 (`x-amz-checksum-sha256`, the same
+            // digest SigV4 signs, computed once), so the store refuses bytes damaged on the
+            // way and keeps a one-PUT object's SHA-256, which is the manifest's.
+            .with_checksum_algorithm(object_store::aws::Checksum::SHA256);
         if let Some(endpoint) = &endpoint {
             builder = builder
                 .with_endpoint(endpoint.trim_end_matches('/'))
@@ -219,6 +235,7 @@ impl Remote {
             base: shown,
             multipart: true,
             auth_advice: None,
+            same_bucket: Some(same_bucket),
         })
     }
 
@@ -415,6 +432,34 @@ impl Remote {
                 Err(e)
             }
         }
+    }
+
+    /// Copies `rel` of `src` to `rel` here inside the store (`CopyObject`: no byte passes
+    /// through this process), when both are prefixes of one bucket reached with the same
+    /// endpoint and credentials and the object is small enough for one copy. `Ok(false)`:
+    /// not possible here, the caller streams instead.
+    pub(super) async fn copy_from(&self, src: &Remote, rel: &str, bytes: u64) -> Result<bool> {
+        if self.same_bucket.is_none() || self.same_bucket != src.same_bucket {
+            return Ok(false);
+        }
+        if bytes > MAX_COPY_OBJECT {
+            return Ok(false);
+        }
+        let (from, to) = (src.path(rel), self.path(rel));
+        if from == to {
+            return Ok(false);
+        }
+        self.store
+            .copy(&from, &to)
+            .await
+            .map(|()| true)
+            .map_err(|e| {
+                err(
+                    format!("copy from {}", src.display_of(rel)),
+                    &self.display_of(rel),
+                    e,
+                )
+            })
     }
 
     pub(super) async fn create_new(&self, rel: &str, bytes: Bytes) -> Result<bool> {
