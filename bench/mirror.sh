@@ -11,7 +11,7 @@
 # (above 1: editshard is faster).
 #
 # Environment (defaults in brackets): REPS [3]; JOBS [4] (`--jobs` / `--transfers`,
-# `--s3-upload-concurrency`); SFT/PREFERENCE/MULTI_TURN [180/75/75] rows and PX [640] (noisy,
+# `--s3-upload-concurrency`); SFT/PREFERENCE/MULTI_TURN [210/90/90] rows and PX [640] (noisy,
 # incompressible images: ~750 MB); SHARD_SIZE [50MiB] (~15 shards); BUILD=0 uses binaries
 # already built; PROFILE_DIR [target/profiling] where editshard, gen_bench_release and
 # bench_read are; PERF=1 records `perf` profiles of one upload by each tool (in WORKDIR,
@@ -22,7 +22,7 @@ shopt -s inherit_errexit
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
 REPS="${REPS:-3}" JOBS="${JOBS:-4}" SHARD_SIZE="${SHARD_SIZE:-50MiB}"
-SFT="${SFT:-180}" PREFERENCE="${PREFERENCE:-75}" MULTI_TURN="${MULTI_TURN:-75}" PX="${PX:-640}"
+SFT="${SFT:-210}" PREFERENCE="${PREFERENCE:-90}" MULTI_TURN="${MULTI_TURN:-90}" PX="${PX:-640}"
 B="${PROFILE_DIR:-$REPO/target/profiling}"
 export PATH="$HOME/.cache/editshard-tools/bin:/usr/sbin:$PATH"
 
@@ -66,13 +66,17 @@ timed() {
     T[$name]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }') "
 }
 
-echo "== generating ~750 MB ($SFT/$PREFERENCE/$MULTI_TURN rows, ${PX}px noisy images)" >&2
-"$B/gen_bench_release" "$W/rel" --sft "$SFT" --preference "$PREFERENCE" \
-    --multi-turn "$MULTI_TURN" --px "$PX" --noise > /dev/null
-"$BIN" convert "$W/rel" --out "$W/ds" --shard-size "$SHARD_SIZE" \
-    --openimages-csv "$W/rel/openimages/train-images-boxable-with-rotation.csv" \
-    --openimages-dir "$W/rel/openimages" --log-interval 3600 > /dev/null
-rm -rf "$W/rel"
+if [[ -n "${DATASET:-}" ]]; then
+    cp -r "$DATASET" "$W/ds"
+else
+    echo "== generating ($SFT/$PREFERENCE/$MULTI_TURN rows, ${PX}px noisy images)" >&2
+    "$B/gen_bench_release" "$W/rel" --sft "$SFT" --preference "$PREFERENCE" \
+        --multi-turn "$MULTI_TURN" --px "$PX" --noise > /dev/null
+    "$BIN" convert "$W/rel" --out "$W/ds" --shard-size "$SHARD_SIZE" \
+        --openimages-csv "$W/rel/openimages/train-images-boxable-with-rotation.csv" \
+        --openimages-dir "$W/rel/openimages" --log-interval 3600 > /dev/null
+    rm -rf "$W/rel"
+fi
 DS_BYTES=$(du -sb "$W/ds" | cut -f1)
 SHARDS=$(find "$W/ds" -name '*.esd' | wc -l)
 echo "   $DS_BYTES bytes in $SHARDS shards" >&2
@@ -96,6 +100,8 @@ export RCLONE_CONFIG_S3_TYPE=s3 RCLONE_CONFIG_S3_PROVIDER=Other RCLONE_CONFIG_S3
 export RCLONE_CONFIG_S3_ACCESS_KEY_ID=AKBENCH RCLONE_CONFIG_S3_SECRET_ACCESS_KEY=SKBENCH
 export RCLONE_CONFIG_S3_ENDPOINT=$AWS_ENDPOINT_URL RCLONE_CONFIG_S3_REGION=us-east-1
 export RCLONE_CONFIG_S3_FORCE_PATH_STYLE=true RCLONE_CONFIG=/dev/null
+# rclone's S3 client refuses to start with a CA bundle set (the endpoint is plain http).
+unset AWS_CA_BUNDLE
 rclone mkdir s3:bench
 # The source of the S3 -> * rows, uploaded once.
 "$BIN" mirror "$W/ds" s3://bench/src --jobs "$JOBS" > /dev/null
@@ -115,13 +121,13 @@ for r in $(seq "$REPS"); do
     timed down_e "$BIN" mirror s3://bench/src "$W/down" --jobs "$JOBS"
     drop x
     sync
-    timed down_r rclone copy s3:bench/src "$W/down" "${RC[@]}"
+    timed down_r rclone copy s3:bench/src/ "$W/down" "${RC[@]}"
     drop x
     sync
     timed s2s_e "$BIN" mirror s3://bench/src "s3://bench/e$r" --jobs "$JOBS"
     drop "e$r"
     sync
-    timed s2s_r rclone copy s3:bench/src "s3:bench/r$r" "${RC[@]}"
+    timed s2s_r rclone copy s3:bench/src/ "s3:bench/r$r" "${RC[@]}"
     drop "r$r"
     echo "   up ${T[up_e]} / ${T[up_r]}; down ${T[down_e]} / ${T[down_r]}; s3->s3 ${T[s2s_e]} / ${T[s2s_r]}" >&2
 done
