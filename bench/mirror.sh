@@ -5,10 +5,13 @@
 #   bash bench/mirror.sh [WORKDIR]     (default: a fresh mktemp dir under /tmp, removed at the end)
 #
 # Directions: local -> S3, S3 -> local, S3 -> S3 on the same endpoint (s3s-fs on 127.0.0.1,
-# the harness's S3 server), and `Dataset::stream` over http:// from a private nginx against
+# the harness's S3 server) within one bucket and into another one (editshard copies inside the
+# store only within one bucket; rclone in both), and `Dataset::stream` over http:// from a private nginx against
 # `curl` of the same shard files. Every command runs under /usr/bin/time -v (peak RSS). Prints
 # a markdown table of medians, each ratio being rclone's (curl's) time over editshard's
-# (above 1: editshard is faster).
+# (above 1: editshard is faster), with each tool's CPU seconds (user + system) and those s3s-fs
+# spent serving each run (the
+# store shares the 2 cores: what it verifies costs the client's wall time).
 #
 # Environment (defaults in brackets): REPS [3]; JOBS [4] (`--jobs` / `--transfers`,
 # `--s3-upload-concurrency`); SFT/PREFERENCE/MULTI_TURN [210/90/90] rows and PX [640] (noisy,
@@ -31,7 +34,12 @@ source "$REPO/bench/lib.sh"
 bench_workdir .editshard-bench-mirror bench/mirror.sh "${1:-}"
 S3_PID=""
 cleanup_all() {
-    [[ -n "$S3_PID" ]] && kill "$S3_PID" 2> /dev/null && wait "$S3_PID" 2> /dev/null
+    local rc=$?
+    if [[ -n "$S3_PID" ]]; then
+        kill "$S3_PID" 2> /dev/null || true
+        wait "$S3_PID" 2> /dev/null || true
+    fi
+    (exit "$rc")
     bench_cleanup
 }
 trap cleanup_all EXIT
@@ -48,12 +56,22 @@ BIN=$B/editshard
 now() { date +%s.%N; }
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else print a[int((NR + 1) / 2)] }'; }
 rss_mb() { awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); printf "%.0f", $2 / 1024 }' "$1"; }
-declare -A T
+declare -A T S C
+# CPU seconds s3s-fs (the store, on the same cores) has used so far (0 before it runs).
+server_cpu() {
+    if [[ -n "${S3_PID:-}" && -r /proc/$S3_PID/stat ]]; then
+        awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$S3_PID/stat"
+    else
+        echo 0
+    fi
+}
 # timed NAME CMD...: runs CMD under /usr/bin/time -v (output to $W/NAME.out); appends the wall
 # seconds to T[NAME] and the peak RSS to $W/NAME.rss.
 timed() {
     local name=$1 t0 t1
     shift
+    local c0 c1
+    c0=$(server_cpu)
     t0=$(now)
     /usr/bin/time -v -o "$W/$name.time" "$@" > "$W/$name.out" 2>&1 || {
         echo "$name failed:" >&2
@@ -61,6 +79,9 @@ timed() {
         exit 1
     }
     t1=$(now)
+    c1=$(server_cpu)
+    S[$name]+="$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", b - a }') "
+    C[$name]+="$(awk -F: '/(User|System) time/ { s += $2 } END { printf "%.1f", s }' "$W/$name.time") "
     rss_mb "$W/$name.time" >> "$W/$name.rss"
     echo >> "$W/$name.rss"
     T[$name]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }') "
@@ -103,11 +124,12 @@ export RCLONE_CONFIG_S3_FORCE_PATH_STYLE=true RCLONE_CONFIG=/dev/null
 # rclone's S3 client refuses to start with a CA bundle set (the endpoint is plain http).
 unset AWS_CA_BUNDLE
 rclone mkdir s3:bench
+rclone mkdir s3:bench2
 # The source of the S3 -> * rows, uploaded once.
 "$BIN" mirror "$W/ds" s3://bench/src --jobs "$JOBS" > /dev/null
 RC=(--transfers "$JOBS" --checkers "$JOBS" --s3-upload-concurrency "$JOBS")
 # Removes what a rep wrote (keeps the disk use to ~3 copies).
-drop() { rm -rf "$W/s3/bench/$1" "$W/down"; }
+drop() { rm -rf "$W/s3/bench/$1" "$W/s3/bench2/$1" "$W/down"; }
 
 for r in $(seq "$REPS"); do
     echo "== rep $r/$REPS (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
@@ -129,7 +151,14 @@ for r in $(seq "$REPS"); do
     sync
     timed s2s_r rclone copy s3:bench/src/ "s3:bench/r$r" "${RC[@]}"
     drop "r$r"
-    echo "   up ${T[up_e]} / ${T[up_r]}; down ${T[down_e]} / ${T[down_r]}; s3->s3 ${T[s2s_e]} / ${T[s2s_r]}" >&2
+    sync
+    # Another bucket: editshard streams (down and up again); rclone still copies in the store.
+    timed s2b_e "$BIN" mirror s3://bench/src "s3://bench2/e$r" --jobs "$JOBS"
+    drop "e$r"
+    sync
+    timed s2b_r rclone copy s3:bench/src/ "s3:bench2/r$r" "${RC[@]}"
+    drop "r$r"
+    echo "   up ${T[up_e]} / ${T[up_r]}; down ${T[down_e]} / ${T[down_r]}; s3->s3 ${T[s2s_e]} / ${T[s2s_r]}; s3->other bucket ${T[s2b_e]} / ${T[s2b_r]}" >&2
 done
 
 if [[ "${PERF:-0}" == 1 ]] && command -v perf > /dev/null; then
@@ -161,20 +190,24 @@ done
 
 med() { tr ' ' '\n' <<< "${T[$1]}" | grep . | median; }
 rss() { grep . "$W/$1.rss" | sort -n | tail -1; }
+smed() { tr ' ' '\n' <<< "${S[$1]}" | grep . | median; }
+cmed() { tr ' ' '\n' <<< "${C[$1]}" | grep . | median; }
 row() {
     local what=$1 e=$2 base=$3 name=$4 es bs
     es=$(med "$e")
     bs=$(med "$base")
-    printf '| %s | %s s (%s) | %s MB | %s %s s (%s) | %s MB | %s |\n' "$what" "$es" "${T[$e]% }" \
-        "$(rss "$e")" "$name" "$bs" "${T[$base]% }" "$(rss "$base")" \
+    printf '| %s | %s s (%s) | %s MB | %s s | %s s | %s %s s (%s) | %s MB | %s s | %s s | %s |\n' \
+        "$what" "$es" "${T[$e]% }" "$(rss "$e")" "$(cmed "$e")" "$(smed "$e")" "$name" "$bs" \
+        "${T[$base]% }" "$(rss "$base")" "$(cmed "$base")" "$(smed "$base")" \
         "$(awk -v a="$bs" -v b="$es" 'BEGIN { printf "%.2f", a / b }')"
 }
 echo
 echo "$DS_BYTES bytes in $SHARDS shards, --jobs $JOBS, $REPS reps (median, then each run), $(nproc) cores, load average at the end $(cut -d' ' -f1-3 /proc/loadavg), commit $(git -C "$REPO" rev-parse --short HEAD)"
 echo
-echo "| direction | editshard | peak RSS | baseline | peak RSS | baseline / editshard |"
-echo "|---|---|---|---|---|---|"
+echo "| direction | editshard | peak RSS | CPU | store CPU | baseline | peak RSS | CPU | store CPU | baseline / editshard |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 row "local -> S3" up_e up_r rclone
 row "S3 -> local" down_e down_r rclone
-row "S3 -> S3, same endpoint" s2s_e s2s_r rclone
+row "S3 -> S3, one bucket" s2s_e s2s_r rclone
+row "S3 -> S3, another bucket" s2b_e s2b_r rclone
 row "HTTP stream (nginx)" http_e http_c curl
