@@ -572,10 +572,11 @@ fn an_upload_damaged_in_flight_is_refused_by_the_store_and_sent_again() {
 }
 
 #[test]
-fn s3_to_s3_in_one_bucket_is_copied_by_the_store_without_moving_bytes_through_the_client() {
+fn s3_to_s3_on_one_endpoint_is_copied_by_the_store_without_moving_bytes_through_the_client() {
     use editshard_tools::fault_proxy::FaultProxy;
     let server = S3Server::start();
     server.create_bucket("both");
+    server.create_bucket("other");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     let m = build(&src, true);
@@ -585,44 +586,49 @@ fn s3_to_s3_in_one_bucket_is_copied_by_the_store_without_moving_bytes_through_th
     );
     assert!(o.status.success(), "{}", text(&o));
 
-    let proxy = FaultProxy::start(server.port);
-    let o = cmd(&["mirror", "s3://both/a", "s3://both/b"])
-        .args(["--s3-endpoint", &proxy.endpoint()])
-        .env("AWS_ACCESS_KEY_ID", server.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", server.secret_key)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let stored: BTreeMap<String, Vec<u8>> = tree(&server.object_path("both", "b"))
-        .into_iter()
-        .filter(|(k, _)| !k.starts_with('.'))
-        .collect();
-    assert_eq!(stored, tree(&src));
+    // Within the bucket (object_store's copy), then into another bucket (signed here).
+    for (dst, bucket, prefix) in [("s3://both/b", "both", "b"), ("s3://other/c", "other", "c")] {
+        let proxy = FaultProxy::start(server.port);
+        let o = cmd(&["mirror", "s3://both/a", dst])
+            .args(["--s3-endpoint", &proxy.endpoint()])
+            .env("AWS_ACCESS_KEY_ID", server.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", server.secret_key)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let stored: BTreeMap<String, Vec<u8>> = tree(&server.object_path(bucket, prefix))
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with('.'))
+            .collect();
+        assert_eq!(stored, tree(&src), "{dst}");
 
-    // No shard was read or sent by the client: each is one bodiless PUT (CopyObject) and
-    // HEADs; what passed through is the manifest, the lock and the stores' short answers.
-    let seen = proxy.seen();
-    for sh in &m.shards {
-        let of_shard: Vec<_> = seen.iter().filter(|r| r.path.contains(&sh.path)).collect();
+        // No shard was read or sent by the client: each is one bodiless PUT (CopyObject)
+        // and HEADs; what passed through is the manifest, the lock and the store's short
+        // answers.
+        let seen = proxy.seen();
+        let copy_path = |sh: &str| format!("/{bucket}/{prefix}/{sh}");
+        for sh in &m.shards {
+            let of_shard: Vec<_> = seen.iter().filter(|r| r.path.contains(&sh.path)).collect();
+            assert!(
+                of_shard
+                    .iter()
+                    .all(|r| r.method != "GET" && r.request_body == 0),
+                "{dst} {}: {of_shard:?}",
+                sh.path
+            );
+            assert!(
+                of_shard
+                    .iter()
+                    .any(|r| r.method == "PUT" && r.path == copy_path(&sh.path)),
+                "{dst} {}: {of_shard:?}",
+                sh.path
+            );
+        }
+        let (sent, received) = proxy.body_bytes();
+        let shard_bytes: u64 = m.shards.iter().map(|sh| sh.bytes).sum();
         assert!(
-            of_shard
-                .iter()
-                .all(|r| r.method != "GET" && r.request_body == 0),
-            "{}: {of_shard:?}",
-            sh.path
-        );
-        assert!(
-            of_shard
-                .iter()
-                .any(|r| r.method == "PUT" && r.path == format!("/both/b/{}", sh.path)),
-            "{}: {of_shard:?}",
-            sh.path
+            ((sent + received) as u64) < (64 << 10) && shard_bytes > 6 << 20,
+            "{dst}: {sent} bytes sent, {received} received, for {shard_bytes} bytes of shards"
         );
     }
-    let (sent, received) = proxy.body_bytes();
-    let shard_bytes: u64 = m.shards.iter().map(|sh| sh.bytes).sum();
-    assert!(
-        ((sent + received) as u64) < (64 << 10) && shard_bytes > 6 << 20,
-        "{sent} bytes sent, {received} received, for {shard_bytes} bytes of shards"
-    );
 }

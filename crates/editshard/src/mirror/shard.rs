@@ -228,8 +228,8 @@ pub fn remove_stale_partials(dst: &Location, rel: &str) {
     }
 }
 
-/// Copies `rel` from `src` to `dst`: inside the store where it can (two prefixes of one S3
-/// bucket: the store copies the object itself and no byte passes through here), else
+/// Copies `rel` from `src` to `dst`: inside the store where it can (two S3 locations on one
+/// endpoint: the store copies the object itself and no byte passes through here), else
 /// streamed and published only if its bytes are `want`.
 ///
 /// A copy made by the store is not hashed here: it is the source object's exact bytes, which

@@ -49,6 +49,8 @@ mod hub;
 mod local;
 #[cfg(feature = "remote")]
 mod remote;
+#[cfg(feature = "s3")]
+mod s3_copy;
 
 pub use error::is_not_found;
 pub use local::{map_file, populate_map};
@@ -401,9 +403,8 @@ impl Location {
     }
 
     /// Copies `rel` from `src` to `rel` here without the bytes passing through this process,
-    /// where the store can (two prefixes of one S3 bucket, same endpoint and credentials,
-    /// an object of at most 5 GiB: `CopyObject`, which publishes the copy whole or not at
-    /// all). `bytes` is the object's expected length. `Ok(false)`: the store cannot, the
+    /// where the store can (two S3 locations on one endpoint with the same credentials, an
+    /// object of at most 5 GiB: `CopyObject`, which publishes the copy whole or not at all). `bytes` is the object's expected length. `Ok(false)`: the store cannot, the
     /// caller streams instead ([`put_stream`](Self::put_stream)).
     pub async fn copy_from(&self, src: &Location, rel: &str, bytes: u64) -> Result<bool> {
         self.checked(rel)?;

@@ -43,6 +43,9 @@ pub(super) struct Remote {
     /// S3: the endpoint, region, bucket and access key. Two locations with the same one are
     /// prefixes of one bucket reached alike, between which the store copies by itself.
     same_bucket: Option<String>,
+    /// S3 with credentials: what a `CopyObject` from another bucket of the endpoint needs.
+    #[cfg(feature = "s3")]
+    bucket: Option<Arc<super::s3_copy::Bucket>>,
 }
 
 /// The largest object one `CopyObject` copies (S3's limit).
@@ -143,6 +146,8 @@ impl Remote {
             multipart: false,
             auth_advice: hub.then_some(HUB_AUTH_ADVICE),
             same_bucket: None,
+            #[cfg(feature = "s3")]
+            bucket: None,
         })
     }
 
@@ -189,7 +194,7 @@ impl Remote {
         );
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(bucket)
-            .with_region(region)
+            .with_region(&region)
             .with_client_options(client_options(opts, allow_http))
             .with_http_connector(connector(opts, allow_http))
             .with_retry(retry_config(opts))
@@ -202,14 +207,29 @@ impl Remote {
                 .with_endpoint(endpoint.trim_end_matches('/'))
                 .with_virtual_hosted_style_request(false);
         }
+        let mut copies = None;
         match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
             (Some(key), Some(secret)) => {
                 builder = builder
-                    .with_access_key_id(key)
-                    .with_secret_access_key(secret);
+                    .with_access_key_id(&key)
+                    .with_secret_access_key(&secret);
                 if let Some(token) = env("AWS_SESSION_TOKEN") {
                     builder = builder.with_token(token);
                 }
+                copies = Some(Arc::new(super::s3_copy::Bucket {
+                    endpoint: endpoint
+                        .as_deref()
+                        .map(|e| e.trim_end_matches('/').to_string()),
+                    region: region.clone(),
+                    bucket: bucket.to_string(),
+                    credential: object_store::aws::AwsCredential {
+                        key_id: key,
+                        secret_key: secret,
+                        token: env("AWS_SESSION_TOKEN"),
+                    },
+                    client: super::s3_copy::client(opts.connect_timeout, opts.timeout)?,
+                    retries: opts.retries.min(MAX_RETRIES),
+                }));
             }
             // Anonymous: also keeps object_store from asking an instance-metadata endpoint
             // the user never named.
@@ -236,6 +256,7 @@ impl Remote {
             multipart: true,
             auth_advice: None,
             same_bucket: Some(same_bucket),
+            bucket: copies,
         })
     }
 
@@ -439,13 +460,23 @@ impl Remote {
     /// endpoint and credentials and the object is small enough for one copy. `Ok(false)`:
     /// not possible here, the caller streams instead.
     pub(super) async fn copy_from(&self, src: &Remote, rel: &str, bytes: u64) -> Result<bool> {
-        if self.same_bucket.is_none() || self.same_bucket != src.same_bucket {
-            return Ok(false);
-        }
         if bytes > MAX_COPY_OBJECT {
             return Ok(false);
         }
         let (from, to) = (src.path(rel), self.path(rel));
+        if self.same_bucket.is_none() || self.same_bucket != src.same_bucket {
+            // Another bucket of the same endpoint: a CopyObject signed here.
+            #[cfg(feature = "s3")]
+            if let (Some(here), Some(there)) = (&self.bucket, &src.bucket)
+                && here.same_endpoint(there)
+            {
+                let shown = self.display_of(rel);
+                here.copy_from(there, from.as_ref(), to.as_ref(), &shown)
+                    .await?;
+                return Ok(true);
+            }
+            return Ok(false);
+        }
         if from == to {
             return Ok(false);
         }
