@@ -456,9 +456,10 @@ impl Remote {
     }
 
     /// Copies `rel` of `src` to `rel` here inside the store (`CopyObject`: no byte passes
-    /// through this process), when both are prefixes of one bucket reached with the same
-    /// endpoint and credentials and the object is small enough for one copy. `Ok(false)`:
-    /// not possible here, the caller streams instead.
+    /// through this process), when both are on one endpoint reached with the same
+    /// credentials and the object is small enough for one copy: object_store's `copy`
+    /// within a bucket, [`s3_copy`](super::s3_copy) between buckets. `Ok(false)`: not
+    /// possible here, the caller streams instead.
     pub(super) async fn copy_from(&self, src: &Remote, rel: &str, bytes: u64) -> Result<bool> {
         if bytes > MAX_COPY_OBJECT {
             return Ok(false);
