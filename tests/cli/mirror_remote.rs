@@ -520,3 +520,115 @@ fn mirror_to_and_from_s3_through_faults() {
     assert_eq!(proxy.pending(), 0);
     assert!(!server.object_path("faulty", "ds3/.editshard-lock").exists());
 }
+
+#[test]
+fn an_upload_damaged_in_flight_is_refused_by_the_store_and_sent_again() {
+    use editshard_tools::fault_proxy::{Fault, FaultProxy};
+    let server = S3Server::start();
+    server.create_bucket("damaged");
+    let proxy = FaultProxy::start(server.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let m = build(&src, true);
+    let big = m.shards.iter().find(|sh| sh.bytes > 5 << 20).unwrap();
+    // One byte flipped on the way: in a one-PUT shard, in the second part of the multipart
+    // one, and in the manifest.
+    let small = format!("/damaged/ds/{}", m.shards[0].path);
+    proxy.on("PUT", &small, [Fault::DamageRequestBody]);
+    proxy.on(
+        "PUT",
+        &format!("{}?partNumber=2", big.path),
+        [Fault::DamageRequestBody],
+    );
+    proxy.on("PUT", "/ds/manifest.json", [Fault::DamageRequestBody]);
+    let o = cmd(&["mirror", s(&src), "s3://damaged/ds", "--part-size", "5"])
+        .args(["--s3-endpoint", &proxy.endpoint()])
+        .env("AWS_ACCESS_KEY_ID", server.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", server.secret_key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(proxy.pending(), 0, "faults not reached: {:?}", proxy.seen());
+    // Each damaged request was refused and sent again: the same request follows it.
+    let seen = proxy.seen();
+    for (i, damaged) in seen.iter().enumerate() {
+        if damaged.fault.is_none() {
+            continue;
+        }
+        assert!(
+            seen[i + 1..]
+                .iter()
+                .any(|r| r.method == "PUT" && r.path == damaged.path && r.fault.is_none()),
+            "{} was not sent again: {seen:?}",
+            damaged.path
+        );
+    }
+    // The store holds exactly the source's bytes.
+    let stored: BTreeMap<String, Vec<u8>> = tree(&server.object_path("damaged", "ds"))
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with('.'))
+        .collect();
+    assert_eq!(stored, tree(&src));
+}
+
+#[test]
+fn s3_to_s3_on_one_endpoint_is_copied_by_the_store_without_moving_bytes_through_the_client() {
+    use editshard_tools::fault_proxy::FaultProxy;
+    let server = S3Server::start();
+    server.create_bucket("both");
+    server.create_bucket("other");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let m = build(&src, true);
+    let o = run_s3(
+        &server,
+        &["mirror", s(&src), "s3://both/a", "--part-size", "5"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Within the bucket (object_store's copy), then into another bucket (signed here).
+    for (dst, bucket, prefix) in [("s3://both/b", "both", "b"), ("s3://other/c", "other", "c")] {
+        let proxy = FaultProxy::start(server.port);
+        let o = cmd(&["mirror", "s3://both/a", dst])
+            .args(["--s3-endpoint", &proxy.endpoint()])
+            .env("AWS_ACCESS_KEY_ID", server.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", server.secret_key)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let stored: BTreeMap<String, Vec<u8>> = tree(&server.object_path(bucket, prefix))
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with('.'))
+            .collect();
+        assert_eq!(stored, tree(&src), "{dst}");
+
+        // No shard was read or sent by the client: each is one bodiless PUT (CopyObject)
+        // and HEADs; what passed through is the manifest, the lock and the store's short
+        // answers.
+        let seen = proxy.seen();
+        let copy_path = |sh: &str| format!("/{bucket}/{prefix}/{sh}");
+        for sh in &m.shards {
+            let of_shard: Vec<_> = seen.iter().filter(|r| r.path.contains(&sh.path)).collect();
+            assert!(
+                of_shard
+                    .iter()
+                    .all(|r| r.method != "GET" && r.request_body == 0),
+                "{dst} {}: {of_shard:?}",
+                sh.path
+            );
+            assert!(
+                of_shard
+                    .iter()
+                    .any(|r| r.method == "PUT" && r.path == copy_path(&sh.path)),
+                "{dst} {}: {of_shard:?}",
+                sh.path
+            );
+        }
+        let (sent, received) = proxy.body_bytes();
+        let shard_bytes: u64 = m.shards.iter().map(|sh| sh.bytes).sum();
+        assert!(
+            ((sent + received) as u64) < (64 << 10) && shard_bytes > 6 << 20,
+            "{dst}: {sent} bytes sent, {received} received, for {shard_bytes} bytes of shards"
+        );
+    }
+}

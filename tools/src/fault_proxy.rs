@@ -45,6 +45,9 @@ pub enum Fault {
     /// Answer with this redirect status and `Location: {base}{path}` (the request's path and
     /// query) without forwarding: the store sends the client elsewhere, e.g. to a CDN.
     Redirect(u16, String),
+    /// Forward with one byte in the middle of the request body flipped (head unchanged):
+    /// bytes damaged in flight, which the server must refuse by their checksum.
+    DamageRequestBody,
 }
 
 impl Fault {
@@ -86,6 +89,11 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub fault: Option<Fault>,
+    /// Length of the request body the client sent.
+    pub request_body: usize,
+    /// Length of the response body the server sent (0 for a fault that answers itself; the
+    /// whole body also when the fault cuts it short).
+    pub response_body: usize,
 }
 
 struct Rule {
@@ -103,7 +111,8 @@ struct Plan {
 
 impl Plan {
     /// The fault for this request: the first rule that matches and has one.
-    fn pick(&mut self, method: &str, path: &str) -> Option<Fault> {
+    /// Also records the request in `seen` (its response's length is filled in later).
+    fn pick(&mut self, method: &str, path: &str, request_body: usize) -> (Option<Fault>, usize) {
         let fault = self
             .rules
             .iter_mut()
@@ -113,8 +122,10 @@ impl Plan {
             method: method.to_string(),
             path: path.to_string(),
             fault: fault.clone(),
+            request_body,
+            response_body: 0,
         });
-        fault
+        (fault, self.seen.len() - 1)
     }
 }
 
@@ -211,6 +222,13 @@ impl FaultProxy {
     /// Every request so far, in arrival order.
     pub fn seen(&self) -> Vec<Seen> {
         self.plan.lock().unwrap().seen.clone()
+    }
+
+    /// Bytes of request bodies and of response bodies so far: what passed through clients.
+    pub fn body_bytes(&self) -> (usize, usize) {
+        self.seen().iter().fold((0, 0), |(a, b), s| {
+            (a + s.request_body, b + s.response_body)
+        })
     }
 
     /// How many requests got a fault.
@@ -350,8 +368,12 @@ async fn handle(
         )
         .await;
     }
-    let body = read_body(&mut client, early, head.content_length).await?;
-    let fault = plan.lock().unwrap().pick(&method, &path);
+    let mut body = read_body(&mut client, early, head.content_length).await?;
+    let (fault, index) = plan.lock().unwrap().pick(&method, &path, body.len());
+    if fault == Some(Fault::DamageRequestBody) && !body.is_empty() {
+        let middle = body.len() / 2;
+        body[middle] ^= 0x01;
+    }
     if let Some(Fault::Status(status, text)) = &fault {
         return respond(&mut client, *status, text).await;
     }
@@ -376,8 +398,9 @@ async fn handle(
     }
     .closing();
     let reply_body = &response[split + 4..];
+    plan.lock().unwrap().seen[index].response_body = reply_body.len();
     match fault {
-        None => {
+        None | Some(Fault::DamageRequestBody) => {
             client.write_all(&reply_head).await?;
             client.write_all(reply_body).await?;
         }

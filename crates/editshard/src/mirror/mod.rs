@@ -4,7 +4,9 @@
 //! - Shards first, several at a time, streamed (never a whole shard in memory; multipart
 //!   uploads to S3); `manifest.json` last, so DST is a dataset only once every shard is there.
 //! - Every copied shard is checked against the source manifest (length and SHA-256) while it
-//!   streams, and published under its name only if it matches ([`shard::checked`]).
+//!   streams, and published under its name only if it matches ([`shard::checked`]). Between
+//!   two S3 locations on one endpoint the store copies each shard itself (`CopyObject`, see
+//!   [`shard::copy`]): nothing streams, the copy is checked by length.
 //! - A shard already at DST with the right length and SHA-256 is skipped: an interrupted
 //!   mirror resumes, a repeated one only reads DST. One that differs is reported and left
 //!   alone unless `force` is set: it may be the better copy.

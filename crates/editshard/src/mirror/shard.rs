@@ -228,7 +228,13 @@ pub fn remove_stale_partials(dst: &Location, rel: &str) {
     }
 }
 
-/// Streams `rel` from `src` to `dst`, publishing it only if its bytes are `want`.
+/// Copies `rel` from `src` to `dst`: inside the store where it can (two S3 locations on one
+/// endpoint: the store copies the object itself and no byte passes through here), else
+/// streamed and published only if its bytes are `want`.
+///
+/// A copy made by the store is not hashed here: it is the source object's exact bytes, which
+/// the source's own upload was checked against (the caller checks its length; `--verify`
+/// reads it back).
 pub(crate) async fn copy(
     src: &Location,
     dst: &Location,
@@ -236,6 +242,10 @@ pub(crate) async fn copy(
     want: &Expected,
     progress: &Arc<Progress>,
 ) -> Result<()> {
+    if dst.copy_from(src, rel, want.bytes).await? {
+        progress.bytes(want.bytes);
+        return Ok(());
+    }
     remove_stale_partials(dst, rel);
     let stream = src.get_stream(rel).await?;
     let stream = checked(stream, want.clone(), src.display_of(rel), progress.clone());

@@ -17,6 +17,9 @@ use crate::safe_dir::{self, SafeDir};
 
 /// Read size of a streamed local file: large enough that per-read overhead vanishes.
 const STREAM_CHUNK: usize = 1 << 20;
+/// Writes of a streamed object are gathered up to this size: a network body arrives in
+/// chunks of a few KiB, and each write of a `tokio::fs::File` is a trip to the blocking pool.
+const WRITE_BUFFER: usize = 4 << 20;
 
 fn name(path: &Path) -> String {
     path.display().to_string()
@@ -277,7 +280,8 @@ pub(super) async fn put_file(root: &Path, rel: &str, from: &Path) -> Result<()> 
 pub(super) async fn put_stream(root: &Path, rel: &str, mut stream: ByteStream) -> Result<u64> {
     let shown = name(&root.join(rel));
     let (dir, file) = parent_of(root, rel).await?;
-    let (mut f, tmp) = create_temp(&dir, &file, &shown).await?;
+    let (f, tmp) = create_temp(&dir, &file, &shown).await?;
+    let mut f = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, f);
     let written = async {
         let mut n = 0u64;
         while let Some(chunk) = stream.next().await {
@@ -287,9 +291,11 @@ pub(super) async fn put_stream(root: &Path, rel: &str, mut stream: ByteStream) -
                 .map_err(|e| err("write", &shown, e))?;
             n += chunk.len() as u64;
         }
+        f.flush().await.map_err(|e| err("write", &shown, e))?;
         Ok::<_, Error>(n)
     }
     .await;
+    let f = f.into_inner();
     match written {
         Ok(n) => commit(f, &dir, tmp, file, &shown).await.map(|()| n),
         Err(e) => {

@@ -49,6 +49,8 @@ mod hub;
 mod local;
 #[cfg(feature = "remote")]
 mod remote;
+#[cfg(feature = "s3")]
+mod s3_copy;
 
 pub use error::{RemoteError, http_status, is_not_found};
 pub use local::{map_file, populate_map};
@@ -407,6 +409,22 @@ impl Location {
             Backend::Local(dir) => local::put_stream(dir, rel, stream).await,
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.put_stream(rel, stream, self.part_size).await,
+        }
+    }
+
+    /// Copies `rel` from `src` to `rel` here without the bytes passing through this process,
+    /// where the store can (two S3 locations on one endpoint with the same credentials, an
+    /// object of at most 5 GiB: `CopyObject`, which publishes the copy whole or not at all). `bytes` is the object's expected length. `Ok(false)`: the store cannot, the
+    /// caller streams instead ([`put_stream`](Self::put_stream)).
+    pub async fn copy_from(&self, src: &Location, rel: &str, bytes: u64) -> Result<bool> {
+        self.checked(rel)?;
+        match (&self.backend, &src.backend) {
+            #[cfg(feature = "remote")]
+            (Backend::Remote(to), Backend::Remote(from)) => to.copy_from(from, rel, bytes).await,
+            _ => {
+                let _ = bytes;
+                Ok(false)
+            }
         }
     }
 

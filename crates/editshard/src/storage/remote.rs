@@ -40,7 +40,16 @@ pub(super) struct Remote {
     multipart: bool,
     /// What to do about a 401 or 403, when the store knows better than the generic advice.
     auth_advice: Option<&'static str>,
+    /// S3: the endpoint, region, bucket and access key. Two locations with the same one are
+    /// prefixes of one bucket reached alike, between which the store copies by itself.
+    same_bucket: Option<String>,
+    /// S3 with credentials: what a `CopyObject` from another bucket of the endpoint needs.
+    #[cfg(feature = "s3")]
+    bucket: Option<Arc<super::s3_copy::Bucket>>,
 }
+
+/// The largest object one `CopyObject` copies (S3's limit).
+const MAX_COPY_OBJECT: u64 = 5 << 30;
 
 /// A 401 or 403 from the Hub.
 #[cfg(feature = "http")]
@@ -136,6 +145,9 @@ impl Remote {
             base: shown,
             multipart: false,
             auth_advice: hub.then_some(HUB_AUTH_ADVICE),
+            same_bucket: None,
+            #[cfg(feature = "s3")]
+            bucket: None,
         })
     }
 
@@ -175,25 +187,49 @@ impl Remote {
         let allow_http = endpoint
             .as_deref()
             .is_some_and(|e| e.starts_with("http://"));
+        let same_bucket = format!(
+            "{}\n{region}\n{bucket}\n{}",
+            endpoint.as_deref().unwrap_or("aws").trim_end_matches('/'),
+            env("AWS_ACCESS_KEY_ID").unwrap_or_default()
+        );
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(bucket)
-            .with_region(region)
+            .with_region(&region)
             .with_client_options(client_options(opts, allow_http))
             .with_http_connector(connector(opts, allow_http))
-            .with_retry(retry_config(opts));
+            .with_retry(retry_config(opts))
+            // Every PUT and every part carries its SHA-256 (`x-amz-checksum-sha256`, the same
+            // digest SigV4 signs, computed once), so the store refuses bytes damaged on the
+            // way and keeps a one-PUT object's SHA-256, which is the manifest's.
+            .with_checksum_algorithm(object_store::aws::Checksum::SHA256);
         if let Some(endpoint) = &endpoint {
             builder = builder
                 .with_endpoint(endpoint.trim_end_matches('/'))
                 .with_virtual_hosted_style_request(false);
         }
+        let mut copies = None;
         match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
             (Some(key), Some(secret)) => {
                 builder = builder
-                    .with_access_key_id(key)
-                    .with_secret_access_key(secret);
+                    .with_access_key_id(&key)
+                    .with_secret_access_key(&secret);
                 if let Some(token) = env("AWS_SESSION_TOKEN") {
                     builder = builder.with_token(token);
                 }
+                copies = Some(Arc::new(super::s3_copy::Bucket {
+                    endpoint: endpoint
+                        .as_deref()
+                        .map(|e| e.trim_end_matches('/').to_string()),
+                    region: region.clone(),
+                    bucket: bucket.to_string(),
+                    credential: object_store::aws::AwsCredential {
+                        key_id: key,
+                        secret_key: secret,
+                        token: env("AWS_SESSION_TOKEN"),
+                    },
+                    client: super::s3_copy::client(opts.connect_timeout, opts.timeout)?,
+                    retries: opts.retries.min(MAX_RETRIES),
+                }));
             }
             // Anonymous: also keeps object_store from asking an instance-metadata endpoint
             // the user never named.
@@ -219,6 +255,8 @@ impl Remote {
             base: shown,
             multipart: true,
             auth_advice: None,
+            same_bucket: Some(same_bucket),
+            bucket: copies,
         })
     }
 
@@ -415,6 +453,45 @@ impl Remote {
                 Err(e)
             }
         }
+    }
+
+    /// Copies `rel` of `src` to `rel` here inside the store (`CopyObject`: no byte passes
+    /// through this process), when both are on one endpoint reached with the same
+    /// credentials and the object is small enough for one copy: object_store's `copy`
+    /// within a bucket, [`s3_copy`](super::s3_copy) between buckets. `Ok(false)`: not
+    /// possible here, the caller streams instead.
+    pub(super) async fn copy_from(&self, src: &Remote, rel: &str, bytes: u64) -> Result<bool> {
+        if bytes > MAX_COPY_OBJECT {
+            return Ok(false);
+        }
+        let (from, to) = (src.path(rel), self.path(rel));
+        if self.same_bucket.is_none() || self.same_bucket != src.same_bucket {
+            // Another bucket of the same endpoint: a CopyObject signed here.
+            #[cfg(feature = "s3")]
+            if let (Some(here), Some(there)) = (&self.bucket, &src.bucket)
+                && here.same_endpoint(there)
+            {
+                let shown = self.display_of(rel);
+                here.copy_from(there, from.as_ref(), to.as_ref(), &shown)
+                    .await?;
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        if from == to {
+            return Ok(false);
+        }
+        self.store
+            .copy(&from, &to)
+            .await
+            .map(|()| true)
+            .map_err(|e| {
+                err(
+                    format!("copy from {}", src.display_of(rel)),
+                    &self.display_of(rel),
+                    e,
+                )
+            })
     }
 
     pub(super) async fn create_new(&self, rel: &str, bytes: Bytes) -> Result<bool> {

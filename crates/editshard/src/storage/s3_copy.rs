@@ -1,0 +1,156 @@
+//! `CopyObject` from one bucket to another on the same S3 endpoint, signed here:
+//! object_store's `copy` names the source in its own bucket only. The store copies the bytes
+//! itself; nothing passes through this process.
+
+use std::time::Duration;
+
+use object_store::aws::{AwsAuthorizer, AwsCredential};
+use object_store::client::HttpRequestBody;
+
+use crate::error::{Error, Result};
+
+/// One S3 bucket as reached by a location: where, and with which credentials.
+pub(super) struct Bucket {
+    /// `http(s)://host[:port]` given by the user (path-style requests), or `None` for AWS
+    /// (virtual-hosted requests to `BUCKET.s3.REGION.amazonaws.com`).
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    pub credential: AwsCredential,
+    pub client: reqwest::Client,
+    pub retries: usize,
+}
+
+impl Bucket {
+    /// The same endpoint, region and access key: a `CopyObject` from `other` into this
+    /// bucket is signed by one key.
+    pub fn same_endpoint(&self, other: &Bucket) -> bool {
+        self.endpoint == other.endpoint
+            && self.region == other.region
+            && self.credential.key_id == other.credential.key_id
+    }
+
+    fn url(&self, key: &str) -> String {
+        match &self.endpoint {
+            Some(e) => format!(
+                "{}/{}/{}",
+                e.trim_end_matches('/'),
+                self.bucket,
+                encode(key)
+            ),
+            None => format!(
+                "https://{}.s3.{}.amazonaws.com/{}",
+                self.bucket,
+                self.region,
+                encode(key)
+            ),
+        }
+    }
+
+    /// Copies `src_key` of `src` to `key` here. `shown` names the destination in errors.
+    pub async fn copy_from(
+        &self,
+        src: &Bucket,
+        src_key: &str,
+        key: &str,
+        shown: &str,
+    ) -> Result<()> {
+        let source = format!("{}/{}", src.bucket, encode(src_key));
+        let mut last = String::new();
+        for attempt in 0..=self.retries {
+            if attempt > 0 {
+                let wait = Duration::from_millis(100u64 << attempt.min(6));
+                tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
+            }
+            match self.copy_once(&source, key).await {
+                Ok(()) => return Ok(()),
+                Err((retry, why)) => {
+                    last = why;
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(Error::from(std::io::Error::other(format!(
+            "CopyObject from {source} failed: {last} (check that the credentials may read the \
+             source bucket and write this one)"
+        )))
+        .in_shard(shown.to_string()))
+    }
+
+    /// One attempt; the error says whether another may succeed.
+    async fn copy_once(&self, source: &str, key: &str) -> std::result::Result<(), (bool, String)> {
+        let fatal = |e: String| (false, e);
+        let mut request = http::Request::builder()
+            .method(http::Method::PUT)
+            .uri(self.url(key))
+            .header("x-amz-copy-source", source)
+            .header(http::header::CONTENT_LENGTH, "0")
+            .body(HttpRequestBody::empty())
+            .map_err(|e| fatal(e.to_string()))?;
+        AwsAuthorizer::new(&self.credential, "s3", &self.region)
+            .try_authorize(&mut request, None)
+            .map_err(|e| fatal(e.to_string()))?;
+        let mut builder = self.client.put(request.uri().to_string());
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| (true, format!("no answer: {e}")))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| (true, format!("answer cut short: {e}")))?;
+        // S3 may answer 200 and report the failure in the body.
+        if status.is_success() && !body.contains("<Error>") {
+            return Ok(());
+        }
+        let retry = status.is_server_error() || status.as_u16() == 429 || status.is_success();
+        let code = body
+            .split_once("<Code>")
+            .and_then(|(_, rest)| rest.split_once("</Code>"))
+            .map_or("", |(code, _)| code);
+        Err((retry, format!("HTTP {} {code}", status.as_u16())))
+    }
+}
+
+/// A key as S3 wants it in a URL path and in `x-amz-copy-source`: every byte but the
+/// unreserved ones and `/` percent-encoded.
+fn encode(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A client for the copies: no bound on the whole request (a copy of gigabytes takes a
+/// while), the read timeout bounds a stalled answer.
+pub(super) fn client(connect: Duration, read: Duration) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(connect)
+        .read_timeout(read.max(Duration::from_secs(300)))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| Error::invalid(format!("cannot build the HTTP client for S3 copies: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_keys_as_s3_wants() {
+        assert_eq!(encode("a/b-c_d.e~f"), "a/b-c_d.e~f");
+        assert_eq!(encode("a b+c"), "a%20b%2Bc");
+        assert_eq!(encode("é"), "%C3%A9");
+    }
+}
