@@ -35,6 +35,11 @@ pub struct MirrorArgs {
     /// Read each copied shard back from DST and hash it again.
     #[arg(long)]
     pub verify_after_copy: bool,
+    /// S3 to S3 on one endpoint: take each copy the store makes (CopyObject) on its length,
+    /// without reading it back to hash it (by default it is read back, so that a source
+    /// object damaged at rest is reported, never published).
+    #[arg(long)]
+    pub trust_store_copy: bool,
     /// Copy only part of the dataset, as a new dataset with its own manifest. Repeatable:
     /// kind=sft,preference | edit-type=TYPE | category=CATEGORY | shards=A..B (0-based,
     /// end excluded). Values of one field are alternatives; fields combine with AND.
@@ -76,6 +81,7 @@ pub fn run(args: MirrorArgs) -> Result<ExitCode> {
         verify_only: args.verify_only,
         force: args.force,
         verify_after_copy: args.verify_after_copy,
+        trust_store_copy: args.trust_store_copy,
         subset,
         work_dir: args.work_dir,
         break_lock: args.break_lock,

@@ -589,7 +589,7 @@ fn s3_to_s3_on_one_endpoint_is_copied_by_the_store_without_moving_bytes_through_
     // Within the bucket (object_store's copy), then into another bucket (signed here).
     for (dst, bucket, prefix) in [("s3://both/b", "both", "b"), ("s3://other/c", "other", "c")] {
         let proxy = FaultProxy::start(server.port);
-        let o = cmd(&["mirror", "s3://both/a", dst])
+        let o = cmd(&["mirror", "s3://both/a", dst, "--trust-store-copy"])
             .args(["--s3-endpoint", &proxy.endpoint()])
             .env("AWS_ACCESS_KEY_ID", server.access_key)
             .env("AWS_SECRET_ACCESS_KEY", server.secret_key)
@@ -629,6 +629,33 @@ fn s3_to_s3_on_one_endpoint_is_copied_by_the_store_without_moving_bytes_through_
         assert!(
             ((sent + received) as u64) < (64 << 10) && shard_bytes > 6 << 20,
             "{dst}: {sent} bytes sent, {received} received, for {shard_bytes} bytes of shards"
+        );
+    }
+
+    // By default each copy the store made is read back and hashed (the source object was not
+    // read here): still nothing uploaded through the client, every shard GET from DST.
+    let proxy = FaultProxy::start(server.port);
+    let o = cmd(&["mirror", "s3://both/a", "s3://other/d"])
+        .args(["--s3-endpoint", &proxy.endpoint()])
+        .env("AWS_ACCESS_KEY_ID", server.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", server.secret_key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let seen = proxy.seen();
+    for sh in &m.shards {
+        let of_shard: Vec<_> = seen.iter().filter(|r| r.path.contains(&sh.path)).collect();
+        assert!(
+            of_shard.iter().all(|r| r.request_body == 0),
+            "{}: {of_shard:?}",
+            sh.path
+        );
+        assert!(
+            of_shard
+                .iter()
+                .any(|r| r.method == "GET" && r.path == format!("/other/d/{}", sh.path)),
+            "{}: not read back: {of_shard:?}",
+            sh.path
         );
     }
 }

@@ -6,7 +6,8 @@
 //! - Every copied shard is checked against the source manifest (length and SHA-256) while it
 //!   streams, and published under its name only if it matches ([`shard::checked`]). Between
 //!   two S3 locations on one endpoint the store copies each shard itself (`CopyObject`, see
-//!   [`shard::copy`]): nothing streams, the copy is checked by length.
+//!   [`shard::copy`]): nothing is uploaded from here, and the copy is read back and hashed
+//!   (the source object was not read), unless `trust_store_copy` takes it on its length.
 //! - A shard already at DST with the right length and SHA-256 is skipped: an interrupted
 //!   mirror resumes, a repeated one only reads DST. One that differs is reported and left
 //!   alone unless `force` is set: it may be the better copy.
@@ -51,6 +52,11 @@ pub struct MirrorOptions {
     /// Read every copied shard back from DST and hash it again (the copy is already checked
     /// as it streams; this also catches a store that corrupts what it was sent).
     pub verify_after_copy: bool,
+    /// Take a copy made inside the store (S3 to S3 on one endpoint) on its length alone.
+    /// By default such a copy is read back and hashed against the manifest, since the
+    /// source object was not read here: a source damaged at rest is then reported, never
+    /// published. This skips that read (nothing of the shard passes through this process).
+    pub trust_store_copy: bool,
     /// Write only these records, as a new dataset.
     pub subset: Option<Subset>,
     /// Where `subset` stages rewritten shards (default: the system temp directory).
@@ -67,6 +73,7 @@ impl Default for MirrorOptions {
             verify_only: false,
             force: false,
             verify_after_copy: false,
+            trust_store_copy: false,
             subset: None,
             work_dir: None,
             break_lock: false,
@@ -289,10 +296,13 @@ async fn one_shard(
         }
         AtDest::Differs { .. } => true,
     };
-    if let Err(e) = shard::copy(src, dst, rel, &want, progress).await {
-        return Outcome::Failed(e.to_string());
-    }
-    if let Some(problem) = check_copy(dst, rel, &want, opts, progress).await {
+    let by_store = match shard::copy(src, dst, rel, &want, progress).await {
+        Ok(by_store) => by_store,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    // A streamed copy was hashed as it passed; one the store made was not.
+    let read_back = opts.verify_after_copy || (by_store && !opts.trust_store_copy);
+    if let Some(problem) = check_copy(dst, rel, &want, read_back, progress).await {
         return Outcome::Failed(problem);
     }
     if replacing {
@@ -302,15 +312,15 @@ async fn one_shard(
     }
 }
 
-/// After a copy: the length by HEAD, or everything again with `verify_after_copy`.
+/// After a copy: the length by HEAD, or everything again (`read_back`).
 async fn check_copy(
     dst: &Location,
     rel: &str,
     want: &Expected,
-    opts: &MirrorOptions,
+    read_back: bool,
     progress: &Progress,
 ) -> Option<String> {
-    let at = if opts.verify_after_copy {
+    let at = if read_back {
         shard::inspect(dst, rel, want, progress).await
     } else {
         match dst.head(rel).await {
@@ -447,7 +457,7 @@ async fn subset_shard(
             AtDest::Differs { .. } if !opts.force => Outcome::Differs(at.describe(&want)),
             _ => {
                 dst.put_file(&entry.path, &file).await?;
-                match check_copy(dst, &entry.path, &want, opts, progress).await {
+                match check_copy(dst, &entry.path, &want, opts.verify_after_copy, progress).await {
                     Some(problem) => Outcome::Failed(problem),
                     None if matches!(at, AtDest::Differs { .. }) => Outcome::Replaced,
                     None => Outcome::Copied,

@@ -232,25 +232,24 @@ pub fn remove_stale_partials(dst: &Location, rel: &str) {
 /// endpoint: the store copies the object itself and no byte passes through here), else
 /// streamed and published only if its bytes are `want`.
 ///
-/// A copy made by the store is not hashed here: it is the source object's exact bytes, which
-/// the source's own upload was checked against (the caller checks its length; `--verify`
-/// reads it back).
+/// Returns whether the store made the copy: those bytes were not hashed here, and the caller
+/// reads them back unless told to trust the store's copy.
 pub(crate) async fn copy(
     src: &Location,
     dst: &Location,
     rel: &str,
     want: &Expected,
     progress: &Arc<Progress>,
-) -> Result<()> {
+) -> Result<bool> {
     if dst.copy_from(src, rel, want.bytes).await? {
         progress.bytes(want.bytes);
-        return Ok(());
+        return Ok(true);
     }
     remove_stale_partials(dst, rel);
     let stream = src.get_stream(rel).await?;
     let stream = checked(stream, want.clone(), src.display_of(rel), progress.clone());
     dst.put_stream(rel, stream).await?;
-    Ok(())
+    Ok(false)
 }
 
 #[cfg(test)]
