@@ -301,6 +301,62 @@ fn honest_pages_larger_than_the_budget_are_read_one_page_at_a_time() {
 }
 
 #[test]
+fn a_row_whose_columns_hold_large_pages_at_once_is_refused_within_the_budget() {
+    // Four binary columns (the output and three unmapped), each one page of four 1 MiB values:
+    // reading one row holds the four pages at once, 16 MiB, where the budget (8 MiB) and one
+    // page (the cell limit, 4 MiB, and its slack) allow 13 MiB. Pages are decoded whole, so a
+    // file of many such columns would hold their sum (issue 25's hostile pass: 4.58 GB with
+    // seven). Each row is refused with the budget that reads it; with that budget all convert.
+    const VALUE: usize = 1 << 20;
+    const ROWS: usize = 4;
+    let case = Case::new("wide");
+    let page = |column: usize| {
+        let values: Vec<Vec<u8>> = (0..ROWS)
+            .map(|k| big_png((column * ROWS + k) as u32, VALUE))
+            .collect();
+        let refs: Vec<&[u8]> = values.iter().map(|v| &v[..]).collect();
+        Page::data(ROWS as i32, pq::PLAIN, pq::plain(&refs))
+    };
+    let after = Chunk::new(&["after"], pq::BYTE_ARRAY, pq::UNCOMPRESSED, vec![page(0)]);
+    let names = ["x1", "x2", "x3"];
+    let extra: Vec<SchemaElement> = names.iter().map(|n| pq::binary(n)).collect();
+    let chunks = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Chunk::new(&[n], pq::BYTE_ARRAY, pq::UNCOMPRESSED, vec![page(i + 1)]))
+        .collect();
+    case.write(ROWS, after, &extra, chunks);
+
+    let (o, out, peak) = case.convert(
+        "tight",
+        &["--batch-memory", "8MiB", "--max-image-size", "4MiB"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let f = failures(&out);
+    assert_eq!(f.len(), ROWS, "{f:?}");
+    for row in &f {
+        assert_eq!(row["reason"], "too-large", "{row}");
+        let detail = row["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("--batch-memory") && detail.contains("columns"),
+            "{detail}"
+        );
+    }
+    assert_peak(
+        "four 4 MiB pages, 8 MiB budget",
+        peak,
+        13 * MIB + 64 * MIB + BASE,
+    );
+
+    let (o, out, _) = case.convert(
+        "roomy",
+        &["--batch-memory", "64MiB", "--max-image-size", "4MiB"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(records(&out).len(), ROWS);
+}
+
+#[test]
 fn a_dataset_where_every_row_fails_is_converted_in_bounded_memory() {
     use editshard_tools::hub_parquet::{Col, write};
     const ROWS: usize = 300_000;

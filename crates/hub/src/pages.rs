@@ -46,6 +46,10 @@ pub enum Refusal {
 /// readers before each page is decoded.
 pub struct Meter {
     budget: u64,
+    /// What the pages held at once may take when one row is read: the budget plus one page
+    /// over it. A row whose columns' pages need more together is refused, since pages are
+    /// decoded whole: their sizes are what a file chooses, not what a row needs.
+    one_row_pages: u64,
     state: Mutex<MeterState>,
 }
 
@@ -60,9 +64,10 @@ struct MeterState {
 }
 
 impl Meter {
-    pub fn new(columns: usize, budget: u64) -> Meter {
+    pub fn new(columns: usize, budget: u64, max_page: u64) -> Meter {
         Meter {
             budget,
+            one_row_pages: budget.saturating_add(max_page),
             state: Mutex::new(MeterState {
                 held: vec![0; columns],
                 out: vec![0; columns],
@@ -119,6 +124,17 @@ impl Meter {
         if s.batch_rows > 1 && total > self.budget {
             drop(s);
             return Err(self.refuse(Refusal::OverBudget));
+        }
+        let pages = s.held.iter().fold(0u64, |a, b| a.saturating_add(*b));
+        if s.batch_rows <= 1 && pages > self.one_row_pages {
+            let columns = s.held.iter().filter(|h| **h > 0).count();
+            drop(s);
+            return Err(self.refuse(Refusal::TooLarge(format!(
+                "reading this row holds pages of {columns} columns at once, {pages} bytes \
+                 decoded, over the batch budget plus one page ({} bytes): convert it again \
+                 with a larger --batch-memory (at least {pages} bytes)",
+                self.one_row_pages
+            ))));
         }
         Ok(())
     }
@@ -730,7 +746,7 @@ mod tests {
 
     #[test]
     fn the_meter_refuses_a_batch_over_the_budget_but_not_one_row() {
-        let m = Meter::new(2, 100);
+        let m = Meter::new(2, 100, 300);
         m.start_batch(4);
         m.charge(0, 30, 30).unwrap();
         assert!(m.charge(1, 30, 30).is_err());
@@ -738,5 +754,16 @@ mod tests {
         m.start_batch(1);
         m.charge(0, 300, 300).unwrap();
         assert_eq!(m.refusal(), None);
+    }
+
+    #[test]
+    fn one_row_may_hold_the_budget_and_one_page_but_no_more() {
+        let m = Meter::new(3, 100, 300);
+        m.start_batch(1);
+        m.charge(0, 300, 300).unwrap();
+        m.charge(1, 100, 100).unwrap();
+        assert_eq!(m.refusal(), None);
+        assert!(m.charge(2, 1, 1).is_err());
+        assert!(matches!(m.refusal(), Some(Refusal::TooLarge(d)) if d.contains("--batch-memory")));
     }
 }

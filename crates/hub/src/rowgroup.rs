@@ -120,12 +120,17 @@ pub(crate) fn read(
     };
     let levels = parquet_to_arrow_field_levels(descr, mask, Some(&file.decoded))
         .map_err(|e| fail(k, format!("cannot map the columns to Arrow: {e}")))?;
-    let meter = Arc::new(Meter::new(descr.num_columns(), limits.batch_bytes));
+    let max_page = limits.max_cell.saturating_add(PAGE_SLACK);
+    let meter = Arc::new(Meter::new(
+        descr.num_columns(),
+        limits.batch_bytes,
+        max_page,
+    ));
     let group = OneRowGroup {
         file,
         rg,
         meter: meter.clone(),
-        max_page: limits.max_cell.saturating_add(PAGE_SLACK),
+        max_page,
     };
     let mut batch = first_batch(file.meta.metadata().row_group(rg), &leaves, limits);
     'restart: while k < total {
