@@ -175,6 +175,25 @@ impl Cell {
         matches!(self, Cell::Null)
     }
 
+    /// The bytes of its binary and text values, nested ones included: what holding it costs,
+    /// near enough to bound it.
+    pub fn byte_len(&self) -> u64 {
+        match self {
+            Cell::Null | Cell::Bool(_) | Cell::Int(_) | Cell::Float(_) => 8,
+            Cell::Text(t) => t.len() as u64,
+            Cell::Bytes(b) => b.len() as u64,
+            Cell::Image { bytes, path } => {
+                bytes.as_ref().map_or(0, |b| b.len() as u64)
+                    + path.as_ref().map_or(0, |p| p.len() as u64)
+            }
+            Cell::List(items) => items.iter().map(Cell::byte_len).sum(),
+            Cell::Struct(fields) => fields
+                .iter()
+                .map(|(n, c)| n.len() as u64 + c.byte_len())
+                .sum(),
+        }
+    }
+
     /// The value as text: strings as they are, numbers written out (for ids and keys).
     pub fn as_key(&self) -> Option<String> {
         match self {

@@ -277,8 +277,31 @@ impl Plan {
     }
 
     /// The rows at `ordinals` (increasing), those that can be read.
-    fn reread(&self, mapping: &Mapping, ordinals: &[u64], limits: ReadLimits) -> Vec<Row> {
+    /// Where row `ordinal` is.
+    fn pos_of(&self, ordinal: u64) -> Option<Pos> {
+        let unit = self
+            .units
+            .get(self.units.partition_point(|u| u.first + u.rows <= ordinal))?;
+        let file = &self.files[unit.file];
+        Some(Pos {
+            file_index: file.index,
+            file: file.rel.clone(),
+            row_group: unit.rg as u64,
+            row: ordinal - self.file_starts[unit.file],
+        })
+    }
+
+    /// A session's rows read again, or `Err(bytes)` once what they hold passes what one
+    /// record may (`room`): the rest are not read, so a session is never held past that.
+    fn reread(
+        &self,
+        mapping: &Mapping,
+        ordinals: &[u64],
+        limits: ReadLimits,
+        room: u64,
+    ) -> std::result::Result<Vec<Row>, u64> {
         let mut rows = Vec::new();
+        let mut bytes = 0u64;
         let mut i = 0;
         while i < ordinals.len() {
             let o = ordinals[i];
@@ -294,12 +317,22 @@ impl Plan {
             };
             let _ = file.read_rows(unit.rg, &local, limits, |d| {
                 if let Delivery::Row(r) = d {
+                    bytes = r
+                        .cells
+                        .iter()
+                        .fold(bytes, |b, (_, c)| b.saturating_add(c.byte_len()));
+                    if bytes > room {
+                        return Ok(ControlFlow::Break(()));
+                    }
                     rows.push(r);
                 }
                 Ok(ControlFlow::Continue(()))
             });
+            if bytes > room {
+                return Err(bytes);
+            }
         }
-        rows
+        Ok(rows)
     }
 
     fn drain(
@@ -327,8 +360,29 @@ impl Plan {
                         log::warn!("{}, row {}: {text}", pos.file, pos.row);
                     }
                     Out::Reread { key, rows, at } => {
-                        let read = self.reread(run.mapping, &rows, run.limits);
-                        builder.complete(key, read, at, outs);
+                        let room = editshard::format::Limits::DEFAULT.record_image_room();
+                        match self.reread(run.mapping, &rows, run.limits, room) {
+                            Ok(read) => builder.complete(key, read, at, outs),
+                            Err(bytes) => {
+                                // As `Builder` refuses a session it holds whole: row by row.
+                                let detail = format!(
+                                    "session {key:?}: its rows hold more than {room} bytes \
+                                     (at least {bytes}), over what one record may hold"
+                                );
+                                outs.extend(rows.iter().filter_map(|&o| self.pos_of(o)).map(
+                                    |pos| {
+                                        let failure = RowFailure {
+                                            pos,
+                                            id: Some(key.clone()),
+                                            rows: 1,
+                                            reason: "too-large".into(),
+                                            detail: detail.clone(),
+                                        };
+                                        Out::Failed(failure, at)
+                                    },
+                                ));
+                            }
+                        }
                     }
                 }
             }
