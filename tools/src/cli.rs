@@ -50,6 +50,15 @@ pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// A path as the `&str` a command line wants.
+/// The command refused a symbolic link planted in its destination (exit 2, naming it) and
+/// wrote nothing into `outside`, where the link points.
+pub fn assert_refused_link(o: &Output, outside: &Path) {
+    assert_eq!(o.status.code(), Some(2), "{}", text(o));
+    assert!(text(o).contains("symbolic link"), "{}", text(o));
+    let written = fs::read_dir(outside).unwrap().count();
+    assert_eq!(written, 0, "written through the link: {}", text(o));
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }
