@@ -333,24 +333,14 @@ impl Builder {
             };
             // A session too large for one record: each of its rows is refused, by position
             // (the shard writer would refuse the record as one row, the others unreported).
-            let room = editshard::format::Limits::DEFAULT.record_image_room();
+            let room = session_room();
             let bytes = session_image_bytes(&run);
             if bytes > room {
-                for p in run {
-                    out.push(Out::Failed(
-                        RowFailure {
-                            id: Some(id.clone()),
-                            rows: 1,
-                            detail: format!(
-                                "session {key:?}: its turns' images take {bytes} bytes \
-                                 together, over the {room} one record may hold"
-                            ),
-                            pos: p.pos,
-                            reason: "too-large".into(),
-                        },
-                        at,
-                    ));
-                }
+                let detail = format!(
+                    "session {key:?}: its turns' images take {bytes} bytes together, over the \
+                     {room} one record may hold"
+                );
+                refuse_session(&id, run.into_iter().map(|p| p.pos), &detail, at, out);
                 continue;
             }
             let mut extras = Map::new();
@@ -582,6 +572,32 @@ pub fn split_of(file: &str) -> String {
         }
     }
     stem.to_string()
+}
+
+/// What one record's images may take together: a session over it is refused.
+pub fn session_room() -> u64 {
+    editshard::format::Limits::DEFAULT.record_image_room()
+}
+
+/// Refuses a session too large for one record: each of its rows (at `positions`) as
+/// `too-large`, handed back at `at`.
+pub fn refuse_session(
+    id: &str,
+    positions: impl IntoIterator<Item = Pos>,
+    detail: &str,
+    at: u64,
+    out: &mut Vec<Out>,
+) {
+    out.extend(positions.into_iter().map(|pos| {
+        let failure = RowFailure {
+            pos,
+            id: Some(id.to_string()),
+            rows: 1,
+            reason: "too-large".into(),
+            detail: detail.to_string(),
+        };
+        Out::Failed(failure, at)
+    }));
 }
 
 /// The bytes of a session's distinct images (a turn's source is the previous turn's output,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use editshard_hub::Mapping;
 use editshard_hub::cell::Cell;
 use editshard_hub::reader::{Delivery, FileOutline, ParquetFile, Pos, ReadLimits, Row};
-use editshard_hub::records::{Builder, Out, RowFailure};
+use editshard_hub::records::{self, Builder, Out, RowFailure};
 use editshard_hub::sessions::SessionIndex;
 
 use crate::failures::Failure;
@@ -277,11 +277,15 @@ impl Plan {
     }
 
     /// The rows at `ordinals` (increasing), those that can be read.
+    /// The row group holding row `ordinal`.
+    fn unit_of(&self, ordinal: u64) -> Option<&Unit> {
+        self.units
+            .get(self.units.partition_point(|u| u.first + u.rows <= ordinal))
+    }
+
     /// Where row `ordinal` is.
     fn pos_of(&self, ordinal: u64) -> Option<Pos> {
-        let unit = self
-            .units
-            .get(self.units.partition_point(|u| u.first + u.rows <= ordinal))?;
+        let unit = self.unit_of(ordinal)?;
         let file = &self.files[unit.file];
         Some(Pos {
             file_index: file.index,
@@ -305,8 +309,7 @@ impl Plan {
         let mut i = 0;
         while i < ordinals.len() {
             let o = ordinals[i];
-            let u = self.units.partition_point(|u| u.first + u.rows <= o);
-            let Some(unit) = self.units.get(u) else { break };
+            let Some(unit) = self.unit_of(o) else { break };
             let mut local = Vec::new();
             while i < ordinals.len() && ordinals[i] < unit.first + unit.rows {
                 local.push(ordinals[i] - unit.first);
@@ -360,27 +363,16 @@ impl Plan {
                         log::warn!("{}, row {}: {text}", pos.file, pos.row);
                     }
                     Out::Reread { key, rows, at } => {
-                        let room = editshard::format::Limits::DEFAULT.record_image_room();
+                        let room = records::session_room();
                         match self.reread(run.mapping, &rows, run.limits, room) {
                             Ok(read) => builder.complete(key, read, at, outs),
                             Err(bytes) => {
-                                // As `Builder` refuses a session it holds whole: row by row.
                                 let detail = format!(
                                     "session {key:?}: its rows hold more than {room} bytes \
                                      (at least {bytes}), over what one record may hold"
                                 );
-                                outs.extend(rows.iter().filter_map(|&o| self.pos_of(o)).map(
-                                    |pos| {
-                                        let failure = RowFailure {
-                                            pos,
-                                            id: Some(key.clone()),
-                                            rows: 1,
-                                            reason: "too-large".into(),
-                                            detail: detail.clone(),
-                                        };
-                                        Out::Failed(failure, at)
-                                    },
-                                ));
+                                let positions = rows.iter().filter_map(|&o| self.pos_of(o));
+                                records::refuse_session(&key, positions, &detail, at, outs);
                             }
                         }
                     }
