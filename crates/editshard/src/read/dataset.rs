@@ -86,6 +86,13 @@ impl Dataset {
         self.inner.footers_loaded()
     }
 
+    /// The bytes the footer cache holds now (`ShardIndex::heap_bytes` of each loaded footer,
+    /// plus a little for its entry), at most [`DatasetOptions::footer_cache_bytes`] but for
+    /// the footer loaded last.
+    pub fn footer_bytes(&self) -> u64 {
+        self.inner.footer_bytes()
+    }
+
     fn locate_or_err(&self, index: u64) -> Result<(usize, usize)> {
         self.inner.locate(index).ok_or_else(|| {
             Error::invalid(format!(

@@ -273,6 +273,11 @@ impl Inner {
         self.lock_footers().len()
     }
 
+    /// What the loaded footers hold, as the cache counts it against its budget.
+    pub fn footer_bytes(&self) -> u64 {
+        self.lock_footers().bytes
+    }
+
     async fn load_shard(&self, s: usize) -> Result<Arc<LoadedShard>> {
         let entry = &self.manifest.shards[s];
         let name = self.location.display_of(&entry.path);

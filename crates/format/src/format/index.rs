@@ -20,7 +20,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 
-pub use super::shard_index::{BlobLoc, FrameLoc, RecordLoc, ShardIndex};
+pub use super::shard_index::{BlobLoc, FrameLoc, IndexMemory, RecordLoc, ShardIndex};
 
 /// One frame as the index lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -99,6 +99,22 @@ struct BlobSlot {
     data_rel: u32,
 }
 
+/// What a [`ShardIndex`] holds in memory, in bytes, by part.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexMemory {
+    /// The index payload, when it is a buffer of its own (a compressed index, decompressed);
+    /// 0 when it is read in place over a memory map.
+    pub payload: u64,
+    /// The fixed-size tables that locate entries in the payload.
+    pub tables: u64,
+}
+
+impl IndexMemory {
+    pub fn total(&self) -> u64 {
+        self.payload + self.tables
+    }
+}
+
 /// The index of one shard, read in place: every record, frame and image with absolute
 /// offsets, looked up in the footer's own bytes.
 #[derive(Debug, Clone)]
@@ -289,25 +305,28 @@ impl ShardIndex {
     /// The memory this index holds (what a cache of loaded footers should count): the
     /// payload when it is a buffer of its own, and the tables that locate entries in it.
     pub fn heap_bytes(&self) -> u64 {
+        self.memory().total()
+    }
+
+    /// [`Self::heap_bytes`] by part.
+    pub fn memory(&self) -> IndexMemory {
         use std::mem::size_of;
         let payload = if self.payload_owned {
             self.payload.len()
         } else {
             0
         };
-        // The dictionary's bytes are in the payload; zstd's prepared form holds them again
-        // with its entropy tables (about 27 kB more).
-        let dictionary = self
-            .dictionary
-            .as_ref()
-            .map_or(0, |d| d.bytes().len() + (27 << 10));
-        (size_of::<Self>()
-            + payload
-            + dictionary
+        let tables = size_of::<Self>()
             + self.frames.capacity() * size_of::<FrameLoc>()
             + self.records.capacity() * size_of::<RecordSlot>()
             + self.blobs.capacity() * size_of::<BlobSlot>()
-            + self.by_id.capacity() * size_of::<u32>()) as u64
+            + self.by_id.capacity() * size_of::<u32>();
+        // The dictionary's bytes are in the payload; its prepared form is in the process's
+        // bounded cache of them (`super::prepared`), not counted here.
+        IndexMemory {
+            payload: payload as u64,
+            tables: tables as u64,
+        }
     }
 
     /// The record with this id, if the shard has it.
