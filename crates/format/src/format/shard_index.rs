@@ -212,11 +212,15 @@ impl ShardIndex {
                 data_rel: data_rel as u32,
             })
             .collect();
-        let (payload, payload_owned) = match (&body.payload, footer) {
+        let (payload, payload_owned) = match (body.payload, footer) {
             (std::borrow::Cow::Borrowed(slice), Footer::Shared(shared)) => {
                 (shared.slice_ref(slice), false)
             }
-            (payload, _) => (Bytes::copy_from_slice(payload), true),
+            (std::borrow::Cow::Borrowed(slice), Footer::Borrowed(_)) => {
+                (Bytes::copy_from_slice(slice), true)
+            }
+            // A decompressed payload is kept as it is, not copied.
+            (std::borrow::Cow::Owned(payload), _) => (Bytes::from(payload), true),
         };
         builder.finish(payload, payload_owned, dictionary, limits)
     }
