@@ -15,7 +15,7 @@
 # Environment (defaults in brackets): SIZES ["100000 386203 4000000"] records; BUDGETS
 # ["default 256"] footer cache budgets in MiB (`DatasetOptions::footer_cache_bytes`; "default"
 # leaves the default, 16 MiB; 256 was the default before); DICT_KIB [unset] the prepared
-# dictionaries' budget in KiB (`format::set_prepared_dictionary_budget`; default 4096);
+# dictionaries' budget in KiB (`format::set_prepared_dictionary_budget`; default 1024);
 # GETS [2000]; BIN_DIR [unset: build target/release] where bench_footprint is; BASE_BIN_DIR
 # [unset] a baseline build's bench_footprint (e.g. of main), measured in the same run on the
 # same datasets; PYTHON [unset] a Python that imports editshard (e.g. with PYTHONPATH set to

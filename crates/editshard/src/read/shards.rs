@@ -43,7 +43,7 @@ pub struct DatasetOptions {
     /// index, half the tables that locate its entries); the least recently used go beyond
     /// it. At least one footer is always kept. The default, 16 MiB, holds the footers of
     /// some 110,000 records: a reader's memory stays flat however large the dataset (with the
-    /// process's 4 MiB of prepared metadata dictionaries, `format::prepared`), at the cost of
+    /// process's 1 MiB of prepared metadata dictionaries, `format::prepared`), at the cost of
     /// loading a footer again (~0.25 ms for a shard of 556 records) when a random read comes
     /// back to a shard whose footer went. Raise it for random metadata reads over more
     /// records than it holds.

@@ -168,14 +168,17 @@ impl GroupTable {
     /// Checks a table as [`Self::parse_located`] does, with the same errors, without building
     /// it (loading a footer again after the reader's cache dropped it is then a walk over its
     /// bytes, not an allocation per record): each record's entry position and its metadata's
-    /// offset in the frame's data go to `records`, each blob's to `blobs`. `used` is scratch
-    /// space, reused from table to table.
+    /// offset in the frame's data go to `records`, each blob's to `blobs`, as u32 (an index
+    /// payload is at most `max_index_len` and a frame's data at most `max_frame_len`, both
+    /// u32; a table whose lengths overflow the latter is refused by the caller, which checks
+    /// `data_len` against the frame's length). `used` is scratch space, reused from table to
+    /// table.
     pub(crate) fn scan<'a>(
         c: &mut Cursor<'a>,
         limits: &Limits,
         used: &mut Vec<bool>,
-        records: &mut Vec<(usize, u64)>,
-        blobs: &mut Vec<(usize, u64)>,
+        records: &mut Vec<(u32, u32)>,
+        blobs: &mut Vec<(u32, u32)>,
     ) -> Result<ScannedTable<'a>> {
         let n_records = c.varint_in("group record count", 1, limits.max_group_records.into())?;
         let n_blobs = c.varint_in("group blob count", 0, limits.max_group_blobs.into())?;
@@ -219,7 +222,7 @@ impl GroupTable {
                 }
                 used[b as usize] = true;
             }
-            records.push((entry_at, meta_at));
+            records.push((entry_at as u32, meta_at as u32));
             meta_at += meta_len;
         }
         let mut data_at = meta_at;
@@ -227,7 +230,7 @@ impl GroupTable {
             let entry_at = c.position();
             let len = c.varint_in("blob length", 1, limits.max_frame_len.into())?;
             c.u32("blob CRC")?;
-            blobs.push((entry_at, data_at));
+            blobs.push((entry_at as u32, data_at as u32));
             data_at += len;
         }
         if let Some(unused) = used.iter().position(|u| !u) {

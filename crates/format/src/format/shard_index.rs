@@ -200,17 +200,11 @@ impl ShardIndex {
         )?;
         builder.records = records
             .into_iter()
-            .map(|(entry, meta_rel)| RecordSlot {
-                entry: entry as u32,
-                meta_rel: meta_rel as u32,
-            })
+            .map(|(entry, meta_rel)| RecordSlot { entry, meta_rel })
             .collect();
         builder.blobs = blobs
             .into_iter()
-            .map(|(entry, data_rel)| BlobSlot {
-                entry: entry as u32,
-                data_rel: data_rel as u32,
-            })
+            .map(|(entry, data_rel)| BlobSlot { entry, data_rel })
             .collect();
         let (payload, payload_owned) = match (body.payload, footer) {
             (std::borrow::Cow::Borrowed(slice), Footer::Shared(shared)) => {
