@@ -1,7 +1,7 @@
 """The Python half of bench/footprint.sh: what a Python reader process (a DataLoader worker)
 holds once it has touched every shard of a local dataset.
 
-    python bench/footprint.py DATASET [--gets N]
+    python bench/footprint.py DATASET [--gets N] [--cache-mib N]
 
 Opens DATASET with ``editshard.open(DATASET, images="none")``, reads the first record of every
 shard (so every footer is loaded, as in a shuffled epoch), then N random records, timing each.
@@ -29,12 +29,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("dataset")
     parser.add_argument("--gets", type=int, default=2000)
+    parser.add_argument(
+        "--cache-mib", type=int, default=None, help="footer_cache_bytes in MiB"
+    )
     args = parser.parse_args()
 
     import editshard
 
     imported = rss_anon_kib()
-    ds = editshard.open(args.dataset, images="none")
+    options = (
+        {} if args.cache_mib is None else {"footer_cache_bytes": args.cache_mib << 20}
+    )
+    ds = editshard.open(args.dataset, images="none", **options)
     opened = rss_anon_kib()
     first = 0
     for n in ds.shard_records:

@@ -68,12 +68,16 @@ for N in $SIZES; do
         done
     done
     if [[ -n "${PYTHON:-}" ]]; then
-        out=$W/touch-$N-python.txt
-        "$PYTHON" "$REPO/bench/footprint.py" "$D" --gets "$GETS" > "$out"
-        awk -v n="$N" -v shards="$(val "$out" shards)" -v foot="$FOOT" \
-            -v o="$(val "$out" py_rss_anon_imported_kib)" \
-            -v a="$(val "$out" py_rss_anon_touched_kib)" -v g="$(val "$out" py_rss_anon_after_gets_kib)" \
-            -v us="$(val "$out" py_random_get_p50_us)" \
-            'BEGIN { printf "| %d | %d | %.1f | Python | default | | %.1f | %.1f | %.1f | %.1f |\n", n, shards, foot / n, o / 1024, a / 1024, g / 1024, us }'
+        for BUDGET in $BUDGETS; do
+            pargs=("$D" --gets "$GETS")
+            [[ $BUDGET != default ]] && pargs+=(--cache-mib "$BUDGET")
+            out=$W/touch-$N-python-$BUDGET.txt
+            "$PYTHON" "$REPO/bench/footprint.py" "${pargs[@]}" > "$out"
+            awk -v n="$N" -v shards="$(val "$out" shards)" -v foot="$FOOT" -v budget="$BUDGET" \
+                -v o="$(val "$out" py_rss_anon_imported_kib)" \
+                -v a="$(val "$out" py_rss_anon_touched_kib)" -v g="$(val "$out" py_rss_anon_after_gets_kib)" \
+                -v us="$(val "$out" py_random_get_p50_us)" \
+                'BEGIN { printf "| %d | %d | %.1f | Python | %s | | %.1f | %.1f | %.1f | %.1f |\n", n, shards, foot / n, budget, o / 1024, a / 1024, g / 1024, us }'
+        done
     fi
 done
