@@ -22,7 +22,6 @@ mod records;
 mod rows;
 mod writer;
 
-use editshard::manifest::Manifest;
 use editshard::read::{
     Dataset, DatasetOptions, EpochOrder, Filter, Images, Partition, PlanStream, ReadPlan,
     ResumeState, Shuffle, SkipFn,
@@ -258,8 +257,9 @@ impl NativeDataset {
         let rt = Arc::new(Runtime::new()?);
         let location =
             Location::parse(&self.settings.url, &self.settings.storage).map_err(to_py)?;
-        let manifest: Manifest = self.ds.manifest().clone();
-        let ds = Dataset::from_manifest(location, manifest, self.settings.options.clone());
+        // Shared, not cloned: a forked worker holds no second copy of the manifest.
+        let manifest = self.ds.shared_manifest();
+        let ds = Dataset::from_shared_manifest(location, manifest, self.settings.options.clone());
         Ok(NativeDataset {
             rt,
             ds,

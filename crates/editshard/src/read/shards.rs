@@ -138,7 +138,7 @@ pub(crate) async fn read_range(
 
 pub(crate) struct Inner {
     pub location: Location,
-    pub manifest: Manifest,
+    pub manifest: Arc<Manifest>,
     pub options: DatasetOptions,
     footers: Mutex<Footers>,
     /// Global index of each shard's first record.
@@ -206,7 +206,7 @@ impl Footers {
 }
 
 impl Inner {
-    pub fn new(location: Location, manifest: Manifest, options: DatasetOptions) -> Inner {
+    pub fn new(location: Location, manifest: Arc<Manifest>, options: DatasetOptions) -> Inner {
         let mut firsts = Vec::with_capacity(manifest.shards.len());
         let mut at = 0u64;
         for s in &manifest.shards {
