@@ -208,6 +208,7 @@ class NativeDataset:
         coalesce_gap: int | None = None,
         concurrency: int | None = None,
         map_local: bool = True,
+        footer_cache_bytes: int | None = None,
     ) -> NativeDataset: ...
     def reopen(self) -> NativeDataset: ...
     @property

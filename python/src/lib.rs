@@ -22,7 +22,6 @@ mod records;
 mod rows;
 mod writer;
 
-use editshard::manifest::Manifest;
 use editshard::read::{
     Dataset, DatasetOptions, EpochOrder, Filter, Images, Partition, PlanStream, ReadPlan,
     ResumeState, Shuffle, SkipFn,
@@ -202,7 +201,7 @@ impl NativeDataset {
 impl NativeDataset {
     /// Opens the dataset at `url`: reads `manifest.json`, nothing else.
     #[staticmethod]
-    #[pyo3(signature = (url, s3_endpoint=None, hf_token=None, timeout=None, connect_timeout=None, retries=None, verify="crc", coalesce_gap=None, concurrency=None, map_local=true))]
+    #[pyo3(signature = (url, s3_endpoint=None, hf_token=None, timeout=None, connect_timeout=None, retries=None, verify="crc", coalesce_gap=None, concurrency=None, map_local=true, footer_cache_bytes=None))]
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
@@ -216,6 +215,7 @@ impl NativeDataset {
         coalesce_gap: Option<u64>,
         concurrency: Option<usize>,
         map_local: bool,
+        footer_cache_bytes: Option<u64>,
     ) -> PyResult<NativeDataset> {
         let mut storage = storage_options(s3_endpoint, timeout, connect_timeout, retries)?;
         storage.hf_token = hf_token;
@@ -231,6 +231,9 @@ impl NativeDataset {
         }
         if let Some(c) = concurrency {
             options.concurrency = c.max(1);
+        }
+        if let Some(b) = footer_cache_bytes {
+            options.footer_cache_bytes = b;
         }
         let settings = Settings {
             url,
@@ -254,8 +257,9 @@ impl NativeDataset {
         let rt = Arc::new(Runtime::new()?);
         let location =
             Location::parse(&self.settings.url, &self.settings.storage).map_err(to_py)?;
-        let manifest: Manifest = self.ds.manifest().clone();
-        let ds = Dataset::from_manifest(location, manifest, self.settings.options.clone());
+        // Shared, not cloned: a forked worker holds no second copy of the manifest.
+        let manifest = self.ds.shared_manifest();
+        let ds = Dataset::from_shared_manifest(location, manifest, self.settings.options.clone());
         Ok(NativeDataset {
             rt,
             ds,

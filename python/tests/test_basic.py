@@ -328,3 +328,21 @@ def test_gil_released_while_decoding_and_reading(ds: editshard.Dataset) -> None:
         stop.set()
         t.join()
     assert all(n > 1000 for n in time_ok), time_ok
+
+
+def test_a_footer_cache_smaller_than_one_footer_still_reads_every_record(
+    sample: Path, ds: editshard.Dataset
+) -> None:
+    """With ``footer_cache_bytes`` below one footer, every read jumping between shards loads
+    its shard's footer again, and every record still comes back whole; the option survives
+    pickling (as DataLoader workers receive it)."""
+    tiny = pickle.loads(pickle.dumps(editshard.open(sample, footer_cache_bytes=1)))
+    assert len(tiny.shard_records) > 1
+    n = len(ds)
+    for k in range(2 * n):
+        i = (k * 7) % n
+        got, want = tiny[i], ds[i]
+        assert got.id == want.id
+        assert bytes(got.source.data) == bytes(want.source.data)
+    with pytest.raises(TypeError):
+        editshard.open(sample, footer_cache_bytes="big")  # type: ignore[arg-type]

@@ -5,8 +5,9 @@
 //! ```text
 //! bench_footprint synth DIR --records N [--per-shard N]   a dataset of N tiny records
 //! bench_footprint touch DATASET [--cache-mib N]           read one record of every shard
-//!                [--gets N]                               (N: the footer cache budget), then
-//!                                                         N random metadata reads
+//!                [--gets N] [--dict-kib N]                (N: the footer cache budget), then
+//!                                                         N random metadata reads (--dict-kib:
+//!                                                         prepared dictionaries' budget)
 //! ```
 //!
 //! `synth` writes records shaped like the release's (the ids, metadata and image counts of
@@ -40,11 +41,12 @@ fn main() -> ExitCode {
 
 fn run() -> Res<()> {
     let usage = "usage: bench_footprint synth DIR --records N [--per-shard N] | \
-                 touch DATASET [--cache-mib N]";
+                 touch DATASET [--cache-mib N] [--gets N] [--dict-kib N]";
     let mut args = std::env::args().skip(1);
     let mode = args.next().ok_or(usage)?;
     let target = args.next().ok_or(usage)?;
     let (mut records, mut per_shard, mut cache_mib, mut gets) = (None, 556u64, None, 0u64);
+    let mut dict_kib = None;
     while let Some(flag) = args.next() {
         let v: u64 = args
             .next()
@@ -55,6 +57,7 @@ fn run() -> Res<()> {
             "--per-shard" => per_shard = v.max(1),
             "--cache-mib" => cache_mib = Some(v),
             "--gets" => gets = v,
+            "--dict-kib" => dict_kib = Some(v),
             _ => return Err(format!("unknown option {flag}; {usage}")),
         }
     }
@@ -65,7 +68,7 @@ fn run() -> Res<()> {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?
-            .block_on(touch(&target, cache_mib, gets)),
+            .block_on(touch(&target, cache_mib, dict_kib, gets)),
         _ => Err(format!("unknown mode {mode}; {usage}")),
     }
 }
@@ -107,7 +110,10 @@ fn rss_anon_kib() -> Res<u64> {
         .ok_or_else(|| "no RssAnon in /proc/self/status".to_string())
 }
 
-async fn touch(target: &str, cache_mib: Option<u64>, gets: u64) -> Res<()> {
+async fn touch(target: &str, cache_mib: Option<u64>, dict_kib: Option<u64>, gets: u64) -> Res<()> {
+    if let Some(kib) = dict_kib {
+        editshard::format::set_prepared_dictionary_budget(kib << 10);
+    }
     let location =
         Location::parse(target, &StorageOptions::default()).map_err(|e| e.to_string())?;
     let mut options = DatasetOptions::default();
@@ -119,7 +125,8 @@ async fn touch(target: &str, cache_mib: Option<u64>, gets: u64) -> Res<()> {
         .map_err(|e| e.to_string())?;
     let before = rss_anon_kib()?;
     let shards = ds.manifest().shards.len();
-    let mut held = 0u64;
+    let mut held = editshard::format::index::IndexMemory::default();
+    let mut dict_lens = 0u64;
     let mut first = 0u64;
     for s in 0..shards {
         let record = ds
@@ -127,37 +134,51 @@ async fn touch(target: &str, cache_mib: Option<u64>, gets: u64) -> Res<()> {
             .await
             .map_err(|e| e.to_string())?;
         std::hint::black_box(record);
-        held += ds
-            .shard(s)
-            .await
-            .map_err(|e| e.to_string())?
+        let shard = ds.shard(s).await.map_err(|e| e.to_string())?;
+        let m = shard.index().memory();
+        dict_lens += shard
             .index()
-            .heap_bytes();
+            .dictionary
+            .as_ref()
+            .map_or(0, |d| d.bytes().len() as u64);
+        held.payload += m.payload;
+        held.tables += m.tables;
         first += ds.manifest().shards[s].records;
     }
     let after = rss_anon_kib()?;
     // Random metadata reads after: what a footer cache smaller than the footers costs.
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut times = Vec::with_capacity(gets as usize);
     let t = std::time::Instant::now();
     for _ in 0..gets {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
+        let one = std::time::Instant::now();
         let record = ds
             .get_with(state % ds.len(), Images::None)
             .await
             .map_err(|e| e.to_string())?;
         std::hint::black_box(record);
+        times.push(one.elapsed().as_secs_f64() * 1e6);
     }
     if gets > 0 {
         let us = t.elapsed().as_secs_f64() * 1e6 / gets as f64;
+        times.sort_by(f64::total_cmp);
         println!("random_metadata_get_us={us:.1}");
+        println!("random_metadata_get_p50_us={:.1}", times[times.len() / 2]);
     }
     let after_gets = rss_anon_kib()?;
     println!("records={}", ds.len());
     println!("shards={shards}");
     println!("footers_cached={}", ds.footers_loaded());
-    println!("footer_heap_bytes_all_shards={held}");
+    println!("footer_heap_bytes_all_shards={}", held.total());
+    println!("footer_payload_bytes_all_shards={}", held.payload);
+    println!("footer_table_bytes_all_shards={}", held.tables);
+    let (n, bytes) = editshard::format::prepared_dictionaries();
+    println!("prepared_dictionaries={n}");
+    println!("prepared_dictionary_bytes={bytes}");
+    println!("dictionary_stored_bytes_all_shards={dict_lens}");
     println!("rss_anon_open_kib={before}");
     println!("rss_anon_touched_kib={after}");
     println!("rss_anon_after_gets_kib={after_gets}");

@@ -48,9 +48,25 @@ impl Dataset {
 
     /// A dataset whose manifest was obtained some other way.
     pub fn from_manifest(location: Location, manifest: Manifest, options: DatasetOptions) -> Self {
+        Self::from_shared_manifest(location, Arc::new(manifest), options)
+    }
+
+    /// [`Self::from_manifest`] sharing a manifest already held (see [`Self::shared_manifest`]):
+    /// a handle opened again after a fork holds no second copy (at 4M records the manifest
+    /// is some 15 MB, most of it the shards' id filters).
+    pub fn from_shared_manifest(
+        location: Location,
+        manifest: Arc<Manifest>,
+        options: DatasetOptions,
+    ) -> Self {
         Dataset {
             inner: Arc::new(Inner::new(location, manifest, options)),
         }
+    }
+
+    /// The manifest, shared.
+    pub fn shared_manifest(&self) -> Arc<Manifest> {
+        Arc::clone(&self.inner.manifest)
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -84,6 +100,13 @@ impl Dataset {
     /// How many shard footers the cache holds now.
     pub fn footers_loaded(&self) -> usize {
         self.inner.footers_loaded()
+    }
+
+    /// The bytes the footer cache holds now (`ShardIndex::heap_bytes` of each loaded footer,
+    /// plus a little for its entry), at most [`DatasetOptions::footer_cache_bytes`] but for
+    /// the footer loaded last.
+    pub fn footer_bytes(&self) -> u64 {
+        self.inner.footer_bytes()
     }
 
     fn locate_or_err(&self, index: u64) -> Result<(usize, usize)> {

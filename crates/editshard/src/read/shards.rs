@@ -38,10 +38,15 @@ pub struct DatasetOptions {
     pub span_slack: u64,
     /// Requests in flight at once for one batch.
     pub concurrency: usize,
-    /// Bytes of parsed shard footers kept loaded (their memory, estimated by
-    /// `ShardIndex::heap_bytes`: about 200 bytes a record, a third of it the shard's prepared
-    /// metadata dictionary); the least recently used go beyond
-    /// it. At least one footer is always kept.
+    /// Bytes of parsed shard footers kept loaded (their memory, as `ShardIndex::heap_bytes`
+    /// counts it: about 150 bytes a record for the release's records, half the decompressed
+    /// index, half the tables that locate its entries); the least recently used go beyond
+    /// it. At least one footer is always kept. The default, 16 MiB, holds the footers of
+    /// some 110,000 records: a reader's memory stays flat however large the dataset (with the
+    /// process's 1 MiB of prepared metadata dictionaries, `format::prepared`), at the cost of
+    /// loading a footer again (~0.25 ms for a shard of 556 records) when a random read comes
+    /// back to a shard whose footer went. Raise it for random metadata reads over more
+    /// records than it holds.
     pub footer_cache_bytes: u64,
     /// Local shards are memory-mapped (default): records are zero-copy slices of the page
     /// cache. Set to false to read them with `pread`s into fresh buffers instead, for shards
@@ -61,7 +66,9 @@ impl Default for DatasetOptions {
             // images between its pieces exceed this: rare, groups average a few MB.
             span_slack: 16 << 20,
             concurrency: 8,
-            footer_cache_bytes: 256 << 20,
+            // Flat memory per reader (bench/README.md, "Reader memory"): a DataLoader worker
+            // each, 64 on a node, must not hold a dataset's footers 64 times over.
+            footer_cache_bytes: 16 << 20,
             map_local: true,
         }
     }
@@ -131,7 +138,7 @@ pub(crate) async fn read_range(
 
 pub(crate) struct Inner {
     pub location: Location,
-    pub manifest: Manifest,
+    pub manifest: Arc<Manifest>,
     pub options: DatasetOptions,
     footers: Mutex<Footers>,
     /// Global index of each shard's first record.
@@ -199,7 +206,7 @@ impl Footers {
 }
 
 impl Inner {
-    pub fn new(location: Location, manifest: Manifest, options: DatasetOptions) -> Inner {
+    pub fn new(location: Location, manifest: Arc<Manifest>, options: DatasetOptions) -> Inner {
         let mut firsts = Vec::with_capacity(manifest.shards.len());
         let mut at = 0u64;
         for s in &manifest.shards {
@@ -271,6 +278,11 @@ impl Inner {
     /// How many footers are loaded now.
     pub fn footers_loaded(&self) -> usize {
         self.lock_footers().len()
+    }
+
+    /// What the loaded footers hold, as the cache counts it against its budget.
+    pub fn footer_bytes(&self) -> u64 {
+        self.lock_footers().bytes
     }
 
     async fn load_shard(&self, s: usize) -> Result<Arc<LoadedShard>> {

@@ -14,16 +14,21 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::prepared;
+
 use crate::error::{Error, Result};
 
 /// The magic number a formatted zstd dictionary starts with (RFC 8878 section 5), little-endian.
 pub const DICTIONARY_MAGIC: [u8; 4] = [0x37, 0xA4, 0x30, 0xEC];
 
-/// A shard's metadata dictionary, checked and prepared for decompression. Cheap to clone.
+/// A shard's metadata dictionary, checked. Cheap to clone. Its prepared form (what zstd
+/// decompresses with) is not held here but in the process's bounded cache of prepared
+/// dictionaries (see [`super::prepared`]), so that a reader holding many shards' indexes does
+/// not hold as many prepared dictionaries.
 #[derive(Clone)]
 pub struct Dictionary {
     bytes: Bytes,
-    ddict: Arc<zstd::zstd_safe::DDict<'static>>,
+    digest: u64,
 }
 
 impl std::fmt::Debug for Dictionary {
@@ -58,16 +63,10 @@ impl Dictionary {
                  37 A4 30 EC)",
             ));
         }
-        let ddict = zstd::zstd_safe::DDict::try_create(&bytes).ok_or_else(|| {
-            Error::malformed(
-                "the dictionary frame's zstd dictionary is damaged (zstd cannot load its \
-                 entropy tables)",
-            )
-        })?;
-        Ok(Dictionary {
-            bytes,
-            ddict: Arc::new(ddict),
-        })
+        let digest = prepared::digest(&bytes);
+        // Preparing it checks it; the prepared form is cached for the records that follow.
+        prepared::prepared(&bytes, digest).ok_or_else(damaged)?;
+        Ok(Dictionary { bytes, digest })
     }
 
     /// The dictionary as stored.
@@ -80,8 +79,9 @@ impl Dictionary {
         u32::from_le_bytes(self.bytes[4..8].try_into().expect("checked on parse"))
     }
 
-    pub(crate) fn ddict(&self) -> &zstd::zstd_safe::DDict<'static> {
-        &self.ddict
+    /// The prepared form, from the process's cache or prepared again.
+    pub(crate) fn prepared(&self) -> Result<Arc<zstd::zstd_safe::DDict<'static>>> {
+        prepared::prepared(&self.bytes, self.digest).ok_or_else(damaged)
     }
 
     /// Trains a dictionary of at most `max_len` bytes on `samples` (zstd's ZDICT, fastCover,
@@ -91,6 +91,13 @@ impl Dictionary {
         let trained = zstd::dict::from_samples(samples, max_len).ok()?;
         Dictionary::parse(Bytes::from(trained), u32::MAX).ok()
     }
+}
+
+fn damaged() -> Error {
+    Error::malformed(
+        "the dictionary frame's zstd dictionary is damaged (zstd cannot load its entropy \
+         tables)",
+    )
 }
 
 /// Compresses metadata blocks with one dictionary (the writer's side of codec 2).

@@ -47,6 +47,16 @@ pub struct LocatedTable {
     pub blob_at: Vec<usize>,
 }
 
+/// What [`GroupTable::scan`] tells of a table it checked.
+pub(crate) struct ScannedTable<'a> {
+    pub records: usize,
+    pub blobs: usize,
+    /// Total length of the data that follows the table.
+    pub data_len: u64,
+    /// The first record whose metadata uses the shard's dictionary (codec 2).
+    pub first_dict_id: Option<&'a str>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupTable {
     pub records: Vec<RecordEntry>,
@@ -152,6 +162,88 @@ impl GroupTable {
             table,
             record_at,
             blob_at,
+        })
+    }
+
+    /// Checks a table as [`Self::parse_located`] does, with the same errors, without building
+    /// it (loading a footer again after the reader's cache dropped it is then a walk over its
+    /// bytes, not an allocation per record): each record's entry position and its metadata's
+    /// offset in the frame's data go to `records`, each blob's to `blobs`, as u32 (an index
+    /// payload is at most `max_index_len` and a frame's data at most `max_frame_len`, both
+    /// u32; a table whose lengths overflow the latter is refused by the caller, which checks
+    /// `data_len` against the frame's length). `used` is scratch space, reused from table to
+    /// table.
+    pub(crate) fn scan<'a>(
+        c: &mut Cursor<'a>,
+        limits: &Limits,
+        used: &mut Vec<bool>,
+        records: &mut Vec<(u32, u32)>,
+        blobs: &mut Vec<(u32, u32)>,
+    ) -> Result<ScannedTable<'a>> {
+        let n_records = c.varint_in("group record count", 1, limits.max_group_records.into())?;
+        let n_blobs = c.varint_in("group blob count", 0, limits.max_group_blobs.into())?;
+        used.clear();
+        used.resize(n_blobs as usize, false);
+        let mut meta_at = 0u64;
+        let mut first_dict_id = None;
+        for _ in 0..n_records {
+            let entry_at = c.position();
+            let id_len = c.varint_in("record id length", 1, limits.max_id_len.into())?;
+            let id = c.utf8("record id", id_len as usize)?;
+            let at = c.offset();
+            let code = c.u8("record kind")?;
+            if Kind::from_code(code).is_none() {
+                return Err(
+                    Error::unsupported(format!("record kind {code} (known: 0 to 3)")).at_offset(at),
+                );
+            }
+            let at = c.offset();
+            let meta_codec = c.u8("metadata codec")?;
+            if meta_codec > super::CODEC_ZSTD_DICT {
+                return Err(Error::unsupported(format!(
+                    "metadata codec {meta_codec} (known: 0 to 2)"
+                ))
+                .at_offset(at));
+            }
+            if meta_codec == super::CODEC_ZSTD_DICT && first_dict_id.is_none() {
+                first_dict_id = Some(id);
+            }
+            let meta_len = c.varint_in("metadata length", 0, limits.max_meta_len.into())?;
+            c.u32("metadata CRC")?;
+            let n_refs = c.varint_in("image count", 1, limits.max_record_images.into())?;
+            for _ in 0..n_refs {
+                let at = c.offset();
+                let b = c.varint("image reference")?;
+                if b >= n_blobs {
+                    return Err(Error::malformed(format!(
+                        "image reference {b} but the group has {n_blobs} blobs"
+                    ))
+                    .at_offset(at));
+                }
+                used[b as usize] = true;
+            }
+            records.push((entry_at as u32, meta_at as u32));
+            meta_at += meta_len;
+        }
+        let mut data_at = meta_at;
+        for _ in 0..n_blobs {
+            let entry_at = c.position();
+            let len = c.varint_in("blob length", 1, limits.max_frame_len.into())?;
+            c.u32("blob CRC")?;
+            blobs.push((entry_at as u32, data_at as u32));
+            data_at += len;
+        }
+        if let Some(unused) = used.iter().position(|u| !u) {
+            return Err(Error::malformed(format!(
+                "blob {unused} of the group is not referenced by any record"
+            ))
+            .at_offset(c.offset()));
+        }
+        Ok(ScannedTable {
+            records: n_records as usize,
+            blobs: n_blobs as usize,
+            data_len: data_at,
+            first_dict_id,
         })
     }
 

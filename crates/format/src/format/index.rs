@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::group::{GroupTable, LocatedTable};
+use super::group::GroupTable;
 use super::wire::{Cursor, put_varint};
 use super::{
     CODEC_STORED, CODEC_ZSTD, FRAME_DICTIONARY, FRAME_GROUP, FRAME_HEADER_LEN, FRAME_INDEX, Limits,
@@ -20,7 +20,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 
-pub use super::shard_index::{BlobLoc, FrameLoc, RecordLoc, ShardIndex};
+pub use super::shard_index::{BlobLoc, FrameLoc, IndexMemory, RecordLoc, ShardIndex};
 
 /// One frame as the index lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,14 +80,18 @@ impl IndexFrame {
     pub fn parse_body(body: &[u8], base: u64, limits: &Limits) -> Result<IndexFrame> {
         let body = IndexBody::open(body, base, limits)?;
         let mut frames = Vec::new();
-        let dictionary = body.walk(limits, |entry| {
-            frames.push(IndexEntry {
-                frame_len: entry.frame_len,
-                frame_type: entry.frame_type,
-                table: entry.table.map(|t| t.located.table),
-            });
-            Ok(())
-        })?;
+        let dictionary = body.walk(
+            limits,
+            |c| GroupTable::parse(c, limits),
+            |entry| {
+                frames.push(IndexEntry {
+                    frame_len: entry.frame_len,
+                    frame_type: entry.frame_type,
+                    table: entry.table.map(|t| t.located),
+                });
+                Ok(())
+            },
+        )?;
         let dictionary = dictionary.map(|range| Bytes::copy_from_slice(&body.payload[range]));
         Ok(IndexFrame { frames, dictionary })
     }
@@ -105,15 +109,16 @@ pub(crate) struct IndexBody<'a> {
 }
 
 /// One frame entry of an index payload, as [`IndexBody::walk`] meets it.
-pub(crate) struct WalkedEntry {
+pub(crate) struct WalkedEntry<T> {
     pub frame_len: u64,
     pub frame_type: u8,
-    /// For a group frame: its table and the payload positions of the table's bytes.
-    pub table: Option<WalkedTable>,
+    /// For a group frame: what the walk's table parser made of its table, and the payload
+    /// positions of the table's bytes.
+    pub table: Option<WalkedTable<T>>,
 }
 
-pub(crate) struct WalkedTable {
-    pub located: LocatedTable,
+pub(crate) struct WalkedTable<T> {
+    pub located: T,
     pub span: Range<usize>,
 }
 
@@ -153,13 +158,15 @@ impl<'a> IndexBody<'a> {
         })
     }
 
-    /// Parses the payload, checking every entry against `limits` (and each group table for
-    /// consistency), and hands each frame entry to `entry` in order. Returns the payload
-    /// positions of the dictionary's copy, when the index lists a dictionary frame.
-    pub fn walk(
-        &self,
+    /// Parses the payload, checking every entry against `limits` (each group table with
+    /// `table`, which must check it for consistency), and hands each frame entry to `entry`
+    /// in order. Returns the payload positions of the dictionary's copy, when the index lists
+    /// a dictionary frame.
+    pub fn walk<'p, T>(
+        &'p self,
         limits: &Limits,
-        mut entry: impl FnMut(WalkedEntry) -> Result<()>,
+        mut table: impl FnMut(&mut Cursor<'p>) -> Result<T>,
+        mut entry: impl FnMut(WalkedEntry<T>) -> Result<()>,
     ) -> Result<Option<Range<usize>>> {
         let mut p = Cursor::new(&self.payload, self.base);
         let n = p.varint_in("index frame count", 0, limits.max_frames.into())?;
@@ -190,7 +197,7 @@ impl<'a> IndexBody<'a> {
             }
             let table = if frame_type == FRAME_GROUP {
                 let start = p.position();
-                let located = GroupTable::parse_located(&mut p, limits)?;
+                let located = table(&mut p)?;
                 Some(WalkedTable {
                     located,
                     span: start..p.position(),

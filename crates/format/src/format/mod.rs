@@ -21,6 +21,7 @@ pub mod group;
 pub mod header;
 pub mod index;
 pub mod meta;
+pub mod prepared;
 pub mod shard_index;
 pub mod wire;
 
@@ -28,6 +29,7 @@ pub use dict::Dictionary;
 pub use group::{BlobEntry, GroupTable, RecordEntry};
 pub use header::{FrameHeader, ShardHeader, Trailer};
 pub use index::{IndexFrame, ShardIndex};
+pub use prepared::{prepared_dictionaries, set_prepared_dictionary_budget};
 
 /// The eight bytes every shard starts with.
 pub const SHARD_MAGIC: [u8; 8] = *b"\x89ESHARD\n";
@@ -247,8 +249,9 @@ fn decompress_with_dictionary(
             })?);
         }
         let dctx = slot.as_mut().expect("set above");
+        let ddict = dict.prepared().map_err(std::io::Error::other)?;
         let mut out = Vec::with_capacity(declared);
-        dctx.decompress_using_ddict(&mut out, stored, dict.ddict())
+        dctx.decompress_using_ddict(&mut out, stored, &ddict)
             .map_err(|code| std::io::Error::other(zstd::zstd_safe::get_error_name(code)))?;
         Ok(out)
     })

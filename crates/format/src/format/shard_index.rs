@@ -15,10 +15,11 @@ use std::ops::Range;
 use bytes::Bytes;
 
 use super::dict::Dictionary;
+use super::group::{GroupTable, ScannedTable};
 use super::header::{FrameHeader, Trailer};
 use super::index::{IndexBody, WalkedEntry};
 use super::wire::crc32;
-use super::{CODEC_ZSTD_DICT, FRAME_DICTIONARY, FRAME_HEADER_LEN, HEADER_LEN, Limits, TRAILER_LEN};
+use super::{FRAME_DICTIONARY, FRAME_HEADER_LEN, HEADER_LEN, Limits, TRAILER_LEN};
 use crate::error::{Error, Result};
 use crate::record::Kind;
 
@@ -99,6 +100,22 @@ struct BlobSlot {
     data_rel: u32,
 }
 
+/// What a [`ShardIndex`] holds in memory, in bytes, by part.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexMemory {
+    /// The index payload, when it is a buffer of its own (a compressed index, decompressed);
+    /// 0 when it is read in place over a memory map.
+    pub payload: u64,
+    /// The fixed-size tables that locate entries in the payload.
+    pub tables: u64,
+}
+
+impl IndexMemory {
+    pub fn total(&self) -> u64 {
+        self.payload + self.tables
+    }
+}
+
 /// The index of one shard, read in place: every record, frame and image with absolute
 /// offsets, looked up in the footer's own bytes.
 #[derive(Debug, Clone)]
@@ -173,12 +190,31 @@ impl ShardIndex {
         let body_base = trailer.index_offset + FRAME_HEADER_LEN as u64;
         let body = IndexBody::open(body, body_base, limits)?;
         let mut builder = Builder::new(trailer);
-        let dictionary = body.walk(limits, |entry| builder.add(entry))?;
-        let (payload, payload_owned) = match (&body.payload, footer) {
+        // Record and blob slots are filed by the table scan, frames by `add`: two closures,
+        // two sets of state.
+        let (mut records, mut blobs, mut used) = (Vec::new(), Vec::new(), Vec::new());
+        let dictionary = body.walk(
+            limits,
+            |c| GroupTable::scan(c, limits, &mut used, &mut records, &mut blobs),
+            |entry| builder.add(entry),
+        )?;
+        builder.records = records
+            .into_iter()
+            .map(|(entry, meta_rel)| RecordSlot { entry, meta_rel })
+            .collect();
+        builder.blobs = blobs
+            .into_iter()
+            .map(|(entry, data_rel)| BlobSlot { entry, data_rel })
+            .collect();
+        let (payload, payload_owned) = match (body.payload, footer) {
             (std::borrow::Cow::Borrowed(slice), Footer::Shared(shared)) => {
                 (shared.slice_ref(slice), false)
             }
-            (payload, _) => (Bytes::copy_from_slice(payload), true),
+            (std::borrow::Cow::Borrowed(slice), Footer::Borrowed(_)) => {
+                (Bytes::copy_from_slice(slice), true)
+            }
+            // A decompressed payload is kept as it is, not copied.
+            (std::borrow::Cow::Owned(payload), _) => (Bytes::from(payload), true),
         };
         builder.finish(payload, payload_owned, dictionary, limits)
     }
@@ -289,25 +325,28 @@ impl ShardIndex {
     /// The memory this index holds (what a cache of loaded footers should count): the
     /// payload when it is a buffer of its own, and the tables that locate entries in it.
     pub fn heap_bytes(&self) -> u64 {
+        self.memory().total()
+    }
+
+    /// [`Self::heap_bytes`] by part.
+    pub fn memory(&self) -> IndexMemory {
         use std::mem::size_of;
         let payload = if self.payload_owned {
             self.payload.len()
         } else {
             0
         };
-        // The dictionary's bytes are in the payload; zstd's prepared form holds them again
-        // with its entropy tables (about 27 kB more).
-        let dictionary = self
-            .dictionary
-            .as_ref()
-            .map_or(0, |d| d.bytes().len() + (27 << 10));
-        (size_of::<Self>()
-            + payload
-            + dictionary
+        let tables = size_of::<Self>()
             + self.frames.capacity() * size_of::<FrameLoc>()
             + self.records.capacity() * size_of::<RecordSlot>()
             + self.blobs.capacity() * size_of::<BlobSlot>()
-            + self.by_id.capacity() * size_of::<u32>()) as u64
+            + self.by_id.capacity() * size_of::<u32>();
+        // The dictionary's bytes are in the payload; its prepared form is in the process's
+        // bounded cache of them (`super::prepared`), not counted here.
+        IndexMemory {
+            payload: payload as u64,
+            tables: tables as u64,
+        }
     }
 
     /// The record with this id, if the shard has it.
@@ -377,6 +416,9 @@ struct Builder {
     frames: Vec<FrameLoc>,
     records: Vec<RecordSlot>,
     blobs: Vec<BlobSlot>,
+    /// Records and blobs of the frames added so far (their slots are filed after the walk).
+    record_count: usize,
+    blob_count: usize,
     offset: u64,
     dictionary_seen: bool,
 }
@@ -388,12 +430,14 @@ impl Builder {
             frames: Vec::new(),
             records: Vec::new(),
             blobs: Vec::new(),
+            record_count: 0,
+            blob_count: 0,
             offset: HEADER_LEN as u64,
             dictionary_seen: false,
         }
     }
 
-    fn add(&mut self, entry: WalkedEntry) -> Result<()> {
+    fn add(&mut self, entry: WalkedEntry<ScannedTable<'_>>) -> Result<()> {
         let at = self.trailer.index_offset;
         let frame_no = self.frames.len();
         let offset = self.offset;
@@ -407,47 +451,32 @@ impl Builder {
             len: entry.frame_len,
             frame_type: entry.frame_type,
             table,
-            first_record: self.records.len() as u32,
-            first_blob: self.blobs.len() as u32,
+            first_record: self.record_count as u32,
+            first_blob: self.blob_count as u32,
         });
         self.dictionary_seen |= entry.frame_type == FRAME_DICTIONARY;
         if let Some(walked) = entry.table {
-            let t = &walked.located.table;
-            if let Some(r) = t
-                .records
-                .iter()
-                .find(|r| r.meta_codec == CODEC_ZSTD_DICT && !self.dictionary_seen)
-            {
+            let t = &walked.located;
+            if let Some(id) = t.first_dict_id.filter(|_| !self.dictionary_seen) {
                 return Err(Error::malformed(format!(
-                    "record {:?} (frame {frame_no}, byte {offset}) uses the shard's \
-                     dictionary (codec 2) but no dictionary frame precedes it",
-                    r.id
+                    "record {id:?} (frame {frame_no}, byte {offset}) uses the shard's \
+                     dictionary (codec 2) but no dictionary frame precedes it"
                 ))
                 .at_offset(at));
             }
             let data_start = offset + FRAME_HEADER_LEN as u64 + 2 + walked.span.len() as u64;
-            if data_start + t.data_len() != offset + entry.frame_len {
+            if data_start + t.data_len != offset + entry.frame_len {
                 return Err(Error::malformed(format!(
                     "index entry for frame {frame_no} (byte {offset}) does not add up: \
                      length {} but table and data need {}",
                     entry.frame_len,
-                    data_start + t.data_len() - offset
+                    data_start + t.data_len - offset
                 ))
                 .at_offset(at));
             }
             // The data is at most `max_frame_len` (a u32) long, so offsets in it fit.
-            for (rel, &pos) in t.blob_offsets().into_iter().zip(&walked.located.blob_at) {
-                self.blobs.push(BlobSlot {
-                    entry: pos as u32,
-                    data_rel: rel as u32,
-                });
-            }
-            for (rel, &pos) in t.meta_offsets().into_iter().zip(&walked.located.record_at) {
-                self.records.push(RecordSlot {
-                    entry: pos as u32,
-                    meta_rel: rel as u32,
-                });
-            }
+            self.record_count += t.records;
+            self.blob_count += t.blobs;
         }
         self.offset = offset
             .checked_add(entry.frame_len)
