@@ -139,6 +139,9 @@ fn summary(r: &MirrorReport, opts: &MirrorOptions) -> String {
     if let Some(p) = &r.manifest_problem {
         out.push_str(&format!("  manifest: {p}\n"));
     }
+    if let Some(note) = &r.read_back_note {
+        out.push_str(&format!("  note: {note}\n"));
+    }
     if opts.verify_only {
         out.push_str(if r.problems() == 0 {
             "  DST matches SRC\n"

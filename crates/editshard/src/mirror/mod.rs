@@ -3,13 +3,17 @@
 //!
 //! - Shards first, several at a time, streamed (never a whole shard in memory; multipart
 //!   uploads to S3); `manifest.json` last, so DST is a dataset only once every shard is there.
-//! - Every copied shard is checked against the source manifest (length and SHA-256) while it
-//!   streams, and published under its name only if it matches ([`shard::checked`]). Between
-//!   two S3 locations on one endpoint the store copies each shard itself (`CopyObject`, see
-//!   [`shard::copy`]): nothing is uploaded from here, and the copy is read back and hashed
-//!   (the source object was not read), unless `trust_store_copy` takes it on its length.
-//! - A shard already at DST with the right length and SHA-256 is skipped: an interrupted
-//!   mirror resumes, a repeated one only reads DST. One that differs is reported and left
+//! - Every copied shard is checked against the source manifest (length, SHA-256 and
+//!   CRC-64/NVME) while it streams, and published under its name only if it matches
+//!   ([`shard::checked`]). S3 uploads carry each part's CRC-64/NVME, so the store refuses
+//!   damaged bytes, and the whole object's CRC the store then reports is compared with the
+//!   manifest's. Between two S3 locations on one endpoint the store copies each shard itself
+//!   (`CopyObject`, see [`shard::copy`]): nothing is uploaded from here, and the copy's CRC as
+//!   the store reports it is compared with the manifest's (the copy is read back and hashed
+//!   where the store reports none), unless `trust_store_copy` takes it on its length.
+//! - A shard already at DST that is intact is skipped: an interrupted mirror resumes. Intact
+//!   is decided by the CRC the store reports where it reports one (a HEAD), else by reading
+//!   and hashing the shard (the report says so once: [`MirrorReport::read_back_note`]). One that differs is reported and left
 //!   alone unless `force` is set: it may be the better copy.
 //! - `verify_only` compares DST with SRC's manifest without writing anything.
 //! - `subset` writes a smaller dataset with its own manifest ([`subset`]).
@@ -127,6 +131,9 @@ pub struct MirrorReport {
     /// Bytes that passed through (copied, or read at DST to verify).
     pub bytes_moved: u64,
     pub secs: f64,
+    /// Set when shards at a remote DST had to be read back and hashed because no checksum
+    /// reported by the store could settle them: why, and how many (to be said once).
+    pub read_back_note: Option<String>,
 }
 
 impl MirrorReport {
@@ -233,6 +240,7 @@ async fn run_locked(
     }
     report.bytes_moved = progress.total();
     report.secs = progress.elapsed_secs();
+    report.read_back_note = progress.read_back_note();
     Ok(report)
 }
 
@@ -300,9 +308,16 @@ async fn one_shard(
         Ok(by_store) => by_store,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
-    // A streamed copy was hashed as it passed; one the store made was not.
-    let read_back = opts.verify_after_copy || (by_store && !opts.trust_store_copy);
-    if let Some(problem) = check_copy(dst, rel, &want, read_back, progress).await {
+    // A streamed copy was hashed as it passed; one the store made was not, and is checked by
+    // the CRC the store reports (read back where it reports none).
+    let after = if opts.verify_after_copy {
+        AfterCopy::Read
+    } else if by_store && !opts.trust_store_copy {
+        AfterCopy::StoreChecksum
+    } else {
+        AfterCopy::Head
+    };
+    if let Some(problem) = check_copy(dst, rel, &want, after, progress).await {
         return Outcome::Failed(problem);
     }
     if replacing {
@@ -312,26 +327,44 @@ async fn one_shard(
     }
 }
 
-/// After a copy: the length by HEAD, or everything again (`read_back`).
+/// How a copy is checked once it is at DST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterCopy {
+    /// One HEAD: the length, and the CRC-64/NVME where the store reports one.
+    Head,
+    /// The CRC-64/NVME the store reports, else read back and hashed.
+    StoreChecksum,
+    /// Read back and hashed, whatever the store reports (`verify_after_copy`).
+    Read,
+}
+
 async fn check_copy(
     dst: &Location,
     rel: &str,
     want: &Expected,
-    read_back: bool,
+    after: AfterCopy,
     progress: &Progress,
 ) -> Option<String> {
-    let at = if read_back {
-        shard::inspect(dst, rel, want, progress).await
-    } else {
-        match dst.head(rel).await {
-            Ok(Some(n)) if n == want.bytes => Ok(AtDest::Intact),
-            Ok(Some(n)) => Ok(AtDest::Differs {
-                bytes: n,
+    let at = match after {
+        AfterCopy::Read => shard::inspect_read(dst, rel, want, progress).await,
+        AfterCopy::StoreChecksum => shard::inspect(dst, rel, want, progress).await,
+        AfterCopy::Head => match dst.head_stored(rel).await {
+            Ok(Some(stored)) if stored.bytes != want.bytes => Ok(AtDest::Differs {
+                bytes: stored.bytes,
                 sha256: None,
+                crc64nvme: None,
             }),
+            Ok(Some(stored)) => match (stored.crc64nvme, want.crc64nvme) {
+                (Some(have), Some(crc)) if have != crc => Ok(AtDest::Differs {
+                    bytes: stored.bytes,
+                    sha256: None,
+                    crc64nvme: Some(have),
+                }),
+                _ => Ok(AtDest::Intact),
+            },
             Ok(None) => Ok(AtDest::Missing),
             Err(e) => Err(e),
-        }
+        },
     };
     match at {
         Ok(AtDest::Intact) => None,
@@ -450,6 +483,7 @@ async fn subset_shard(
         let want = Expected {
             bytes: summary.bytes,
             sha256: crate::hex::hex(&summary.sha256),
+            crc64nvme: Some(summary.crc64nvme),
         };
         let at = shard::inspect(dst, &entry.path, &want, progress).await?;
         let outcome = match at {
@@ -457,7 +491,12 @@ async fn subset_shard(
             AtDest::Differs { .. } if !opts.force => Outcome::Differs(at.describe(&want)),
             _ => {
                 dst.put_file(&entry.path, &file).await?;
-                match check_copy(dst, &entry.path, &want, opts.verify_after_copy, progress).await {
+                let after = if opts.verify_after_copy {
+                    AfterCopy::Read
+                } else {
+                    AfterCopy::Head
+                };
+                match check_copy(dst, &entry.path, &want, after, progress).await {
                     Some(problem) => Outcome::Failed(problem),
                     None if matches!(at, AtDest::Differs { .. }) => Outcome::Replaced,
                     None => Outcome::Copied,

@@ -111,14 +111,15 @@ async fn link(
         return Ok(false);
     }
     let partial_rel = format!("{rel}{}", crate::atomic::PARTIAL_SUFFIX);
-    let (bytes, sha) = match hash_object(dest, &partial_rel, progress).await {
+    let hashed = match hash_object(dest, &partial_rel, progress).await {
         Ok(h) => h,
         Err(e) => {
             let _ = dir.remove_file(&partial);
             return Err(e);
         }
     };
-    if bytes != want.bytes || sha != want.sha256 {
+    if !hashed.matches(want) {
+        let (bytes, sha) = (hashed.bytes, hashed.sha256);
         let _ = dir.remove_file(&partial);
         return Err(Error::malformed(format!(
             "{}: {bytes} bytes with SHA-256 {sha}, where its manifest says {} bytes with \
