@@ -50,6 +50,8 @@ mod readme;
 mod release_generator;
 #[path = "cli/repair_cli.rs"]
 mod repair_cli;
+#[path = "cli/verify_remote.rs"]
+mod verify_remote;
 #[path = "cli/view_cli.rs"]
 mod view_cli;
 

@@ -88,7 +88,13 @@ mod tests {
             assert_eq!(decode(&encode(crc)), Some(crc));
         }
         // Not 12 characters, not base64, unpadded, or a second spelling of a value.
-        for bad in ["", "rosUhgp5mIg", "rosUhgp5mIg==", "rosUhgp5mI!=", "rosUhgp5mIh="] {
+        for bad in [
+            "",
+            "rosUhgp5mIg",
+            "rosUhgp5mIg==",
+            "rosUhgp5mI!=",
+            "rosUhgp5mIh=",
+        ] {
             assert_eq!(decode(bad), None, "{bad}");
         }
     }

@@ -318,6 +318,11 @@ async fn one_shard(
         AfterCopy::Head
     };
     if let Some(problem) = check_copy(dst, rel, &want, after, progress).await {
+        // A store's copy became visible whole: it goes again, so that no other bytes stay
+        // under the shard's name (a streamed copy was checked before it was published).
+        if by_store && dst.delete(rel).await.is_ok() {
+            return Outcome::Failed(format!("{problem}; the copy was removed"));
+        }
         return Outcome::Failed(problem);
     }
     if replacing {
@@ -369,7 +374,9 @@ async fn check_copy(
     match at {
         Ok(AtDest::Intact) => None,
         Ok(other) => Some(format!(
-            "after copying, DST reads back as {}: the destination store altered the object",
+            "after copying, the copy at DST is {}: the store holds other bytes than the \
+             manifest's shard (a source damaged at rest, or a store that altered the copy); \
+             check the source with `editshard verify SRC`",
             other.describe(want)
         )),
         Err(e) => Some(format!("cannot check the copy at DST: {e}")),

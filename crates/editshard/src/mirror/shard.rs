@@ -104,11 +104,7 @@ impl Hashed {
 
 /// Length, SHA-256 and CRC-64/NVME of an object, read as a stream (progress counts the
 /// bytes).
-pub(crate) async fn hash_object(
-    loc: &Location,
-    rel: &str,
-    progress: &Progress,
-) -> Result<Hashed> {
+pub(crate) async fn hash_object(loc: &Location, rel: &str, progress: &Progress) -> Result<Hashed> {
     let mut stream = loc.get_stream(rel).await?;
     let mut hasher = Sha256::new();
     let mut crc = Crc64Nvme::new();
@@ -400,6 +396,9 @@ mod tests {
         crc_differs.crc64nvme = Some(1);
         let s = checked(stream_of(&[b"abcd"]), crc_differs, "x".into(), p.clone());
         let e = drain(s).await.unwrap_err().to_string();
-        assert!(e.contains("CRC-64/NVME") && e.contains("AAAAAAAAAAE="), "{e}");
+        assert!(
+            e.contains("CRC-64/NVME") && e.contains("AAAAAAAAAAE="),
+            "{e}"
+        );
     }
 }

@@ -39,7 +39,10 @@ impl Bucket {
     }
 
     /// One attempt; the error says whether another may succeed.
-    async fn head_once(&self, key: &str) -> std::result::Result<Option<StoredObject>, (bool, String)> {
+    async fn head_once(
+        &self,
+        key: &str,
+    ) -> std::result::Result<Option<StoredObject>, (bool, String)> {
         let fatal = |e: String| (false, e);
         let mut request = http::Request::builder()
             .method(http::Method::HEAD)
@@ -102,7 +105,10 @@ mod tests {
             })
         );
         h.insert("x-amz-checksum-crc64nvme", "rosUhgp5mIg=".parse().unwrap());
-        assert_eq!(stored_object(&h).unwrap().crc64nvme, Some(0xAE8B_1486_0A79_9888));
+        assert_eq!(
+            stored_object(&h).unwrap().crc64nvme,
+            Some(0xAE8B_1486_0A79_9888)
+        );
         h.insert("x-amz-checksum-type", "COMPOSITE".parse().unwrap());
         assert_eq!(stored_object(&h).unwrap().crc64nvme, None);
         h.insert("x-amz-checksum-type", "FULL_OBJECT".parse().unwrap());

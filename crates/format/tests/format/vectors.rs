@@ -237,7 +237,12 @@ fn the_manifest_digests_of_each_vector_are_pinned() {
         );
         let crc = editshard_format::crc64::crc64nvme(&file);
         assert_eq!(crc, summary.crc64nvme, "{}", v.name);
-        assert_eq!(editshard_format::crc64::crc64nvme(&bytes), crc, "{}", v.name);
+        assert_eq!(
+            editshard_format::crc64::crc64nvme(&bytes),
+            crc,
+            "{}",
+            v.name
+        );
         assert_eq!(entry.crc64nvme_value(), Some(crc), "{}", v.name);
         // The manifest keeps it through JSON, and a manifest without it stays valid.
         let again = editshard_format::Manifest::parse(&m.to_json()).unwrap();
@@ -247,13 +252,18 @@ fn the_manifest_digests_of_each_vector_are_pinned() {
         let json = String::from_utf8(old.to_json()).unwrap();
         assert!(!json.contains("crc64nvme"), "{json}");
         assert_eq!(
-            editshard_format::Manifest::parse(json.as_bytes()).unwrap().shards[0].crc64nvme,
+            editshard_format::Manifest::parse(json.as_bytes())
+                .unwrap()
+                .shards[0]
+                .crc64nvme,
             None
         );
         // A malformed value is refused, naming the shard.
         let mut bad = m.clone();
         bad.shards[0].crc64nvme = Some("not base64!!".into());
-        let e = editshard_format::Manifest::parse(&bad.to_json()).unwrap_err().to_string();
+        let e = editshard_format::Manifest::parse(&bad.to_json())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("crc64nvme") && e.contains(v.name), "{e}");
     }
 }
