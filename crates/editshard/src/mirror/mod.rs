@@ -57,9 +57,9 @@ pub struct MirrorOptions {
     /// as it streams; this also catches a store that corrupts what it was sent).
     pub verify_after_copy: bool,
     /// Take a copy made inside the store (S3 to S3 on one endpoint) on its length alone.
-    /// By default such a copy is read back and hashed against the manifest, since the
-    /// source object was not read here: a source damaged at rest is then reported, never
-    /// published. This skips that read (nothing of the shard passes through this process).
+    /// By default such a copy is checked against the manifest, since the source object was
+    /// not read here: by the CRC-64/NVME the store reports for it, else read back and
+    /// hashed. A copy that differs fails its shard and is removed, never published.
     pub trust_store_copy: bool,
     /// Write only these records, as a new dataset.
     pub subset: Option<Subset>,
@@ -274,11 +274,52 @@ async fn run_full(
     if opts.verify_only {
         report.manifest_problem = check_dst_manifest(dst, manifest).await;
     } else if report.problems() == 0 {
-        // Last, and the source's exact bytes: fields this version does not know survive.
-        dst.put(MANIFEST_NAME, manifest_bytes.clone()).await?;
+        // Last, and the source's exact bytes (fields this version does not know survive),
+        // with the CRCs of shards whose entries lack one and whose bytes passed here.
+        let bytes = with_learned_crcs(manifest, manifest_bytes, &progress.learned());
+        dst.put(MANIFEST_NAME, bytes).await?;
         report.manifest_written = true;
     }
     Ok(())
+}
+
+/// `bytes` (the manifest `manifest` was parsed from) with `crc64nvme` added to each shard
+/// entry that has none and whose CRC is in `learned` (by path); `bytes` as they are when
+/// there is nothing to add. Only that field is added: every other byte of meaning, unknown
+/// fields included, is kept.
+fn with_learned_crcs(
+    manifest: &Manifest,
+    bytes: &bytes::Bytes,
+    learned: &std::collections::HashMap<String, u64>,
+) -> bytes::Bytes {
+    let lacking = |s: &ShardEntry| s.crc64nvme.is_none() && learned.contains_key(&s.path);
+    if !manifest.shards.iter().any(lacking) {
+        return bytes.clone();
+    }
+    let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return bytes.clone();
+    };
+    let Some(shards) = doc.get_mut("shards").and_then(|s| s.as_array_mut()) else {
+        return bytes.clone();
+    };
+    for entry in shards.iter_mut().filter_map(|e| e.as_object_mut()) {
+        let path = entry
+            .get("path")
+            .and_then(|p| p.as_str())
+            .map(str::to_string);
+        if let Some(crc) = path.and_then(|p| learned.get(&p))
+            && !entry.contains_key("crc64nvme")
+        {
+            entry.insert("crc64nvme".into(), crate::crc64::encode(*crc).into());
+        }
+    }
+    match serde_json::to_vec_pretty(&doc) {
+        Ok(mut out) => {
+            out.push(b'\n');
+            out.into()
+        }
+        Err(_) => bytes.clone(),
+    }
 }
 
 /// The fate of one shard of a full mirror.

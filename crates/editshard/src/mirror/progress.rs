@@ -2,8 +2,9 @@
 //! provides. The library draws and prints nothing; the `editshard` command turns these
 //! calls into a progress bar or log lines.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::Outcome;
@@ -58,6 +59,9 @@ pub(crate) struct Progress {
     start: Instant,
     /// Shards read back per [`ReadBack`] reason, in its order.
     read_back: [AtomicU64; 2],
+    /// The CRC-64/NVME of each shard (by its path at DST) whose bytes were hashed and matched
+    /// the manifest: what a manifest without `crc64nvme` gains when it is written again.
+    learned: Mutex<HashMap<String, u64>>,
 }
 
 impl Progress {
@@ -67,7 +71,20 @@ impl Progress {
             bytes: AtomicU64::new(0),
             start: Instant::now(),
             read_back: [AtomicU64::new(0), AtomicU64::new(0)],
+            learned: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The shard at `rel` was hashed as it passed and is the manifest's: its CRC is `crc`.
+    pub(crate) fn learn(&self, rel: &str, crc: u64) {
+        if let Ok(mut learned) = self.learned.lock() {
+            learned.insert(rel.to_string(), crc);
+        }
+    }
+
+    /// What [`learn`](Self::learn) was told, by path.
+    pub(crate) fn learned(&self) -> HashMap<String, u64> {
+        self.learned.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// A shard was read back and hashed because its store's checksum could not settle it.

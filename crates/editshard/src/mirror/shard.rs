@@ -176,6 +176,7 @@ pub(crate) async fn inspect_read(
         Some(_) => {
             let hashed = hash_object(dst, rel, progress).await?;
             if hashed.matches(want) {
+                progress.learn(rel, hashed.crc64nvme);
                 Ok(AtDest::Intact)
             } else {
                 Ok(AtDest::Differs {
@@ -190,6 +191,8 @@ pub(crate) async fn inspect_read(
 
 struct Check {
     inner: ByteStream,
+    /// The shard's path at DST, under which its CRC is learned.
+    rel: String,
     hasher: Sha256,
     crc: Crc64Nvme,
     seen: u64,
@@ -201,14 +204,17 @@ struct Check {
 }
 
 /// `stream` as it is, except that it fails rather than ends when its bytes are not `want`.
+/// `rel` is where the bytes go (their CRC is learned under it when they match).
 pub(crate) fn checked(
     stream: ByteStream,
     want: Expected,
     what: String,
+    rel: &str,
     progress: Arc<Progress>,
 ) -> ByteStream {
     let state = Check {
         inner: stream,
+        rel: rel.to_string(),
         hasher: Sha256::new(),
         crc: Crc64Nvme::new(),
         seen: 0,
@@ -282,6 +288,7 @@ pub(crate) fn checked(
                     );
                     return Some((Err(e), st));
                 }
+                st.progress.learn(&st.rel, crc);
                 None
             }
         }
@@ -339,7 +346,13 @@ pub(crate) async fn copy(
     }
     remove_stale_partials(dst, rel);
     let stream = src.get_stream(rel).await?;
-    let stream = checked(stream, want.clone(), src.display_of(rel), progress.clone());
+    let stream = checked(
+        stream,
+        want.clone(),
+        src.display_of(rel),
+        rel,
+        progress.clone(),
+    );
     dst.put_stream(rel, stream).await?;
     Ok(false)
 }
@@ -378,6 +391,7 @@ mod tests {
             stream_of(&[b"ab", b"cd"]),
             expect(b"abcd"),
             "x".into(),
+            "x",
             p.clone(),
         );
         assert_eq!(drain(good).await.unwrap(), b"abcd");
@@ -387,14 +401,26 @@ mod tests {
             (vec![b"ab", b"cde"], "longer"),
         ];
         for (parts, want) in cases {
-            let s = checked(stream_of(&parts), expect(b"abcd"), "x".into(), p.clone());
+            let s = checked(
+                stream_of(&parts),
+                expect(b"abcd"),
+                "x".into(),
+                "x",
+                p.clone(),
+            );
             let e = drain(s).await.unwrap_err().to_string();
             assert!(e.contains(want) && e.contains('x'), "{e}");
         }
         // The manifest's CRC is checked too (here the only thing that differs).
         let mut crc_differs = expect(b"abcd");
         crc_differs.crc64nvme = Some(1);
-        let s = checked(stream_of(&[b"abcd"]), crc_differs, "x".into(), p.clone());
+        let s = checked(
+            stream_of(&[b"abcd"]),
+            crc_differs,
+            "x".into(),
+            "x",
+            p.clone(),
+        );
         let e = drain(s).await.unwrap_err().to_string();
         assert!(
             e.contains("CRC-64/NVME") && e.contains("AAAAAAAAAAE="),
