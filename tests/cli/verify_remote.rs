@@ -198,4 +198,31 @@ fn verify_remote_checks_shards_by_the_stores_checksums_without_reading_them() {
             && out.contains("manifest records no crc64nvme"),
         "{out}"
     );
+
+    // Uploads with EDITSHARD_S3_CHECKSUM=sha256 (for a store that refuses CRC-64/NVME): the
+    // store keeps no CRC, so every shard is read and hashed, and that is said.
+    let o = cmd(
+        &server.endpoint,
+        &server,
+        &["mirror", s(&src), "s3://verified/sha"],
+    )
+    .env("EDITSHARD_S3_CHECKSUM", "sha256")
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let proxy = FaultProxy::start(server.port);
+    let o = through(
+        &proxy,
+        &server,
+        &["verify", "s3://verified/sha", "--remote"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let n = m.shards.len();
+    assert!(
+        text(&o).contains(&format!("note: {n} shard(s) were read back")),
+        "{}",
+        text(&o)
+    );
+    let gets = proxy.seen().iter().filter(|r| r.method == "GET").count();
+    assert!(gets > n, "{:?}", proxy.seen());
 }

@@ -43,7 +43,8 @@ pub(super) struct Remote {
     /// S3: the endpoint, region, bucket and access key. Two locations with the same one are
     /// prefixes of one bucket reached alike, between which the store copies by itself.
     same_bucket: Option<String>,
-    /// S3 with credentials: what a `CopyObject` from another bucket of the endpoint needs.
+    /// S3: the bucket as reached here, for requests signed here: `CopyObject` (with
+    /// credentials) and the HEAD that reads the store's checksums.
     #[cfg(feature = "s3")]
     bucket: Option<Arc<super::s3_copy::Bucket>>,
 }
@@ -209,14 +210,24 @@ impl Remote {
             // (SigV4's x-amz-content-sha256, which the store checks against the body).
             // object_store cannot send the whole object's value at CompleteMultipartUpload;
             // the mirror compares the stored CRC with the manifest's right after instead.
-            .with_checksum_algorithm(object_store::aws::Checksum::CRC64NVME);
+            // A store that refuses CRC64NVME (some S3-compatible ones answer 501) is
+            // written with EDITSHARD_S3_CHECKSUM=sha256: what it verifies is as before, and
+            // later checks read the objects back.
+            .with_checksum_algorithm(
+                match env("EDITSHARD_S3_CHECKSUM")
+                    .map(|v| v.to_ascii_lowercase())
+                    .as_deref()
+                {
+                    Some("sha256") => object_store::aws::Checksum::SHA256,
+                    _ => object_store::aws::Checksum::CRC64NVME,
+                },
+            );
         if let Some(endpoint) = &endpoint {
             builder = builder
                 .with_endpoint(endpoint.trim_end_matches('/'))
                 .with_virtual_hosted_style_request(false);
         }
-        let copies;
-        match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        let credential = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
             (Some(key), Some(secret)) => {
                 builder = builder
                     .with_access_key_id(&key)
@@ -224,37 +235,29 @@ impl Remote {
                 if let Some(token) = env("AWS_SESSION_TOKEN") {
                     builder = builder.with_token(token);
                 }
-                copies = Some(Arc::new(super::s3_copy::Bucket {
-                    endpoint: endpoint
-                        .as_deref()
-                        .map(|e| e.trim_end_matches('/').to_string()),
-                    region: region.clone(),
-                    bucket: bucket.to_string(),
-                    credential: Some(object_store::aws::AwsCredential {
-                        key_id: key,
-                        secret_key: secret,
-                        token: env("AWS_SESSION_TOKEN"),
-                    }),
-                    client: super::s3_copy::client(opts.connect_timeout, opts.timeout)?,
-                    retries: opts.retries.min(MAX_RETRIES),
-                }));
+                Some(object_store::aws::AwsCredential {
+                    key_id: key,
+                    secret_key: secret,
+                    token: env("AWS_SESSION_TOKEN"),
+                })
             }
             // Anonymous: also keeps object_store from asking an instance-metadata endpoint
-            // the user never named. Unsigned HEADs still read the store's checksums.
+            // the user never named. (Unsigned HEADs still read the store's checksums.)
             _ => {
                 builder = builder.with_skip_signature(true);
-                copies = Some(Arc::new(super::s3_copy::Bucket {
-                    endpoint: endpoint
-                        .as_deref()
-                        .map(|e| e.trim_end_matches('/').to_string()),
-                    region: region.clone(),
-                    bucket: bucket.to_string(),
-                    credential: None,
-                    client: super::s3_copy::client(opts.connect_timeout, opts.timeout)?,
-                    retries: opts.retries.min(MAX_RETRIES),
-                }));
+                None
             }
-        }
+        };
+        let copies = Some(Arc::new(super::s3_copy::Bucket {
+            endpoint: endpoint
+                .as_deref()
+                .map(|e| e.trim_end_matches('/').to_string()),
+            region: region.clone(),
+            bucket: bucket.to_string(),
+            credential,
+            client: super::s3_copy::client(opts.connect_timeout, opts.timeout)?,
+            retries: opts.retries.min(MAX_RETRIES),
+        }));
         let shown = if prefix.is_empty() {
             format!("s3://{bucket}")
         } else {

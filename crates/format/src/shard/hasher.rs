@@ -24,8 +24,9 @@ pub(crate) enum ShardHasher {
         thread: JoinHandle<ShardDigests>,
         small: Vec<u8>,
     },
-    /// Where no thread can be started: hashed in line, as before.
-    Inline(Sha256, Crc64Nvme),
+    /// Where no thread can be started: hashed in line, as before (boxed: the CRC's state
+    /// holds its tables' keys, some 300 bytes).
+    Inline(Box<(Sha256, Crc64Nvme)>),
 }
 
 /// The digests of a whole shard file, as its manifest entry records them.
@@ -60,16 +61,16 @@ impl ShardHasher {
                 thread,
                 small: Vec::new(),
             },
-            Err(_) => ShardHasher::Inline(Sha256::new(), Crc64Nvme::new()),
+            Err(_) => ShardHasher::Inline(Box::new((Sha256::new(), Crc64Nvme::new()))),
         }
     }
 
     /// Hashes a copy of `bytes` (small parts).
     pub fn update(&mut self, bytes: &[u8]) {
         match self {
-            ShardHasher::Inline(h, crc) => {
-                h.update(bytes);
-                crc.update(bytes);
+            ShardHasher::Inline(both) => {
+                both.0.update(bytes);
+                both.1.update(bytes);
             }
             ShardHasher::Threaded { small, .. } => {
                 small.extend_from_slice(bytes);
@@ -83,9 +84,9 @@ impl ShardHasher {
     /// Hashes `bytes` without copying them (image data).
     pub fn update_shared(&mut self, bytes: &Bytes) {
         match self {
-            ShardHasher::Inline(h, crc) => {
-                h.update(bytes);
-                crc.update(bytes);
+            ShardHasher::Inline(both) => {
+                both.0.update(bytes);
+                both.1.update(bytes);
             }
             ShardHasher::Threaded { .. } => {
                 self.send_small();
@@ -114,9 +115,9 @@ impl ShardHasher {
     pub fn finalize(mut self) -> Result<ShardDigests> {
         self.send_small();
         match self {
-            ShardHasher::Inline(h, crc) => Ok(ShardDigests {
-                sha256: h.finalize().into(),
-                crc64nvme: crc.finalize(),
+            ShardHasher::Inline(both) => Ok(ShardDigests {
+                sha256: both.0.finalize().into(),
+                crc64nvme: both.1.finalize(),
             }),
             ShardHasher::Threaded { tx, thread, .. } => {
                 drop(tx); // the thread's loop ends, and it returns the digest
