@@ -166,7 +166,7 @@ for r in $(seq "$REPS"); do
     # rclone check by the local files' MD5s against the store's ETags.
     timed verify_e "$BIN" verify s3://bench/src --remote
     timed rerun_e "$BIN" mirror "$W/ds" s3://bench/src --jobs "$JOBS"
-    timed verify_r rclone check "$W/ds" s3:bench/src --include "*.esd" --include manifest.json "${RC[@]}"
+    timed verify_r rclone check "$W/ds" s3:bench/src/ --include "*.esd" --include manifest.json "${RC[@]}"
     echo "   up ${T[up_e]} / ${T[up_r]}; down ${T[down_e]} / ${T[down_r]}; s3->s3 ${T[s2s_e]} / ${T[s2s_r]}; s3->other bucket ${T[s2b_e]} / ${T[s2b_r]}" >&2
 done
 
