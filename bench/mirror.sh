@@ -5,8 +5,8 @@
 #   bash bench/mirror.sh [WORKDIR]     (default: a fresh mktemp dir under /tmp, removed at the end)
 #
 # Directions: local -> S3, S3 -> local, S3 -> S3 on the same endpoint (s3s-fs on 127.0.0.1,
-# the harness's S3 server) within one bucket and into another one (editshard copies inside the
-# store only within one bucket; rclone in both), and `Dataset::stream` over http:// from a private nginx against
+# the harness's S3 server) within one bucket and into another one (both tools copy inside the
+# store), checking an S3 copy (`verify --remote` and a mirror re-run against `rclone check`), and `Dataset::stream` over http:// from a private nginx against
 # `curl` of the same shard files. Every command runs under /usr/bin/time -v (peak RSS). Prints
 # a markdown table of medians, each ratio being rclone's (curl's) time over editshard's
 # (above 1: editshard is faster), with each tool's CPU seconds (user + system) and those s3s-fs
@@ -125,8 +125,12 @@ export RCLONE_CONFIG_S3_FORCE_PATH_STYLE=true RCLONE_CONFIG=/dev/null
 unset AWS_CA_BUNDLE
 rclone mkdir s3:bench
 rclone mkdir s3:bench2
-# The source of the S3 -> * rows, uploaded once.
-"$BIN" mirror "$W/ds" s3://bench/src --jobs "$JOBS" > /dev/null
+# The source of the S3 -> * rows, uploaded once, each shard in one PUT (parts larger than the
+# shards): s3s-fs keeps an object's CRC-64/NVME only for a one-PUT upload, where S3 keeps it
+# for multipart uploads too (FULL_OBJECT), so this is how S3 itself would hold the source.
+# With the default 16 MiB parts, s3s-fs reports no CRC and the store copies are read back
+# (the S3 -> S3 rows then equal --verify-after-copy's).
+"$BIN" mirror "$W/ds" s3://bench/src --jobs "$JOBS" --part-size 64 > /dev/null
 RC=(--transfers "$JOBS" --checkers "$JOBS" --s3-upload-concurrency "$JOBS")
 # Removes what a rep wrote (keeps the disk use to ~3 copies).
 drop() { rm -rf "$W/s3/bench/$1" "$W/s3/bench2/$1" "$W/down"; }
@@ -158,6 +162,11 @@ for r in $(seq "$REPS"); do
     sync
     timed s2b_r rclone copy s3:bench/src/ "s3:bench2/r$r" "${RC[@]}"
     drop "r$r"
+    # Is the S3 copy intact? editshard by the CRCs the store reports (a HEAD per shard),
+    # rclone check by the local files' MD5s against the store's ETags.
+    timed verify_e "$BIN" verify s3://bench/src --remote
+    timed rerun_e "$BIN" mirror "$W/ds" s3://bench/src --jobs "$JOBS"
+    timed verify_r rclone check "$W/ds" s3:bench/src/ --include "*.esd" --include manifest.json "${RC[@]}"
     echo "   up ${T[up_e]} / ${T[up_r]}; down ${T[down_e]} / ${T[down_r]}; s3->s3 ${T[s2s_e]} / ${T[s2s_r]}; s3->other bucket ${T[s2b_e]} / ${T[s2b_r]}" >&2
 done
 
@@ -210,4 +219,6 @@ row "local -> S3" up_e up_r rclone
 row "S3 -> local" down_e down_r rclone
 row "S3 -> S3, one bucket" s2s_e s2s_r rclone
 row "S3 -> S3, another bucket" s2b_e s2b_r rclone
+row "verify the S3 copy (\`verify --remote\` / \`rclone check\`)" verify_e verify_r rclone
+row "mirror again, all present (/ \`rclone check\`)" rerun_e verify_r rclone
 row "HTTP stream (nginx)" http_e http_c curl

@@ -42,6 +42,8 @@ mod mirror_local;
 mod mirror_remote;
 #[path = "cli/mix_cli.rs"]
 mod mix_cli;
+#[path = "cli/older_manifests.rs"]
+mod older_manifests;
 #[path = "cli/read_cli.rs"]
 mod read_cli;
 #[path = "cli/readme.rs"]
@@ -50,6 +52,8 @@ mod readme;
 mod release_generator;
 #[path = "cli/repair_cli.rs"]
 mod repair_cli;
+#[path = "cli/verify_remote.rs"]
+mod verify_remote;
 #[path = "cli/view_cli.rs"]
 mod view_cli;
 

@@ -576,6 +576,12 @@ pub struct VerifyArgs {
     /// instead of the lines.
     #[arg(long)]
     pub json: bool,
+    /// Check each shard against the manifest by what its store reports (length and
+    /// CRC-64/NVME: one HEAD per shard on S3), without reading it; shards whose store reports
+    /// no checksum (plain HTTP, or a manifest without crc64nvme) are read and hashed. Does not
+    /// look at the records inside: without --remote, every byte is read and checked.
+    #[arg(long = "remote", conflicts_with = "decode")]
+    pub by_store: bool,
 }
 
 /// What `verify` advises when it finds damage.
@@ -584,6 +590,10 @@ const REPAIR_ADVICE: &str = "fetch the damaged shards again if a good copy exist
      intact record and reports each lost one";
 
 pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
+    if args.by_store {
+        let storage = args.source.remote.storage_options();
+        return super::verify_stored::run(&args.source.dataset, &storage, args.json);
+    }
     super::runtime()?.block_on(async {
         let ds = args.source.open().await?;
         let report = verify(

@@ -23,8 +23,9 @@ pub struct MirrorArgs {
     /// Shards copied at once.
     #[arg(long, default_value_t = 4)]
     pub jobs: usize,
-    /// Compare DST with SRC (every shard's length and SHA-256, and the manifest); copy
-    /// nothing. Exits 1 if anything is missing or differs.
+    /// Compare DST with SRC (every shard's length and CRC-64/NVME as DST's store reports
+    /// them, or its SHA-256 read and hashed where the store reports none; and the manifest);
+    /// copy nothing. Exits 1 if anything is missing or differs.
     #[arg(long)]
     pub verify_only: bool,
     /// Replace shards at DST that differ from SRC (they are reported and kept otherwise), and
@@ -35,9 +36,9 @@ pub struct MirrorArgs {
     /// Read each copied shard back from DST and hash it again.
     #[arg(long)]
     pub verify_after_copy: bool,
-    /// S3 to S3 on one endpoint: take each copy the store makes (CopyObject) on its length,
-    /// without reading it back to hash it (by default it is read back, so that a source
-    /// object damaged at rest is reported, never published).
+    /// S3 to S3 on one endpoint: take each copy the store makes (CopyObject) on its length
+    /// (by default its CRC-64/NVME as the store reports it is compared with the manifest's,
+    /// and the copy is read back and hashed where the store reports none).
     #[arg(long)]
     pub trust_store_copy: bool,
     /// Copy only part of the dataset, as a new dataset with its own manifest. Repeatable:
@@ -138,6 +139,9 @@ fn summary(r: &MirrorReport, opts: &MirrorOptions) -> String {
     }
     if let Some(p) = &r.manifest_problem {
         out.push_str(&format!("  manifest: {p}\n"));
+    }
+    if let Some(note) = &r.read_back_note {
+        out.push_str(&format!("  note: {note}\n"));
     }
     if opts.verify_only {
         out.push_str(if r.problems() == 0 {

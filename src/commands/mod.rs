@@ -13,6 +13,7 @@ mod mirror;
 mod mix;
 mod record_json;
 mod repair;
+mod verify_stored;
 mod view;
 
 /// `editshard --version`: the command's version and the format version it writes (and the

@@ -66,6 +66,9 @@ pub fn replace_shard(dir: &Path, s: usize, f: impl FnOnce(Vec<u8>) -> Vec<u8>) {
     manifest.bytes = manifest.bytes - entry.bytes + bytes.len() as u64;
     entry.bytes = bytes.len() as u64;
     entry.sha256 = editshard::hex::hex(&Sha256::digest(&bytes));
+    entry.crc64nvme = Some(editshard::crc64::encode(editshard::crc64::crc64nvme(
+        &bytes,
+    )));
     // The id filter in step with the ids the (possibly lying) index now names.
     if let Ok(shard) = editshard::shard::RandomAccessShard::open(bytes.clone(), entry.path.clone())
     {

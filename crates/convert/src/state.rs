@@ -441,6 +441,7 @@ mod tests {
             footer_offset: 900,
             footer_length: 100,
             sha256: "ab".repeat(32),
+            crc64nvme: None,
             id_filter: IdFilter::build(ids.iter().map(String::as_str)),
         }
     }

@@ -43,7 +43,7 @@ pub use editshard_format::{
     Error, ErrorKind, Image, Kind, Provenance, Record, Result, Score, Turn,
 };
 pub use editshard_format::{
-    error, format, hex, id_set, image_info, label, manifest, path, record, shard,
+    crc64, error, format, hex, id_set, image_info, label, manifest, path, record, shard,
 };
 
 pub mod advice;

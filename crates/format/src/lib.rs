@@ -9,6 +9,7 @@
 //! | [`format`] | frames, group tables, metadata, index and trailer, over byte slices |
 //! | [`shard`] | [`ShardWriter`], [`ShardReader`] (sync), [`ShardDecoder`] (async), [`RandomAccessShard`] |
 //! | [`id_set`] | ids of a whole dataset in bounded memory, for uniqueness checks |
+//! | [`crc64`] | CRC-64/NVME of whole shards, in S3's text form |
 //! | [`manifest`] | `manifest.json`: the shards of a dataset, their hashes and id filters |
 //! | [`image_info`] | media type and pixel size from an image header |
 //! | [`error`] | one error type that says what went wrong and where |
@@ -40,6 +41,7 @@
 //! # Ok::<(), editshard_format::Error>(())
 //! ```
 
+pub mod crc64;
 pub mod error;
 pub mod format;
 pub mod hex;

@@ -51,7 +51,20 @@ pub struct ShardEntry {
     pub footer_length: u64,
     /// SHA-256 of the whole shard file, lower-case hex.
     pub sha256: String,
+    /// CRC-64/NVME of the whole shard file in S3's text form (see [`crate::crc64`]). Optional
+    /// (spec section 12): manifests written before the field have none, and readers that
+    /// predate it ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc64nvme: Option<String>,
     pub id_filter: IdFilter,
+}
+
+impl ShardEntry {
+    /// The entry's CRC-64/NVME, when it records one (the manifest was validated: a recorded
+    /// one parses).
+    pub fn crc64nvme_value(&self) -> Option<u64> {
+        self.crc64nvme.as_deref().and_then(crate::crc64::decode)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,6 +142,7 @@ impl Manifest {
             footer_offset: summary.footer_offset,
             footer_length: summary.footer_len,
             sha256: crate::hex::hex(&summary.sha256),
+            crc64nvme: Some(crate::crc64::encode(summary.crc64nvme)),
             id_filter: IdFilter::build(summary.ids.iter().map(String::as_str)),
         });
     }
@@ -223,6 +237,15 @@ impl Manifest {
             if crate::hex::unhex32(&s.sha256).is_none() {
                 return Err(Error::malformed(format!(
                     "shard {:?}: sha256 is not 64 hex digits",
+                    s.path
+                )));
+            }
+            if let Some(crc) = &s.crc64nvme
+                && crate::crc64::decode(crc).is_none()
+            {
+                return Err(Error::malformed(format!(
+                    "shard {:?}: crc64nvme {crc:?} is not the base64 of 8 bytes (12 characters, \
+                     as S3 reports it)",
                     s.path
                 )));
             }
@@ -488,6 +511,7 @@ mod tests {
             footer_offset: 0,
             footer_length: 1,
             sha256: "0".repeat(64),
+            crc64nvme: None,
             id_filter: IdFilter::build(std::iter::empty()),
         });
         m.shards.push(other.shards[0].clone());
@@ -514,6 +538,7 @@ mod tests {
             footer_offset: 0,
             footer_length: bytes,
             sha256: "0".repeat(64),
+            crc64nvme: None,
             id_filter: IdFilter::build(std::iter::empty()),
         };
         let mut m = Manifest::new(None);

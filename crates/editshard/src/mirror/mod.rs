@@ -3,13 +3,17 @@
 //!
 //! - Shards first, several at a time, streamed (never a whole shard in memory; multipart
 //!   uploads to S3); `manifest.json` last, so DST is a dataset only once every shard is there.
-//! - Every copied shard is checked against the source manifest (length and SHA-256) while it
-//!   streams, and published under its name only if it matches ([`shard::checked`]). Between
-//!   two S3 locations on one endpoint the store copies each shard itself (`CopyObject`, see
-//!   [`shard::copy`]): nothing is uploaded from here, and the copy is read back and hashed
-//!   (the source object was not read), unless `trust_store_copy` takes it on its length.
-//! - A shard already at DST with the right length and SHA-256 is skipped: an interrupted
-//!   mirror resumes, a repeated one only reads DST. One that differs is reported and left
+//! - Every copied shard is checked against the source manifest (length, SHA-256 and
+//!   CRC-64/NVME) while it streams, and published under its name only if it matches
+//!   ([`shard::checked`]). S3 uploads carry each part's CRC-64/NVME, so the store refuses
+//!   damaged bytes, and the whole object's CRC the store then reports is compared with the
+//!   manifest's. Between two S3 locations on one endpoint the store copies each shard itself
+//!   (`CopyObject`, see [`shard::copy`]): nothing is uploaded from here, and the copy's CRC as
+//!   the store reports it is compared with the manifest's (the copy is read back and hashed
+//!   where the store reports none), unless `trust_store_copy` takes it on its length.
+//! - A shard already at DST that is intact is skipped: an interrupted mirror resumes. Intact
+//!   is decided by the CRC the store reports where it reports one (a HEAD), else by reading
+//!   and hashing the shard (the report says so once: [`MirrorReport::read_back_note`]). One that differs is reported and left
 //!   alone unless `force` is set: it may be the better copy.
 //! - `verify_only` compares DST with SRC's manifest without writing anything.
 //! - `subset` writes a smaller dataset with its own manifest ([`subset`]).
@@ -53,9 +57,9 @@ pub struct MirrorOptions {
     /// as it streams; this also catches a store that corrupts what it was sent).
     pub verify_after_copy: bool,
     /// Take a copy made inside the store (S3 to S3 on one endpoint) on its length alone.
-    /// By default such a copy is read back and hashed against the manifest, since the
-    /// source object was not read here: a source damaged at rest is then reported, never
-    /// published. This skips that read (nothing of the shard passes through this process).
+    /// By default such a copy is checked against the manifest, since the source object was
+    /// not read here: by the CRC-64/NVME the store reports for it, else read back and
+    /// hashed. A copy that differs fails its shard and is removed, never published.
     pub trust_store_copy: bool,
     /// Write only these records, as a new dataset.
     pub subset: Option<Subset>,
@@ -127,6 +131,9 @@ pub struct MirrorReport {
     /// Bytes that passed through (copied, or read at DST to verify).
     pub bytes_moved: u64,
     pub secs: f64,
+    /// Set when shards at a remote DST had to be read back and hashed because no checksum
+    /// reported by the store could settle them: why, and how many (to be said once).
+    pub read_back_note: Option<String>,
 }
 
 impl MirrorReport {
@@ -233,6 +240,7 @@ async fn run_locked(
     }
     report.bytes_moved = progress.total();
     report.secs = progress.elapsed_secs();
+    report.read_back_note = progress.read_back_note();
     Ok(report)
 }
 
@@ -266,11 +274,52 @@ async fn run_full(
     if opts.verify_only {
         report.manifest_problem = check_dst_manifest(dst, manifest).await;
     } else if report.problems() == 0 {
-        // Last, and the source's exact bytes: fields this version does not know survive.
-        dst.put(MANIFEST_NAME, manifest_bytes.clone()).await?;
+        // Last, and the source's exact bytes (fields this version does not know survive),
+        // with the CRCs of shards whose entries lack one and whose bytes passed here.
+        let bytes = with_learned_crcs(manifest, manifest_bytes, &progress.learned());
+        dst.put(MANIFEST_NAME, bytes).await?;
         report.manifest_written = true;
     }
     Ok(())
+}
+
+/// `bytes` (the manifest `manifest` was parsed from) with `crc64nvme` added to each shard
+/// entry that has none and whose CRC is in `learned` (by path); `bytes` as they are when
+/// there is nothing to add. Only that field is added: every other byte of meaning, unknown
+/// fields included, is kept.
+fn with_learned_crcs(
+    manifest: &Manifest,
+    bytes: &bytes::Bytes,
+    learned: &std::collections::HashMap<String, u64>,
+) -> bytes::Bytes {
+    let lacking = |s: &ShardEntry| s.crc64nvme.is_none() && learned.contains_key(&s.path);
+    if !manifest.shards.iter().any(lacking) {
+        return bytes.clone();
+    }
+    let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return bytes.clone();
+    };
+    let Some(shards) = doc.get_mut("shards").and_then(|s| s.as_array_mut()) else {
+        return bytes.clone();
+    };
+    for entry in shards.iter_mut().filter_map(|e| e.as_object_mut()) {
+        let path = entry
+            .get("path")
+            .and_then(|p| p.as_str())
+            .map(str::to_string);
+        if let Some(crc) = path.and_then(|p| learned.get(&p))
+            && !entry.contains_key("crc64nvme")
+        {
+            entry.insert("crc64nvme".into(), crate::crc64::encode(*crc).into());
+        }
+    }
+    match serde_json::to_vec_pretty(&doc) {
+        Ok(mut out) => {
+            out.push(b'\n');
+            out.into()
+        }
+        Err(_) => bytes.clone(),
+    }
 }
 
 /// The fate of one shard of a full mirror.
@@ -300,9 +349,21 @@ async fn one_shard(
         Ok(by_store) => by_store,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
-    // A streamed copy was hashed as it passed; one the store made was not.
-    let read_back = opts.verify_after_copy || (by_store && !opts.trust_store_copy);
-    if let Some(problem) = check_copy(dst, rel, &want, read_back, progress).await {
+    // A streamed copy was hashed as it passed; one the store made was not, and is checked by
+    // the CRC the store reports (read back where it reports none).
+    let after = if opts.verify_after_copy {
+        AfterCopy::Read
+    } else if by_store && !opts.trust_store_copy {
+        AfterCopy::StoreChecksum
+    } else {
+        AfterCopy::Head
+    };
+    if let Some(problem) = check_copy(dst, rel, &want, after, progress).await {
+        // A store's copy became visible whole: it goes again, so that no other bytes stay
+        // under the shard's name (a streamed copy was checked before it was published).
+        if by_store && dst.delete(rel).await.is_ok() {
+            return Outcome::Failed(format!("{problem}; the copy was removed"));
+        }
         return Outcome::Failed(problem);
     }
     if replacing {
@@ -312,31 +373,51 @@ async fn one_shard(
     }
 }
 
-/// After a copy: the length by HEAD, or everything again (`read_back`).
+/// How a copy is checked once it is at DST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterCopy {
+    /// One HEAD: the length, and the CRC-64/NVME where the store reports one.
+    Head,
+    /// The CRC-64/NVME the store reports, else read back and hashed.
+    StoreChecksum,
+    /// Read back and hashed, whatever the store reports (`verify_after_copy`).
+    Read,
+}
+
 async fn check_copy(
     dst: &Location,
     rel: &str,
     want: &Expected,
-    read_back: bool,
+    after: AfterCopy,
     progress: &Progress,
 ) -> Option<String> {
-    let at = if read_back {
-        shard::inspect(dst, rel, want, progress).await
-    } else {
-        match dst.head(rel).await {
-            Ok(Some(n)) if n == want.bytes => Ok(AtDest::Intact),
-            Ok(Some(n)) => Ok(AtDest::Differs {
-                bytes: n,
+    let at = match after {
+        AfterCopy::Read => shard::inspect_read(dst, rel, want, progress).await,
+        AfterCopy::StoreChecksum => shard::inspect(dst, rel, want, progress).await,
+        AfterCopy::Head => match dst.head_stored(rel).await {
+            Ok(Some(stored)) if stored.bytes != want.bytes => Ok(AtDest::Differs {
+                bytes: stored.bytes,
                 sha256: None,
+                crc64nvme: None,
             }),
+            Ok(Some(stored)) => match (stored.crc64nvme, want.crc64nvme) {
+                (Some(have), Some(crc)) if have != crc => Ok(AtDest::Differs {
+                    bytes: stored.bytes,
+                    sha256: None,
+                    crc64nvme: Some(have),
+                }),
+                _ => Ok(AtDest::Intact),
+            },
             Ok(None) => Ok(AtDest::Missing),
             Err(e) => Err(e),
-        }
+        },
     };
     match at {
         Ok(AtDest::Intact) => None,
         Ok(other) => Some(format!(
-            "after copying, DST reads back as {}: the destination store altered the object",
+            "after copying, the copy at DST is {}: the store holds other bytes than the \
+             manifest's shard (a source damaged at rest, or a store that altered the copy); \
+             check the source with `editshard verify SRC`",
             other.describe(want)
         )),
         Err(e) => Some(format!("cannot check the copy at DST: {e}")),
@@ -450,6 +531,7 @@ async fn subset_shard(
         let want = Expected {
             bytes: summary.bytes,
             sha256: crate::hex::hex(&summary.sha256),
+            crc64nvme: Some(summary.crc64nvme),
         };
         let at = shard::inspect(dst, &entry.path, &want, progress).await?;
         let outcome = match at {
@@ -457,7 +539,12 @@ async fn subset_shard(
             AtDest::Differs { .. } if !opts.force => Outcome::Differs(at.describe(&want)),
             _ => {
                 dst.put_file(&entry.path, &file).await?;
-                match check_copy(dst, &entry.path, &want, opts.verify_after_copy, progress).await {
+                let after = if opts.verify_after_copy {
+                    AfterCopy::Read
+                } else {
+                    AfterCopy::Head
+                };
+                match check_copy(dst, &entry.path, &want, after, progress).await {
                     Some(problem) => Outcome::Failed(problem),
                     None if matches!(at, AtDest::Differs { .. }) => Outcome::Replaced,
                     None => Outcome::Copied,

@@ -7,6 +7,12 @@
 //! clean end (local: rename of a temporary file; S3: completion of the multipart upload), so
 //! the check happens before anything is visible under the shard's name, without reading the
 //! shard twice and without holding it in memory.
+//!
+//! Whether a shard at DST is intact is asked of the store first ([`inspect`]): an S3 store
+//! reports the object's CRC-64/NVME by HEAD, compared with the manifest's `crc64nvme`, and the
+//! object is not read. Where either is missing (a store that keeps no checksum, a manifest
+//! written before the field), the object is read and hashed, and [`Progress`] counts it so
+//! the caller can say so once.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,16 +20,19 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use super::progress::Progress;
+use super::progress::{Progress, ReadBack};
+use crate::crc64::{Crc64Nvme, encode as crc_text};
 use crate::error::{Error, Result};
 use crate::manifest::ShardEntry;
 use crate::storage::{ByteStream, Location};
 
-/// What a shard should be: its manifest entry's length and SHA-256.
+/// What a shard should be: its manifest entry's length, SHA-256 and (when the manifest
+/// records it) CRC-64/NVME.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
     pub bytes: u64,
     pub sha256: String,
+    pub crc64nvme: Option<u64>,
 }
 
 impl From<&ShardEntry> for Expected {
@@ -31,6 +40,7 @@ impl From<&ShardEntry> for Expected {
         Expected {
             bytes: e.bytes,
             sha256: e.sha256.to_ascii_lowercase(),
+            crc64nvme: e.crc64nvme_value(),
         }
     }
 }
@@ -41,10 +51,12 @@ pub enum AtDest {
     Missing,
     /// Present with the expected length and SHA-256.
     Intact,
-    /// Present but different: its length, and its SHA-256 when the length matched.
+    /// Present but different: its length, and when the length matched, its SHA-256 (read
+    /// here) or the CRC-64/NVME its store reports.
     Differs {
         bytes: u64,
         sha256: Option<String>,
+        crc64nvme: Option<u64>,
     },
 }
 
@@ -55,39 +67,100 @@ impl AtDest {
             AtDest::Missing => "missing".into(),
             AtDest::Intact => "present and verified".into(),
             AtDest::Differs {
-                bytes,
-                sha256: None,
-            } => {
-                format!("{bytes} bytes where the manifest says {}", want.bytes)
-            }
-            AtDest::Differs {
                 sha256: Some(sha), ..
             } => format!("SHA-256 {sha} where the manifest says {}", want.sha256),
+            AtDest::Differs {
+                crc64nvme: Some(crc),
+                ..
+            } => format!(
+                "CRC-64/NVME {} (as its store reports it) where the manifest says {}: the \
+                 stored object is not the shard",
+                crc_text(*crc),
+                want.crc64nvme.map_or_else(|| "none".into(), crc_text)
+            ),
+            AtDest::Differs { bytes, .. } => {
+                format!("{bytes} bytes where the manifest says {}", want.bytes)
+            }
         }
     }
 }
 
-/// Length and SHA-256 of an object, read as a stream (progress counts the bytes).
-pub(crate) async fn hash_object(
-    loc: &Location,
-    rel: &str,
-    progress: &Progress,
-) -> Result<(u64, String)> {
+/// An object's bytes as read: length, SHA-256 and CRC-64/NVME.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Hashed {
+    pub bytes: u64,
+    pub sha256: String,
+    pub crc64nvme: u64,
+}
+
+impl Hashed {
+    /// Whether these are the bytes `want` describes (its CRC too, when it has one).
+    pub fn matches(&self, want: &Expected) -> bool {
+        self.bytes == want.bytes
+            && self.sha256 == want.sha256
+            && want.crc64nvme.is_none_or(|c| c == self.crc64nvme)
+    }
+}
+
+/// Length, SHA-256 and CRC-64/NVME of an object, read as a stream (progress counts the
+/// bytes).
+pub(crate) async fn hash_object(loc: &Location, rel: &str, progress: &Progress) -> Result<Hashed> {
     let mut stream = loc.get_stream(rel).await?;
     let mut hasher = Sha256::new();
+    let mut crc = Crc64Nvme::new();
     let mut n = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         hasher.update(&chunk);
+        crc.update(&chunk);
         n += chunk.len() as u64;
         progress.bytes(chunk.len() as u64);
     }
-    Ok((n, crate::hex::hex(&hasher.finalize())))
+    Ok(Hashed {
+        bytes: n,
+        sha256: crate::hex::hex(&hasher.finalize()),
+        crc64nvme: crc.finalize(),
+    })
 }
 
-/// Checks what DST holds under `rel` against `want`. The SHA-256 is only computed when the
-/// length already matches (a HEAD settles the rest).
+/// Checks what DST holds under `rel` against `want`, asking the store first: one HEAD gives
+/// the length and, from an S3 store that keeps it, the object's CRC-64/NVME, which settles it
+/// when the manifest records one. Otherwise the object is read and hashed (only when the
+/// length matches), and `progress` counts why.
 pub(crate) async fn inspect(
+    dst: &Location,
+    rel: &str,
+    want: &Expected,
+    progress: &Progress,
+) -> Result<AtDest> {
+    let Some(stored) = dst.head_stored(rel).await? else {
+        return Ok(AtDest::Missing);
+    };
+    if stored.bytes != want.bytes {
+        return Ok(AtDest::Differs {
+            bytes: stored.bytes,
+            sha256: None,
+            crc64nvme: None,
+        });
+    }
+    match (stored.crc64nvme, want.crc64nvme) {
+        (Some(have), Some(crc)) if have == crc => return Ok(AtDest::Intact),
+        (Some(have), Some(_)) => {
+            return Ok(AtDest::Differs {
+                bytes: stored.bytes,
+                sha256: None,
+                crc64nvme: Some(have),
+            });
+        }
+        (None, _) if dst.is_local().is_some() => {}
+        (None, _) => progress.read_back(ReadBack::StoreHasNoCrc),
+        (Some(_), None) => progress.read_back(ReadBack::ManifestHasNoCrc),
+    }
+    inspect_read(dst, rel, want, progress).await
+}
+
+/// [`inspect`] by reading the object and hashing it, whatever the store reports.
+pub(crate) async fn inspect_read(
     dst: &Location,
     rel: &str,
     want: &Expected,
@@ -98,15 +171,18 @@ pub(crate) async fn inspect(
         Some(bytes) if bytes != want.bytes => Ok(AtDest::Differs {
             bytes,
             sha256: None,
+            crc64nvme: None,
         }),
         Some(_) => {
-            let (bytes, sha) = hash_object(dst, rel, progress).await?;
-            if bytes == want.bytes && sha == want.sha256 {
+            let hashed = hash_object(dst, rel, progress).await?;
+            if hashed.matches(want) {
+                progress.learn(rel, hashed.crc64nvme);
                 Ok(AtDest::Intact)
             } else {
                 Ok(AtDest::Differs {
-                    bytes,
-                    sha256: Some(sha),
+                    bytes: hashed.bytes,
+                    sha256: Some(hashed.sha256),
+                    crc64nvme: None,
                 })
             }
         }
@@ -115,7 +191,10 @@ pub(crate) async fn inspect(
 
 struct Check {
     inner: ByteStream,
+    /// The shard's path at DST, under which its CRC is learned.
+    rel: String,
     hasher: Sha256,
+    crc: Crc64Nvme,
     seen: u64,
     want: Expected,
     /// Names the source in errors.
@@ -125,15 +204,19 @@ struct Check {
 }
 
 /// `stream` as it is, except that it fails rather than ends when its bytes are not `want`.
+/// `rel` is where the bytes go (their CRC is learned under it when they match).
 pub(crate) fn checked(
     stream: ByteStream,
     want: Expected,
     what: String,
+    rel: &str,
     progress: Arc<Progress>,
 ) -> ByteStream {
     let state = Check {
         inner: stream,
+        rel: rel.to_string(),
         hasher: Sha256::new(),
+        crc: Crc64Nvme::new(),
         seen: 0,
         want,
         what,
@@ -163,6 +246,7 @@ pub(crate) fn checked(
                     return Some((Err(e), st));
                 }
                 st.hasher.update(&chunk);
+                st.crc.update(&chunk);
                 st.progress.bytes(chunk.len() as u64);
                 Some((Ok(chunk), st))
             }
@@ -190,6 +274,21 @@ pub(crate) fn checked(
                     );
                     return Some((Err(e), st));
                 }
+                let crc = st.crc.finalize();
+                if let Some(want) = st.want.crc64nvme
+                    && crc != want
+                {
+                    let e = damaged(
+                        &st.what,
+                        format!(
+                            "CRC-64/NVME {} where the manifest says {}",
+                            crc_text(crc),
+                            crc_text(want)
+                        ),
+                    );
+                    return Some((Err(e), st));
+                }
+                st.progress.learn(&st.rel, crc);
                 None
             }
         }
@@ -247,7 +346,13 @@ pub(crate) async fn copy(
     }
     remove_stale_partials(dst, rel);
     let stream = src.get_stream(rel).await?;
-    let stream = checked(stream, want.clone(), src.display_of(rel), progress.clone());
+    let stream = checked(
+        stream,
+        want.clone(),
+        src.display_of(rel),
+        rel,
+        progress.clone(),
+    );
     dst.put_stream(rel, stream).await?;
     Ok(false)
 }
@@ -266,6 +371,7 @@ mod tests {
         Expected {
             bytes: data.len() as u64,
             sha256: crate::hex::hex(&Sha256::digest(data)),
+            crc64nvme: Some(crate::crc64::crc64nvme(data)),
         }
     }
 
@@ -285,6 +391,7 @@ mod tests {
             stream_of(&[b"ab", b"cd"]),
             expect(b"abcd"),
             "x".into(),
+            "x",
             p.clone(),
         );
         assert_eq!(drain(good).await.unwrap(), b"abcd");
@@ -294,9 +401,30 @@ mod tests {
             (vec![b"ab", b"cde"], "longer"),
         ];
         for (parts, want) in cases {
-            let s = checked(stream_of(&parts), expect(b"abcd"), "x".into(), p.clone());
+            let s = checked(
+                stream_of(&parts),
+                expect(b"abcd"),
+                "x".into(),
+                "x",
+                p.clone(),
+            );
             let e = drain(s).await.unwrap_err().to_string();
             assert!(e.contains(want) && e.contains('x'), "{e}");
         }
+        // The manifest's CRC is checked too (here the only thing that differs).
+        let mut crc_differs = expect(b"abcd");
+        crc_differs.crc64nvme = Some(1);
+        let s = checked(
+            stream_of(&[b"abcd"]),
+            crc_differs,
+            "x".into(),
+            "x",
+            p.clone(),
+        );
+        let e = drain(s).await.unwrap_err().to_string();
+        assert!(
+            e.contains("CRC-64/NVME") && e.contains("AAAAAAAAAAE="),
+            "{e}"
+        );
     }
 }

@@ -156,17 +156,26 @@ async fn mix_locked(
     dest: &Location,
     opts: &MixOptions,
 ) -> Result<MixReport> {
-    let manifest = plan(sources, opened);
+    let mut manifest = plan(sources, opened);
     check_dest(dest, &manifest).await?;
     let mut report = MixReport::default();
+    let mut at = 0;
     for (src, ds) in sources.iter().zip(opened) {
         for entry in &ds.manifest().shards {
             let rel = format!("{}/{}", src.name, entry.path);
-            match place::place(&src.location, &entry.path, dest, &rel, entry, opts).await? {
+            let (placed, crc) =
+                place::place_learning(&src.location, &entry.path, dest, &rel, entry, opts).await?;
+            match placed {
                 Placed::Copied => report.copied += 1,
                 Placed::Linked => report.linked += 1,
                 Placed::Kept => report.kept += 1,
             }
+            // A source written before `crc64nvme`: the mixture records what was hashed.
+            let out = &mut manifest.shards[at];
+            if out.crc64nvme.is_none() {
+                out.crc64nvme = crc.map(crate::crc64::encode);
+            }
+            at += 1;
         }
     }
     dest.put(MANIFEST_NAME, manifest.to_json().into()).await?;

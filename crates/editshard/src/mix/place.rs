@@ -25,16 +25,16 @@ pub enum Placed {
     Kept,
 }
 
-pub async fn place(
+async fn place_with(
     src: &Location,
     src_rel: &str,
     dest: &Location,
     rel: &str,
     entry: &ShardEntry,
     opts: &MixOptions,
+    progress: &Arc<Progress>,
 ) -> Result<Placed> {
     let want = Expected::from(entry);
-    let progress = Arc::new(Progress::new(Arc::new(Quiet)));
     // Locally, the shard's directory is made (or found) as a real directory inside DEST, and
     // a link at the shard's own name is refused: read through, a link to a copy of the shard
     // elsewhere would pass as placed.
@@ -42,7 +42,7 @@ pub async fn place(
         Some(root) => Some(local_parent(root, rel).await?),
         None => None,
     };
-    match inspect(dest, rel, &want, &progress).await? {
+    match inspect(dest, rel, &want, progress).await? {
         AtDest::Intact => return Ok(Placed::Kept),
         AtDest::Missing => {}
         differs => {
@@ -57,15 +57,30 @@ pub async fn place(
     }
     if !opts.copy_only
         && let (Some(from), Some(dir)) = (src.is_local(), local_dir)
-        && link(&from.join(src_rel), dir, dest, rel, &want, &progress).await?
+        && link(&from.join(src_rel), dir, dest, rel, &want, progress).await?
     {
         return Ok(Placed::Linked);
     }
     remove_stale_partials(dest, rel);
     let stream = src.get_stream(src_rel).await?;
-    let stream = checked(stream, want, src.display_of(src_rel), progress);
+    let stream = checked(stream, want, src.display_of(src_rel), rel, progress.clone());
     dest.put_stream(rel, stream).await?;
     Ok(Placed::Copied)
+}
+
+/// [`place`], and the shard's CRC-64/NVME when its bytes were hashed on the way (kept after
+/// a read, linked, or copied): what an entry without `crc64nvme` gains in the mixture.
+pub async fn place_learning(
+    src: &Location,
+    src_rel: &str,
+    dest: &Location,
+    rel: &str,
+    entry: &ShardEntry,
+    opts: &MixOptions,
+) -> Result<(Placed, Option<u64>)> {
+    let progress = Arc::new(Progress::new(Arc::new(Quiet)));
+    let placed = place_with(src, src_rel, dest, rel, entry, opts, &progress).await?;
+    Ok((placed, progress.learned().get(rel).copied()))
 }
 
 /// The directory of `rel` inside the local DEST `root`, made or entered without following a
@@ -111,14 +126,15 @@ async fn link(
         return Ok(false);
     }
     let partial_rel = format!("{rel}{}", crate::atomic::PARTIAL_SUFFIX);
-    let (bytes, sha) = match hash_object(dest, &partial_rel, progress).await {
+    let hashed = match hash_object(dest, &partial_rel, progress).await {
         Ok(h) => h,
         Err(e) => {
             let _ = dir.remove_file(&partial);
             return Err(e);
         }
     };
-    if bytes != want.bytes || sha != want.sha256 {
+    if !hashed.matches(want) {
+        let (bytes, sha) = (hashed.bytes, hashed.sha256);
         let _ = dir.remove_file(&partial);
         return Err(Error::malformed(format!(
             "{}: {bytes} bytes with SHA-256 {sha}, where its manifest says {} bytes with \
@@ -132,5 +148,6 @@ async fn link(
     dir.rename(&partial, &name)
         .map_err(|e| Error::from(e).in_shard(shown))?;
     dir.sync();
+    progress.learn(rel, hashed.crc64nvme);
     Ok(true)
 }

@@ -1,6 +1,6 @@
-//! Checking a whole dataset: every shard against the manifest (length, SHA-256, footer,
-//! record count), every frame and record CRC (by streaming each shard once), the index
-//! against the frames, every image's length, hash and header, optionally a full decode, and
+//! Checking a whole dataset: every shard against the manifest (length, SHA-256,
+//! CRC-64/NVME where recorded, footer, record count), every frame and record CRC (by
+//! streaming each shard once), the index against the frames, every image's length, hash and header, optionally a full decode, and
 //! that no id appears twice in the dataset (across shards; by id hash, about 40 bytes per
 //! record, each hit confirmed against the ids in the shards' indexes).
 //! Every problem found is reported with its location; checking goes on after one.
@@ -252,6 +252,7 @@ async fn verify_shard(
         }
     };
     let mut hasher = Sha256::new();
+    let mut crc = crate::crc64::Crc64Nvme::new();
     let mut length = 0u64;
     let mut decoder = Some(ShardDecoder::with_options(ds.options().read.clone()).named(&name));
     let mut buf = BytesMut::new();
@@ -306,6 +307,7 @@ async fn verify_shard(
             Some(Ok(chunk)) => {
                 length += chunk.len() as u64;
                 hasher.update(&chunk);
+                crc.update(&chunk);
                 if decoder.is_some() {
                     buf.extend_from_slice(&chunk);
                     feed(&mut buf, &mut decoder, false, problems, report);
@@ -333,6 +335,16 @@ async fn verify_shard(
         problems.push(located(Error::malformed(format!(
             "the shard's SHA-256 is {digest} but the manifest says {}",
             entry.sha256
+        ))));
+    }
+    // The manifest's CRC-64/NVME (spec section 12), where it records one.
+    if let Some(want) = entry.crc64nvme_value()
+        && crc.finalize() != want
+    {
+        problems.push(located(Error::malformed(format!(
+            "the shard's CRC-64/NVME is {} but the manifest says {}",
+            crate::crc64::encode(crc.finalize()),
+            crate::crc64::encode(want)
         ))));
     }
 

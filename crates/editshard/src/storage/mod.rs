@@ -50,10 +50,23 @@ mod local;
 #[cfg(feature = "remote")]
 mod remote;
 #[cfg(feature = "s3")]
+mod s3_checksum;
+#[cfg(feature = "s3")]
 mod s3_copy;
 
 pub use error::{RemoteError, http_status, is_not_found};
 pub use local::{map_file, populate_map};
+
+/// An object as its store reports it ([`Location::head_stored`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredObject {
+    pub bytes: u64,
+    /// The store's whole-object CRC-64/NVME, when it keeps one: S3 does for objects uploaded
+    /// with that checksum (one PUT, or multipart of type `FULL_OBJECT`) and, since 2025, by
+    /// default; a local file, a plain HTTP server, or s3s-fs for a multipart upload, reports
+    /// none.
+    pub crc64nvme: Option<u64>,
+}
 
 /// A stream of an object's bytes, in order.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
@@ -360,6 +373,22 @@ impl Location {
             Backend::Local(dir) => local::head(&dir.join(rel)).await,
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.head(rel).await,
+        }
+    }
+
+    /// What the store reports about the object without reading it: its length and, where the
+    /// store keeps one, its whole-object CRC-64/NVME (S3: one HEAD with
+    /// `x-amz-checksum-mode: ENABLED`). A local file or an HTTP(S) object reports no CRC.
+    /// `None` if the object does not exist.
+    pub async fn head_stored(&self, rel: &str) -> Result<Option<StoredObject>> {
+        self.checked(rel)?;
+        let crc64nvme = None;
+        match &self.backend {
+            Backend::Local(dir) => Ok(local::head(&dir.join(rel))
+                .await?
+                .map(|bytes| StoredObject { bytes, crc64nvme })),
+            #[cfg(feature = "remote")]
+            Backend::Remote(r) => r.head_stored(rel).await,
         }
     }
 

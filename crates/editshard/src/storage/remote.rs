@@ -43,7 +43,8 @@ pub(super) struct Remote {
     /// S3: the endpoint, region, bucket and access key. Two locations with the same one are
     /// prefixes of one bucket reached alike, between which the store copies by itself.
     same_bucket: Option<String>,
-    /// S3 with credentials: what a `CopyObject` from another bucket of the endpoint needs.
+    /// S3: the bucket as reached here, for requests signed here: `CopyObject` (with
+    /// credentials) and the HEAD that reads the store's checksums.
     #[cfg(feature = "s3")]
     bucket: Option<Arc<super::s3_copy::Bucket>>,
 }
@@ -198,17 +199,35 @@ impl Remote {
             .with_client_options(client_options(opts, allow_http))
             .with_http_connector(connector(opts, allow_http))
             .with_retry(retry_config(opts))
-            // Every PUT and every part carries its SHA-256 (`x-amz-checksum-sha256`, the same
-            // digest SigV4 signs, computed once), so the store refuses bytes damaged on the
-            // way and keeps a one-PUT object's SHA-256, which is the manifest's.
-            .with_checksum_algorithm(object_store::aws::Checksum::SHA256);
+            // Every PUT and every part carries its CRC-64/NVME (`x-amz-checksum-crc64nvme`;
+            // a multipart upload is created with that algorithm, which S3 keeps as one
+            // FULL_OBJECT checksum), so the store refuses bytes damaged on the way and keeps
+            // the whole object's CRC, which the manifest records: a later mirror or
+            // `verify --remote` compares it by HEAD instead of reading the object back. S3
+            // takes one checksum algorithm per request, and SHA-256 cannot serve here: a
+            // multipart object's SHA-256 is a checksum of its parts' checksums, never the
+            // manifest's digest. SHA-256 still guards each request where it is signed
+            // (SigV4's x-amz-content-sha256, which the store checks against the body).
+            // object_store cannot send the whole object's value at CompleteMultipartUpload;
+            // the mirror compares the stored CRC with the manifest's right after instead.
+            // A store that refuses CRC64NVME (some S3-compatible ones answer 501) is
+            // written with EDITSHARD_S3_CHECKSUM=sha256: what it verifies is as before, and
+            // later checks read the objects back.
+            .with_checksum_algorithm(
+                match env("EDITSHARD_S3_CHECKSUM")
+                    .map(|v| v.to_ascii_lowercase())
+                    .as_deref()
+                {
+                    Some("sha256") => object_store::aws::Checksum::SHA256,
+                    _ => object_store::aws::Checksum::CRC64NVME,
+                },
+            );
         if let Some(endpoint) = &endpoint {
             builder = builder
                 .with_endpoint(endpoint.trim_end_matches('/'))
                 .with_virtual_hosted_style_request(false);
         }
-        let mut copies = None;
-        match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        let credential = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
             (Some(key), Some(secret)) => {
                 builder = builder
                     .with_access_key_id(&key)
@@ -216,25 +235,29 @@ impl Remote {
                 if let Some(token) = env("AWS_SESSION_TOKEN") {
                     builder = builder.with_token(token);
                 }
-                copies = Some(Arc::new(super::s3_copy::Bucket {
-                    endpoint: endpoint
-                        .as_deref()
-                        .map(|e| e.trim_end_matches('/').to_string()),
-                    region: region.clone(),
-                    bucket: bucket.to_string(),
-                    credential: object_store::aws::AwsCredential {
-                        key_id: key,
-                        secret_key: secret,
-                        token: env("AWS_SESSION_TOKEN"),
-                    },
-                    client: super::s3_copy::client(opts.connect_timeout, opts.timeout)?,
-                    retries: opts.retries.min(MAX_RETRIES),
-                }));
+                Some(object_store::aws::AwsCredential {
+                    key_id: key,
+                    secret_key: secret,
+                    token: env("AWS_SESSION_TOKEN"),
+                })
             }
             // Anonymous: also keeps object_store from asking an instance-metadata endpoint
-            // the user never named.
-            _ => builder = builder.with_skip_signature(true),
-        }
+            // the user never named. (Unsigned HEADs still read the store's checksums.)
+            _ => {
+                builder = builder.with_skip_signature(true);
+                None
+            }
+        };
+        let copies = Some(Arc::new(super::s3_copy::Bucket {
+            endpoint: endpoint
+                .as_deref()
+                .map(|e| e.trim_end_matches('/').to_string()),
+            region: region.clone(),
+            bucket: bucket.to_string(),
+            credential,
+            client: super::s3_copy::client(opts.connect_timeout, opts.timeout)?,
+            retries: opts.retries.min(MAX_RETRIES),
+        }));
         let shown = if prefix.is_empty() {
             format!("s3://{bucket}")
         } else {
@@ -322,6 +345,21 @@ impl Remote {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.read_err("HEAD", &self.display_of(rel), e)),
         }
+    }
+
+    /// [`Location::head_stored`](super::Location::head_stored): S3 asks for the store's
+    /// checksum; plain HTTP reports the length only.
+    pub(super) async fn head_stored(&self, rel: &str) -> Result<Option<super::StoredObject>> {
+        #[cfg(feature = "s3")]
+        if let Some(bucket) = &self.bucket {
+            return bucket
+                .head_checksum(self.path(rel).as_ref(), &self.display_of(rel))
+                .await;
+        }
+        Ok(self.head(rel).await?.map(|bytes| super::StoredObject {
+            bytes,
+            crc64nvme: None,
+        }))
     }
 
     pub(super) async fn get_stream(&self, rel: &str) -> Result<ByteStream> {
@@ -480,6 +518,17 @@ impl Remote {
         }
         if from == to {
             return Ok(false);
+        }
+        // Within the bucket too, the copy is signed here where it can be: it asks for the
+        // copy's CRC-64/NVME, which object_store's `copy` does not.
+        #[cfg(feature = "s3")]
+        if let Some(here) = &self.bucket
+            && here.same_endpoint(here)
+        {
+            let shown = self.display_of(rel);
+            here.copy_from(here, from.as_ref(), to.as_ref(), &shown)
+                .await?;
+            return Ok(true);
         }
         self.store
             .copy(&from, &to)

@@ -1,6 +1,8 @@
-//! `CopyObject` from one bucket to another on the same S3 endpoint, signed here:
-//! object_store's `copy` names the source in its own bucket only. The store copies the bytes
-//! itself; nothing passes through this process.
+//! `CopyObject` on one S3 endpoint, signed here: object_store's `copy` names the source in its
+//! own bucket only, and asks for no checksum. The store copies the bytes itself; nothing
+//! passes through this process. Each copy asks the store to compute the copy's CRC-64/NVME
+//! (`x-amz-checksum-algorithm`), which [`head_checksum`](Bucket::head_checksum) then reports
+//! for comparison with the manifest.
 
 use std::time::Duration;
 
@@ -16,7 +18,8 @@ pub(super) struct Bucket {
     pub endpoint: Option<String>,
     pub region: String,
     pub bucket: String,
-    pub credential: AwsCredential,
+    /// `None`: anonymous (unsigned requests; reads of a public bucket only).
+    pub credential: Option<AwsCredential>,
     pub client: reqwest::Client,
     pub retries: usize,
 }
@@ -25,12 +28,27 @@ impl Bucket {
     /// The same endpoint, region and access key: a `CopyObject` from `other` into this
     /// bucket is signed by one key.
     pub fn same_endpoint(&self, other: &Bucket) -> bool {
+        let key = |b: &Bucket| b.credential.as_ref().map(|c| c.key_id.clone());
         self.endpoint == other.endpoint
             && self.region == other.region
-            && self.credential.key_id == other.credential.key_id
+            && key(self).is_some()
+            && key(self) == key(other)
     }
 
-    fn url(&self, key: &str) -> String {
+    /// Signs `request` with this bucket's credentials (anonymous: leaves it unsigned).
+    pub(super) fn sign(
+        &self,
+        request: &mut http::Request<HttpRequestBody>,
+    ) -> std::result::Result<(), String> {
+        match &self.credential {
+            Some(credential) => AwsAuthorizer::new(credential, "s3", &self.region)
+                .try_authorize(request, None)
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn url(&self, key: &str) -> String {
         match &self.endpoint {
             Some(e) => format!(
                 "{}/{}/{}",
@@ -86,12 +104,13 @@ impl Bucket {
             .method(http::Method::PUT)
             .uri(self.url(key))
             .header("x-amz-copy-source", source)
+            // The copy keeps a whole-object CRC-64/NVME (S3 computes it, or carries the
+            // source's over), which is then compared with the manifest's.
+            .header("x-amz-checksum-algorithm", "CRC64NVME")
             .header(http::header::CONTENT_LENGTH, "0")
             .body(HttpRequestBody::empty())
             .map_err(|e| fatal(e.to_string()))?;
-        AwsAuthorizer::new(&self.credential, "s3", &self.region)
-            .try_authorize(&mut request, None)
-            .map_err(|e| fatal(e.to_string()))?;
+        self.sign(&mut request).map_err(fatal)?;
         let mut builder = self.client.put(request.uri().to_string());
         for (name, value) in request.headers() {
             builder = builder.header(name, value);

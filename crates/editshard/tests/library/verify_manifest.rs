@@ -46,3 +46,22 @@ async fn believable_but_false_summaries_do_not_pass_verify() {
         );
     }
 }
+
+/// The manifest's CRC-64/NVME of a shard is checked where its SHA-256 is: a manifest whose
+/// CRC alone is wrong is reported at that shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_crc64nvme_that_does_not_match_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = editshard_tools::view_fixture::write(dir.path(), 12);
+    let crc = m.shards[0].crc64nvme_value().expect("writers record it");
+    m.shards[0].crc64nvme = Some(editshard::crc64::encode(crc ^ 1));
+    std::fs::write(dir.path().join("manifest.json"), m.to_json()).unwrap();
+    let ds = Dataset::open(Location::local(dir.path())).await.unwrap();
+    let report = verify(&ds, VerifyOptions::default(), |_| {}).await.unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    let p = report.problems[0].to_string();
+    assert!(
+        p.contains("CRC-64/NVME") && p.contains(&m.shards[0].path),
+        "{p}"
+    );
+}

@@ -110,6 +110,8 @@ pub struct ShardSummary {
     pub footer_len: u64,
     /// SHA-256 of the whole file.
     pub sha256: [u8; 32],
+    /// CRC-64/NVME of the whole file (see [`crate::crc64`]).
+    pub crc64nvme: u64,
     pub stats: ShardStats,
     /// Every record id, in order.
     pub ids: Vec<String>,
@@ -544,12 +546,14 @@ impl<W: Write> ShardWriter<W> {
         self.write(&trailer.encode())?;
         self.out.flush()?;
         debug_assert!(self.offset >= (HEADER_LEN + TRAILER_LEN) as u64);
+        let digests = self.hasher.finalize()?;
         let summary = ShardSummary {
             bytes: self.offset,
             records: self.stats.records,
             footer_offset: index_offset,
             footer_len: self.offset - index_offset,
-            sha256: self.hasher.finalize()?,
+            sha256: digests.sha256,
+            crc64nvme: digests.crc64nvme,
             stats: self.stats,
             ids: self.ids,
             minor_version: self.options.minor_version,

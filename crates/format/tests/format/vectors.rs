@@ -198,3 +198,72 @@ fn the_1_0_vectors_say_1_0_and_a_1_0_writer_refuses_a_1_1_record() {
     };
     assert!(ShardWriter::with_options(Vec::new(), options).is_err());
 }
+
+/// `digests.json` pins each vector's whole-file SHA-256 and CRC-64/NVME, computed outside
+/// editshard: the writer's summary, a manifest entry made from it, and the CRC of the file's
+/// bytes must all agree with it.
+#[test]
+fn the_manifest_digests_of_each_vector_are_pinned() {
+    let pinned: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir().join("digests.json")).unwrap()).unwrap();
+    assert_eq!(
+        editshard_format::crc64::crc64nvme(b"123456789"),
+        0xAE8B_1486_0A79_9888,
+        "CRC-64/NVME's check value"
+    );
+    for v in vectors() {
+        let want = &pinned["vectors"][v.name];
+        let options = WriterOptions {
+            compression_level: v.compression_level,
+            minor_version: v.minor,
+            ..Default::default()
+        };
+        let mut w = ShardWriter::with_options(Vec::new(), options).unwrap();
+        for r in &v.records {
+            w.append(r).unwrap();
+        }
+        let (bytes, summary) = w.finish().unwrap();
+        let file = std::fs::read(dir().join(format!("{}.esd", v.name))).unwrap();
+        let mut m = editshard_format::Manifest::new(None);
+        m.push_shard(format!("{}.esd", v.name), &summary);
+        let entry = &m.shards[0];
+        assert_eq!(entry.bytes, want["bytes"], "{}", v.name);
+        assert_eq!(entry.sha256, want["sha256"], "{}", v.name);
+        assert_eq!(
+            entry.crc64nvme.as_deref(),
+            want["crc64nvme"].as_str(),
+            "{}",
+            v.name
+        );
+        let crc = editshard_format::crc64::crc64nvme(&file);
+        assert_eq!(crc, summary.crc64nvme, "{}", v.name);
+        assert_eq!(
+            editshard_format::crc64::crc64nvme(&bytes),
+            crc,
+            "{}",
+            v.name
+        );
+        assert_eq!(entry.crc64nvme_value(), Some(crc), "{}", v.name);
+        // The manifest keeps it through JSON, and a manifest without it stays valid.
+        let again = editshard_format::Manifest::parse(&m.to_json()).unwrap();
+        assert_eq!(again.shards[0].crc64nvme, entry.crc64nvme);
+        let mut old = m.clone();
+        old.shards[0].crc64nvme = None;
+        let json = String::from_utf8(old.to_json()).unwrap();
+        assert!(!json.contains("crc64nvme"), "{json}");
+        assert_eq!(
+            editshard_format::Manifest::parse(json.as_bytes())
+                .unwrap()
+                .shards[0]
+                .crc64nvme,
+            None
+        );
+        // A malformed value is refused, naming the shard.
+        let mut bad = m.clone();
+        bad.shards[0].crc64nvme = Some("not base64!!".into());
+        let e = editshard_format::Manifest::parse(&bad.to_json())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("crc64nvme") && e.contains(v.name), "{e}");
+    }
+}
