@@ -11,13 +11,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use sha2::{Digest, Sha256};
 
 use super::progress::Progress;
 use crate::error::{Error, Result};
 use crate::manifest::ShardEntry;
-use crate::storage::{ByteStream, Location};
+use crate::storage::{ByteStream, Known, Location};
 
 /// What a shard should be: its manifest entry's length and SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +163,20 @@ pub(crate) fn checked(
                     return Some((Err(e), st));
                 }
                 st.hasher.update(&chunk);
+                // The last chunk is passed on only once the digest matched: a destination
+                // that publishes on the declared length (one streamed PUT) then never sees
+                // a complete body of the wrong bytes.
+                if st.seen == st.want.bytes {
+                    let sha = crate::hex::hex(&std::mem::take(&mut st.hasher).finalize());
+                    if sha != st.want.sha256 {
+                        st.done = true;
+                        let e = damaged(
+                            &st.what,
+                            format!("SHA-256 {sha} where the manifest says {}", st.want.sha256),
+                        );
+                        return Some((Err(e), st));
+                    }
+                }
                 st.progress.bytes(chunk.len() as u64);
                 Some((Ok(chunk), st))
             }
@@ -172,6 +186,7 @@ pub(crate) fn checked(
             }
             None => {
                 st.done = true;
+                // A complete stream's digest was checked with its last chunk.
                 if st.seen != st.want.bytes {
                     let e = damaged(
                         &st.what,
@@ -182,13 +197,16 @@ pub(crate) fn checked(
                     );
                     return Some((Err(e), st));
                 }
-                let sha = crate::hex::hex(&std::mem::take(&mut st.hasher).finalize());
-                if sha != st.want.sha256 {
-                    let e = damaged(
-                        &st.what,
-                        format!("SHA-256 {sha} where the manifest says {}", st.want.sha256),
-                    );
-                    return Some((Err(e), st));
+                if st.seen == 0 {
+                    // No chunk came whose digest was checked.
+                    let sha = crate::hex::hex(&std::mem::take(&mut st.hasher).finalize());
+                    if sha != st.want.sha256 {
+                        let e = damaged(
+                            &st.what,
+                            format!("SHA-256 {sha} where the manifest says {}", st.want.sha256),
+                        );
+                        return Some((Err(e), st));
+                    }
                 }
                 None
             }
@@ -246,9 +264,31 @@ pub(crate) async fn copy(
         return Ok(true);
     }
     remove_stale_partials(dst, rel);
-    let stream = src.get_stream(rel).await?;
-    let stream = checked(stream, want.clone(), src.display_of(rel), progress.clone());
-    dst.put_stream(rel, stream).await?;
+    let open = || {
+        async {
+            let stream = src.get_stream(rel).await?;
+            Ok(checked(
+                stream,
+                want.clone(),
+                src.display_of(rel),
+                progress.clone(),
+            ))
+        }
+        .boxed()
+    };
+    match crate::hex::unhex32(&want.sha256) {
+        Some(sha256) => {
+            let known = Known {
+                bytes: want.bytes,
+                sha256,
+            };
+            dst.put_known(rel, &known, &open).await?;
+        }
+        // Not a digest: the check refuses the bytes as they pass.
+        None => {
+            dst.put_stream(rel, open().await?).await?;
+        }
+    }
     Ok(false)
 }
 

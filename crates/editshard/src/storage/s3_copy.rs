@@ -30,7 +30,7 @@ impl Bucket {
             && self.credential.key_id == other.credential.key_id
     }
 
-    fn url(&self, key: &str) -> String {
+    pub(super) fn url(&self, key: &str) -> String {
         match &self.endpoint {
             Some(e) => format!(
                 "{}/{}/{}",
