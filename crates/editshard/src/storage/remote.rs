@@ -392,12 +392,18 @@ impl Remote {
                 .await?;
             return Ok(known.bytes);
         }
-        let part = match upload_plan::plan(Some(known.bytes), part_size) {
-            Plan::Parts(part) => part,
-            // Anonymous: object_store's PUT, the object whole in memory.
-            Plan::One => usize::try_from(known.bytes).unwrap_or(usize::MAX).max(1),
-        };
-        self.put_stream(rel, open().await?, Some(part)).await
+        match upload_plan::plan(Some(known.bytes), part_size) {
+            Plan::Parts(part) => {
+                self.put_parts(rel, open().await?, PutPayloadMut::new(), part)
+                    .await
+            }
+            // Anonymous (nothing to sign a streamed PUT with): object_store's PUT, the
+            // object whole in memory.
+            Plan::One => {
+                let whole = usize::try_from(known.bytes).unwrap_or(usize::MAX).max(1);
+                self.put_stream(rel, open().await?, Some(whole)).await
+            }
+        }
     }
 
     pub(super) async fn put_stream(

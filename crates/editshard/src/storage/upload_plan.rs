@@ -11,9 +11,11 @@
 //! Memory: a streamed PUT holds only the source's chunks in flight (about 1 MiB). Parts are
 //! held whole until their PUT is answered (a failed part is sent again from memory), so the
 //! parts in memory at once, over every multipart upload to one location, are capped at
-//! [`PART_MEMORY`] bytes, and within one upload at [`PARTS_IN_FLIGHT`]. Peak memory of an
-//! upload run is then about `PART_MEMORY + jobs × (part size + 1 MiB)` (each upload fills
-//! its next part while its budget allows), whatever the number and size of the shards.
+//! [`PART_MEMORY`] bytes, and within one upload at [`PARTS_IN_FLIGHT`]; an upload takes its
+//! share of the budget before it reads the part. The bytes a mirror holds for its uploads
+//! are then at most `PART_MEMORY + jobs × 1 MiB` (the chunks of the streamed PUTs), whatever
+//! the number and size of the shards (measured: 36 MB peak RSS for a mirror of 50 MB shards
+//! in one PUT each, 148 MB with `--part-size 16`, `--jobs 4`).
 
 /// Objects up to this length, whose SHA-256 is known beforehand, go up in one streamed PUT
 /// (rclone's default cutoff is 200 MiB). Larger ones go in parts.
