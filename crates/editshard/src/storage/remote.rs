@@ -44,6 +44,9 @@ pub(super) struct Remote {
     bucket: Option<Arc<super::s3_copy::Bucket>>,
     /// [`upload_plan::PART_MEMORY`], shared by every multipart upload here.
     part_budget: Arc<tokio::sync::Semaphore>,
+    /// S3 with credentials: the client of streamed PUTs.
+    #[cfg(feature = "s3")]
+    put_client: Option<Arc<super::s3_put::PutClient>>,
 }
 
 /// The largest object one `CopyObject` copies (S3's limit).
@@ -147,6 +150,8 @@ impl Remote {
             #[cfg(feature = "s3")]
             bucket: None,
             part_budget: Arc::new(upload_plan::budget()),
+            #[cfg(feature = "s3")]
+            put_client: None,
         })
     }
 
@@ -255,6 +260,13 @@ impl Remote {
             multipart: true,
             auth_advice: None,
             same_bucket: Some(same_bucket),
+            put_client: match copies {
+                Some(_) => Some(Arc::new(super::s3_put::PutClient::new(
+                    opts.connect_timeout,
+                    opts.timeout,
+                )?)),
+                None => None,
+            },
             bucket: copies,
             part_budget: Arc::new(upload_plan::budget()),
         })
@@ -382,13 +394,14 @@ impl Remote {
             return Err(read_only(self.display_of(rel)));
         }
         #[cfg(feature = "s3")]
-        if let (Some(bucket), Plan::One) = (
+        if let (Some(bucket), Some(client), Plan::One) = (
             &self.bucket,
+            &self.put_client,
             upload_plan::plan(Some(known.bytes), part_size),
         ) {
             let path = self.path(rel);
-            bucket
-                .put_streamed(path.as_ref(), known, open, &self.display_of(rel))
+            client
+                .put(bucket, path.as_ref(), known, open, &self.display_of(rel))
                 .await?;
             return Ok(known.bytes);
         }

@@ -19,8 +19,9 @@
 //! until the digest matched) never becomes an object. Retried like object_store's requests
 //! (5xx, 429, a refused digest, a lost connection), each attempt reading the source again.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use object_store::aws::AwsAuthorizer;
@@ -38,10 +39,32 @@ struct Failed {
     why: String,
 }
 
-impl Bucket {
-    /// Uploads the object `key` (`shown` in errors) in one streamed PUT.
-    pub async fn put_streamed(
+/// The HTTP client of streamed PUTs, and how long one may make no progress.
+pub(super) struct PutClient {
+    client: reqwest::Client,
+    stall: Duration,
+}
+
+impl PutClient {
+    /// No timeout on the request as a whole, nor reqwest's read timeout (which runs from the
+    /// start of the request, so that it would bound the upload of the body): a PUT fails
+    /// when its body makes no progress for `stall`, or its answer takes longer than that
+    /// once the body is sent ([`PutClient::put_once`]).
+    pub fn new(connect: Duration, stall: Duration) -> Result<PutClient> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| {
+                Error::invalid(format!("cannot build the HTTP client for S3 uploads: {e}"))
+            })?;
+        Ok(PutClient { client, stall })
+    }
+
+    /// Uploads the object `key` of `bucket` (`shown` in errors) in one streamed PUT.
+    pub async fn put(
         &self,
+        bucket: &Bucket,
         key: &str,
         known: &Known,
         open: &Opener<'_>,
@@ -52,7 +75,7 @@ impl Bucket {
             status: None,
             why: String::new(),
         };
-        for attempt in 0..=self.retries {
+        for attempt in 0..=bucket.retries {
             if attempt > 0 {
                 let wait = Duration::from_millis(100u64 << attempt.min(6));
                 tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
@@ -61,7 +84,7 @@ impl Bucket {
             // error, not the store's, and not retried here.
             let source_error = Arc::new(Mutex::new(None));
             let body = open().await?;
-            match self.put_once(key, known, body, &source_error).await {
+            match self.put_once(bucket, key, known, body, &source_error).await {
                 Ok(()) => return Ok(()),
                 Err(failed) => {
                     if let Some(e) = source_error.lock().ok().and_then(|mut e| e.take()) {
@@ -91,6 +114,7 @@ impl Bucket {
 
     async fn put_once(
         &self,
+        bucket: &Bucket,
         key: &str,
         known: &Known,
         body: ByteStream,
@@ -103,24 +127,40 @@ impl Bucket {
         };
         let mut request = http::Request::builder()
             .method(http::Method::PUT)
-            .uri(self.url(key))
+            .uri(bucket.url(key))
             .header("x-amz-checksum-sha256", base64(&known.sha256))
             .body(HttpRequestBody::empty())
             .map_err(|e| fatal(e.to_string()))?;
-        AwsAuthorizer::new(&self.credential, "s3", &self.region)
+        AwsAuthorizer::new(&bucket.credential, "s3", &bucket.region)
             .with_sign_payload(false)
             .try_authorize(&mut request, None)
             .map_err(|e| fatal(e.to_string()))?;
         let slot = source_error.clone();
-        let body = body.map(move |chunk| {
-            chunk.map_err(|e| {
-                let shown = e.to_string();
-                if let Ok(mut slot) = slot.lock() {
-                    *slot = Some(e);
-                }
-                std::io::Error::other(shown)
+        // Milliseconds from `start` to the last progress: a chunk taken by the connection,
+        // or the end of the body (from which the answer is awaited).
+        let start = Instant::now();
+        let progress = Arc::new(AtomicU64::new(0));
+        let moved = progress.clone();
+        let mark = move || {
+            let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            moved.store(ms, Ordering::Relaxed);
+        };
+        let end_mark = mark.clone();
+        let body = body
+            .map(move |chunk| {
+                mark();
+                chunk.map_err(|e| {
+                    let shown = e.to_string();
+                    if let Ok(mut slot) = slot.lock() {
+                        *slot = Some(e);
+                    }
+                    std::io::Error::other(shown)
+                })
             })
-        });
+            .chain(futures_util::stream::poll_fn(move |_| {
+                end_mark();
+                std::task::Poll::Ready(None)
+            }));
         let mut builder = self
             .client
             .put(request.uri().to_string())
@@ -129,7 +169,28 @@ impl Bucket {
         for (name, value) in request.headers() {
             builder = builder.header(name, value);
         }
-        let response = builder.send().await.map_err(|e| Failed {
+        let send = builder.send();
+        tokio::pin!(send);
+        let tick = (self.stall / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let response = loop {
+            tokio::select! {
+                answer = &mut send => break answer,
+                () = tokio::time::sleep(tick) => {
+                    let last = Duration::from_millis(progress.load(Ordering::Relaxed));
+                    if start.elapsed().saturating_sub(last) > self.stall {
+                        return Err(Failed {
+                            retry: true,
+                            status: None,
+                            why: format!(
+                                "no progress for {} s (--timeout)",
+                                self.stall.as_secs_f32()
+                            ),
+                        });
+                    }
+                }
+            }
+        };
+        let response = response.map_err(|e| Failed {
             retry: true,
             status: None,
             why: format!("no answer: {}", root_cause(&e)),
