@@ -66,8 +66,10 @@ pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 pub struct StorageOptions {
     /// S3 endpoint URL (MinIO, R2, ...); overrides `AWS_ENDPOINT_URL(_S3)`.
     pub s3_endpoint: Option<String>,
-    /// Longest wait for the next bytes of a response. Not a bound on a whole transfer, so
-    /// streaming a large shard over a slow link does not time out while it makes progress.
+    /// Longest wait for the next bytes of a response (and, in a streamed upload, for the
+    /// next bytes of the body to leave, or the answer once all have). Not a bound on a whole
+    /// transfer, so streaming a large shard over a slow link does not time out while it
+    /// makes progress.
     pub timeout: Duration,
     pub connect_timeout: Duration,
     /// Retries of a failed request (5xx, 429, connection errors, timeouts), with exponential
