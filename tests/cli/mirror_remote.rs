@@ -729,3 +729,59 @@ fn a_shard_goes_up_in_one_streamed_put_and_a_damaged_source_never_becomes_an_obj
         .collect();
     assert_eq!(stored, tree(&src));
 }
+
+#[test]
+fn an_upload_whose_answer_stalls_is_given_up_after_the_timeout_and_sent_again() {
+    use editshard_tools::fault_proxy::{Fault, FaultProxy};
+    let server = S3Server::start();
+    server.create_bucket("stall");
+    let proxy = FaultProxy::start(server.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let m = build(&src, false);
+    let stalled = format!("/stall/ds/{}", m.shards[0].path);
+    // The store takes the body and then answers nothing for ten minutes.
+    proxy.on(
+        "PUT",
+        &stalled,
+        [Fault::StallAnswer(Duration::from_secs(600))],
+    );
+    let mut child = cmd(&["mirror", s(&src), "s3://stall/ds", "--timeout", "1"])
+        .args(["--s3-endpoint", &proxy.endpoint()])
+        .env("AWS_ACCESS_KEY_ID", server.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", server.secret_key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Far below the stall: the PUT was given up after --timeout, not waited out.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "the mirror waited for the stalled answer: {:?}",
+                proxy.seen()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let puts: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.path == stalled)
+        .collect();
+    assert!(
+        puts.len() == 2 && puts[0].fault.is_some() && puts[1].fault.is_none(),
+        "{puts:?}"
+    );
+    let stored: BTreeMap<String, Vec<u8>> = tree(&server.object_path("stall", "ds"))
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with('.'))
+        .collect();
+    assert_eq!(stored, tree(&src));
+}
