@@ -46,9 +46,11 @@ pub struct MirrorArgs {
     /// end excluded). Values of one field are alternatives; fields combine with AND.
     #[arg(long, value_name = "FIELD=VALUE")]
     pub subset: Vec<String>,
-    /// Part size of multipart uploads to S3, in MiB (at least 5).
-    #[arg(long, default_value_t = 16, value_name = "MIB")]
-    pub part_size: usize,
+    /// Part size of multipart uploads to S3, in MiB (at least 5): shards larger than one part
+    /// go in parts, others in one PUT. Default: by each shard's length (one streamed PUT up
+    /// to 128 MiB, parts of 16 MiB or more above).
+    #[arg(long, value_name = "MIB")]
+    pub part_size: Option<usize>,
     /// Where --subset stages rewritten shards (default: the system temp directory).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
@@ -71,7 +73,10 @@ pub fn run(args: MirrorArgs) -> Result<ExitCode> {
     }
     let storage = args.remote.storage_options();
     let src = Location::parse(&args.src, &storage)?;
-    let dst = Location::parse(&args.dst, &storage)?.with_part_size(args.part_size.max(5) << 20);
+    let mut dst = Location::parse(&args.dst, &storage)?;
+    if let Some(mib) = args.part_size {
+        dst = dst.with_part_size(mib.max(5) << 20);
+    }
     let subset = if args.subset.is_empty() {
         None
     } else {

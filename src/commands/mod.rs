@@ -110,7 +110,8 @@ pub struct RemoteArgs {
     /// login` saved); sent to the Hub only, never to the CDN it redirects to.
     #[arg(long, value_name = "TOKEN")]
     pub hf_token: Option<String>,
-    /// Seconds to wait for the next bytes of a response.
+    /// Seconds to wait for the next bytes of a response (and, uploading, for the next bytes
+    /// to leave, or the answer once all have).
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
     /// Retries of a failed request (bounded, with back-off).

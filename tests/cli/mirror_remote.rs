@@ -710,3 +710,129 @@ fn s3_to_s3_on_one_endpoint_is_copied_by_the_store_without_moving_bytes_through_
             .exists()
     );
 }
+
+#[test]
+fn a_shard_goes_up_in_one_streamed_put_and_a_damaged_source_never_becomes_an_object() {
+    use editshard_tools::fault_proxy::FaultProxy;
+    let server = S3Server::start();
+    server.create_bucket("one");
+    let proxy = FaultProxy::start(server.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let m = build(&src, true);
+    let big = m.shards.iter().find(|sh| sh.bytes > 5 << 20).unwrap();
+    let big_file = src.join(&big.path);
+    let good = fs::read(&big_file).unwrap();
+    // Damaged at SRC after its manifest was written, same length: the last byte.
+    let mut bad = good.clone();
+    *bad.last_mut().unwrap() ^= 1;
+    fs::write(&big_file, &bad).unwrap();
+    let mirror = || {
+        cmd(&["mirror", s(&src), "s3://one/ds", "--jobs", "2"])
+            .args(["--s3-endpoint", &proxy.endpoint()])
+            .env("AWS_ACCESS_KEY_ID", server.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", server.secret_key)
+            .output()
+            .unwrap()
+    };
+    let o = mirror();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(&big.path) && text(&o).contains("does not match its manifest"),
+        "{}",
+        text(&o)
+    );
+    // The streamed PUT was cut short before its last bytes: no object under the name.
+    let big_object = server.object_path("one", &format!("ds/{}", big.path));
+    assert!(!big_object.exists(), "a damaged shard was published");
+    let puts = |path: &str| -> Vec<usize> {
+        proxy
+            .seen()
+            .iter()
+            .filter(|r| r.method == "PUT" && r.path.ends_with(&format!("/ds/{path}")))
+            .map(|r| r.request_body)
+            .collect()
+    };
+    assert!(
+        puts(&big.path).iter().all(|&n| n < good.len()),
+        "{:?}",
+        puts(&big.path)
+    );
+
+    // Repaired: every shard, the one over 5 MiB too, went up in one PUT of its whole length
+    // (by default, shards up to 128 MiB are not split into parts).
+    fs::write(&big_file, &good).unwrap();
+    let o = mirror();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(fs::read(&big_object).unwrap(), good);
+    assert!(
+        proxy.seen().iter().all(|r| !r.path.contains("uploadId")),
+        "a multipart upload: {:?}",
+        proxy.seen()
+    );
+    for sh in m.shards.iter().filter(|sh| sh.path != big.path) {
+        assert_eq!(puts(&sh.path), vec![sh.bytes as usize], "{}", sh.path);
+    }
+    assert_eq!(puts(&big.path).last(), Some(&good.len()));
+    let stored: BTreeMap<String, Vec<u8>> = tree(&server.object_path("one", "ds"))
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with('.'))
+        .collect();
+    assert_eq!(stored, tree(&src));
+}
+
+#[test]
+fn an_upload_whose_answer_stalls_is_given_up_after_the_timeout_and_sent_again() {
+    use editshard_tools::fault_proxy::{Fault, FaultProxy};
+    let server = S3Server::start();
+    server.create_bucket("stall");
+    let proxy = FaultProxy::start(server.port);
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let m = build(&src, false);
+    let stalled = format!("/stall/ds/{}", m.shards[0].path);
+    // The store takes the body and then answers nothing for ten minutes.
+    proxy.on(
+        "PUT",
+        &stalled,
+        [Fault::StallAnswer(Duration::from_secs(600))],
+    );
+    let mut child = cmd(&["mirror", s(&src), "s3://stall/ds", "--timeout", "1"])
+        .args(["--s3-endpoint", &proxy.endpoint()])
+        .env("AWS_ACCESS_KEY_ID", server.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", server.secret_key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Far below the stall: the PUT was given up after --timeout, not waited out.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "the mirror waited for the stalled answer: {:?}",
+                proxy.seen()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let puts: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.path == stalled)
+        .collect();
+    assert!(
+        puts.len() == 2 && puts[0].fault.is_some() && puts[1].fault.is_none(),
+        "{puts:?}"
+    );
+    let stored: BTreeMap<String, Vec<u8>> = tree(&server.object_path("stall", "ds"))
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with('.'))
+        .collect();
+    assert_eq!(stored, tree(&src));
+}

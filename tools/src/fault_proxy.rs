@@ -45,6 +45,9 @@ pub enum Fault {
     /// Answer with this redirect status and `Location: {base}{path}` (the request's path and
     /// query) without forwarding: the store sends the client elsewhere, e.g. to a CDN.
     Redirect(u16, String),
+    /// Take the whole request, then answer nothing for this long (nothing is forwarded),
+    /// then close: a store that stalls once a body has arrived.
+    StallAnswer(Duration),
     /// Forward with one byte in the middle of the request body flipped (head unchanged):
     /// bytes damaged in flight, which the server must refuse by their checksum.
     DamageRequestBody,
@@ -377,6 +380,10 @@ async fn handle(
     if let Some(Fault::Status(status, text)) = &fault {
         return respond(&mut client, *status, text).await;
     }
+    if let Some(Fault::StallAnswer(d)) = &fault {
+        tokio::time::sleep(*d).await;
+        return client.shutdown().await;
+    }
     if let Some(Fault::Redirect(status, base)) = &fault {
         return redirect(&mut client, *status, &format!("{base}{path}")).await;
     }
@@ -415,7 +422,10 @@ async fn handle(
             client.flush().await?;
             tokio::time::sleep(d).await;
         }
-        Some(Fault::DropResponse) | Some(Fault::Status(..)) | Some(Fault::Redirect(..)) => {}
+        Some(Fault::DropResponse)
+        | Some(Fault::Status(..))
+        | Some(Fault::Redirect(..))
+        | Some(Fault::StallAnswer(_)) => {}
     }
     client.shutdown().await
 }

@@ -17,14 +17,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use sha2::{Digest, Sha256};
 
 use super::progress::{Progress, ReadBack};
 use crate::crc64::{Crc64Nvme, encode as crc_text};
 use crate::error::{Error, Result};
 use crate::manifest::ShardEntry;
-use crate::storage::{ByteStream, Location};
+use crate::storage::{ByteStream, Known, Location};
 
 /// What a shard should be: its manifest entry's length, SHA-256 and (when the manifest
 /// records it) CRC-64/NVME.
@@ -203,6 +203,32 @@ struct Check {
     done: bool,
 }
 
+impl Check {
+    /// Compares the digests of every byte seen with the manifest's; when they match, the
+    /// CRC is learned for the shard's manifest entry at DST.
+    fn finish(&mut self) -> std::result::Result<(), String> {
+        let sha = crate::hex::hex(&std::mem::take(&mut self.hasher).finalize());
+        if sha != self.want.sha256 {
+            return Err(format!(
+                "SHA-256 {sha} where the manifest says {}",
+                self.want.sha256
+            ));
+        }
+        let crc = self.crc.finalize();
+        if let Some(want) = self.want.crc64nvme
+            && crc != want
+        {
+            return Err(format!(
+                "CRC-64/NVME {} where the manifest says {}",
+                crc_text(crc),
+                crc_text(want)
+            ));
+        }
+        self.progress.learn(&self.rel, crc);
+        Ok(())
+    }
+}
+
 /// `stream` as it is, except that it fails rather than ends when its bytes are not `want`.
 /// `rel` is where the bytes go (their CRC is learned under it when they match).
 pub(crate) fn checked(
@@ -247,6 +273,15 @@ pub(crate) fn checked(
                 }
                 st.hasher.update(&chunk);
                 st.crc.update(&chunk);
+                // The last chunk is passed on only once the digests matched: a destination
+                // that publishes on the declared length (one streamed PUT) then never sees
+                // a complete body of the wrong bytes.
+                if st.seen == st.want.bytes
+                    && let Err(detail) = st.finish()
+                {
+                    st.done = true;
+                    return Some((Err(damaged(&st.what, detail)), st));
+                }
                 st.progress.bytes(chunk.len() as u64);
                 Some((Ok(chunk), st))
             }
@@ -256,6 +291,7 @@ pub(crate) fn checked(
             }
             None => {
                 st.done = true;
+                // A complete stream's digest was checked with its last chunk.
                 if st.seen != st.want.bytes {
                     let e = damaged(
                         &st.what,
@@ -266,29 +302,12 @@ pub(crate) fn checked(
                     );
                     return Some((Err(e), st));
                 }
-                let sha = crate::hex::hex(&std::mem::take(&mut st.hasher).finalize());
-                if sha != st.want.sha256 {
-                    let e = damaged(
-                        &st.what,
-                        format!("SHA-256 {sha} where the manifest says {}", st.want.sha256),
-                    );
-                    return Some((Err(e), st));
-                }
-                let crc = st.crc.finalize();
-                if let Some(want) = st.want.crc64nvme
-                    && crc != want
+                if st.seen == 0
+                    && let Err(detail) = st.finish()
                 {
-                    let e = damaged(
-                        &st.what,
-                        format!(
-                            "CRC-64/NVME {} where the manifest says {}",
-                            crc_text(crc),
-                            crc_text(want)
-                        ),
-                    );
-                    return Some((Err(e), st));
+                    // No chunk came whose digests were checked.
+                    return Some((Err(damaged(&st.what, detail)), st));
                 }
-                st.progress.learn(&st.rel, crc);
                 None
             }
         }
@@ -345,15 +364,33 @@ pub(crate) async fn copy(
         return Ok(true);
     }
     remove_stale_partials(dst, rel);
-    let stream = src.get_stream(rel).await?;
-    let stream = checked(
-        stream,
-        want.clone(),
-        src.display_of(rel),
-        rel,
-        progress.clone(),
-    );
-    dst.put_stream(rel, stream).await?;
+    let open = || {
+        async {
+            let stream = src.get_stream(rel).await?;
+            Ok(checked(
+                stream,
+                want.clone(),
+                src.display_of(rel),
+                rel,
+                progress.clone(),
+            ))
+        }
+        .boxed()
+    };
+    match crate::hex::unhex32(&want.sha256) {
+        Some(sha256) => {
+            let known = Known {
+                bytes: want.bytes,
+                sha256,
+                crc64nvme: want.crc64nvme,
+            };
+            dst.put_known(rel, &known, &open).await?;
+        }
+        // Not a digest: the check refuses the bytes as they pass.
+        None => {
+            dst.put_stream(rel, open().await?).await?;
+        }
+    }
     Ok(false)
 }
 

@@ -53,6 +53,9 @@ mod remote;
 mod s3_checksum;
 #[cfg(feature = "s3")]
 mod s3_copy;
+#[cfg(feature = "s3")]
+mod s3_put;
+mod upload_plan;
 
 pub use error::{RemoteError, http_status, is_not_found};
 pub use local::{map_file, populate_map};
@@ -76,8 +79,10 @@ pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 pub struct StorageOptions {
     /// S3 endpoint URL (MinIO, R2, ...); overrides `AWS_ENDPOINT_URL(_S3)`.
     pub s3_endpoint: Option<String>,
-    /// Longest wait for the next bytes of a response. Not a bound on a whole transfer, so
-    /// streaming a large shard over a slow link does not time out while it makes progress.
+    /// Longest wait for the next bytes of a response (and, in a streamed upload, for the
+    /// next bytes of the body to leave, or the answer once all have). Not a bound on a whole
+    /// transfer, so streaming a large shard over a slow link does not time out while it
+    /// makes progress.
     pub timeout: Duration,
     pub connect_timeout: Duration,
     /// Retries of a failed request (5xx, 429, connection errors, timeouts), with exponential
@@ -90,8 +95,26 @@ pub struct StorageOptions {
 
 /// Upper bound on [`StorageOptions::retries`].
 pub const MAX_RETRIES: usize = 20;
-/// Default part size of multipart uploads (S3 allows 5 MiB to 5 GiB).
+/// Default part size of multipart uploads (S3 allows 5 MiB to 5 GiB); larger objects get
+/// larger parts ([`upload_plan`]).
 pub const DEFAULT_PART_SIZE: usize = 16 << 20;
+
+pub use upload_plan::{PART_MEMORY, SINGLE_PUT_MAX};
+
+/// What an object to upload must be, known before its first byte is read (a manifest's
+/// shard entry): its length and SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub bytes: u64,
+    pub sha256: [u8; 32],
+    /// The manifest's CRC-64/NVME, when it records one: what an S3 PUT carries as its
+    /// checksum, so the store keeps the value a later HEAD compares.
+    pub crc64nvme: Option<u64>,
+}
+
+/// Opens the bytes of an upload, again for each attempt ([`Location::put_known`]).
+pub type Opener<'a> =
+    dyn Fn() -> futures_util::future::BoxFuture<'a, Result<ByteStream>> + Send + Sync + 'a;
 
 impl Default for StorageOptions {
     fn default() -> Self {
@@ -109,7 +132,9 @@ impl Default for StorageOptions {
 #[derive(Clone)]
 pub struct Location {
     backend: Backend,
-    part_size: usize,
+    /// Set by [`with_part_size`](Location::with_part_size); else chosen by each object's
+    /// length ([`upload_plan`]).
+    part_size: Option<usize>,
 }
 
 #[derive(Clone)]
@@ -206,7 +231,7 @@ impl Location {
         };
         Ok(Location {
             backend,
-            part_size: DEFAULT_PART_SIZE,
+            part_size: None,
         })
     }
 
@@ -214,14 +239,16 @@ impl Location {
     pub fn local(dir: impl Into<PathBuf>) -> Location {
         Location {
             backend: Backend::Local(dir.into()),
-            part_size: DEFAULT_PART_SIZE,
+            part_size: None,
         }
     }
 
-    /// Sets the part size of multipart uploads by [`put_file`](Self::put_file) (files larger
-    /// than one part are uploaded in parts). Clamped to at least 5 MiB, S3's minimum.
+    /// Sets the part size of multipart uploads to S3: objects larger than one part are
+    /// uploaded in parts of this size, others in one PUT. Clamped to at least 5 MiB, S3's
+    /// minimum. Unset, each object's length decides ([`upload_plan`]): one streamed PUT up
+    /// to [`SINGLE_PUT_MAX`], else parts of 16 MiB or more.
     pub fn with_part_size(mut self, bytes: usize) -> Location {
-        self.part_size = bytes.max(5 << 20);
+        self.part_size = Some(bytes.max(5 << 20));
         self
     }
 
@@ -438,6 +465,23 @@ impl Location {
             Backend::Local(dir) => local::put_stream(dir, rel, stream).await,
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.put_stream(rel, stream, self.part_size).await,
+        }
+    }
+
+    /// Writes the object `rel` whose length and SHA-256 are `known` beforehand, from the
+    /// stream `open` returns, atomically like [`put_stream`](Self::put_stream): the stream is
+    /// expected to fail rather than end when its bytes are not `known` (the caller checks
+    /// them as they pass). To S3 with credentials, an object up to [`SINGLE_PUT_MAX`] (or
+    /// the part size, when set) goes up in one streamed PUT that carries `known`'s SHA-256
+    /// (the store verifies it; nothing is hashed again for the request) and is sent again,
+    /// from a new `open()`, when the store refuses or the connection fails; larger objects
+    /// as [`put_stream`](Self::put_stream). Returns the number of bytes written.
+    pub async fn put_known(&self, rel: &str, known: &Known, open: &Opener<'_>) -> Result<u64> {
+        self.checked(rel)?;
+        match &self.backend {
+            Backend::Local(dir) => local::put_stream(dir, rel, open().await?).await,
+            #[cfg(feature = "remote")]
+            Backend::Remote(r) => r.put_known(rel, known, open, self.part_size).await,
         }
     }
 

@@ -14,20 +14,15 @@ use object_store::http::HttpBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::{
     BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
-    RetryConfig, WriteMultipart,
+    PutPayloadMut, RetryConfig,
 };
-use tokio::io::AsyncReadExt;
 
 use super::error::{local as local_err, remote as err, remote_advised, remote_finish};
-use super::{ByteStream, MAX_RETRIES, StorageOptions};
+use super::upload_plan::{self, Plan};
+use super::{ByteStream, Known, MAX_RETRIES, Opener, StorageOptions};
 use crate::error::{Error, Result};
 #[cfg(feature = "s3")]
 use crate::path::check_relative_path;
-
-/// Parts of a multipart upload in flight at once.
-const UPLOAD_CONCURRENCY: usize = 4;
-/// Read size when streaming a local file into an upload.
-const UPLOAD_READ: usize = 1 << 20;
 
 #[derive(Clone)]
 pub(super) struct Remote {
@@ -44,9 +39,15 @@ pub(super) struct Remote {
     /// prefixes of one bucket reached alike, between which the store copies by itself.
     same_bucket: Option<String>,
     /// S3: the bucket as reached here, for requests signed here: `CopyObject` (with
-    /// credentials) and the HEAD that reads the store's checksums.
+    /// credentials), the HEAD that reads the store's checksums, and a streamed PUT
+    /// ([`s3_put`](super::s3_put)).
     #[cfg(feature = "s3")]
     bucket: Option<Arc<super::s3_copy::Bucket>>,
+    /// [`upload_plan::PART_MEMORY`], shared by every multipart upload here.
+    part_budget: Arc<tokio::sync::Semaphore>,
+    /// S3 with credentials: the client of streamed PUTs.
+    #[cfg(feature = "s3")]
+    put_client: Option<Arc<super::s3_put::PutClient>>,
 }
 
 /// The largest object one `CopyObject` copies (S3's limit).
@@ -149,6 +150,9 @@ impl Remote {
             same_bucket: None,
             #[cfg(feature = "s3")]
             bucket: None,
+            part_budget: Arc::new(upload_plan::budget()),
+            #[cfg(feature = "s3")]
+            put_client: None,
         })
     }
 
@@ -193,6 +197,9 @@ impl Remote {
             endpoint.as_deref().unwrap_or("aws").trim_end_matches('/'),
             env("AWS_ACCESS_KEY_ID").unwrap_or_default()
         );
+        // EDITSHARD_S3_CHECKSUM=sha256: uploads carry SHA-256 instead of CRC-64/NVME.
+        let sha256_checksums =
+            env("EDITSHARD_S3_CHECKSUM").is_some_and(|v| v.eq_ignore_ascii_case("sha256"));
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(bucket)
             .with_region(&region)
@@ -213,15 +220,11 @@ impl Remote {
             // A store that refuses CRC64NVME (some S3-compatible ones answer 501) is
             // written with EDITSHARD_S3_CHECKSUM=sha256: what it verifies is as before, and
             // later checks read the objects back.
-            .with_checksum_algorithm(
-                match env("EDITSHARD_S3_CHECKSUM")
-                    .map(|v| v.to_ascii_lowercase())
-                    .as_deref()
-                {
-                    Some("sha256") => object_store::aws::Checksum::SHA256,
-                    _ => object_store::aws::Checksum::CRC64NVME,
-                },
-            );
+            .with_checksum_algorithm(if sha256_checksums {
+                object_store::aws::Checksum::SHA256
+            } else {
+                object_store::aws::Checksum::CRC64NVME
+            });
         if let Some(endpoint) = &endpoint {
             builder = builder
                 .with_endpoint(endpoint.trim_end_matches('/'))
@@ -255,6 +258,7 @@ impl Remote {
             region: region.clone(),
             bucket: bucket.to_string(),
             credential,
+            sha256_checksums,
             client: super::s3_copy::client(opts.connect_timeout, opts.timeout)?,
             retries: opts.retries.min(MAX_RETRIES),
         }));
@@ -279,7 +283,16 @@ impl Remote {
             multipart: true,
             auth_advice: None,
             same_bucket: Some(same_bucket),
+            // A streamed PUT is signed here: only with credentials.
+            put_client: match copies.as_ref().and_then(|b| b.credential.as_ref()) {
+                Some(_) => Some(Arc::new(super::s3_put::PutClient::new(
+                    opts.connect_timeout,
+                    opts.timeout,
+                )?)),
+                None => None,
+            },
             bucket: copies,
+            part_budget: Arc::new(upload_plan::budget()),
         })
     }
 
@@ -379,56 +392,68 @@ impl Remote {
             .map_err(|e| err("PUT", &self.display_of(rel), e))
     }
 
-    pub(super) async fn put_file(&self, rel: &str, file: &Path, part_size: usize) -> Result<()> {
+    pub(super) async fn put_file(
+        &self,
+        rel: &str,
+        file: &Path,
+        part_size: Option<usize>,
+    ) -> Result<()> {
         let local = file.display().to_string();
         let size = tokio::fs::metadata(file)
             .await
             .map_err(|e| local_err("stat", &local, e))?
             .len();
-        if size <= part_size as u64 || !self.multipart {
-            let data = tokio::fs::read(file)
-                .await
-                .map_err(|e| local_err("read", &local, e))?;
-            return self.put(rel, data.into()).await;
-        }
-        let shown = self.display_of(rel);
-        let upload = self
-            .store
-            .put_multipart(&self.path(rel))
-            .await
-            .map_err(|e| err("start multipart upload", &shown, e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
-        let streamed = async {
-            let mut f = tokio::fs::File::open(file)
-                .await
-                .map_err(|e| local_err("open", &local, e))?;
-            let mut buf = vec![0u8; UPLOAD_READ];
-            loop {
-                let n = f
-                    .read(&mut buf)
+        // Read whole when it is one part: at most the part size in memory.
+        let part_size = part_size.unwrap_or_else(|| upload_plan::part_for(size));
+        match upload_plan::plan(Some(size), Some(part_size)) {
+            Plan::Parts(part) if self.multipart => {
+                let stream = super::local::get_stream(file).await?;
+                self.put_parts(rel, stream, PutPayloadMut::new(), part)
+                    .await
+                    .map(|_| ())
+            }
+            _ => {
+                let data = tokio::fs::read(file)
                     .await
                     .map_err(|e| local_err("read", &local, e))?;
-                if n == 0 {
-                    return Ok::<_, Error>(());
-                }
-                writer
-                    .wait_for_capacity(UPLOAD_CONCURRENCY)
-                    .await
-                    .map_err(|e| err("upload part", &shown, e))?;
-                writer.write(&buf[..n]);
+                self.put(rel, data.into()).await
             }
         }
-        .await;
-        match streamed {
-            Ok(()) => writer
-                .finish()
-                .await
-                .map(|_| ())
-                .map_err(|e| remote_finish(&shown, e)),
-            Err(e) => {
-                // Nothing becomes visible; abort so the parts do not linger (and bill).
-                let _ = writer.abort().await;
-                Err(e)
+    }
+
+    /// [`Location::put_known`](super::Location::put_known).
+    pub(super) async fn put_known(
+        &self,
+        rel: &str,
+        known: &Known,
+        open: &Opener<'_>,
+        part_size: Option<usize>,
+    ) -> Result<u64> {
+        if !self.multipart {
+            return Err(read_only(self.display_of(rel)));
+        }
+        #[cfg(feature = "s3")]
+        if let (Some(bucket), Some(client), Plan::One) = (
+            &self.bucket,
+            &self.put_client,
+            upload_plan::plan(Some(known.bytes), part_size),
+        ) {
+            let path = self.path(rel);
+            client
+                .put(bucket, path.as_ref(), known, open, &self.display_of(rel))
+                .await?;
+            return Ok(known.bytes);
+        }
+        match upload_plan::plan(Some(known.bytes), part_size) {
+            Plan::Parts(part) => {
+                self.put_parts(rel, open().await?, PutPayloadMut::new(), part)
+                    .await
+            }
+            // Anonymous (nothing to sign a streamed PUT with): object_store's PUT, the
+            // object whole in memory.
+            Plan::One => {
+                let whole = usize::try_from(known.bytes).unwrap_or(usize::MAX).max(1);
+                self.put_stream(rel, open().await?, Some(whole)).await
             }
         }
     }
@@ -437,58 +462,153 @@ impl Remote {
         &self,
         rel: &str,
         mut stream: ByteStream,
-        part_size: usize,
+        part_size: Option<usize>,
     ) -> Result<u64> {
         let shown = self.display_of(rel);
         if !self.multipart {
             return Err(read_only(shown));
         }
-        // Up to one part is buffered: a small object goes up in one PUT, like put_file.
-        let mut first = bytes::BytesMut::new();
-        let mut ended = true;
+        let part = match upload_plan::plan(None, part_size) {
+            Plan::Parts(part) => part,
+            Plan::One => super::DEFAULT_PART_SIZE,
+        };
+        // Up to one part is gathered (its chunks, not copied): a small object goes up in one
+        // PUT, like put_file.
+        let mut first = PutPayloadMut::new();
+        let mut rest = None;
         while let Some(chunk) = stream.next().await {
-            first.extend_from_slice(&chunk?);
-            if first.len() >= part_size {
-                ended = false;
+            let mut chunk = chunk?;
+            let room = part - first.content_length();
+            if chunk.len() > room {
+                rest = Some(chunk.split_off(room));
+            }
+            first.push(chunk);
+            if first.content_length() >= part {
                 break;
             }
         }
-        if ended {
-            let n = first.len() as u64;
-            return self.put(rel, first.freeze()).await.map(|()| n);
+        if first.content_length() < part {
+            let n = first.content_length() as u64;
+            return self
+                .store
+                .put(&self.path(rel), first.freeze())
+                .await
+                .map(|_| n)
+                .map_err(|e| err("PUT", &shown, e));
         }
-        let upload = self
+        let stream = match rest {
+            Some(chunk) => futures_util::stream::once(async { Ok(chunk) })
+                .chain(stream)
+                .boxed(),
+            None => stream,
+        };
+        self.put_parts(rel, stream, first, part).await
+    }
+
+    /// A multipart upload of `first` (a whole part, or nothing) then `stream`, in parts of
+    /// `part` bytes, each part made of the stream's own chunks (sliced, never copied). A
+    /// part is filled only once [`PART_MEMORY`](upload_plan::PART_MEMORY) has room for it,
+    /// and holds its share until its PUT is answered; at most
+    /// [`PARTS_IN_FLIGHT`](upload_plan::PARTS_IN_FLIGHT) of this upload at once. Completed
+    /// only after every part was answered, aborted on any failure: nothing is visible
+    /// before.
+    async fn put_parts(
+        &self,
+        rel: &str,
+        stream: ByteStream,
+        first: PutPayloadMut,
+        part: usize,
+    ) -> Result<u64> {
+        let shown = self.display_of(rel);
+        // Asked for more after its end (the last part may end with the stream).
+        let mut stream = stream.fuse();
+        let mut upload = self
             .store
             .put_multipart(&self.path(rel))
             .await
             .map_err(|e| err("start multipart upload", &shown, e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
-        let mut n = first.len() as u64;
-        writer.write(&first);
-        drop(first);
+        let mut tasks: tokio::task::JoinSet<object_store::Result<()>> = tokio::task::JoinSet::new();
+        let mut n = first.content_length() as u64;
+        let units = upload_plan::budget_units(part);
+        let mut pending = Some(first).filter(|f| f.content_length() > 0);
+        let mut carry: Option<Bytes> = None;
         let streamed = async {
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk?;
-                writer
-                    .wait_for_capacity(UPLOAD_CONCURRENCY)
+            loop {
+                let permit = self
+                    .part_budget
+                    .clone()
+                    .acquire_many_owned(units)
                     .await
-                    .map_err(|e| err("upload part", &shown, e))?;
-                writer.write(&chunk);
-                n += chunk.len() as u64;
+                    .map_err(|e| Error::from(std::io::Error::other(e)).in_shard(shown.clone()))?;
+                let payload = match pending.take() {
+                    Some(first) => first,
+                    None => {
+                        let mut payload = PutPayloadMut::new();
+                        while payload.content_length() < part {
+                            let mut chunk = match carry.take() {
+                                Some(chunk) => chunk,
+                                None => match stream.next().await {
+                                    Some(chunk) => chunk?,
+                                    None => break,
+                                },
+                            };
+                            let room = part - payload.content_length();
+                            if chunk.len() > room {
+                                carry = Some(chunk.split_off(room));
+                            }
+                            n += chunk.len() as u64;
+                            payload.push(chunk);
+                        }
+                        payload
+                    }
+                };
+                if payload.content_length() == 0 {
+                    return Ok::<_, Error>(());
+                }
+                while tasks.len() >= upload_plan::PARTS_IN_FLIGHT {
+                    join_one(&mut tasks, &shown).await?;
+                }
+                let put = upload.put_part(payload.freeze());
+                tasks.spawn(async move {
+                    let answered = put.await;
+                    drop(permit);
+                    answered
+                });
+                // Failed parts end the upload early.
+                while let Some(done) = tasks.try_join_next() {
+                    part_answer(done, &shown)?;
+                }
             }
-            Ok::<_, Error>(())
         }
         .await;
-        match streamed {
-            Ok(()) => writer
-                .finish()
+        let streamed = match streamed {
+            Ok(()) => {
+                async {
+                    while !tasks.is_empty() {
+                        join_one(&mut tasks, &shown).await?;
+                    }
+                    Ok(())
+                }
                 .await
-                .map(|_| n)
-                .map_err(|e| remote_finish(&shown, e)),
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = streamed {
+            tasks.shutdown().await;
+            // Nothing becomes visible; abort so the parts do not linger (and bill).
+            let _ = upload.abort().await;
+            return Err(e);
+        }
+        match upload.complete().await {
+            Ok(_) => Ok(n),
             Err(e) => {
-                // Nothing becomes visible; abort so the parts do not linger (and bill).
-                let _ = writer.abort().await;
-                Err(e)
+                // As object_store's WriteMultipart: abort, and when that fails too, its
+                // error is the one that says what is known (the completion may have landed).
+                let e = match upload.abort().await {
+                    Ok(()) => e,
+                    Err(abort) => abort,
+                };
+                Err(remote_finish(&shown, e))
             }
         }
     }
@@ -568,6 +688,29 @@ impl Remote {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(err("DELETE", &self.display_of(rel), e)),
         }
+    }
+}
+
+/// Waits for one part's answer.
+async fn join_one(
+    tasks: &mut tokio::task::JoinSet<object_store::Result<()>>,
+    shown: &str,
+) -> Result<()> {
+    match tasks.join_next().await {
+        Some(done) => part_answer(done, shown),
+        None => Ok(()),
+    }
+}
+
+/// A part's answer as this crate's error.
+fn part_answer(
+    done: std::result::Result<object_store::Result<()>, tokio::task::JoinError>,
+    shown: &str,
+) -> Result<()> {
+    match done {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(err("upload part", shown, e)),
+        Err(e) => Err(Error::from(std::io::Error::other(e)).in_shard(shown.to_string())),
     }
 }
 

@@ -20,6 +20,8 @@ pub(super) struct Bucket {
     pub bucket: String,
     /// `None`: anonymous (unsigned requests; reads of a public bucket only).
     pub credential: Option<AwsCredential>,
+    /// Uploads carry SHA-256 rather than CRC-64/NVME (`EDITSHARD_S3_CHECKSUM=sha256`).
+    pub sha256_checksums: bool,
     pub client: reqwest::Client,
     pub retries: usize,
 }
