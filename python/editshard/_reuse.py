@@ -29,6 +29,8 @@ again, the memory before it stores 0, and the worker reads 0 before it writes pi
 
 from __future__ import annotations
 
+import functools
+import gc
 import itertools
 import math
 import os
@@ -138,6 +140,8 @@ def _rebuild(items: dict[str, Any], lease: tuple[torch.Tensor, int, int, int] | 
         batch._lease = lease
         return batch
     counts, slot, generation, _ = lease
+    if not _storages_outlive_their_python_objects():
+        return items  # a finalizer could fire while a view still uses the memory
     storages = [v.untyped_storage() for v in items.values() if isinstance(v, torch.Tensor)]
     entries = [_cache_entry(s) for s in storages]
     watched = [e for e in entries if e is not None]
@@ -165,6 +169,22 @@ def _rebuild(items: dict[str, Any], lease: tuple[torch.Tensor, int, int, int] | 
     for storage in storages:
         weakref.finalize(storage, gone).atexit = False
     return batch
+
+
+@functools.cache
+def _storages_outlive_their_python_objects() -> bool:
+    """Whether this torch keeps a storage's Python object (and so delays its finalizers) for
+    as long as any tensor or view uses the storage, as torch 2 does."""
+    fired: list[bool] = []
+    t = torch.zeros(4)
+    weakref.finalize(t.untyped_storage(), fired.append, True)
+    view = t[1:]
+    del t
+    gc.collect()
+    alive = not fired
+    del view
+    gc.collect()
+    return alive and bool(fired)
 
 
 def _shared_cache() -> dict[Any, Any] | None:
