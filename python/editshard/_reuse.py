@@ -21,6 +21,10 @@ that, so the batch carries it:
   watch the storages (an unknown torch) never releases: the worker then allocates fresh
   memory, as it would without the pool.
 
+A process forked from the receiving one inherits its mappings: one that goes on reading a
+batch after the receiving process dropped it would see the worker's next pixels (forked
+DataLoader workers never touch the parent's batches).
+
 One process writes each value: the worker 0 -> generation (only from 0), the one receiving
 process generation -> 0 or -> -1 (only while it holds that generation), once (a token popped
 from a list, atomic under the GIL). The receiving process has unmapped, or will never touch
@@ -150,8 +154,11 @@ def _rebuild(items: dict[str, Any], lease: tuple[torch.Tensor, int, int, int] | 
     batch._lease = lease
     tokens = list(range(len(storages)))
     once = [True]
+    receiver = os.getpid()
 
     def gone() -> None:
+        if os.getpid() != receiver:
+            return  # a process forked from the receiver: the receiver's copy may live on
         tokens.pop()
         if tokens:
             return
