@@ -29,12 +29,16 @@ if [[ "${1:-}" == "--pipeline" ]]; then
     script=bench/python_pipeline.py
 fi
 cargo build --release --quiet -p editshard-cli -p editshard-tools
+# Hugging Face `datasets` (the pipeline benchmark's Parquet row) next to mosaicml-streaming:
+# streaming requires `transformers`, whose 4.x releases require huggingface_hub < 1.0, and
+# `datasets` 5 imports names only huggingface_hub 1.x has. datasets 4.8 works with both.
+HF_PINS="datasets>=4.8,<5 huggingface_hub<1"
 if [[ ! -x "$PY" ]]; then
     echo "== creating the benchmark venv $VENV (torch and the peers: a few GB, once)" >&2
     "${PYTHON:-python3}" -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip
     "$VENV/bin/pip" install -q torch numpy pillow \
-        webdataset wids pyarrow pylance tfrecord mosaicml-streaming litdata
+        webdataset wids pyarrow pylance tfrecord mosaicml-streaming litdata $HF_PINS
 fi
 if [[ -n "${EDITSHARD_SITE:-}" ]]; then
     export PYTHONPATH="$EDITSHARD_SITE${PYTHONPATH:+:$PYTHONPATH}"
@@ -46,18 +50,21 @@ if ! "$PY" -c 'import torchvision' 2> /dev/null; then
     # Its wheels pin one torch version: keep the venv's.
     "$VENV/bin/pip" install -q torchvision "torch==$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')"
 fi
+if ! "$PY" -c 'import datasets' 2> /dev/null; then
+    "$VENV/bin/pip" install -q $HF_PINS
+fi
 if ! "$PY" -c 'import editshard, torch, PIL, numpy' 2> /dev/null; then
     echo "$PY lacks editshard/torch/Pillow/numpy: delete $VENV and run again" >&2
     exit 2
 fi
 missing=$("$PY" - << 'PYEOF'
 import importlib.util as u
-print(" ".join(m for m in ["webdataset", "wids", "pyarrow", "lance", "tfrecord", "streaming", "litdata"]
+print(" ".join(m for m in ["webdataset", "wids", "pyarrow", "lance", "tfrecord", "streaming", "litdata", "datasets"]
                if u.find_spec(m) is None))
 PYEOF
 )
 if [[ -n "$missing" ]]; then
     echo "peers not installed ($missing); their rows will say so. To install them:" >&2
-    echo "  $VENV/bin/pip install webdataset wids pyarrow pylance tfrecord mosaicml-streaming litdata" >&2
+    echo "  $VENV/bin/pip install webdataset wids pyarrow pylance tfrecord mosaicml-streaming litdata 'datasets>=4.8,<5' 'huggingface_hub<1'" >&2
 fi
 exec "$PY" "$script" "$@"

@@ -21,7 +21,8 @@ tars, and written by each peer's own writer (MDS, LitData, Parquet for Hugging F
 - the ceiling: the same (source, output) images decoded only, whole, in Rust
   (`Image.to_numpy()`, the image crate), in the same 2 workers.
 
-Every figure is the median of --reps epochs, each in its own subprocess (fresh workers).
+Every figure is the median of --reps epochs, each in its own subprocess (fresh workers), the
+pipelines taken in turn (rep 1 of each, then rep 2, ...).
 Prints a Markdown table and writes it to --out.
 """
 
@@ -268,17 +269,23 @@ def main() -> None:
         common.warm_page_cache(w)
         load_before = os.getloadavg()
         results: dict[str, dict[str, Any]] = {}
+        # Round-robin: rep 1 of every pipeline, then rep 2, ...: on a shared machine a change
+        # of load then spreads over all the rows instead of landing on one of them.
+        measured = [n for n in names if n not in written]
+        runs_of: dict[str, list[dict[str, Any]]] = {n: [] for n in measured}
+        for rep in range(args.reps):
+            for name in measured:
+                log(f"{name} ({rep + 1}/{args.reps})")
+                runs_of[name].append(
+                    common.child(
+                        __file__, ["_measure", name, w, args.batch, args.workers], args.timeout
+                    )
+                )
         for name in names:
             if name in written:
                 results[name] = {"error": "not written: " + written[name]}
                 continue
-            log(f"{name}")
-            runs = [
-                common.child(
-                    __file__, ["_measure", name, w, args.batch, args.workers], args.timeout
-                )
-                for _ in range(args.reps)
-            ]
+            runs = runs_of[name]
             errors = [r for r in runs if "error" in r]
             if errors:
                 print(errors[0].get("stderr", ""), file=sys.stderr)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import torch
 import torch.utils.data as tud
 
-from . import _native
+from . import _native, _reuse
 from ._errors import DecodeError
 
 _DTYPES = {"uint8": torch.uint8, "float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -26,18 +25,9 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _empty(shape: tuple[int, ...], dtype: torch.dtype, shared: bool) -> torch.Tensor:
-    """An uninitialised tensor; in a DataLoader worker, in shared memory from the start, so
-    that sending it to the main process moves a handle, not the pixels (torch's
-    ``default_collate`` allocates its batches the same way)."""
-    if not shared:
-        return torch.empty(shape, dtype=dtype)
-    elem = torch.empty(0, dtype=dtype)
-    storage = elem._typed_storage()._new_shared(  # type: ignore[no-untyped-call,unused-ignore]
-        math.prod(shape), device=elem.device
-    )
-    out: torch.Tensor = elem.new(storage).resize_(*shape)
-    return out
+def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised tensor in private memory (outside a DataLoader worker)."""
+    return torch.empty(shape, dtype=dtype)
 
 
 def _bytes_of(t: torch.Tensor) -> Any:
@@ -120,6 +110,7 @@ class Pipeline:
             "scaled_jpeg": bool(scaled_jpeg),
         }
         self._native: _native.Pipeline | None = self._build()  # validates the settings
+        self._pool: _reuse.Pool | None = None
 
     def _build(self) -> _native.Pipeline:
         return _native.Pipeline(self.height, self.width, **self._args)
@@ -133,6 +124,7 @@ class Pipeline:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_native"] = None
+        state["_pool"] = None
         return state
 
     def __repr__(self) -> str:
@@ -188,40 +180,53 @@ class Pipeline:
         n = len(records)
         shared = tud.get_worker_info() is not None
         dtype = _DTYPES[self.dtype]
-        tensors = {
-            role: _empty((n, native.channels(role), self.height, self.width), dtype, shared)
-            for role in self.images
+        shapes: dict[str, tuple[int, ...]] = {
+            r: (n, native.channels(r), self.height, self.width) for r in self.images
         }
-        failures = native.run(
-            records,
-            list(self.images),
-            [_bytes_of(t) for t in tensors.values()],
-            self._seed(seed),
-            int(epoch),
-            self._threads(),
-        )
-        bad = [(i, f) for i, f in enumerate(failures) if f is not None]
-        if bad:
-            i, (role, message, over_limit) = bad[0]
-            if not skip_corrupt:
-                raise DecodeError(
-                    message, id=records[i].id, kind="limit" if over_limit else "rejected"
-                )
-            for i, (_, message, _) in bad:
-                _log.warning("skipping record: %s", message)
-            keep = [i for i, f in enumerate(failures) if f is None]
-            if not keep:
-                raise DecodeError(
-                    f"no record of the batch decodes; the first: {message}",
-                    id=records[bad[0][0]].id,
-                    kind="limit" if over_limit else "rejected",
-                )
-            rows = keep + ([keep[k % len(keep)] for k in range(n - len(keep))] if fill else [])
-            for role, t in tensors.items():
-                # Rare: moved within the same (possibly shared) memory, then narrowed.
-                t[: len(rows)] = t[rows]
-                tensors[role] = t[: len(rows)]
-            records = [records[i] for i in rows]
+        lease = None
+        if shared:
+            # In a worker: shared memory, reused once no process holds its last batch (see
+            # _reuse), so that sending the batch moves a handle and no fresh pages are zeroed.
+            if self._pool is None or self._pool.pid != os.getpid():
+                self._pool = _reuse.Pool()
+            tensors, lease = self._pool.take(shapes, dtype)
+        else:
+            tensors = {r: _empty(s, dtype) for r, s in shapes.items()}
+        try:
+            failures = native.run(
+                records,
+                list(self.images),
+                [_bytes_of(t) for t in tensors.values()],
+                self._seed(seed),
+                int(epoch),
+                self._threads(),
+            )
+            bad = [(i, f) for i, f in enumerate(failures) if f is not None]
+            if bad:
+                i, (role, message, over_limit) = bad[0]
+                if not skip_corrupt:
+                    raise DecodeError(
+                        message, id=records[i].id, kind="limit" if over_limit else "rejected"
+                    )
+                for i, (_, message, _) in bad:
+                    _log.warning("skipping record: %s", message)
+                keep = [i for i, f in enumerate(failures) if f is None]
+                if not keep:
+                    raise DecodeError(
+                        f"no record of the batch decodes; the first: {message}",
+                        id=records[bad[0][0]].id,
+                        kind="limit" if over_limit else "rejected",
+                    )
+                rows = keep + ([keep[k % len(keep)] for k in range(n - len(keep))] if fill else [])
+                for role, t in tensors.items():
+                    # Rare: moved within the same (possibly shared) memory, then narrowed.
+                    t[: len(rows)] = t[rows]
+                    tensors[role] = t[: len(rows)]
+                records = [records[i] for i in rows]
+        except BaseException:
+            if lease is not None and self._pool is not None:
+                self._pool.give_back(lease)
+            raise
         batch: dict[str, Any] = dict(tensors)
         turns = [r.turns[0] if r.turns else None for r in records]
         batch["id"] = [r.id for r in records]
@@ -229,7 +234,9 @@ class Pipeline:
         batch["short_instruction"] = [t.short_instruction if t else None for t in turns]
         batch["edit_type"] = [t.edit_type if t else None for t in turns]
         batch["scores"] = [r.scores for r in records]
-        return batch
+        if lease is None or self._pool is None:
+            return batch
+        return _reuse.lend(batch, self._pool, lease)
 
 
 __all__ = ["Pipeline"]
