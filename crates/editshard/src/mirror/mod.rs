@@ -8,6 +8,8 @@
 //!   two S3 locations on one endpoint the store copies each shard itself (`CopyObject`, see
 //!   [`shard::copy`]): nothing is uploaded from here, and the copy is read back and hashed
 //!   (the source object was not read), unless `trust_store_copy` takes it on its length.
+//! - A large shard from a remote SRC to a local DST comes in ranged GETs at once, written in
+//!   place and hashed as they arrive ([`ranged`]).
 //! - A shard already at DST with the right length and SHA-256 is skipped: an interrupted
 //!   mirror resumes, a repeated one only reads DST. One that differs is reported and left
 //!   alone unless `force` is set: it may be the better copy.
@@ -32,11 +34,13 @@ use crate::read::{Dataset, DatasetOptions, load_manifest};
 use crate::storage::Location;
 
 mod progress;
+pub mod ranged;
 pub mod shard;
 pub mod subset;
 
 pub(crate) use progress::Progress;
 pub use progress::{MirrorObserver, Quiet, ShardEvent};
+pub use ranged::RangedDownload;
 pub use shard::{AtDest, Expected};
 pub use subset::Subset;
 
@@ -64,6 +68,8 @@ pub struct MirrorOptions {
     /// Delete a lock left at a remote DST by a mirror that is gone, then take it
     /// ([`DestLock::acquire`]).
     pub break_lock: bool,
+    /// Which shards a remote SRC sends to a local DST in ranged GETs at once, and how.
+    pub ranged: RangedDownload,
 }
 
 impl Default for MirrorOptions {
@@ -77,6 +83,7 @@ impl Default for MirrorOptions {
             subset: None,
             work_dir: None,
             break_lock: false,
+            ranged: RangedDownload::default(),
         }
     }
 }
@@ -296,7 +303,7 @@ async fn one_shard(
         }
         AtDest::Differs { .. } => true,
     };
-    let by_store = match shard::copy(src, dst, rel, &want, progress).await {
+    let by_store = match shard::copy(src, dst, rel, &want, &opts.ranged, progress).await {
         Ok(by_store) => by_store,
         Err(e) => return Outcome::Failed(e.to_string()),
     };

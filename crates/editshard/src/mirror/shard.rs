@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 use super::progress::Progress;
+use super::ranged::{Downloaded, RangedDownload};
 use crate::error::{Error, Result};
 use crate::manifest::ShardEntry;
 use crate::storage::{ByteStream, Location};
@@ -113,6 +114,15 @@ pub(crate) async fn inspect(
     }
 }
 
+/// The error for a source whose bytes are not its manifest's (`detail` says how).
+pub(crate) fn damaged(what: &str, detail: String) -> Error {
+    Error::malformed(format!(
+        "{detail}: the source does not match its manifest, so nothing was written; \
+         repair or re-create the source dataset (`editshard verify` shows the damage)"
+    ))
+    .in_shard(what.to_string())
+}
+
 struct Check {
     inner: ByteStream,
     hasher: Sha256,
@@ -144,13 +154,6 @@ pub(crate) fn checked(
         if st.done {
             return None;
         }
-        let damaged = |what: &str, detail: String| {
-            Error::malformed(format!(
-                "{detail}: the source does not match its manifest, so nothing was written; \
-                 repair or re-create the source dataset (`editshard verify` shows the damage)"
-            ))
-            .in_shard(what.to_string())
-        };
         match st.inner.next().await {
             Some(Ok(chunk)) => {
                 st.seen += chunk.len() as u64;
@@ -234,11 +237,15 @@ pub fn remove_stale_partials(dst: &Location, rel: &str) {
 ///
 /// Returns whether the store made the copy: those bytes were not hashed here, and the caller
 /// reads them back unless told to trust the store's copy.
+///
+/// A large shard from a remote SRC to a local DST is downloaded with ranged GETs in
+/// parallel ([`ranged`](super::ranged), as `ranges` says).
 pub(crate) async fn copy(
     src: &Location,
     dst: &Location,
     rel: &str,
     want: &Expected,
+    ranges: &RangedDownload,
     progress: &Arc<Progress>,
 ) -> Result<bool> {
     if dst.copy_from(src, rel, want.bytes).await? {
@@ -246,6 +253,14 @@ pub(crate) async fn copy(
         return Ok(true);
     }
     remove_stale_partials(dst, rel);
+    if want.bytes >= ranges.min_bytes
+        && src.is_local().is_none()
+        && dst.is_local().is_some()
+        && super::ranged::download(src, dst, rel, want, ranges, progress).await?
+            == Downloaded::Done
+    {
+        return Ok(false);
+    }
     let stream = src.get_stream(rel).await?;
     let stream = checked(stream, want.clone(), src.display_of(rel), progress.clone());
     dst.put_stream(rel, stream).await?;
