@@ -77,8 +77,9 @@ fn ranged_download_over_http_retries_a_cut_range_and_refuses_damaged_bytes() {
     let big = m.shards.iter().find(|sh| sh.bytes > 5 << 20).unwrap();
     let big_path = format!("/{}", big.path);
     let srv = fault_server(&src);
+    let url = srv.url();
     let mirror = |dst: &Path| {
-        let mut args = vec!["mirror", &srv.url(), s(dst), "--timeout", "5"];
+        let mut args = vec!["mirror", &url, s(dst), "--timeout", "5"];
         args.extend(RANGED);
         args.extend(["--range-streams", "3"]);
         run(&args)
@@ -157,7 +158,8 @@ fn a_mirror_killed_inside_a_ranged_download_resumes() {
         &big_path,
         [Behavior::Serve, Behavior::Stall(Duration::from_secs(60))],
     );
-    let mut args = vec!["mirror", &srv.url(), s(&dst), "--timeout", "120"];
+    let url = srv.url();
+    let mut args = vec!["mirror", &url, s(&dst), "--timeout", "120"];
     args.extend(RANGED);
     let mut child = cmd(&args)
         .args(["--range-streams", "1"])
@@ -183,7 +185,7 @@ fn a_mirror_killed_inside_a_ranged_download_resumes() {
     assert!(!dst.join(&big.path).exists(), "a partial shard is visible");
 
     srv.clear_rules();
-    let mut args = vec!["mirror", &srv.url(), s(&dst)];
+    let mut args = vec!["mirror", &url, s(&dst)];
     args.extend(RANGED);
     let o = run(&args);
     assert!(o.status.success(), "{}", text(&o));

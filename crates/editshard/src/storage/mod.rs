@@ -65,7 +65,8 @@ pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 pub fn ranges_unsupported(e: &Error) -> bool {
     #[cfg(feature = "remote")]
     {
-        e.to_string().contains(remote::RANGES_UNSUPPORTED)
+        let text = e.to_string();
+        remote::RANGES_UNSUPPORTED.iter().any(|m| text.contains(m))
     }
     #[cfg(not(feature = "remote"))]
     {

@@ -48,9 +48,13 @@ pub(super) struct Remote {
     bucket: Option<Arc<super::s3_copy::Bucket>>,
 }
 
-/// What object_store says of a server that answered a ranged GET with the whole object
-/// (its `GetResultError::NotPartial`, a private type: matched by its message).
-pub(crate) const RANGES_UNSUPPORTED: &str = "non-partial response when range requested";
+/// What object_store says of a server that answered a ranged GET with the whole object:
+/// the HTTP store's `RangeNotSupported`, S3's `GetResultError::NotPartial` (private types:
+/// matched by their messages).
+pub(crate) const RANGES_UNSUPPORTED: [&str; 2] = [
+    "Range request not supported",
+    "non-partial response when range requested",
+];
 
 /// The largest object one `CopyObject` copies (S3's limit).
 const MAX_COPY_OBJECT: u64 = 5 << 30;
@@ -338,7 +342,7 @@ impl Remote {
     }
 
     /// One ranged GET of `range`, streamed. A server that answers with the whole object
-    /// instead (it ignores `Range`) fails with [`RANGES_UNSUPPORTED`] in the message.
+    /// instead (it ignores `Range`) fails with one of [`RANGES_UNSUPPORTED`] in the message.
     /// Also returns the whole object's size, as the response's `Content-Range` gives it.
     pub(super) async fn get_range_stream(
         &self,
