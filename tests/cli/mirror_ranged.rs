@@ -168,15 +168,15 @@ fn a_mirror_killed_inside_a_ranged_download_resumes() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while srv
-        .requests()
-        .iter()
-        .filter(|r| r.path == big_path)
-        .count()
-        < 2
-    {
-        assert!(Instant::now() < deadline, "the mirror never reached the big shard");
-        assert!(child.try_wait().unwrap().is_none(), "the mirror ended early");
+    while srv.requests().iter().filter(|r| r.path == big_path).count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the mirror never reached the big shard"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the mirror ended early"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(200));

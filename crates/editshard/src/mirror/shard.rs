@@ -256,8 +256,7 @@ pub(crate) async fn copy(
     if want.bytes >= ranges.min_bytes
         && src.is_local().is_none()
         && dst.is_local().is_some()
-        && super::ranged::download(src, dst, rel, want, ranges, progress).await?
-            == Downloaded::Done
+        && super::ranged::download(src, dst, rel, want, ranges, progress).await? == Downloaded::Done
     {
         return Ok(false);
     }

@@ -214,10 +214,20 @@ mod tests {
     fn shard() -> Bytes {
         let mut w = ShardWriter::new(Vec::new()).unwrap();
         for i in 0..4u8 {
-            let png = Image::with_info(vec![i; 40 + 30 * i as usize].into(), "image/png".into(), 1, 1);
+            let png = Image::with_info(
+                vec![i; 40 + 30 * i as usize].into(),
+                "image/png".into(),
+                1,
+                1,
+            );
             let out = Image::with_info(vec![i ^ 0x55; 25].into(), "image/png".into(), 2, 1);
-            w.append(&Record::new(format!("r/{i}"), Kind::Sft, png, vec![Turn::new(out)]))
-                .unwrap();
+            w.append(&Record::new(
+                format!("r/{i}"),
+                Kind::Sft,
+                png,
+                vec![Turn::new(out)],
+            ))
+            .unwrap();
         }
         Bytes::from(w.finish().unwrap().0)
     }
@@ -243,9 +253,10 @@ mod tests {
     #[tokio::test]
     async fn decodes_across_chunk_boundaries_at_every_position() {
         let bytes = shard();
-        let want: Vec<Record> = MappedShardReader::from_bytes(bytes.clone(), "s", Default::default())
-            .collect::<Result<_>>()
-            .unwrap();
+        let want: Vec<Record> =
+            MappedShardReader::from_bytes(bytes.clone(), "s", Default::default())
+                .collect::<Result<_>>()
+                .unwrap();
         assert_eq!(want.len(), 4);
         for at in 0..=bytes.len() {
             let pieces = vec![bytes.slice(..at), bytes.slice(at..)];
@@ -268,16 +279,23 @@ mod tests {
                 .step_by(size)
                 .map(|a| damaged.slice(a..(a + size).min(damaged.len())))
                 .collect();
-            assert!(decode(pieces).await.unwrap_err().is_corruption(), "pieces of {size}");
+            assert!(
+                decode(pieces).await.unwrap_err().is_corruption(),
+                "pieces of {size}"
+            );
         }
     }
 
     #[tokio::test]
     async fn refuses_a_cut_shard_and_bytes_after_the_trailer() {
         let bytes = shard();
-        let cut = decode(vec![bytes.slice(..bytes.len() - 1)]).await.unwrap_err();
+        let cut = decode(vec![bytes.slice(..bytes.len() - 1)])
+            .await
+            .unwrap_err();
         assert!(cut.to_string().contains("ended inside"), "{cut}");
-        let extra = decode(vec![bytes.clone(), Bytes::from_static(b"x")]).await.unwrap_err();
+        let extra = decode(vec![bytes.clone(), Bytes::from_static(b"x")])
+            .await
+            .unwrap_err();
         assert!(extra.to_string().contains("follow the trailer"), "{extra}");
     }
 }
