@@ -69,8 +69,8 @@ pub const IN_FLIGHT_BYTES: usize = 8 << 20;
 /// Chunks ahead of the hashed prefix held in memory, at most (per shard); more are read
 /// back from the file (the page cache) when the prefix reaches them. With 4 streams of
 /// 8 MiB progressing alike, the three ranges after the first hold up to 24 MiB by the time it
-/// is done: a quarter of that is read back, for a peak RSS of about 100 MB at `--jobs 4`
-/// instead of 170 MB with all of it held.
+/// is done: a third of that is read back. Peak RSS at `--jobs 4` measured 150-160 MB
+/// (170-185 MB holding 32 MiB): held chunks pin the whole read buffers they were cut from.
 pub const HOLD_BYTES: usize = 16 << 20;
 /// Further requests of a range that failed or was cut short (from where it stopped).
 pub const RANGE_RETRIES: u32 = 3;
