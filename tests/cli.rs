@@ -38,6 +38,8 @@ mod hub_cli;
 mod memory_bounds;
 #[path = "cli/mirror_local.rs"]
 mod mirror_local;
+#[path = "cli/mirror_ranged.rs"]
+mod mirror_ranged;
 #[path = "cli/mirror_remote.rs"]
 mod mirror_remote;
 #[path = "cli/mix_cli.rs"]

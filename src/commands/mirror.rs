@@ -9,7 +9,7 @@ use clap::Args;
 use super::EXIT_PROBLEMS;
 use crate::progress::MirrorBar;
 use editshard::error::{Error, Result};
-use editshard::mirror::{MirrorOptions, MirrorReport, Outcome, Subset, mirror};
+use editshard::mirror::{MirrorOptions, MirrorReport, Outcome, RangedDownload, Subset, mirror};
 use editshard::storage::Location;
 use editshard::units::human_bytes;
 
@@ -51,6 +51,17 @@ pub struct MirrorArgs {
     /// to 128 MiB, parts of 16 MiB or more above).
     #[arg(long, value_name = "MIB")]
     pub part_size: Option<usize>,
+    /// A remote SRC to a local DST: shards of at least this many MiB are downloaded in
+    /// ranged GETs at once (--range-size each, --range-streams at once per shard), written
+    /// in place and hashed as they arrive. 0: never.
+    #[arg(long, default_value_t = 32, value_name = "MIB")]
+    pub ranged_min: u64,
+    /// Size of each ranged GET, in MiB (at least 1).
+    #[arg(long, default_value_t = 8, value_name = "MIB")]
+    pub range_size: u64,
+    /// Ranged GETs of one shard at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub range_streams: usize,
     /// Where --subset stages rewritten shards (default: the system temp directory).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
@@ -91,6 +102,14 @@ pub fn run(args: MirrorArgs) -> Result<ExitCode> {
         subset,
         work_dir: args.work_dir,
         break_lock: args.break_lock,
+        ranged: RangedDownload {
+            min_bytes: match args.ranged_min {
+                0 => u64::MAX,
+                mib => mib.saturating_mul(1 << 20),
+            },
+            range_bytes: args.range_size.clamp(1, 1 << 20) << 20,
+            streams: args.range_streams.max(1),
+        },
     };
     let rt = super::runtime()?;
     let bar = Arc::new(MirrorBar::new());

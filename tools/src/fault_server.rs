@@ -48,6 +48,16 @@ pub enum Behavior {
     },
     /// Answer 200 with an HTML page but `Content-Type: image/png`.
     Html200,
+    /// Serve normally, with one byte in the middle of the body flipped: damaged bytes under
+    /// valid headers, which only a checksum catches.
+    CorruptBody,
+    /// Answer a `Range` request with 200 and the whole file, as a server without range
+    /// support does.
+    IgnoreRange,
+    /// Send the normal response body in writes of these sizes in turn (cycling), each sent
+    /// at once (`TCP_NODELAY`) and followed by a short pause, so the client receives the body
+    /// in small chunks whose boundaries fall all over its structure.
+    Pieces(Vec<usize>),
 }
 
 /// One request as the server saw it.
@@ -369,7 +379,8 @@ fn respond(
     behavior: Behavior,
     close: bool,
 ) -> std::io::Result<bool> {
-    let (status, headers, full) = serve(root, path, range);
+    let range = range.filter(|_| behavior != Behavior::IgnoreRange);
+    let (status, headers, mut full) = serve(root, path, range);
     // HEAD: the headers (Content-Length included) a GET would get, no body.
     let (n, body) = (full.len(), if head_only { &full[..0] } else { &full[..] });
     match behavior {
@@ -414,6 +425,30 @@ fn respond(
                     break;
                 }
                 s.write_all(chunk)?;
+            }
+        }
+        Behavior::CorruptBody | Behavior::IgnoreRange => {
+            if behavior == Behavior::CorruptBody && !head_only && !full.is_empty() {
+                let middle = full.len() / 2;
+                full[middle] ^= 0x20;
+            }
+            let body = if head_only { &full[..0] } else { &full[..] };
+            write_head(s, status, &headers, n, close)?;
+            s.write_all(body)?;
+            return Ok(!close);
+        }
+        Behavior::Pieces(sizes) => {
+            write_head(s, status, &headers, n, true)?;
+            s.set_nodelay(true)?;
+            let sizes = if sizes.is_empty() { vec![1] } else { sizes };
+            let mut at = 0;
+            for size in sizes.iter().cycle() {
+                if at >= body.len() || !pause(shared, Duration::from_micros(200)) {
+                    break;
+                }
+                let end = (at + size.max(&1)).min(body.len());
+                s.write_all(&body[at..end])?;
+                at = end;
             }
         }
         Behavior::Html200 => {

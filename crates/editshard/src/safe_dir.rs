@@ -93,10 +93,11 @@ impl SafeDir {
     }
 
     /// Creates the file `name` here, exclusively (`O_CREAT | O_EXCL`, which never follows a
-    /// link), for writing.
+    /// link), for writing (and reading back what was written: a ranged download hashes
+    /// parts of its file again).
     pub fn create_new(&self, name: &OsStr) -> std::io::Result<File> {
         let flags =
-            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o666))?;
         Ok(File::from(fd))
     }

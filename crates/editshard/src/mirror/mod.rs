@@ -11,6 +11,8 @@
 //!   (`CopyObject`, see [`shard::copy`]): nothing is uploaded from here, and the copy's CRC as
 //!   the store reports it is compared with the manifest's (the copy is read back and hashed
 //!   where the store reports none), unless `trust_store_copy` takes it on its length.
+//! - A large shard from a remote SRC to a local DST comes in ranged GETs at once, written in
+//!   place and hashed as they arrive ([`ranged`]).
 //! - A shard already at DST that is intact is skipped: an interrupted mirror resumes. Intact
 //!   is decided by the CRC the store reports where it reports one (a HEAD), else by reading
 //!   and hashing the shard (the report says so once: [`MirrorReport::read_back_note`]). One that differs is reported and left
@@ -36,11 +38,13 @@ use crate::read::{Dataset, DatasetOptions, load_manifest};
 use crate::storage::Location;
 
 mod progress;
+pub mod ranged;
 pub mod shard;
 pub mod subset;
 
 pub(crate) use progress::Progress;
 pub use progress::{MirrorObserver, Quiet, ShardEvent};
+pub use ranged::RangedDownload;
 pub use shard::{AtDest, Expected};
 pub use subset::Subset;
 
@@ -68,6 +72,8 @@ pub struct MirrorOptions {
     /// Delete a lock left at a remote DST by a mirror that is gone, then take it
     /// ([`DestLock::acquire`]).
     pub break_lock: bool,
+    /// Which shards a remote SRC sends to a local DST in ranged GETs at once, and how.
+    pub ranged: RangedDownload,
 }
 
 impl Default for MirrorOptions {
@@ -81,6 +87,7 @@ impl Default for MirrorOptions {
             subset: None,
             work_dir: None,
             break_lock: false,
+            ranged: RangedDownload::default(),
         }
     }
 }
@@ -345,7 +352,7 @@ async fn one_shard(
         }
         AtDest::Differs { .. } => true,
     };
-    let by_store = match shard::copy(src, dst, rel, &want, progress).await {
+    let by_store = match shard::copy(src, dst, rel, &want, &opts.ranged, progress).await {
         Ok(by_store) => by_store,
         Err(e) => return Outcome::Failed(e.to_string()),
     };

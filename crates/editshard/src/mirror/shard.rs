@@ -21,6 +21,7 @@ use futures_util::{FutureExt, StreamExt};
 use sha2::{Digest, Sha256};
 
 use super::progress::{Progress, ReadBack};
+use super::ranged::{Downloaded, RangedDownload};
 use crate::crc64::{Crc64Nvme, encode as crc_text};
 use crate::error::{Error, Result};
 use crate::manifest::ShardEntry;
@@ -189,6 +190,15 @@ pub(crate) async fn inspect_read(
     }
 }
 
+/// The error for a source whose bytes are not its manifest's (`detail` says how).
+pub(crate) fn damaged(what: &str, detail: String) -> Error {
+    Error::malformed(format!(
+        "{detail}: the source does not match its manifest, so nothing was written; \
+         repair or re-create the source dataset (`editshard verify` shows the damage)"
+    ))
+    .in_shard(what.to_string())
+}
+
 struct Check {
     inner: ByteStream,
     /// The shard's path at DST, under which its CRC is learned.
@@ -253,13 +263,6 @@ pub(crate) fn checked(
         if st.done {
             return None;
         }
-        let damaged = |what: &str, detail: String| {
-            Error::malformed(format!(
-                "{detail}: the source does not match its manifest, so nothing was written; \
-                 repair or re-create the source dataset (`editshard verify` shows the damage)"
-            ))
-            .in_shard(what.to_string())
-        };
         match st.inner.next().await {
             Some(Ok(chunk)) => {
                 st.seen += chunk.len() as u64;
@@ -352,11 +355,15 @@ pub fn remove_stale_partials(dst: &Location, rel: &str) {
 ///
 /// Returns whether the store made the copy: those bytes were not hashed here, and the caller
 /// reads them back unless told to trust the store's copy.
+///
+/// A large shard from a remote SRC to a local DST is downloaded with ranged GETs in
+/// parallel ([`ranged`](super::ranged), as `ranges` says).
 pub(crate) async fn copy(
     src: &Location,
     dst: &Location,
     rel: &str,
     want: &Expected,
+    ranges: &RangedDownload,
     progress: &Arc<Progress>,
 ) -> Result<bool> {
     if dst.copy_from(src, rel, want.bytes).await? {
@@ -364,6 +371,13 @@ pub(crate) async fn copy(
         return Ok(true);
     }
     remove_stale_partials(dst, rel);
+    if want.bytes >= ranges.min_bytes
+        && src.is_local().is_none()
+        && dst.is_local().is_some()
+        && super::ranged::download(src, dst, rel, want, ranges, progress).await? == Downloaded::Done
+    {
+        return Ok(false);
+    }
     let open = || {
         async {
             let stream = src.get_stream(rel).await?;

@@ -3,9 +3,9 @@
 //!
 //! - [`Dataset`]: opens `manifest.json` (nothing is listed), caches shard footers, reads
 //!   records with one ranged request each, batches with coalesced requests.
-//! - [`Dataset::stream`]: whole shards front to back (tokio-util `FramedRead` over
-//!   [`ShardDecoder`](crate::shard::ShardDecoder)), the next shards prefetched in the
-//!   background within a memory budget.
+//! - [`Dataset::stream`]: whole shards front to back (the chunks of each body fed to a
+//!   [`ShardDecoder`](crate::shard::ShardDecoder), zero-copy where a frame lies within one),
+//!   the next shards prefetched in the background within a memory budget.
 //! - [`Dataset::reader`]: an epoch in shuffled order ([`order`]), this consumer's share of it,
 //!   with filters and projection applied before image bytes are fetched.
 //! - [`MappedShardReader`]: one local shard file front to back through a memory map, zero-copy.
@@ -42,6 +42,7 @@
 //! ```
 
 pub mod blocking;
+mod chunked;
 mod dataset;
 mod fetch;
 mod manifest;

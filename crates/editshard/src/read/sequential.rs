@@ -3,8 +3,8 @@
 //! One background task downloads the chosen shards in order, each as a stream of chunks.
 //! Every chunk holds permits of a semaphore sized to the memory budget until the decoder has
 //! consumed it, so at most about `prefetch_bytes` are buffered ahead of the reader (plus the
-//! frame being decoded). The reader decodes each shard with tokio-util's `FramedRead` over
-//! [`ShardDecoder`]. Downloading in order is what makes the budget deadlock-free: the chunk
+//! frame being decoded). The reader decodes each shard's chunks as they come, a frame that
+//! lies within one chunk as a zero-copy slice of it ([`ChunkedSource`]). Downloading in order is what makes the budget deadlock-free: the chunk
 //! the reader waits for is always the oldest one.
 //!
 //! Local shards are memory-mapped instead (unless `DatasetOptions::map_local` is off): the
@@ -15,15 +15,14 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tokio_util::codec::FramedRead;
-use tokio_util::io::StreamReader;
 
+use super::chunked::{ChunkedSource, FramePool};
 use super::dataset::Dataset;
 use super::fetch::{SkipFn, log_skip};
 use super::mapped::MappedShardReader;
@@ -75,31 +74,28 @@ impl StreamOptions {
 const PERMIT_UNIT: u64 = 1024;
 
 /// A downloaded chunk and its share of the memory budget, released when consumed.
-struct Budgeted {
-    bytes: Bytes,
+pub(super) struct Budgeted {
+    pub(super) bytes: Bytes,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
-impl Buf for Budgeted {
-    fn remaining(&self) -> usize {
-        self.bytes.remaining()
-    }
-    fn chunk(&self) -> &[u8] {
-        self.bytes.chunk()
-    }
-    fn advance(&mut self, cnt: usize) {
-        self.bytes.advance(cnt)
+impl Budgeted {
+    /// A chunk outside any budget (tests).
+    #[cfg(test)]
+    pub(super) fn unbudgeted(bytes: Bytes) -> Budgeted {
+        Budgeted {
+            bytes,
+            _permit: None,
+        }
     }
 }
 
-type ChunkRx = mpsc::UnboundedReceiver<Result<Budgeted>>;
+pub(super) type ChunkRx = mpsc::UnboundedReceiver<Result<Budgeted>>;
 /// What the background task announces for each shard: its chunks, and its map when local.
 type Announced = (usize, ChunkRx, Option<Bytes>);
 
 /// How much of a mapped shard is brought into memory ahead at a time.
 const MAP_WINDOW: usize = 8 << 20;
-type Frames =
-    FramedRead<StreamReader<BoxStream<'static, std::io::Result<Budgeted>>, Budgeted>, ShardDecoder>;
 
 /// Aborts the background task when the stream is dropped.
 struct AbortOnDrop(tokio::task::AbortHandle);
@@ -282,7 +278,7 @@ impl MappedSource {
 }
 
 enum Source {
-    Framed(Box<Frames>),
+    Chunked(Box<ChunkedSource>),
     Mapped(Box<MappedSource>),
 }
 
@@ -290,8 +286,6 @@ struct Current {
     shard: usize,
     source: Source,
     yielded: usize,
-    /// The storage error behind an I/O error the decoder reports, kept whole.
-    storage_error: Arc<Mutex<Option<Error>>>,
 }
 
 struct State {
@@ -303,6 +297,8 @@ struct State {
     ready: VecDeque<Record>,
     skip: Option<SkipFn>,
     done: bool,
+    /// Gathering buffers for frames that straddle chunks, reused shard after shard.
+    frames: Arc<FramePool>,
 }
 
 /// Records read through the index per request batch after damage.
@@ -310,7 +306,6 @@ const FALLBACK_BATCH: usize = 64;
 
 impl State {
     fn open(&self, shard: usize, rx: ChunkRx, map: Option<Bytes>) -> Current {
-        let slot: Arc<Mutex<Option<Error>>> = Arc::default();
         let name = self
             .ds
             .location()
@@ -326,31 +321,18 @@ impl State {
                 shard,
                 source: Source::Mapped(Box::new(source)),
                 yielded: 0,
-                storage_error: slot,
             };
         }
         let decoder = ShardDecoder::with_options(self.ds.options().read.clone()).named(&name);
-        let keep = slot.clone();
-        let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        })
-        .map(move |item| {
-            item.map_err(|e| {
-                let text = e.to_string();
-                *keep.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                std::io::Error::other(text)
-            })
-        })
-        .boxed();
         Current {
             shard,
-            source: Source::Framed(Box::new(FramedRead::with_capacity(
-                StreamReader::new(chunks),
+            source: Source::Chunked(Box::new(ChunkedSource::new(
                 decoder,
-                1 << 20,
+                rx,
+                name,
+                self.frames.clone(),
             ))),
             yielded: 0,
-            storage_error: slot,
         }
     }
 
@@ -400,7 +382,7 @@ impl State {
                 continue;
             };
             let next = match &mut current.source {
-                Source::Framed(frames) => frames.next().await,
+                Source::Chunked(chunks) => chunks.next().await,
                 Source::Mapped(mapped) => mapped.next().await,
             };
             match next {
@@ -424,12 +406,6 @@ impl State {
                     }
                 }
                 Some(Err(e)) => {
-                    let stored = current
-                        .storage_error
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .take();
-                    let e = stored.unwrap_or(e);
                     let (shard, yielded) = (current.shard, current.yielded);
                     self.current = None;
                     match &self.skip {
@@ -480,6 +456,7 @@ impl Dataset {
             ready: VecDeque::new(),
             skip,
             done: false,
+            frames: Arc::default(),
         };
         let stream = futures_util::stream::unfold(state, |mut state| async move {
             state.next().await.map(|item| (item, state))

@@ -21,7 +21,7 @@ const STREAM_CHUNK: usize = 1 << 20;
 /// chunks of a few KiB, and each write of a `tokio::fs::File` is a trip to the blocking pool.
 const WRITE_BUFFER: usize = 4 << 20;
 
-fn name(path: &Path) -> String {
+pub(super) fn name(path: &Path) -> String {
     path.display().to_string()
 }
 
@@ -173,7 +173,7 @@ fn temp_name(file: &OsStr) -> OsString {
 }
 
 /// Runs a blocking step on the blocking pool, its error located at `shown`.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     shown: &str,
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
@@ -184,7 +184,7 @@ async fn blocking<T: Send + 'static>(
 
 /// Where the object `rel` of the directory `root` is written: its directory, made and entered
 /// without following a symbolic link ([`SafeDir`]), and its file name.
-async fn parent_of(root: &Path, rel: &str) -> Result<(Arc<SafeDir>, OsString)> {
+pub(super) async fn parent_of(root: &Path, rel: &str) -> Result<(Arc<SafeDir>, OsString)> {
     let (dir, file) = safe_dir::split(rel);
     let (root_owned, dir) = (root.to_path_buf(), PathBuf::from(dir));
     let shown = name(&root.join(rel));
@@ -193,7 +193,7 @@ async fn parent_of(root: &Path, rel: &str) -> Result<(Arc<SafeDir>, OsString)> {
 }
 
 /// A new temporary file in `dir` for the object named `file`, exclusively created.
-async fn create_temp(
+pub(super) async fn create_temp(
     dir: &Arc<SafeDir>,
     file: &OsStr,
     shown: &str,
@@ -208,7 +208,7 @@ async fn create_temp(
 
 /// Syncs the temporary file `f` (`tmp` in `dir`), renames it to `file` and syncs the
 /// directory; removes it on failure.
-async fn commit(
+pub(super) async fn commit(
     mut f: tokio::fs::File,
     dir: &Arc<SafeDir>,
     tmp: OsString,

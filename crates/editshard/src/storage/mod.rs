@@ -47,6 +47,7 @@ mod error;
 #[cfg(feature = "http")]
 mod hub;
 mod local;
+mod partial;
 #[cfg(feature = "remote")]
 mod remote;
 #[cfg(feature = "s3")]
@@ -59,6 +60,7 @@ mod upload_plan;
 
 pub use error::{RemoteError, http_status, is_not_found};
 pub use local::{map_file, populate_map};
+pub use partial::PartialFile;
 
 /// An object as its store reports it ([`Location::head_stored`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +75,21 @@ pub struct StoredObject {
 
 /// A stream of an object's bytes, in order.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// True when `e` is a server's answer to a ranged GET with the whole object instead (it
+/// ignores `Range`): read the object with one plain GET.
+pub fn ranges_unsupported(e: &Error) -> bool {
+    #[cfg(feature = "remote")]
+    {
+        let text = e.to_string();
+        remote::RANGES_UNSUPPORTED.iter().any(|m| text.contains(m))
+    }
+    #[cfg(not(feature = "remote"))]
+    {
+        let _ = e;
+        false
+    }
+}
 
 /// Network settings. Local locations ignore them.
 #[derive(Debug, Clone)]
@@ -427,6 +444,41 @@ impl Location {
             Backend::Local(dir) => local::get_stream(&dir.join(rel)).await,
             #[cfg(feature = "remote")]
             Backend::Remote(r) => r.get_stream(rel).await,
+        }
+    }
+
+    /// The bytes of `range` as a stream (one ranged GET, from a remote store; a read of the
+    /// range, locally), and the whole object's size. Unlike [`get_range`](Self::get_range)
+    /// nothing is gathered in memory from a remote store; the caller checks the length it
+    /// receives.
+    pub async fn get_range_stream(
+        &self,
+        rel: &str,
+        range: Range<u64>,
+    ) -> Result<(u64, ByteStream)> {
+        self.checked(rel)?;
+        match &self.backend {
+            Backend::Local(dir) => {
+                let path = dir.join(rel);
+                let size = local::head(&path).await?.unwrap_or(0);
+                let bytes = local::get_range(&path, range).await?;
+                let stream = futures_util::stream::once(async move { Ok(bytes) });
+                Ok((size, Box::pin(stream)))
+            }
+            #[cfg(feature = "remote")]
+            Backend::Remote(r) => r.get_range_stream(rel, range).await,
+        }
+    }
+
+    /// A temporary file for the object `rel`, written in place at any offset and published
+    /// by [`PartialFile::commit`] (removed if dropped before): `None` when this location is
+    /// not a local directory.
+    pub async fn create_partial(&self, rel: &str) -> Result<Option<PartialFile>> {
+        self.checked(rel)?;
+        match &self.backend {
+            Backend::Local(dir) => PartialFile::create(dir, rel).await.map(Some),
+            #[cfg(feature = "remote")]
+            Backend::Remote(_) => Ok(None),
         }
     }
 

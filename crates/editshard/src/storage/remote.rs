@@ -50,6 +50,14 @@ pub(super) struct Remote {
     put_client: Option<Arc<super::s3_put::PutClient>>,
 }
 
+/// What object_store says of a server that answered a ranged GET with the whole object:
+/// the HTTP store's `RangeNotSupported`, S3's `GetResultError::NotPartial` (private types:
+/// matched by their messages).
+pub(crate) const RANGES_UNSUPPORTED: [&str; 2] = [
+    "Range request not supported",
+    "non-partial response when range requested",
+];
+
 /// The largest object one `CopyObject` copies (S3's limit).
 const MAX_COPY_OBJECT: u64 = 5 << 30;
 
@@ -382,6 +390,33 @@ impl Remote {
             .into_stream()
             .map(move |r| r.map_err(|e| err("GET", &shown, e)))
             .boxed())
+    }
+
+    /// One ranged GET of `range`, streamed. A server that answers with the whole object
+    /// instead (it ignores `Range`) fails with one of [`RANGES_UNSUPPORTED`] in the message.
+    /// Also returns the whole object's size, as the response's `Content-Range` gives it.
+    pub(super) async fn get_range_stream(
+        &self,
+        rel: &str,
+        range: Range<u64>,
+    ) -> Result<(u64, ByteStream)> {
+        let shown = self.display_of(rel);
+        let op = format!("GET bytes {}..{}", range.start, range.end);
+        let options = object_store::GetOptions {
+            range: Some(range.into()),
+            ..object_store::GetOptions::default()
+        };
+        let result = self
+            .store
+            .get_opts(&self.path(rel), options)
+            .await
+            .map_err(|e| self.read_err(op.clone(), &shown, e))?;
+        let size = result.meta.size;
+        let stream = result
+            .into_stream()
+            .map(move |r| r.map_err(|e| err(op.clone(), &shown, e)))
+            .boxed();
+        Ok((size, stream))
     }
 
     pub(super) async fn put(&self, rel: &str, bytes: Bytes) -> Result<()> {

@@ -206,3 +206,21 @@ async fn redirects_are_followed_within_and_across_origins() {
         "the other origin was not asked: {asked:?}"
     );
 }
+
+/// Every shard's body sent in small writes of ever-changing sizes (1 to 64 bytes, then 8 KiB),
+/// so the stream's chunk boundaries fall all over its frames: each frame is put together from
+/// pieces, its CRC checked, and every record arrives intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_in_small_pieces_streams_intact() {
+    let s = setup();
+    let sizes: Vec<usize> = (1..=64).chain([8191]).collect();
+    s.server.always("/shard-", Behavior::Pieces(sizes));
+    assert_intact(&s, run(&s).await, "small pieces");
+    assert!(
+        s.server
+            .requests()
+            .iter()
+            .any(|r| r.path.starts_with("/shard-") && r.range.is_none()),
+        "no shard was streamed whole"
+    );
+}

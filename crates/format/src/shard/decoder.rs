@@ -84,6 +84,37 @@ impl ShardDecoder {
         self.state.feed(chunk).map_err(|e| self.name_error(e))
     }
 
+    /// [`feed`](Self::feed) with the CRC32 of a frame body that the caller computed piece by
+    /// piece as it gathered the bytes (while they were in cache), so it is not computed
+    /// again. Only for a frame body ([`expects_body`](Self::expects_body)) when CRCs are
+    /// checked ([`verifies`](Self::verifies)); `None` otherwise.
+    pub fn feed_with_crc(&mut self, chunk: Bytes, body_crc: Option<u32>) -> Result<Vec<Record>> {
+        if chunk.len() != self.state.need() {
+            let e = Error::invalid(format!(
+                "fed {} bytes where the decoder takes {}",
+                chunk.len(),
+                self.state.need()
+            ))
+            .at_offset(self.state.offset());
+            return Err(self.name_error(e));
+        }
+        let body_crc = body_crc.filter(|_| self.state.expects_body());
+        self.state
+            .feed_with_crc(chunk, body_crc)
+            .map_err(|e| self.name_error(e))
+    }
+
+    /// True when the next [`feed`](Self::feed) is a frame body (whose CRC a caller may compute
+    /// as the bytes arrive, for [`feed_with_crc`](Self::feed_with_crc)).
+    pub fn expects_body(&self) -> bool {
+        self.state.expects_body()
+    }
+
+    /// True when frame CRCs are checked (any level but `Verify::None`).
+    pub fn verifies(&self) -> bool {
+        self.state.verifies()
+    }
+
     /// The error for an input that ended before the shard did (named).
     pub fn eof_error(&self) -> Error {
         self.name_error(self.state.eof_error())
