@@ -12,9 +12,13 @@ use sha2::{Digest, Sha256};
 use crate::crc64::Crc64Nvme;
 use crate::error::{Error, Result};
 
-/// Pieces in flight at most: bounds the memory the hashing thread may hold back when it
-/// falls behind (the writer then waits for it).
+/// Pieces in flight at most, each at most [`PIECE`] bytes: bounds the hashing thread's lag,
+/// and so the memory it may hold back when it falls behind (16 MiB of pieces and the one or
+/// two images they are views of; the writer then waits for it). Counting whole images
+/// instead let a slow hashing thread hold sixteen of them: 128 MiB of 8 MiB images.
 const IN_FLIGHT: usize = 16;
+/// The largest piece handed over: an image is sent as views of at most this many bytes.
+const PIECE: usize = 1 << 20;
 /// Small writes are batched up to this size before they are handed over.
 const BATCH: usize = 64 << 10;
 
@@ -90,7 +94,12 @@ impl ShardHasher {
             }
             ShardHasher::Threaded { .. } => {
                 self.send_small();
-                self.send(bytes.clone());
+                let mut at = 0;
+                while at < bytes.len() {
+                    let end = bytes.len().min(at + PIECE);
+                    self.send(bytes.slice(at..end));
+                    at = end;
+                }
             }
         }
     }
