@@ -309,6 +309,24 @@ fn a_second_mirror_into_a_locked_local_dst_is_refused_and_a_killed_holder_frees_
     let srv = fault_server(&src);
     let stalled = format!("/{}", m.shards[3].path);
     let mut first = start_stalled_mirror(&srv, &stalled, s(&dst), None);
+    // The server logs the stalled GET before the first mirror has its answer's headers and
+    // creates that shard's temporary file: wait for the file, or the snapshot races it.
+    let name = Path::new(&m.shards[3].path)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !tree(&dst)
+        .keys()
+        .any(|k| k.contains(&name) && k.ends_with(".partial"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first mirror never began {name}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let before = tree(&dst);
     assert!(dst.join(".editshard-lock").is_file());
 
