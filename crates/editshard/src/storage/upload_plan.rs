@@ -17,6 +17,9 @@
 //! the number and size of the shards (measured: 36 MB peak RSS for a mirror of 50 MB shards
 //! in one PUT each, 148 MB with `--part-size 16`, `--jobs 4`).
 
+// Without the remote layer only the public constants are used (by docs and callers).
+#![cfg_attr(not(feature = "remote"), allow(dead_code))]
+
 /// Objects up to this length, whose SHA-256 is known beforehand, go up in one streamed PUT
 /// (rclone's default cutoff is 200 MiB). Larger ones go in parts.
 pub const SINGLE_PUT_MAX: u64 = 128 << 20;
