@@ -176,10 +176,25 @@ impl IdFilters {
                  dataset again"
             )));
         }
-        let whole = super::Manifest::parse(bytes)?;
-        Ok(IdFilters::new(
-            whole.shards.into_iter().map(|s| s.id_filter).collect(),
-        ))
+        // The same bytes were parsed and checked whole at open: only the filters are taken
+        // now, without building the rest (a whole parse buffers every field, because of the
+        // manifest's flattened unknown fields, and left some 18 MB to the allocator at 4M
+        // records).
+        #[derive(Deserialize)]
+        struct Shards {
+            shards: Vec<Shard>,
+        }
+        #[derive(Deserialize)]
+        struct Shard {
+            id_filter: IdFilter,
+        }
+        let parsed: Shards = serde_json::from_slice(bytes)
+            .map_err(|e| Error::malformed(format!("the manifest's id filters: {e}")))?;
+        let filters: Vec<IdFilter> = parsed.shards.into_iter().map(|s| s.id_filter).collect();
+        for f in &filters {
+            f.validate()?;
+        }
+        Ok(IdFilters::new(filters))
     }
 
     pub fn len(&self) -> usize {
