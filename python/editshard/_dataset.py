@@ -168,6 +168,7 @@ class Dataset:
         self._len = len(_indices) if _indices is not None else len(_native_ds)
         self._index_set_cache = set(_indices) if _indices is not None else None
         self._manifest: dict[str, Any] | None = None
+        self._summary: dict[str, Any] | None = None
 
     # -- process handling --------------------------------------------------------------
 
@@ -214,6 +215,16 @@ class Dataset:
         return self._manifest
 
     @property
+    def _manifest_summary(self) -> dict[str, Any]:
+        """The manifest's top-level fields without ``shards``: the whole manifest holds every
+        shard's id filter, some 3 bytes a record, which a summary does not need."""
+        if self._manifest is not None:
+            return self._manifest
+        if self._summary is None:
+            self._summary = json.loads(self.native.manifest_summary_json())
+        return self._summary
+
+    @property
     def total_records(self) -> int:
         """Records in the whole dataset (before any filter)."""
         return len(self.native)
@@ -221,17 +232,17 @@ class Dataset:
     @property
     def kinds(self) -> dict[str, int]:
         """Records per kind, from the manifest."""
-        return dict(self.manifest.get("kinds", {}))
+        return dict(self._manifest_summary.get("kinds", {}))
 
     @property
     def edit_types(self) -> dict[str, int]:
         """Turns per edit type, from the manifest."""
-        return dict(self.manifest.get("edit_types", {}))
+        return dict(self._manifest_summary.get("edit_types", {}))
 
     @property
     def categories(self) -> dict[str, int]:
         """Turns per category, from the manifest."""
-        return dict(self.manifest.get("categories", {}))
+        return dict(self._manifest_summary.get("categories", {}))
 
     @property
     def shard_records(self) -> list[int]:
@@ -356,7 +367,7 @@ class Dataset:
         :class:`editshard.Writer`; ``licence`` defaults to this dataset's."""
         from ._writer import Writer
 
-        options.setdefault("licence", self.manifest.get("licence"))
+        options.setdefault("licence", self._manifest_summary.get("licence"))
         verified = self._storage.get("verify", "crc") == "full"
         source = Dataset(
             self._location,

@@ -288,9 +288,22 @@ impl NativeDataset {
         self.ds.len() as usize
     }
 
-    /// `manifest.json` as JSON text.
-    fn manifest_json(&self) -> String {
-        String::from_utf8_lossy(&self.ds.manifest().to_json()).into_owned()
+    /// `manifest.json` as JSON text, id filters included (read again from the dataset's
+    /// location: a reader does not keep them, see `Dataset::id_filters`).
+    fn manifest_json(&self, py: Python<'_>) -> PyResult<String> {
+        let whole = self
+            .block_on(py, self.ds.whole_manifest())?
+            .map_err(to_py)?;
+        Ok(String::from_utf8_lossy(&whole.to_json()).into_owned())
+    }
+
+    /// `manifest.json`'s top-level fields (totals, counts, licence, sources) as JSON text,
+    /// without its `shards`: what a summary needs, without reading the id filters.
+    fn manifest_summary_json(&self) -> String {
+        let mut summary = self.ds.manifest().clone();
+        summary.shards = Vec::new();
+        summary.filters_in = None;
+        String::from_utf8_lossy(&summary.to_json()).into_owned()
     }
 
     /// Record counts of each shard, in manifest order.

@@ -237,6 +237,44 @@ def test_fork_child_reopens(ds: editshard.Dataset) -> None:
     assert ds[5].id == expected  # the parent is unaffected
 
 
+def test_fork_child_looks_up_by_id_first(sample: Path) -> None:
+    """The id filters are read by a handle's first lookup by id, a forked worker's too."""
+    import os
+    import signal
+
+    fresh = editshard.open(sample)
+    expected = fresh[9].id  # no lookup by id yet: the filters are not read
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(20)
+        try:
+            ok = fresh.get(expected).id == expected and fresh.find(expected) == 9
+            os._exit(0 if ok and "no/such/id" not in fresh else 1)
+        except BaseException:  # noqa: BLE001 - a forked child must never return into pytest
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert fresh.get(expected).id == expected
+
+
+def test_manifest_replaced_before_the_first_lookup_by_id(sample_copy: Path) -> None:
+    import json
+
+    ds = editshard.open(sample_copy)
+    rid = ds[3].id
+    assert ds.kinds  # a summary does not need the filters
+    path = sample_copy / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["note"] = "rewritten"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(editshard.InvalidError) as err:
+        ds.get(rid)
+    assert "changed since the dataset was opened" in str(err.value)
+    assert err.value.shard and err.value.shard.endswith("manifest.json")
+    assert err.value.id == rid
+    assert ds[3].id == rid  # reads by index need no filter
+
+
 # -- bad input ---------------------------------------------------------------------------
 
 

@@ -166,6 +166,7 @@ fn without_shards(m: &Manifest) -> Manifest {
         shards: Vec::new(),
         sources: m.sources.clone(),
         extra: m.extra.clone(),
+        filters_in: m.filters_in,
     }
 }
 

@@ -13,6 +13,8 @@ mod fault_read_http;
 mod fault_read_s3;
 #[path = "library/hub_redirects.rs"]
 mod hub_redirects;
+#[path = "library/id_filters.rs"]
+mod id_filters;
 #[path = "library/links_in_dest.rs"]
 mod links_in_dest;
 #[path = "library/read_concurrency.rs"]

@@ -13,9 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::format::{VERSION_MAJOR, VERSION_MINOR};
@@ -23,7 +21,10 @@ use crate::path::check_relative_path;
 use crate::shard::stats::merge_counts;
 use crate::shard::writer::{ShardStats, ShardSummary};
 
+mod id_filter;
 mod sources;
+use id_filter::{DeferFilters, IdProbe};
+pub use id_filter::{FilterData, IdFilter, IdFilters, ManifestDigest};
 pub use sources::{ShardRange, SourceEntry};
 
 pub const MANIFEST_NAME: &str = "manifest.json";
@@ -89,6 +90,10 @@ pub struct Manifest {
     /// Fields written by newer versions, kept when a manifest is read and written again.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Set by [`Manifest::parse_deferring_filters`]: the bytes this manifest was parsed
+    /// from, which hold its id filters. `None` when the filters are here.
+    #[serde(skip)]
+    pub filters_in: Option<ManifestDigest>,
 }
 
 impl Manifest {
@@ -106,6 +111,7 @@ impl Manifest {
             shards: Vec::new(),
             sources: Vec::new(),
             extra: serde_json::Map::new(),
+            filters_in: None,
         }
     }
 
@@ -174,6 +180,9 @@ impl Manifest {
     }
 
     /// Serializes with stable key order and a trailing newline.
+    ///
+    /// Panics on a manifest parsed with [`Self::parse_deferring_filters`] (its filters are
+    /// not here): tools that write a manifest load it with [`Self::parse`].
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = serde_json::to_vec_pretty(self).expect("a manifest always serializes");
         out.push(b'\n');
@@ -198,6 +207,57 @@ impl Manifest {
         })?;
         m.validate()?;
         Ok(m)
+    }
+
+    /// [`Self::parse`] without keeping the id filters: each is checked as `parse` checks
+    /// it, and only its length is kept ([`FilterData::Deferred`]). A reader's manifest, then
+    /// no larger than its shard list: [`IdFilters::from_manifest_bytes`] takes the filters
+    /// from the same bytes when a lookup by id needs them.
+    pub fn parse_deferring_filters(bytes: &[u8]) -> Result<Manifest> {
+        let mut m = {
+            let _defer = DeferFilters::start();
+            Self::parse(bytes)?
+        };
+        m.filters_in = Some(ManifestDigest::of(bytes));
+        Ok(m)
+    }
+
+    /// True when the id filters were left in the manifest's bytes.
+    pub fn filters_deferred(&self) -> bool {
+        self.filters_in.is_some()
+    }
+
+    /// The heap this manifest holds, in bytes, near enough (strings and collections it
+    /// owns, not the allocator's rounding): what a reading process keeps for it. With
+    /// deferred filters it does not grow with the filters' size.
+    pub fn heap_bytes(&self) -> u64 {
+        let counts =
+            |m: &BTreeMap<String, u64>| m.keys().map(|k| k.capacity() as u64 + 8 + 24).sum::<u64>();
+        let shards = self
+            .shards
+            .iter()
+            .map(|s| {
+                let crc = s.crc64nvme.as_ref().map_or(0, String::capacity);
+                let filter = match &s.id_filter.data {
+                    FilterData::Base64(text) => text.capacity(),
+                    FilterData::Deferred { .. } => 0,
+                };
+                (s.path.capacity() + s.sha256.capacity() + crc + filter) as u64
+            })
+            .sum::<u64>()
+            + (self.shards.capacity() * std::mem::size_of::<ShardEntry>()) as u64;
+        // Sources and unknown fields: what they serialize to, as their heap is hard to sum.
+        fn json_len(v: &impl Serialize) -> u64 {
+            serde_json::to_vec(v).map_or(0, |j| j.len() as u64)
+        }
+        (self.format.capacity() + self.format_version.capacity()) as u64
+            + self.licence.as_ref().map_or(0, |l| l.capacity() as u64)
+            + counts(&self.kinds)
+            + counts(&self.edit_types)
+            + counts(&self.categories)
+            + shards
+            + json_len(&self.sources)
+            + json_len(&self.extra)
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -344,7 +404,8 @@ impl Manifest {
     }
 
     /// Shards that may hold a record with this id, in order. Usually one; a false positive
-    /// of a filter costs one footer read.
+    /// of a filter costs one footer read. With deferred filters, every shard (see
+    /// [`IdFilters::candidate_shards`]).
     pub fn candidate_shards(&self, id: &str) -> Vec<usize> {
         let probe = IdProbe::new(id);
         (0..self.shards.len())
@@ -353,147 +414,88 @@ impl Manifest {
     }
 }
 
-/// A Bloom filter of record ids (spec/FORMAT.md, "Id filter").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IdFilter {
-    /// Number of bits, a multiple of 8.
-    pub bits: u64,
-    /// Number of probes per id.
-    pub hashes: u32,
-    /// The bit array, base64 (standard alphabet, padded); bit `i` is `data[i / 8] >> (i % 8)`.
-    pub data: String,
-}
-
-/// Bits per id: with 14 probes, a false-positive rate near 1 in 15,000 per shard.
-const BITS_PER_ID: u64 = 20;
-const HASHES: u32 = 14;
-/// Largest filter a reader accepts.
-const MAX_FILTER_BITS: u64 = 1 << 33;
-
-struct IdProbe {
-    h1: u64,
-    h2: u64,
-}
-
-impl IdProbe {
-    fn new(id: &str) -> IdProbe {
-        let digest = Sha256::digest(id.as_bytes());
-        let word = |i: usize| u64::from_le_bytes(digest[i..i + 8].try_into().expect("8 bytes"));
-        IdProbe {
-            h1: word(0),
-            h2: word(8) | 1,
-        }
-    }
-    fn bit(&self, i: u32, bits: u64) -> u64 {
-        self.h1.wrapping_add(u64::from(i).wrapping_mul(self.h2)) % bits
-    }
-}
-
-impl IdFilter {
-    pub fn build<'a>(ids: impl IntoIterator<Item = &'a str>) -> IdFilter {
-        let ids: Vec<&str> = ids.into_iter().collect();
-        let bits = (ids.len() as u64 * BITS_PER_ID).max(64).div_ceil(8) * 8;
-        let mut data = vec![0u8; (bits / 8) as usize];
-        for id in ids {
-            let probe = IdProbe::new(id);
-            for i in 0..HASHES {
-                let b = probe.bit(i, bits);
-                data[(b / 8) as usize] |= 1 << (b % 8);
-            }
-        }
-        IdFilter {
-            bits,
-            hashes: HASHES,
-            data: base64::engine::general_purpose::STANDARD.encode(data),
-        }
-    }
-
-    fn validate(&self) -> Result<()> {
-        let ok = self.bits > 0
-            && self.bits % 8 == 0
-            && self.bits <= MAX_FILTER_BITS
-            && (1..=64).contains(&self.hashes)
-            && self.data.len() as u64 == (self.bits / 8).div_ceil(3) * 4;
-        if !ok {
-            return Err(Error::malformed(
-                "an id_filter has an invalid size, probe count or data length",
-            ));
-        }
-        Ok(())
-    }
-
-    /// False means the id is certainly not in the shard.
-    pub fn may_contain(&self, id: &str) -> bool {
-        self.may_contain_probe(&IdProbe::new(id))
-    }
-
-    /// Decodes only the base64 groups holding the probed bits: a lookup by id checks every
-    /// shard's filter, and decoding each whole filter made it cost as much as the dataset
-    /// has records. A filter that does not decode "may contain" every id, as before.
-    fn may_contain_probe(&self, probe: &IdProbe) -> bool {
-        if self.data.len() as u64 != (self.bits / 8).div_ceil(3) * 4 {
-            return true;
-        }
-        (0..self.hashes).all(|i| {
-            let b = probe.bit(i, self.bits);
-            filter_byte(self.data.as_bytes(), (b / 8) as usize)
-                .is_none_or(|byte| byte & (1 << (b % 8)) != 0)
-        })
-    }
-}
-
-/// Byte `i` of the filter whose standard, padded base64 is `data`: decodes the one 4-character
-/// group that holds it. `None` when that group does not decode.
-fn filter_byte(data: &[u8], i: usize) -> Option<u8> {
-    let start = i / 3 * 4;
-    let group = data.get(start..start + 4)?;
-    let mut out = [0u8; 3];
-    let n = base64::engine::general_purpose::STANDARD
-        .decode_slice(group, &mut out)
-        .ok()?;
-    (i % 3 < n).then_some(out[i % 3])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn filter_has_no_false_negatives_and_few_false_positives() {
-        let ids: Vec<String> = (0..500).map(|i| format!("sft/images/{i}.png")).collect();
-        let f = IdFilter::build(ids.iter().map(String::as_str));
-        f.validate().unwrap();
-        assert!(ids.iter().all(|id| f.may_contain(id)));
-        let false_positives = (0..20_000)
-            .filter(|i| f.may_contain(&format!("other/{i}")))
-            .count();
-        assert!(false_positives < 10, "{false_positives} false positives");
+    /// A valid manifest of `shards` shards of `per_shard` records each, with their filters.
+    fn manifest_of(shards: usize, per_shard: u64) -> Manifest {
+        let mut m = Manifest::new(None);
+        for s in 0..shards {
+            let ids: Vec<String> = (0..per_shard).map(|i| format!("sft/{s}/{i}")).collect();
+            m.shards.push(ShardEntry {
+                path: format!("shard-{s:05}.esd"),
+                bytes: per_shard * 100,
+                records: per_shard,
+                footer_offset: per_shard * 90,
+                footer_length: per_shard * 10,
+                sha256: "0".repeat(64),
+                crc64nvme: None,
+                id_filter: IdFilter::build(ids.iter().map(String::as_str)),
+            });
+        }
+        m.records = shards as u64 * per_shard;
+        m.bytes = m.records * 100;
+        m.kinds.insert("sft".into(), m.records);
+        m.validate().unwrap();
+        m
     }
 
     #[test]
-    fn a_lookup_decodes_the_same_bits_as_the_whole_filter() {
-        use base64::Engine;
-        // Sizes whose last base64 group is padded (1 or 2 bytes) and unpadded.
-        for n in [1usize, 7, 40, 41, 42, 300] {
-            let ids: Vec<String> = (0..n).map(|i| format!("multi-turn/{i}.png")).collect();
-            let f = IdFilter::build(ids.iter().map(String::as_str));
-            let whole = base64::engine::general_purpose::STANDARD
-                .decode(&f.data)
-                .unwrap();
-            for (i, &byte) in whole.iter().enumerate() {
-                assert_eq!(
-                    filter_byte(f.data.as_bytes(), i),
-                    Some(byte),
-                    "n {n}, byte {i}"
-                );
-            }
-            assert_eq!(filter_byte(f.data.as_bytes(), whole.len() + 3), None);
-            assert!(ids.iter().all(|id| f.may_contain(id)), "n {n}");
+    fn a_readers_manifest_does_not_hold_the_filters() {
+        // The same shards with filters 1,000 times larger: a reader's manifest is the same
+        // size; a writer's (whole) one is not.
+        let (small, large) = (manifest_of(4, 10), manifest_of(4, 10_000));
+        let (small_json, large_json) = (small.to_json(), large.to_json());
+        let lean_small = Manifest::parse_deferring_filters(&small_json).unwrap();
+        let lean_large = Manifest::parse_deferring_filters(&large_json).unwrap();
+        assert!(lean_large.filters_deferred() && !large.filters_deferred());
+        assert_eq!(lean_small.heap_bytes(), lean_large.heap_bytes());
+        let whole_large = Manifest::parse(&large_json).unwrap();
+        assert!(
+            whole_large.heap_bytes() > lean_large.heap_bytes() + 4 * 30_000,
+            "{} vs {}",
+            whole_large.heap_bytes(),
+            lean_large.heap_bytes()
+        );
+        assert!(
+            lean_large.heap_bytes() < 4_000,
+            "{}",
+            lean_large.heap_bytes()
+        );
+
+        // The filters come back from the same bytes, exactly, and answer as the whole ones.
+        let digest = lean_large.filters_in.unwrap();
+        let filters = IdFilters::from_manifest_bytes(&digest, &large_json).unwrap();
+        for (s, shard) in large.shards.iter().enumerate() {
+            assert_eq!(filters.get(s), Some(&shard.id_filter));
         }
-        // A filter whose data does not decode is no filter: every id may be there.
-        let mut bad = IdFilter::build(["a", "b"]);
-        bad.data = "!".repeat(bad.data.len());
-        assert!(bad.may_contain("anything"));
+        assert_eq!(filters.candidate_shards("sft/2/9999"), vec![2]);
+        assert_eq!(large.candidate_shards("sft/2/9999"), vec![2]);
+        // A deferred manifest answers "every shard", never a wrong one.
+        assert_eq!(lean_large.candidate_shards("sft/2/9999"), vec![0, 1, 2, 3]);
+
+        // Other bytes, even of the same length, are refused.
+        let mut changed = large_json.clone();
+        let at = changed.len() - 3;
+        changed[at] ^= 1;
+        let err = IdFilters::from_manifest_bytes(&digest, &changed).unwrap_err();
+        assert!(err.to_string().contains("changed since"), "{err}");
+        assert!(IdFilters::from_manifest_bytes(&digest, &small_json).is_err());
+    }
+
+    #[test]
+    fn deferred_filters_are_checked_as_whole_ones() {
+        let m = manifest_of(2, 5);
+        let json = String::from_utf8(m.to_json()).unwrap();
+        let text = m.shards[1].id_filter.data.base64().unwrap();
+        let bad = json.replace(text, &text[4..]);
+        let whole = Manifest::parse(bad.as_bytes()).unwrap_err();
+        let lean = Manifest::parse_deferring_filters(bad.as_bytes()).unwrap_err();
+        assert_eq!(whole.to_string(), lean.to_string());
+        assert!(lean.to_string().contains("id_filter"), "{lean}");
+        let not_text = json.replacen(&format!("\"{text}\""), "7", 1);
+        assert!(Manifest::parse_deferring_filters(not_text.as_bytes()).is_err());
     }
 
     #[test]

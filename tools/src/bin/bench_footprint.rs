@@ -182,5 +182,17 @@ async fn touch(target: &str, cache_mib: Option<u64>, dict_kib: Option<u64>, gets
     println!("rss_anon_open_kib={before}");
     println!("rss_anon_touched_kib={after}");
     println!("rss_anon_after_gets_kib={after_gets}");
+    println!("manifest_heap_bytes={}", ds.manifest().heap_bytes());
+    // Last, a lookup by id: it reads the id filters, which the manifest opened without.
+    let id = ds
+        .get_with(ds.len() / 2, Images::None)
+        .await
+        .map_err(|e| e.to_string())?
+        .id;
+    let found = ds.find(&id).await.map_err(|e| e.to_string())?;
+    if found != Some(ds.len() / 2) {
+        return Err(format!("the lookup of {id:?} found {found:?}"));
+    }
+    println!("rss_anon_after_id_lookup_kib={}", rss_anon_kib()?);
     Ok(())
 }

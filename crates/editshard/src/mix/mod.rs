@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::lock::DestLock;
 use crate::manifest::{MANIFEST_NAME, Manifest, ShardRange, SourceEntry};
 use crate::ownership;
-use crate::read::{Dataset, find_manifest};
+use crate::read::{Dataset, DatasetOptions, find_manifest, load_manifest};
 use crate::storage::Location;
 
 pub use place::Placed;
@@ -112,7 +112,13 @@ pub async fn mix(sources: &[MixSource], dest: &Location, opts: &MixOptions) -> R
     }
     let mut opened = Vec::with_capacity(sources.len());
     for s in sources {
-        opened.push(Dataset::open(s.location.clone()).await?);
+        // Whole manifests: the mixture's copies each source's id filters.
+        let (manifest, _) = load_manifest(&s.location).await?;
+        opened.push(Dataset::from_manifest(
+            s.location.clone(),
+            manifest,
+            DatasetOptions::default(),
+        ));
     }
     check_unique_ids(sources, &opened).await?;
     let lock = DestLock::acquire(dest, &format!("mix {}", dest.display()), opts.break_lock).await?;

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use super::fetch::{SkipFn, fetch_records};
-use super::manifest::load_manifest;
+use super::manifest::{load_id_filters, load_manifest_deferring_filters};
 use super::select::{Filter, Images};
 use super::shards::{DatasetOptions, Inner, LoadedShard};
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
+use crate::manifest::{IdFilters, Manifest};
 use crate::record::Record;
 use crate::storage::Location;
 
@@ -36,24 +36,28 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Opens the dataset at `location`: reads `manifest.json`, nothing else.
+    /// Opens the dataset at `location`: reads `manifest.json`, nothing else. The shards' id
+    /// filters are checked but not kept: the first lookup by id reads them (see
+    /// [`Self::id_filters`]).
     pub async fn open(location: Location) -> Result<Dataset> {
         Self::open_with(location, DatasetOptions::default()).await
     }
 
     pub async fn open_with(location: Location, options: DatasetOptions) -> Result<Dataset> {
-        let (manifest, _) = load_manifest(&location).await?;
+        let manifest = load_manifest_deferring_filters(&location).await?;
         Ok(Self::from_manifest(location, manifest, options))
     }
 
-    /// A dataset whose manifest was obtained some other way.
+    /// A dataset whose manifest was obtained some other way: whole ([`Manifest::parse`]), or
+    /// without its filters ([`Manifest::parse_deferring_filters`] of the bytes at
+    /// `location`).
     pub fn from_manifest(location: Location, manifest: Manifest, options: DatasetOptions) -> Self {
         Self::from_shared_manifest(location, Arc::new(manifest), options)
     }
 
     /// [`Self::from_manifest`] sharing a manifest already held (see [`Self::shared_manifest`]):
-    /// a handle opened again after a fork holds no second copy (at 4M records the manifest
-    /// is some 15 MB, most of it the shards' id filters).
+    /// a handle opened again after a fork holds no second copy. Its id filters, if deferred,
+    /// are read again by the new handle's first lookup by id.
     pub fn from_shared_manifest(
         location: Location,
         manifest: Arc<Manifest>,
@@ -69,8 +73,41 @@ impl Dataset {
         Arc::clone(&self.inner.manifest)
     }
 
+    /// The manifest as opened: with [`Self::open`], without its id filters
+    /// ([`Manifest::filters_deferred`]); see [`Self::whole_manifest`].
     pub fn manifest(&self) -> &Manifest {
         &self.inner.manifest
+    }
+
+    /// The shards' id filters: read from the manifest's location by the first call (one
+    /// read of `manifest.json`, shared by concurrent callers), refused if the manifest there
+    /// is no longer the one opened. Kept while the dataset is.
+    pub async fn id_filters(&self) -> Result<Arc<IdFilters>> {
+        let inner = &self.inner;
+        inner
+            .id_filters
+            .get_or_try_init(|| async {
+                load_id_filters(&inner.location, &inner.manifest)
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .cloned()
+    }
+
+    /// The manifest with its id filters (what a tool that writes a manifest needs).
+    pub async fn whole_manifest(&self) -> Result<Manifest> {
+        let mut whole = Manifest::clone(&self.inner.manifest);
+        if whole.filters_deferred() {
+            let filters = self.id_filters().await?;
+            for (s, shard) in whole.shards.iter_mut().enumerate() {
+                if let Some(f) = filters.get(s) {
+                    shard.id_filter = f.clone();
+                }
+            }
+            whole.filters_in = None;
+        }
+        Ok(whole)
     }
     pub fn location(&self) -> &Location {
         &self.inner.location
@@ -149,7 +186,13 @@ impl Dataset {
 
     /// The global index of the record with this id.
     pub async fn find(&self, id: &str) -> Result<Option<u64>> {
-        for s in self.inner.manifest.candidate_shards(id) {
+        let candidates = if self.inner.manifest.filters_deferred() {
+            let filters = self.id_filters().await.map_err(|e| e.with_id(id))?;
+            filters.candidate_shards(id)
+        } else {
+            self.inner.manifest.candidate_shards(id)
+        };
+        for s in candidates {
             let shard = self.inner.shard(s).await?;
             if let Some(local) = shard.index().position(id) {
                 return Ok(Some(self.inner.first_of(s) + local as u64));

@@ -57,7 +57,9 @@ pub mod verify;
 pub use crate::label::{normalize_label, same_label};
 pub use dataset::Dataset;
 pub use fetch::{SkipFn, coalesce, log_skip};
-pub use manifest::{find_manifest, load_manifest};
+pub use manifest::{
+    find_manifest, load_id_filters, load_manifest, load_manifest_deferring_filters,
+};
 pub use mapped::MappedShardReader;
 pub use order::{EpochOrder, Partition, ResumeState, Shuffle};
 pub use plan::{PlanStream, ReadPlan};

@@ -16,7 +16,7 @@ use tokio::sync::OnceCell;
 
 use crate::error::{Error, Result};
 use crate::format::index::ShardIndex;
-use crate::manifest::Manifest;
+use crate::manifest::{IdFilters, Manifest};
 use crate::shard::{ReadOptions, ShardView};
 use crate::storage::Location;
 
@@ -143,6 +143,9 @@ pub(crate) struct Inner {
     footers: Mutex<Footers>,
     /// Global index of each shard's first record.
     firsts: Vec<u64>,
+    /// The id filters, read when a lookup by id first needs them (the manifest was parsed
+    /// without them: they grow with the dataset); loaded once however many ask meanwhile.
+    pub id_filters: OnceCell<Arc<IdFilters>>,
 }
 
 /// The footer cache: loaded footers with their cost and last use, and loads in flight (one
@@ -219,6 +222,7 @@ impl Inner {
             manifest,
             options,
             firsts,
+            id_filters: OnceCell::new(),
         }
     }
 

@@ -143,7 +143,10 @@ async fn check_unique_ids(
     let Ok(shard) = ds.shard(s).await else {
         return Ok(());
     };
-    let filter = &ds.manifest().shards[s].id_filter;
+    let filters = ds.id_filters().await?;
+    let Some(filter) = filters.get(s) else {
+        return Err(Error::bug(format!("no id filter for shard #{s}")));
+    };
     for (local, loc) in shard.index().records().enumerate() {
         if !filter.may_contain(loc.id) {
             let frame = shard.index().frames()[loc.frame as usize];
