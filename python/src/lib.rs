@@ -294,16 +294,16 @@ impl NativeDataset {
         let whole = self
             .block_on(py, self.ds.whole_manifest())?
             .map_err(to_py)?;
-        Ok(String::from_utf8_lossy(&whole.to_json()).into_owned())
+        Ok(String::from_utf8_lossy(&whole.to_json().map_err(to_py)?).into_owned())
     }
 
     /// `manifest.json`'s top-level fields (totals, counts, licence, sources) as JSON text,
     /// without its `shards`: what a summary needs, without reading the id filters.
-    fn manifest_summary_json(&self) -> String {
+    fn manifest_summary_json(&self) -> PyResult<String> {
         let mut summary = self.ds.manifest().clone();
         summary.shards = Vec::new();
         summary.filters_in = None;
-        String::from_utf8_lossy(&summary.to_json()).into_owned()
+        Ok(String::from_utf8_lossy(&summary.to_json().map_err(to_py)?).into_owned())
     }
 
     /// Record counts of each shard, in manifest order.

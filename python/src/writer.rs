@@ -262,7 +262,7 @@ impl NativeWriter {
         match self.take("closed") {
             State::Open(w) => {
                 let manifest = py.detach(|| w.finish()).map_err(to_py)?;
-                Ok(String::from_utf8_lossy(&manifest.to_json()).into_owned())
+                Ok(String::from_utf8_lossy(&manifest.to_json().map_err(to_py)?).into_owned())
             }
             State::Failed(w, why) => {
                 let aborted = py.detach(|| w.abort());

@@ -494,7 +494,7 @@ pub fn damaged_dataset(ds: &Path, damage: &str) -> (Manifest, usize) {
             m.records -= 1;
             // The summaries lie in step (else the manifest is refused on open).
             *m.kinds.values_mut().find(|n| **n > 0).unwrap() -= 1;
-            fs::write(ds.join("manifest.json"), m.to_json()).unwrap();
+            fs::write(ds.join("manifest.json"), m.to_json().unwrap()).unwrap();
             (m, 0)
         }
         _ => {

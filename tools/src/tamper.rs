@@ -75,7 +75,7 @@ pub fn replace_shard(dir: &Path, s: usize, f: impl FnOnce(Vec<u8>) -> Vec<u8>) {
         let ids = shard.index().records().map(|r| r.id);
         entry.id_filter = editshard::manifest::IdFilter::build(ids);
     }
-    std::fs::write(&manifest_path, manifest.to_json()).unwrap();
+    std::fs::write(&manifest_path, manifest.to_json().unwrap()).unwrap();
 }
 
 /// Renames record `from` to `to` (ids of equal length) in its group frame and in the index,

@@ -148,7 +148,7 @@ async fn merge_locked(root: &Location, parts: u32) -> Result<MergeReport> {
     merged.validate()?;
     root.put(FAILURES_NAME, Bytes::from(to_jsonl(&mut failures)))
         .await?;
-    root.put(MANIFEST_NAME, Bytes::from(merged.to_json()))
+    root.put(MANIFEST_NAME, Bytes::from(merged.to_json()?))
         .await?;
     Ok(MergeReport {
         records: merged.records,

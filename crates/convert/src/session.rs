@@ -450,7 +450,7 @@ pub async fn publish(
     }
     info.extend(details);
     manifest.extra.insert("convert".into(), info.into());
-    root.put(MANIFEST_NAME, Bytes::from(manifest.to_json()))
+    root.put(MANIFEST_NAME, Bytes::from(manifest.to_json()?))
         .await?;
     kill_point("manifest");
     work.remove()?;

@@ -274,7 +274,7 @@ impl DatasetWriter {
     /// Finishes the last shard and writes `manifest.json`.
     pub fn finish(mut self) -> Result<Manifest> {
         self.finish_shard()?;
-        write_atomically(&self.dir.join(MANIFEST_NAME), &self.manifest.to_json())?;
+        write_atomically(&self.dir.join(MANIFEST_NAME), &self.manifest.to_json()?)?;
         Ok(self.manifest)
     }
 }

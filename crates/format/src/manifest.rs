@@ -181,12 +181,19 @@ impl Manifest {
 
     /// Serializes with stable key order and a trailing newline.
     ///
-    /// Panics on a manifest parsed with [`Self::parse_deferring_filters`] (its filters are
-    /// not here): tools that write a manifest load it with [`Self::parse`].
-    pub fn to_json(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).expect("a manifest always serializes");
+    /// Fails on a manifest parsed with [`Self::parse_deferring_filters`] (a reader's: its
+    /// filters are not here, and a manifest is never written without them): tools that
+    /// write a manifest load it with [`Self::parse`].
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        let mut out = serde_json::to_vec_pretty(self).map_err(|e| {
+            Error::invalid(format!(
+                "cannot write this manifest: {e} (a reader's manifest leaves its id filters in \
+                 the file; load it whole, with Manifest::parse or Dataset::whole_manifest, to \
+                 write it)"
+            ))
+        })?;
         out.push(b'\n');
-        out
+        Ok(out)
     }
 
     /// Parses and validates a manifest: the format name and major version, shard paths that
@@ -446,10 +453,13 @@ mod tests {
         // The same shards with filters 1,000 times larger: a reader's manifest is the same
         // size; a writer's (whole) one is not.
         let (small, large) = (manifest_of(4, 10), manifest_of(4, 10_000));
-        let (small_json, large_json) = (small.to_json(), large.to_json());
+        let (small_json, large_json) = (small.to_json().unwrap(), large.to_json().unwrap());
         let lean_small = Manifest::parse_deferring_filters(&small_json).unwrap();
         let lean_large = Manifest::parse_deferring_filters(&large_json).unwrap();
         assert!(lean_large.filters_deferred() && !large.filters_deferred());
+        // A reader's manifest is never written: an error that says how, not a panic.
+        let e = lean_large.to_json().unwrap_err().to_string();
+        assert!(e.contains("load it whole"), "{e}");
         assert_eq!(lean_small.heap_bytes(), lean_large.heap_bytes());
         let whole_large = Manifest::parse(&large_json).unwrap();
         assert!(
@@ -487,7 +497,7 @@ mod tests {
     #[test]
     fn deferred_filters_are_checked_as_whole_ones() {
         let m = manifest_of(2, 5);
-        let json = String::from_utf8(m.to_json()).unwrap();
+        let json = String::from_utf8(m.to_json().unwrap()).unwrap();
         let text = m.shards[1].id_filter.data.base64().unwrap();
         let bad = json.replace(text, &text[4..]);
         let whole = Manifest::parse(bad.as_bytes()).unwrap_err();

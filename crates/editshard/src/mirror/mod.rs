@@ -512,7 +512,7 @@ async fn run_subset(
     );
     report.records = out.records;
     if report.problems() == 0 {
-        dst.put(MANIFEST_NAME, out.to_json().into()).await?;
+        dst.put(MANIFEST_NAME, out.to_json()?.into()).await?;
         report.manifest_written = true;
     }
     Ok(())

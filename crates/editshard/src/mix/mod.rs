@@ -184,7 +184,7 @@ async fn mix_locked(
             at += 1;
         }
     }
-    dest.put(MANIFEST_NAME, manifest.to_json().into()).await?;
+    dest.put(MANIFEST_NAME, manifest.to_json()?.into()).await?;
     report.records = manifest.records;
     report.shards = manifest.shards.len();
     report.bytes = manifest.bytes;

@@ -147,7 +147,7 @@ impl DestinationWriter {
     pub fn finish(mut self) -> Result<Manifest> {
         let manifest = self.complete_shards().and_then(|()| {
             let manifest = self.writer.manifest().clone();
-            let json = manifest.to_json().into();
+            let json = manifest.to_json()?.into();
             self.rt.block_on(self.dest.put(MANIFEST_NAME, json))?;
             Ok(manifest)
         });

@@ -44,7 +44,7 @@ async fn lookups_by_id_are_right_once_the_filters_are_read() {
     }
     let again = ds.whole_manifest().await.unwrap();
     assert_eq!(
-        again.to_json(),
+        again.to_json().unwrap(),
         std::fs::read(dir.path().join("manifest.json")).unwrap()
     );
     // A handle sharing the manifest (as after a fork) reads the filters for itself.
@@ -72,7 +72,7 @@ async fn a_manifest_replaced_before_the_first_lookup_is_refused() {
     let first = replaced.shards[0].id_filter.clone();
     replaced.shards[0].id_filter = replaced.shards[1].id_filter.clone();
     replaced.shards[1].id_filter = first;
-    let replaced = replaced.to_json();
+    let replaced = replaced.to_json().unwrap();
     std::fs::write(&path, &replaced).unwrap();
 
     let id = &records[0].id;
@@ -140,7 +140,7 @@ async fn over_http_the_filters_are_read_by_the_first_lookup_only() {
     let mut m = editshard::manifest::Manifest::parse(&std::fs::read(&path).unwrap()).unwrap();
     m.extra
         .insert("note".into(), serde_json::json!("rewritten"));
-    std::fs::write(&path, m.to_json()).unwrap();
+    std::fs::write(&path, m.to_json().unwrap()).unwrap();
     let err = ds.get_by_id(&records[1].id).await.unwrap_err();
     assert!(err.to_string().contains("changed since"), "{err}");
     assert_eq!(

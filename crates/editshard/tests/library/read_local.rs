@@ -382,7 +382,7 @@ async fn a_stream_refuses_a_shard_holding_more_records_than_its_manifest_lists()
     m.records -= 1;
     // The summaries lie in step (the manifest must add up to be read at all).
     *m.kinds.values_mut().find(|n| **n > 0).unwrap() -= 1;
-    std::fs::write(&path, m.to_json()).unwrap();
+    std::fs::write(&path, m.to_json().unwrap()).unwrap();
     let ds = Dataset::open(Location::local(dir.path())).await.unwrap();
     for shards in [None, Some(vec![0])] {
         let got: Vec<_> = ds

@@ -95,7 +95,7 @@ async fn verify_finds_an_id_filter_that_misses_ids() {
     let path = dir.path().join("manifest.json");
     let mut m = editshard::manifest::Manifest::parse(&std::fs::read(&path).unwrap()).unwrap();
     m.shards[0].id_filter = editshard::manifest::IdFilter::build(["z"].into_iter());
-    std::fs::write(&path, m.to_json()).unwrap();
+    std::fs::write(&path, m.to_json().unwrap()).unwrap();
     let ds = Dataset::open(Location::local(dir.path())).await.unwrap();
     assert_eq!(
         ds.find("a").await.unwrap(),

@@ -34,7 +34,7 @@ async fn believable_but_false_summaries_do_not_pass_verify() {
         let clean = verify(&ds, VerifyOptions::default(), |_| {}).await.unwrap();
         assert!(clean.is_ok(), "{:?}", clean.problems);
         lie(&mut m);
-        std::fs::write(dir.path().join("manifest.json"), m.to_json()).unwrap();
+        std::fs::write(dir.path().join("manifest.json"), m.to_json().unwrap()).unwrap();
         let ds = Dataset::open(Location::local(dir.path())).await.unwrap();
         let report = verify(&ds, VerifyOptions::default(), |_| {}).await.unwrap();
         assert_eq!(report.problems.len(), 1, "{what}: {:?}", report.problems);
@@ -55,7 +55,7 @@ async fn a_shard_crc64nvme_that_does_not_match_is_reported() {
     let mut m = editshard_tools::view_fixture::write(dir.path(), 12);
     let crc = m.shards[0].crc64nvme_value().expect("writers record it");
     m.shards[0].crc64nvme = Some(editshard::crc64::encode(crc ^ 1));
-    std::fs::write(dir.path().join("manifest.json"), m.to_json()).unwrap();
+    std::fs::write(dir.path().join("manifest.json"), m.to_json().unwrap()).unwrap();
     let ds = Dataset::open(Location::local(dir.path())).await.unwrap();
     let report = verify(&ds, VerifyOptions::default(), |_| {}).await.unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);

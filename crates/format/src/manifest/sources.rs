@@ -95,7 +95,7 @@ mod tests {
     #[test]
     fn a_manifest_with_sources_round_trips_and_one_without_omits_the_field() {
         let m = crate::manifest::Manifest::new(None);
-        let json = String::from_utf8(m.to_json()).unwrap();
+        let json = String::from_utf8(m.to_json().unwrap()).unwrap();
         assert!(!json.contains("sources"), "{json}");
         let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
         v["sources"] = serde_json::json!([]);

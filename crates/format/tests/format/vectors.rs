@@ -245,11 +245,11 @@ fn the_manifest_digests_of_each_vector_are_pinned() {
         );
         assert_eq!(entry.crc64nvme_value(), Some(crc), "{}", v.name);
         // The manifest keeps it through JSON, and a manifest without it stays valid.
-        let again = editshard_format::Manifest::parse(&m.to_json()).unwrap();
+        let again = editshard_format::Manifest::parse(&m.to_json().unwrap()).unwrap();
         assert_eq!(again.shards[0].crc64nvme, entry.crc64nvme);
         let mut old = m.clone();
         old.shards[0].crc64nvme = None;
-        let json = String::from_utf8(old.to_json()).unwrap();
+        let json = String::from_utf8(old.to_json().unwrap()).unwrap();
         assert!(!json.contains("crc64nvme"), "{json}");
         assert_eq!(
             editshard_format::Manifest::parse(json.as_bytes())
@@ -261,7 +261,7 @@ fn the_manifest_digests_of_each_vector_are_pinned() {
         // A malformed value is refused, naming the shard.
         let mut bad = m.clone();
         bad.shards[0].crc64nvme = Some("not base64!!".into());
-        let e = editshard_format::Manifest::parse(&bad.to_json())
+        let e = editshard_format::Manifest::parse(&bad.to_json().unwrap())
             .unwrap_err()
             .to_string();
         assert!(e.contains("crc64nvme") && e.contains(v.name), "{e}");
