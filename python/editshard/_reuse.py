@@ -113,6 +113,7 @@ class Pool:
                 # Its memory is never written again (freed once all let go); the slot gets
                 # new memory. Only a process holding the slot's current generation writes it.
                 self.buffers.pop(slot, None)
+                held = None
                 self.counts[slot] = counts[slot] = _FREE
             if counts[slot] != _FREE or (held is not None and held[0] != key):
                 continue
