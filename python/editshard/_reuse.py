@@ -39,6 +39,7 @@ reference counts that lead to the release, and the worker's writes depend on its
 
 from __future__ import annotations
 
+import collections
 import functools
 import gc
 import itertools
@@ -147,11 +148,14 @@ class Batch(dict[str, Any]):
 
     def __reduce__(self) -> Any:
         lease = self._lease
-        if lease is not None and os.getpid() != lease[3]:
+        if lease is not None and os.getpid() == lease[3]:
+            return (_rebuild, (dict(self), lease))  # from the worker to the receiving process
+        if lease is not None:
             # Sent on from a process that received it: a third process may map the memory.
             _retire(lease[0], lease[1], lease[2])
-            lease = None
-        return (_rebuild, (dict(self), lease))
+        # Elsewhere (torch.save, pickle, deepcopy) a mapping of the same items that
+        # torch.load(weights_only=True) accepts, which it refuses editshard's own function.
+        return (collections.OrderedDict, (list(self.items()),))
 
 
 def lend(batch: dict[str, Any], pool: Pool, lease: tuple[int, int] | None) -> dict[str, Any]:

@@ -79,8 +79,15 @@ def hold_np_from_dlpack(b: dict[str, Any]) -> tuple[Any, Callable[[Any], torch.T
 
 
 def hold_dlpack_capsule(b: dict[str, Any]) -> tuple[Any, Callable[[Any], torch.Tensor]]:
-    # The capsule alone (no Python tensor): consumed only at the end.
-    return torch.utils.dlpack.to_dlpack(b["source"]), torch.from_dlpack
+    # The capsule alone (no Python tensor) while the loader goes on: consumed at the end.
+    kept = {"capsule": torch.utils.dlpack.to_dlpack(b["source"]), "copy": b["source"].clone()}
+
+    def read(k: dict[str, Any]) -> torch.Tensor:
+        if "final" not in k:  # at receipt and each step the copy; the capsule once, at the end
+            return k["copy"]  # type: ignore[no-any-return]
+        return torch.from_dlpack(k["capsule"])
+
+    return kept, read
 
 
 def hold_torch_from_dlpack(b: dict[str, Any]) -> tuple[Any, Callable[[Any], torch.Tensor]]:
@@ -114,6 +121,7 @@ def hold_deepcopy(b: dict[str, Any]) -> tuple[Any, Callable[[Any], torch.Tensor]
 def hold_torch_save(b: dict[str, Any]) -> tuple[Any, Callable[[Any], torch.Tensor]]:
     buf = io.BytesIO()
     torch.save(b, buf)
+    # Loadable with torch.load's default weights_only=True.
     return (buf, b["source"]), lambda k: torch.cat(
         [torch.load(io.BytesIO(k[0].getvalue()))["source"], k[1]]
     )
@@ -172,17 +180,22 @@ def run(path: str, hold: Hold, loader_kw: dict[str, Any], epochs: int = 1) -> in
     read: Callable[[Any], torch.Tensor] = _tensor
     expected: torch.Tensor | None = None
     seen: set[Any] = set()
+    later: set[Any] = set()
+    held_ino: Any = None
     reused = 0
     for epoch in range(epochs):
         for k, b in enumerate(dl):
             ino = inode(b["source"])
             if epoch == 0 and k == HOLD_AT:
+                held_ino = ino
                 kept, read = hold(b)
                 del b
                 gc.collect()
                 expected = read(kept).clone()
             else:
                 reused += ino in seen
+                if expected is not None:
+                    later.add(ino)
                 if isinstance(kept, list) and epoch == 0 and k > HOLD_AT:
                     kept.append(b["source"][0])  # list_across_steps keeps one of each
                     expected = torch.cat([expected, b["source"][0][None].clone()])  # type: ignore[list-item]
@@ -192,7 +205,10 @@ def run(path: str, hold: Hold, loader_kw: dict[str, Any], epochs: int = 1) -> in
                 assert torch.equal(read(kept), expected), f"held pixels changed at {epoch}/{k}"
     gc.collect()
     assert expected is not None
+    if isinstance(kept, dict) and "capsule" in kept:
+        kept["final"] = True  # the DLPack capsule: consumed now
     assert torch.equal(read(kept), expected), "held pixels changed"
+    assert held_ino not in later, "a held batch's memory was handed out again"
     return reused
 
 

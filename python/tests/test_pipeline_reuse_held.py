@@ -39,7 +39,8 @@ def scenario(name: str, dataset: Path) -> int:
 def test_what_a_script_keeps_is_never_overwritten(many_ds: Path, name: str) -> None:  # noqa: F811
     reused = scenario(name, many_ds)
     if name == "list_across_steps":
-        assert reused == 0  # one row of every batch kept: no buffer may be written again
+        # One row of every batch from the third on kept: only the first two were reused.
+        assert 0 < reused <= reuse_scenarios.HOLD_AT
     else:
         # Other batches were reused meanwhile: the worker wrote memory again, just not this.
         assert reused > 0
