@@ -16,7 +16,15 @@ import torch
 from test_pipeline_reuse import many_ds  # noqa: F401 - the module's dataset fixture
 
 HERE = Path(__file__).parent
-NEEDS_REUSE = {"one_worker", "prefetch_8", "persistent", "spawn", "forkserver", "timeout"}
+NEEDS_REUSE = {
+    "one_worker",
+    "prefetch_8",
+    "persistent",
+    "spawn",
+    "forkserver",
+    "timeout",
+    "file_system",
+}
 
 
 def scenario(name: str, dataset: Path) -> int:
