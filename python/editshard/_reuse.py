@@ -153,8 +153,8 @@ class Batch(dict[str, Any]):
         if lease is not None:
             # Sent on from a process that received it: a third process may map the memory.
             _retire(lease[0], lease[1], lease[2])
-        # Elsewhere (torch.save, pickle, deepcopy) a mapping of the same items that
-        # torch.load(weights_only=True) accepts, which it refuses editshard's own function.
+        # Elsewhere (torch.save, pickle, deepcopy): an OrderedDict of the same items, which
+        # torch.load(weights_only=True) accepts (it refuses editshard's rebuild function).
         return (collections.OrderedDict, (list(self.items()),))
 
 
