@@ -15,6 +15,7 @@ import gc
 import io
 import os
 import pickle
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -282,7 +283,39 @@ def second_loader_forks(path: str) -> int:
     return run(path, hold, {})
 
 
+def worker_killed(path: str) -> int:
+    """A worker killed while the main process holds one of its batches; a new loader's worker
+    (a new pool) then goes through every batch."""
+    it = iter(loader(path, timeout=30))
+    for _ in range(HOLD_AT):
+        next(it)
+    view = next(it)["source"][1:]
+    expected = view.clone()
+    # Without torch's SIGCHLD handler, which raises at any point: next() reports the death.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    worker = it._workers[0]  # type: ignore[attr-defined]
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join(10)
+    try:
+        while True:
+            next(it)
+    except (RuntimeError, StopIteration):
+        pass
+    del it
+    gc.collect()
+    seen: set[Any] = set()
+    reused = 0
+    for b in loader(path):
+        ino = inode(b["source"])
+        reused += ino in seen
+        seen.add(ino)
+        del b
+    assert torch.equal(view, expected), "held pixels changed"
+    return reused
+
+
 SPECIAL: dict[str, Callable[[str], int]] = {
+    "worker_killed": worker_killed,
     "fork_child_reads": fork_child_reads,
     "second_loader_forks": second_loader_forks,
 }

@@ -64,5 +64,5 @@ def test_loader_settings_never_overwrite_a_held_view(many_ds: Path, name: str) -
 
 
 @pytest.mark.parametrize("name", sorted(reuse_scenarios.SPECIAL))
-def test_forked_processes_never_see_a_held_batch_change(many_ds: Path, name: str) -> None:  # noqa: F811
+def test_forks_and_dead_workers_never_change_a_held_batch(many_ds: Path, name: str) -> None:  # noqa: F811
     assert scenario(name, many_ds) > 0
