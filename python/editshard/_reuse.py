@@ -9,7 +9,8 @@ that, so the batch carries it:
 
 - Each pooled buffer has a slot in a small shared ``int64`` array (``counts``): 0 when the
   worker may write it, else the generation of the batch handed out in it, or -1 when the
-  buffer must never be written again (retired).
+  buffer must never be written again (retired: the worker drops it and puts new memory in
+  the slot; generations are never repeated, so a late release of the old one is ignored).
 - The worker returns a :class:`Batch` (a ``dict``). Unpickled in another process (the main
   process, or its pin-memory thread), it puts a finalizer on each of its tensors' storages
   (torch keeps a storage's Python object as long as any tensor or view uses it). When the
@@ -21,18 +22,24 @@ that, so the batch carries it:
   watch the storages (an unknown torch) never releases: the worker then allocates fresh
   memory, as it would without the pool.
 
-A process forked from the receiving one inherits its mappings: one that goes on reading a
-batch after the receiving process dropped it would see the worker's next pixels (forked
-DataLoader workers never touch the parent's batches).
+A process forked from the receiving one inherits its mappings, and could go on reading a
+batch after the receiving process dropped it: so forking retires every batch the receiving
+process holds at that moment (``os.register_at_fork``): a batch held across a fork (a second
+DataLoader's workers started while it is held) costs the worker one fresh allocation.
 
-One process writes each value: the worker 0 -> generation (only from 0), the one receiving
-process generation -> 0 or -> -1 (only while it holds that generation), once (a token popped
-from a list, atomic under the GIL). The receiving process has unmapped, or will never touch
-again, the memory before it stores 0, and the worker reads 0 before it writes pixels.
+One process writes each transition: the worker 0 -> generation, and -1 -> 0 once it dropped
+the retired memory; the receiving process generation -> 0 or -> -1, only while the slot holds
+the generation it received, and once: its release and a retirement at a fork each pop the
+batch from ``_held`` first (atomic under the GIL), and only the one that got it writes. No
+Python object of the batch is left when the release stores 0 (the memory may still be mapped
+a moment, unread); the worker reads 0 before it writes pixels. Ordering across processes: the
+last reads of the pixels precede, in the releasing thread, the atomic decrements of torch's
+reference counts that lead to the release, and the worker's writes depend on its read of 0.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import gc
 import itertools
@@ -48,6 +55,29 @@ import torch
 POOL_SLOTS = 5
 
 _FREE, _RETIRED = 0, -1
+
+# The leases of the batches this process received and still holds, retired at a fork. Only
+# atomic dict operations (under the GIL, and locked in a free-threaded build) touch it: a
+# lock could be re-entered by a release run by gc within it.
+_held: dict[int, tuple[torch.Tensor, int, int]] = {}
+_held_ids = itertools.count()
+
+
+def _retire_held_at_fork() -> None:
+    """The child inherits every mapping: a batch held now may be read there after this
+    process drops it, so its memory is never written again. Run before the fork and again
+    after it in the parent, for a batch another thread (the pin-memory thread) received in
+    between."""
+    while True:
+        try:
+            _, (counts, slot, generation) = _held.popitem()
+        except KeyError:
+            return
+        _retire(counts, slot, generation)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_retire_held_at_fork, after_in_parent=_retire_held_at_fork)
 
 
 def shared_empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
@@ -81,8 +111,11 @@ class Pool:
         for slot in range(POOL_SLOTS):
             held = self.buffers.get(slot)
             if counts[slot] == _RETIRED:
-                self.buffers.pop(slot, None)  # never written again; freed once all let go
-                continue
+                # Its memory is never written again (freed once all let go); the slot gets
+                # new memory. Only a process holding the slot's current generation writes it.
+                self.buffers.pop(slot, None)
+                held = None
+                self.counts[slot] = counts[slot] = _FREE
             if counts[slot] != _FREE or (held is not None and held[0] != key):
                 continue
             if held is None:
@@ -115,11 +148,14 @@ class Batch(dict[str, Any]):
 
     def __reduce__(self) -> Any:
         lease = self._lease
-        if lease is not None and os.getpid() != lease[3]:
+        if lease is not None and os.getpid() == lease[3]:
+            return (_rebuild, (dict(self), lease))  # from the worker to the receiving process
+        if lease is not None:
             # Sent on from a process that received it: a third process may map the memory.
             _retire(lease[0], lease[1], lease[2])
-            lease = None
-        return (_rebuild, (dict(self), lease))
+        # Elsewhere (torch.save, pickle, deepcopy): an OrderedDict of the same items, which
+        # torch.load(weights_only=True) accepts (it refuses editshard's rebuild function).
+        return (collections.OrderedDict, (list(self.items()),))
 
 
 def lend(batch: dict[str, Any], pool: Pool, lease: tuple[int, int] | None) -> dict[str, Any]:
@@ -153,8 +189,8 @@ def _rebuild(items: dict[str, Any], lease: tuple[torch.Tensor, int, int, int] | 
         return items  # not watched: the worker never writes this buffer again
     batch._lease = lease
     tokens = list(range(len(storages)))
-    once = [True]
     receiver = os.getpid()
+    held_id = next(_held_ids)
 
     def gone() -> None:
         if os.getpid() != receiver:
@@ -162,10 +198,8 @@ def _rebuild(items: dict[str, Any], lease: tuple[torch.Tensor, int, int, int] | 
         tokens.pop()
         if tokens:
             return
-        try:
-            once.pop()
-        except IndexError:
-            return
+        if _held.pop(held_id, None) is None:
+            return  # retired at a fork
         if int(counts[slot]) != generation:
             return
         # Shared again by torch since it arrived (another process may map it): retire.
@@ -173,6 +207,7 @@ def _rebuild(items: dict[str, Any], lease: tuple[torch.Tensor, int, int, int] | 
         again = cache is None or any(dict.get(cache, k) is not ref for k, ref in watched)
         counts[slot] = _RETIRED if again else _FREE
 
+    _held[held_id] = (counts, slot, generation)
     for storage in storages:
         weakref.finalize(storage, gone).atexit = False
     return batch
