@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import gc
 import itertools
 import math
 import os
@@ -217,15 +216,16 @@ def _rebuild(items: dict[str, Any], lease: tuple[torch.Tensor, int, int, int] | 
 def _storages_outlive_their_python_objects() -> bool:
     """Whether this torch keeps a storage's Python object (and so delays its finalizers) for
     as long as any tensor or view uses the storage, as torch 2 does."""
+    # No gc.collect(): nothing here is in a reference cycle, so each `del` frees at once, and
+    # a full collection with torch loaded costs tens of milliseconds in every fresh process
+    # (measured: uint8 pipeline epochs of 100 pairs 15% slower with two of them).
     fired: list[bool] = []
     t = torch.zeros(4)
     weakref.finalize(t.untyped_storage(), fired.append, True)
     view = t[1:]
     del t
-    gc.collect()
     alive = not fired
     del view
-    gc.collect()
     return alive and bool(fired)
 
 
