@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use editshard::manifest::Manifest;
@@ -17,25 +17,10 @@ use editshard_tools::fault_server::{Behavior, fault_server};
 use editshard_tools::records;
 use editshard_tools::servers::S3Server;
 
+use crate::mirror_remote::{cmd, run};
+
 /// Ranged from 1 MiB up, in 1 MiB ranges: the test's large shard (~6 MiB) takes 6-7 ranges.
 const RANGED: [&str; 4] = ["--ranged-min", "1", "--range-size", "1"];
-
-fn cmd(args: &[&str]) -> Command {
-    let mut c = editshard_tools::cli::editshard_cmd(crate::BIN);
-    c.args(args);
-    for v in [
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_SESSION_TOKEN",
-    ] {
-        c.env_remove(v);
-    }
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    cmd(args).output().expect("run editshard")
-}
 
 /// Small shards and one of about 6 MiB (two 3 MiB images).
 fn build(dir: &Path) -> Manifest {

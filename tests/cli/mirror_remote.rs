@@ -17,7 +17,8 @@ use editshard_tools::cli::{s, text, tree};
 use editshard_tools::fault_server::{Behavior, fault_server};
 use editshard_tools::servers::{Nginx, S3Server};
 
-fn cmd(args: &[&str]) -> Command {
+/// `editshard ARGS` without the caller's S3 endpoint settings (tests name their own).
+pub(crate) fn cmd(args: &[&str]) -> Command {
     let mut c = editshard_tools::cli::editshard_cmd(crate::BIN);
     c.args(args);
     for v in [
@@ -30,7 +31,7 @@ fn cmd(args: &[&str]) -> Command {
     c
 }
 
-fn run(args: &[&str]) -> Output {
+pub(crate) fn run(args: &[&str]) -> Output {
     cmd(args).output().expect("run editshard")
 }
 
