@@ -143,19 +143,7 @@ pub(crate) async fn download(
         let detail = format!("{bytes} bytes where the manifest says {}", want.bytes);
         return Err(damaged(&what, detail));
     }
-    let sha = crate::hex::hex(&sha);
-    if sha != want.sha256 {
-        let detail = format!("SHA-256 {sha} where the manifest says {}", want.sha256);
-        return Err(damaged(&what, detail));
-    }
-    if let Some(manifest_crc) = want.crc64nvme
-        && crc != manifest_crc
-    {
-        let detail = format!(
-            "CRC-64/NVME {} where the manifest says {}",
-            crate::crc64::encode(crc),
-            crate::crc64::encode(manifest_crc)
-        );
+    if let Err(detail) = want.check_digests(&crate::hex::hex(&sha), crc) {
         return Err(damaged(&what, detail));
     }
     progress.learn(rel, crc);

@@ -46,6 +46,26 @@ impl From<&ShardEntry> for Expected {
     }
 }
 
+impl Expected {
+    /// Compares a whole shard's digests with the manifest's: `Err` says how they differ.
+    pub(crate) fn check_digests(&self, sha256: &str, crc: u64) -> std::result::Result<(), String> {
+        if sha256 != self.sha256 {
+            return Err(format!(
+                "SHA-256 {sha256} where the manifest says {}",
+                self.sha256
+            ));
+        }
+        match self.crc64nvme {
+            Some(want) if crc != want => Err(format!(
+                "CRC-64/NVME {} where the manifest says {}",
+                crc_text(crc),
+                crc_text(want)
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// What is at DST under a shard's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AtDest {
@@ -218,22 +238,8 @@ impl Check {
     /// CRC is learned for the shard's manifest entry at DST.
     fn finish(&mut self) -> std::result::Result<(), String> {
         let sha = crate::hex::hex(&std::mem::take(&mut self.hasher).finalize());
-        if sha != self.want.sha256 {
-            return Err(format!(
-                "SHA-256 {sha} where the manifest says {}",
-                self.want.sha256
-            ));
-        }
         let crc = self.crc.finalize();
-        if let Some(want) = self.want.crc64nvme
-            && crc != want
-        {
-            return Err(format!(
-                "CRC-64/NVME {} where the manifest says {}",
-                crc_text(crc),
-                crc_text(want)
-            ));
-        }
+        self.want.check_digests(&sha, crc)?;
         self.progress.learn(&self.rel, crc);
         Ok(())
     }

@@ -50,15 +50,7 @@ impl Bucket {
             .header("x-amz-checksum-mode", "ENABLED")
             .body(HttpRequestBody::empty())
             .map_err(|e| fatal(e.to_string()))?;
-        self.sign(&mut request).map_err(fatal)?;
-        let mut builder = self.client.head(request.uri().to_string());
-        for (name, value) in request.headers() {
-            builder = builder.header(name, value);
-        }
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| (true, format!("no answer: {e}")))?;
+        let response = self.send_signed(&mut request).await?;
         let status = response.status();
         if status.as_u16() == 404 {
             return Ok(None);

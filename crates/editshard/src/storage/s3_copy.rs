@@ -50,6 +50,25 @@ impl Bucket {
         }
     }
 
+    /// Signs `request` and sends it (a body-less request: HEAD, or a PUT with its
+    /// parameters in headers); the error says whether another attempt may succeed.
+    pub(super) async fn send_signed(
+        &self,
+        request: &mut http::Request<HttpRequestBody>,
+    ) -> std::result::Result<reqwest::Response, (bool, String)> {
+        self.sign(request).map_err(|e| (false, e))?;
+        let mut builder = self
+            .client
+            .request(request.method().clone(), request.uri().to_string());
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        builder
+            .send()
+            .await
+            .map_err(|e| (true, format!("no answer: {e}")))
+    }
+
     pub(super) fn url(&self, key: &str) -> String {
         match &self.endpoint {
             Some(e) => format!(
@@ -112,15 +131,7 @@ impl Bucket {
             .header(http::header::CONTENT_LENGTH, "0")
             .body(HttpRequestBody::empty())
             .map_err(|e| fatal(e.to_string()))?;
-        self.sign(&mut request).map_err(fatal)?;
-        let mut builder = self.client.put(request.uri().to_string());
-        for (name, value) in request.headers() {
-            builder = builder.header(name, value);
-        }
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| (true, format!("no answer: {e}")))?;
+        let response = self.send_signed(&mut request).await?;
         let status = response.status();
         let body = response
             .text()
