@@ -17,6 +17,14 @@ use editshard_tools::cli::{s, text, tree};
 use editshard_tools::fault_server::{Behavior, fault_server};
 use editshard_tools::servers::{Nginx, S3Server};
 
+/// The objects s3s-fs holds under `bucket/prefix`, by key (without its own dot-files).
+fn stored_objects(server: &S3Server, bucket: &str, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    tree(&server.object_path(bucket, prefix))
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with('.'))
+        .collect()
+}
+
 /// `editshard ARGS` without the caller's S3 endpoint settings (tests name their own).
 pub(crate) fn cmd(args: &[&str]) -> Command {
     let mut c = editshard_tools::cli::editshard_cmd(crate::BIN);
@@ -89,11 +97,7 @@ fn local_to_s3_to_local() {
         text(&o)
     );
     // What s3s-fs stored is exactly the source, and nothing else is under the prefix.
-    let stored = tree(&server.object_path("mirror", "pico/v1"));
-    let stored: BTreeMap<_, _> = stored
-        .into_iter()
-        .filter(|(k, _)| !k.starts_with('.'))
-        .collect();
+    let stored = stored_objects(&server, "mirror", "pico/v1");
     assert_eq!(stored, tree(&src));
 
     // Incremental: a second mirror copies nothing.
@@ -373,12 +377,7 @@ fn a_second_mirror_into_a_locked_s3_prefix_is_refused_and_break_lock_frees_it() 
     let mut first = start_stalled_mirror(&srv, &stalled, url, Some(&server));
     let lock = server.object_path("locks", "data/.editshard-lock");
     assert!(lock.is_file());
-    let objects = |server: &S3Server| -> BTreeMap<String, Vec<u8>> {
-        tree(&server.object_path("locks", "data"))
-            .into_iter()
-            .filter(|(k, _)| !k.starts_with('.'))
-            .collect()
-    };
+    let objects = |server: &S3Server| stored_objects(server, "locks", "data");
     let before = objects(&server);
 
     let o = run_s3(&server, &["mirror", s(&other), url]);
@@ -433,12 +432,7 @@ fn mirror_to_and_from_s3_through_faults() {
             .output()
             .expect("run editshard")
     };
-    let objects = || -> BTreeMap<String, Vec<u8>> {
-        tree(&server.object_path("faulty", "ds"))
-            .into_iter()
-            .filter(|(k, _)| !k.starts_with('.'))
-            .collect()
-    };
+    let objects = || stored_objects(&server, "faulty", "ds");
 
     // Up: every fault is retried.
     let shard = |i: usize| format!("/ds/{}", m.shards[i].path);
@@ -596,10 +590,7 @@ fn an_upload_damaged_in_flight_is_refused_by_the_store_and_sent_again() {
         );
     }
     // The store holds exactly the source's bytes.
-    let stored: BTreeMap<String, Vec<u8>> = tree(&server.object_path("damaged", "ds"))
-        .into_iter()
-        .filter(|(k, _)| !k.starts_with('.'))
-        .collect();
+    let stored = stored_objects(&server, "damaged", "ds");
     assert_eq!(stored, tree(&src));
 }
 
@@ -628,10 +619,7 @@ fn s3_to_s3_on_one_endpoint_is_copied_by_the_store_without_moving_bytes_through_
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", text(&o));
-        let stored: BTreeMap<String, Vec<u8>> = tree(&server.object_path(bucket, prefix))
-            .into_iter()
-            .filter(|(k, _)| !k.starts_with('.'))
-            .collect();
+        let stored = stored_objects(&server, bucket, prefix);
         assert_eq!(stored, tree(&src), "{dst}");
 
         // No shard was read or sent by the client: each is one bodiless PUT (CopyObject)
@@ -793,10 +781,7 @@ fn a_shard_goes_up_in_one_streamed_put_and_a_damaged_source_never_becomes_an_obj
         assert_eq!(puts(&sh.path), vec![sh.bytes as usize], "{}", sh.path);
     }
     assert_eq!(puts(&big.path).last(), Some(&good.len()));
-    let stored: BTreeMap<String, Vec<u8>> = tree(&server.object_path("one", "ds"))
-        .into_iter()
-        .filter(|(k, _)| !k.starts_with('.'))
-        .collect();
+    let stored = stored_objects(&server, "one", "ds");
     assert_eq!(stored, tree(&src));
 }
 
@@ -849,9 +834,6 @@ fn an_upload_whose_answer_stalls_is_given_up_after_the_timeout_and_sent_again() 
         puts.len() == 2 && puts[0].fault.is_some() && puts[1].fault.is_none(),
         "{puts:?}"
     );
-    let stored: BTreeMap<String, Vec<u8>> = tree(&server.object_path("stall", "ds"))
-        .into_iter()
-        .filter(|(k, _)| !k.starts_with('.'))
-        .collect();
+    let stored = stored_objects(&server, "stall", "ds");
     assert_eq!(stored, tree(&src));
 }
