@@ -101,42 +101,14 @@ impl GroupTable {
         let mut table = GroupTable::default();
         for _ in 0..n_records {
             record_at.push(c.position());
-            let id_len = c.varint_in("record id length", 1, limits.max_id_len.into())?;
-            let id = c.utf8("record id", id_len as usize)?.to_string();
-            let at = c.offset();
-            let code = c.u8("record kind")?;
-            let kind = Kind::from_code(code).ok_or_else(|| {
-                Error::unsupported(format!("record kind {code} (known: 0 to 3)")).at_offset(at)
-            })?;
-            let at = c.offset();
-            let meta_codec = c.u8("metadata codec")?;
-            if meta_codec > super::CODEC_ZSTD_DICT {
-                return Err(Error::unsupported(format!(
-                    "metadata codec {meta_codec} (known: 0 to 2)"
-                ))
-                .at_offset(at));
-            }
-            let meta_len = c.varint_in("metadata length", 0, limits.max_meta_len.into())? as u32;
-            let meta_crc = c.u32("metadata CRC")?;
-            let n_refs = c.varint_in("image count", 1, limits.max_record_images.into())?;
             let mut refs = Vec::new();
-            for _ in 0..n_refs {
-                let at = c.offset();
-                let b = c.varint("image reference")?;
-                if b >= n_blobs {
-                    return Err(Error::malformed(format!(
-                        "image reference {b} but the group has {n_blobs} blobs"
-                    ))
-                    .at_offset(at));
-                }
-                refs.push(b as u32);
-            }
+            let entry = record_entry(c, limits, n_blobs, |b| refs.push(b as u32))?;
             table.records.push(RecordEntry {
-                id,
-                kind,
-                meta_codec,
-                meta_len,
-                meta_crc,
+                id: entry.id.to_string(),
+                kind: entry.kind,
+                meta_codec: entry.meta_codec,
+                meta_len: entry.meta_len as u32,
+                meta_crc: entry.meta_crc,
                 refs,
             });
         }
@@ -188,40 +160,11 @@ impl GroupTable {
         let mut first_dict_id = None;
         for _ in 0..n_records {
             let entry_at = c.position();
-            let id_len = c.varint_in("record id length", 1, limits.max_id_len.into())?;
-            let id = c.utf8("record id", id_len as usize)?;
-            let at = c.offset();
-            let code = c.u8("record kind")?;
-            if Kind::from_code(code).is_none() {
-                return Err(
-                    Error::unsupported(format!("record kind {code} (known: 0 to 3)")).at_offset(at),
-                );
+            let entry = record_entry(c, limits, n_blobs, |b| used[b as usize] = true)?;
+            if entry.meta_codec == super::CODEC_ZSTD_DICT && first_dict_id.is_none() {
+                first_dict_id = Some(entry.id);
             }
-            let at = c.offset();
-            let meta_codec = c.u8("metadata codec")?;
-            if meta_codec > super::CODEC_ZSTD_DICT {
-                return Err(Error::unsupported(format!(
-                    "metadata codec {meta_codec} (known: 0 to 2)"
-                ))
-                .at_offset(at));
-            }
-            if meta_codec == super::CODEC_ZSTD_DICT && first_dict_id.is_none() {
-                first_dict_id = Some(id);
-            }
-            let meta_len = c.varint_in("metadata length", 0, limits.max_meta_len.into())?;
-            c.u32("metadata CRC")?;
-            let n_refs = c.varint_in("image count", 1, limits.max_record_images.into())?;
-            for _ in 0..n_refs {
-                let at = c.offset();
-                let b = c.varint("image reference")?;
-                if b >= n_blobs {
-                    return Err(Error::malformed(format!(
-                        "image reference {b} but the group has {n_blobs} blobs"
-                    ))
-                    .at_offset(at));
-                }
-                used[b as usize] = true;
-            }
+            let meta_len = entry.meta_len;
             records.push((entry_at as u32, meta_at as u32));
             meta_at += meta_len;
         }
@@ -303,6 +246,63 @@ fn prefix_sums(lens: impl Iterator<Item = u64>, start: u64) -> Vec<u64> {
         here
     })
     .collect()
+}
+
+/// One record's entry of a group table, as read by [`record_entry`].
+struct RawEntry<'a> {
+    id: &'a str,
+    kind: Kind,
+    meta_codec: u8,
+    meta_len: u64,
+    meta_crc: u32,
+}
+
+/// Reads and checks one record's entry (section 5.1): id, kind, metadata codec, length and
+/// CRC, and its image references, each below `n_blobs` and handed to `on_ref`. The one
+/// reader of an entry for [`GroupTable::parse_located`] and [`GroupTable::scan`], so both
+/// refuse the same bytes with the same errors.
+fn record_entry<'a>(
+    c: &mut Cursor<'a>,
+    limits: &Limits,
+    n_blobs: u64,
+    mut on_ref: impl FnMut(u64),
+) -> Result<RawEntry<'a>> {
+    let id_len = c.varint_in("record id length", 1, limits.max_id_len.into())?;
+    let id = c.utf8("record id", id_len as usize)?;
+    let at = c.offset();
+    let code = c.u8("record kind")?;
+    let kind = Kind::from_code(code).ok_or_else(|| {
+        Error::unsupported(format!("record kind {code} (known: 0 to 3)")).at_offset(at)
+    })?;
+    let at = c.offset();
+    let meta_codec = c.u8("metadata codec")?;
+    if meta_codec > super::CODEC_ZSTD_DICT {
+        return Err(
+            Error::unsupported(format!("metadata codec {meta_codec} (known: 0 to 2)"))
+                .at_offset(at),
+        );
+    }
+    let meta_len = c.varint_in("metadata length", 0, limits.max_meta_len.into())?;
+    let meta_crc = c.u32("metadata CRC")?;
+    let n_refs = c.varint_in("image count", 1, limits.max_record_images.into())?;
+    for _ in 0..n_refs {
+        let at = c.offset();
+        let b = c.varint("image reference")?;
+        if b >= n_blobs {
+            return Err(Error::malformed(format!(
+                "image reference {b} but the group has {n_blobs} blobs"
+            ))
+            .at_offset(at));
+        }
+        on_ref(b);
+    }
+    Ok(RawEntry {
+        id,
+        kind,
+        meta_codec,
+        meta_len,
+        meta_crc,
+    })
 }
 
 #[cfg(test)]
