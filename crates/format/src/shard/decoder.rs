@@ -72,16 +72,7 @@ impl ShardDecoder {
     /// `chunk`: the bytes are checked, never copied. The `Decoder` side copies them into its
     /// buffer first.
     pub fn feed(&mut self, chunk: Bytes) -> Result<Vec<Record>> {
-        if chunk.len() != self.state.need() {
-            let e = Error::invalid(format!(
-                "fed {} bytes where the decoder takes {}",
-                chunk.len(),
-                self.state.need()
-            ))
-            .at_offset(self.state.offset());
-            return Err(self.name_error(e));
-        }
-        self.state.feed(chunk).map_err(|e| self.name_error(e))
+        self.feed_with_crc(chunk, None)
     }
 
     /// [`feed`](Self::feed) with the CRC32 of a frame body that the caller computed piece by
