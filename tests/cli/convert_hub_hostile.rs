@@ -64,7 +64,7 @@ fn a_footer_claiming_more_than_its_bytes_hold_is_refused_before_allocating() {
         (
             "row-groups.parquet",
             Box::new(|p| pq::footer_claiming_row_groups(p, (1 << 31) - 1)),
-            &["2147483647", "row group"],
+            &["2147483647", "row_groups"],
         ),
         (
             "schema.parquet",

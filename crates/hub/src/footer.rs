@@ -5,13 +5,16 @@
 //! [`crate::thrift`]: every count must be held by the bytes that follow it, the schema must
 //! form one tree at most [`MAX_SCHEMA_DEPTH`] deep whose leaves are every row group's
 //! columns, every column chunk must lie inside the file's data, and a row group may list no
-//! more rows than its chunks' pages can hold. Only then does the crate decode it.
+//! more rows than its chunks' pages can hold. Only then does the crate decode it. Since the
+//! crate reads a field by its id, not its type code, [`crate::footer_types`] first holds
+//! every field to the type the crate reads it as, so that both walks read the same bytes.
 
 use std::sync::Arc;
 
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::ChunkReader;
 
+use crate::footer_types;
 use crate::thrift::{self, Compact};
 
 /// Largest footer read (a Hub file's footer is a few kB; 100,000 column chunks with
@@ -119,6 +122,9 @@ struct ChunkMeta {
 /// Walks `meta` (a FileMetaData) and checks it; `data_end` is where the footer starts (no
 /// column chunk may reach past it).
 pub fn check(meta: &[u8], data_end: u64) -> Result<Facts, String> {
+    // First the types: after this, the walk below and the `parquet` crate read the same
+    // values from the same bytes.
+    footer_types::walk(&mut Compact::new(meta), &footer_types::FILE_META_DATA)?;
     let mut r = Compact::new(meta);
     let mut schema_seen = false;
     let mut leaves = 0usize;
@@ -435,5 +441,25 @@ mod tests {
         let mut ok = vec![el(Some(1)); MAX_SCHEMA_DEPTH];
         ok.push(el(None));
         assert_eq!(schema_tree(&ok).unwrap(), 1);
+    }
+}
+
+#[cfg(test)]
+mod kept_inputs {
+    use bytes::Bytes;
+
+    /// The footer a fuzz run found: field 4 (row groups) follows a field of the schema read
+    /// with another type than the `parquet` crate reads it, which then asked for 19.5 GB.
+    /// The check must refuse it before the crate decodes it (a test cannot watch the
+    /// allocation; the fuzz smoke run does).
+    #[test]
+    fn a_footer_whose_types_disagree_with_the_format_is_refused() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fuzz-regressions/hub_footer/list-type-disagrees-with-field"
+        );
+        let bytes = Bytes::from(std::fs::read(path).unwrap());
+        let e = super::load(&bytes).unwrap_err();
+        assert!(e.contains("Thrift type"), "{e}");
     }
 }

@@ -4,8 +4,8 @@
 //!   InstructPix2Pix, UltraEdit, HQ-Edit, OmniEdit, AnyEdit) is a built-in mapping file.
 //! - [`source`]: the dataset's files, local or remote (ranged reads through the editshard
 //!   storage layer).
-//! - [`thrift`], [`footer`]: a file's footer checked against its own bytes (counts, nesting,
-//!   placement) before the `parquet` crate decodes it.
+//! - [`thrift`], [`footer`], [`footer_types`]: a file's footer checked against its own bytes
+//!   (types, counts, nesting, placement) before the `parquet` crate decodes it.
 //! - [`schema`]: the mapping's columns checked against a file's schema (present, and of a
 //!   type their field can use).
 //! - [`reader`]: one file's footer, schema check and rows, a row group at a time
@@ -20,6 +20,7 @@
 pub mod cell;
 pub mod codec;
 pub mod footer;
+pub mod footer_types;
 pub mod levels;
 pub mod mapping;
 pub mod pages;

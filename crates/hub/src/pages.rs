@@ -446,6 +446,14 @@ impl ChunkPages {
                     self.count_records(rep, h.num_values)?;
                 }
                 check_values(values, h.encoding, present, &self.column).map_err(fail)?;
+                let buf = if missing_bit_width(values, h.encoding, present).map_err(fail)? {
+                    let mut with = Vec::with_capacity(buf.len() + 1);
+                    with.extend_from_slice(&buf);
+                    with.push(0);
+                    Bytes::from(with)
+                } else {
+                    buf
+                };
                 Ok(Page::DataPage {
                     buf,
                     num_values: h.num_values as u32,
@@ -504,6 +512,11 @@ impl ChunkPages {
                 };
                 let present = Some((h.num_values - h.num_nulls) as u64);
                 check_values(&values, h.encoding, present, &self.column).map_err(fail)?;
+                let values = if missing_bit_width(&values, h.encoding, present).map_err(fail)? {
+                    Bytes::from_static(&[0])
+                } else {
+                    values
+                };
                 let buf =
                     if values.as_ptr() == raw_values.as_ptr() && values.len() == raw_values.len() {
                         // Uncompressed: levels and values are the body as it was read.
@@ -646,6 +659,23 @@ fn check_values(
     Ok(())
 }
 
+/// Whether a dictionary-encoded page lacks the bit width its indices start with, which the
+/// `parquet` crate reads without checking that any byte is there. A page with no value to
+/// decode (all nulls) may lack it: the caller then supplies a width of 0. A page with values
+/// may not.
+fn missing_bit_width(values: &[u8], encoding: i32, present: Option<u64>) -> Result<bool, String> {
+    if !matches!(encoding, 2 | 8) || !values.is_empty() {
+        return Ok(false);
+    }
+    match present {
+        Some(0) => Ok(true),
+        Some(n) => Err(format!(
+            "{n} dictionary-encoded values, but no bytes for them (not even their bit width)"
+        )),
+        None => Err("dictionary-encoded values with no bytes (not even their bit width)".into()),
+    }
+}
+
 /// The length of the longest of the `count` PLAIN byte arrays in `buf` (a dictionary), and
 /// the bytes they take.
 fn largest_entry(buf: &[u8], count: u64) -> Result<(u64, usize), String> {
@@ -742,6 +772,20 @@ mod tests {
         let mut lying = u32::MAX.to_le_bytes().to_vec();
         lying.push(0);
         assert!(largest_entry(&lying, 1).is_err());
+    }
+
+    #[test]
+    fn a_dictionary_page_without_its_bit_width_is_refused_unless_all_null() {
+        // All nulls: a width of 0 is supplied.
+        assert!(missing_bit_width(&[], 8, Some(0)).unwrap());
+        assert!(missing_bit_width(&[], 2, Some(0)).unwrap());
+        // Values, but no bytes: refused, whether the levels say how many or not.
+        let e = missing_bit_width(&[], 8, Some(3)).unwrap_err();
+        assert!(e.contains("3 dictionary-encoded values"), "{e}");
+        assert!(missing_bit_width(&[], 8, None).is_err());
+        // A width present, or another encoding: nothing to do.
+        assert!(!missing_bit_width(&[1, 0], 8, Some(3)).unwrap());
+        assert!(!missing_bit_width(&[], 0, Some(3)).unwrap());
     }
 
     #[test]
