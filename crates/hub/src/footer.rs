@@ -103,6 +103,7 @@ pub fn load<R: ChunkReader>(object: &R) -> Result<Arc<ParquetMetaData>, String> 
 #[derive(Clone)]
 struct Element {
     num_children: Option<i32>,
+    name_len: u64,
 }
 
 /// One column chunk's placement and counts.
@@ -124,10 +125,11 @@ struct ChunkMeta {
 pub fn check(meta: &[u8], data_end: u64) -> Result<Facts, String> {
     // First the types: after this, the walk below and the `parquet` crate read the same
     // values from the same bytes.
-    footer_types::walk(&mut Compact::new(meta), &footer_types::FILE_META_DATA)?;
+    let reserved = footer_types::walk(&mut Compact::new(meta), &footer_types::FILE_META_DATA)?;
     let mut r = Compact::new(meta);
     let mut schema_seen = false;
     let mut leaves = 0usize;
+    let mut paths = 0u64;
     let mut elements = 0u64;
     let mut chunks_total = 0u64;
     let mut row_groups = 0usize;
@@ -154,7 +156,7 @@ pub fn check(meta: &[u8], data_end: u64) -> Result<Facts, String> {
                     }
                     r.leave();
                     elements = count;
-                    leaves = schema_tree(&list)?;
+                    (leaves, paths) = schema_tree(&list)?;
                     schema_seen = true;
                 }
                 (4, thrift::LIST) => {
@@ -206,6 +208,8 @@ pub fn check(meta: &[u8], data_end: u64) -> Result<Facts, String> {
         .saturating_mul(600)
         .saturating_add(elements.saturating_mul(256))
         .saturating_add((row_groups as u64).saturating_mul(256))
+        .saturating_add(paths)
+        .saturating_add(reserved)
         .saturating_add(meta.len() as u64);
     if estimate > MAX_DECODED_FOOTER {
         return Err(format!(
@@ -228,9 +232,13 @@ fn expect_structs(elem: u8, what: &str) -> Result<(), String> {
 }
 
 fn schema_element(r: &mut Compact) -> Result<Element, String> {
-    let mut e = Element { num_children: None };
+    let mut e = Element {
+        num_children: None,
+        name_len: 0,
+    };
     r.read_struct(|r, id, ty| {
         match id {
+            4 => e.name_len = r.binary()?.len() as u64,
             5 => {
                 let n = r.int(ty)?;
                 e.num_children = Some(i32::try_from(n).map_err(|_| format!("num_children {n}"))?);
@@ -243,8 +251,10 @@ fn schema_element(r: &mut Compact) -> Result<Element, String> {
 }
 
 /// Checks that the flat element list is one tree (each group followed by its children),
-/// no deeper than [`MAX_SCHEMA_DEPTH`], without recursing; returns its number of leaves.
-fn schema_tree(list: &[Element]) -> Result<usize, String> {
+/// no deeper than [`MAX_SCHEMA_DEPTH`], without recursing. Returns its number of leaves,
+/// and the bytes of their column paths: the crate gives every leaf a copy of the names on
+/// its path (the root's excluded), so a long name above many leaves costs each of them.
+fn schema_tree(list: &[Element]) -> Result<(usize, u64), String> {
     let Some(root) = list.first() else {
         return Err("the schema is empty (not even a root)".into());
     };
@@ -252,19 +262,23 @@ fn schema_tree(list: &[Element]) -> Result<usize, String> {
     if root_children < 0 {
         return Err(format!("the schema root has {root_children} children"));
     }
-    // Children still expected by each open group, innermost last.
-    let mut open: Vec<i64> = Vec::new();
+    // Children still expected by each open group, innermost last, and the bytes of the
+    // group's path.
+    let mut open: Vec<(i64, u64)> = Vec::new();
     if root_children > 0 {
-        open.push(i64::from(root_children));
+        open.push((i64::from(root_children), 0));
     }
     let mut leaves = 0;
+    let mut paths = 0u64;
     for (i, e) in list.iter().enumerate().skip(1) {
-        let Some(parent) = open.last_mut() else {
+        let Some((parent, above)) = open.last_mut() else {
             return Err(format!(
                 "schema element {i} is outside the tree (the root's children end before it)"
             ));
         };
         *parent -= 1;
+        // A String per name on the path.
+        let path = above.saturating_add(24 + e.name_len);
         match e.num_children {
             Some(n) if n < 0 => return Err(format!("schema element {i} has {n} children")),
             Some(n) if n > 0 => {
@@ -274,7 +288,7 @@ fn schema_tree(list: &[Element]) -> Result<usize, String> {
                         list.len() - i - 1
                     ));
                 }
-                open.push(i64::from(n));
+                open.push((i64::from(n), path));
                 if open.len() > MAX_SCHEMA_DEPTH {
                     return Err(format!(
                         "the schema is nested more than {MAX_SCHEMA_DEPTH} deep (at element \
@@ -282,16 +296,19 @@ fn schema_tree(list: &[Element]) -> Result<usize, String> {
                     ));
                 }
             }
-            _ => leaves += 1,
+            _ => {
+                leaves += 1;
+                paths = paths.saturating_add(path);
+            }
         }
-        while open.last() == Some(&0) {
+        while open.last().is_some_and(|(left, _)| *left == 0) {
             open.pop();
         }
     }
     if !open.is_empty() {
         return Err("the schema ends before its groups' children do".into());
     }
-    Ok(leaves)
+    Ok((leaves, paths))
 }
 
 /// One row group: its row count and number of column chunks, each chunk checked.
@@ -423,13 +440,16 @@ mod tests {
     use super::*;
 
     fn el(n: Option<i32>) -> Element {
-        Element { num_children: n }
+        Element {
+            num_children: n,
+            name_len: 1,
+        }
     }
 
     #[test]
     fn the_schema_is_one_tree_of_bounded_depth() {
         let flat = [el(Some(2)), el(None), el(Some(1)), el(None)];
-        assert_eq!(schema_tree(&flat).unwrap(), 2);
+        assert_eq!(schema_tree(&flat).unwrap().0, 2);
         // Children claimed that never come.
         assert!(schema_tree(&[el(Some(3)), el(None)]).is_err());
         // An element after the tree ends.
@@ -440,7 +460,55 @@ mod tests {
         assert!(e.contains("nested"), "{e}");
         let mut ok = vec![el(Some(1)); MAX_SCHEMA_DEPTH];
         ok.push(el(None));
-        assert_eq!(schema_tree(&ok).unwrap(), 1);
+        assert_eq!(schema_tree(&ok).unwrap().0, 1);
+    }
+
+    #[test]
+    fn every_leaf_pays_for_the_names_above_it() {
+        // root { a (name 1000 bytes) { x, y }, z }: x and y carry a's name, z only its own.
+        let long = Element {
+            num_children: Some(2),
+            name_len: 1000,
+        };
+        let flat = [el(Some(2)), long, el(None), el(None), el(None)];
+        let (leaves, paths) = schema_tree(&flat).unwrap();
+        assert_eq!(leaves, 3);
+        assert_eq!(paths, 2 * (1024 + 25) + 25);
+    }
+
+    /// A group with a name of 9 MB above many leaves: a footer of a few MB whose schema
+    /// paths the crate would copy to every leaf.
+    #[test]
+    fn a_long_name_above_many_leaves_is_refused() {
+        let leaves = 400_000u32;
+        let mut elements = vec![
+            (Some(1), "schema".to_string()),
+            (Some(leaves as i32), "g".repeat(9 << 20)),
+        ];
+        elements.extend((0..leaves).map(|_| (None, String::new())));
+        let mut meta = vec![0x15, 0x02, 0x19, 0xfc];
+        varint(&mut meta, elements.len() as u64);
+        for (children, name) in &elements {
+            meta.push(0x48); // field 4: name
+            varint(&mut meta, name.len() as u64);
+            meta.extend_from_slice(name.as_bytes());
+            if let Some(n) = children {
+                meta.push(0x15); // field 5: num_children
+                varint(&mut meta, u64::from(*n as u32) << 1);
+            }
+            meta.push(0);
+        }
+        meta.extend_from_slice(&[0x16, 0x00, 0x19, 0x0c, 0x00]); // num_rows 0, no row groups
+        let e = check(&meta, 4).unwrap_err();
+        assert!(e.contains("MiB in memory"), "{e}");
+    }
+
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
     }
 }
 
@@ -448,18 +516,23 @@ mod tests {
 mod kept_inputs {
     use bytes::Bytes;
 
-    /// The footer a fuzz run found: field 4 (row groups) follows a field of the schema read
-    /// with another type than the `parquet` crate reads it, which then asked for 19.5 GB.
-    /// The check must refuse it before the crate decodes it (a test cannot watch the
-    /// allocation; the fuzz smoke run does).
+    /// Footers on which the `parquet` crate once read other bytes than the check did, and
+    /// then reserved a count the check never saw (a fuzz run's asked for 19.5 GB; a review
+    /// made the other). Each must be refused before the crate decodes it: a test cannot
+    /// watch the allocation, the fuzz smoke run does.
     #[test]
-    fn a_footer_whose_types_disagree_with_the_format_is_refused() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fuzz-regressions/hub_footer/list-type-disagrees-with-field"
-        );
-        let bytes = Bytes::from(std::fs::read(path).unwrap());
-        let e = super::load(&bytes).unwrap_err();
-        assert!(e.contains("Thrift type"), "{e}");
+    fn footers_the_crate_would_read_otherwise_are_refused() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz-regressions/hub_footer");
+        for (file, words) in [
+            // A field of the schema in another type than the crate reads it as.
+            ("list-type-disagrees-with-field", "Thrift type"),
+            // An unknown field holding a list of 8 booleans, which the crate skips as 0
+            // bytes, then reads as a list of 2^31 - 1 row groups.
+            ("booleans-skipped-as-nothing", "booleans"),
+        ] {
+            let bytes = Bytes::from(std::fs::read(format!("{dir}/{file}")).unwrap());
+            let e = super::load(&bytes).unwrap_err();
+            assert!(e.contains(words), "{file}: {e}");
+        }
     }
 }

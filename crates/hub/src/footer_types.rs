@@ -36,6 +36,10 @@ pub enum Ty {
 /// parquet.thrift.
 pub struct Shape {
     pub name: &'static str,
+    /// What the crate keeps for one element of a list of these (bytes, at least its
+    /// `size_of`): it reserves a list's whole count before reading any element. 0 for a
+    /// shape never in a list.
+    pub size: u64,
     pub fields: &'static [(i16, &'static str, Ty)],
 }
 
@@ -63,6 +67,18 @@ impl Ty {
         }
     }
 
+    /// What the crate keeps for one list element of this type.
+    fn size(self) -> u64 {
+        match self {
+            Ty::Bool | Ty::Byte => 1,
+            Ty::I16 => 2,
+            Ty::I32 => 4,
+            Ty::I64 | Ty::Double => 8,
+            Ty::Binary | Ty::List(_) => 24,
+            Ty::Struct(s) => s.size,
+        }
+    }
+
     fn name(self) -> String {
         match self {
             Ty::Bool => "bool".into(),
@@ -79,13 +95,21 @@ impl Ty {
 }
 
 /// Walks a struct of shape `shape` at the reader's position, refusing any field or list
-/// element whose type code is not the one the crate reads it as.
-pub fn walk(r: &mut Compact, shape: &Shape) -> thrift::Result<()> {
+/// element whose type code is not the one the crate reads it as, and a field the struct
+/// holds twice (the crate would decode both). Returns what the crate reserves for the
+/// lists in it: each list's count times its element's size.
+pub fn walk(r: &mut Compact, shape: &Shape) -> thrift::Result<u64> {
+    let mut reserved = 0u64;
+    let mut seen: Vec<i16> = Vec::new();
     r.read_struct(|r, id, code| {
         let Some(&(_, field, ty)) = shape.fields.iter().find(|(f, _, _)| *f == id) else {
             return r.skip(code);
         };
         let at = format!("{}.{field} (field {id})", shape.name);
+        if seen.contains(&id) {
+            return Err(format!("{at} appears twice"));
+        }
+        seen.push(id);
         if !ty.accepts(code) {
             return Err(format!(
                 "{at} has Thrift type {code}; the format reads it as {} (type {})",
@@ -93,16 +117,20 @@ pub fn walk(r: &mut Compact, shape: &Shape) -> thrift::Result<()> {
                 ty.code()
             ));
         }
-        value(r, ty, false).map_err(|e| format!("{at}: {e}"))
-    })
+        let bytes = value(r, ty, false).map_err(|e| format!("{at}: {e}"))?;
+        reserved = reserved.saturating_add(bytes);
+        Ok(())
+    })?;
+    Ok(reserved)
 }
 
 /// A value of type `ty`; `in_list` for a list element (a boolean there takes a byte).
-fn value(r: &mut Compact, ty: Ty, in_list: bool) -> thrift::Result<()> {
+/// Returns what the crate reserves for the lists in it.
+fn value(r: &mut Compact, ty: Ty, in_list: bool) -> thrift::Result<u64> {
     match ty {
         // A boolean field's value is its type code; a boolean element takes a byte.
-        Ty::Bool if !in_list => Ok(()),
-        Ty::Bool => r.skip(thrift::BYTE),
+        Ty::Bool if !in_list => Ok(0),
+        Ty::Bool => r.skip(thrift::BYTE).map(|()| 0),
         Ty::Struct(shape) => walk(r, shape),
         Ty::List(elem) => {
             let (code, count) = r.list()?;
@@ -113,19 +141,21 @@ fn value(r: &mut Compact, ty: Ty, in_list: bool) -> thrift::Result<()> {
                     elem.name()
                 ));
             }
+            let mut reserved = count.saturating_mul(elem.size());
             r.enter()?;
             for _ in 0..count {
-                value(r, *elem, true)?;
+                reserved = reserved.saturating_add(value(r, *elem, true)?);
             }
             r.leave();
-            Ok(())
+            Ok(reserved)
         }
-        other => r.skip(other.code()),
+        other => r.skip(other.code()).map(|()| 0),
     }
 }
 
 const EMPTY: Shape = Shape {
     name: "an empty struct",
+    size: 0,
     fields: &[],
 };
 
@@ -137,6 +167,7 @@ const EMPTY: Shape = Shape {
 
 const TIME_UNIT: Shape = Shape {
     name: "TimeUnit",
+    size: 0,
     fields: &[
         (1, "MILLIS", Ty::Struct(&EMPTY)),
         (2, "MICROS", Ty::Struct(&EMPTY)),
@@ -146,12 +177,14 @@ const TIME_UNIT: Shape = Shape {
 
 const DECIMAL_TYPE: Shape = Shape {
     name: "DecimalType",
+    size: 0,
     fields: &[(1, "scale", Ty::I32), (2, "precision", Ty::I32)],
 };
 
 /// TimeType and TimestampType (the crate reads both as one).
 const TIMESTAMP_TYPE: Shape = Shape {
     name: "TimestampType",
+    size: 0,
     fields: &[
         (1, "isAdjustedToUTC", Ty::Bool),
         (2, "unit", Ty::Struct(&TIME_UNIT)),
@@ -160,26 +193,31 @@ const TIMESTAMP_TYPE: Shape = Shape {
 
 const INT_TYPE: Shape = Shape {
     name: "IntType",
+    size: 0,
     fields: &[(1, "bitWidth", Ty::Byte), (2, "isSigned", Ty::Bool)],
 };
 
 const VARIANT_TYPE: Shape = Shape {
     name: "VariantType",
+    size: 0,
     fields: &[(1, "specification_version", Ty::Byte)],
 };
 
 const GEOMETRY_TYPE: Shape = Shape {
     name: "GeometryType",
+    size: 0,
     fields: &[(1, "crs", Ty::Binary)],
 };
 
 const GEOGRAPHY_TYPE: Shape = Shape {
     name: "GeographyType",
+    size: 0,
     fields: &[(1, "crs", Ty::Binary), (2, "algorithm", Ty::I32)],
 };
 
 const LOGICAL_TYPE: Shape = Shape {
     name: "LogicalType",
+    size: 0,
     fields: &[
         (1, "STRING", Ty::Struct(&EMPTY)),
         (2, "MAP", Ty::Struct(&EMPTY)),
@@ -203,6 +241,7 @@ const LOGICAL_TYPE: Shape = Shape {
 
 const SCHEMA_ELEMENT: Shape = Shape {
     name: "SchemaElement",
+    size: 160,
     fields: &[
         (1, "type", Ty::I32),
         (2, "type_length", Ty::I32),
@@ -219,6 +258,7 @@ const SCHEMA_ELEMENT: Shape = Shape {
 
 const STATISTICS: Shape = Shape {
     name: "Statistics",
+    size: 0,
     fields: &[
         (1, "max", Ty::Binary),
         (2, "min", Ty::Binary),
@@ -233,6 +273,7 @@ const STATISTICS: Shape = Shape {
 
 const PAGE_ENCODING_STATS: Shape = Shape {
     name: "PageEncodingStats",
+    size: 16,
     fields: &[
         (1, "page_type", Ty::I32),
         (2, "encoding", Ty::I32),
@@ -242,6 +283,7 @@ const PAGE_ENCODING_STATS: Shape = Shape {
 
 const SIZE_STATISTICS: Shape = Shape {
     name: "SizeStatistics",
+    size: 0,
     fields: &[
         (1, "unencoded_byte_array_data_bytes", Ty::I64),
         (2, "repetition_level_histogram", Ty::List(&Ty::I64)),
@@ -251,6 +293,7 @@ const SIZE_STATISTICS: Shape = Shape {
 
 const BOUNDING_BOX: Shape = Shape {
     name: "BoundingBox",
+    size: 0,
     fields: &[
         (1, "xmin", Ty::Double),
         (2, "xmax", Ty::Double),
@@ -265,6 +308,7 @@ const BOUNDING_BOX: Shape = Shape {
 
 const GEOSPATIAL_STATISTICS: Shape = Shape {
     name: "GeospatialStatistics",
+    size: 0,
     fields: &[
         (1, "bbox", Ty::Struct(&BOUNDING_BOX)),
         (2, "geospatial_types", Ty::List(&Ty::I32)),
@@ -273,11 +317,13 @@ const GEOSPATIAL_STATISTICS: Shape = Shape {
 
 const KEY_VALUE: Shape = Shape {
     name: "KeyValue",
+    size: 64,
     fields: &[(1, "key", Ty::Binary), (2, "value", Ty::Binary)],
 };
 
 const COLUMN_META_DATA: Shape = Shape {
     name: "ColumnMetaData",
+    size: 0,
     fields: &[
         (1, "type", Ty::I32),
         (2, "encodings", Ty::List(&Ty::I32)),
@@ -309,6 +355,7 @@ const COLUMN_META_DATA: Shape = Shape {
 
 const COLUMN_CHUNK: Shape = Shape {
     name: "ColumnChunk",
+    size: 512,
     fields: &[
         (1, "file_path", Ty::Binary),
         (2, "file_offset", Ty::I64),
@@ -322,6 +369,7 @@ const COLUMN_CHUNK: Shape = Shape {
 
 const SORTING_COLUMN: Shape = Shape {
     name: "SortingColumn",
+    size: 16,
     fields: &[
         (1, "column_idx", Ty::I32),
         (2, "descending", Ty::Bool),
@@ -331,6 +379,7 @@ const SORTING_COLUMN: Shape = Shape {
 
 const ROW_GROUP: Shape = Shape {
     name: "RowGroup",
+    size: 128,
     fields: &[
         (1, "columns", Ty::List(&Ty::Struct(&COLUMN_CHUNK))),
         (2, "total_byte_size", Ty::I64),
@@ -344,12 +393,14 @@ const ROW_GROUP: Shape = Shape {
 
 const COLUMN_ORDER: Shape = Shape {
     name: "ColumnOrder",
+    size: 8,
     fields: &[(1, "TYPE_ORDER", Ty::Struct(&EMPTY))],
 };
 
 /// A footer's FileMetaData.
 pub const FILE_META_DATA: Shape = Shape {
     name: "FileMetaData",
+    size: 0,
     fields: &[
         (1, "version", Ty::I32),
         (2, "schema", Ty::List(&Ty::Struct(&SCHEMA_ELEMENT))),
@@ -365,7 +416,7 @@ pub const FILE_META_DATA: Shape = Shape {
 mod tests {
     use super::*;
 
-    fn walk_bytes(bytes: &[u8]) -> thrift::Result<()> {
+    fn walk_bytes(bytes: &[u8]) -> thrift::Result<u64> {
         walk(&mut Compact::new(bytes), &FILE_META_DATA)
     }
 
@@ -390,6 +441,47 @@ mod tests {
         assert!(e.contains("list<SchemaElement>"), "{e}");
         // An empty list whose element type is 0 (some writers): accepted.
         walk_bytes(&[0x29, 0x00, 0x00]).unwrap();
+    }
+
+    #[test]
+    fn a_field_given_twice_is_refused() {
+        // Two empty schema lists (the second with its id in full: a delta of 0).
+        let e = walk_bytes(&[0x29, 0x0c, 0x09, 0x04, 0x0c, 0x00]).unwrap_err();
+        assert!(
+            e.contains("FileMetaData.schema (field 2) appears twice"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn what_the_crate_reserves_for_lists_is_counted() {
+        // Row groups: a list of 2 empty structs, then key-value metadata: 3 empty structs.
+        let bytes = [0x49, 0x2c, 0x00, 0x00, 0x19, 0x3c, 0x00, 0x00, 0x00, 0x00];
+        assert_eq!(
+            walk_bytes(&bytes).unwrap(),
+            2 * ROW_GROUP.size + 3 * KEY_VALUE.size
+        );
+    }
+
+    /// The sizes counted are at least what the crate's types take (those it makes public).
+    #[test]
+    fn list_element_sizes_cover_the_crates_types() {
+        use parquet::file::metadata::{
+            ColumnChunkMetaData, KeyValue, PageEncodingStats, RowGroupMetaData, SortingColumn,
+        };
+        use std::mem::size_of;
+        for (shape, bytes) in [
+            (&ROW_GROUP, size_of::<RowGroupMetaData>()),
+            (&COLUMN_CHUNK, size_of::<ColumnChunkMetaData>()),
+            (&KEY_VALUE, size_of::<KeyValue>()),
+            (&SORTING_COLUMN, size_of::<SortingColumn>()),
+            (&PAGE_ENCODING_STATS, size_of::<PageEncodingStats>()),
+            (&COLUMN_ORDER, size_of::<parquet::basic::ColumnOrder>()),
+            // Its elements become these; SchemaElement itself is private to the crate.
+            (&SCHEMA_ELEMENT, size_of::<parquet::schema::types::Type>()),
+        ] {
+            assert!(shape.size >= bytes as u64, "{}: {bytes} bytes", shape.name);
+        }
     }
 
     #[test]

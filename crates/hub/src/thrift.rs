@@ -170,9 +170,10 @@ impl<'a> Compact<'a> {
             BINARY => self.binary().map(drop),
             LIST | SET => {
                 let (elem, count) = self.list()?;
+                no_booleans(&[elem], count).map_err(|e| self.err(e))?;
                 self.enter()?;
                 for _ in 0..count {
-                    self.skip_element(elem)?;
+                    self.skip(elem)?;
                 }
                 self.leave();
                 Ok(())
@@ -189,24 +190,17 @@ impl<'a> Compact<'a> {
                     )));
                 }
                 let kinds = self.byte()?;
+                no_booleans(&[kinds >> 4, kinds & 0x0f], count).map_err(|e| self.err(e))?;
                 self.enter()?;
                 for _ in 0..count {
-                    self.skip_element(kinds >> 4)?;
-                    self.skip_element(kinds & 0x0f)?;
+                    self.skip(kinds >> 4)?;
+                    self.skip(kinds & 0x0f)?;
                 }
                 self.leave();
                 Ok(())
             }
             STRUCT => self.skip_struct(),
             other => Err(self.err(format_args!("unknown Thrift type {other}"))),
-        }
-    }
-
-    /// A container's element: booleans take a byte there.
-    fn skip_element(&mut self, ty: u8) -> Result<()> {
-        match ty {
-            BOOL_TRUE | BOOL_FALSE => self.byte().map(drop),
-            _ => self.skip(ty),
         }
     }
 
@@ -255,6 +249,17 @@ impl<'a> Compact<'a> {
     }
 }
 
+/// Refuses a container of booleans. The compact protocol gives each boolean element a
+/// byte, but the `parquet` crate skips them as taking none (it skips them as boolean
+/// fields), so past one the two would read different bytes: the crate could take a list
+/// count this reader never saw. Neither a footer nor a page header holds one.
+fn no_booleans(kinds: &[u8], count: u64) -> std::result::Result<(), &'static str> {
+    if count > 0 && kinds.iter().any(|&k| k == BOOL_TRUE || k == BOOL_FALSE) {
+        return Err("a container of booleans, which no Parquet footer or page header holds");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +276,18 @@ mod tests {
         // A varint that never ends.
         let mut r = Compact::new(&[0xff; 11]);
         assert!(r.varint().is_err());
+    }
+
+    #[test]
+    fn containers_of_booleans_are_refused() {
+        // A list of 8 booleans: the parquet crate would read its 8 bytes as fields.
+        let mut r = Compact::new(&[0x81, 1, 1, 1, 1, 1, 1, 1, 1]);
+        assert!(r.skip(LIST).unwrap_err().contains("booleans"));
+        // A map of i32 to booleans.
+        let mut r = Compact::new(&[0x01, 0x51, 0x02, 0x01]);
+        assert!(r.skip(MAP).unwrap_err().contains("booleans"));
+        // Empty ones are nothing to disagree on.
+        Compact::new(&[0x01]).skip(LIST).unwrap();
     }
 
     #[test]
