@@ -522,7 +522,10 @@ mod kept_inputs {
     /// watch the allocation, the fuzz smoke run does.
     #[test]
     fn footers_the_crate_would_read_otherwise_are_refused() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz-regressions/hub_footer");
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fuzz-regressions/hub_footer"
+        );
         for (file, words) in [
             // A field of the schema in another type than the crate reads it as.
             ("list-type-disagrees-with-field", "Thrift type"),
