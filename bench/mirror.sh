@@ -18,7 +18,9 @@
 # incompressible images: ~750 MB); SHARD_SIZE [50MiB] (~15 shards); BUILD=0 uses binaries
 # already built; PROFILE_DIR [target/profiling] where editshard, gen_bench_release and
 # bench_read are; PERF=1 records `perf` profiles of one upload by each tool (in WORKDIR,
-# KEEP=1 to keep them); KEEP=1 keeps WORKDIR.
+# KEEP=1 to keep them); KEEP=1 keeps WORKDIR; DOWN_ALT="ARGS" (e.g. "--range-streams 2") also
+# times S3 -> local with those mirror arguments in every rep, as a row of its own (an A/B of a
+# setting in one run).
 # Needs: rclone (Debian's package), s3s-fs (scripts/install-test-deps.sh), nginx, curl.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -149,6 +151,12 @@ for r in $(seq "$REPS"); do
     sync
     timed down_r rclone copy s3:bench/src/ "$W/down" "${RC[@]}"
     drop x
+    if [[ -n "${DOWN_ALT:-}" ]]; then
+        sync
+        # shellcheck disable=SC2086 # DOWN_ALT is a list of arguments
+        timed down_a "$BIN" mirror s3://bench/src "$W/down" --jobs "$JOBS" $DOWN_ALT
+        drop x
+    fi
     sync
     timed s2s_e "$BIN" mirror s3://bench/src "s3://bench/e$r" --jobs "$JOBS"
     drop "e$r"
@@ -217,6 +225,7 @@ echo "| direction | editshard | peak RSS | CPU | store CPU | baseline | peak RSS
 echo "|---|---|---|---|---|---|---|---|---|---|"
 row "local -> S3" up_e up_r rclone
 row "S3 -> local" down_e down_r rclone
+[[ -z "${DOWN_ALT:-}" ]] || row "S3 -> local, $DOWN_ALT" down_a down_r rclone
 row "S3 -> S3, one bucket" s2s_e s2s_r rclone
 row "S3 -> S3, another bucket" s2b_e s2b_r rclone
 row "verify the S3 copy (\`verify --remote\` / \`rclone check\`)" verify_e verify_r rclone

@@ -59,8 +59,8 @@ pub struct MirrorArgs {
     /// Size of each ranged GET, in MiB (at least 1).
     #[arg(long, default_value_t = 8, value_name = "MIB")]
     pub range_size: u64,
-    /// Ranged GETs of one shard at once.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    /// Ranged GETs of one shard at once (on top of --jobs shards at once).
+    #[arg(long, default_value_t = RangedDownload::default().streams, value_name = "N")]
     pub range_streams: usize,
     /// Where --subset stages rewritten shards (default: the system temp directory).
     #[arg(long, value_name = "DIR")]

@@ -53,14 +53,16 @@ pub struct RangedDownload {
 }
 
 impl Default for RangedDownload {
-    /// 32 MiB and up in 8 MiB ranges, 4 at once: 8-16 MiB is what S3 advises for ranged
-    /// GETs; a 32 MiB shard then takes 4 streams, and a smaller one gains little against
-    /// the `--jobs` shards that already download at once.
+    /// 32 MiB and up in 8 MiB ranges, 2 at once: 8-16 MiB is what S3 advises for ranged
+    /// GETs, and a smaller shard gains little against the `--jobs` shards that already
+    /// download at once. 2 streams a shard were as fast as 4 at `--jobs 4` (bench/mirror.sh,
+    /// 3.08 against 3.11 s for 765 MB) at half the memory (78 against 150 MB): the other
+    /// shards' GETs already fill the link.
     fn default() -> Self {
         RangedDownload {
             min_bytes: 32 << 20,
             range_bytes: 8 << 20,
-            streams: 4,
+            streams: 2,
         }
     }
 }
@@ -70,8 +72,9 @@ pub const IN_FLIGHT_BYTES: usize = 8 << 20;
 /// Chunks ahead of the hashed prefix held in memory, at most (per shard); more are read
 /// back from the file (the page cache) when the prefix reaches them. With 4 streams of
 /// 8 MiB progressing alike, the three ranges after the first hold up to 24 MiB by the time it
-/// is done: a third of that is read back. Peak RSS at `--jobs 4` measured 150-160 MB
-/// (170-185 MB holding 32 MiB): held chunks pin the whole read buffers they were cut from.
+/// is done: a third of that is read back (with the default 2 streams, none is). Peak RSS at
+/// `--jobs 4` and 4 streams measured 150-160 MB (170-185 MB holding 32 MiB): held chunks pin
+/// the whole read buffers they were cut from.
 pub const HOLD_BYTES: usize = 16 << 20;
 /// Further requests of a range that failed or was cut short (from where it stopped).
 pub const RANGE_RETRIES: u32 = 3;
