@@ -17,7 +17,7 @@ use editshard_tools::fault_server::{Behavior, fault_server};
 use editshard_tools::records;
 use editshard_tools::servers::S3Server;
 
-use crate::mirror_remote::{cmd, run};
+use crate::mirror_remote::{big_records, cmd, run};
 
 /// Ranged from 1 MiB up, in 1 MiB ranges: the test's large shard (~6 MiB) takes 6-7 ranges.
 const RANGED: [&str; 4] = ["--ranged-min", "1", "--range-size", "1"];
@@ -26,11 +26,7 @@ const RANGED: [&str; 4] = ["--ranged-min", "1", "--range-size", "1"];
 fn build(dir: &Path) -> Manifest {
     let mut w = DatasetWriter::create(dir).unwrap().target_shard_bytes(1500);
     let mut all = records::mixed();
-    let mut r = records::sft(99, 99);
-    r.source = records::image(7, "image/jpeg", 2000, 1500, 3 << 20);
-    r.turns[0].output = records::image(8, "image/png", 2000, 1500, 3 << 20);
-    all.push(r);
-    all.push(records::sft(100, 100));
+    all.extend(big_records());
     for r in &all {
         w.append(r).unwrap();
     }

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use editshard::manifest::Manifest;
+use editshard::manifest::{Manifest, ShardEntry};
+use editshard::record::Record;
 use editshard::write::DatasetWriter;
 use editshard_tools::cli::{s, text, tree};
 use editshard_tools::fault_server::{Behavior, fault_server};
@@ -27,16 +28,7 @@ fn stored_objects(server: &S3Server, bucket: &str, prefix: &str) -> BTreeMap<Str
 
 /// `editshard ARGS` without the caller's S3 endpoint settings (tests name their own).
 pub(crate) fn cmd(args: &[&str]) -> Command {
-    let mut c = editshard_tools::cli::editshard_cmd(crate::BIN);
-    c.args(args);
-    for v in [
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_SESSION_TOKEN",
-    ] {
-        c.env_remove(v);
-    }
-    c
+    editshard_tools::cli::editshard_cmd_clean(crate::BIN, args)
 }
 
 pub(crate) fn run(args: &[&str]) -> Output {
@@ -44,12 +36,33 @@ pub(crate) fn run(args: &[&str]) -> Output {
 }
 
 fn run_s3(server: &S3Server, args: &[&str]) -> Output {
-    cmd(args)
-        .args(["--s3-endpoint", &server.endpoint])
-        .env("AWS_ACCESS_KEY_ID", server.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", server.secret_key)
+    editshard_tools::cli::editshard_s3_cmd(crate::BIN, &server.endpoint, server, args)
         .output()
         .expect("run editshard")
+}
+
+/// Whether `sh` is the test datasets' shard over 5 MiB (see [`big_records`]), which an
+/// upload in 5 MiB parts sends as a multipart upload.
+pub(crate) fn multipart(sh: &ShardEntry) -> bool {
+    sh.bytes > 5 << 20
+}
+
+/// The bytes of the shards over 5 MiB.
+pub(crate) fn multipart_bytes(m: &Manifest) -> u64 {
+    m.shards
+        .iter()
+        .filter(|sh| multipart(sh))
+        .map(|sh| sh.bytes)
+        .sum()
+}
+
+/// A record of two 3 MiB images, and a small one after it: in datasets of 1500-byte target
+/// shards, a shard of about 6 MiB of its own.
+pub(crate) fn big_records() -> [Record; 2] {
+    let mut r = records::sft(99, 99);
+    r.source = records::image(7, "image/jpeg", 2000, 1500, 3 << 20);
+    r.turns[0].output = records::image(8, "image/png", 2000, 1500, 3 << 20);
+    [r, records::sft(100, 100)]
 }
 
 /// A dataset of several small shards; with `big`, one more shard over 5 MiB (two 3 MiB
@@ -61,11 +74,7 @@ fn build(dir: &Path, big: bool) -> Manifest {
         all.push(records::sft(n, n));
     }
     if big {
-        let mut r = records::sft(99, 99);
-        r.source = records::image(7, "image/jpeg", 2000, 1500, 3 << 20);
-        r.turns[0].output = records::image(8, "image/png", 2000, 1500, 3 << 20);
-        all.push(r);
-        all.push(records::sft(100, 100));
+        all.extend(big_records());
     }
     for r in &all {
         w.append(r).unwrap();
@@ -671,7 +680,6 @@ fn s3_to_s3_on_one_endpoint_is_copied_by_the_store_without_moving_bytes_through_
         text(&o)
     );
     let seen = proxy.seen();
-    let multipart = |sh: &editshard::manifest::ShardEntry| sh.bytes > 5 << 20;
     for sh in &m.shards {
         let of_shard: Vec<_> = seen.iter().filter(|r| r.path.contains(&sh.path)).collect();
         assert!(
@@ -685,12 +693,7 @@ fn s3_to_s3_on_one_endpoint_is_copied_by_the_store_without_moving_bytes_through_
         assert_eq!(read_back, multipart(sh), "{}: {of_shard:?}", sh.path);
     }
     let (_, received) = proxy.body_bytes();
-    let big: u64 = m
-        .shards
-        .iter()
-        .filter(|sh| multipart(sh))
-        .map(|sh| sh.bytes)
-        .sum();
+    let big = multipart_bytes(&m);
     assert!(
         (received as u64) < big + (64 << 10),
         "{received} bytes received"

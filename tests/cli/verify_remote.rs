@@ -9,26 +9,16 @@ use editshard_tools::records;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use editshard::manifest::{Manifest, ShardEntry};
+use editshard::manifest::Manifest;
 use editshard::write::DatasetWriter;
 use editshard_tools::cli::{s, text};
 use editshard_tools::fault_proxy::FaultProxy;
+
+use crate::mirror_remote::{multipart, multipart_bytes};
 use editshard_tools::servers::S3Server;
 
 fn cmd(server_endpoint: &str, server: &S3Server, args: &[&str]) -> Command {
-    let mut c = editshard_tools::cli::editshard_cmd(crate::BIN);
-    c.args(args)
-        .args(["--s3-endpoint", server_endpoint])
-        .env("AWS_ACCESS_KEY_ID", server.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", server.secret_key);
-    for v in [
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_SESSION_TOKEN",
-    ] {
-        c.env_remove(v);
-    }
-    c
+    editshard_tools::cli::editshard_s3_cmd(crate::BIN, server_endpoint, server, args)
 }
 
 fn through(proxy: &FaultProxy, server: &S3Server, args: &[&str]) -> Output {
@@ -60,10 +50,6 @@ fn put_through_store(server: &S3Server, url: &str, rel: &str, bytes: Vec<u8>) {
         .unwrap()
         .block_on(loc.put(rel, bytes.into()))
         .unwrap();
-}
-
-fn multipart(sh: &ShardEntry) -> bool {
-    sh.bytes > 5 << 20
 }
 
 #[test]
@@ -113,12 +99,7 @@ fn verify_remote_checks_shards_by_the_stores_checksums_without_reading_them() {
             sh.path
         );
     }
-    let big: u64 = m
-        .shards
-        .iter()
-        .filter(|sh| multipart(sh))
-        .map(|sh| sh.bytes)
-        .sum();
+    let big = multipart_bytes(&m);
     let (_, received) = proxy.body_bytes();
     let manifest_len = std::fs::metadata(src.join("manifest.json")).unwrap().len();
     assert!(

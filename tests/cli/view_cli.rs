@@ -12,19 +12,7 @@ use editshard_tools::cli::{s, text};
 use editshard_tools::servers::S3Server;
 
 fn cmd(server: &S3Server, args: &[&str]) -> Command {
-    let mut c = editshard_tools::cli::editshard_cmd(crate::BIN);
-    c.args(args)
-        .args(["--s3-endpoint", &server.endpoint])
-        .env("AWS_ACCESS_KEY_ID", server.access_key)
-        .env("AWS_SECRET_ACCESS_KEY", server.secret_key);
-    for v in [
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_SESSION_TOKEN",
-    ] {
-        c.env_remove(v);
-    }
-    c
+    editshard_tools::cli::editshard_s3_cmd(crate::BIN, &server.endpoint, server, args)
 }
 
 /// GET `path` from 127.0.0.1:`port` with plain HTTP/1.1: (status, body).

@@ -13,6 +13,36 @@ pub fn editshard_cmd(bin: &str) -> Command {
     Command::new(bin)
 }
 
+/// `bin ARGS` without the caller's S3 endpoint and session settings: tests name their own
+/// endpoint and keys.
+pub fn editshard_cmd_clean(bin: &str, args: &[&str]) -> Command {
+    let mut c = editshard_cmd(bin);
+    c.args(args);
+    for v in [
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_SESSION_TOKEN",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// `bin ARGS` against the S3 `server` through `endpoint`: the server's own, or a proxy's in
+/// front of it.
+pub fn editshard_s3_cmd(
+    bin: &str,
+    endpoint: &str,
+    server: &crate::servers::S3Server,
+    args: &[&str],
+) -> Command {
+    let mut c = editshard_cmd_clean(bin, args);
+    c.args(["--s3-endpoint", endpoint])
+        .env("AWS_ACCESS_KEY_ID", server.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", server.secret_key);
+    c
+}
+
 /// Runs the binary `bin` with `args` and waits for it.
 pub fn editshard(bin: &str, args: &[&str]) -> Output {
     editshard_cmd(bin)
