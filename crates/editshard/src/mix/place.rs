@@ -68,8 +68,9 @@ async fn place_with(
     Ok(Placed::Copied)
 }
 
-/// [`place`], and the shard's CRC-64/NVME when its bytes were hashed on the way (kept after
-/// a read, linked, or copied): what an entry without `crc64nvme` gains in the mixture.
+/// Places the shard (kept, linked or copied: [`place_with`]), and returns its CRC-64/NVME
+/// when its bytes were hashed on the way (kept after a read, linked, or copied): what an
+/// entry without `crc64nvme` gains in the mixture.
 pub async fn place_learning(
     src: &Location,
     src_rel: &str,

@@ -20,7 +20,7 @@ use crate::manifest::{IdFilters, Manifest};
 use crate::shard::{ReadOptions, ShardView};
 use crate::storage::Location;
 
-/// How a [`Dataset`] reads.
+/// How a [`Dataset`](super::Dataset) reads.
 #[derive(Debug, Clone)]
 pub struct DatasetOptions {
     /// CRC checks (on by default) and resource limits.

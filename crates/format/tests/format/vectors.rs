@@ -13,7 +13,7 @@ use bytes::Bytes;
 use editshard_format::Record;
 use editshard_format::shard::RandomAccessShard;
 use editshard_format::shard::ShardReader;
-use editshard_format::shard::{ShardWriter, WriterOptions};
+use editshard_format::shard::{ShardSummary, ShardWriter, WriterOptions};
 
 struct Vector {
     name: &'static str,
@@ -61,6 +61,11 @@ fn dir() -> PathBuf {
 }
 
 fn encode(v: &Vector) -> Vec<u8> {
+    write(v).0
+}
+
+/// The vector's shard, and the writer's summary of it.
+fn write(v: &Vector) -> (Vec<u8>, ShardSummary) {
     let options = WriterOptions {
         compression_level: v.compression_level,
         minor_version: v.minor,
@@ -70,7 +75,7 @@ fn encode(v: &Vector) -> Vec<u8> {
     for r in &v.records {
         w.append(r).unwrap();
     }
-    w.finish().unwrap().0
+    w.finish().unwrap()
 }
 
 /// The JSON rendering: every record's metadata, each image's length and SHA-256, and the
@@ -213,16 +218,7 @@ fn the_manifest_digests_of_each_vector_are_pinned() {
     );
     for v in vectors() {
         let want = &pinned["vectors"][v.name];
-        let options = WriterOptions {
-            compression_level: v.compression_level,
-            minor_version: v.minor,
-            ..Default::default()
-        };
-        let mut w = ShardWriter::with_options(Vec::new(), options).unwrap();
-        for r in &v.records {
-            w.append(r).unwrap();
-        }
-        let (bytes, summary) = w.finish().unwrap();
+        let (bytes, summary) = write(&v);
         let file = std::fs::read(dir().join(format!("{}.esd", v.name))).unwrap();
         let mut m = editshard_format::Manifest::new(None);
         m.push_shard(format!("{}.esd", v.name), &summary);
