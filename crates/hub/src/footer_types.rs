@@ -52,7 +52,7 @@ impl Ty {
         }
     }
 
-    /// The code of this type as a list element (a boolean element is one byte, code 1).
+    /// The compact protocol's code for this type (a boolean: 1; as a field, 2 too).
     fn code(self) -> u8 {
         match self {
             Ty::Bool => thrift::BOOL_TRUE,
@@ -100,16 +100,18 @@ impl Ty {
 /// lists in it: each list's count times its element's size.
 pub fn walk(r: &mut Compact, shape: &Shape) -> thrift::Result<u64> {
     let mut reserved = 0u64;
-    let mut seen: Vec<i16> = Vec::new();
+    // Known ids seen, a bit each (every known id is below 64: the largest is 18).
+    let mut seen = 0u64;
     r.read_struct(|r, id, code| {
         let Some(&(_, field, ty)) = shape.fields.iter().find(|(f, _, _)| *f == id) else {
             return r.skip(code);
         };
         let at = format!("{}.{field} (field {id})", shape.name);
-        if seen.contains(&id) {
+        let bit = 1u64 << (id as u32 % 64);
+        if seen & bit != 0 {
             return Err(format!("{at} appears twice"));
         }
-        seen.push(id);
+        seen |= bit;
         if !ty.accepts(code) {
             return Err(format!(
                 "{at} has Thrift type {code}; the format reads it as {} (type {})",
@@ -117,20 +119,19 @@ pub fn walk(r: &mut Compact, shape: &Shape) -> thrift::Result<u64> {
                 ty.code()
             ));
         }
-        let bytes = value(r, ty, false).map_err(|e| format!("{at}: {e}"))?;
+        let bytes = value(r, ty).map_err(|e| format!("{at}: {e}"))?;
         reserved = reserved.saturating_add(bytes);
         Ok(())
     })?;
     Ok(reserved)
 }
 
-/// A value of type `ty`; `in_list` for a list element (a boolean there takes a byte).
-/// Returns what the crate reserves for the lists in it.
-fn value(r: &mut Compact, ty: Ty, in_list: bool) -> thrift::Result<u64> {
+/// A value of type `ty`. Returns what the crate reserves for the lists in it.
+fn value(r: &mut Compact, ty: Ty) -> thrift::Result<u64> {
     match ty {
-        // A boolean field's value is its type code; a boolean element takes a byte.
-        Ty::Bool if !in_list => Ok(0),
-        Ty::Bool => r.skip(thrift::BYTE).map(|()| 0),
+        // A boolean field's value is its type code. (No list holds booleans: the crate
+        // and the protocol disagree on their size, see `thrift`.)
+        Ty::Bool => Ok(0),
         Ty::Struct(shape) => walk(r, shape),
         Ty::List(elem) => {
             let (code, count) = r.list()?;
@@ -144,7 +145,7 @@ fn value(r: &mut Compact, ty: Ty, in_list: bool) -> thrift::Result<u64> {
             let mut reserved = count.saturating_mul(elem.size());
             r.enter()?;
             for _ in 0..count {
-                reserved = reserved.saturating_add(value(r, *elem, true)?);
+                reserved = reserved.saturating_add(value(r, *elem)?);
             }
             r.leave();
             Ok(reserved)
